@@ -1,0 +1,171 @@
+//! MNIST-style digit data: IDX image and label files in a directory.
+
+use super::idx::{self, IdxArray};
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::loss::Labels;
+use crate::tensor::Batch;
+use std::path::{Path, PathBuf};
+
+/// Pixels per image: 28×28.
+pub const PIXELS: usize = 28 * 28;
+/// Digit classes.
+pub const CLASSES: usize = 10;
+
+/// A training and a test split of digits, pixels scaled to [0, 1].
+pub struct Mnist<T: Float> {
+    /// The training split (`train-*` files).
+    pub train: Dataset<T, PIXELS, Labels>,
+    /// The test split (`t10k-*` files).
+    pub test: Dataset<T, PIXELS, Labels>,
+}
+
+/// Loads `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`
+/// and `t10k-labels-idx1-ubyte` from `dir`, each either raw or with a `.gz` suffix.
+pub fn load<T: Float>(dir: impl AsRef<Path>) -> Result<Mnist<T>> {
+    let dir = dir.as_ref();
+    Ok(Mnist {
+        train: load_split(dir, "train")?,
+        test: load_split(dir, "t10k")?,
+    })
+}
+
+/// Loads one split (`prefix` is `train` or `t10k`) from `dir`.
+pub fn load_split<T: Float>(dir: &Path, prefix: &str) -> Result<Dataset<T, PIXELS, Labels>> {
+    let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let images = images_from_idx(&idx::read(&images_path)?, &images_path)?;
+    let labels = labels_from_idx(&idx::read(&labels_path)?, &labels_path)?;
+    Dataset::new(images, labels)
+}
+
+fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
+    let raw = dir.join(stem);
+    let gz = dir.join(format!("{stem}.gz"));
+    [gz, raw.clone()]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::io(
+                raw,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "neither this file nor its .gz was found",
+                ),
+            )
+        })
+}
+
+/// 28×28 `u8` images to a batch scaled to [0, 1].
+pub fn images_from_idx<T: Float>(array: &IdxArray, path: &Path) -> Result<Batch<T, PIXELS>> {
+    let pixels = match (array.as_u8(), array.dims.as_slice()) {
+        (Some(p), [_, 28, 28]) => p,
+        _ => {
+            return Err(Error::Shape {
+                what: format!("images in {}", path.display()),
+                expected: "u8 values of shape [n, 28, 28]".into(),
+                found: format!("{} values of shape {:?}", type_name(array), array.dims),
+            })
+        }
+    };
+    let scale = T::cast(1.0 / 255.0);
+    Ok(Batch::from_iterator(
+        array.dims[0],
+        pixels.iter().map(|&p| T::cast(p as f64) * scale),
+    ))
+}
+
+/// `u8` labels `0..10`.
+pub fn labels_from_idx(array: &IdxArray, path: &Path) -> Result<Labels> {
+    let labels = match (array.as_u8(), array.dims.as_slice()) {
+        (Some(l), [_]) => l,
+        _ => {
+            return Err(Error::Shape {
+                what: format!("labels in {}", path.display()),
+                expected: "u8 values of shape [n]".into(),
+                found: format!("{} values of shape {:?}", type_name(array), array.dims),
+            })
+        }
+    };
+    if let Some(sample) = labels.iter().position(|&l| l as usize >= CLASSES) {
+        return Err(Error::LabelOutOfRange {
+            label: labels[sample] as usize,
+            sample,
+            classes: CLASSES,
+        });
+    }
+    Ok(labels.iter().map(|&l| l as usize).collect())
+}
+
+fn type_name(array: &IdxArray) -> &'static str {
+    match array.data {
+        idx::IdxData::U8(_) => "u8",
+        idx::IdxData::I8(_) => "i8",
+        idx::IdxData::I16(_) => "i16",
+        idx::IdxData::I32(_) => "i32",
+        idx::IdxData::F32(_) => "f32",
+        idx::IdxData::F64(_) => "f64",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_data() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist")
+    }
+
+    #[test]
+    fn loads_the_bundled_digits() {
+        let m = load::<f32>(repo_data()).unwrap();
+        assert_eq!((m.train.len(), m.test.len()), (8000, 1002));
+        // Per-class counts from data/mnist/README.md.
+        let mut counts = [0usize; 10];
+        m.test.targets().iter().for_each(|&l| counts[l] += 1);
+        assert_eq!(counts, [100, 113, 99, 103, 98, 87, 102, 107, 95, 98]);
+        let px = m.train.features();
+        assert!(px.iter().all(|&p| (0.0..=1.0).contains(&p)));
+        assert!(px.iter().any(|&p| p == 1.0));
+    }
+
+    #[test]
+    fn wrong_image_size_is_a_shape_error() {
+        let a = IdxArray {
+            dims: vec![1, 32, 32],
+            data: idx::IdxData::U8(vec![0; 1024]),
+        };
+        let e = images_from_idx::<f32>(&a, Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[1, 32, 32]") && e.contains("[n, 28, 28]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn labels_out_of_range_are_errors() {
+        let a = IdxArray {
+            dims: vec![2],
+            data: idx::IdxData::U8(vec![3, 12]),
+        };
+        assert!(matches!(
+            labels_from_idx(&a, Path::new("x")),
+            Err(Error::LabelOutOfRange {
+                label: 12,
+                sample: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_io_error() {
+        assert!(matches!(
+            load::<f32>("/nonexistent/mnist"),
+            Err(Error::Io { .. })
+        ));
+    }
+}

@@ -1,0 +1,96 @@
+//! The scalar types a network can be built over.
+
+use nalgebra::RealField;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A floating-point scalar a network computes in: `f32` (the default) or `f64`.
+///
+/// `f64` networks exist so gradients can be checked by finite differences with
+/// tight tolerances; `f32` is what you train and ship. The trait is sealed
+/// because [`crate::tensor::heap_zeros`] relies on all-zero bits being `0.0`.
+pub trait Float:
+    RealField + Copy + Default + Send + Sync + std::fmt::Display + sealed::Sealed + 'static
+{
+    /// The safetensors / numpy name of this type (`"F32"` or `"F64"`).
+    const DTYPE: &'static str;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn cast(x: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn as_f64(self) -> f64;
+    /// The error function, for the exact GELU.
+    fn erf(self) -> Self;
+
+    /// `C = alpha * A * B + beta * C` on raw strided storage (matrixmultiply's contract).
+    ///
+    /// # Safety
+    /// The pointers must address `m×k`, `k×n` and `m×n` matrices with the given
+    /// element strides, `c` must not alias `a` or `b`, and when `beta` is zero `c`
+    /// may be uninitialised.
+    #[allow(clippy::too_many_arguments)]
+    #[doc(hidden)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+macro_rules! impl_float {
+    ($t:ty, $dtype:literal, $erf:path, $gemm:path) => {
+        impl Float for $t {
+            const DTYPE: &'static str = $dtype;
+            #[inline]
+            fn cast(x: f64) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn as_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline]
+            unsafe fn gemm_raw(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: forwarded verbatim; the caller upholds matrixmultiply's contract.
+                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
+}
+
+impl_float!(f32, "F32", libm::erff, matrixmultiply::sgemm);
+impl_float!(f64, "F64", libm::erf, matrixmultiply::dgemm);

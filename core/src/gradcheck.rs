@@ -1,0 +1,110 @@
+//! Finite-difference gradient checking, for tests of layers and whole networks.
+//!
+//! Central differences in `f64` with step `1e-6`: truncation error is O(h²)
+//! and rounding error about `1e-16·|f| / h`, so analytic and numeric gradients
+//! of smooth functions agree to about 1e-8 relative.
+
+use crate::float::Float;
+use crate::loss::Loss;
+use crate::network::Network;
+use crate::params::ParamPath;
+use crate::tensor::Batch;
+
+/// The finite-difference step.
+pub const STEP: f64 = 1e-6;
+
+/// The numeric gradient of `f` at `at`, by central differences.
+pub fn numeric_grad(at: &[f64], mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
+    let mut x = at.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let orig = x[i];
+            x[i] = orig + STEP;
+            let plus = f(&x);
+            x[i] = orig - STEP;
+            let minus = f(&x);
+            x[i] = orig;
+            (plus - minus) / (2.0 * STEP)
+        })
+        .collect()
+}
+
+/// Whether `a` and `b` agree within `tol`, relative to the larger magnitude (or absolute below 1).
+pub fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Asserts that two slices agree element-wise within `tol` (see [`close`]).
+#[track_caller]
+pub fn assert_close<T: Float>(actual: &[T], expected: &[f64], tol: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let a = a.as_f64();
+        assert!(
+            close(a, *e, tol),
+            "{what}[{i}]: got {a}, expected {e} (tolerance {tol})"
+        );
+    }
+}
+
+/// Checks every parameter gradient of a whole network under a loss against
+/// finite differences; returns the largest relative error seen.
+///
+/// Panics (it is a test helper) naming the first parameter entry that is off by more than `tol`.
+#[track_caller]
+pub fn check_network<N, L, const IN: usize, const OUT: usize>(
+    net: &mut N,
+    loss: &L,
+    x: &Batch<f64, IN>,
+    target: &L::Target,
+    tol: f64,
+) -> f64
+where
+    N: Network<f64, IN, OUT>,
+    L: Loss<f64, OUT>,
+{
+    let mut trace = N::Trace::default();
+    let mut d_out = Batch::zeros(0);
+    let mut grads = net.zero_gradients();
+    let out = net.forward_train(x, &mut trace);
+    loss.loss_and_grad(out, target, &mut d_out)
+        .expect("valid targets");
+    net.backward(x, &mut trace, &d_out, &mut grads, None);
+
+    let mut analytic = Vec::new();
+    N::visit_grads(&grads, &mut |g| analytic.push(g.to_vec()));
+
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    net.visit_params(&ParamPath::ROOT, &mut |p| {
+        names.push(p.name.to_string());
+        values.push(p.value.to_vec());
+    });
+    let mut worst = 0.0f64;
+    for k in 0..values.len() {
+        let numeric = numeric_grad(&values[k], |v| {
+            let mut idx = 0;
+            net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+                if idx == k {
+                    p.value.copy_from_slice(v);
+                }
+                idx += 1;
+            });
+            loss.loss(&net.forward(x), target).expect("valid targets")
+        });
+        // Restore the unperturbed values.
+        let mut idx = 0;
+        net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+            if idx == k {
+                p.value.copy_from_slice(&values[k]);
+            }
+            idx += 1;
+        });
+        for (i, (a, n)) in analytic[k].iter().zip(&numeric).enumerate() {
+            let err = (a - n).abs() / a.abs().max(n.abs()).max(1.0);
+            worst = worst.max(err);
+            assert!(err <= tol, "{}[{i}]: analytic {a}, numeric {n}", names[k]);
+        }
+    }
+    worst
+}

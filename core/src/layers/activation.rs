@@ -1,0 +1,251 @@
+//! Element-wise activations: relu, leaky_relu, sigmoid, tanh, gelu, identity.
+//!
+//! They act on every element independently, so they work on any shape: a
+//! batch of `N` features is just `N·batch` numbers.
+
+use crate::float::Float;
+use crate::tensor::{ensure_batch, Batch};
+
+/// An activation function applied to a whole batch.
+///
+/// `backward` receives both the input `x` and the output `y` of the forward
+/// pass; each activation uses whichever makes its derivative cheapest.
+pub trait Activation: Copy {
+    /// The name used in the `network!` language and in summaries.
+    const NAME: &'static str;
+
+    /// `y = f(x)`; `y` is resized to the batch if needed.
+    fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>);
+
+    /// `y = f(y)`, overwriting the input: the inference pass needs no second buffer.
+    fn forward_in_place<T: Float, const N: usize>(&self, y: &mut Batch<T, N>);
+
+    /// `dx = f'(x) ⊙ dy` (or the Jacobian product for non-element-wise ones).
+    fn backward<T: Float, const N: usize>(
+        &self,
+        x: &Batch<T, N>,
+        y: &Batch<T, N>,
+        dy: &Batch<T, N>,
+        dx: &mut Batch<T, N>,
+    );
+}
+
+/// Defines an element-wise activation from its value and its derivative,
+/// the derivative written in terms of the input `x` and output `y`.
+macro_rules! elementwise {
+    ($(#[$doc:meta])* $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident| $df:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct $name;
+        elementwise!(@impl $name, $lang, |$s, $x| $f, |$s2, $dx, $dy| $df);
+    };
+    (@impl $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident| $df:expr) => {
+        impl Activation for $name {
+            const NAME: &'static str = $lang;
+
+            fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
+                ensure_batch(y, x.ncols());
+                let $s = self;
+                for (y, &$x) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
+                    *y = $f;
+                }
+            }
+
+            fn forward_in_place<T: Float, const N: usize>(&self, y: &mut Batch<T, N>) {
+                let $s = self;
+                for y in y.as_mut_slice() {
+                    let $x = *y;
+                    *y = $f;
+                }
+            }
+
+            fn backward<T: Float, const N: usize>(
+                &self,
+                x: &Batch<T, N>,
+                y: &Batch<T, N>,
+                dy: &Batch<T, N>,
+                dx: &mut Batch<T, N>,
+            ) {
+                ensure_batch(dx, x.ncols());
+                let $s2 = self;
+                let values = x.as_slice().iter().zip(y.as_slice());
+                for ((d, g), (&$dx, &$dy)) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(values) {
+                    *d = *g * $df;
+                }
+            }
+        }
+    };
+}
+
+elementwise!(
+    /// `max(0, x)`. The derivative at 0 is taken as 0, as in PyTorch.
+    Relu, "relu",
+    |_s, x| if x > T::zero() { x } else { T::zero() },
+    |_s, x, _y| if x > T::zero() { T::one() } else { T::zero() }
+);
+
+elementwise!(
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow for large |x|.
+    Sigmoid, "sigmoid",
+    |_s, x| sigmoid(x),
+    |_s, _x, y| y * (T::one() - y)
+);
+
+elementwise!(
+    /// The hyperbolic tangent.
+    Tanh, "tanh",
+    |_s, x| x.tanh(),
+    |_s, _x, y| T::one() - y * y
+);
+
+elementwise!(
+    /// The exact GELU `x·Φ(x)` with the Gaussian CDF `Φ` via erf: PyTorch's default
+    /// (JAX's default is the tanh approximation, which differs by up to ~1e-3).
+    Gelu, "gelu",
+    |_s, x| gelu(x),
+    |_s, x, _y| gelu_derivative(x)
+);
+
+elementwise!(
+    /// The identity: passes values through. Useful as an explicit marker.
+    Identity, "identity",
+    |_s, x| x,
+    |_s, _x, _y| T::one()
+);
+
+/// `x` for positive `x`, `alpha·x` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakyRelu {
+    /// The slope for negative inputs.
+    pub alpha: f64,
+}
+
+impl LeakyRelu {
+    /// A leaky ReLU with slope `alpha` below zero.
+    pub const fn new(alpha: f64) -> Self {
+        LeakyRelu { alpha }
+    }
+}
+
+impl Default for LeakyRelu {
+    /// PyTorch's default slope, 0.01.
+    fn default() -> Self {
+        LeakyRelu::new(0.01)
+    }
+}
+
+elementwise!(@impl LeakyRelu, "leaky_relu",
+    |s, x| if x > T::zero() { x } else { T::cast(s.alpha) * x },
+    |s, x, _y| if x > T::zero() { T::one() } else { T::cast(s.alpha) }
+);
+
+pub(crate) fn sigmoid<T: Float>(x: T) -> T {
+    // Only ever exponentiate a non-positive number, so nothing overflows.
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+fn gelu<T: Float>(x: T) -> T {
+    let half = T::cast(0.5);
+    half * x * (T::one() + (x * T::cast(std::f64::consts::FRAC_1_SQRT_2)).erf())
+}
+
+fn gelu_derivative<T: Float>(x: T) -> T {
+    // d/dx [x Φ(x)] = Φ(x) + x φ(x)
+    let half = T::cast(0.5);
+    let cdf = half * (T::one() + (x * T::cast(std::f64::consts::FRAC_1_SQRT_2)).erf());
+    let pdf = (-half * x * x).exp() * T::cast(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+    cdf + x * pdf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_grad};
+
+    const XS: [f64; 6] = [-2.0, -0.5, 0.3, 1.0, 3.0, -7.0];
+
+    fn forward<A: Activation>(a: A) -> Vec<f64> {
+        let x = Batch::<f64, 3>::from_column_slice(&XS);
+        let mut y = Batch::zeros(0);
+        a.forward(&x, &mut y);
+        let mut in_place = x.clone();
+        a.forward_in_place(&mut in_place);
+        assert_eq!(y, in_place, "{}: in place differs", A::NAME);
+        y.as_slice().to_vec()
+    }
+
+    fn check_gradient<A: Activation>(a: A) {
+        let x = Batch::<f64, 3>::from_column_slice(&XS);
+        let c = Batch::<f64, 3>::from_column_slice(&[0.3, -1.2, 0.7, 2.0, -0.4, 1.1]);
+        let loss = |xs: &[f64]| {
+            let mut y = Batch::<f64, 3>::zeros(0);
+            a.forward(&Batch::from_column_slice(xs), &mut y);
+            y.component_mul(&c).sum()
+        };
+        let mut y = Batch::zeros(0);
+        a.forward(&x, &mut y);
+        let mut dx = Batch::zeros(0);
+        a.backward(&x, &y, &c, &mut dx);
+        assert_close(
+            dx.as_slice(),
+            &numeric_grad(x.as_slice(), loss),
+            1e-7,
+            A::NAME,
+        );
+    }
+
+    #[test]
+    fn relu_values_and_gradient() {
+        assert_eq!(forward(Relu), vec![0.0, 0.0, 0.3, 1.0, 3.0, 0.0]);
+        check_gradient(Relu);
+    }
+
+    #[test]
+    fn leaky_relu_values_and_gradient() {
+        assert_eq!(
+            forward(LeakyRelu::new(0.1)),
+            vec![-0.2, -0.05, 0.3, 1.0, 3.0, -0.7000000000000001]
+        );
+        check_gradient(LeakyRelu::new(0.1));
+        assert_eq!(LeakyRelu::default().alpha, 0.01);
+    }
+
+    #[test]
+    fn sigmoid_values_and_gradient() {
+        let y = forward(Sigmoid);
+        assert!((y[3] - 0.7310585786300049).abs() < 1e-15);
+        assert!((y[0] - 0.11920292202211755).abs() < 1e-15);
+        check_gradient(Sigmoid);
+        // No overflow at the extremes.
+        assert_eq!(sigmoid(-1000.0f32), 0.0);
+        assert_eq!(sigmoid(1000.0f32), 1.0);
+    }
+
+    #[test]
+    fn tanh_values_and_gradient() {
+        let y = forward(Tanh);
+        assert!((y[3] - 0.7615941559557649).abs() < 1e-15);
+        check_gradient(Tanh);
+    }
+
+    #[test]
+    fn gelu_is_the_exact_erf_form() {
+        let y = forward(Gelu);
+        // Python: 0.5 * x * (1 + math.erf(x / math.sqrt(2)))
+        assert!((y[3] - 0.8413447460685429).abs() < 1e-15);
+        assert!((y[0] - -0.04550026389635842).abs() < 1e-15);
+        assert!((y[2] - 0.18537342665668578).abs() < 1e-15);
+        check_gradient(Gelu);
+    }
+
+    #[test]
+    fn identity_passes_through() {
+        assert_eq!(forward(Identity), XS.to_vec());
+        check_gradient(Identity);
+    }
+}

@@ -1,0 +1,272 @@
+//! Losses: a scalar to minimise and its gradient with respect to the network's output.
+//!
+//! Reductions follow PyTorch's defaults, so values compare one to one:
+//! cross-entropy averages over samples, MSE and BCE over all elements.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::softmax_into;
+use crate::tensor::{ensure_batch, Batch};
+
+/// What a loss compares the network's output with, stored for a whole
+/// dataset and gathered into mini-batches by index.
+pub trait Targets: Sized + Send {
+    /// An empty collection, to gather into.
+    fn empty() -> Self;
+    /// The number of samples.
+    fn len(&self) -> usize;
+    /// Whether there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies the samples at `indices` into `out`, replacing its contents.
+    /// Indices come from the trainer and are always in range.
+    fn gather_into(&self, indices: &[usize], out: &mut Self);
+}
+
+/// Class indices, one per sample.
+pub type Labels = Vec<usize>;
+
+impl Targets for Labels {
+    fn empty() -> Self {
+        Vec::new()
+    }
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn gather_into(&self, indices: &[usize], out: &mut Self) {
+        out.clear();
+        out.extend(indices.iter().map(|&i| self[i]));
+    }
+}
+
+impl<T: Float, const N: usize> Targets for Batch<T, N> {
+    fn empty() -> Self {
+        Batch::zeros(0)
+    }
+    fn len(&self) -> usize {
+        self.ncols()
+    }
+    fn gather_into(&self, indices: &[usize], out: &mut Self) {
+        ensure_batch(out, indices.len());
+        for (k, &i) in indices.iter().enumerate() {
+            out.column_mut(k).copy_from(&self.column(i));
+        }
+    }
+}
+
+/// A loss over outputs of `N` features.
+pub trait Loss<T: Float, const N: usize> {
+    /// What the output is compared with.
+    type Target: Targets;
+
+    /// The loss of a batch.
+    fn loss(&self, output: &Batch<T, N>, target: &Self::Target) -> Result<T>;
+
+    /// The loss of a batch, and its gradient with respect to `output` written to `grad`.
+    fn loss_and_grad(
+        &self,
+        output: &Batch<T, N>,
+        target: &Self::Target,
+        grad: &mut Batch<T, N>,
+    ) -> Result<T>;
+
+    /// How many of the batch's predictions are right, out of how many; `None`
+    /// where accuracy means nothing (regression).
+    fn correct(&self, output: &Batch<T, N>, target: &Self::Target) -> Option<(usize, usize)> {
+        let _ = (output, target);
+        None
+    }
+
+    /// Checks targets once before training, so errors surface before the first step.
+    fn validate(&self, target: &Self::Target) -> Result<()> {
+        let _ = target;
+        Ok(())
+    }
+}
+
+fn check_len(what: &str, outputs: usize, targets: usize) -> Result<()> {
+    if outputs == targets {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what: format!("{what}: outputs vs targets"),
+            left: outputs,
+            right: targets,
+        })
+    }
+}
+
+/// Softmax followed by cross-entropy, on logits, with class-index labels.
+///
+/// Fused: the loss is `logsumexp(z) − z_label`, computed after shifting by the
+/// maximum so it stays finite for logits of any size, and the gradient is
+/// `(softmax(z) − onehot(label)) / batch`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SoftmaxCrossEntropy;
+
+impl SoftmaxCrossEntropy {
+    fn check<T: Float, const N: usize>(output: &Batch<T, N>, labels: &Labels) -> Result<()> {
+        check_len("softmax cross-entropy", output.ncols(), labels.len())?;
+        Loss::<T, N>::validate(&SoftmaxCrossEntropy, labels)
+    }
+}
+
+impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
+    type Target = Labels;
+
+    fn loss(&self, output: &Batch<T, N>, labels: &Labels) -> Result<T> {
+        Self::check(output, labels)?;
+        let mut total = T::zero();
+        for (col, &label) in output.column_iter().zip(labels) {
+            total += logsumexp(col.as_slice()) - col[label];
+        }
+        Ok(total / T::cast(labels.len().max(1) as f64))
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &Batch<T, N>,
+        labels: &Labels,
+        grad: &mut Batch<T, N>,
+    ) -> Result<T> {
+        Self::check(output, labels)?;
+        ensure_batch(grad, output.ncols());
+        let scale = T::one() / T::cast(labels.len().max(1) as f64);
+        let mut total = T::zero();
+        for ((col, mut g), &label) in output.column_iter().zip(grad.column_iter_mut()).zip(labels) {
+            softmax_into(col.as_slice(), g.as_mut_slice());
+            // From logits, not log(p): a saturated softmax would give log(0).
+            total += logsumexp(col.as_slice()) - col[label];
+            g[label] -= T::one();
+            g.iter_mut().for_each(|v| *v *= scale);
+        }
+        Ok(total * scale)
+    }
+
+    fn correct(&self, output: &Batch<T, N>, labels: &Labels) -> Option<(usize, usize)> {
+        let right = output
+            .column_iter()
+            .zip(labels)
+            .filter(|(col, &label)| col.imax() == label)
+            .count();
+        Some((right, labels.len()))
+    }
+
+    fn validate(&self, labels: &Labels) -> Result<()> {
+        match labels.iter().position(|&l| l >= N) {
+            Some(sample) => Err(Error::LabelOutOfRange {
+                label: labels[sample],
+                sample,
+                classes: N,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `log Σ e^{z_i}`, shifted by the maximum so it is finite for logits of any size.
+fn logsumexp<T: Float>(z: &[T]) -> T {
+    let max = z
+        .iter()
+        .copied()
+        .fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
+    max + z
+        .iter()
+        .map(|&v| (v - max).exp())
+        .fold(T::zero(), |a, b| a + b)
+        .ln()
+}
+
+/// Mean squared error, averaged over every element.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeanSquaredError;
+
+impl<T: Float, const N: usize> Loss<T, N> for MeanSquaredError {
+    type Target = Batch<T, N>;
+
+    fn loss(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Result<T> {
+        check_len("mean squared error", output.ncols(), target.ncols())?;
+        let sum = output
+            .iter()
+            .zip(target.iter())
+            .map(|(&o, &t)| (o - t) * (o - t))
+            .fold(T::zero(), |a, b| a + b);
+        Ok(sum / T::cast(output.len().max(1) as f64))
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &Batch<T, N>,
+        target: &Batch<T, N>,
+        grad: &mut Batch<T, N>,
+    ) -> Result<T> {
+        let loss = self.loss(output, target)?;
+        ensure_batch(grad, output.ncols());
+        let scale = T::cast(2.0 / output.len().max(1) as f64);
+        for ((g, &o), &t) in grad.iter_mut().zip(output.iter()).zip(target.iter()) {
+            *g = scale * (o - t);
+        }
+        Ok(loss)
+    }
+}
+
+/// Binary cross-entropy on logits, averaged over every element; targets are
+/// probabilities in [0, 1] (usually 0 or 1).
+///
+/// Uses `max(z, 0) − z·t + log(1 + e^{−|z|})`, which never exponentiates a
+/// positive number, so it is finite for logits of any size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BinaryCrossEntropy;
+
+impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
+    type Target = Batch<T, N>;
+
+    fn loss(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Result<T> {
+        check_len("binary cross-entropy", output.ncols(), target.ncols())?;
+        let sum = output
+            .iter()
+            .zip(target.iter())
+            .map(|(&z, &t)| z.max(T::zero()) - z * t + (-z.abs()).exp().ln_1p())
+            .fold(T::zero(), |a, b| a + b);
+        Ok(sum / T::cast(output.len().max(1) as f64))
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &Batch<T, N>,
+        target: &Batch<T, N>,
+        grad: &mut Batch<T, N>,
+    ) -> Result<T> {
+        let loss = self.loss(output, target)?;
+        ensure_batch(grad, output.ncols());
+        let scale = T::one() / T::cast(output.len().max(1) as f64);
+        for ((g, &z), &t) in grad.iter_mut().zip(output.iter()).zip(target.iter()) {
+            *g = scale * (crate::layers::sigmoid(z) - t);
+        }
+        Ok(loss)
+    }
+
+    fn correct(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Option<(usize, usize)> {
+        let half = T::cast(0.5);
+        let right = output
+            .iter()
+            .zip(target.iter())
+            .filter(|(&z, &t)| (z > T::zero()) == (t > half))
+            .count();
+        Some((right, output.len()))
+    }
+
+    fn validate(&self, target: &Batch<T, N>) -> Result<()> {
+        match target
+            .iter()
+            .position(|&t| !(t >= T::zero() && t <= T::one()))
+        {
+            Some(i) => Err(Error::InvalidConfig(format!(
+                "binary cross-entropy target {} at element {i} is outside [0, 1]",
+                target[i]
+            ))),
+            None => Ok(()),
+        }
+    }
+}

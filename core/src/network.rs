@@ -1,0 +1,183 @@
+//! The interface every generated network implements, and composition of networks.
+
+use crate::float::Float;
+use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::tensor::Batch;
+
+/// One layer of a generated network, as the macro saw it: for summaries,
+/// graph export and documentation. `Net::LAYERS` lists them in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The field name (`fc1`, or `relu_1` for an unnamed layer at position 1).
+    pub name: &'static str,
+    /// The `state_dict` prefix of its parameters (`fc1`, or `0` when unnamed).
+    pub param_name: &'static str,
+    /// The layer as it reads in the language, with sizes resolved: `dense(784 -> 256)`.
+    pub kind: &'static str,
+    /// The shape coming in.
+    pub input_shape: &'static [usize],
+    /// The shape going out.
+    pub output_shape: &'static [usize],
+    /// How many trainable scalars it holds.
+    pub params: usize,
+}
+
+/// A statically shaped network from `IN` to `OUT` features, computing in `T`.
+///
+/// `network!` implements it with straight-line code: the training forward
+/// fills a typed [`Network::Trace`] with what the backward pass needs, and the
+/// backward pass fills a typed gradient structure ([`Params::Gradients`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a network from [{IN}] to [{OUT}] features",
+    label = "this network does not take [{IN}] features to [{OUT}]",
+    note = "the output size of one network must equal the input size of the next"
+)]
+pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
+    /// The per-batch buffers of a training pass: every intermediate output
+    /// and every intermediate gradient. Reused across steps; it reallocates
+    /// only when the batch size changes.
+    type Trace: Default + Send;
+
+    /// The inference pass.
+    fn forward(&self, x: &Batch<T, IN>) -> Batch<T, OUT>;
+
+    /// The training pass: like [`Network::forward`], but keeps what
+    /// [`Network::backward`] needs in `trace` and returns the output from it.
+    fn forward_train<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT>;
+
+    /// Backpropagates `d_out` (the gradient of the loss with respect to the
+    /// output) through the pass recorded in `trace`, whose input was `x`.
+    /// Parameter gradients overwrite `grads`; the input gradient is written to
+    /// `d_input` only when asked for, since it costs a product.
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        trace: &mut Self::Trace,
+        d_out: &Batch<T, OUT>,
+        grads: &mut Self::Gradients,
+        d_input: Option<&mut Batch<T, IN>>,
+    );
+
+    /// The output that the last [`Network::forward_train`] left in `trace`.
+    fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT>;
+
+    /// This network followed by `next`: a network from `IN` to `NEXT_OUT`.
+    /// Only networks whose sizes fit can be chained; anything else fails to type-check.
+    fn then<B, const NEXT_OUT: usize>(self, next: B) -> Chain<Self, B, OUT>
+    where
+        Self: Sized,
+        B: Network<T, OUT, NEXT_OUT>,
+    {
+        Chain {
+            first: self,
+            second: next,
+        }
+    }
+}
+
+/// Two networks in sequence, the output of `first` feeding `second`.
+///
+/// Parameters are named like an `nn.Sequential` of the two: `0.` and `1.` prefixes.
+#[derive(Clone, Debug)]
+pub struct Chain<A, B, const MID: usize> {
+    /// The first network.
+    pub first: A,
+    /// The second network.
+    pub second: B,
+}
+
+/// The trace of a [`Chain`]: both networks' traces and the gradient between them.
+pub struct ChainTrace<A, B, T: Float, const MID: usize> {
+    first: A,
+    second: B,
+    d_mid: Batch<T, MID>,
+}
+
+impl<A: Default, B: Default, T: Float, const MID: usize> Default for ChainTrace<A, B, T, MID> {
+    fn default() -> Self {
+        ChainTrace {
+            first: A::default(),
+            second: B::default(),
+            d_mid: Batch::zeros(0),
+        }
+    }
+}
+
+impl<T: Float, A: Params<T>, B: Params<T>, const MID: usize> Params<T> for Chain<A, B, MID> {
+    type Gradients = (A::Gradients, B::Gradients);
+    const PARAM_COUNT: usize = A::PARAM_COUNT + B::PARAM_COUNT;
+
+    fn zero_gradients(&self) -> Self::Gradients {
+        (self.first.zero_gradients(), self.second.zero_gradients())
+    }
+
+    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.first.visit_params(&path.join("0"), f);
+        self.second.visit_params(&path.join("1"), f);
+    }
+
+    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        self.first.visit_params_mut(&path.join("0"), f);
+        self.second.visit_params_mut(&path.join("1"), f);
+    }
+
+    fn visit_params_with_grads(
+        &mut self,
+        grads: &Self::Gradients,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+    ) {
+        self.first
+            .visit_params_with_grads(&grads.0, &path.join("0"), f);
+        self.second
+            .visit_params_with_grads(&grads.1, &path.join("1"), f);
+    }
+
+    fn visit_grads(grads: &Self::Gradients, f: &mut dyn FnMut(&[T])) {
+        A::visit_grads(&grads.0, f);
+        B::visit_grads(&grads.1, f);
+    }
+}
+
+impl<T, A, B, const IN: usize, const MID: usize, const OUT: usize> Network<T, IN, OUT>
+    for Chain<A, B, MID>
+where
+    T: Float,
+    A: Network<T, IN, MID>,
+    B: Network<T, MID, OUT>,
+{
+    type Trace = ChainTrace<A::Trace, B::Trace, T, MID>;
+
+    fn forward(&self, x: &Batch<T, IN>) -> Batch<T, OUT> {
+        self.second.forward(&self.first.forward(x))
+    }
+
+    fn forward_train<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT> {
+        let mid = self.first.forward_train(x, &mut trace.first);
+        self.second.forward_train(mid, &mut trace.second)
+    }
+
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        trace: &mut Self::Trace,
+        d_out: &Batch<T, OUT>,
+        grads: &mut Self::Gradients,
+        d_input: Option<&mut Batch<T, IN>>,
+    ) {
+        let mid = A::trace_output(&trace.first);
+        self.second.backward(
+            mid,
+            &mut trace.second,
+            d_out,
+            &mut grads.1,
+            Some(&mut trace.d_mid),
+        );
+        self.first
+            .backward(x, &mut trace.first, &trace.d_mid, &mut grads.0, d_input);
+    }
+
+    fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT> {
+        B::trace_output(&trace.second)
+    }
+}

@@ -1,0 +1,516 @@
+//! Optimizers: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
+//!
+//! Update rules follow PyTorch's `torch.optim` exactly, so hyper-parameters
+//! carry over. State (momentum buffers, moments) is kept per parameter in the
+//! network's visiting order and allocated on the first step only.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::params::{ParamMut, ParamPath, Params};
+
+/// Updates a network's parameters from its gradients.
+pub trait Optimizer<T: Float> {
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+
+    /// Changes the learning rate, e.g. from a schedule between epochs.
+    fn set_learning_rate(&mut self, lr: f64);
+
+    /// Called once per step before the parameters are visited.
+    fn begin_step(&mut self);
+
+    /// Updates the `index`-th parameter (in visiting order) from its gradient.
+    fn update(&mut self, index: usize, param: ParamMut<'_, T>, grad: &[T]) -> Result<()>;
+
+    /// One optimisation step over every parameter of `net`.
+    fn step<N: Params<T>>(&mut self, net: &mut N, grads: &N::Gradients) -> Result<()>
+    where
+        Self: Sized,
+    {
+        self.begin_step();
+        let mut index = 0;
+        let mut result = Ok(());
+        net.visit_params_with_grads(grads, &ParamPath::ROOT, &mut |p, g| {
+            if result.is_ok() {
+                result = self.update(index, p, g);
+            }
+            index += 1;
+        });
+        result
+    }
+}
+
+/// Per-parameter state vectors, created zeroed on first use.
+#[derive(Clone, Debug, Default)]
+struct Slots<T>(Vec<Vec<T>>);
+
+impl<T: Float> Slots<T> {
+    /// The state of parameter `index` with `len` scalars.
+    fn get(&mut self, index: usize, len: usize, name: &ParamPath<'_>) -> Result<&mut [T]> {
+        if index == self.0.len() {
+            self.0.push(vec![T::zero(); len]);
+        }
+        match self.0.get_mut(index) {
+            Some(slot) if slot.len() == len => Ok(slot),
+            _ => Err(Error::InvalidConfig(format!(
+                "optimizer state does not fit parameter {name} ({len} values): \
+                 an optimizer must stay with the network it started on"
+            ))),
+        }
+    }
+}
+
+fn check_rate(what: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{what} must be finite and non-negative, got {value}"
+        )))
+    }
+}
+
+/// Stochastic gradient descent, with optional momentum, Nesterov momentum and
+/// (L2) weight decay, as in `torch.optim.SGD` (no dampening).
+#[derive(Clone, Debug)]
+pub struct Sgd<T> {
+    lr: f64,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    velocity: Slots<T>,
+}
+
+impl<T: Float> Sgd<T> {
+    /// Plain SGD with learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        Sgd {
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            velocity: Slots(Vec::new()),
+        }
+    }
+
+    /// Adds heavy-ball momentum (typically 0.9).
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Uses Nesterov momentum instead of heavy-ball.
+    pub fn nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+
+    /// Adds `weight_decay · w` to each gradient (L2 regularisation).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<T: Float> Optimizer<T> for Sgd<T> {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn begin_step(&mut self) {}
+
+    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        check_rate("learning rate", self.lr)?;
+        check_rate("momentum", self.momentum)?;
+        check_rate("weight decay", self.weight_decay)?;
+        let (lr, mu, wd) = (
+            T::cast(self.lr),
+            T::cast(self.momentum),
+            T::cast(self.weight_decay),
+        );
+        if self.momentum == 0.0 {
+            for (w, &g) in p.value.iter_mut().zip(grad) {
+                *w -= lr * (g + wd * *w);
+            }
+            return Ok(());
+        }
+        let velocity = self.velocity.get(index, p.value.len(), &p.name)?;
+        for ((w, &g), v) in p.value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+            let g = g + wd * *w;
+            // PyTorch starts the buffer at the first gradient; from zero, `mu·0 + g` is the same.
+            *v = mu * *v + g;
+            let step = if self.nesterov { g + mu * *v } else { *v };
+            *w -= lr * step;
+        }
+        Ok(())
+    }
+}
+
+/// Adam's moments and step count, shared by [`Adam`] and [`AdamW`].
+#[derive(Clone, Debug)]
+struct Moments<T> {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step: u64,
+    first: Slots<T>,
+    second: Slots<T>,
+}
+
+impl<T: Float> Moments<T> {
+    fn new() -> Self {
+        Moments {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step: 0,
+            first: Slots(Vec::new()),
+            second: Slots(Vec::new()),
+        }
+    }
+
+    /// `w -= lr · m̂ / (√v̂ + eps)` with `g` already including any L2 term.
+    fn apply(
+        &mut self,
+        index: usize,
+        p: ParamMut<'_, T>,
+        grad: &[T],
+        lr: f64,
+        l2: f64,
+    ) -> Result<()> {
+        check_rate("learning rate", lr)?;
+        for (what, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::InvalidConfig(format!(
+                    "{what} must be in [0, 1), got {b}"
+                )));
+            }
+        }
+        let t = self.step.max(1) as i32;
+        let bias1 = 1.0 - self.beta1.powi(t);
+        let bias2 = 1.0 - self.beta2.powi(t);
+        let (b1, b2, eps) = (T::cast(self.beta1), T::cast(self.beta2), T::cast(self.eps));
+        let (l2, step) = (T::cast(l2), T::cast(lr / bias1));
+        let inv_sqrt_bias2 = T::cast(1.0 / bias2.sqrt());
+        let m = self.first.get(index, p.value.len(), &p.name)?;
+        let v = self.second.get(index, p.value.len(), &p.name)?;
+        for (((w, &g), m), v) in p
+            .value
+            .iter_mut()
+            .zip(grad)
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+        {
+            let g = g + l2 * *w;
+            *m = b1 * *m + (T::one() - b1) * g;
+            *v = b2 * *v + (T::one() - b2) * g * g;
+            *w -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
+        }
+        Ok(())
+    }
+}
+
+/// Adam (Kingma & Ba), as `torch.optim.Adam`: weight decay, if any, is added
+/// to the gradient (L2). For decoupled decay use [`AdamW`].
+#[derive(Clone, Debug)]
+pub struct Adam<T> {
+    lr: f64,
+    weight_decay: f64,
+    moments: Moments<T>,
+}
+
+impl<T: Float> Adam<T> {
+    /// Adam with learning rate `lr` (typically 1e-3), betas (0.9, 0.999), eps 1e-8.
+    pub fn new(lr: f64) -> Self {
+        Adam {
+            lr,
+            weight_decay: 0.0,
+            moments: Moments::new(),
+        }
+    }
+
+    /// Sets the moment decay rates.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.moments.beta1 = beta1;
+        self.moments.beta2 = beta2;
+        self
+    }
+
+    /// Sets the term added to the denominator for stability.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.moments.eps = eps;
+        self
+    }
+
+    /// Adds `weight_decay · w` to each gradient (L2, coupled with the moments).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<T: Float> Optimizer<T> for Adam<T> {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn begin_step(&mut self) {
+        self.moments.step += 1;
+    }
+    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        check_rate("weight decay", self.weight_decay)?;
+        self.moments
+            .apply(index, p, grad, self.lr, self.weight_decay)
+    }
+}
+
+/// AdamW (Loshchilov & Hutter), as `torch.optim.AdamW`: weights decay by
+/// `lr · weight_decay · w` each step, separately from the adaptive update.
+#[derive(Clone, Debug)]
+pub struct AdamW<T> {
+    lr: f64,
+    weight_decay: f64,
+    moments: Moments<T>,
+}
+
+impl<T: Float> AdamW<T> {
+    /// AdamW with learning rate `lr` and decoupled weight decay (PyTorch's default is 0.01).
+    pub fn new(lr: f64, weight_decay: f64) -> Self {
+        AdamW {
+            lr,
+            weight_decay,
+            moments: Moments::new(),
+        }
+    }
+
+    /// Sets the moment decay rates.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.moments.beta1 = beta1;
+        self.moments.beta2 = beta2;
+        self
+    }
+
+    /// Sets the term added to the denominator for stability.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.moments.eps = eps;
+        self
+    }
+}
+
+impl<T: Float> Optimizer<T> for AdamW<T> {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn begin_step(&mut self) {
+        self.moments.step += 1;
+    }
+    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        check_rate("weight decay", self.weight_decay)?;
+        let decay = T::one() - T::cast(self.lr * self.weight_decay);
+        p.value.iter_mut().for_each(|w| *w *= decay);
+        self.moments.apply(index, p, grad, self.lr, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One parameter vector `w`, updated `steps` times with gradient `grad(w)`.
+    fn run<O: Optimizer<f64>>(
+        opt: &mut O,
+        w: &mut [f64],
+        steps: usize,
+        grad: impl Fn(&[f64]) -> Vec<f64>,
+    ) {
+        for _ in 0..steps {
+            let g = grad(w);
+            opt.begin_step();
+            opt.update(
+                0,
+                ParamMut {
+                    name: ParamPath::ROOT.join("w"),
+                    shape: &[w.len()],
+                    value: w,
+                },
+                &g,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn sgd_plain_step() {
+        let mut w = [1.0, -2.0];
+        run(&mut Sgd::new(0.1), &mut w, 1, |_| vec![0.5, -1.0]);
+        assert_eq!(w, [0.95, -1.9]);
+    }
+
+    #[test]
+    fn sgd_momentum_by_hand() {
+        // g = 1 each step: v1 = 1, v2 = 1.9, v3 = 2.71; w = 0 - 0.1·(1 + 1.9 + 2.71)
+        let mut w = [0.0];
+        run(&mut Sgd::new(0.1).momentum(0.9), &mut w, 3, |_| vec![1.0]);
+        assert!((w[0] - -0.561).abs() < 1e-12, "{}", w[0]);
+    }
+
+    #[test]
+    fn sgd_nesterov_by_hand() {
+        // g = 1: v1 = 1, step1 = 1 + 0.9 = 1.9; v2 = 1.9, step2 = 1 + 1.71 = 2.71
+        let mut w = [0.0];
+        run(
+            &mut Sgd::new(0.1).momentum(0.9).nesterov(true),
+            &mut w,
+            2,
+            |_| vec![1.0],
+        );
+        assert!((w[0] - -0.461).abs() < 1e-12, "{}", w[0]);
+    }
+
+    #[test]
+    fn sgd_weight_decay_adds_l2_gradient() {
+        // g' = 0 + 0.5·2 = 1; w = 2 - 0.1 = 1.9
+        let mut w = [2.0];
+        run(&mut Sgd::new(0.1).weight_decay(0.5), &mut w, 1, |_| {
+            vec![0.0]
+        });
+        assert!((w[0] - 1.9).abs() < 1e-15);
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_the_learning_rate() {
+        // Bias correction makes the first step lr·g/|g| whatever the gradient's scale.
+        let mut w = [1.0, 1.0];
+        run(&mut Adam::new(0.01), &mut w, 1, |_| vec![1e-3, -50.0]);
+        assert!(
+            (w[0] - 0.99).abs() < 1e-7 && (w[1] - 1.01).abs() < 1e-9,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn adam_two_steps_by_hand() {
+        // g1 = 1, g2 = 3. m1 = 0.1, v1 = 0.001; m2 = 0.39, v2 = 0.009999.
+        // m̂2 = 0.39/0.19, v̂2 = 0.009999/0.001999; step2 = 0.1·m̂2/(√v̂2 + 1e-8)
+        let mut w = [0.0];
+        let mut k = 0;
+        let grads = [1.0, 3.0];
+        let mut opt = Adam::new(0.1);
+        for _ in 0..2 {
+            let g = [grads[k]];
+            k += 1;
+            opt.begin_step();
+            opt.update(
+                0,
+                ParamMut {
+                    name: ParamPath::ROOT,
+                    shape: &[1],
+                    value: &mut w,
+                },
+                &g,
+            )
+            .unwrap();
+        }
+        let step1 = 0.1 * 1.0 / (1.0 + 1e-8);
+        let step2 = 0.1 * (0.39 / 0.19) / ((0.009999f64 / 0.001999).sqrt() + 1e-8);
+        assert!(
+            (w[0] - -(step1 + step2)).abs() < 1e-12,
+            "{} vs {}",
+            w[0],
+            -(step1 + step2)
+        );
+    }
+
+    #[test]
+    fn adamw_decays_weights_apart_from_the_gradient() {
+        // Zero gradient: Adam's update is 0/(0+eps) = 0, so only the decay acts.
+        let mut w = [2.0];
+        run(&mut AdamW::new(0.1, 0.5), &mut w, 1, |_| vec![0.0]);
+        assert!((w[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-15);
+        // Adam's L2 decay instead goes through the moments: first step moves by lr.
+        let mut w = [2.0];
+        run(&mut Adam::new(0.1).weight_decay(0.5), &mut w, 1, |_| {
+            vec![0.0]
+        });
+        assert!((w[0] - 1.9).abs() < 1e-7);
+    }
+
+    #[test]
+    fn optimizers_minimise_a_quadratic() {
+        let grad = |w: &[f64]| w.iter().map(|x| 2.0 * (x - 3.0)).collect::<Vec<_>>();
+        let mut w = [0.0, 10.0];
+        run(
+            &mut Sgd::new(0.05).momentum(0.9).nesterov(true),
+            &mut w,
+            200,
+            grad,
+        );
+        assert!(w.iter().all(|x| (x - 3.0).abs() < 1e-6), "{w:?}");
+        let mut w = [0.0, 10.0];
+        run(&mut Adam::new(0.1), &mut w, 1000, grad);
+        assert!(w.iter().all(|x| (x - 3.0).abs() < 1e-3), "{w:?}");
+    }
+
+    #[test]
+    fn bad_settings_are_errors_not_panics() {
+        let mut w = [0.0];
+        let mut opt = Sgd::new(f64::NAN);
+        let r = opt.update(
+            0,
+            ParamMut {
+                name: ParamPath::ROOT,
+                shape: &[1],
+                value: &mut w,
+            },
+            &[1.0],
+        );
+        assert!(matches!(r, Err(Error::InvalidConfig(_))));
+        let mut opt = Adam::<f64>::new(0.1).betas(1.0, 0.999);
+        let r = opt.update(
+            0,
+            ParamMut {
+                name: ParamPath::ROOT,
+                shape: &[1],
+                value: &mut w,
+            },
+            &[1.0],
+        );
+        assert!(matches!(r, Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn state_that_does_not_fit_is_an_error() {
+        let mut opt = Sgd::new(0.1).momentum(0.9);
+        let mut w = [0.0, 0.0];
+        opt.update(
+            0,
+            ParamMut {
+                name: ParamPath::ROOT,
+                shape: &[2],
+                value: &mut w,
+            },
+            &[1.0, 1.0],
+        )
+        .unwrap();
+        let mut w3 = [0.0; 3];
+        let r = opt.update(
+            0,
+            ParamMut {
+                name: ParamPath::ROOT,
+                shape: &[3],
+                value: &mut w3,
+            },
+            &[1.0; 3],
+        );
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Parameters: how optimizers, persistence and summaries reach a network's tensors.
+//!
+//! Every parameter is visited as a flat slice in PyTorch's row-major layout
+//! (a dense weight is `[out, in]`), under its `state_dict` name (`fc1.weight`).
+//! Visiting never allocates, so an optimizer step stays allocation-free.
+
+use crate::float::Float;
+use std::fmt;
+
+/// A dotted parameter name (`encoder.fc1.weight`) as a chain of borrowed
+/// segments, so naming a parameter costs no allocation. `Display` joins it.
+#[derive(Clone, Copy)]
+pub struct ParamPath<'a> {
+    parent: Option<&'a ParamPath<'a>>,
+    segment: &'a str,
+}
+
+impl ParamPath<'static> {
+    /// The empty path every top-level network starts from.
+    pub const ROOT: ParamPath<'static> = ParamPath {
+        parent: None,
+        segment: "",
+    };
+}
+
+impl<'a> ParamPath<'a> {
+    /// This path extended by one segment.
+    pub fn join(&'a self, segment: &'a str) -> ParamPath<'a> {
+        ParamPath {
+            parent: Some(self),
+            segment,
+        }
+    }
+
+    /// The last segment (`weight` in `fc1.weight`).
+    pub fn last(&self) -> &'a str {
+        self.segment
+    }
+}
+
+impl ParamPath<'_> {
+    /// Writes the path; returns whether anything was written, so the caller knows to add a dot.
+    fn write_to(&self, f: &mut fmt::Formatter<'_>) -> Result<bool, fmt::Error> {
+        let wrote = match self.parent {
+            Some(parent) => parent.write_to(f)?,
+            None => false,
+        };
+        if self.segment.is_empty() {
+            return Ok(wrote);
+        }
+        if wrote {
+            f.write_str(".")?;
+        }
+        f.write_str(self.segment)?;
+        Ok(true)
+    }
+}
+
+impl fmt::Display for ParamPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f).map(|_| ())
+    }
+}
+
+impl fmt::Debug for ParamPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// A parameter seen read-only.
+pub struct Param<'a, T> {
+    /// Its `state_dict` name.
+    pub name: ParamPath<'a>,
+    /// Its PyTorch shape, e.g. `[out, in]` for a dense weight.
+    pub shape: &'a [usize],
+    /// Its values, row-major over `shape`.
+    pub value: &'a [T],
+}
+
+/// A parameter seen mutably.
+pub struct ParamMut<'a, T> {
+    /// Its `state_dict` name.
+    pub name: ParamPath<'a>,
+    /// Its PyTorch shape, e.g. `[out, in]` for a dense weight.
+    pub shape: &'a [usize],
+    /// Its values, row-major over `shape`.
+    pub value: &'a mut [T],
+}
+
+/// Anything that owns trainable parameters: a layer or a whole network.
+pub trait Params<T: Float> {
+    /// The gradient of a loss with respect to every parameter, shaped like them.
+    type Gradients: Send;
+
+    /// How many scalars the parameters hold.
+    const PARAM_COUNT: usize;
+
+    /// A gradient structure filled with zeros.
+    fn zero_gradients(&self) -> Self::Gradients;
+
+    /// Calls `f` on every parameter, in a fixed order, named under `path`.
+    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>));
+
+    /// Calls `f` on every parameter mutably, in the same order.
+    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>));
+
+    /// Calls `f` on every parameter mutably together with its gradient, in the same order.
+    fn visit_params_with_grads(
+        &mut self,
+        grads: &Self::Gradients,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+    );
+
+    /// Calls `f` on every gradient, in the same order as the parameters.
+    fn visit_grads(grads: &Self::Gradients, f: &mut dyn FnMut(&[T]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_with_dots_and_skip_the_root() {
+        let root = ParamPath::ROOT;
+        let enc = root.join("encoder");
+        let fc = enc.join("fc1");
+        assert_eq!(fc.join("weight").to_string(), "encoder.fc1.weight");
+        assert_eq!(root.join("0").join("bias").to_string(), "0.bias");
+        assert_eq!(root.to_string(), "");
+        assert_eq!(fc.join("weight").last(), "weight");
+    }
+}

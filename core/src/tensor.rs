@@ -1,0 +1,169 @@
+//! Tensors: nalgebra matrices with static feature sizes and a dynamic batch.
+//!
+//! A batch is column-major with one sample per column, so the feature size is a
+//! static row count and the batch size a `Dyn` column count. Parameters are
+//! statically shaped matrices kept on the heap (`Box<SMatrix>`), allocated
+//! zeroed in place so that even a 4096×4096 weight never touches the stack.
+
+use crate::float::Float;
+use nalgebra::{Const, Dim, Dyn, Matrix, OMatrix, RawStorage, RawStorageMut, SMatrix};
+
+/// A batch of samples with `N` features each: one sample per column.
+pub type Batch<T, const N: usize> = OMatrix<T, Const<N>, Dyn>;
+
+/// A statically shaped `R×C` matrix on the heap.
+pub type HeapMatrix<T, const R: usize, const C: usize> = Box<SMatrix<T, R, C>>;
+
+/// Allocates a zero-filled `R×C` matrix directly on the heap.
+pub fn heap_zeros<T: Float, const R: usize, const C: usize>() -> HeapMatrix<T, R, C> {
+    // `Box::new(SMatrix::zeros())` would build the matrix on the stack first and
+    // overflow it for large layers; allocate zeroed memory in place instead.
+    let boxed = Box::<SMatrix<T, R, C>>::new_zeroed();
+    // SAFETY: `SMatrix<T, R, C>` is a plain array of `T`, and `Float` is sealed
+    // to f32/f64, for which all-zero bits are the value 0.0.
+    unsafe { boxed.assume_init() }
+}
+
+/// Copies a heap matrix without building a temporary on the stack.
+pub fn heap_clone<T: Float, const R: usize, const C: usize>(
+    m: &HeapMatrix<T, R, C>,
+) -> HeapMatrix<T, R, C> {
+    let mut out: HeapMatrix<T, R, C> = heap_zeros();
+    out.copy_from(&**m);
+    out
+}
+
+/// A batch of `n` zeroed samples.
+pub fn batch_zeros<T: Float, const N: usize>(n: usize) -> Batch<T, N> {
+    Batch::zeros(n)
+}
+
+/// Makes `m` hold `n` samples, reallocating only when the batch size changes.
+///
+/// The contents are unspecified afterwards; callers overwrite them.
+#[inline]
+pub fn ensure_batch<T: Float, const N: usize>(m: &mut Batch<T, N>, n: usize) {
+    if m.ncols() != n {
+        *m = Batch::zeros(n);
+    }
+}
+
+/// A read-only strided view handed to the matrix kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+}
+
+impl<'a, T: Float> MatRef<'a, T> {
+    pub(crate) fn of<R: Dim, C: Dim, S: RawStorage<T, R, C>>(m: &'a Matrix<T, R, C, S>) -> Self {
+        let (rows, cols) = m.shape();
+        let (rs, cs) = m.strides();
+        // SAFETY: nalgebra guarantees the storage spans `len` elements from `ptr`
+        // for a contiguous matrix; every matrix we pass is an owned, contiguous one.
+        let data = unsafe { std::slice::from_raw_parts(m.data.ptr(), span(rows, cols, rs, cs)) };
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: rs as isize,
+            cs: cs as isize,
+        }
+    }
+
+    /// The transpose: the same memory with the strides swapped, no copy.
+    pub(crate) fn t(self) -> Self {
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
+/// The number of elements a strided matrix spans.
+fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// `c = alpha * a * b + beta * c` through matrixmultiply's kernel.
+///
+/// Panics only if the shapes disagree, which the static types of every caller
+/// rule out; the check guards the unsafe call, it is not a run-time shape check
+/// of user data.
+pub(crate) fn gemm<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: &mut Matrix<T, R, C, S>,
+) {
+    let (m, n) = c.shape();
+    assert!(
+        a.rows == m && b.cols == n && a.cols == b.rows,
+        "gemm shape mismatch"
+    );
+    let (rsc, csc) = c.strides();
+    let cptr = c.data.ptr_mut();
+    // SAFETY: shapes checked above; `a`/`b` borrow their storage immutably while
+    // `c` is borrowed mutably, so they cannot alias.
+    unsafe {
+        T::gemm_raw(
+            m,
+            a.cols,
+            n,
+            alpha,
+            a.data.as_ptr(),
+            a.rs,
+            a.cs,
+            b.data.as_ptr(),
+            b.rs,
+            b.cs,
+            beta,
+            cptr,
+            rsc as isize,
+            csc as isize,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::DMatrix;
+
+    #[test]
+    fn gemm_matches_nalgebra_for_every_transpose() {
+        let a = DMatrix::<f64>::from_fn(3, 4, |i, j| (i * 4 + j) as f64 * 0.5 - 1.0);
+        let b = DMatrix::<f64>::from_fn(4, 2, |i, j| (i + 3 * j) as f64 - 2.0);
+        let mut c = DMatrix::<f64>::from_element(3, 2, 7.0);
+        gemm(2.0, MatRef::of(&a), MatRef::of(&b), 0.5, &mut c);
+        let expected = &a * &b * 2.0 + DMatrix::from_element(3, 2, 3.5);
+        assert_eq!(c, expected);
+
+        let at = a.transpose();
+        let bt = b.transpose();
+        let mut c2 = DMatrix::<f64>::zeros(3, 2);
+        gemm(1.0, MatRef::of(&at).t(), MatRef::of(&bt).t(), 0.0, &mut c2);
+        assert_eq!(c2, &a * &b);
+    }
+
+    #[test]
+    fn heap_zeros_builds_large_matrices_off_the_stack() {
+        // 4096×4096 f32 is 64 MiB: far more than a thread's stack.
+        let m = heap_zeros::<f32, 4096, 4096>();
+        assert_eq!(m[(4095, 4095)], 0.0);
+        let moved = m;
+        let copy = heap_clone(&moved);
+        assert_eq!(copy.shape(), (4096, 4096));
+    }
+}

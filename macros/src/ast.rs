@@ -1,0 +1,92 @@
+//! The plain syntax tree of the network language, as written, before any checking.
+
+use proc_macro2::{Span, TokenStream};
+use syn::{Attribute, Ident, Lit, Visibility};
+
+/// `network! { #[attrs] vis struct Name { items } }`
+pub struct NetworkDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub items: Vec<Item>,
+}
+
+/// One comma-separated entry of the body.
+pub enum Item {
+    /// `input: [784]`
+    Input { key: Ident, shape: ShapeLit },
+    /// `output: [10]`
+    Output { key: Ident, shape: ShapeLit },
+    /// `fc1: dense(256) => [256]`
+    Layer(LayerDef),
+}
+
+/// A shape as written: `[784]` or `[1, 28, 28]`.
+#[derive(Clone)]
+pub struct ShapeLit {
+    pub dims: Vec<SizeLit>,
+    pub span: Span,
+}
+
+/// A size as written; `value` is `None` when the literal does not fit `usize`
+/// (the parser has reported that already).
+#[derive(Clone)]
+pub struct SizeLit {
+    pub value: Option<usize>,
+    pub span: Span,
+}
+
+/// A layer as written.
+pub struct LayerDef {
+    pub name: Option<Ident>,
+    pub kind: Ident,
+    pub args: Option<Args>,
+    pub assert: Option<ShapeLit>,
+    /// The whole entry, for errors that concern the layer as a whole.
+    pub tokens: TokenStream,
+}
+
+/// A parenthesised argument list.
+pub struct Args {
+    pub span: Span,
+    pub list: Vec<Arg>,
+}
+
+/// One argument.
+pub enum Arg {
+    /// `256`, `0.1`, `same`
+    Positional(Value),
+    /// `784 -> 256`
+    Arrow { from: Value, to: Value },
+    /// `bias = false`
+    Keyword { key: Ident, value: Value },
+}
+
+/// An argument's value as written.
+#[derive(Clone)]
+pub enum Value {
+    Lit(Lit),
+    /// `-0.5`: a negated literal.
+    Neg(Span, Lit),
+    Ident(Ident),
+}
+
+impl Value {
+    pub fn span(&self) -> Span {
+        match self {
+            Value::Lit(l) => l.span(),
+            Value::Neg(s, _) => *s,
+            Value::Ident(i) => i.span(),
+        }
+    }
+}
+
+impl Arg {
+    pub fn span(&self) -> Span {
+        match self {
+            Arg::Positional(v) => v.span(),
+            Arg::Arrow { from, .. } => from.span(),
+            Arg::Keyword { key, .. } => key.span(),
+        }
+    }
+}

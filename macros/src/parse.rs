@@ -1,0 +1,331 @@
+//! Tokens to [`NetworkDef`]. The body is split at top-level commas first, so a
+//! malformed entry is reported and the parser goes on with the next one.
+
+use crate::ast::{Arg, Args, Item, LayerDef, NetworkDef, ShapeLit, SizeLit, Value};
+use crate::ctxt::Ctxt;
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use syn::parse::{ParseStream, Parser};
+use syn::{braced, bracketed, parenthesized, Attribute, Ident, Lit, Token, Visibility};
+
+/// Parses the whole macro input; `None` if even the `struct Name { .. }` frame is broken.
+pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
+    let frame = |input: ParseStream| -> syn::Result<_> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>().map_err(|e| {
+            syn::Error::new(e.span(), "expected `struct Name { input: [..], layers.. }`")
+        })?;
+        let name: Ident = input.parse()?;
+        if input.peek(Token![<]) {
+            let generics: syn::Generics = input.parse()?;
+            return Err(syn::Error::new_spanned(
+                generics,
+                "generic networks are not supported yet",
+            ));
+        }
+        let body;
+        braced!(body in input);
+        let body: TokenStream = body.parse()?;
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the network's `{ .. }`; declare one network per `network!`"));
+        }
+        Ok((attrs, vis, name, body))
+    };
+    let (attrs, vis, name, body) = match frame.parse2(input) {
+        Ok(parts) => parts,
+        Err(e) => {
+            cx.syn_error(e);
+            return None;
+        }
+    };
+    let items = split_top_level_commas(body, cx)
+        .into_iter()
+        .filter_map(|tokens| match parse_item.parse2(tokens) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                cx.syn_error(e);
+                None
+            }
+        })
+        .collect();
+    Some(NetworkDef {
+        attrs,
+        vis,
+        name,
+        items,
+    })
+}
+
+/// Splits a body into entries at commas that are not inside brackets.
+/// A trailing comma is fine; an empty entry (`,,`) is an error.
+fn split_top_level_commas(body: TokenStream, cx: &Ctxt) -> Vec<TokenStream> {
+    let mut items = Vec::new();
+    let mut current = Vec::new();
+    for tt in body {
+        match &tt {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                if current.is_empty() {
+                    cx.error_at(p.span(), "unexpected `,`: expected a layer before it");
+                } else {
+                    items.push(current.drain(..).collect());
+                }
+            }
+            _ => current.push(tt),
+        }
+    }
+    if !current.is_empty() {
+        items.push(current.into_iter().collect());
+    }
+    items
+}
+
+fn parse_item(input: ParseStream) -> syn::Result<Item> {
+    let tokens: TokenStream = input.fork().parse()?;
+    let mut name = None;
+    if input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]) {
+        let key: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        if key == "input" || key == "output" {
+            if !input.peek(syn::token::Bracket) {
+                return Err(input.error(format!(
+                    "expected a shape after `{key}:`, e.g. `{key}: [784]`"
+                )));
+            }
+            let shape = parse_shape(input)?;
+            expect_end(input, "after the shape")?;
+            return Ok(if key == "input" {
+                Item::Input { key, shape }
+            } else {
+                Item::Output { key, shape }
+            });
+        }
+        name = Some(key);
+    }
+    let kind: Ident = input.parse().map_err(|e| {
+        syn::Error::new(e.span(), "expected a layer such as `dense(128)` or `relu`")
+    })?;
+    let args = if input.peek(syn::token::Paren) {
+        Some(parse_args(input)?)
+    } else {
+        None
+    };
+    let assert = if input.peek(Token![=>]) {
+        input.parse::<Token![=>]>()?;
+        if !input.peek(syn::token::Bracket) {
+            return Err(input.error("expected a shape after `=>`, e.g. `=> [128]`"));
+        }
+        Some(parse_shape(input)?)
+    } else {
+        None
+    };
+    expect_end(input, "after the layer")?;
+    Ok(Item::Layer(LayerDef {
+        name,
+        kind,
+        args,
+        assert,
+        tokens,
+    }))
+}
+
+fn expect_end(input: ParseStream, context: &str) -> syn::Result<()> {
+    if input.is_empty() {
+        Ok(())
+    } else {
+        Err(input.error(format!(
+            "unexpected tokens {context}; separate entries with `,`"
+        )))
+    }
+}
+
+fn parse_shape(input: ParseStream) -> syn::Result<ShapeLit> {
+    let content;
+    let bracket = bracketed!(content in input);
+    let mut dims = Vec::new();
+    while !content.is_empty() {
+        let lit: syn::LitInt = content.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected a size, e.g. `[784]` or `[1, 28, 28]`")
+        })?;
+        let value = lit.base10_parse::<usize>().ok();
+        if value.is_none() {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("size `{lit}` is too large"),
+            ));
+        }
+        dims.push(SizeLit {
+            value,
+            span: lit.span(),
+        });
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    if dims.is_empty() {
+        return Err(syn::Error::new(
+            bracket.span.join(),
+            "a shape needs at least one size, e.g. `[784]`",
+        ));
+    }
+    Ok(ShapeLit {
+        dims,
+        span: bracket.span.join(),
+    })
+}
+
+fn parse_args(input: ParseStream) -> syn::Result<Args> {
+    let content;
+    let paren = parenthesized!(content in input);
+    let mut list = Vec::new();
+    while !content.is_empty() {
+        let arg = if content.peek(Ident) && content.peek2(Token![=]) && !content.peek2(Token![=>]) {
+            let key: Ident = content.parse()?;
+            content.parse::<Token![=]>()?;
+            Arg::Keyword {
+                key,
+                value: parse_value(&content)?,
+            }
+        } else {
+            let from = parse_value(&content)?;
+            if content.peek(Token![->]) {
+                content.parse::<Token![->]>()?;
+                Arg::Arrow {
+                    from,
+                    to: parse_value(&content)?,
+                }
+            } else {
+                Arg::Positional(from)
+            }
+        };
+        list.push(arg);
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(Args {
+        span: paren.span.join(),
+        list,
+    })
+}
+
+fn parse_value(input: ParseStream) -> syn::Result<Value> {
+    if input.peek(Token![-]) {
+        let minus: Token![-] = input.parse()?;
+        let lit: Lit = input.parse()?;
+        return Ok(Value::Neg(minus.span, lit));
+    }
+    if input.peek(Lit) {
+        return Ok(Value::Lit(input.parse()?));
+    }
+    if input.peek(Ident) {
+        return Ok(Value::Ident(input.parse()?));
+    }
+    // Consume one token so the error points at it.
+    let tt: TokenTree = input.parse()?;
+    let what = match &tt {
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => "a list",
+        TokenTree::Group(_) => "a group",
+        _ => "this",
+    };
+    Err(syn::Error::new(
+        tt.span(),
+        format!("expected a number, `true`/`false` or a name, found {what}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse_ok(tokens: TokenStream) -> NetworkDef {
+        let cx = Ctxt::new();
+        let def = parse(tokens, &cx).expect("frame parses");
+        assert!(!cx.has_errors(), "{:?}", cx.messages());
+        def
+    }
+
+    fn errors(tokens: TokenStream) -> Vec<String> {
+        let cx = Ctxt::new();
+        let _ = parse(tokens, &cx);
+        cx.messages()
+    }
+
+    #[test]
+    fn parses_the_mlp_example() {
+        let def = parse_ok(quote! {
+            /// Docs.
+            #[derive(Clone)]
+            pub struct Mlp {
+                input: [784],
+                fc1: dense(256), relu,
+                fc2: dense(256 -> 128, bias = false) => [128], leaky_relu(0.1),
+                head: dense(10),
+                output: [10],
+            }
+        });
+        assert_eq!(def.name, "Mlp");
+        assert_eq!(def.attrs.len(), 2);
+        assert_eq!(def.items.len(), 7);
+        assert!(
+            matches!(&def.items[0], Item::Input { shape, .. } if shape.dims[0].value == Some(784))
+        );
+        let Item::Layer(fc2) = &def.items[3] else {
+            panic!("layer")
+        };
+        assert_eq!(fc2.name.as_ref().unwrap(), "fc2");
+        assert_eq!(fc2.kind, "dense");
+        let args = &fc2.args.as_ref().unwrap().list;
+        assert!(matches!(&args[0], Arg::Arrow { .. }));
+        assert!(matches!(&args[1], Arg::Keyword { key, .. } if key == "bias"));
+        assert_eq!(fc2.assert.as_ref().unwrap().dims[0].value, Some(128));
+        assert!(matches!(&def.items[6], Item::Output { .. }));
+    }
+
+    #[test]
+    fn every_broken_entry_is_reported_and_the_rest_still_parse() {
+        let cx = Ctxt::new();
+        let def = parse(
+            quote! { struct N { input: [4], dense(3) junk, relu, => [2], dense(-), dense(2),, output [2] } },
+            &cx,
+        )
+        .unwrap();
+        let msgs = cx.messages();
+        // The empty entry is found while splitting, before the entries are parsed.
+        assert_eq!(msgs.len(), 5, "{msgs:?}");
+        assert!(msgs[0].contains("unexpected `,`"), "{msgs:?}");
+        assert!(
+            msgs[1].contains("unexpected tokens after the layer"),
+            "{msgs:?}"
+        );
+        assert!(msgs[2].contains("expected a layer"), "{msgs:?}");
+        assert!(msgs[3].contains("expected literal"), "{msgs:?}");
+        assert!(
+            msgs[4].contains("unexpected tokens after the layer"),
+            "{msgs:?}"
+        );
+        // input, relu and dense(2) survive.
+        assert_eq!(def.items.len(), 3);
+    }
+
+    #[test]
+    fn frame_errors() {
+        assert!(errors(quote! { pub enum X {} })[0].contains("expected `struct Name"));
+        assert!(errors(quote! { struct X<T> { input: [1] } })[0].contains("generic networks"));
+        assert!(errors(quote! { struct X { } struct Y { } })[0].contains("one network per"));
+    }
+
+    #[test]
+    fn shape_errors() {
+        assert!(errors(quote! { struct X { input: [] } })[0].contains("at least one size"));
+        assert!(
+            errors(quote! { struct X { input: [99999999999999999999999] } })[0]
+                .contains("too large")
+        );
+        assert!(errors(quote! { struct X { input: 784 } })[0]
+            .contains("expected a shape after `input:`"));
+        assert!(errors(quote! { struct X { input: [a] } })[0].contains("expected a size"));
+    }
+}
