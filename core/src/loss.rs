@@ -270,3 +270,115 @@ impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_grad};
+
+    fn grad_check<L: Loss<f64, 3>>(loss: L, out: &Batch<f64, 3>, target: &L::Target) {
+        let mut grad = Batch::zeros(0);
+        loss.loss_and_grad(out, target, &mut grad).unwrap();
+        let numeric = numeric_grad(out.as_slice(), |o| {
+            loss.loss(&Batch::from_column_slice(o), target).unwrap()
+        });
+        assert_close(grad.as_slice(), &numeric, 1e-7, "loss gradient");
+    }
+
+    fn outputs() -> Batch<f64, 3> {
+        Batch::from_column_slice(&[0.5, -1.0, 2.0, 0.0, 0.3, -0.7])
+    }
+
+    #[test]
+    fn cross_entropy_by_hand() {
+        // Equal logits: −log(1/3) whatever the label.
+        let z = Batch::<f64, 3>::zeros(2);
+        let l = SoftmaxCrossEntropy.loss(&z, &vec![0, 2]).unwrap();
+        assert!((l - 3f64.ln()).abs() < 1e-15);
+        let mut g = Batch::zeros(0);
+        SoftmaxCrossEntropy
+            .loss_and_grad(&z, &vec![0, 2], &mut g)
+            .unwrap();
+        // (1/3 − 1) / 2 at the label, (1/3) / 2 elsewhere.
+        assert_close(
+            g.column(0).as_slice(),
+            &[-1.0 / 3.0, 1.0 / 6.0, 1.0 / 6.0],
+            1e-15,
+            "ce grad",
+        );
+        grad_check(SoftmaxCrossEntropy, &outputs(), &vec![2, 1]);
+        assert_eq!(
+            SoftmaxCrossEntropy.correct(&outputs(), &vec![2, 1]),
+            Some((2, 2))
+        );
+    }
+
+    #[test]
+    fn cross_entropy_is_finite_for_huge_logits() {
+        let z = Batch::<f32, 3>::from_column_slice(&[1e4, -1e4, 0.0]);
+        let mut g = Batch::zeros(0);
+        let right = SoftmaxCrossEntropy
+            .loss_and_grad(&z, &vec![0], &mut g)
+            .unwrap();
+        assert_eq!(right, 0.0);
+        let wrong = SoftmaxCrossEntropy
+            .loss_and_grad(&z, &vec![1], &mut g)
+            .unwrap();
+        assert_eq!(wrong, 2e4);
+        assert!(g.iter().all(|v| v.is_finite()));
+        assert_eq!(g.as_slice(), &[1.0, -1.0, 0.0]);
+    }
+
+    #[test]
+    fn cross_entropy_rejects_bad_labels_and_lengths() {
+        let z = Batch::<f64, 3>::zeros(2);
+        assert!(matches!(
+            SoftmaxCrossEntropy.loss(&z, &vec![0, 3]),
+            Err(Error::LabelOutOfRange { label: 3, .. })
+        ));
+        assert!(matches!(
+            SoftmaxCrossEntropy.loss(&z, &vec![0]),
+            Err(Error::LengthMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn mse_by_hand() {
+        let out = Batch::<f64, 3>::from_column_slice(&[1.0, 2.0, 3.0]);
+        let target = Batch::<f64, 3>::from_column_slice(&[1.0, 0.0, 6.0]);
+        // (0 + 4 + 9) / 3
+        assert!((MeanSquaredError.loss(&out, &target).unwrap() - 13.0 / 3.0).abs() < 1e-15);
+        grad_check(
+            MeanSquaredError,
+            &outputs(),
+            &Batch::from_column_slice(&[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]),
+        );
+        assert_eq!(MeanSquaredError.correct(&out, &target), None);
+    }
+
+    #[test]
+    fn binary_cross_entropy_by_hand_and_at_the_extremes() {
+        let z = Batch::<f64, 3>::from_column_slice(&[0.0, 2.0, -1.0]);
+        let t = Batch::<f64, 3>::from_column_slice(&[1.0, 0.0, 1.0]);
+        // mean of ln 2, −ln(1 − σ(2)) = ln(1 + e²), −ln σ(−1) = ln(1 + e)
+        let expected = (2f64.ln() + (1.0 + 2f64.exp()).ln() + (1.0 + 1f64.exp()).ln()) / 3.0;
+        assert!((BinaryCrossEntropy.loss(&z, &t).unwrap() - expected).abs() < 1e-15);
+        grad_check(
+            BinaryCrossEntropy,
+            &outputs(),
+            &Batch::from_column_slice(&[0.0, 1.0, 0.3, 1.0, 1.0, 0.0]),
+        );
+        let huge = Batch::<f32, 3>::from_column_slice(&[1e4, -1e4, 1e4]);
+        let t = Batch::<f32, 3>::from_column_slice(&[1.0, 0.0, 0.0]);
+        let mut g = Batch::zeros(0);
+        let l = BinaryCrossEntropy.loss_and_grad(&huge, &t, &mut g).unwrap();
+        assert!((l - 1e4 / 3.0).abs() < 1e-2, "{l}");
+        assert!(g.iter().all(|v| v.is_finite()));
+        assert_eq!(BinaryCrossEntropy.correct(&huge, &t), Some((2, 3)));
+        assert!(Loss::<f32, 3>::validate(
+            &BinaryCrossEntropy,
+            &Batch::from_column_slice(&[0.0, 1.5, 0.0])
+        )
+        .is_err());
+    }
+}

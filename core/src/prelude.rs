@@ -14,4 +14,4 @@ pub use crate::network::{Chain, LayerInfo, Network};
 pub use crate::optim::{Adam, AdamW, Optimizer, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::tensor::Batch;
-pub use crate::train::{evaluate, History, Metrics, Trainer};
+pub use crate::train::{evaluate, History, Metrics, Schedule, Trainer};

@@ -49,6 +49,42 @@ impl History {
     }
 }
 
+/// How the learning rate changes from epoch to epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Schedule {
+    /// The optimizer's learning rate throughout.
+    #[default]
+    Constant,
+    /// Cosine annealing from the optimizer's learning rate down to `min_factor`
+    /// times it over the run (Loshchilov & Hutter's SGDR without restarts).
+    Cosine {
+        /// The final learning rate as a fraction of the initial one.
+        min_factor: f64,
+    },
+    /// Multiplies the learning rate by `factor` every `every` epochs.
+    Step {
+        /// Epochs between drops.
+        every: usize,
+        /// The multiplier at each drop.
+        factor: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate for 0-based `epoch` of `epochs`, from the initial `base`.
+    pub fn learning_rate(self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Schedule::Constant => base,
+            Schedule::Cosine { min_factor } => {
+                let progress = epoch as f64 / epochs.max(1) as f64;
+                let cos = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+                base * (min_factor + (1.0 - min_factor) * cos)
+            }
+            Schedule::Step { every, factor } => base * factor.powi((epoch / every.max(1)) as i32),
+        }
+    }
+}
+
 /// Trains a network with an optimizer: `Trainer::new(Adam::new(1e-3)).epochs(5).fit(...)`.
 pub struct Trainer<O> {
     optimizer: O,
@@ -57,6 +93,7 @@ pub struct Trainer<O> {
     seed: u64,
     shuffle: bool,
     verbose: bool,
+    schedule: Schedule,
 }
 
 impl<O> Trainer<O> {
@@ -69,6 +106,7 @@ impl<O> Trainer<O> {
             seed: 0,
             shuffle: true,
             verbose: true,
+            schedule: Schedule::Constant,
         }
     }
 
@@ -93,6 +131,12 @@ impl<O> Trainer<O> {
     /// Whether to shuffle the samples each epoch (on by default).
     pub fn shuffle(mut self, shuffle: bool) -> Self {
         self.shuffle = shuffle;
+        self
+    }
+
+    /// How the learning rate changes over the epochs of a `fit` (constant by default).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
         self
     }
 
@@ -144,9 +188,12 @@ impl<O> Trainer<O> {
         let mut d_out = Batch::<T, OUT>::zeros(0);
         let mut history = History::default();
         let batches = train.len().div_ceil(self.batch_size);
+        let base_lr = self.optimizer.learning_rate();
 
         for epoch in 1..=self.epochs {
             let start = Instant::now();
+            self.optimizer
+                .set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
             if self.shuffle {
                 order.shuffle(&mut rng);
             }
@@ -200,6 +247,8 @@ impl<O> Trainer<O> {
             }
             history.epochs.push(report);
         }
+        // Leave the optimizer as it came, so a second `fit` starts from the same rate.
+        self.optimizer.set_learning_rate(base_lr);
         Ok(history)
     }
 
@@ -216,6 +265,28 @@ impl<O> Trainer<O> {
         }
         bar.set_prefix(format!("{epoch}/{}", self.epochs));
         bar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_by_hand() {
+        assert_eq!(Schedule::Constant.learning_rate(0.1, 5, 10), 0.1);
+        let cos = Schedule::Cosine { min_factor: 0.0 };
+        assert_eq!(cos.learning_rate(0.1, 0, 10), 0.1);
+        assert!((cos.learning_rate(0.1, 5, 10) - 0.05).abs() < 1e-15);
+        let floor = Schedule::Cosine { min_factor: 0.1 };
+        assert!((floor.learning_rate(1.0, 10, 10) - 0.1).abs() < 1e-15);
+        let step = Schedule::Step {
+            every: 3,
+            factor: 0.5,
+        };
+        assert_eq!(step.learning_rate(1.0, 2, 10), 1.0);
+        assert_eq!(step.learning_rate(1.0, 3, 10), 0.5);
+        assert_eq!(step.learning_rate(1.0, 7, 10), 0.25);
     }
 }
 

@@ -173,7 +173,9 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
-        impl<T: #sn::Float> #name<T> {
+        // The constants sit on the `f32` network so that `Mlp::LAYERS` needs no
+        // type annotation; generic code reads `Params::PARAM_COUNT` instead.
+        impl #name<f32> {
             /// Features per input sample.
             pub const INPUT_SIZE: usize = #input_size;
             /// Features per output sample.
@@ -183,6 +185,14 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Every layer with its shapes and parameter count, in order.
             pub const LAYERS: &'static [#sn::network::LayerInfo] = &[#(#layer_infos),*];
 
+            /// An `f32` network initialised from `seed`: He before ReLU-family
+            /// activations, Glorot elsewhere, zero biases.
+            pub fn new(seed: u64) -> Self {
+                Self::init(#sn::init::Init::Auto, seed)
+            }
+        }
+
+        impl<T: #sn::Float> #name<T> {
             /// A network with weights drawn by `init` from `seed` and zero biases.
             /// The same seed gives the same weights.
             pub fn init(init: #sn::init::Init, seed: u64) -> Self {
@@ -198,14 +208,6 @@ pub fn expand(model: &Model) -> TokenStream {
             /// The inference pass over a batch (one sample per column).
             pub fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x)
-            }
-        }
-
-        impl #name<f32> {
-            /// An `f32` network initialised from `seed`: He before ReLU-family
-            /// activations, Glorot elsewhere, zero biases.
-            pub fn new(seed: u64) -> Self {
-                Self::init(#sn::init::Init::Auto, seed)
             }
         }
 

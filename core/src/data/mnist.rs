@@ -162,10 +162,69 @@ mod tests {
     }
 
     #[test]
+    fn shifts_move_pixels_and_fill_with_background() {
+        let mut x = Batch::<f32, PIXELS>::zeros(1);
+        x[(0, 0)] = 1.0; // top-left corner
+        x[(27 * 28 + 27, 0)] = 0.5; // bottom-right corner
+        let d = Dataset::new(x, vec![3]).unwrap();
+        let right = shifted(&d, 1, 0);
+        assert_eq!(right.features()[(1, 0)], 1.0);
+        assert_eq!(
+            right.features().sum(),
+            1.0,
+            "the bottom-right pixel falls off the edge"
+        );
+        let up = shifted(&d, 0, -1);
+        assert_eq!(up.features()[(26 * 28 + 27, 0)], 0.5);
+        let all = with_shifts(&d);
+        assert_eq!(all.len(), 5);
+        assert_eq!(all.targets(), &vec![3; 5]);
+        assert_eq!(all.features().column(0), d.features().column(0));
+    }
+
+    #[test]
     fn a_missing_directory_is_an_io_error() {
         assert!(matches!(
             load::<f32>("/nonexistent/mnist"),
             Err(Error::Io { .. })
         ));
     }
+}
+
+/// The images shifted by `dx` columns and `dy` rows (positive: right and down),
+/// filling with background: a cheap augmentation that teaches small translations.
+pub fn shifted<T: Float>(
+    data: &Dataset<T, PIXELS, Labels>,
+    dx: isize,
+    dy: isize,
+) -> Dataset<T, PIXELS, Labels> {
+    let src = data.features();
+    let mut out = Batch::<T, PIXELS>::zeros(src.ncols());
+    for (from, mut to) in src.column_iter().zip(out.column_iter_mut()) {
+        for row in 0..28isize {
+            for col in 0..28isize {
+                let (r, c) = (row - dy, col - dx);
+                if (0..28).contains(&r) && (0..28).contains(&c) {
+                    to[(row * 28 + col) as usize] = from[(r * 28 + c) as usize];
+                }
+            }
+        }
+    }
+    Dataset {
+        features: out,
+        targets: data.targets().clone(),
+    }
+}
+
+/// `data` followed by its copies shifted one pixel up, down, left and right: five times the samples.
+pub fn with_shifts<T: Float>(data: &Dataset<T, PIXELS, Labels>) -> Dataset<T, PIXELS, Labels> {
+    let parts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)].map(|(dx, dy)| shifted(data, dx, dy));
+    let n = data.len();
+    let mut features = Batch::<T, PIXELS>::zeros(5 * n);
+    let mut targets = Vec::with_capacity(5 * n);
+    for (k, part) in parts.iter().enumerate() {
+        features.columns_mut(k * n, n).copy_from(part.features());
+        targets.extend_from_slice(part.targets());
+    }
+    Dataset { features, targets }
 }

@@ -78,9 +78,10 @@ macro_rules! elementwise {
 }
 
 elementwise!(
-    /// `max(0, x)`. The derivative at 0 is taken as 0, as in PyTorch.
+    /// `max(0, x)`. The derivative at 0 is taken as 0, as in PyTorch; NaN stays
+    /// NaN (written so the comparison is false for NaN) so bad data is not hidden.
     Relu, "relu",
-    |_s, x| if x > T::zero() { x } else { T::zero() },
+    |_s, x| if x < T::zero() { T::zero() } else { x },
     |_s, x, _y| if x > T::zero() { T::one() } else { T::zero() }
 );
 
@@ -135,7 +136,7 @@ impl Default for LeakyRelu {
 }
 
 elementwise!(@impl LeakyRelu, "leaky_relu",
-    |s, x| if x > T::zero() { x } else { T::cast(s.alpha) * x },
+    |s, x| if x < T::zero() { T::cast(s.alpha) * x } else { x },
     |s, x, _y| if x > T::zero() { T::one() } else { T::cast(s.alpha) }
 );
 
@@ -203,6 +204,17 @@ mod tests {
     fn relu_values_and_gradient() {
         assert_eq!(forward(Relu), vec![0.0, 0.0, 0.3, 1.0, 3.0, 0.0]);
         check_gradient(Relu);
+    }
+
+    #[test]
+    fn nan_propagates_through_every_activation() {
+        fn nan_out<A: Activation>(a: A) -> bool {
+            let mut y = Batch::<f32, 1>::from_element(1, f32::NAN);
+            a.forward_in_place(&mut y);
+            y[0].is_nan()
+        }
+        assert!(nan_out(Relu) && nan_out(LeakyRelu::new(0.1)) && nan_out(Sigmoid));
+        assert!(nan_out(Tanh) && nan_out(Gelu) && nan_out(Identity));
     }
 
     #[test]

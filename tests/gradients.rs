@@ -1,0 +1,118 @@
+//! Whole generated networks against finite differences, in f64.
+//!
+//! Central differences with step 1e-6 (see `staticnet::gradcheck`); every
+//! parameter gradient must agree to 1e-6 relative (absolute below 1). Inputs
+//! are kept away from ReLU kinks by construction of the data.
+
+use staticnet::gradcheck::check_network;
+use staticnet::prelude::*;
+
+network! {
+    struct EveryActivation {
+        input: [5],
+        dense(6), tanh,
+        dense(6), sigmoid,
+        dense(6), gelu,
+        dense(6), leaky_relu(0.1),
+        dense(6, bias = false), softmax,
+        dense(4), identity,
+    }
+}
+
+network! {
+    struct ReluNet { input: [5], fc1: dense(7), relu, fc2: dense(6), relu, head: dense(3) }
+}
+
+network! {
+    /// Starts with an activation, so the input gradient goes through it.
+    struct ActivationFirst { input: [3], tanh, dense(2) }
+}
+
+fn inputs<const N: usize>(batch: usize) -> Batch<f64, N> {
+    Batch::from_fn(batch, |i, j| ((i * 7 + j * 3) as f64 * 0.713).sin() * 1.5)
+}
+
+const TOL: f64 = 1e-6;
+
+/// Biases start at zero, so a sample whose ReLU inputs are all negative puts
+/// the next pre-activation exactly on the kink; small distinct biases avoid it.
+fn jitter_biases<N: Params<f64>>(net: &mut N) {
+    let mut k = 0.0;
+    net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+        if p.name.last() == "bias" {
+            for v in p.value.iter_mut() {
+                k += 1.0;
+                *v = 0.3 * (k * 1.37f64).sin();
+            }
+        }
+    });
+}
+
+#[test]
+fn every_activation_under_mse() {
+    let mut net = EveryActivation::<f64>::init(Init::Glorot, 3);
+    jitter_biases(&mut net);
+    let target = Batch::<f64, 4>::from_fn(6, |i, j| ((i + j) as f64 * 0.37).cos());
+    let worst = check_network(&mut net, &MeanSquaredError, &inputs(6), &target, TOL);
+    assert!(worst < TOL, "{worst}");
+}
+
+#[test]
+fn relu_network_under_cross_entropy() {
+    let mut net = ReluNet::<f64>::init(Init::He, 4);
+    jitter_biases(&mut net);
+    check_network(
+        &mut net,
+        &SoftmaxCrossEntropy,
+        &inputs(8),
+        &vec![0, 1, 2, 1, 0, 2, 2, 1],
+        TOL,
+    );
+}
+
+#[test]
+fn relu_network_under_binary_cross_entropy() {
+    let mut net = ReluNet::<f64>::init(Init::He, 5);
+    jitter_biases(&mut net);
+    let target = Batch::<f64, 3>::from_fn(5, |i, j| if (i + j) % 2 == 0 { 1.0 } else { 0.25 });
+    check_network(&mut net, &BinaryCrossEntropy, &inputs(5), &target, TOL);
+}
+
+#[test]
+fn input_gradient_through_a_leading_activation() {
+    let net = ActivationFirst::<f64>::init(Init::Glorot, 6);
+    let x = inputs::<3>(4);
+    let labels = vec![0, 1, 1, 0];
+    let mut trace = Default::default();
+    let mut d_out = Batch::zeros(0);
+    let out = net.forward_train(&x, &mut trace);
+    SoftmaxCrossEntropy
+        .loss_and_grad(out, &labels, &mut d_out)
+        .unwrap();
+    let mut grads = net.zero_gradients();
+    let mut d_input = Batch::zeros(0);
+    net.backward(&x, &mut trace, &d_out, &mut grads, Some(&mut d_input));
+    let numeric = staticnet::gradcheck::numeric_grad(x.as_slice(), |xs| {
+        SoftmaxCrossEntropy
+            .loss(&net.forward(&Batch::from_column_slice(xs)), &labels)
+            .unwrap()
+    });
+    staticnet::gradcheck::assert_close(d_input.as_slice(), &numeric, TOL, "input gradient");
+}
+
+#[test]
+fn chained_networks_backpropagate_through_the_join() {
+    network! { struct Encoder { input: [5], dense(4), tanh } }
+    network! { struct Decoder { input: [4], dense(3) } }
+    let mut net = Encoder::<f64>::init(Init::Glorot, 1).then(Decoder::<f64>::init(Init::Glorot, 2));
+    check_network(
+        &mut net,
+        &SoftmaxCrossEntropy,
+        &inputs(4),
+        &vec![2, 0, 1, 1],
+        TOL,
+    );
+    let mut names = Vec::new();
+    net.visit_params(&ParamPath::ROOT, &mut |p| names.push(p.name.to_string()));
+    assert_eq!(names, ["0.0.weight", "0.0.bias", "1.0.weight", "1.0.bias"]);
+}
