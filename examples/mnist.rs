@@ -50,14 +50,10 @@ fn parse_args() -> Result<Options, String> {
         match flag.as_str() {
             "--data" => opts.data = PathBuf::from(value()?),
             "--epochs" => opts.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?,
-            "--batch-size" => {
-                opts.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?
-            }
+            "--batch-size" => opts.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?,
             "--lr" => opts.lr = value()?.parse().map_err(|e| format!("--lr: {e}"))?,
             "--weight-decay" => {
-                opts.weight_decay = value()?
-                    .parse()
-                    .map_err(|e| format!("--weight-decay: {e}"))?
+                opts.weight_decay = value()?.parse().map_err(|e| format!("--weight-decay: {e}"))?
             }
             "--seed" => opts.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--no-augment" => opts.augment = false,
@@ -87,10 +83,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         data.test.len(),
         opts.data.display()
     );
-    println!(
-        "{:<8} {:<24} {:>10} {:>10}",
-        "layer", "kind", "output", "params"
-    );
+    println!("{:<8} {:<24} {:>10} {:>10}", "layer", "kind", "output", "params");
     for layer in Mlp::LAYERS {
         println!(
             "{:<8} {:<24} {:>10} {:>10}",
@@ -110,11 +103,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .schedule(Schedule::Cosine { min_factor: 0.01 });
     let start = Instant::now();
     // One-pixel shifts quintuple the 8,000 training digits: +1.5 points of test accuracy.
-    let train = if opts.augment {
-        mnist::with_shifts(&data.train)
-    } else {
-        data.train.clone()
-    };
+    let train = if opts.augment { mnist::with_shifts(&data.train) } else { data.train.clone() };
     trainer.fit(&mut net, &SoftmaxCrossEntropy, &train, Some(&data.test))?;
     let seconds = start.elapsed().as_secs_f64();
 

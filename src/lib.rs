@@ -1,8 +1,4 @@
-//! # staticnet
-//!
-//! Neural networks declared once with [`network!`], shape-checked while
-//! compiling, and compiled to straight-line forward and backward passes over
-//! nalgebra. See the README for a tour and `ARCHITECTURE.md` for the map.
+#![doc = include_str!("../README.md")]
 
 pub use staticnet_core::*;
 pub use staticnet_macros::network;

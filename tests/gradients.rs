@@ -61,13 +61,7 @@ fn every_activation_under_mse() {
 fn relu_network_under_cross_entropy() {
     let mut net = ReluNet::<f64>::init(Init::He, 4);
     jitter_biases(&mut net);
-    check_network(
-        &mut net,
-        &SoftmaxCrossEntropy,
-        &inputs(8),
-        &vec![0, 1, 2, 1, 0, 2, 2, 1],
-        TOL,
-    );
+    check_network(&mut net, &SoftmaxCrossEntropy, &inputs(8), &vec![0, 1, 2, 1, 0, 2, 2, 1], TOL);
 }
 
 #[test]
@@ -86,16 +80,12 @@ fn input_gradient_through_a_leading_activation() {
     let mut trace = Default::default();
     let mut d_out = Batch::zeros(0);
     let out = net.forward_train(&x, &mut trace);
-    SoftmaxCrossEntropy
-        .loss_and_grad(out, &labels, &mut d_out)
-        .unwrap();
+    SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d_out).unwrap();
     let mut grads = net.zero_gradients();
     let mut d_input = Batch::zeros(0);
     net.backward(&x, &mut trace, &d_out, &mut grads, Some(&mut d_input));
     let numeric = staticnet::gradcheck::numeric_grad(x.as_slice(), |xs| {
-        SoftmaxCrossEntropy
-            .loss(&net.forward(&Batch::from_column_slice(xs)), &labels)
-            .unwrap()
+        SoftmaxCrossEntropy.loss(&net.forward(&Batch::from_column_slice(xs)), &labels).unwrap()
     });
     staticnet::gradcheck::assert_close(d_input.as_slice(), &numeric, TOL, "input gradient");
 }
@@ -105,13 +95,7 @@ fn chained_networks_backpropagate_through_the_join() {
     network! { struct Encoder { input: [5], dense(4), tanh } }
     network! { struct Decoder { input: [4], dense(3) } }
     let mut net = Encoder::<f64>::init(Init::Glorot, 1).then(Decoder::<f64>::init(Init::Glorot, 2));
-    check_network(
-        &mut net,
-        &SoftmaxCrossEntropy,
-        &inputs(4),
-        &vec![2, 0, 1, 1],
-        TOL,
-    );
+    check_network(&mut net, &SoftmaxCrossEntropy, &inputs(4), &vec![2, 0, 1, 1], TOL);
     let mut names = Vec::new();
     net.visit_params(&ParamPath::ROOT, &mut |p| names.push(p.name.to_string()));
     assert_eq!(names, ["0.0.weight", "0.0.bias", "1.0.weight", "1.0.bias"]);

@@ -41,28 +41,17 @@ struct Fixture(Value);
 
 impl Fixture {
     fn load(name: &str) -> Fixture {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Fixture(serde_json::from_str(&text).expect("valid JSON"))
     }
 
     fn floats(v: &Value) -> Vec<f64> {
-        v["data"]
-            .as_array()
-            .expect("data")
-            .iter()
-            .map(|x| x.as_f64().expect("number"))
-            .collect()
+        v["data"].as_array().expect("data").iter().map(|x| x.as_f64().expect("number")).collect()
     }
 
     fn tensor<T: Float>(&self, key: &str) -> Vec<T> {
-        Self::floats(&self.0[key])
-            .into_iter()
-            .map(T::cast)
-            .collect()
+        Self::floats(&self.0[key]).into_iter().map(T::cast).collect()
     }
 
     /// `[batch, features]` row-major is exactly a column-per-sample batch.
@@ -76,24 +65,15 @@ impl Fixture {
             .expect("object")
             .iter()
             .map(|(k, v)| {
-                let shape = v["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_u64().unwrap() as usize)
-                    .collect();
+                let shape =
+                    v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
                 (k.clone(), shape, Self::floats(v))
             })
             .collect()
     }
 
     fn labels(&self) -> Labels {
-        self.0["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_u64().unwrap() as usize)
-            .collect()
+        self.0["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as usize).collect()
     }
 
     fn loss_value(&self) -> f64 {
@@ -109,22 +89,15 @@ fn load_params<T: Float, N: Params<T>>(net: &mut N, fixture: &Fixture) {
         let (name, shape, data) = &expected[k];
         assert_eq!(&p.name.to_string(), name, "parameter {k}");
         assert_eq!(p.shape, shape.as_slice(), "{name}");
-        p.value
-            .iter_mut()
-            .zip(data)
-            .for_each(|(v, d)| *v = T::cast(*d));
+        p.value.iter_mut().zip(data).for_each(|(v, d)| *v = T::cast(*d));
         k += 1;
     });
     assert_eq!(k, expected.len(), "parameter count");
 }
 
 /// Runs forward, loss and backward and compares everything with the fixture.
-fn check<T, N, L, const IN: usize, const OUT: usize>(
-    fixture: &Fixture,
-    loss: L,
-    target: &L::Target,
-    tol: f64,
-) where
+fn check<T, N, L, const IN: usize, const OUT: usize>(fixture: &Fixture, loss: L, target: &L::Target, tol: f64)
+where
     T: Float,
     N: Network<T, IN, OUT>,
     L: Loss<T, OUT>,
@@ -135,28 +108,15 @@ fn check<T, N, L, const IN: usize, const OUT: usize>(
     let x: Batch<T, IN> = fixture.batch("input");
 
     let inference = net.forward(&x);
-    assert_close(
-        inference.as_slice(),
-        &Fixture::floats(&fixture.0["output"]),
-        tol,
-        "output",
-    );
+    assert_close(inference.as_slice(), &Fixture::floats(&fixture.0["output"]), tol, "output");
 
     let mut trace = N::Trace::default();
     let out = net.forward_train(&x, &mut trace);
-    assert_eq!(
-        out, &inference,
-        "training and inference forward agree exactly"
-    );
+    assert_eq!(out, &inference, "training and inference forward agree exactly");
     let mut d_out = Batch::zeros(0);
     let value = loss.loss_and_grad(out, target, &mut d_out).unwrap();
     assert_close(&[value], &[fixture.loss_value()], tol, "loss");
-    assert_close(
-        &[loss.loss(&inference, target).unwrap()],
-        &[fixture.loss_value()],
-        tol,
-        "loss alone",
-    );
+    assert_close(&[loss.loss(&inference, target).unwrap()], &[fixture.loss_value()], tol, "loss alone");
 
     let mut grads = net.zero_gradients();
     let mut d_input = Batch::zeros(0);
@@ -169,12 +129,7 @@ fn check<T, N, L, const IN: usize, const OUT: usize>(
         k += 1;
     });
     assert_eq!(k, expected.len());
-    assert_close(
-        d_input.as_slice(),
-        &Fixture::floats(&fixture.0["input_grad"]),
-        tol,
-        "input gradient",
-    );
+    assert_close(d_input.as_slice(), &Fixture::floats(&fixture.0["input_grad"]), tol, "input gradient");
 }
 
 /// The generated `zeros()` constructor, reachable from generic test code.

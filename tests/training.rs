@@ -45,8 +45,7 @@ fn weights<N: Params<f32>>(net: &N) -> Vec<f32> {
 }
 
 fn iris() -> Dataset<f32, 4, Labels> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv"))
-        .unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv")).unwrap();
     let mut features = Vec::new();
     let mut labels = Vec::new();
     for line in text.lines().skip(1) {
@@ -79,10 +78,7 @@ fn the_same_seed_gives_the_same_weights() {
 fn iris_is_learned_with_every_optimizer() {
     let data = iris();
     for (name, accuracy) in [
-        (
-            "sgd",
-            fit_iris(&data, Sgd::new(0.05).momentum(0.9).nesterov(true)),
-        ),
+        ("sgd", fit_iris(&data, Sgd::new(0.05).momentum(0.9).nesterov(true))),
         ("adam", fit_iris(&data, Adam::new(0.01))),
         ("adamw", fit_iris(&data, AdamW::new(0.01, 0.01))),
     ] {
@@ -92,18 +88,9 @@ fn iris_is_learned_with_every_optimizer() {
 
 fn fit_iris<O: Optimizer<f32>>(data: &Dataset<f32, 4, Labels>, opt: O) -> f64 {
     let mut net = Tiny::new(1);
-    let h = Trainer::new(opt)
-        .epochs(60)
-        .batch_size(16)
-        .seed(1)
-        .verbose(false);
-    h.schedule(Schedule::Cosine { min_factor: 0.1 })
-        .fit(&mut net, &SoftmaxCrossEntropy, data, None)
-        .unwrap();
-    evaluate(&net, &SoftmaxCrossEntropy, data, 64)
-        .unwrap()
-        .accuracy
-        .unwrap()
+    let h = Trainer::new(opt).epochs(60).batch_size(16).seed(1).verbose(false);
+    h.schedule(Schedule::Cosine { min_factor: 0.1 }).fit(&mut net, &SoftmaxCrossEntropy, data, None).unwrap();
+    evaluate(&net, &SoftmaxCrossEntropy, data, 64).unwrap().accuracy.unwrap()
 }
 
 #[test]
@@ -112,30 +99,12 @@ fn bad_targets_and_settings_are_errors() {
     let data = Dataset::new(x.clone(), vec![0, 7]).unwrap();
     let mut net = Tiny::new(0);
     let mut trainer = Trainer::new(Sgd::new(0.1)).verbose(false);
-    let err = trainer
-        .fit(&mut net, &SoftmaxCrossEntropy, &data, None)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::LabelOutOfRange {
-                label: 7,
-                sample: 1,
-                classes: 3
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        err.to_string(),
-        "label 7 of sample 1 is out of range: the network has 3 classes"
-    );
+    let err = trainer.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap_err();
+    assert!(matches!(err, Error::LabelOutOfRange { label: 7, sample: 1, classes: 3 }), "{err}");
+    assert_eq!(err.to_string(), "label 7 of sample 1 is out of range: the network has 3 classes");
 
     let ok = Dataset::new(x, vec![0, 1]).unwrap();
-    let err =
-        Trainer::new(Sgd::new(0.1))
-            .batch_size(0)
-            .fit(&mut net, &SoftmaxCrossEntropy, &ok, None);
+    let err = Trainer::new(Sgd::new(0.1)).batch_size(0).fit(&mut net, &SoftmaxCrossEntropy, &ok, None);
     assert!(matches!(err, Err(Error::InvalidConfig(_))));
     assert!(Dataset::new(Batch::<f32, 4>::zeros(2), vec![0usize]).is_err());
 }
@@ -152,17 +121,7 @@ fn a_nan_in_the_data_stops_training_with_an_error_and_keeps_the_weights() {
         .verbose(false)
         .fit(&mut net, &SoftmaxCrossEntropy, &data, None)
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NonFinite {
-                epoch: 1,
-                batch: 0,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::NonFinite { epoch: 1, batch: 0, .. }), "{err}");
     assert_eq!(weights(&net), before, "no step was taken with a NaN loss");
 }
 
@@ -171,10 +130,7 @@ fn a_784_4096_4096_10_network_builds_trains_and_moves() {
     network! { struct Big { input: [784], dense(4096), relu, dense(4096), relu, dense(10) } }
     // Built, moved and boxed without ever holding a 64 MiB matrix on the stack.
     let mut net = Big::new(1);
-    assert_eq!(
-        Big::PARAM_COUNT,
-        784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
-    );
+    assert_eq!(Big::PARAM_COUNT, 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10);
     let moved = std::thread::spawn(move || {
         let x = Batch::<f32, 784>::from_element(8, 0.1);
         let data = Dataset::new(x, vec![1; 8]).unwrap();

@@ -40,10 +40,7 @@ pub fn assert_close<T: Float>(actual: &[T], expected: &[f64], tol: f64, what: &s
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         let a = a.as_f64();
-        assert!(
-            close(a, *e, tol),
-            "{what}[{i}]: got {a}, expected {e} (tolerance {tol})"
-        );
+        assert!(close(a, *e, tol), "{what}[{i}]: got {a}, expected {e} (tolerance {tol})");
     }
 }
 
@@ -67,8 +64,7 @@ where
     let mut d_out = Batch::zeros(0);
     let mut grads = net.zero_gradients();
     let out = net.forward_train(x, &mut trace);
-    loss.loss_and_grad(out, target, &mut d_out)
-        .expect("valid targets");
+    loss.loss_and_grad(out, target, &mut d_out).expect("valid targets");
     net.backward(x, &mut trace, &d_out, &mut grads, None);
 
     let mut analytic = Vec::new();

@@ -39,28 +39,17 @@ impl Init {
     }
 
     /// Fills `weights` for a layer with the given fan-in and fan-out.
-    pub fn fill<T: Float>(
-        self,
-        weights: &mut [T],
-        fan_in: usize,
-        fan_out: usize,
-        rng: &mut SeededRng,
-    ) {
+    pub fn fill<T: Float>(self, weights: &mut [T], fan_in: usize, fan_out: usize, rng: &mut SeededRng) {
         match self.resolve(false) {
             Init::He => {
                 let std = (2.0 / fan_in.max(1) as f64).sqrt();
                 let normal = Normal::new(0.0, std).expect("a finite, positive standard deviation");
-                weights
-                    .iter_mut()
-                    .for_each(|w| *w = T::cast(normal.sample(rng)));
+                weights.iter_mut().for_each(|w| *w = T::cast(normal.sample(rng)));
             }
             _ => {
                 let limit = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
-                let uniform =
-                    Uniform::new_inclusive(-limit, limit).expect("a finite, ordered range");
-                weights
-                    .iter_mut()
-                    .for_each(|w| *w = T::cast(uniform.sample(rng)));
+                let uniform = Uniform::new_inclusive(-limit, limit).expect("a finite, ordered range");
+                weights.iter_mut().for_each(|w| *w = T::cast(uniform.sample(rng)));
             }
         }
     }

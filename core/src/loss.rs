@@ -64,12 +64,8 @@ pub trait Loss<T: Float, const N: usize> {
     fn loss(&self, output: &Batch<T, N>, target: &Self::Target) -> Result<T>;
 
     /// The loss of a batch, and its gradient with respect to `output` written to `grad`.
-    fn loss_and_grad(
-        &self,
-        output: &Batch<T, N>,
-        target: &Self::Target,
-        grad: &mut Batch<T, N>,
-    ) -> Result<T>;
+    fn loss_and_grad(&self, output: &Batch<T, N>, target: &Self::Target, grad: &mut Batch<T, N>)
+        -> Result<T>;
 
     /// How many of the batch's predictions are right, out of how many; `None`
     /// where accuracy means nothing (regression).
@@ -124,12 +120,7 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
         Ok(total / T::cast(labels.len().max(1) as f64))
     }
 
-    fn loss_and_grad(
-        &self,
-        output: &Batch<T, N>,
-        labels: &Labels,
-        grad: &mut Batch<T, N>,
-    ) -> Result<T> {
+    fn loss_and_grad(&self, output: &Batch<T, N>, labels: &Labels, grad: &mut Batch<T, N>) -> Result<T> {
         Self::check(output, labels)?;
         ensure_batch(grad, output.ncols());
         let scale = T::one() / T::cast(labels.len().max(1) as f64);
@@ -145,21 +136,13 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
     }
 
     fn correct(&self, output: &Batch<T, N>, labels: &Labels) -> Option<(usize, usize)> {
-        let right = output
-            .column_iter()
-            .zip(labels)
-            .filter(|(col, &label)| col.imax() == label)
-            .count();
+        let right = output.column_iter().zip(labels).filter(|(col, &label)| col.imax() == label).count();
         Some((right, labels.len()))
     }
 
     fn validate(&self, labels: &Labels) -> Result<()> {
         match labels.iter().position(|&l| l >= N) {
-            Some(sample) => Err(Error::LabelOutOfRange {
-                label: labels[sample],
-                sample,
-                classes: N,
-            }),
+            Some(sample) => Err(Error::LabelOutOfRange { label: labels[sample], sample, classes: N }),
             None => Ok(()),
         }
     }
@@ -167,15 +150,8 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
 
 /// `log Σ e^{z_i}`, shifted by the maximum so it is finite for logits of any size.
 fn logsumexp<T: Float>(z: &[T]) -> T {
-    let max = z
-        .iter()
-        .copied()
-        .fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
-    max + z
-        .iter()
-        .map(|&v| (v - max).exp())
-        .fold(T::zero(), |a, b| a + b)
-        .ln()
+    let max = z.iter().copied().fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
+    max + z.iter().map(|&v| (v - max).exp()).fold(T::zero(), |a, b| a + b).ln()
 }
 
 /// Mean squared error, averaged over every element.
@@ -187,20 +163,12 @@ impl<T: Float, const N: usize> Loss<T, N> for MeanSquaredError {
 
     fn loss(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Result<T> {
         check_len("mean squared error", output.ncols(), target.ncols())?;
-        let sum = output
-            .iter()
-            .zip(target.iter())
-            .map(|(&o, &t)| (o - t) * (o - t))
-            .fold(T::zero(), |a, b| a + b);
+        let sum =
+            output.iter().zip(target.iter()).map(|(&o, &t)| (o - t) * (o - t)).fold(T::zero(), |a, b| a + b);
         Ok(sum / T::cast(output.len().max(1) as f64))
     }
 
-    fn loss_and_grad(
-        &self,
-        output: &Batch<T, N>,
-        target: &Batch<T, N>,
-        grad: &mut Batch<T, N>,
-    ) -> Result<T> {
+    fn loss_and_grad(&self, output: &Batch<T, N>, target: &Batch<T, N>, grad: &mut Batch<T, N>) -> Result<T> {
         let loss = self.loss(output, target)?;
         ensure_batch(grad, output.ncols());
         let scale = T::cast(2.0 / output.len().max(1) as f64);
@@ -232,12 +200,7 @@ impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
         Ok(sum / T::cast(output.len().max(1) as f64))
     }
 
-    fn loss_and_grad(
-        &self,
-        output: &Batch<T, N>,
-        target: &Batch<T, N>,
-        grad: &mut Batch<T, N>,
-    ) -> Result<T> {
+    fn loss_and_grad(&self, output: &Batch<T, N>, target: &Batch<T, N>, grad: &mut Batch<T, N>) -> Result<T> {
         let loss = self.loss(output, target)?;
         ensure_batch(grad, output.ncols());
         let scale = T::one() / T::cast(output.len().max(1) as f64);
@@ -249,19 +212,12 @@ impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
 
     fn correct(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Option<(usize, usize)> {
         let half = T::cast(0.5);
-        let right = output
-            .iter()
-            .zip(target.iter())
-            .filter(|(&z, &t)| (z > T::zero()) == (t > half))
-            .count();
+        let right = output.iter().zip(target.iter()).filter(|(&z, &t)| (z > T::zero()) == (t > half)).count();
         Some((right, output.len()))
     }
 
     fn validate(&self, target: &Batch<T, N>) -> Result<()> {
-        match target
-            .iter()
-            .position(|&t| !(t >= T::zero() && t <= T::one()))
-        {
+        match target.iter().position(|&t| !(t >= T::zero() && t <= T::one())) {
             Some(i) => Err(Error::InvalidConfig(format!(
                 "binary cross-entropy target {} at element {i} is outside [0, 1]",
                 target[i]
@@ -279,9 +235,8 @@ mod tests {
     fn grad_check<L: Loss<f64, 3>>(loss: L, out: &Batch<f64, 3>, target: &L::Target) {
         let mut grad = Batch::zeros(0);
         loss.loss_and_grad(out, target, &mut grad).unwrap();
-        let numeric = numeric_grad(out.as_slice(), |o| {
-            loss.loss(&Batch::from_column_slice(o), target).unwrap()
-        });
+        let numeric =
+            numeric_grad(out.as_slice(), |o| loss.loss(&Batch::from_column_slice(o), target).unwrap());
         assert_close(grad.as_slice(), &numeric, 1e-7, "loss gradient");
     }
 
@@ -296,34 +251,20 @@ mod tests {
         let l = SoftmaxCrossEntropy.loss(&z, &vec![0, 2]).unwrap();
         assert!((l - 3f64.ln()).abs() < 1e-15);
         let mut g = Batch::zeros(0);
-        SoftmaxCrossEntropy
-            .loss_and_grad(&z, &vec![0, 2], &mut g)
-            .unwrap();
+        SoftmaxCrossEntropy.loss_and_grad(&z, &vec![0, 2], &mut g).unwrap();
         // (1/3 − 1) / 2 at the label, (1/3) / 2 elsewhere.
-        assert_close(
-            g.column(0).as_slice(),
-            &[-1.0 / 3.0, 1.0 / 6.0, 1.0 / 6.0],
-            1e-15,
-            "ce grad",
-        );
+        assert_close(g.column(0).as_slice(), &[-1.0 / 3.0, 1.0 / 6.0, 1.0 / 6.0], 1e-15, "ce grad");
         grad_check(SoftmaxCrossEntropy, &outputs(), &vec![2, 1]);
-        assert_eq!(
-            SoftmaxCrossEntropy.correct(&outputs(), &vec![2, 1]),
-            Some((2, 2))
-        );
+        assert_eq!(SoftmaxCrossEntropy.correct(&outputs(), &vec![2, 1]), Some((2, 2)));
     }
 
     #[test]
     fn cross_entropy_is_finite_for_huge_logits() {
         let z = Batch::<f32, 3>::from_column_slice(&[1e4, -1e4, 0.0]);
         let mut g = Batch::zeros(0);
-        let right = SoftmaxCrossEntropy
-            .loss_and_grad(&z, &vec![0], &mut g)
-            .unwrap();
+        let right = SoftmaxCrossEntropy.loss_and_grad(&z, &vec![0], &mut g).unwrap();
         assert_eq!(right, 0.0);
-        let wrong = SoftmaxCrossEntropy
-            .loss_and_grad(&z, &vec![1], &mut g)
-            .unwrap();
+        let wrong = SoftmaxCrossEntropy.loss_and_grad(&z, &vec![1], &mut g).unwrap();
         assert_eq!(wrong, 2e4);
         assert!(g.iter().all(|v| v.is_finite()));
         assert_eq!(g.as_slice(), &[1.0, -1.0, 0.0]);
@@ -336,10 +277,7 @@ mod tests {
             SoftmaxCrossEntropy.loss(&z, &vec![0, 3]),
             Err(Error::LabelOutOfRange { label: 3, .. })
         ));
-        assert!(matches!(
-            SoftmaxCrossEntropy.loss(&z, &vec![0]),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert!(matches!(SoftmaxCrossEntropy.loss(&z, &vec![0]), Err(Error::LengthMismatch { .. })));
     }
 
     #[test]
@@ -348,11 +286,7 @@ mod tests {
         let target = Batch::<f64, 3>::from_column_slice(&[1.0, 0.0, 6.0]);
         // (0 + 4 + 9) / 3
         assert!((MeanSquaredError.loss(&out, &target).unwrap() - 13.0 / 3.0).abs() < 1e-15);
-        grad_check(
-            MeanSquaredError,
-            &outputs(),
-            &Batch::from_column_slice(&[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]),
-        );
+        grad_check(MeanSquaredError, &outputs(), &Batch::from_column_slice(&[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]));
         assert_eq!(MeanSquaredError.correct(&out, &target), None);
     }
 
@@ -375,10 +309,7 @@ mod tests {
         assert!((l - 1e4 / 3.0).abs() < 1e-2, "{l}");
         assert!(g.iter().all(|v| v.is_finite()));
         assert_eq!(BinaryCrossEntropy.correct(&huge, &t), Some((2, 3)));
-        assert!(Loss::<f32, 3>::validate(
-            &BinaryCrossEntropy,
-            &Batch::from_column_slice(&[0.0, 1.5, 0.0])
-        )
-        .is_err());
+        assert!(Loss::<f32, 3>::validate(&BinaryCrossEntropy, &Batch::from_column_slice(&[0.0, 1.5, 0.0]))
+            .is_err());
     }
 }

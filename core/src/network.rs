@@ -68,10 +68,7 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
         Self: Sized,
         B: Network<T, OUT, NEXT_OUT>,
     {
-        Chain {
-            first: self,
-            second: next,
-        }
+        Chain { first: self, second: next }
     }
 }
 
@@ -95,11 +92,7 @@ pub struct ChainTrace<A, B, T: Float, const MID: usize> {
 
 impl<A: Default, B: Default, T: Float, const MID: usize> Default for ChainTrace<A, B, T, MID> {
     fn default() -> Self {
-        ChainTrace {
-            first: A::default(),
-            second: B::default(),
-            d_mid: Batch::zeros(0),
-        }
+        ChainTrace { first: A::default(), second: B::default(), d_mid: Batch::zeros(0) }
     }
 }
 
@@ -127,10 +120,8 @@ impl<T: Float, A: Params<T>, B: Params<T>, const MID: usize> Params<T> for Chain
         path: &ParamPath<'_>,
         f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
     ) {
-        self.first
-            .visit_params_with_grads(&grads.0, &path.join("0"), f);
-        self.second
-            .visit_params_with_grads(&grads.1, &path.join("1"), f);
+        self.first.visit_params_with_grads(&grads.0, &path.join("0"), f);
+        self.second.visit_params_with_grads(&grads.1, &path.join("1"), f);
     }
 
     fn visit_grads(grads: &Self::Gradients, f: &mut dyn FnMut(&[T])) {
@@ -139,8 +130,7 @@ impl<T: Float, A: Params<T>, B: Params<T>, const MID: usize> Params<T> for Chain
     }
 }
 
-impl<T, A, B, const IN: usize, const MID: usize, const OUT: usize> Network<T, IN, OUT>
-    for Chain<A, B, MID>
+impl<T, A, B, const IN: usize, const MID: usize, const OUT: usize> Network<T, IN, OUT> for Chain<A, B, MID>
 where
     T: Float,
     A: Network<T, IN, MID>,
@@ -166,15 +156,8 @@ where
         d_input: Option<&mut Batch<T, IN>>,
     ) {
         let mid = A::trace_output(&trace.first);
-        self.second.backward(
-            mid,
-            &mut trace.second,
-            d_out,
-            &mut grads.1,
-            Some(&mut trace.d_mid),
-        );
-        self.first
-            .backward(x, &mut trace.first, &trace.d_mid, &mut grads.0, d_input);
+        self.second.backward(mid, &mut trace.second, d_out, &mut grads.1, Some(&mut trace.d_mid));
+        self.first.backward(x, &mut trace.first, &trace.d_mid, &mut grads.0, d_input);
     }
 
     fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT> {

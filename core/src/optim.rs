@@ -64,9 +64,7 @@ fn check_rate(what: &str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidConfig(format!(
-            "{what} must be finite and non-negative, got {value}"
-        )))
+        Err(Error::InvalidConfig(format!("{what} must be finite and non-negative, got {value}")))
     }
 }
 
@@ -84,13 +82,7 @@ pub struct Sgd<T> {
 impl<T: Float> Sgd<T> {
     /// Plain SGD with learning rate `lr`.
     pub fn new(lr: f64) -> Self {
-        Sgd {
-            lr,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: 0.0,
-            velocity: Slots(Vec::new()),
-        }
+        Sgd { lr, momentum: 0.0, nesterov: false, weight_decay: 0.0, velocity: Slots(Vec::new()) }
     }
 
     /// Adds heavy-ball momentum (typically 0.9).
@@ -127,11 +119,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         check_rate("learning rate", self.lr)?;
         check_rate("momentum", self.momentum)?;
         check_rate("weight decay", self.weight_decay)?;
-        let (lr, mu, wd) = (
-            T::cast(self.lr),
-            T::cast(self.momentum),
-            T::cast(self.weight_decay),
-        );
+        let (lr, mu, wd) = (T::cast(self.lr), T::cast(self.momentum), T::cast(self.weight_decay));
         if self.momentum == 0.0 {
             for (w, &g) in p.value.iter_mut().zip(grad) {
                 *w -= lr * (g + wd * *w);
@@ -174,20 +162,11 @@ impl<T: Float> Moments<T> {
     }
 
     /// `w -= lr · m̂ / (√v̂ + eps)` with `g` already including any L2 term.
-    fn apply(
-        &mut self,
-        index: usize,
-        p: ParamMut<'_, T>,
-        grad: &[T],
-        lr: f64,
-        l2: f64,
-    ) -> Result<()> {
+    fn apply(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T], lr: f64, l2: f64) -> Result<()> {
         check_rate("learning rate", lr)?;
         for (what, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&b) {
-                return Err(Error::InvalidConfig(format!(
-                    "{what} must be in [0, 1), got {b}"
-                )));
+                return Err(Error::InvalidConfig(format!("{what} must be in [0, 1), got {b}")));
             }
         }
         let t = self.step.max(1) as i32;
@@ -198,13 +177,7 @@ impl<T: Float> Moments<T> {
         let inv_sqrt_bias2 = T::cast(1.0 / bias2.sqrt());
         let m = self.first.get(index, p.value.len(), &p.name)?;
         let v = self.second.get(index, p.value.len(), &p.name)?;
-        for (((w, &g), m), v) in p
-            .value
-            .iter_mut()
-            .zip(grad)
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-        {
+        for (((w, &g), m), v) in p.value.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g + l2 * *w;
             *m = b1 * *m + (T::one() - b1) * g;
             *v = b2 * *v + (T::one() - b2) * g * g;
@@ -226,11 +199,7 @@ pub struct Adam<T> {
 impl<T: Float> Adam<T> {
     /// Adam with learning rate `lr` (typically 1e-3), betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f64) -> Self {
-        Adam {
-            lr,
-            weight_decay: 0.0,
-            moments: Moments::new(),
-        }
+        Adam { lr, weight_decay: 0.0, moments: Moments::new() }
     }
 
     /// Sets the moment decay rates.
@@ -265,8 +234,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         check_rate("weight decay", self.weight_decay)?;
-        self.moments
-            .apply(index, p, grad, self.lr, self.weight_decay)
+        self.moments.apply(index, p, grad, self.lr, self.weight_decay)
     }
 }
 
@@ -282,11 +250,7 @@ pub struct AdamW<T> {
 impl<T: Float> AdamW<T> {
     /// AdamW with learning rate `lr` and decoupled weight decay (PyTorch's default is 0.01).
     pub fn new(lr: f64, weight_decay: f64) -> Self {
-        AdamW {
-            lr,
-            weight_decay,
-            moments: Moments::new(),
-        }
+        AdamW { lr, weight_decay, moments: Moments::new() }
     }
 
     /// Sets the moment decay rates.
@@ -326,25 +290,12 @@ mod tests {
     use super::*;
 
     /// One parameter vector `w`, updated `steps` times with gradient `grad(w)`.
-    fn run<O: Optimizer<f64>>(
-        opt: &mut O,
-        w: &mut [f64],
-        steps: usize,
-        grad: impl Fn(&[f64]) -> Vec<f64>,
-    ) {
+    fn run<O: Optimizer<f64>>(opt: &mut O, w: &mut [f64], steps: usize, grad: impl Fn(&[f64]) -> Vec<f64>) {
         for _ in 0..steps {
             let g = grad(w);
             opt.begin_step();
-            opt.update(
-                0,
-                ParamMut {
-                    name: ParamPath::ROOT.join("w"),
-                    shape: &[w.len()],
-                    value: w,
-                },
-                &g,
-            )
-            .unwrap();
+            opt.update(0, ParamMut { name: ParamPath::ROOT.join("w"), shape: &[w.len()], value: w }, &g)
+                .unwrap();
         }
     }
 
@@ -367,12 +318,7 @@ mod tests {
     fn sgd_nesterov_by_hand() {
         // g = 1: v1 = 1, step1 = 1 + 0.9 = 1.9; v2 = 1.9, step2 = 1 + 1.71 = 2.71
         let mut w = [0.0];
-        run(
-            &mut Sgd::new(0.1).momentum(0.9).nesterov(true),
-            &mut w,
-            2,
-            |_| vec![1.0],
-        );
+        run(&mut Sgd::new(0.1).momentum(0.9).nesterov(true), &mut w, 2, |_| vec![1.0]);
         assert!((w[0] - -0.461).abs() < 1e-12, "{}", w[0]);
     }
 
@@ -380,9 +326,7 @@ mod tests {
     fn sgd_weight_decay_adds_l2_gradient() {
         // g' = 0 + 0.5·2 = 1; w = 2 - 0.1 = 1.9
         let mut w = [2.0];
-        run(&mut Sgd::new(0.1).weight_decay(0.5), &mut w, 1, |_| {
-            vec![0.0]
-        });
+        run(&mut Sgd::new(0.1).weight_decay(0.5), &mut w, 1, |_| vec![0.0]);
         assert!((w[0] - 1.9).abs() < 1e-15);
     }
 
@@ -391,10 +335,7 @@ mod tests {
         // Bias correction makes the first step lr·g/|g| whatever the gradient's scale.
         let mut w = [1.0, 1.0];
         run(&mut Adam::new(0.01), &mut w, 1, |_| vec![1e-3, -50.0]);
-        assert!(
-            (w[0] - 0.99).abs() < 1e-7 && (w[1] - 1.01).abs() < 1e-9,
-            "{w:?}"
-        );
+        assert!((w[0] - 0.99).abs() < 1e-7 && (w[1] - 1.01).abs() < 1e-9, "{w:?}");
     }
 
     #[test]
@@ -402,32 +343,14 @@ mod tests {
         // g1 = 1, g2 = 3. m1 = 0.1, v1 = 0.001; m2 = 0.39, v2 = 0.009999.
         // m̂2 = 0.39/0.19, v̂2 = 0.009999/0.001999; step2 = 0.1·m̂2/(√v̂2 + 1e-8)
         let mut w = [0.0];
-        let mut k = 0;
-        let grads = [1.0, 3.0];
         let mut opt = Adam::new(0.1);
-        for _ in 0..2 {
-            let g = [grads[k]];
-            k += 1;
+        for g in [[1.0], [3.0]] {
             opt.begin_step();
-            opt.update(
-                0,
-                ParamMut {
-                    name: ParamPath::ROOT,
-                    shape: &[1],
-                    value: &mut w,
-                },
-                &g,
-            )
-            .unwrap();
+            opt.update(0, ParamMut { name: ParamPath::ROOT, shape: &[1], value: &mut w }, &g).unwrap();
         }
         let step1 = 0.1 * 1.0 / (1.0 + 1e-8);
         let step2 = 0.1 * (0.39 / 0.19) / ((0.009999f64 / 0.001999).sqrt() + 1e-8);
-        assert!(
-            (w[0] - -(step1 + step2)).abs() < 1e-12,
-            "{} vs {}",
-            w[0],
-            -(step1 + step2)
-        );
+        assert!((w[0] - -(step1 + step2)).abs() < 1e-12, "{} vs {}", w[0], -(step1 + step2));
     }
 
     #[test]
@@ -438,9 +361,7 @@ mod tests {
         assert!((w[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-15);
         // Adam's L2 decay instead goes through the moments: first step moves by lr.
         let mut w = [2.0];
-        run(&mut Adam::new(0.1).weight_decay(0.5), &mut w, 1, |_| {
-            vec![0.0]
-        });
+        run(&mut Adam::new(0.1).weight_decay(0.5), &mut w, 1, |_| vec![0.0]);
         assert!((w[0] - 1.9).abs() < 1e-7);
     }
 
@@ -448,12 +369,7 @@ mod tests {
     fn optimizers_minimise_a_quadratic() {
         let grad = |w: &[f64]| w.iter().map(|x| 2.0 * (x - 3.0)).collect::<Vec<_>>();
         let mut w = [0.0, 10.0];
-        run(
-            &mut Sgd::new(0.05).momentum(0.9).nesterov(true),
-            &mut w,
-            200,
-            grad,
-        );
+        run(&mut Sgd::new(0.05).momentum(0.9).nesterov(true), &mut w, 200, grad);
         assert!(w.iter().all(|x| (x - 3.0).abs() < 1e-6), "{w:?}");
         let mut w = [0.0, 10.0];
         run(&mut Adam::new(0.1), &mut w, 1000, grad);
@@ -464,26 +380,10 @@ mod tests {
     fn bad_settings_are_errors_not_panics() {
         let mut w = [0.0];
         let mut opt = Sgd::new(f64::NAN);
-        let r = opt.update(
-            0,
-            ParamMut {
-                name: ParamPath::ROOT,
-                shape: &[1],
-                value: &mut w,
-            },
-            &[1.0],
-        );
+        let r = opt.update(0, ParamMut { name: ParamPath::ROOT, shape: &[1], value: &mut w }, &[1.0]);
         assert!(matches!(r, Err(Error::InvalidConfig(_))));
         let mut opt = Adam::<f64>::new(0.1).betas(1.0, 0.999);
-        let r = opt.update(
-            0,
-            ParamMut {
-                name: ParamPath::ROOT,
-                shape: &[1],
-                value: &mut w,
-            },
-            &[1.0],
-        );
+        let r = opt.update(0, ParamMut { name: ParamPath::ROOT, shape: &[1], value: &mut w }, &[1.0]);
         assert!(matches!(r, Err(Error::InvalidConfig(_))));
     }
 
@@ -491,26 +391,9 @@ mod tests {
     fn state_that_does_not_fit_is_an_error() {
         let mut opt = Sgd::new(0.1).momentum(0.9);
         let mut w = [0.0, 0.0];
-        opt.update(
-            0,
-            ParamMut {
-                name: ParamPath::ROOT,
-                shape: &[2],
-                value: &mut w,
-            },
-            &[1.0, 1.0],
-        )
-        .unwrap();
+        opt.update(0, ParamMut { name: ParamPath::ROOT, shape: &[2], value: &mut w }, &[1.0, 1.0]).unwrap();
         let mut w3 = [0.0; 3];
-        let r = opt.update(
-            0,
-            ParamMut {
-                name: ParamPath::ROOT,
-                shape: &[3],
-                value: &mut w3,
-            },
-            &[1.0; 3],
-        );
+        let r = opt.update(0, ParamMut { name: ParamPath::ROOT, shape: &[3], value: &mut w3 }, &[1.0; 3]);
         assert!(r.is_err());
     }
 }

@@ -17,19 +17,13 @@ pub struct ParamPath<'a> {
 
 impl ParamPath<'static> {
     /// The empty path every top-level network starts from.
-    pub const ROOT: ParamPath<'static> = ParamPath {
-        parent: None,
-        segment: "",
-    };
+    pub const ROOT: ParamPath<'static> = ParamPath { parent: None, segment: "" };
 }
 
 impl<'a> ParamPath<'a> {
     /// This path extended by one segment.
     pub fn join(&'a self, segment: &'a str) -> ParamPath<'a> {
-        ParamPath {
-            parent: Some(self),
-            segment,
-        }
+        ParamPath { parent: Some(self), segment }
     }
 
     /// The last segment (`weight` in `fc1.weight`).
@@ -115,6 +109,17 @@ pub trait Params<T: Float> {
 
     /// Calls `f` on every gradient, in the same order as the parameters.
     fn visit_grads(grads: &Self::Gradients, f: &mut dyn FnMut(&[T]));
+
+    /// Calls `f` on every non-trainable buffer saved with the parameters
+    /// (batch-norm running statistics), named like PyTorch's `state_dict`.
+    fn visit_buffers(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        let _ = (path, f);
+    }
+
+    /// Calls `f` on every buffer mutably, in the same order as [`Params::visit_buffers`].
+    fn visit_buffers_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        let _ = (path, f);
+    }
 }
 
 #[cfg(test)]

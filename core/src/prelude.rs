@@ -4,12 +4,8 @@ pub use crate::data::{mnist, Dataset, MiniBatch};
 pub use crate::error::{Error, Result};
 pub use crate::float::Float;
 pub use crate::init::{seeded_rng, Init};
-pub use crate::layers::{
-    Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh,
-};
-pub use crate::loss::{
-    BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SoftmaxCrossEntropy, Targets,
-};
+pub use crate::layers::{Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use crate::loss::{BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SoftmaxCrossEntropy, Targets};
 pub use crate::network::{Chain, LayerInfo, Network};
 pub use crate::optim::{Adam, AdamW, Optimizer, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};

@@ -25,9 +25,7 @@ pub fn heap_zeros<T: Float, const R: usize, const C: usize>() -> HeapMatrix<T, R
 }
 
 /// Copies a heap matrix without building a temporary on the stack.
-pub fn heap_clone<T: Float, const R: usize, const C: usize>(
-    m: &HeapMatrix<T, R, C>,
-) -> HeapMatrix<T, R, C> {
+pub fn heap_clone<T: Float, const R: usize, const C: usize>(m: &HeapMatrix<T, R, C>) -> HeapMatrix<T, R, C> {
     let mut out: HeapMatrix<T, R, C> = heap_zeros();
     out.copy_from(&**m);
     out
@@ -65,24 +63,12 @@ impl<'a, T: Float> MatRef<'a, T> {
         // SAFETY: nalgebra guarantees the storage spans `len` elements from `ptr`
         // for a contiguous matrix; every matrix we pass is an owned, contiguous one.
         let data = unsafe { std::slice::from_raw_parts(m.data.ptr(), span(rows, cols, rs, cs)) };
-        MatRef {
-            data,
-            rows,
-            cols,
-            rs: rs as isize,
-            cs: cs as isize,
-        }
+        MatRef { data, rows, cols, rs: rs as isize, cs: cs as isize }
     }
 
     /// The transpose: the same memory with the strides swapped, no copy.
     pub(crate) fn t(self) -> Self {
-        MatRef {
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
+        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 }
 
@@ -108,10 +94,7 @@ pub(crate) fn gemm<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
     c: &mut Matrix<T, R, C, S>,
 ) {
     let (m, n) = c.shape();
-    assert!(
-        a.rows == m && b.cols == n && a.cols == b.rows,
-        "gemm shape mismatch"
-    );
+    assert!(a.rows == m && b.cols == n && a.cols == b.rows, "gemm shape mismatch");
     let (rsc, csc) = c.strides();
     let cptr = c.data.ptr_mut();
     // SAFETY: shapes checked above; `a`/`b` borrow their storage immutably while

@@ -192,8 +192,7 @@ impl<O> Trainer<O> {
 
         for epoch in 1..=self.epochs {
             let start = Instant::now();
-            self.optimizer
-                .set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
+            self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
             if self.shuffle {
                 order.shuffle(&mut rng);
             }
@@ -202,16 +201,10 @@ impl<O> Trainer<O> {
             for (b, indices) in order.chunks(self.batch_size).enumerate() {
                 batch.fill_from(train, indices);
                 let out = net.forward_train(&batch.features, &mut trace);
-                let value = loss
-                    .loss_and_grad(out, &batch.targets, &mut d_out)?
-                    .as_f64();
+                let value = loss.loss_and_grad(out, &batch.targets, &mut d_out)?.as_f64();
                 if !value.is_finite() {
                     bar.abandon();
-                    return Err(Error::NonFinite {
-                        epoch,
-                        batch: b,
-                        value,
-                    });
+                    return Err(Error::NonFinite { epoch, batch: b, value });
                 }
                 if let Some((r, n)) = loss.correct(out, &batch.targets) {
                     right += r;
@@ -233,9 +226,8 @@ impl<O> Trainer<O> {
                 loss: loss_sum / train.len().max(1) as f64,
                 accuracy: (judged > 0).then(|| right as f64 / judged as f64),
             };
-            let validation = validation
-                .map(|v| evaluate(net, loss, v, self.batch_size.max(256)))
-                .transpose()?;
+            let validation =
+                validation.map(|v| evaluate(net, loss, v, self.batch_size.max(256))).transpose()?;
             let report = EpochReport {
                 epoch,
                 train: train_metrics,
@@ -258,8 +250,7 @@ impl<O> Trainer<O> {
         }
         // stderr() draws nothing when stderr is not a terminal (CI, pipes, tests).
         let bar = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+        if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
         {
             bar.set_style(style.progress_chars("=> "));
         }
@@ -268,27 +259,6 @@ impl<O> Trainer<O> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedules_by_hand() {
-        assert_eq!(Schedule::Constant.learning_rate(0.1, 5, 10), 0.1);
-        let cos = Schedule::Cosine { min_factor: 0.0 };
-        assert_eq!(cos.learning_rate(0.1, 0, 10), 0.1);
-        assert!((cos.learning_rate(0.1, 5, 10) - 0.05).abs() < 1e-15);
-        let floor = Schedule::Cosine { min_factor: 0.1 };
-        assert!((floor.learning_rate(1.0, 10, 10) - 0.1).abs() < 1e-15);
-        let step = Schedule::Step {
-            every: 3,
-            factor: 0.5,
-        };
-        assert_eq!(step.learning_rate(1.0, 2, 10), 1.0);
-        assert_eq!(step.learning_rate(1.0, 3, 10), 0.5);
-        assert_eq!(step.learning_rate(1.0, 7, 10), 0.25);
-    }
-}
 
 /// One line per epoch, Keras style.
 pub fn format_report(r: &EpochReport, epochs: usize) -> String {
@@ -336,4 +306,23 @@ where
         loss: loss_sum / data.len().max(1) as f64,
         accuracy: (judged > 0).then(|| right as f64 / judged as f64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_by_hand() {
+        assert_eq!(Schedule::Constant.learning_rate(0.1, 5, 10), 0.1);
+        let cos = Schedule::Cosine { min_factor: 0.0 };
+        assert_eq!(cos.learning_rate(0.1, 0, 10), 0.1);
+        assert!((cos.learning_rate(0.1, 5, 10) - 0.05).abs() < 1e-15);
+        let floor = Schedule::Cosine { min_factor: 0.1 };
+        assert!((floor.learning_rate(1.0, 10, 10) - 0.1).abs() < 1e-15);
+        let step = Schedule::Step { every: 3, factor: 0.5 };
+        assert_eq!(step.learning_rate(1.0, 2, 10), 1.0);
+        assert_eq!(step.learning_rate(1.0, 3, 10), 0.5);
+        assert_eq!(step.learning_rate(1.0, 7, 10), 0.25);
+    }
 }

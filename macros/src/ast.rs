@@ -19,6 +19,16 @@ pub enum Item {
     Output { key: Ident, shape: ShapeLit },
     /// `fc1: dense(256) => [256]`
     Layer(LayerDef),
+    /// An entry that failed to parse (already reported), meant as the given role.
+    Invalid(Role),
+}
+
+/// What a broken entry was meant to be, so checking can treat it as present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Input,
+    Output,
+    Layer,
 }
 
 /// A shape as written: `[784]` or `[1, 28, 28]`.
@@ -67,7 +77,7 @@ pub enum Arg {
 pub enum Value {
     Lit(Lit),
     /// `-0.5`: a negated literal.
-    Neg(Span, Lit),
+    Neg(syn::Token![-], Lit),
     Ident(Ident),
 }
 
@@ -75,7 +85,7 @@ impl Value {
     pub fn span(&self) -> Span {
         match self {
             Value::Lit(l) => l.span(),
-            Value::Neg(s, _) => *s,
+            Value::Neg(minus, _) => minus.span,
             Value::Ident(i) => i.span(),
         }
     }

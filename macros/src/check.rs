@@ -3,32 +3,27 @@
 //! assertion and `output:` expect. Each mistake is one spanned error; after a
 //! mistake the shape becomes unknown, so it is not reported again downstream.
 
-use crate::ast::{Arg, Item, LayerDef, NetworkDef, ShapeLit, Value};
+use crate::ast::{Arg, Item, LayerDef, NetworkDef, Role, ShapeLit, Value};
 use crate::ctxt::Ctxt;
 use crate::model::{Activation, Layer, LayerKind, Model, Shape};
 use proc_macro2::Span;
 use quote::format_ident;
 use std::collections::HashMap;
-use syn::{Ident, Lit};
+use syn::ext::IdentExt;
+use syn::Lit;
 
 /// The layer kinds the language knows, for "unknown layer" messages.
-const LAYER_KINDS: [&str; 8] = [
-    "dense",
-    "relu",
-    "leaky_relu",
-    "sigmoid",
-    "tanh",
-    "gelu",
-    "softmax",
-    "identity",
-];
+const LAYER_KINDS: [&str; 8] =
+    ["dense", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "identity"];
 
 /// PyTorch's default negative slope.
 const DEFAULT_LEAKY_ALPHA: f64 = 0.01;
 
 pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
-    let mut input: Option<ShapeLit> = None;
-    let mut output: Option<(Ident, ShapeLit)> = None;
+    // `None` inside: the entry was there but broken (already reported).
+    let mut input: Option<Option<ShapeLit>> = None;
+    let mut output: Option<(Span, Option<ShapeLit>)> = None;
+    let mut output_misplaced = false;
     let mut layers = Vec::new();
     for item in def.items {
         match item {
@@ -38,29 +33,38 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
                 } else if !layers.is_empty() || output.is_some() {
                     cx.error_at(key.span(), "`input:` must come first, before any layer");
                 }
-                input.get_or_insert(shape);
+                input.get_or_insert(Some(shape));
+            }
+            Item::Invalid(Role::Input) => {
+                input.get_or_insert(None);
             }
             Item::Output { key, shape } => {
                 if output.is_some() {
                     cx.error_at(key.span(), "duplicate `output:`; a network has one output");
                 } else {
-                    output = Some((key, shape));
+                    output = Some((key.span(), Some(shape)));
                 }
             }
-            Item::Layer(layer) => {
-                if let Some((key, _)) = &output {
-                    cx.error_at(
-                        key.span(),
-                        "`output:` must be the last entry, after every layer",
-                    );
+            Item::Invalid(Role::Output) => {
+                output.get_or_insert((Span::call_site(), None));
+            }
+            Item::Layer(_) | Item::Invalid(Role::Layer) => {
+                if let (Some((key, _)), false) = (&output, output_misplaced) {
+                    cx.error_at(*key, "`output:` must be the last entry, after every layer");
+                    output_misplaced = true;
                 }
-                layers.push(layer);
+                layers.push(match item {
+                    Item::Layer(layer) => Some(layer),
+                    _ => None,
+                });
             }
         }
     }
+    check_attrs(&def.attrs, cx);
 
     let input_shape = match &input {
-        Some(shape) => input_shape(shape, cx),
+        Some(Some(shape)) => input_shape(shape, cx),
+        Some(None) => Shape::Unknown,
         None => {
             cx.error_at(
                 def.name.span(),
@@ -70,44 +74,65 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         }
     };
     if layers.is_empty() {
-        cx.error_at(
-            def.name.span(),
-            "a network needs at least one layer, e.g. `dense(10)`",
-        );
+        cx.error_at(def.name.span(), "a network needs at least one layer, e.g. `dense(10)`");
     }
 
     let mut shape = input_shape.clone();
     let mut producer = "`input`".to_string();
-    let mut names: HashMap<String, Span> = HashMap::new();
+    // Each name with whether the user wrote it, to tell clashes apart.
+    let mut names: HashMap<String, (usize, bool)> = HashMap::new();
     let mut model_layers = Vec::new();
     for (position, def) in layers.iter().enumerate() {
-        let ident = def
-            .name
-            .clone()
-            .unwrap_or_else(|| format_ident!("{}_{}", def.kind, position, span = def.kind.span()));
-        if let Some(_first) = names.insert(ident.to_string(), ident.span()) {
-            cx.error_at(ident.span(), format!("duplicate layer name `{ident}`"));
+        let Some(def) = def else {
+            // A broken entry: nothing is known of its output.
+            shape = Shape::Unknown;
+            continue;
+        };
+        let ident = match &def.name {
+            Some(name) => name.clone(),
+            None => format_ident!("{}_{}", def.kind, position, span = def.kind.span()),
+        };
+        let name = ident.unraw().to_string();
+        if name.starts_with("__") {
+            cx.error_at(ident.span(), "layer names starting with `__` are reserved for generated code");
+        }
+        let written = def.name.is_some();
+        match names.insert(name.clone(), (position, written)) {
+            Some((first, true)) if written => {
+                cx.error_at(ident.span(), format!("duplicate layer name `{name}` (first used at position {first})"))
+            }
+            Some((first, false)) | Some((first, true)) => {
+                // One of the two is a generated positional name: point at the name the user wrote.
+                let (user, auto) = if written { (position, first) } else { (first, position) };
+                let span = if written { ident.span() } else { layers[user].as_ref().and_then(|d| d.name.as_ref()).map_or(ident.span(), |n| n.span()) };
+                cx.error_at(
+                    span,
+                    format!("layer name `{name}` is also the automatic name of the unnamed layer at position {auto}; choose another name"),
+                );
+            }
+            None => {}
         }
         let Some(spec) = resolve(def, cx) else {
             shape = Shape::Unknown;
             continue;
         };
         let (kind, out_shape) = match spec {
-            Spec::Dense {
-                expects,
-                outputs,
-                bias,
-            } => {
+            Spec::Dense { expects, outputs, bias } => {
                 let given = shape.features();
                 if let Shape::Known(_) = shape {
                     match (given, expects) {
                         (None, _) => cx.error_spanned_by(
                             &def.tokens,
-                            format!("`dense` needs a rank-1 input `[features]`, but {producer} gives {shape}"),
+                            format!(
+                                "`dense` needs a rank-1 input `[features]`, but {producer} gives {shape}"
+                            ),
                         ),
                         (Some(g), Some((expected, span))) if g != expected => {
                             let kind = LayerKind::Dense { inputs: expected, outputs, bias };
-                            let msg = format!("{} expects [{expected}] but {producer} gives {shape}", describe(def, &kind));
+                            let msg = format!(
+                                "{} expects [{expected}] but {producer} gives {shape}",
+                                describe(def, &kind)
+                            );
                             cx.error_at(span, msg);
                         }
                         _ => {}
@@ -115,11 +140,7 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
                 }
                 // After a mismatch, carry on from the declared sizes so later layers are still checked.
                 let inputs = expects.map(|(e, _)| e).or(given).unwrap_or(0);
-                let kind = LayerKind::Dense {
-                    inputs,
-                    outputs,
-                    bias,
-                };
+                let kind = LayerKind::Dense { inputs, outputs, bias };
                 producer = describe_producer(def, &kind, position);
                 (kind, Shape::Known(vec![outputs]))
             }
@@ -129,17 +150,15 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         check_assert(def, &shape, &producer, cx);
         model_layers.push(Layer {
             ident,
-            param_name: def
-                .name
-                .as_ref()
-                .map_or_else(|| position.to_string(), |n| n.to_string()),
+            name,
+            param_name: def.name.as_ref().map_or_else(|| position.to_string(), |n| n.unraw().to_string()),
             input: Shape::Unknown,
             output: shape.clone(),
             kind,
         });
     }
 
-    if let Some((_, expected)) = &output {
+    if let Some((_, Some(expected))) = &output {
         if let Some(expected) = shape_of(expected, cx) {
             if matches!(shape, Shape::Known(_)) && shape != expected {
                 cx.error_at(
@@ -150,17 +169,12 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         }
     }
 
-    let param_count = model_layers
-        .iter()
-        .try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count()?));
+    let param_count = model_layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count()?));
     let param_count = match param_count {
         // Every parameter is held in memory at least once as f64 (8 bytes).
         Some(n) if n <= isize::MAX as usize / 8 => n,
         _ => {
-            cx.error_at(
-                def.name.span(),
-                "the network has too many parameters to allocate",
-            );
+            cx.error_at(def.name.span(), "the network has too many parameters to allocate");
             0
         }
     };
@@ -183,10 +197,22 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
     })
 }
 
-fn expected_span(output: &Option<(Ident, ShapeLit)>) -> Span {
-    output
-        .as_ref()
-        .map_or_else(Span::call_site, |(_, s)| s.span)
+fn expected_span(output: &Option<(Span, Option<ShapeLit>)>) -> Span {
+    output.as_ref().and_then(|(_, s)| s.as_ref()).map_or_else(Span::call_site, |s| s.span)
+}
+
+/// `network!` writes `Clone` and `Debug` itself (cloning big matrices without
+/// the stack); a derive of either would conflict, so say so up front.
+fn check_attrs(attrs: &[syn::Attribute], cx: &Ctxt) {
+    for attr in attrs.iter().filter(|a| a.path().is_ident("derive")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("Clone") || meta.path.is_ident("Debug") {
+                let name = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+                cx.error_spanned_by(&meta.path, format!("`network!` already implements `{name}`; remove it from the derive"));
+            }
+            Ok(())
+        });
+    }
 }
 
 fn input_shape(shape: &ShapeLit, cx: &Ctxt) -> Shape {
@@ -232,10 +258,7 @@ fn check_assert(def: &LayerDef, shape: &Shape, producer: &str, cx: &Ctxt) {
             }
             None => producer.to_string(),
         };
-        cx.error_at(
-            assert.span,
-            format!("shape assertion expects {expected} but {who} gives {shape}"),
-        );
+        cx.error_at(assert.span, format!("shape assertion expects {expected} but {who} gives {shape}"));
     }
 }
 
@@ -257,11 +280,7 @@ fn describe_producer(def: &LayerDef, kind: &LayerKind, position: usize) -> Strin
 
 /// A layer's kind and arguments, resolved.
 enum Spec {
-    Dense {
-        expects: Option<(usize, Span)>,
-        outputs: usize,
-        bias: bool,
-    },
+    Dense { expects: Option<(usize, Span)>, outputs: usize, bias: bool },
     Activation(Activation),
 }
 
@@ -286,22 +305,15 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
         "identity" => no_args(Activation::Identity),
         "leaky_relu" => resolve_leaky_relu(args, cx),
         "input" | "output" => {
-            cx.error_at(
-                def.kind.span(),
-                format!("expected `{kind}: [..]` with a colon"),
-            );
+            cx.error_at(def.kind.span(), format!("expected `{kind}: [..]` with a colon"));
             None
         }
         _ => {
-            let hint = closest(&kind, &LAYER_KINDS)
-                .map(|k| format!("; did you mean `{k}`?"))
-                .unwrap_or_default();
+            let hint =
+                closest(&kind, &LAYER_KINDS).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
             cx.error_at(
                 def.kind.span(),
-                format!(
-                    "unknown layer `{kind}`; expected one of {}{hint}",
-                    LAYER_KINDS.join(", ")
-                ),
+                format!("unknown layer `{kind}`; expected one of {}{hint}", LAYER_KINDS.join(", ")),
             );
             None
         }
@@ -316,10 +328,7 @@ fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
     for arg in args {
         match arg {
             Arg::Positional(_) | Arg::Arrow { .. } if size.is_some() => {
-                cx.error_at(
-                    arg.span(),
-                    "`dense` takes one size (or `in -> out`); unexpected argument",
-                );
+                cx.error_at(arg.span(), "`dense` takes one size (or `in -> out`); unexpected argument");
                 ok = false;
             }
             Arg::Positional(v) => match size_value(v, cx) {
@@ -342,28 +351,18 @@ fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
                 }
             }
             Arg::Keyword { key, .. } => {
-                cx.error_at(
-                    key.span(),
-                    format!("unknown argument `{key}` for `dense`; expected `bias`"),
-                );
+                cx.error_at(key.span(), format!("unknown argument `{key}` for `dense`; expected `bias`"));
                 ok = false;
             }
         }
     }
     match size {
-        Some((expects, outputs)) if ok => Some(Spec::Dense {
-            expects,
-            outputs,
-            bias,
-        }),
+        Some((expects, outputs)) if ok => Some(Spec::Dense { expects, outputs, bias }),
         Some(_) => None,
         None => {
             if ok {
                 let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
-                cx.error_at(
-                    span,
-                    "`dense` needs its output size, e.g. `dense(128)` or `dense(784 -> 128)`",
-                );
+                cx.error_at(span, "`dense` needs its output size, e.g. `dense(128)` or `dense(784 -> 128)`");
             }
             None
         }
@@ -384,10 +383,7 @@ fn resolve_leaky_relu(args: &[Arg], cx: &Ctxt) -> Option<Spec> {
                 return None;
             }
             _ => {
-                cx.error_at(
-                    arg.span(),
-                    "`leaky_relu` takes one slope, e.g. `leaky_relu(0.1)`",
-                );
+                cx.error_at(arg.span(), "`leaky_relu` takes one slope, e.g. `leaky_relu(0.1)`");
                 return None;
             }
         };
@@ -409,8 +405,8 @@ fn size_value(v: &Value, cx: &Ctxt) -> Option<usize> {
                 None
             }
         },
-        Value::Neg(span, _) => {
-            cx.error_at(*span, "a size must be a positive whole number");
+        Value::Neg(minus, lit) => {
+            cx.error_spanned_by(quote::quote!(#minus #lit), "a size must be a positive whole number");
             None
         }
         other => {
@@ -513,39 +509,24 @@ mod tests {
         assert_eq!(names, ["fc1", "relu_1", "dense_2", "leaky_relu_3", "head"]);
         let params: Vec<&str> = m.layers.iter().map(|l| l.param_name.as_str()).collect();
         assert_eq!(params, ["fc1", "1", "2", "3", "head"]);
-        assert_eq!(
-            m.layers[2].kind,
-            LayerKind::Dense {
-                inputs: 256,
-                outputs: 128,
-                bias: false
-            }
-        );
+        assert_eq!(m.layers[2].kind, LayerKind::Dense { inputs: 256, outputs: 128, bias: false });
         assert_eq!(m.layers[2].input, Shape::Known(vec![256]));
-        assert_eq!(
-            m.layers[3].kind,
-            LayerKind::Activation(Activation::LeakyRelu(0.2))
-        );
+        assert_eq!(m.layers[3].kind, LayerKind::Activation(Activation::LeakyRelu(0.2)));
         assert_eq!(m.param_count, 784 * 256 + 256 + 256 * 128 + 128 * 10 + 10);
         assert_eq!(*m.output(), Shape::Known(vec![10]));
     }
 
     #[test]
     fn a_dense_input_mismatch_names_the_layer_and_both_shapes() {
-        let errs = errors(
-            quote! { struct N { input: [784], fc1: dense(256), relu, fc2: dense(128 -> 10) } },
-        );
-        assert_eq!(
-            errs,
-            ["`fc2: dense(128 -> 10)` expects [128] but `fc1` gives [256]"]
-        );
+        let errs = errors(quote! { struct N { input: [784], fc1: dense(256), relu, fc2: dense(128 -> 10) } });
+        assert_eq!(errs, ["`fc2: dense(128 -> 10)` expects [128] but `fc1` gives [256]"]);
         let errs = errors(quote! { struct N { input: [784], dense(256), dense(128 -> 10) } });
-        assert_eq!(errs, ["`dense(128 -> 10)` expects [128] but `dense(784 -> 256)` at position 0 gives [256]"]);
-        let errs = errors(quote! { struct N { input: [784], dense(100 -> 10) } });
         assert_eq!(
             errs,
-            ["`dense(100 -> 10)` expects [100] but `input` gives [784]"]
+            ["`dense(128 -> 10)` expects [128] but `dense(784 -> 256)` at position 0 gives [256]"]
         );
+        let errs = errors(quote! { struct N { input: [784], dense(100 -> 10) } });
+        assert_eq!(errs, ["`dense(100 -> 10)` expects [100] but `input` gives [784]"]);
     }
 
     #[test]
@@ -583,51 +564,24 @@ mod tests {
     #[test]
     fn malformed_layers_are_spanned_errors() {
         let cases: Vec<(TokenStream, &str)> = vec![
-            (
-                quote! { struct N { dense(2) } },
-                "missing `input: [features]`",
-            ),
+            (quote! { struct N { dense(2) } }, "missing `input: [features]`"),
             (quote! { struct N { input: [2] } }, "at least one layer"),
-            (
-                quote! { struct N { input: [2], dense } },
-                "`dense` needs its output size",
-            ),
-            (
-                quote! { struct N { input: [2], dense(x) } },
-                "expected a size",
-            ),
-            (
-                quote! { struct N { input: [2], dense(-3) } },
-                "positive whole number",
-            ),
-            (
-                quote! { struct N { input: [2], dense(3, 4) } },
-                "takes one size",
-            ),
+            (quote! { struct N { input: [2], dense } }, "`dense` needs its output size"),
+            (quote! { struct N { input: [2], dense(x) } }, "expected a size"),
+            (quote! { struct N { input: [2], dense(-3) } }, "positive whole number"),
+            (quote! { struct N { input: [2], dense(3, 4) } }, "takes one size"),
             (
                 quote! { struct N { input: [2], dense(3, biass = false) } },
                 "unknown argument `biass` for `dense`",
             ),
-            (
-                quote! { struct N { input: [2], dense(3, bias = 1) } },
-                "expected `true` or `false`",
-            ),
+            (quote! { struct N { input: [2], dense(3, bias = 1) } }, "expected `true` or `false`"),
             (
                 quote! { struct N { input: [2], dense(3, bias = true, bias = false) } },
                 "`bias` is given twice",
             ),
-            (
-                quote! { struct N { input: [2], dense(3), relu(2) } },
-                "`relu` takes no arguments",
-            ),
-            (
-                quote! { struct N { input: [2], dense(3), leaky_relu(x) } },
-                "expected a number",
-            ),
-            (
-                quote! { struct N { input: [2], dense(3), leaky_relu(0.1, 0.2) } },
-                "takes one slope",
-            ),
+            (quote! { struct N { input: [2], dense(3), relu(2) } }, "`relu` takes no arguments"),
+            (quote! { struct N { input: [2], dense(3), leaky_relu(x) } }, "expected a number"),
+            (quote! { struct N { input: [2], dense(3), leaky_relu(0.1, 0.2) } }, "takes one slope"),
             (
                 quote! { struct N { input: [2], dense(3), leaky_relu(slope = 0.1) } },
                 "unknown argument `slope`",
@@ -636,39 +590,15 @@ mod tests {
                 quote! { struct N { input: [2], desne(3) } },
                 "unknown layer `desne`; expected one of dense, relu",
             ),
-            (
-                quote! { struct N { input: [2], desne(3) } },
-                "did you mean `dense`?",
-            ),
-            (
-                quote! { struct N { input: [2], a: dense(3), a: dense(3) } },
-                "duplicate layer name `a`",
-            ),
+            (quote! { struct N { input: [2], desne(3) } }, "did you mean `dense`?"),
+            (quote! { struct N { input: [2], a: dense(3), a: dense(3) } }, "duplicate layer name `a`"),
             (quote! { struct N { input: [0], dense(3) } }, "at least 1"),
-            (
-                quote! { struct N { input: [1, 28, 28], dense(3) } },
-                "only rank-1 inputs",
-            ),
-            (
-                quote! { struct N { dense(3), input: [2] } },
-                "`input:` must come first",
-            ),
-            (
-                quote! { struct N { input: [2], input: [2], dense(3) } },
-                "duplicate `input:`",
-            ),
-            (
-                quote! { struct N { input: [2], output: [3], dense(3) } },
-                "`output:` must be the last entry",
-            ),
-            (
-                quote! { struct N { input: [2], dense(3), output: [3], output: [3] } },
-                "duplicate `output:`",
-            ),
-            (
-                quote! { struct N { input: [2], input } },
-                "expected `input: [..]` with a colon",
-            ),
+            (quote! { struct N { input: [1, 28, 28], dense(3) } }, "only rank-1 inputs"),
+            (quote! { struct N { dense(3), input: [2] } }, "`input:` must come first"),
+            (quote! { struct N { input: [2], input: [2], dense(3) } }, "duplicate `input:`"),
+            (quote! { struct N { input: [2], output: [3], dense(3) } }, "`output:` must be the last entry"),
+            (quote! { struct N { input: [2], dense(3), output: [3], output: [3] } }, "duplicate `output:`"),
+            (quote! { struct N { input: [2], input } }, "expected `input: [..]` with a colon"),
             (
                 quote! { struct N { input: [4294967296], dense(4294967296), dense(4294967296) } },
                 "too many parameters",
@@ -684,17 +614,42 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_entry_causes_no_follow_up_errors() {
+        // Each network has exactly one mistake: its parse error.
+        for tokens in [
+            quote! { struct A { input: [4], dense(8) junk, dense(8 -> 2) } },
+            quote! { struct B { input: [4], fc1: dense(8 ->), fc2: dense(8 -> 2), output: [2] } },
+            quote! { struct C { input: [4] extra, dense(8) } },
+            quote! { struct D { input: [4], dense(3) => [3] extra, output: [3] } },
+            quote! { struct E { input: [4], dense(8) junk } },
+        ] {
+            let errs = errors(tokens.clone());
+            assert_eq!(errs.len(), 1, "{tokens}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let errs = errors(quote! { struct N { input: [2], relu, relu_0: dense(2) } });
+        assert_eq!(errs, ["layer name `relu_0` is also the automatic name of the unnamed layer at position 0; choose another name"]);
+        let errs = errors(quote! { struct N { input: [2], a: dense(2), a: relu } });
+        assert_eq!(errs, ["duplicate layer name `a` (first used at position 0)"]);
+        let errs = errors(quote! { struct N { input: [2], __x: dense(2) } });
+        assert!(errs[0].contains("reserved"));
+        let (m, _) = run(quote! { struct N { input: [2], r#type: dense(2) } });
+        let m = m.unwrap();
+        assert_eq!((m.layers[0].param_name.as_str(), m.layers[0].name.as_str()), ("type", "type"));
+        assert_eq!(m.layers[0].ident.to_string(), "r#type");
+        let errs = errors(quote! { #[derive(Clone, PartialEq)] struct N { input: [2], dense(2) } });
+        assert_eq!(errs, ["`network!` already implements `Clone`; remove it from the derive"]);
+    }
+
+    #[test]
     fn leaky_relu_defaults_to_pytorchs_slope() {
         let (m, _) = run(quote! { struct N { input: [2], leaky_relu, leaky_relu(alpha = -0.5) } });
         let m = m.unwrap();
-        assert_eq!(
-            m.layers[0].kind,
-            LayerKind::Activation(Activation::LeakyRelu(0.01))
-        );
-        assert_eq!(
-            m.layers[1].kind,
-            LayerKind::Activation(Activation::LeakyRelu(-0.5))
-        );
+        assert_eq!(m.layers[0].kind, LayerKind::Activation(Activation::LeakyRelu(0.01)));
+        assert_eq!(m.layers[1].kind, LayerKind::Activation(Activation::LeakyRelu(-0.5)));
     }
 
     #[test]

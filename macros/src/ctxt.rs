@@ -19,9 +19,7 @@ impl Ctxt {
 
     /// Records an error spanned on the tokens of `obj`.
     pub fn error_spanned_by<O: quote::ToTokens, M: Display>(&self, obj: O, msg: M) {
-        self.errors
-            .borrow_mut()
-            .push(syn::Error::new_spanned(obj.into_token_stream(), msg));
+        self.errors.borrow_mut().push(syn::Error::new_spanned(obj.into_token_stream(), msg));
     }
 
     /// Records an error at `span`.
@@ -46,10 +44,6 @@ impl Ctxt {
 
     /// Every error as a `compile_error!` invocation, each at its own span.
     pub fn into_compile_errors(self) -> TokenStream {
-        self.errors
-            .into_inner()
-            .iter()
-            .map(syn::Error::to_compile_error)
-            .collect()
+        self.errors.into_inner().iter().map(syn::Error::to_compile_error).collect()
     }
 }

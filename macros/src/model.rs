@@ -21,8 +21,11 @@ impl Model {
 }
 
 pub struct Layer {
-    /// The struct field and trace buffer name: the user's name, or `{kind}_{position}`.
+    /// The struct field and trace buffer name, as written (`r#type` stays raw):
+    /// the user's name, or `{kind}_{position}`.
     pub ident: Ident,
+    /// The same name as text, without `r#`: for messages and `LayerInfo`.
+    pub name: String,
     /// The `state_dict` prefix: the user's name, or the 0-based position (as in `nn.Sequential`).
     pub param_name: String,
     pub kind: LayerKind,
@@ -32,11 +35,7 @@ pub struct Layer {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerKind {
-    Dense {
-        inputs: usize,
-        outputs: usize,
-        bias: bool,
-    },
+    Dense { inputs: usize, outputs: usize, bias: bool },
     Activation(Activation),
 }
 
@@ -61,13 +60,9 @@ impl Activation {
 impl LayerKind {
     pub fn param_count(&self) -> Option<usize> {
         match *self {
-            LayerKind::Dense {
-                inputs,
-                outputs,
-                bias,
-            } => inputs
-                .checked_mul(outputs)?
-                .checked_add(if bias { outputs } else { 0 }),
+            LayerKind::Dense { inputs, outputs, bias } => {
+                inputs.checked_mul(outputs)?.checked_add(if bias { outputs } else { 0 })
+            }
             LayerKind::Activation(_) => Some(0),
         }
     }
@@ -77,16 +72,8 @@ impl LayerKind {
 impl fmt::Display for LayerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LayerKind::Dense {
-                inputs,
-                outputs,
-                bias: true,
-            } => write!(f, "dense({inputs} -> {outputs})"),
-            LayerKind::Dense {
-                inputs,
-                outputs,
-                bias: false,
-            } => {
+            LayerKind::Dense { inputs, outputs, bias: true } => write!(f, "dense({inputs} -> {outputs})"),
+            LayerKind::Dense { inputs, outputs, bias: false } => {
                 write!(f, "dense({inputs} -> {outputs}, bias = false)")
             }
             LayerKind::Activation(Activation::LeakyRelu(a)) => write!(f, "leaky_relu({a})"),

@@ -1,10 +1,12 @@
 //! Tokens to [`NetworkDef`]. The body is split at top-level commas first, so a
 //! malformed entry is reported and the parser goes on with the next one.
 
-use crate::ast::{Arg, Args, Item, LayerDef, NetworkDef, ShapeLit, SizeLit, Value};
+use crate::ast::{Arg, Args, Item, LayerDef, NetworkDef, Role, ShapeLit, SizeLit, Value};
 use crate::ctxt::Ctxt;
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
+use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::{braced, bracketed, parenthesized, Attribute, Ident, Lit, Token, Visibility};
 
 /// Parses the whole macro input; `None` if even the `struct Name { .. }` frame is broken.
@@ -12,22 +14,24 @@ pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
     let frame = |input: ParseStream| -> syn::Result<_> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
-        input.parse::<Token![struct]>().map_err(|e| {
-            syn::Error::new(e.span(), "expected `struct Name { input: [..], layers.. }`")
-        })?;
+        input
+            .parse::<Token![struct]>()
+            .map_err(|e| syn::Error::new(e.span(), "expected `struct Name { input: [..], layers.. }`"))?;
         let name: Ident = input.parse()?;
         if input.peek(Token![<]) {
             let generics: syn::Generics = input.parse()?;
-            return Err(syn::Error::new_spanned(
-                generics,
-                "generic networks are not supported yet",
-            ));
+            return Err(syn::Error::new_spanned(generics, "generic networks are not supported yet"));
+        }
+        if !input.peek(syn::token::Brace) {
+            return Err(input.error("expected `{ input: [..], layers.. }` after the network's name"));
         }
         let body;
         braced!(body in input);
         let body: TokenStream = body.parse()?;
         if !input.is_empty() {
-            return Err(input.error("unexpected tokens after the network's `{ .. }`; declare one network per `network!`"));
+            return Err(input.error(
+                "unexpected tokens after the network's `{ .. }`; declare one network per `network!`",
+            ));
         }
         Ok((attrs, vis, name, body))
     };
@@ -40,20 +44,17 @@ pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
     };
     let items = split_top_level_commas(body, cx)
         .into_iter()
-        .filter_map(|tokens| match parse_item.parse2(tokens) {
-            Ok(item) => Some(item),
-            Err(e) => {
+        .map(|tokens| {
+            let role = role_of(&tokens);
+            parse_item.parse2(tokens).unwrap_or_else(|e| {
+                // Keep a placeholder so the checker knows something stood here
+                // and does not report its absence as further mistakes.
                 cx.syn_error(e);
-                None
-            }
+                Item::Invalid(role)
+            })
         })
         .collect();
-    Some(NetworkDef {
-        attrs,
-        vis,
-        name,
-        items,
-    })
+    Some(NetworkDef { attrs, vis, name, items })
 }
 
 /// Splits a body into entries at commas that are not inside brackets.
@@ -79,36 +80,48 @@ fn split_top_level_commas(body: TokenStream, cx: &Ctxt) -> Vec<TokenStream> {
     items
 }
 
+/// What an entry was meant to be, judged from its first tokens.
+fn role_of(tokens: &TokenStream) -> Role {
+    let mut iter = tokens.clone().into_iter();
+    match (iter.next(), iter.next()) {
+        (Some(TokenTree::Ident(i)), Some(TokenTree::Punct(p))) if p.as_char() == ':' && i == "input" => Role::Input,
+        (Some(TokenTree::Ident(i)), Some(TokenTree::Punct(p))) if p.as_char() == ':' && i == "output" => {
+            Role::Output
+        }
+        _ => Role::Layer,
+    }
+}
+
 fn parse_item(input: ParseStream) -> syn::Result<Item> {
     let tokens: TokenStream = input.fork().parse()?;
     let mut name = None;
-    if input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]) {
-        let key: Ident = input.parse()?;
+    if input.peek2(Token![:]) && !input.peek2(Token![::]) && input.fork().call(Ident::parse_any).is_ok() {
+        let key = input.call(Ident::parse_any)?;
+        // syn's `Ident` parser refuses keywords, so this tells `type:` from `fc1:`.
+        if syn::parse2::<Ident>(key.to_token_stream()).is_err() {
+            return Err(syn::Error::new(key.span(), format!("`{key}` is a Rust keyword and cannot name a layer")));
+        }
         input.parse::<Token![:]>()?;
+        if input.is_empty() {
+            return Err(syn::Error::new(key.span(), format!("expected a layer after `{key}:`")));
+        }
         if key == "input" || key == "output" {
             if !input.peek(syn::token::Bracket) {
-                return Err(input.error(format!(
-                    "expected a shape after `{key}:`, e.g. `{key}: [784]`"
-                )));
+                return Err(input.error(format!("expected a shape after `{key}:`, e.g. `{key}: [784]`")));
             }
             let shape = parse_shape(input)?;
             expect_end(input, "after the shape")?;
-            return Ok(if key == "input" {
-                Item::Input { key, shape }
-            } else {
-                Item::Output { key, shape }
-            });
+            return Ok(if key == "input" { Item::Input { key, shape } } else { Item::Output { key, shape } });
         }
         name = Some(key);
     }
-    let kind: Ident = input.parse().map_err(|e| {
-        syn::Error::new(e.span(), "expected a layer such as `dense(128)` or `relu`")
-    })?;
-    let args = if input.peek(syn::token::Paren) {
-        Some(parse_args(input)?)
-    } else {
-        None
-    };
+    let kind: Ident = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected a layer such as `dense(128)` or `relu`"))?;
+    if (kind == "input" || kind == "output") && name.is_none() {
+        return Err(syn::Error::new(kind.span(), format!("expected `{kind}: [..]` with a colon")));
+    }
+    let args = if input.peek(syn::token::Paren) { Some(parse_args(input)?) } else { None };
     let assert = if input.peek(Token![=>]) {
         input.parse::<Token![=>]>()?;
         if !input.peek(syn::token::Bracket) {
@@ -119,22 +132,14 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         None
     };
     expect_end(input, "after the layer")?;
-    Ok(Item::Layer(LayerDef {
-        name,
-        kind,
-        args,
-        assert,
-        tokens,
-    }))
+    Ok(Item::Layer(LayerDef { name, kind, args, assert, tokens }))
 }
 
 fn expect_end(input: ParseStream, context: &str) -> syn::Result<()> {
     if input.is_empty() {
         Ok(())
     } else {
-        Err(input.error(format!(
-            "unexpected tokens {context}; separate entries with `,`"
-        )))
+        Err(input.error(format!("unexpected tokens {context}; separate entries with `,`")))
     }
 }
 
@@ -143,35 +148,23 @@ fn parse_shape(input: ParseStream) -> syn::Result<ShapeLit> {
     let bracket = bracketed!(content in input);
     let mut dims = Vec::new();
     while !content.is_empty() {
-        let lit: syn::LitInt = content.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected a size, e.g. `[784]` or `[1, 28, 28]`")
-        })?;
+        let lit: syn::LitInt = content
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected a size, e.g. `[784]` or `[1, 28, 28]`"))?;
         let value = lit.base10_parse::<usize>().ok();
         if value.is_none() {
-            return Err(syn::Error::new(
-                lit.span(),
-                format!("size `{lit}` is too large"),
-            ));
+            return Err(syn::Error::new(lit.span(), format!("size `{lit}` is too large")));
         }
-        dims.push(SizeLit {
-            value,
-            span: lit.span(),
-        });
+        dims.push(SizeLit { value, span: lit.span() });
         if content.is_empty() {
             break;
         }
         content.parse::<Token![,]>()?;
     }
     if dims.is_empty() {
-        return Err(syn::Error::new(
-            bracket.span.join(),
-            "a shape needs at least one size, e.g. `[784]`",
-        ));
+        return Err(syn::Error::new(bracket.span.join(), "a shape needs at least one size, e.g. `[784]`"));
     }
-    Ok(ShapeLit {
-        dims,
-        span: bracket.span.join(),
-    })
+    Ok(ShapeLit { dims, span: bracket.span.join() })
 }
 
 fn parse_args(input: ParseStream) -> syn::Result<Args> {
@@ -182,18 +175,12 @@ fn parse_args(input: ParseStream) -> syn::Result<Args> {
         let arg = if content.peek(Ident) && content.peek2(Token![=]) && !content.peek2(Token![=>]) {
             let key: Ident = content.parse()?;
             content.parse::<Token![=]>()?;
-            Arg::Keyword {
-                key,
-                value: parse_value(&content)?,
-            }
+            Arg::Keyword { key, value: parse_value(&content)? }
         } else {
             let from = parse_value(&content)?;
             if content.peek(Token![->]) {
                 content.parse::<Token![->]>()?;
-                Arg::Arrow {
-                    from,
-                    to: parse_value(&content)?,
-                }
+                Arg::Arrow { from, to: parse_value(&content)? }
             } else {
                 Arg::Positional(from)
             }
@@ -204,17 +191,17 @@ fn parse_args(input: ParseStream) -> syn::Result<Args> {
         }
         content.parse::<Token![,]>()?;
     }
-    Ok(Args {
-        span: paren.span.join(),
-        list,
-    })
+    Ok(Args { span: paren.span.join(), list })
 }
 
 fn parse_value(input: ParseStream) -> syn::Result<Value> {
+    if input.is_empty() {
+        return Err(input.error("expected a value, e.g. a size such as `128`"));
+    }
     if input.peek(Token![-]) {
         let minus: Token![-] = input.parse()?;
-        let lit: Lit = input.parse()?;
-        return Ok(Value::Neg(minus.span, lit));
+        let lit: Lit = input.parse().map_err(|e| syn::Error::new(e.span(), "expected a number after `-`"))?;
+        return Ok(Value::Neg(minus, lit));
     }
     if input.peek(Lit) {
         return Ok(Value::Lit(input.parse()?));
@@ -229,10 +216,7 @@ fn parse_value(input: ParseStream) -> syn::Result<Value> {
         TokenTree::Group(_) => "a group",
         _ => "this",
     };
-    Err(syn::Error::new(
-        tt.span(),
-        format!("expected a number, `true`/`false` or a name, found {what}"),
-    ))
+    Err(syn::Error::new(tt.span(), format!("expected a number, `true`/`false` or a name, found {what}")))
 }
 
 #[cfg(test)]
@@ -269,12 +253,8 @@ mod tests {
         assert_eq!(def.name, "Mlp");
         assert_eq!(def.attrs.len(), 2);
         assert_eq!(def.items.len(), 7);
-        assert!(
-            matches!(&def.items[0], Item::Input { shape, .. } if shape.dims[0].value == Some(784))
-        );
-        let Item::Layer(fc2) = &def.items[3] else {
-            panic!("layer")
-        };
+        assert!(matches!(&def.items[0], Item::Input { shape, .. } if shape.dims[0].value == Some(784)));
+        let Item::Layer(fc2) = &def.items[3] else { panic!("layer") };
         assert_eq!(fc2.name.as_ref().unwrap(), "fc2");
         assert_eq!(fc2.kind, "dense");
         let args = &fc2.args.as_ref().unwrap().list;
@@ -296,18 +276,24 @@ mod tests {
         // The empty entry is found while splitting, before the entries are parsed.
         assert_eq!(msgs.len(), 5, "{msgs:?}");
         assert!(msgs[0].contains("unexpected `,`"), "{msgs:?}");
-        assert!(
-            msgs[1].contains("unexpected tokens after the layer"),
-            "{msgs:?}"
-        );
+        assert!(msgs[1].contains("unexpected tokens after the layer"), "{msgs:?}");
         assert!(msgs[2].contains("expected a layer"), "{msgs:?}");
-        assert!(msgs[3].contains("expected literal"), "{msgs:?}");
-        assert!(
-            msgs[4].contains("unexpected tokens after the layer"),
-            "{msgs:?}"
-        );
-        // input, relu and dense(2) survive.
-        assert_eq!(def.items.len(), 3);
+        assert!(msgs[3].contains("expected a number after `-`"), "{msgs:?}");
+        assert!(msgs[4].contains("expected `output: [..]` with a colon"), "{msgs:?}");
+        // Broken entries stay as placeholders, so the checker does not report them missing.
+        assert_eq!(def.items.len(), 7);
+        let broken = def.items.iter().filter(|i| matches!(i, Item::Invalid(Role::Layer))).count();
+        assert_eq!(broken, 4);
+    }
+
+    #[test]
+    fn messages_name_what_was_expected() {
+        let one = |t: TokenStream| errors(t).join(" | ");
+        assert!(one(quote! { struct X { input: [2], fc1: , dense(2) } }).contains("expected a layer after `fc1:`"));
+        assert!(one(quote! { struct X { input: [2], type: dense(2) } }).contains("`type` is a Rust keyword"));
+        assert!(one(quote! { struct X { input: [2], dense(4 ->) } }).contains("expected a value"));
+        assert!(one(quote! { struct X; }).contains("expected `{ input: [..], layers.. }`"));
+        assert!(one(quote! { struct X { input [2], dense(2) } }).contains("expected `input: [..]` with a colon"));
     }
 
     #[test]
@@ -320,12 +306,8 @@ mod tests {
     #[test]
     fn shape_errors() {
         assert!(errors(quote! { struct X { input: [] } })[0].contains("at least one size"));
-        assert!(
-            errors(quote! { struct X { input: [99999999999999999999999] } })[0]
-                .contains("too large")
-        );
-        assert!(errors(quote! { struct X { input: 784 } })[0]
-            .contains("expected a shape after `input:`"));
+        assert!(errors(quote! { struct X { input: [99999999999999999999999] } })[0].contains("too large"));
+        assert!(errors(quote! { struct X { input: 784 } })[0].contains("expected a shape after `input:`"));
         assert!(errors(quote! { struct X { input: [a] } })[0].contains("expected a size"));
     }
 }

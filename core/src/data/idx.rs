@@ -104,10 +104,7 @@ fn parse_from(mut r: impl Read, path: &Path) -> Result<IdxArray> {
     // Read through `take` so memory grows only with data actually present: a
     // header that claims 10^9 images cannot make us allocate for them.
     let mut raw = Vec::new();
-    r.by_ref()
-        .take(bytes as u64)
-        .read_to_end(&mut raw)
-        .map_err(|e| Error::io(path, e))?;
+    r.by_ref().take(bytes as u64).read_to_end(&mut raw).map_err(|e| Error::io(path, e))?;
     if raw.len() < bytes {
         return Err(bad(format!(
             "the header declares {dims:?} ({bytes} bytes of data) but only {} bytes follow",
@@ -116,28 +113,18 @@ fn parse_from(mut r: impl Read, path: &Path) -> Result<IdxArray> {
     }
     let mut extra = [0u8; 1];
     if r.read(&mut extra).map_err(|e| Error::io(path, e))? != 0 {
-        return Err(bad(format!(
-            "data continues past the {bytes} bytes the header declares for {dims:?}"
-        )));
+        return Err(bad(format!("data continues past the {bytes} bytes the header declares for {dims:?}")));
     }
     let data = match type_code {
         0x08 => IdxData::U8(raw),
         0x09 => IdxData::I8(raw.into_iter().map(|b| b as i8).collect()),
-        0x0B => IdxData::I16(
-            raw.chunks_exact(2)
-                .map(|c| i16::from_be_bytes([c[0], c[1]]))
-                .collect(),
-        ),
-        0x0C => IdxData::I32(
-            raw.chunks_exact(4)
-                .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        0x0D => IdxData::F32(
-            raw.chunks_exact(4)
-                .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
+        0x0B => IdxData::I16(raw.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()),
+        0x0C => {
+            IdxData::I32(raw.chunks_exact(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
+        }
+        0x0D => {
+            IdxData::F32(raw.chunks_exact(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
+        }
         _ => IdxData::F64(
             raw.chunks_exact(8)
                 .map(|c| f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
@@ -169,8 +156,8 @@ pub fn write_u8(path: impl AsRef<Path>, dims: &[usize], data: &[u8]) -> Result<(
     }
     let mut out = vec![0, 0, 0x08, dims.len() as u8];
     for &d in dims {
-        let d = u32::try_from(d)
-            .map_err(|_| Error::InvalidConfig(format!("IDX dimension {d} exceeds u32")))?;
+        let d =
+            u32::try_from(d).map_err(|_| Error::InvalidConfig(format!("IDX dimension {d} exceeds u32")))?;
         out.extend_from_slice(&d.to_be_bytes());
     }
     out.extend_from_slice(data);
@@ -184,8 +171,7 @@ mod tests {
 
     fn header(type_code: u8, dims: &[u32]) -> Vec<u8> {
         let mut v = vec![0, 0, type_code, dims.len() as u8];
-        dims.iter()
-            .for_each(|d| v.extend_from_slice(&d.to_be_bytes()));
+        dims.iter().for_each(|d| v.extend_from_slice(&d.to_be_bytes()));
         v
     }
 
@@ -231,11 +217,7 @@ mod tests {
         assert!(err(&[0, 0, 8, 2, 0, 0, 0, 1]).contains("ends before the size of dimension 1"));
         let mut short = header(0x08, &[10]);
         short.extend_from_slice(&[1, 2, 3]);
-        assert!(
-            err(&short).contains("only 3 bytes follow"),
-            "{}",
-            err(&short)
-        );
+        assert!(err(&short).contains("only 3 bytes follow"), "{}", err(&short));
         let mut long = header(0x08, &[1]);
         long.extend_from_slice(&[1, 2]);
         assert!(err(&long).contains("continues past"));

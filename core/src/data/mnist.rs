@@ -25,10 +25,7 @@ pub struct Mnist<T: Float> {
 /// and `t10k-labels-idx1-ubyte` from `dir`, each either raw or with a `.gz` suffix.
 pub fn load<T: Float>(dir: impl AsRef<Path>) -> Result<Mnist<T>> {
     let dir = dir.as_ref();
-    Ok(Mnist {
-        train: load_split(dir, "train")?,
-        test: load_split(dir, "t10k")?,
-    })
+    Ok(Mnist { train: load_split(dir, "train")?, test: load_split(dir, "t10k")? })
 }
 
 /// Loads one split (`prefix` is `train` or `t10k`) from `dir`.
@@ -43,18 +40,12 @@ pub fn load_split<T: Float>(dir: &Path, prefix: &str) -> Result<Dataset<T, PIXEL
 fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     let raw = dir.join(stem);
     let gz = dir.join(format!("{stem}.gz"));
-    [gz, raw.clone()]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::io(
-                raw,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "neither this file nor its .gz was found",
-                ),
-            )
-        })
+    [gz, raw.clone()].into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        Error::io(
+            raw,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "neither this file nor its .gz was found"),
+        )
+    })
 }
 
 /// 28×28 `u8` images to a batch scaled to [0, 1].
@@ -70,10 +61,7 @@ pub fn images_from_idx<T: Float>(array: &IdxArray, path: &Path) -> Result<Batch<
         }
     };
     let scale = T::cast(1.0 / 255.0);
-    Ok(Batch::from_iterator(
-        array.dims[0],
-        pixels.iter().map(|&p| T::cast(p as f64) * scale),
-    ))
+    Ok(Batch::from_iterator(array.dims[0], pixels.iter().map(|&p| T::cast(p as f64) * scale)))
 }
 
 /// `u8` labels `0..10`.
@@ -89,11 +77,7 @@ pub fn labels_from_idx(array: &IdxArray, path: &Path) -> Result<Labels> {
         }
     };
     if let Some(sample) = labels.iter().position(|&l| l as usize >= CLASSES) {
-        return Err(Error::LabelOutOfRange {
-            label: labels[sample] as usize,
-            sample,
-            classes: CLASSES,
-        });
+        return Err(Error::LabelOutOfRange { label: labels[sample] as usize, sample, classes: CLASSES });
     }
     Ok(labels.iter().map(|&l| l as usize).collect())
 }
@@ -107,6 +91,42 @@ fn type_name(array: &IdxArray) -> &'static str {
         idx::IdxData::F32(_) => "f32",
         idx::IdxData::F64(_) => "f64",
     }
+}
+
+
+/// The images shifted by `dx` columns and `dy` rows (positive: right and down),
+/// filling with background: a cheap augmentation that teaches small translations.
+pub fn shifted<T: Float>(
+    data: &Dataset<T, PIXELS, Labels>,
+    dx: isize,
+    dy: isize,
+) -> Dataset<T, PIXELS, Labels> {
+    let src = data.features();
+    let mut out = Batch::<T, PIXELS>::zeros(src.ncols());
+    for (from, mut to) in src.column_iter().zip(out.column_iter_mut()) {
+        for row in 0..28isize {
+            for col in 0..28isize {
+                let (r, c) = (row - dy, col - dx);
+                if (0..28).contains(&r) && (0..28).contains(&c) {
+                    to[(row * 28 + col) as usize] = from[(r * 28 + c) as usize];
+                }
+            }
+        }
+    }
+    Dataset { features: out, targets: data.targets().clone() }
+}
+
+/// `data` followed by its copies shifted one pixel up, down, left and right: five times the samples.
+pub fn with_shifts<T: Float>(data: &Dataset<T, PIXELS, Labels>) -> Dataset<T, PIXELS, Labels> {
+    let parts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)].map(|(dx, dy)| shifted(data, dx, dy));
+    let n = data.len();
+    let mut features = Batch::<T, PIXELS>::zeros(5 * n);
+    let mut targets = Vec::with_capacity(5 * n);
+    for (k, part) in parts.iter().enumerate() {
+        features.columns_mut(k * n, n).copy_from(part.features());
+        targets.extend_from_slice(part.targets());
+    }
+    Dataset { features, targets }
 }
 
 #[cfg(test)]
@@ -132,32 +152,17 @@ mod tests {
 
     #[test]
     fn wrong_image_size_is_a_shape_error() {
-        let a = IdxArray {
-            dims: vec![1, 32, 32],
-            data: idx::IdxData::U8(vec![0; 1024]),
-        };
-        let e = images_from_idx::<f32>(&a, Path::new("x"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("[1, 32, 32]") && e.contains("[n, 28, 28]"),
-            "{e}"
-        );
+        let a = IdxArray { dims: vec![1, 32, 32], data: idx::IdxData::U8(vec![0; 1024]) };
+        let e = images_from_idx::<f32>(&a, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("[1, 32, 32]") && e.contains("[n, 28, 28]"), "{e}");
     }
 
     #[test]
     fn labels_out_of_range_are_errors() {
-        let a = IdxArray {
-            dims: vec![2],
-            data: idx::IdxData::U8(vec![3, 12]),
-        };
+        let a = IdxArray { dims: vec![2], data: idx::IdxData::U8(vec![3, 12]) };
         assert!(matches!(
             labels_from_idx(&a, Path::new("x")),
-            Err(Error::LabelOutOfRange {
-                label: 12,
-                sample: 1,
-                ..
-            })
+            Err(Error::LabelOutOfRange { label: 12, sample: 1, .. })
         ));
     }
 
@@ -169,11 +174,7 @@ mod tests {
         let d = Dataset::new(x, vec![3]).unwrap();
         let right = shifted(&d, 1, 0);
         assert_eq!(right.features()[(1, 0)], 1.0);
-        assert_eq!(
-            right.features().sum(),
-            1.0,
-            "the bottom-right pixel falls off the edge"
-        );
+        assert_eq!(right.features().sum(), 1.0, "the bottom-right pixel falls off the edge");
         let up = shifted(&d, 0, -1);
         assert_eq!(up.features()[(26 * 28 + 27, 0)], 0.5);
         let all = with_shifts(&d);
@@ -184,47 +185,6 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_an_io_error() {
-        assert!(matches!(
-            load::<f32>("/nonexistent/mnist"),
-            Err(Error::Io { .. })
-        ));
+        assert!(matches!(load::<f32>("/nonexistent/mnist"), Err(Error::Io { .. })));
     }
-}
-
-/// The images shifted by `dx` columns and `dy` rows (positive: right and down),
-/// filling with background: a cheap augmentation that teaches small translations.
-pub fn shifted<T: Float>(
-    data: &Dataset<T, PIXELS, Labels>,
-    dx: isize,
-    dy: isize,
-) -> Dataset<T, PIXELS, Labels> {
-    let src = data.features();
-    let mut out = Batch::<T, PIXELS>::zeros(src.ncols());
-    for (from, mut to) in src.column_iter().zip(out.column_iter_mut()) {
-        for row in 0..28isize {
-            for col in 0..28isize {
-                let (r, c) = (row - dy, col - dx);
-                if (0..28).contains(&r) && (0..28).contains(&c) {
-                    to[(row * 28 + col) as usize] = from[(r * 28 + c) as usize];
-                }
-            }
-        }
-    }
-    Dataset {
-        features: out,
-        targets: data.targets().clone(),
-    }
-}
-
-/// `data` followed by its copies shifted one pixel up, down, left and right: five times the samples.
-pub fn with_shifts<T: Float>(data: &Dataset<T, PIXELS, Labels>) -> Dataset<T, PIXELS, Labels> {
-    let parts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)].map(|(dx, dy)| shifted(data, dx, dy));
-    let n = data.len();
-    let mut features = Batch::<T, PIXELS>::zeros(5 * n);
-    let mut targets = Vec::with_capacity(5 * n);
-    for (k, part) in parts.iter().enumerate() {
-        features.columns_mut(k * n, n).copy_from(part.features());
-        targets.extend_from_slice(part.targets());
-    }
-    Dataset { features, targets }
 }

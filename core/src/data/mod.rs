@@ -96,10 +96,7 @@ pub struct MiniBatch<T: Float, const N: usize, Y> {
 impl<T: Float, const N: usize, Y: Targets> MiniBatch<T, N, Y> {
     /// An empty batch to gather into.
     pub fn new() -> Self {
-        MiniBatch {
-            features: Batch::zeros(0),
-            targets: Y::empty(),
-        }
+        MiniBatch { features: Batch::zeros(0), targets: Y::empty() }
     }
 
     /// Replaces the contents with the samples of `data` at `indices` (all in range),
@@ -130,11 +127,7 @@ mod tests {
         let x = Batch::<f32, 2>::zeros(3);
         assert!(matches!(
             Dataset::new(x, vec![0usize, 1]),
-            Err(Error::LengthMismatch {
-                left: 3,
-                right: 2,
-                ..
-            })
+            Err(Error::LengthMismatch { left: 3, right: 2, .. })
         ));
     }
 

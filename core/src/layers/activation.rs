@@ -51,6 +51,8 @@ macro_rules! elementwise {
                 }
             }
 
+            // For `Identity` this reads as `*y = *y`, which clippy takes for a botched swap.
+            #[allow(clippy::almost_swapped)]
             fn forward_in_place<T: Float, const N: usize>(&self, y: &mut Batch<T, N>) {
                 let $s = self;
                 for y in y.as_mut_slice() {
@@ -192,12 +194,7 @@ mod tests {
         a.forward(&x, &mut y);
         let mut dx = Batch::zeros(0);
         a.backward(&x, &y, &c, &mut dx);
-        assert_close(
-            dx.as_slice(),
-            &numeric_grad(x.as_slice(), loss),
-            1e-7,
-            A::NAME,
-        );
+        assert_close(dx.as_slice(), &numeric_grad(x.as_slice(), loss), 1e-7, A::NAME);
     }
 
     #[test]
@@ -219,10 +216,7 @@ mod tests {
 
     #[test]
     fn leaky_relu_values_and_gradient() {
-        assert_eq!(
-            forward(LeakyRelu::new(0.1)),
-            vec![-0.2, -0.05, 0.3, 1.0, 3.0, -0.7000000000000001]
-        );
+        assert_eq!(forward(LeakyRelu::new(0.1)), vec![-0.2, -0.05, 0.3, 1.0, 3.0, -0.7000000000000001]);
         check_gradient(LeakyRelu::new(0.1));
         assert_eq!(LeakyRelu::default().alpha, 0.01);
     }

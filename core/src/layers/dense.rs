@@ -1,6 +1,7 @@
 //! Fully connected layer: `y = W x + b`.
 
 use crate::float::Float;
+use super::Layer;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
@@ -30,10 +31,7 @@ pub struct DenseGrad<T: Float, const IN: usize, const OUT: usize> {
 impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// A layer with zero weights (and zero bias if `bias`), to be filled by loading.
     pub fn zeros(bias: bool) -> Self {
-        Dense {
-            weight: heap_zeros(),
-            bias: bias.then(heap_zeros),
-        }
+        Dense { weight: heap_zeros(), bias: bias.then(heap_zeros) }
     }
 
     /// A layer with weights drawn by `init` and a zero bias.
@@ -53,13 +51,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             }
             None => T::zero(),
         };
-        gemm(
-            T::one(),
-            MatRef::of(&*self.weight).t(),
-            MatRef::of(x),
-            beta,
-            y,
-        );
+        gemm(T::one(), MatRef::of(&*self.weight).t(), MatRef::of(x), beta, y);
     }
 
     /// Gradients for the parameters into `grad` (overwritten), and for the
@@ -73,13 +65,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         dx: Option<&mut Batch<T, IN>>,
     ) {
         // dW (IN×OUT) = x · dyᵀ
-        gemm(
-            T::one(),
-            MatRef::of(x),
-            MatRef::of(dy).t(),
-            T::zero(),
-            &mut *grad.weight,
-        );
+        gemm(T::one(), MatRef::of(x), MatRef::of(dy).t(), T::zero(), &mut *grad.weight);
         if let Some(db) = &mut grad.bias {
             db.fill(T::zero());
             dy.column_iter().for_each(|col| **db += col);
@@ -87,13 +73,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         if let Some(dx) = dx {
             ensure_batch(dx, x.ncols());
             // dx (IN×B) = W · dy
-            gemm(
-                T::one(),
-                MatRef::of(&*self.weight),
-                MatRef::of(dy),
-                T::zero(),
-                dx,
-            );
+            gemm(T::one(), MatRef::of(&*self.weight), MatRef::of(dy), T::zero(), dx);
         }
     }
 
@@ -103,13 +83,35 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     }
 }
 
+impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, IN, OUT> {
+    type Workspace = ();
+    type Gradients = DenseGrad<T, IN, OUT>;
+
+    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        Dense::forward(self, x, y)
+    }
+
+    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, _: &mut ()) {
+        Dense::forward(self, x, y)
+    }
+
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        _y: &Batch<T, OUT>,
+        dy: &Batch<T, OUT>,
+        _: &mut (),
+        grads: &mut DenseGrad<T, IN, OUT>,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        Dense::backward(self, x, dy, grads, dx)
+    }
+}
+
 impl<T: Float, const IN: usize, const OUT: usize> Clone for Dense<T, IN, OUT> {
     fn clone(&self) -> Self {
         // Deriving would copy the matrices through the stack.
-        Dense {
-            weight: heap_clone(&self.weight),
-            bias: self.bias.as_ref().map(heap_clone),
-        }
+        Dense { weight: heap_clone(&self.weight), bias: self.bias.as_ref().map(heap_clone) }
     }
 }
 
@@ -121,11 +123,7 @@ impl<T: Float, const IN: usize, const OUT: usize> fmt::Debug for Dense<T, IN, OU
 
 impl<T: Float, const IN: usize, const OUT: usize> fmt::Debug for DenseGrad<T, IN, OUT> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "DenseGrad({IN} -> {OUT}, bias = {})",
-            self.bias.is_some()
-        )
+        write!(f, "DenseGrad({IN} -> {OUT}, bias = {})", self.bias.is_some())
     }
 }
 
@@ -136,39 +134,20 @@ impl<T: Float, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT
     const PARAM_COUNT: usize = IN * OUT + OUT;
 
     fn zero_gradients(&self) -> Self::Gradients {
-        DenseGrad {
-            weight: heap_zeros(),
-            bias: self.bias.as_ref().map(|_| heap_zeros()),
-        }
+        DenseGrad { weight: heap_zeros(), bias: self.bias.as_ref().map(|_| heap_zeros()) }
     }
 
     fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        f(Param {
-            name: path.join("weight"),
-            shape: &[OUT, IN],
-            value: self.weight.as_slice(),
-        });
+        f(Param { name: path.join("weight"), shape: &[OUT, IN], value: self.weight.as_slice() });
         if let Some(b) = &self.bias {
-            f(Param {
-                name: path.join("bias"),
-                shape: &[OUT],
-                value: b.as_slice(),
-            });
+            f(Param { name: path.join("bias"), shape: &[OUT], value: b.as_slice() });
         }
     }
 
     fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        f(ParamMut {
-            name: path.join("weight"),
-            shape: &[OUT, IN],
-            value: self.weight.as_mut_slice(),
-        });
+        f(ParamMut { name: path.join("weight"), shape: &[OUT, IN], value: self.weight.as_mut_slice() });
         if let Some(b) = &mut self.bias {
-            f(ParamMut {
-                name: path.join("bias"),
-                shape: &[OUT],
-                value: b.as_mut_slice(),
-            });
+            f(ParamMut { name: path.join("bias"), shape: &[OUT], value: b.as_mut_slice() });
         }
     }
 
@@ -178,21 +157,10 @@ impl<T: Float, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT
         path: &ParamPath<'_>,
         f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
     ) {
-        let w = ParamMut {
-            name: path.join("weight"),
-            shape: &[OUT, IN],
-            value: self.weight.as_mut_slice(),
-        };
+        let w = ParamMut { name: path.join("weight"), shape: &[OUT, IN], value: self.weight.as_mut_slice() };
         f(w, grads.weight.as_slice());
         if let (Some(b), Some(gb)) = (&mut self.bias, &grads.bias) {
-            f(
-                ParamMut {
-                    name: path.join("bias"),
-                    shape: &[OUT],
-                    value: b.as_mut_slice(),
-                },
-                gb.as_slice(),
-            );
+            f(ParamMut { name: path.join("bias"), shape: &[OUT], value: b.as_mut_slice() }, gb.as_slice());
         }
     }
 
@@ -220,14 +188,8 @@ mod tests {
     fn layer() -> Dense<f64, 3, 2> {
         let mut d = Dense::<f64, 3, 2>::zeros(true);
         // PyTorch weight [[1, 2, 3], [-1, 0, 0.5]], bias [0.5, -1].
-        d.weight
-            .as_mut_slice()
-            .copy_from_slice(&[1.0, 2.0, 3.0, -1.0, 0.0, 0.5]);
-        d.bias
-            .as_mut()
-            .unwrap()
-            .as_mut_slice()
-            .copy_from_slice(&[0.5, -1.0]);
+        d.weight.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, -1.0, 0.0, 0.5]);
+        d.bias.as_mut().unwrap().as_mut_slice().copy_from_slice(&[0.5, -1.0]);
         d
     }
 
@@ -283,12 +245,7 @@ mod tests {
             p.bias.as_mut().unwrap().as_mut_slice().copy_from_slice(b);
             loss(&p, &x)
         });
-        assert_close(
-            g.bias.as_ref().unwrap().as_slice(),
-            &num_b,
-            1e-7,
-            "dense bias",
-        );
+        assert_close(g.bias.as_ref().unwrap().as_slice(), &num_b, 1e-7, "dense bias");
         let num_x = numeric_grad(x.as_slice(), |xs| loss(&d, &Batch::from_column_slice(xs)));
         assert_close(dx.as_slice(), &num_x, 1e-7, "dense input");
     }
@@ -300,14 +257,7 @@ mod tests {
         d.visit_params(&ParamPath::ROOT.join("fc1"), &mut |p| {
             seen.push((p.name.to_string(), p.shape.to_vec(), p.value.to_vec()))
         });
-        assert_eq!(
-            seen[0],
-            (
-                "fc1.weight".into(),
-                vec![2, 3],
-                vec![1.0, 2.0, 3.0, -1.0, 0.0, 0.5]
-            )
-        );
+        assert_eq!(seen[0], ("fc1.weight".into(), vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 0.5]));
         assert_eq!(seen[1], ("fc1.bias".into(), vec![2], vec![0.5, -1.0]));
     }
 

@@ -23,10 +23,7 @@ impl Activation for Softmax {
 
     fn forward_in_place<T: Float, const N: usize>(&self, y: &mut Batch<T, N>) {
         for mut col in y.column_iter_mut() {
-            let max = col
-                .iter()
-                .copied()
-                .fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
+            let max = col.iter().copied().fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
             col.iter_mut().for_each(|v| *v = (*v - max).exp());
             let inv = T::one() / col.sum();
             col.iter_mut().for_each(|v| *v *= inv);
@@ -42,11 +39,7 @@ impl Activation for Softmax {
     ) {
         ensure_batch(dx, x.ncols());
         // dx = y ⊙ (dy − ⟨dy, y⟩), per sample.
-        for ((yc, gc), mut dc) in y
-            .column_iter()
-            .zip(dy.column_iter())
-            .zip(dx.column_iter_mut())
-        {
+        for ((yc, gc), mut dc) in y.column_iter().zip(dy.column_iter()).zip(dx.column_iter_mut()) {
             let dot = yc.dot(&gc);
             for ((d, &yi), &gi) in dc.iter_mut().zip(yc.iter()).zip(gc.iter()) {
                 *d = yi * (gi - dot);
@@ -57,10 +50,7 @@ impl Activation for Softmax {
 
 /// A stable softmax of one sample: shifts by the maximum so `exp` never overflows.
 pub(crate) fn softmax_into<T: Float>(x: &[T], y: &mut [T]) {
-    let max = x
-        .iter()
-        .copied()
-        .fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
+    let max = x.iter().copied().fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
     let mut sum = T::zero();
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi = (xi - max).exp();
@@ -85,12 +75,7 @@ mod tests {
         assert_eq!(y, in_place);
         let e = [1f64.exp(), 2f64.exp(), 3f64.exp()];
         let s: f64 = e.iter().sum();
-        assert_close(
-            &y.as_slice()[..3],
-            &[e[0] / s, e[1] / s, e[2] / s],
-            1e-15,
-            "softmax",
-        );
+        assert_close(&y.as_slice()[..3], &[e[0] / s, e[1] / s, e[2] / s], 1e-15, "softmax");
         // Large logits do not overflow.
         assert_eq!(&y.as_slice()[3..], &[0.5, 0.5, 0.0]);
     }
@@ -108,11 +93,6 @@ mod tests {
         Softmax.forward(&x, &mut y);
         let mut dx = Batch::zeros(0);
         Softmax.backward(&x, &y, &c, &mut dx);
-        assert_close(
-            dx.as_slice(),
-            &numeric_grad(x.as_slice(), loss),
-            1e-7,
-            "softmax",
-        );
+        assert_close(dx.as_slice(), &numeric_grad(x.as_slice(), loss), 1e-7, "softmax");
     }
 }
