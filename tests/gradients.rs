@@ -74,7 +74,7 @@ fn relu_network_under_binary_cross_entropy() {
 
 #[test]
 fn input_gradient_through_a_leading_activation() {
-    let net = ActivationFirst::<f64>::init(Init::Glorot, 6);
+    let mut net = ActivationFirst::<f64>::init(Init::Glorot, 6);
     let x = inputs::<3>(4);
     let labels = vec![0, 1, 1, 0];
     let mut trace = Default::default();

@@ -2,8 +2,8 @@
 """Generate reference fixtures for staticnet's Rust tests, using JAX.
 
 JAX is used as an *independent* reference: the forward pass is written in
-jax.numpy, and every gradient comes from ``jax.value_and_grad`` (never derived
-by hand). Everything is computed in float64.
+jax.numpy / jax.lax, and every gradient comes from ``jax.value_and_grad``
+(never derived by hand). Everything is computed in float64.
 
 Run from the repo root:
 
@@ -13,12 +13,21 @@ It writes one JSON file per fixture into ``tests/fixtures/`` (see
 ``tools/README.md`` for the format). The output is deterministic: data and
 weights come from numpy RNGs with fixed seeds.
 
+Two families of fixtures share the same machinery:
+  * dense MLPs on rank-1 samples (``input_size``);
+  * convolutional nets on rank-3 [C, H, W] samples (``input_shape``) with
+    conv2d, max/avg/global-avg pooling, flatten, batch_norm (train / eval
+    mode, running-stat buffers) and layer_norm, all with PyTorch semantics.
+
 The script checks itself and fails loudly (AssertionError) if:
   * a relu / leaky_relu pre-activation lies within KINK_MARGIN of 0, a
-    relu / leaky_relu layer sees only one sign, or one of its units is
-    negative for the whole batch (the weights are then redrawn; the assert
+    relu / leaky_relu layer sees only one sign, or one of its units
+    (features, or channels for rank-3 activations) is negative for the whole
+    batch; or a max_pool window has a (near-)tie, i.e. its two largest values
+    are less than KINK_MARGIN apart (the weights are then redrawn; the assert
     fires only if redrawing keeps failing);
-  * an independent numpy forward pass disagrees with the JAX one;
+  * an independent numpy forward pass (explicit-loop conv2d and pools, own
+    batch_norm / layer_norm, running-stat update) disagrees with the JAX one;
   * ``jax.grad`` disagrees with a central finite difference on sampled entries;
   * the written JSON does not round-trip to exactly the same float64 values.
 """
@@ -38,7 +47,8 @@ import numpy as np  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO_ROOT / "tests" / "fixtures"
 
-# Pre-activations at a relu/leaky_relu kink must be at least this far from 0.
+# Pre-activations at a relu/leaky_relu kink must be at least this far from 0,
+# and the two largest values of every max_pool window at least this far apart.
 # (The requirement is 1e-6; a wider margin keeps finite differences with
 # steps up to ~1e-4 on the Rust side meaningful too.)
 KINK_MARGIN = 1e-3
@@ -62,6 +72,48 @@ def dense(out, name=None, bias=True):
     return layer
 
 
+def _pair(v):
+    return [v, v] if isinstance(v, int) else [int(v[0]), int(v[1])]
+
+
+def conv2d(out_channels, kernel, name=None, stride=1, padding=0, dilation=1, bias=True):
+    layer = {"kind": "conv2d"}
+    if name is not None:
+        layer["name"] = name
+    layer["out_channels"] = out_channels
+    layer["kernel"] = _pair(kernel)
+    layer["stride"] = _pair(stride)
+    layer["padding"] = _pair(padding)
+    layer["dilation"] = _pair(dilation)
+    layer["bias"] = bias
+    return layer
+
+
+def max_pool(kernel, stride=None):
+    return {"kind": "max_pool", "kernel": kernel, "stride": kernel if stride is None else stride}
+
+
+def avg_pool(kernel, stride=None):
+    return {"kind": "avg_pool", "kernel": kernel, "stride": kernel if stride is None else stride}
+
+
+def batch_norm(name=None, eps=1e-5, momentum=0.1):
+    layer = {"kind": "batch_norm"}
+    if name is not None:
+        layer["name"] = name
+    layer["eps"] = eps
+    layer["momentum"] = momentum
+    return layer
+
+
+def layer_norm(name=None, eps=1e-5):
+    layer = {"kind": "layer_norm"}
+    if name is not None:
+        layer["name"] = name
+    layer["eps"] = eps
+    return layer
+
+
 def act(kind, **kw):
     layer = {"kind": kind}
     layer.update(kw)
@@ -76,20 +128,73 @@ def layer_prefix(index, layer):
     return layer.get("name", str(index))
 
 
-def param_shapes(input_size, layers):
-    """Ordered list of (param_name, shape) in layer order; also the output width."""
-    shapes = []
-    width = input_size
+def conv_out_hw(layer, h, w):
+    (kh, kw), (sh, sw) = layer["kernel"], layer["stride"]
+    (ph, pw), (dh, dw) = layer["padding"], layer["dilation"]
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return oh, ow
+
+
+def network_shapes(sample_shape, layers):
+    """Walks the layer list with per-sample shapes (no batch axis).
+
+    Returns (params, buffers, layer_out_shapes):
+      params: ordered list of (param_name, shape, init) in layer order, init in
+        {"fan_in", "bias", "gamma", "beta"};
+      buffers: ordered list of (buffer_name, shape, init), init in
+        {"running_mean", "running_var"};
+      layer_out_shapes: the sample shape after every layer.
+    """
+    params = []
+    buffers = []
+    outs = []
+    shape = tuple(sample_shape)
     for i, layer in enumerate(layers):
-        if layer["kind"] == "dense":
-            prefix = layer_prefix(i, layer)
-            shapes.append((f"{prefix}.weight", (layer["out"], width)))
+        kind = layer["kind"]
+        prefix = layer_prefix(i, layer)
+        if kind == "dense":
+            assert len(shape) == 1, f"layer {i}: dense needs a rank-1 input, got {shape}"
+            params.append((f"{prefix}.weight", (layer["out"], shape[0]), "fan_in"))
             if layer["bias"]:
-                shapes.append((f"{prefix}.bias", (layer["out"],)))
-            width = layer["out"]
+                params.append((f"{prefix}.bias", (layer["out"],), "bias"))
+            shape = (layer["out"],)
+        elif kind == "conv2d":
+            assert len(shape) == 3, f"layer {i}: conv2d needs a rank-3 input, got {shape}"
+            c, h, w = shape
+            oc = layer["out_channels"]
+            params.append((f"{prefix}.weight", (oc, c, *layer["kernel"]), "fan_in"))
+            if layer["bias"]:
+                params.append((f"{prefix}.bias", (oc,), "bias"))
+            oh, ow = conv_out_hw(layer, h, w)
+            assert oh >= 1 and ow >= 1, (i, shape, layer)
+            shape = (oc, oh, ow)
+        elif kind in ("max_pool", "avg_pool"):
+            assert len(shape) == 3, f"layer {i}: {kind} needs a rank-3 input, got {shape}"
+            c, h, w = shape
+            k, s = layer["kernel"], layer["stride"]
+            shape = (c, (h - k) // s + 1, (w - k) // s + 1)
+            assert shape[1] >= 1 and shape[2] >= 1, (i, layer)
+        elif kind == "global_avg_pool":
+            assert len(shape) == 3, f"layer {i}: {kind} needs a rank-3 input, got {shape}"
+            shape = (shape[0],)
+        elif kind == "flatten":
+            shape = (int(np.prod(shape)),)
+        elif kind == "batch_norm":
+            assert len(shape) in (1, 3), f"layer {i}: batch_norm needs rank 1 or 3, got {shape}"
+            params.append((f"{prefix}.weight", (shape[0],), "gamma"))
+            params.append((f"{prefix}.bias", (shape[0],), "beta"))
+            buffers.append((f"{prefix}.running_mean", (shape[0],), "running_mean"))
+            buffers.append((f"{prefix}.running_var", (shape[0],), "running_var"))
+        elif kind == "layer_norm":
+            params.append((f"{prefix}.weight", shape, "gamma"))
+            params.append((f"{prefix}.bias", shape, "beta"))
         else:
-            assert layer["kind"] in ACTIVATIONS, layer
-    return shapes, width
+            assert kind in ACTIVATIONS, layer
+            if kind == "softmax":
+                assert len(shape) == 1, "softmax is over the feature axis of rank-1 samples"
+        outs.append(shape)
+    return params, buffers, outs
 
 
 # --------------------------------------------------------------------------
@@ -116,18 +221,75 @@ def jax_activation(layer, x):
     raise ValueError(kind)
 
 
-def jax_forward(layers, params, x, record=None):
+def jax_forward(layers, params, x, record=None, buffers=None, mode=None, new_buffers=None):
     """params: dict name -> array. If record is a list, appends
-    (layer_index, pre_activation) for each relu/leaky_relu layer."""
+    (layer_index, layer_input) for each relu/leaky_relu (the pre-activation)
+    and max_pool layer. buffers: dict of batch_norm running stats; mode:
+    "train" (batch statistics) or "eval" (running statistics). In train mode,
+    if new_buffers is a dict, the updated running stats are stored in it."""
     h = x
     for i, layer in enumerate(layers):
-        if layer["kind"] == "dense":
-            prefix = layer_prefix(i, layer)
+        kind = layer["kind"]
+        prefix = layer_prefix(i, layer)
+        if kind == "dense":
             h = h @ params[f"{prefix}.weight"].T
             if layer["bias"]:
                 h = h + params[f"{prefix}.bias"]
+        elif kind == "conv2d":
+            (ph, pw) = layer["padding"]
+            h = jax.lax.conv_general_dilated(
+                h,
+                params[f"{prefix}.weight"],
+                window_strides=tuple(layer["stride"]),
+                padding=((ph, ph), (pw, pw)),
+                rhs_dilation=tuple(layer["dilation"]),
+                dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                precision=jax.lax.Precision.HIGHEST,
+            )
+            if layer["bias"]:
+                h = h + params[f"{prefix}.bias"][None, :, None, None]
+        elif kind == "max_pool":
+            if record is not None:
+                record.append((i, h))
+            k, s = layer["kernel"], layer["stride"]
+            init = jnp.asarray(-jnp.inf, dtype=h.dtype)
+            h = jax.lax.reduce_window(h, init, jax.lax.max, (1, 1, k, k), (1, 1, s, s), "VALID")
+        elif kind == "avg_pool":
+            k, s = layer["kernel"], layer["stride"]
+            init = jnp.asarray(0.0, dtype=h.dtype)
+            h = jax.lax.reduce_window(h, init, jax.lax.add, (1, 1, k, k), (1, 1, s, s), "VALID") / (k * k)
+        elif kind == "global_avg_pool":
+            h = jnp.mean(h, axis=(2, 3))
+        elif kind == "flatten":
+            h = h.reshape(h.shape[0], -1)
+        elif kind == "batch_norm":
+            c = h.shape[1]
+            axes = (0, 2, 3) if h.ndim == 4 else (0,)
+            bshape = (1, c, 1, 1) if h.ndim == 4 else (1, c)
+            rm = buffers[f"{prefix}.running_mean"]
+            rv = buffers[f"{prefix}.running_var"]
+            if mode == "train":
+                mean = jnp.mean(h, axis=axes)
+                var = jnp.mean((h - mean.reshape(bshape)) ** 2, axis=axes)  # biased
+                if new_buffers is not None:
+                    n = h.size // c
+                    mom = layer["momentum"]
+                    new_buffers[f"{prefix}.running_mean"] = (1 - mom) * rm + mom * mean
+                    new_buffers[f"{prefix}.running_var"] = (1 - mom) * rv + mom * var * (n / (n - 1))
+            elif mode == "eval":
+                mean, var = rm, rv
+            else:
+                raise ValueError(mode)
+            h = (h - mean.reshape(bshape)) / jnp.sqrt(var.reshape(bshape) + layer["eps"])
+            h = h * params[f"{prefix}.weight"].reshape(bshape) + params[f"{prefix}.bias"].reshape(bshape)
+        elif kind == "layer_norm":
+            axes = tuple(range(1, h.ndim))
+            mean = jnp.mean(h, axis=axes, keepdims=True)
+            var = jnp.mean((h - mean) ** 2, axis=axes, keepdims=True)  # biased
+            h = (h - mean) / jnp.sqrt(var + layer["eps"])
+            h = h * params[f"{prefix}.weight"][None] + params[f"{prefix}.bias"][None]
         else:
-            if record is not None and layer["kind"] in ("relu", "leaky_relu"):
+            if record is not None and kind in ("relu", "leaky_relu"):
                 record.append((i, h))
             h = jax_activation(layer, h)
     return h
@@ -147,23 +309,103 @@ def jax_loss(loss, out, labels=None, target=None):
 
 
 # --------------------------------------------------------------------------
-# Independent numpy forward pass (cross-check of conventions, e.g. exact gelu)
+# Independent numpy forward pass (cross-check of conventions, e.g. exact gelu,
+# conv2d cross-correlation / padding / dilation, pooling windows, batch_norm
+# statistics and running-stat update, layer_norm axes)
 # --------------------------------------------------------------------------
 
 _np_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
-def np_forward(layers, params, x):
+def np_conv2d(x, w, b, stride, padding, dilation):
+    """Direct cross-correlation, one output pixel at a time (torch.nn.Conv2d)."""
+    bsz, c, hh, ww = x.shape
+    oc, c2, kh, kw = w.shape
+    assert c == c2
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    xp = np.zeros((bsz, c, hh + 2 * ph, ww + 2 * pw))
+    xp[:, :, ph : ph + hh, pw : pw + ww] = x
+    oh = (hh + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (ww + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((bsz, oc, oh, ow))
+    for oy in range(oh):
+        for ox in range(ow):
+            acc = np.zeros((bsz, oc))
+            for ky in range(kh):
+                for kx in range(kw):
+                    # out[b,o,oy,ox] += sum_c xpad[b, c, oy*sh + ky*dh, ox*sw + kx*dw] * w[o, c, ky, kx]
+                    pix = xp[:, :, oy * sh + ky * dh, ox * sw + kx * dw]  # [b, c]
+                    acc += pix @ w[:, :, ky, kx].T
+            out[:, :, oy, ox] = acc
+    if b is not None:
+        out += b[None, :, None, None]
+    return out
+
+
+def np_pool(x, k, s, reduce):
+    bsz, c, hh, ww = x.shape
+    oh, ow = (hh - k) // s + 1, (ww - k) // s + 1
+    out = np.zeros((bsz, c, oh, ow))
+    for oy in range(oh):
+        for ox in range(ow):
+            win = x[:, :, oy * s : oy * s + k, ox * s : ox * s + k].reshape(bsz, c, k * k)
+            out[:, :, oy, ox] = reduce(win, axis=2)
+    return out
+
+
+def np_forward(layers, params, x, buffers=None, mode=None):
+    """Returns (output, updated running stats (train mode) or {})."""
     h = np.asarray(x, dtype=np.float64)
+    new_buffers = {}
     for i, layer in enumerate(layers):
         kind = layer["kind"]
+        prefix = layer_prefix(i, layer)
         if kind == "dense":
-            prefix = layer_prefix(i, layer)
             w = params[f"{prefix}.weight"]
             # y[b, o] = sum_i x[b, i] * w[o, i] + bias[o]
             h = np.einsum("bi,oi->bo", h, w)
             if layer["bias"]:
                 h = h + params[f"{prefix}.bias"][None, :]
+        elif kind == "conv2d":
+            b = params[f"{prefix}.bias"] if layer["bias"] else None
+            h = np_conv2d(h, params[f"{prefix}.weight"], b, layer["stride"], layer["padding"], layer["dilation"])
+        elif kind == "max_pool":
+            h = np_pool(h, layer["kernel"], layer["stride"], np.max)
+        elif kind == "avg_pool":
+            h = np_pool(h, layer["kernel"], layer["stride"], np.mean)
+        elif kind == "global_avg_pool":
+            h = h.reshape(h.shape[0], h.shape[1], -1).mean(axis=2)
+        elif kind == "flatten":
+            if h.ndim == 4:
+                # Channel-major: all of channel 0 (row-major H, W), then channel 1, ...
+                h = np.stack([np.concatenate([h[bi, ci].ravel() for ci in range(h.shape[1])]) for bi in range(h.shape[0])])
+        elif kind == "batch_norm":
+            c = h.shape[1]
+            # Per channel: all values over batch (and H, W), as rows of [C, n].
+            per_ch = np.moveaxis(h, 1, 0).reshape(c, -1)
+            n = per_ch.shape[1]
+            if mode == "train":
+                mean = per_ch.mean(axis=1)
+                var = per_ch.var(axis=1)  # ddof=0 (biased), used to normalise
+                mom = layer["momentum"]
+                new_buffers[f"{prefix}.running_mean"] = (1 - mom) * buffers[f"{prefix}.running_mean"] + mom * mean
+                new_buffers[f"{prefix}.running_var"] = (1 - mom) * buffers[f"{prefix}.running_var"] + mom * per_ch.var(
+                    axis=1, ddof=1
+                )
+                assert n > 1
+            else:
+                assert mode == "eval"
+                mean = buffers[f"{prefix}.running_mean"]
+                var = buffers[f"{prefix}.running_var"]
+            gamma, beta = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
+            norm = (per_ch - mean[:, None]) / np.sqrt(var[:, None] + layer["eps"]) * gamma[:, None] + beta[:, None]
+            h = np.moveaxis(norm.reshape((c, h.shape[0]) + h.shape[2:]), 0, 1)
+        elif kind == "layer_norm":
+            flat = h.reshape(h.shape[0], -1)
+            mean = flat.mean(axis=1, keepdims=True)
+            var = flat.var(axis=1, keepdims=True)
+            norm = (flat - mean) / np.sqrt(var + layer["eps"])
+            h = norm.reshape(h.shape) * params[f"{prefix}.weight"][None] + params[f"{prefix}.bias"][None]
         elif kind == "relu":
             h = np.where(h > 0, h, 0.0)
         elif kind == "leaky_relu":
@@ -181,7 +423,7 @@ def np_forward(layers, params, x):
             pass
         else:
             raise ValueError(kind)
-    return h
+    return h, new_buffers
 
 
 def np_loss(loss, out, labels=None, target=None):
@@ -203,33 +445,91 @@ def np_loss(loss, out, labels=None, target=None):
 
 
 def sample_params(rng, shapes):
+    """Weights (conv and dense) N(0, 1/fan_in) with fan_in = prod(shape[1:]);
+    biases N(0, 0.1^2); norm scales (gamma) U(0.5, 1.5); norm shifts (beta)
+    N(0, 0.2^2)."""
     params = {}
-    for name, shape in shapes:
-        if name.endswith(".weight"):
-            fan_in = shape[1]
+    for name, shape, init in shapes:
+        if init == "fan_in":
+            fan_in = int(np.prod(shape[1:]))
             params[name] = rng.normal(0.0, 1.0 / math.sqrt(fan_in), size=shape)
-        else:
+        elif init == "bias":
             params[name] = rng.normal(0.0, 0.1, size=shape)
+        elif init == "gamma":
+            params[name] = rng.uniform(0.5, 1.5, size=shape)
+        elif init == "beta":
+            params[name] = rng.normal(0.0, 0.2, size=shape)
+        else:
+            raise ValueError(init)
     return params
 
 
-def kink_report(layers, params, x):
-    """Returns list of (layer_index, min |pre|, n_neg, n_pos) for relu/leaky."""
+def sample_buffers(rng, buffer_shapes):
+    """batch_norm running stats before the pass: mean N(0, 0.3^2), var U(0.5, 2)."""
+    buffers = {}
+    for name, shape, init in buffer_shapes:
+        if init == "running_mean":
+            buffers[name] = rng.normal(0.0, 0.3, size=shape)
+        elif init == "running_var":
+            buffers[name] = rng.uniform(0.5, 2.0, size=shape)
+        else:
+            raise ValueError(init)
+    return buffers
+
+
+def kink_report(layers, params, x, buffers=None, mode=None):
+    """Returns (kinks, pools):
+    kinks: list of (layer_index, min |pre|, n_neg, n_pos, n_dead) for relu/leaky;
+      a unit is a feature (rank-1) or a channel (rank-3: over batch, H and W);
+    pools: list of (layer_index, min gap between the two largest values of a
+      window, number of windows exempt because they are all exact zeros
+      produced by a relu right before the pool)."""
     rec = []
-    jax_forward(layers, {k: jnp.asarray(v) for k, v in params.items()}, jnp.asarray(x), rec)
-    out = []
-    for i, pre in rec:
-        pre = np.asarray(pre)
+    jax_forward(
+        layers,
+        {k: jnp.asarray(v) for k, v in params.items()},
+        jnp.asarray(x),
+        rec,
+        buffers=None if buffers is None else {k: jnp.asarray(v) for k, v in buffers.items()},
+        mode=mode,
+    )
+    kinks, pools = [], []
+    for i, inp in rec:
+        inp = np.asarray(inp)
+        if layers[i]["kind"] == "max_pool":
+            k, s = layers[i]["kernel"], layers[i]["stride"]
+            bsz, c, hh, ww = inp.shape
+            oh, ow = (hh - k) // s + 1, (ww - k) // s + 1
+            after_relu = i > 0 and layers[i - 1]["kind"] == "relu"
+            gaps, exempt = [], 0
+            for oy in range(oh):
+                for ox in range(ow):
+                    win = inp[:, :, oy * s : oy * s + k, ox * s : ox * s + k].reshape(bsz, c, k * k)
+                    top2 = np.sort(win, axis=2)[:, :, -2:]
+                    zero = (top2[:, :, 1] == 0.0) & (top2[:, :, 0] == 0.0)
+                    if after_relu:
+                        exempt += int(np.sum(zero))
+                        gaps.extend((top2[:, :, 1] - top2[:, :, 0])[~zero].tolist())
+                    else:
+                        gaps.extend((top2[:, :, 1] - top2[:, :, 0]).ravel().tolist())
+            pools.append((i, float(min(gaps)), exempt))
+            continue
+        pre = inp
         # Units that are negative for the whole batch ("dead" for relu).
-        dead = int(np.sum(np.all(pre < 0, axis=0)))
-        out.append((i, float(np.min(np.abs(pre))), int(np.sum(pre < 0)), int(np.sum(pre > 0)), dead))
-    return out
+        unit_axes = tuple(a for a in range(pre.ndim) if a != 1)
+        dead = int(np.sum(np.all(pre < 0, axis=unit_axes)))
+        kinks.append((i, float(np.min(np.abs(pre))), int(np.sum(pre < 0)), int(np.sum(pre > 0)), dead))
+    return kinks, pools
 
 
 def kinks_ok(report):
     """No pre-activation near a kink, both signs present, and every unit
-    positive for at least one sample (so no weight gradient is trivially 0)."""
-    return all(m > KINK_MARGIN and neg > 0 and pos > 0 and dead == 0 for _, m, neg, pos, dead in report)
+    positive for at least one sample (so no weight gradient is trivially 0);
+    no max_pool window with a (near-)tie for its maximum."""
+    kinks, pools = report
+    return all(m > KINK_MARGIN and neg > 0 and pos > 0 and dead == 0 for _, m, neg, pos, dead in kinks) and all(
+        gap > KINK_MARGIN for _, gap, _ in pools
+    )
 
 
 def tensor(a):
@@ -280,15 +580,29 @@ def finite_difference_check(f, params, x, rng, name):
 def build_fixture(spec):
     name = spec["name"]
     layers = spec["layers"]
-    input_size = spec["input_size"]
+    if "input_size" in spec:  # dense fixtures: rank-1 samples
+        assert "input_shape" not in spec
+        sample_shape = (spec["input_size"],)
+    else:  # rank-3 [C, H, W] samples
+        sample_shape = tuple(spec["input_shape"])
+        assert len(sample_shape) == 3, name
     batch = spec["batch"]
     loss = spec["loss"]
-    shapes, out_width = param_shapes(input_size, layers)
+    shapes, buffer_shapes, layer_shapes = network_shapes(sample_shape, layers)
+    out_shape = layer_shapes[-1]
+    assert len(out_shape) == 1, f"{name}: the loss needs a rank-1 output, got {out_shape}"
+    out_width = out_shape[0]
+    for idx, expected in spec.get("expect_shapes", {}).items():
+        assert layer_shapes[idx] == tuple(expected), f"{name}: layer {idx} gives {layer_shapes[idx]}, expected {expected}"
+    mode = spec.get("mode")
+    has_bn = any(layer["kind"] == "batch_norm" for layer in layers)
+    assert (mode in ("train", "eval")) if has_bn else (mode is None), f"{name}: mode {mode!r}"
 
     rng = np.random.default_rng(spec["seed"])
 
-    # Data first (fixed), then resample weights until no relu/leaky kink is hit.
-    x = rng.standard_normal((batch, input_size))
+    # Data first (fixed), then resample weights until no relu/leaky kink or
+    # max_pool tie is hit.
+    x = rng.standard_normal((batch, *sample_shape))
     labels = None
     target = None
     if loss == "softmax_cross_entropy":
@@ -299,35 +613,46 @@ def build_fixture(spec):
         target = spec["make_target"](rng, (batch, out_width))
     else:
         raise ValueError(loss)
+    buffers_np = sample_buffers(rng, buffer_shapes) if buffer_shapes else None
 
     for attempt in range(MAX_RESAMPLES):
         params_np = sample_params(rng, shapes)
-        report = kink_report(layers, params_np, x)
+        report = kink_report(layers, params_np, x, buffers_np, mode)
         if kinks_ok(report):
             break
     else:
-        raise AssertionError(f"{name}: could not avoid relu/leaky kinks in {MAX_RESAMPLES} tries")
+        raise AssertionError(f"{name}: could not avoid relu/leaky kinks or max_pool ties in {MAX_RESAMPLES} tries")
 
     params = {k: jnp.asarray(v) for k, v in params_np.items()}
+    buffers = None if buffers_np is None else {k: jnp.asarray(v) for k, v in buffers_np.items()}
     xj = jnp.asarray(x)
     labels_j = None if labels is None else jnp.asarray(labels)
     target_j = None if target is None else jnp.asarray(target)
 
     def f(p, xx):
-        return jax_loss(loss, jax_forward(layers, p, xx), labels=labels_j, target=target_j)
+        out = jax_forward(layers, p, xx, buffers=buffers, mode=mode)
+        return jax_loss(loss, out, labels=labels_j, target=target_j)
 
-    out = np.asarray(jax_forward(layers, params, xj))
+    new_buffers = {}
+    out = np.asarray(jax_forward(layers, params, xj, buffers=buffers, mode=mode, new_buffers=new_buffers))
+    new_buffers = {k: np.asarray(v) for k, v in new_buffers.items()}
     loss_value, (g_params, g_x) = jax.value_and_grad(f, argnums=(0, 1))(params, xj)
     loss_value = float(loss_value)
 
     # Independent numpy cross-check of forward + loss conventions.
-    out_np = np_forward(layers, params_np, x)
+    out_np, new_buffers_np = np_forward(layers, params_np, x, buffers_np, mode)
     assert out.shape == (batch, out_width)
     assert np.allclose(out, out_np, rtol=1e-12, atol=1e-13), f"{name}: jax/numpy forward mismatch"
     loss_np = np_loss(loss, out_np, labels=labels, target=target)
     assert math.isclose(loss_value, loss_np, rel_tol=1e-12, abs_tol=1e-13), (
         f"{name}: jax/numpy loss mismatch {loss_value!r} vs {loss_np!r}"
     )
+    assert set(new_buffers) == set(new_buffers_np), name
+    assert set(new_buffers) == ({b for b, _, _ in buffer_shapes} if mode == "train" else set()), name
+    for bname in new_buffers:
+        assert np.allclose(new_buffers[bname], new_buffers_np[bname], rtol=1e-12, atol=1e-13), (
+            f"{name}: jax/numpy running-stat mismatch for {bname}"
+        )
 
     fd_rng = np.random.default_rng(spec["seed"] + 1_000_000)
     n_fd, worst = finite_difference_check(f, params, xj, fd_rng, name)
@@ -335,11 +660,18 @@ def build_fixture(spec):
     doc = {}
     doc["description"] = spec["description"]
     doc["generator"] = f"tools/gen_fixtures.py, jax {jax.__version__}, float64"
-    doc["input_size"] = input_size
+    if "input_size" in spec:
+        doc["input_size"] = spec["input_size"]
+    else:
+        doc["input_shape"] = list(sample_shape)
     doc["layers"] = layers
     doc["loss"] = loss
+    if mode is not None:
+        doc["mode"] = mode
     doc["batch"] = batch
-    doc["params"] = {pname: tensor(params_np[pname]) for pname, _ in shapes}
+    doc["params"] = {pname: tensor(params_np[pname]) for pname, _, _ in shapes}
+    if buffers_np is not None:
+        doc["buffers"] = {bname: tensor(buffers_np[bname]) for bname, _, _ in buffer_shapes}
     doc["input"] = tensor(x)
     if labels is not None:
         doc["labels"] = [int(v) for v in labels]
@@ -347,12 +679,16 @@ def build_fixture(spec):
         doc["target"] = tensor(target)
     doc["output"] = tensor(out)
     doc["loss_value"] = loss_value
-    doc["grads"] = {pname: tensor(g_params[pname]) for pname, _ in shapes}
+    doc["grads"] = {pname: tensor(g_params[pname]) for pname, _, _ in shapes}
     doc["input_grad"] = tensor(g_x)
+    if new_buffers:
+        doc["buffers_after"] = {bname: tensor(new_buffers[bname]) for bname, _, _ in buffer_shapes}
 
     info = {
         "attempts": attempt + 1,
-        "kinks": report,
+        "kinks": report[0],
+        "pools": report[1],
+        "layer_shapes": layer_shapes,
         "fd_checked": n_fd,
         "fd_worst_ratio": worst,
     }
@@ -375,7 +711,7 @@ def to_json(value, indent=0):
     if isinstance(value, list):
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return json.dumps(value, allow_nan=False)
-        if all(isinstance(v, dict) and len(json.dumps(v)) < 80 for v in value):
+        if all(isinstance(v, dict) and len(json.dumps(v)) < 160 for v in value):
             return "[\n" + ",\n".join(pad_in + json.dumps(v) for v in value) + "\n" + pad + "]"
         return "[\n" + ",\n".join(pad_in + to_json(v, indent + 1) for v in value) + "\n" + pad + "]"
     return json.dumps(value, allow_nan=False)
@@ -455,6 +791,151 @@ FIXTURES = [
         "loss": "softmax_cross_entropy",
         "batch": 7,
     },
+    # ---------------------------------------------------------------------
+    # Convolutional fixtures: rank-3 samples [C, H, W], PyTorch semantics.
+    # expect_shapes: sample shape after layer <index> (asserted).
+    # ---------------------------------------------------------------------
+    {
+        "name": "conv_stride_pad",
+        "seed": 5005,
+        "description": "Input [2, 7, 7] -> conv1 conv2d(3, kernel 3, stride 2, padding 1) -> [3, 4, 4] -> "
+        "relu -> flatten (48) -> fc dense(4); softmax cross-entropy (mean over batch); batch 3.",
+        "input_shape": [2, 7, 7],
+        "layers": [conv2d(3, 3, "conv1", stride=2, padding=1), act("relu"), act("flatten"), dense(4, "fc")],
+        "expect_shapes": {0: (3, 4, 4), 2: (48,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 3,
+    },
+    {
+        "name": "conv_dilation_nobias",
+        "seed": 6006,
+        "description": "Input [2, 8, 7] -> conv2d(3, kernel [3, 2], stride [1, 2], padding [2, 1], "
+        "dilation [2, 2], no bias) -> [3, 8, 4] -> tanh -> flatten (96) -> dense(3); MSE (mean over all "
+        "elements) against a random target; batch 2. Unnamed layers: params 0.weight, 3.weight, 3.bias.",
+        "input_shape": [2, 8, 7],
+        "layers": [
+            conv2d(3, (3, 2), stride=(1, 2), padding=(2, 1), dilation=2, bias=False),
+            act("tanh"),
+            act("flatten"),
+            dense(3),
+        ],
+        "expect_shapes": {0: (3, 8, 4), 2: (96,)},
+        "loss": "mse",
+        "batch": 2,
+    },
+    {
+        "name": "pools",
+        "seed": 7007,
+        "description": "Input [2, 6, 6] -> conv conv2d(3, kernel 3, padding 1) -> [3, 6, 6] -> max_pool(2) -> "
+        "[3, 3, 3] -> avg_pool(2, stride 1) -> [3, 2, 2] -> flatten (12) -> fc dense(3); softmax "
+        "cross-entropy; batch 3. Every max_pool window's two largest values differ by > 1e-3.",
+        "input_shape": [2, 6, 6],
+        "layers": [
+            conv2d(3, 3, "conv", padding=1),
+            max_pool(2),
+            avg_pool(2, stride=1),
+            act("flatten"),
+            dense(3, "fc"),
+        ],
+        "expect_shapes": {0: (3, 6, 6), 1: (3, 3, 3), 2: (3, 2, 2), 3: (12,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 3,
+    },
+    {
+        "name": "batch_norm_train",
+        "seed": 8008,
+        "description": "Train-mode batch norm. Input [3, 5, 5] -> conv conv2d(4, kernel 3) -> [4, 3, 3] -> "
+        "bn batch_norm (per channel over batch*H*W) -> relu -> global_avg_pool -> [4] -> fc dense(6) -> "
+        "bn1d batch_norm (per feature over batch) -> tanh -> head dense(3); softmax cross-entropy; "
+        "batch 4. Normalises with batch mean and biased batch variance (gradients flow through the "
+        "batch statistics); buffers_after = running stats after this one forward pass (momentum 0.1, "
+        "unbiased variance).",
+        "input_shape": [3, 5, 5],
+        "layers": [
+            conv2d(4, 3, "conv"),
+            batch_norm("bn"),
+            act("relu"),
+            act("global_avg_pool"),
+            dense(6, "fc"),
+            batch_norm("bn1d"),
+            act("tanh"),
+            dense(3, "head"),
+        ],
+        "expect_shapes": {0: (4, 3, 3), 3: (4,), 4: (6,)},
+        "loss": "softmax_cross_entropy",
+        "mode": "train",
+        "batch": 4,
+    },
+    {
+        "name": "batch_norm_eval",
+        "seed": 9009,
+        "description": "Eval-mode batch norm: same architecture as batch_norm_train (input [3, 5, 5] -> conv "
+        "conv2d(4, kernel 3) -> bn batch_norm -> relu -> global_avg_pool -> fc dense(6) -> bn1d "
+        "batch_norm -> tanh -> head dense(3)), different weights/data; softmax cross-entropy; batch 4. "
+        "Normalises with the given running stats, which are not updated (no buffers_after).",
+        "input_shape": [3, 5, 5],
+        "layers": [
+            conv2d(4, 3, "conv"),
+            batch_norm("bn"),
+            act("relu"),
+            act("global_avg_pool"),
+            dense(6, "fc"),
+            batch_norm("bn1d"),
+            act("tanh"),
+            dense(3, "head"),
+        ],
+        "expect_shapes": {0: (4, 3, 3), 3: (4,), 4: (6,)},
+        "loss": "softmax_cross_entropy",
+        "mode": "eval",
+        "batch": 4,
+    },
+    {
+        "name": "layer_norm",
+        "seed": 10010,
+        "description": "Input [2, 4, 4] -> conv conv2d(3, kernel 3) -> [3, 2, 2] -> ln layer_norm over the "
+        "whole [3, 2, 2] sample (weight/bias [3, 2, 2]) -> gelu (exact erf) -> flatten (12) -> fc dense(4) "
+        "-> ln1d layer_norm over [4] -> head dense(3); softmax cross-entropy; batch 3. Biased variance, "
+        "eps 1e-5.",
+        "input_shape": [2, 4, 4],
+        "layers": [
+            conv2d(3, 3, "conv"),
+            layer_norm("ln"),
+            act("gelu"),
+            act("flatten"),
+            dense(4, "fc"),
+            layer_norm("ln1d"),
+            dense(3, "head"),
+        ],
+        "expect_shapes": {0: (3, 2, 2), 3: (12,), 4: (4,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 3,
+    },
+    {
+        "name": "cnn",
+        "seed": 11011,
+        "description": "Small CNN, train-mode batch norm. Input [1, 12, 12] -> conv1 conv2d(4, kernel 3) -> "
+        "[4, 10, 10] -> relu -> max_pool(2) -> [4, 5, 5] -> conv2 conv2d(6, kernel 3, padding 1) -> "
+        "[6, 5, 5] -> bn batch_norm -> relu -> max_pool(2) (floor: last row/column dropped) -> [6, 2, 2] "
+        "-> flatten (24) -> fc dense(8) -> relu -> head dense(5); softmax cross-entropy; batch 4.",
+        "input_shape": [1, 12, 12],
+        "layers": [
+            conv2d(4, 3, "conv1"),
+            act("relu"),
+            max_pool(2),
+            conv2d(6, 3, "conv2", padding=1),
+            batch_norm("bn"),
+            act("relu"),
+            max_pool(2),
+            act("flatten"),
+            dense(8, "fc"),
+            act("relu"),
+            dense(5, "head"),
+        ],
+        "expect_shapes": {0: (4, 10, 10), 2: (4, 5, 5), 3: (6, 5, 5), 6: (6, 2, 2), 7: (24,)},
+        "loss": "softmax_cross_entropy",
+        "mode": "train",
+        "batch": 4,
+    },
 ]
 
 
@@ -470,9 +951,16 @@ def main():
         path.write_text(text)
 
         gnorm = math.sqrt(sum(sum(v * v for v in g["data"]) for g in doc["grads"].values()))
-        print(f"\n{path.relative_to(REPO_ROOT)}")
+        print(f"\n{path.relative_to(REPO_ROOT)} ({len(text.encode())} bytes)")
+        if "input_shape" in doc:
+            chain = " -> ".join(
+                f"{layer['kind']}{list(s)}" for layer, s in zip(doc["layers"], info["layer_shapes"])
+            )
+            print(f"  shapes: {doc['input_shape']} -> {chain}")
         shapes = ", ".join(f"{k}{v['shape']}" for k, v in doc["params"].items())
         print(f"  params: {shapes}")
+        if "buffers" in doc:
+            print(f"  buffers ({doc['mode']} mode): {', '.join(doc['buffers'])}")
         print(f"  output {doc['output']['shape']}, loss {doc['loss_value']:.12g}, |grad| {gnorm:.6g}")
         print(
             f"  weight draws: {info['attempts']}; fd-checked {info['fd_checked']} entries, "
@@ -482,6 +970,11 @@ def main():
             print(
                 f"  layer {i} ({doc['layers'][i]['kind']}): min |pre| {m:.3e}, "
                 f"{neg} neg / {pos} pos, {dead} units negative on the whole batch"
+            )
+        for i, gap, exempt in info["pools"]:
+            print(
+                f"  layer {i} (max_pool): min top-2 gap {gap:.3e}"
+                + (f", {exempt} all-zero windows after relu (exempt)" if exempt else "")
             )
     return 0
 

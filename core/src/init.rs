@@ -15,6 +15,11 @@ pub fn seeded_rng(seed: u64) -> SeededRng {
     SeededRng::seed_from_u64(seed)
 }
 
+/// A fresh seed drawn from `rng`, for a component with a generator of its own (dropout).
+pub fn next_seed(rng: &mut SeededRng) -> u64 {
+    rand::Rng::next_u64(rng)
+}
+
 /// How a layer's weights are drawn. Biases always start at zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Init {

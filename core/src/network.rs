@@ -41,9 +41,10 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     /// The inference pass.
     fn forward(&self, x: &Batch<T, IN>) -> Batch<T, OUT>;
 
-    /// The training pass: like [`Network::forward`], but keeps what
+    /// The training pass: like [`Network::forward`] but in training mode (batch
+    /// statistics, dropout; running statistics are updated), and it keeps what
     /// [`Network::backward`] needs in `trace` and returns the output from it.
-    fn forward_train<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT>;
+    fn forward_train<'t>(&mut self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT>;
 
     /// Backpropagates `d_out` (the gradient of the loss with respect to the
     /// output) through the pass recorded in `trace`, whose input was `x`.
@@ -142,7 +143,7 @@ where
         self.second.forward(&self.first.forward(x))
     }
 
-    fn forward_train<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT> {
+    fn forward_train<'t>(&mut self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT> {
         let mid = self.first.forward_train(x, &mut trace.first);
         self.second.forward_train(mid, &mut trace.second)
     }

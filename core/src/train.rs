@@ -259,7 +259,6 @@ impl<O> Trainer<O> {
     }
 }
 
-
 /// One line per epoch, Keras style.
 pub fn format_report(r: &EpochReport, epochs: usize) -> String {
     let mut line = format!("epoch {}/{epochs}: loss {:.4}", r.epoch, r.train.loss);

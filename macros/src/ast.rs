@@ -79,6 +79,8 @@ pub enum Value {
     /// `-0.5`: a negated literal.
     Neg(syn::Token![-], Lit),
     Ident(Ident),
+    /// `[3, 2]`: a list of values, e.g. a kernel's height and width.
+    List(Vec<Value>, Span),
 }
 
 impl Value {
@@ -87,6 +89,7 @@ impl Value {
             Value::Lit(l) => l.span(),
             Value::Neg(minus, _) => minus.span,
             Value::Ident(i) => i.span(),
+            Value::List(_, span) => *span,
         }
     }
 }

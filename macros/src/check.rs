@@ -1,11 +1,12 @@
 //! [`NetworkDef`] to [`Model`]: resolves every layer and its arguments, infers
-//! each layer's shape and checks it against what the next layer, every `=>`
-//! assertion and `output:` expect. Each mistake is one spanned error; after a
-//! mistake the shape becomes unknown, so it is not reported again downstream.
+//! each layer's shape and checks it against what the layer needs, every `=>`
+//! assertion and `output:`. Each mistake is one spanned error; after a mistake
+//! the shape becomes unknown (or continues from the layer's declared sizes),
+//! so it is not reported again downstream.
 
 use crate::ast::{Arg, Item, LayerDef, NetworkDef, Role, ShapeLit, Value};
 use crate::ctxt::Ctxt;
-use crate::model::{Activation, Layer, LayerKind, Model, Shape};
+use crate::model::{Activation, ConvGeometry, Layer, LayerKind, Model, PoolGeometry, Shape};
 use proc_macro2::Span;
 use quote::format_ident;
 use std::collections::HashMap;
@@ -13,11 +14,43 @@ use syn::ext::IdentExt;
 use syn::Lit;
 
 /// The layer kinds the language knows, for "unknown layer" messages.
-const LAYER_KINDS: [&str; 8] =
-    ["dense", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "identity"];
+const LAYER_KINDS: [&str; 16] = [
+    "dense",
+    "conv2d",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "flatten",
+    "batch_norm",
+    "layer_norm",
+    "dropout",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "softmax",
+    "identity",
+];
 
-/// PyTorch's default negative slope.
+/// Kinds that keep the shape; an assertion after one names the layer that made the shape.
+const SHAPE_KEEPING: [&str; 10] = [
+    "batch_norm",
+    "layer_norm",
+    "dropout",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "softmax",
+    "identity",
+];
+
+/// PyTorch's defaults.
 const DEFAULT_LEAKY_ALPHA: f64 = 0.01;
+const DEFAULT_NORM_EPS: f64 = 1e-5;
+const DEFAULT_BN_MOMENTUM: f64 = 0.1;
 
 pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
     // `None` inside: the entry was there but broken (already reported).
@@ -68,13 +101,15 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         None => {
             cx.error_at(
                 def.name.span(),
-                "missing `input: [features]`: declare the input shape first, e.g. `input: [784],`",
+                "missing `input: [..]`: declare the input shape first, e.g. `input: [784],` or `input: [1, 28, 28],`",
             );
             Shape::Unknown
         }
     };
     if layers.is_empty() {
         cx.error_at(def.name.span(), "a network needs at least one layer, e.g. `dense(10)`");
+    } else if layers.iter().all(|l| l.as_ref().is_some_and(|l| l.kind == "flatten")) {
+        cx.error_at(def.name.span(), "a network needs at least one layer besides `flatten`");
     }
 
     let mut shape = input_shape.clone();
@@ -98,16 +133,21 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         }
         let written = def.name.is_some();
         match names.insert(name.clone(), (position, written)) {
-            Some((first, true)) if written => {
-                cx.error_at(ident.span(), format!("duplicate layer name `{name}` (first used at position {first})"))
-            }
-            Some((first, false)) | Some((first, true)) => {
+            Some((first, true)) if written => cx.error_at(
+                ident.span(),
+                format!("duplicate layer name `{name}` (first used at position {first})"),
+            ),
+            Some((first, _)) => {
                 // One of the two is a generated positional name: point at the name the user wrote.
                 let (user, auto) = if written { (position, first) } else { (first, position) };
-                let span = if written { ident.span() } else { layers[user].as_ref().and_then(|d| d.name.as_ref()).map_or(ident.span(), |n| n.span()) };
+                let user_span =
+                    layers[user].as_ref().and_then(|d| d.name.as_ref()).map_or(ident.span(), |n| n.span());
                 cx.error_at(
-                    span,
-                    format!("layer name `{name}` is also the automatic name of the unnamed layer at position {auto}; choose another name"),
+                    user_span,
+                    format!(
+                        "layer name `{name}` is also the automatic name of the unnamed layer at position {auto}; \
+                         choose another name"
+                    ),
                 );
             }
             None => {}
@@ -116,46 +156,23 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
             shape = Shape::Unknown;
             continue;
         };
-        let (kind, out_shape) = match spec {
-            Spec::Dense { expects, outputs, bias } => {
-                let given = shape.features();
-                if let Shape::Known(_) = shape {
-                    match (given, expects) {
-                        (None, _) => cx.error_spanned_by(
-                            &def.tokens,
-                            format!(
-                                "`dense` needs a rank-1 input `[features]`, but {producer} gives {shape}"
-                            ),
-                        ),
-                        (Some(g), Some((expected, span))) if g != expected => {
-                            let kind = LayerKind::Dense { inputs: expected, outputs, bias };
-                            let msg = format!(
-                                "{} expects [{expected}] but {producer} gives {shape}",
-                                describe(def, &kind)
-                            );
-                            cx.error_at(span, msg);
-                        }
-                        _ => {}
-                    }
-                }
-                // After a mismatch, carry on from the declared sizes so later layers are still checked.
-                let inputs = expects.map(|(e, _)| e).or(given).unwrap_or(0);
-                let kind = LayerKind::Dense { inputs, outputs, bias };
-                producer = describe_producer(def, &kind, position);
-                (kind, Shape::Known(vec![outputs]))
-            }
-            Spec::Activation(a) => (LayerKind::Activation(a), shape.clone()),
-        };
-        shape = out_shape;
+        let (kind, out_shape) = apply(spec, &shape, def, &producer, cx);
+        if !SHAPE_KEEPING.contains(&def.kind.to_string().as_str()) {
+            producer = describe_producer(def, kind.as_ref(), position);
+        }
+        let input = std::mem::replace(&mut shape, out_shape);
         check_assert(def, &shape, &producer, cx);
-        model_layers.push(Layer {
-            ident,
-            name,
-            param_name: def.name.as_ref().map_or_else(|| position.to_string(), |n| n.unraw().to_string()),
-            input: Shape::Unknown,
-            output: shape.clone(),
-            kind,
-        });
+        if let Some(kind) = kind {
+            model_layers.push(Layer {
+                ident,
+                name,
+                param_name: param_name(def, position),
+                position,
+                kind,
+                input,
+                output: shape.clone(),
+            });
+        }
     }
 
     if let Some((_, Some(expected))) = &output {
@@ -169,7 +186,8 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         }
     }
 
-    let param_count = model_layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count()?));
+    let param_count =
+        model_layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?));
     let param_count = match param_count {
         // Every parameter is held in memory at least once as f64 (8 bytes).
         Some(n) if n <= isize::MAX as usize / 8 => n,
@@ -182,11 +200,6 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
     if cx.has_errors() {
         return None;
     }
-    // Fill in each layer's input shape now that all are known.
-    let mut prev = input_shape.clone();
-    for layer in &mut model_layers {
-        layer.input = std::mem::replace(&mut prev, layer.output.clone());
-    }
     Some(Model {
         attrs: def.attrs,
         vis: def.vis,
@@ -195,6 +208,10 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         layers: model_layers,
         param_count,
     })
+}
+
+fn param_name(def: &LayerDef, position: usize) -> String {
+    def.name.as_ref().map_or_else(|| position.to_string(), |n| n.unraw().to_string())
 }
 
 fn expected_span(output: &Option<(Span, Option<ShapeLit>)>) -> Span {
@@ -208,7 +225,10 @@ fn check_attrs(attrs: &[syn::Attribute], cx: &Ctxt) {
         let _ = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("Clone") || meta.path.is_ident("Debug") {
                 let name = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
-                cx.error_spanned_by(&meta.path, format!("`network!` already implements `{name}`; remove it from the derive"));
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!("`network!` already implements `{name}`; remove it from the derive"),
+                );
             }
             Ok(())
         });
@@ -217,11 +237,17 @@ fn check_attrs(attrs: &[syn::Attribute], cx: &Ctxt) {
 
 fn input_shape(shape: &ShapeLit, cx: &Ctxt) -> Shape {
     match shape_of(shape, cx) {
-        Some(s @ Shape::Known(_)) if s.features().is_some() => s,
+        Some(s) if matches!(s.rank(), Some(1 | 3)) => {
+            if s.size_checked().is_none() {
+                cx.error_at(shape.span, format!("the input shape {s} has more elements than fit in usize"));
+                return Shape::Unknown;
+            }
+            s
+        }
         Some(s) => {
             cx.error_at(
                 shape.span,
-                format!("only rank-1 inputs `[features]` are supported so far, found {s}"),
+                format!("an input is `[features]` or `[channels, height, width]`, found {s}"),
             );
             Shape::Unknown
         }
@@ -247,13 +273,11 @@ fn shape_of(shape: &ShapeLit, cx: &Ctxt) -> Option<Shape> {
 
 fn check_assert(def: &LayerDef, shape: &Shape, producer: &str, cx: &Ctxt) {
     let Some(assert) = &def.assert else { return };
-    let Some(expected) = shape_of(assert, cx) else {
-        return;
-    };
+    let Some(expected) = shape_of(assert, cx) else { return };
     if matches!(shape, Shape::Known(_)) && *shape != expected {
         let who = match &def.name {
-            Some(n) => format!("`{n}`"),
-            None if LAYER_KINDS[1..].contains(&def.kind.to_string().as_str()) => {
+            Some(n) => format!("`{}`", n.unraw()),
+            None if SHAPE_KEEPING.contains(&def.kind.to_string().as_str()) => {
                 format!("`{}` after {producer}", def.kind)
             }
             None => producer.to_string(),
@@ -263,46 +287,349 @@ fn check_assert(def: &LayerDef, shape: &Shape, producer: &str, cx: &Ctxt) {
 }
 
 /// How an erroring layer is named in a message: `` `head: dense(128 -> 10)` ``.
-fn describe(def: &LayerDef, kind: &LayerKind) -> String {
+fn describe(def: &LayerDef, kind: &str) -> String {
     match &def.name {
-        Some(n) => format!("`{n}: {kind}`"),
+        Some(n) => format!("`{}: {kind}`", n.unraw()),
         None => format!("`{kind}`"),
     }
 }
 
 /// How the layer that produced a shape is named: `` `fc2` `` or `` `dense(784 -> 256)` at position 2 ``.
-fn describe_producer(def: &LayerDef, kind: &LayerKind, position: usize) -> String {
-    match &def.name {
-        Some(n) => format!("`{n}`"),
-        None => format!("`{kind}` at position {position}"),
+fn describe_producer(def: &LayerDef, kind: Option<&LayerKind>, position: usize) -> String {
+    match (&def.name, kind) {
+        (Some(n), _) => format!("`{}`", n.unraw()),
+        (None, Some(kind)) => format!("`{kind}` at position {position}"),
+        (None, None) => format!("`{}` at position {position}", def.kind),
     }
 }
 
-/// A layer's kind and arguments, resolved.
+/// A layer's kind and arguments, resolved but not yet shaped.
 enum Spec {
     Dense { expects: Option<(usize, Span)>, outputs: usize, bias: bool },
+    Conv2d(ConvSpec),
+    Pool { max: bool, kernel: [usize; 2], stride: Option<[usize; 2]> },
+    GlobalAvgPool,
+    Flatten,
+    BatchNorm { eps: f64, momentum: f64 },
+    LayerNorm { eps: f64 },
+    Dropout { p: f64 },
     Activation(Activation),
+}
+
+struct ConvSpec {
+    expects: Option<(usize, Span)>,
+    filters: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: Padding,
+    dilation: [usize; 2],
+    bias: bool,
+    /// Where a `padding = same` with a stride was written, for its error.
+    same_span: Option<Span>,
+}
+
+#[derive(Clone, Copy)]
+enum Padding {
+    Zero([usize; 2]),
+    Same,
+}
+
+/// Checks the incoming shape against the layer and computes the outgoing one.
+/// `None` for the kind when the layer cannot be built (the error is reported).
+fn apply(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> (Option<LayerKind>, Shape) {
+    let known = matches!(shape, Shape::Known(_));
+    let need_rank3 = |what: &str| {
+        if known && shape.chw().is_none() {
+            cx.error_spanned_by(
+                &def.tokens,
+                format!("`{what}` needs a rank-3 input [C, H, W], but {producer} gives {shape}"),
+            );
+        }
+        shape.chw()
+    };
+    match spec {
+        Spec::Dense { expects, outputs, bias } => {
+            let given = shape.features();
+            if known {
+                match (given, expects) {
+                    (None, _) => cx.error_spanned_by(
+                        &def.tokens,
+                        format!("`dense` needs a rank-1 input [features], but {producer} gives {shape}; add `flatten` before it"),
+                    ),
+                    (Some(g), Some((expected, span))) if g != expected => {
+                        let kind = LayerKind::Dense { inputs: expected, outputs, bias };
+                        cx.error_at(span, format!("{} expects [{expected}] but {producer} gives {shape}", describe(def, &kind.to_string())));
+                    }
+                    _ => {}
+                }
+            }
+            // After a mismatch, carry on from the declared sizes so later layers are still checked.
+            let out = Shape::Known(vec![outputs]);
+            let kind =
+                expects.map(|(e, _)| e).or(given).map(|inputs| LayerKind::Dense { inputs, outputs, bias });
+            (kind, out)
+        }
+        Spec::Conv2d(c) => {
+            let Some([channels, h, w]) = need_rank3("conv2d") else {
+                // Carry on with the declared channels; the spatial size is unknown.
+                return (None, Shape::Unknown);
+            };
+            if let Some((expected, span)) = c.expects {
+                if expected != channels {
+                    let msg = format!(
+                        "{} expects {expected} channels but {producer} gives {shape}",
+                        describe(def, "conv2d")
+                    );
+                    cx.error_at(span, msg);
+                }
+            }
+            conv_geometry(&c, [channels, h, w], def, producer, shape, cx)
+        }
+        Spec::Pool { max, kernel, stride } => {
+            let name = if max { "max_pool" } else { "avg_pool" };
+            let Some([channels, h, w]) = need_rank3(name) else { return (None, Shape::Unknown) };
+            let stride = stride.unwrap_or(kernel);
+            if kernel[0] > h || kernel[1] > w {
+                cx.error_spanned_by(
+                    &def.tokens,
+                    format!(
+                        "`{name}` window {}×{} does not fit the input {shape} from {producer}",
+                        kernel[0], kernel[1]
+                    ),
+                );
+                return (None, Shape::Unknown);
+            }
+            let g = PoolGeometry {
+                channels,
+                height: h,
+                width: w,
+                kernel,
+                stride,
+                out_height: (h - kernel[0]) / stride[0] + 1,
+                out_width: (w - kernel[1]) / stride[1] + 1,
+            };
+            let out = Shape::Known(vec![channels, g.out_height, g.out_width]);
+            (Some(if max { LayerKind::MaxPool(g) } else { LayerKind::AvgPool(g) }), out)
+        }
+        Spec::GlobalAvgPool => match need_rank3("global_avg_pool") {
+            Some([c, h, w]) => {
+                (Some(LayerKind::GlobalAvgPool { channels: c, spatial: h * w }), Shape::Known(vec![c]))
+            }
+            None => (None, Shape::Unknown),
+        },
+        Spec::Flatten => match need_rank3("flatten") {
+            Some(_) => (Some(LayerKind::Flatten), Shape::Known(vec![shape.size()])),
+            None => (None, Shape::Unknown),
+        },
+        Spec::BatchNorm { eps, momentum } => match shape {
+            Shape::Known(d) => (Some(LayerKind::BatchNorm { channels: d[0], eps, momentum }), shape.clone()),
+            Shape::Unknown => (None, Shape::Unknown),
+        },
+        Spec::LayerNorm { eps } => (known.then_some(LayerKind::LayerNorm { eps }), shape.clone()),
+        Spec::Dropout { p } => (Some(LayerKind::Dropout { p }), shape.clone()),
+        Spec::Activation(a) => (Some(LayerKind::Activation(a)), shape.clone()),
+    }
+}
+
+fn conv_geometry(
+    c: &ConvSpec,
+    [channels, h, w]: [usize; 3],
+    def: &LayerDef,
+    producer: &str,
+    shape: &Shape,
+    cx: &Ctxt,
+) -> (Option<LayerKind>, Shape) {
+    let span_of = |dim: usize| c.dilation[dim].checked_mul(c.kernel[dim] - 1).and_then(|v| v.checked_add(1));
+    let (Some(span_h), Some(span_w)) = (span_of(0), span_of(1)) else {
+        cx.error_spanned_by(&def.tokens, "kernel size times dilation overflows");
+        return (None, Shape::Unknown);
+    };
+    let (padding, same) = match c.padding {
+        Padding::Same => {
+            if c.stride != [1, 1] {
+                cx.error_at(
+                    c.same_span.unwrap_or_else(Span::call_site),
+                    "`padding = same` needs stride 1, as in PyTorch",
+                );
+                return (None, Shape::Unknown);
+            }
+            // PyTorch pads the extra row/column of an even kernel at the bottom/right.
+            ([(span_h - 1) / 2, (span_w - 1) / 2], true)
+        }
+        Padding::Zero(p) => (p, false),
+    };
+    let padded = |size: usize, dim: usize| -> Option<usize> {
+        match c.padding {
+            Padding::Same => size.checked_add(if dim == 0 { span_h - 1 } else { span_w - 1 }),
+            Padding::Zero(p) => size.checked_add(p[dim].checked_mul(2)?),
+        }
+    };
+    let (Some(ph), Some(pw)) = (padded(h, 0), padded(w, 1)) else {
+        cx.error_spanned_by(&def.tokens, "padding overflows");
+        return (None, Shape::Unknown);
+    };
+    if span_h > ph || span_w > pw {
+        let dilated =
+            if c.dilation != [1, 1] { format!(" (dilated to {span_h}×{span_w})") } else { String::new() };
+        cx.error_spanned_by(
+            &def.tokens,
+            format!(
+                "{} kernel {}×{}{dilated} does not fit the padded input {ph}×{pw}: {producer} gives {shape}",
+                describe(def, "conv2d"),
+                c.kernel[0],
+                c.kernel[1]
+            ),
+        );
+        return (None, Shape::Unknown);
+    }
+    let geometry = ConvGeometry {
+        in_channels: channels,
+        height: h,
+        width: w,
+        out_channels: c.filters,
+        kernel: c.kernel,
+        stride: c.stride,
+        padding,
+        dilation: c.dilation,
+        out_height: (ph - span_h) / c.stride[0] + 1,
+        out_width: (pw - span_w) / c.stride[1] + 1,
+    };
+    let out = Shape::Known(vec![c.filters, geometry.out_height, geometry.out_width]);
+    if out.size_checked().is_none() || geometry.patch_checked().is_none() {
+        cx.error_spanned_by(&def.tokens, "the layer's sizes overflow usize");
+        return (None, Shape::Unknown);
+    }
+    (Some(LayerKind::Conv2d { geometry, bias: c.bias, same }), out)
+}
+
+/// Keyword arguments, each used at most once; unknown and repeated ones are errors.
+struct Keywords<'a> {
+    layer: &'a str,
+    allowed: &'a [&'a str],
+    seen: Vec<String>,
+}
+
+impl<'a> Keywords<'a> {
+    fn new(layer: &'a str, allowed: &'a [&'a str]) -> Self {
+        Keywords { layer, allowed, seen: Vec::new() }
+    }
+
+    /// Whether `key` may be used here; reports why not.
+    fn accept(&mut self, key: &syn::Ident, cx: &Ctxt) -> bool {
+        let name = key.to_string();
+        if !self.allowed.contains(&name.as_str()) {
+            let expected: Vec<String> = self.allowed.iter().map(|k| format!("`{k}`")).collect();
+            let expected = match expected.len() {
+                0 => "it takes no keyword arguments".to_string(),
+                _ => format!("expected {}", expected.join(", ")),
+            };
+            cx.error_at(key.span(), format!("unknown argument `{name}` for `{}`; {expected}", self.layer));
+            return false;
+        }
+        if self.seen.contains(&name) {
+            cx.error_at(key.span(), format!("`{name}` is given twice"));
+            return false;
+        }
+        self.seen.push(name);
+        true
+    }
 }
 
 fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
     let kind = def.kind.to_string();
     let args: &[Arg] = def.args.as_ref().map_or(&[], |a| &a.list);
-    let no_args = |a: Activation| {
+    let no_args = |spec: Spec| {
         if let Some(arg) = args.first() {
             cx.error_at(arg.span(), format!("`{kind}` takes no arguments"));
             None
         } else {
-            Some(Spec::Activation(a))
+            Some(spec)
         }
     };
     match kind.as_str() {
         "dense" => resolve_dense(def, args, cx),
-        "relu" => no_args(Activation::Relu),
-        "sigmoid" => no_args(Activation::Sigmoid),
-        "tanh" => no_args(Activation::Tanh),
-        "gelu" => no_args(Activation::Gelu),
-        "softmax" => no_args(Activation::Softmax),
-        "identity" => no_args(Activation::Identity),
+        "conv2d" => resolve_conv2d(def, args, cx),
+        "max_pool" | "avg_pool" => resolve_pool(def, &kind, args, cx),
+        "global_avg_pool" => no_args(Spec::GlobalAvgPool),
+        "flatten" => no_args(Spec::Flatten),
+        "batch_norm" => {
+            let mut eps = DEFAULT_NORM_EPS;
+            let mut momentum = DEFAULT_BN_MOMENTUM;
+            let mut ok = true;
+            let mut kw = Keywords::new("batch_norm", &["eps", "momentum"]);
+            for arg in args {
+                match arg {
+                    Arg::Keyword { key, value } if kw.accept(key, cx) => {
+                        let v = float_value(value, cx);
+                        match (key.to_string().as_str(), v) {
+                            ("eps", Some(v)) if v > 0.0 => eps = v,
+                            ("momentum", Some(v)) if (0.0..=1.0).contains(&v) => momentum = v,
+                            (k, Some(_)) => {
+                                let range = if k == "eps" { "greater than 0" } else { "in [0, 1]" };
+                                cx.error_at(value.span(), format!("`{k}` must be {range}"));
+                                ok = false;
+                            }
+                            (_, None) => ok = false,
+                        }
+                    }
+                    Arg::Keyword { .. } => ok = false,
+                    other => {
+                        cx.error_at(other.span(), "`batch_norm` takes only `eps = ..` and `momentum = ..`");
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(Spec::BatchNorm { eps, momentum })
+        }
+        "layer_norm" => {
+            let mut eps = DEFAULT_NORM_EPS;
+            let mut ok = true;
+            let mut kw = Keywords::new("layer_norm", &["eps"]);
+            for arg in args {
+                match arg {
+                    Arg::Keyword { key, value } if kw.accept(key, cx) => match float_value(value, cx) {
+                        Some(v) if v > 0.0 => eps = v,
+                        Some(_) => {
+                            cx.error_at(value.span(), "`eps` must be greater than 0");
+                            ok = false;
+                        }
+                        None => ok = false,
+                    },
+                    Arg::Keyword { .. } => ok = false,
+                    other => {
+                        cx.error_at(other.span(), "`layer_norm` takes only `eps = ..`");
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(Spec::LayerNorm { eps })
+        }
+        "dropout" => match args {
+            [Arg::Positional(v)] => {
+                let p = float_value(v, cx)?;
+                if (0.0..1.0).contains(&p) {
+                    Some(Spec::Dropout { p })
+                } else {
+                    cx.error_at(v.span(), format!("a dropout probability must be in [0, 1), found {p}"));
+                    None
+                }
+            }
+            [] => {
+                let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
+                cx.error_at(span, "`dropout` needs its probability, e.g. `dropout(0.25)`");
+                None
+            }
+            [_, extra, ..] | [extra] => {
+                cx.error_at(extra.span(), "`dropout` takes one probability, e.g. `dropout(0.25)`");
+                None
+            }
+        },
+        "relu" => no_args(Spec::Activation(Activation::Relu)),
+        "sigmoid" => no_args(Spec::Activation(Activation::Sigmoid)),
+        "tanh" => no_args(Spec::Activation(Activation::Tanh)),
+        "gelu" => no_args(Spec::Activation(Activation::Gelu)),
+        "softmax" => no_args(Spec::Activation(Activation::Softmax)),
+        "identity" => no_args(Spec::Activation(Activation::Identity)),
         "leaky_relu" => resolve_leaky_relu(args, cx),
         "input" | "output" => {
             cx.error_at(def.kind.span(), format!("expected `{kind}: [..]` with a colon"));
@@ -320,53 +647,147 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
     }
 }
 
-fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
-    let mut size: Option<(Option<(usize, Span)>, usize)> = None;
-    let mut bias = true;
-    let mut ok = true;
-    let mut seen_bias = false;
-    for arg in args {
-        match arg {
-            Arg::Positional(_) | Arg::Arrow { .. } if size.is_some() => {
-                cx.error_at(arg.span(), "`dense` takes one size (or `in -> out`); unexpected argument");
-                ok = false;
-            }
-            Arg::Positional(v) => match size_value(v, cx) {
-                Some(out) => size = Some((None, out)),
-                None => ok = false,
-            },
-            Arg::Arrow { from, to } => match (size_value(from, cx), size_value(to, cx)) {
-                (Some(i), Some(o)) => size = Some((Some((i, from.span())), o)),
-                _ => ok = false,
-            },
-            Arg::Keyword { key, value } if key == "bias" => {
-                if seen_bias {
-                    cx.error_at(key.span(), "`bias` is given twice");
-                    ok = false;
-                }
-                seen_bias = true;
-                match bool_value(value, cx) {
-                    Some(b) => bias = b,
-                    None => ok = false,
-                }
-            }
-            Arg::Keyword { key, .. } => {
-                cx.error_at(key.span(), format!("unknown argument `{key}` for `dense`; expected `bias`"));
-                ok = false;
-            }
+/// The leading size argument of `dense` and `conv2d`: `n` or `in -> out`.
+fn leading_size(
+    layer: &str,
+    def: &LayerDef,
+    args: &[Arg],
+    what: &str,
+    cx: &Ctxt,
+) -> Option<(Option<(usize, Span)>, usize)> {
+    let example = if layer == "dense" {
+        "`dense(128)` or `dense(784 -> 128)`"
+    } else {
+        "`conv2d(16, kernel = 3)` or `conv2d(1 -> 16, kernel = 3)`"
+    };
+    match args.first() {
+        Some(Arg::Positional(v)) => Some((None, size_value(v, cx)?)),
+        Some(Arg::Arrow { from, to }) => {
+            let (i, o) = (size_value(from, cx), size_value(to, cx));
+            Some((Some((i?, from.span())), o?))
         }
-    }
-    match size {
-        Some((expects, outputs)) if ok => Some(Spec::Dense { expects, outputs, bias }),
-        Some(_) => None,
-        None => {
-            if ok {
-                let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
-                cx.error_at(span, "`dense` needs its output size, e.g. `dense(128)` or `dense(784 -> 128)`");
-            }
+        _ => {
+            let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
+            cx.error_at(span, format!("`{layer}` needs its {what} first, e.g. {example}"));
             None
         }
     }
+}
+
+fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
+    let size = leading_size("dense", def, args, "output size", cx);
+    let mut bias = true;
+    let mut ok = true;
+    let mut kw = Keywords::new("dense", &["bias"]);
+    for arg in args.iter().skip(1) {
+        match arg {
+            Arg::Keyword { key, value } if kw.accept(key, cx) => match bool_value(value, cx) {
+                Some(b) => bias = b,
+                None => ok = false,
+            },
+            Arg::Keyword { .. } => ok = false,
+            other => {
+                cx.error_at(other.span(), "`dense` takes one size (or `in -> out`); unexpected argument");
+                ok = false;
+            }
+        }
+    }
+    let (expects, outputs) = size?;
+    ok.then_some(Spec::Dense { expects, outputs, bias })
+}
+
+fn resolve_conv2d(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
+    let size = leading_size("conv2d", def, args, "number of filters", cx);
+    let mut spec = ConvSpec {
+        expects: None,
+        filters: 0,
+        kernel: [0, 0],
+        stride: [1, 1],
+        padding: Padding::Zero([0, 0]),
+        dilation: [1, 1],
+        bias: true,
+        same_span: None,
+    };
+    let mut ok = true;
+    let mut kw = Keywords::new("conv2d", &["kernel", "stride", "padding", "dilation", "bias"]);
+    for arg in args.iter().skip(1) {
+        match arg {
+            Arg::Keyword { key, value } if kw.accept(key, cx) => {
+                let done = match key.to_string().as_str() {
+                    "kernel" => pair_value(value, false, cx).map(|v| spec.kernel = v),
+                    "stride" => pair_value(value, false, cx).map(|v| spec.stride = v),
+                    "dilation" => pair_value(value, false, cx).map(|v| spec.dilation = v),
+                    "bias" => bool_value(value, cx).map(|b| spec.bias = b),
+                    _ => match value {
+                        Value::Ident(i) if i == "same" => {
+                            spec.padding = Padding::Same;
+                            spec.same_span = Some(i.span());
+                            Some(())
+                        }
+                        Value::Ident(i) if i == "valid" => Some(spec.padding = Padding::Zero([0, 0])),
+                        Value::Ident(i) => {
+                            cx.error_at(
+                                i.span(),
+                                format!("unknown padding `{i}`; expected a size, `same` or `valid`"),
+                            );
+                            None
+                        }
+                        other => pair_value(other, true, cx).map(|v| spec.padding = Padding::Zero(v)),
+                    },
+                };
+                ok &= done.is_some();
+            }
+            Arg::Keyword { .. } => ok = false,
+            other => {
+                cx.error_at(
+                    other.span(),
+                    "`conv2d` takes the filters first, then keyword arguments such as `kernel = 3`",
+                );
+                ok = false;
+            }
+        }
+    }
+    if !kw.seen.iter().any(|k| k == "kernel") {
+        let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
+        cx.error_at(span, "`conv2d` needs a kernel size, e.g. `conv2d(16, kernel = 3)`");
+        ok = false;
+    }
+    let (expects, filters) = size?;
+    spec.expects = expects;
+    spec.filters = filters;
+    ok.then_some(Spec::Conv2d(spec))
+}
+
+fn resolve_pool(def: &LayerDef, kind: &str, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
+    let kernel = match args.first() {
+        Some(Arg::Positional(v)) => pair_value(v, false, cx),
+        _ => {
+            let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
+            cx.error_at(span, format!("`{kind}` needs a window size, e.g. `{kind}(2)`"));
+            None
+        }
+    };
+    let mut stride = None;
+    let mut ok = true;
+    let mut kw = Keywords::new(if kind == "max_pool" { "max_pool" } else { "avg_pool" }, &["stride"]);
+    for arg in args.iter().skip(1) {
+        match arg {
+            Arg::Keyword { key, value } if kw.accept(key, cx) => match pair_value(value, false, cx) {
+                Some(s) => stride = Some(s),
+                None => ok = false,
+            },
+            Arg::Keyword { .. } => ok = false,
+            other => {
+                cx.error_at(
+                    other.span(),
+                    format!("`{kind}` takes a window size and `stride = ..`; unexpected argument"),
+                );
+                ok = false;
+            }
+        }
+    }
+    let kernel = kernel?;
+    ok.then_some(Spec::Pool { max: kind == "max_pool", kernel, stride })
 }
 
 fn resolve_leaky_relu(args: &[Arg], cx: &Ctxt) -> Option<Spec> {
@@ -392,13 +813,35 @@ fn resolve_leaky_relu(args: &[Arg], cx: &Ctxt) -> Option<Spec> {
     Some(Spec::Activation(Activation::LeakyRelu(alpha)))
 }
 
-fn size_value(v: &Value, cx: &Ctxt) -> Option<usize> {
+/// `k` or `[kh, kw]`; with `zero_ok`, zero is allowed (padding).
+fn pair_value(v: &Value, zero_ok: bool, cx: &Ctxt) -> Option<[usize; 2]> {
+    let one = |v: &Value| if zero_ok { count_value(v, cx) } else { size_value(v, cx) };
     match v {
-        Value::Lit(Lit::Int(i)) => match i.base10_parse::<usize>() {
-            Ok(0) => {
-                cx.error_at(i.span(), "a size must be at least 1");
+        Value::List(items, span) => match items.as_slice() {
+            [a, b] => Some([one(a)?, one(b)?]),
+            _ => {
+                cx.error_at(*span, "expected one size or two, `[height, width]`");
                 None
             }
+        },
+        other => one(other).map(|n| [n, n]),
+    }
+}
+
+fn size_value(v: &Value, cx: &Ctxt) -> Option<usize> {
+    match count_value(v, cx)? {
+        0 => {
+            cx.error_at(v.span(), "a size must be at least 1");
+            None
+        }
+        n => Some(n),
+    }
+}
+
+/// A whole number, zero included.
+fn count_value(v: &Value, cx: &Ctxt) -> Option<usize> {
+    match v {
+        Value::Lit(Lit::Int(i)) => match i.base10_parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
                 cx.error_at(i.span(), format!("size `{i}` is too large"));
@@ -430,8 +873,8 @@ fn float_value(v: &Value, cx: &Ctxt) -> Option<f64> {
     let (negative, lit) = match v {
         Value::Lit(l) => (false, l),
         Value::Neg(_, l) => (true, l),
-        Value::Ident(i) => {
-            cx.error_at(i.span(), "expected a number, e.g. `0.1`");
+        other => {
+            cx.error_at(other.span(), "expected a number, e.g. `0.1`");
             return None;
         }
     };

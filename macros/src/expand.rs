@@ -1,73 +1,94 @@
 //! [`Model`] to Rust: the network struct, its batch aliases, trace and
 //! gradient types, and straight-line forward and backward passes.
 //!
-//! The generated code only calls `staticnet` layers with static sizes; no
-//! shape is checked at run time because every one was checked here.
+//! Every layer is driven through `staticnet::layers::Layer` with its sizes as
+//! literals; no shape is checked at run time because every one was checked
+//! here. Layers with parameters or state are fields of the struct; the others
+//! (activations, pools) are written inline as values. `flatten` emits no code:
+//! a `[C, H, W]` batch is already `C·H·W` features per column.
 
-use crate::model::{Activation, Layer, LayerKind, Model};
+use crate::model::{Activation, ConvGeometry, Layer, LayerKind, Model, PoolGeometry, Shape};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 pub fn expand(model: &Model) -> TokenStream {
     let Model { attrs, vis, name, .. } = model;
     let sn = quote!(::staticnet);
-    let input_size = model.input.features().unwrap_or(0);
-    let output_size = model.output().features().unwrap_or(0);
+    // `#[cfg]` on the network applies to everything generated for it.
+    let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let cfg = quote!(#(#cfgs)*);
+    let input_size = model.input.size();
+    let output_size = model.output().size();
+    let input_shape = dims(&model.input);
+    let output_shape = dims(model.output());
     let param_count = model.param_count;
 
     let input_alias = format_ident!("{}Input", name);
     let output_alias = format_ident!("{}Output", name);
     let trace = format_ident!("{}Trace", name);
     let buffers = format_ident!("{}Buffers", name);
+    let workspaces = format_ident!("{}Workspaces", name);
     let grads = format_ident!("{}Gradients", name);
 
-    let param_layers: Vec<&Layer> = model.layers.iter().filter(|l| has_params(l)).collect();
-    let field_defs = param_layers.iter().map(|l| {
+    let fields: Vec<&Layer> = model.layers.iter().filter(|l| l.kind.is_field()).collect();
+    let with_params: Vec<&Layer> = model.layers.iter().filter(|l| l.kind.has_params()).collect();
+    // The layers that run: `flatten` is only a change of view.
+    let steps: Vec<&Layer> = model.layers.iter().filter(|l| l.kind != LayerKind::Flatten).collect();
+
+    let field_defs = fields.iter().map(|l| {
         let (ident, ty) = (&l.ident, layer_type(l));
-        let doc = format!("`{}`: {}", l.name, l.kind);
+        let doc = format!("`{}`: {}, {} → {}", l.name, l.kind, l.input, l.output);
         quote! { #[doc = #doc] pub #ident: #ty }
     });
-    let grad_field_defs = param_layers.iter().map(|l| {
+    let grad_field_defs = with_params.iter().map(|l| {
         let (ident, ty) = (&l.ident, layer_type(l));
-        let doc = format!("Gradient of the loss with respect to `{}`.", l.name);
+        let doc = format!("Gradient of the loss with respect to the parameters of `{}`.", l.name);
         quote! { #[doc = #doc] pub #ident: <#ty as #sn::Params<T>>::Gradients }
     });
-    let buffer_defs = model.layers.iter().map(|l| {
-        let (ident, n) = (&l.ident, features(l));
+    let buffer_defs = steps.iter().map(|l| {
+        let (ident, n) = (&l.ident, l.output.size());
         let doc = format!("`{}` ({}): {} per sample.", l.name, l.kind, l.output);
         quote! { #[doc = #doc] pub #ident: #sn::Batch<T, #n> }
     });
-    let buffer_defaults = model.layers.iter().map(|l| {
+    let buffer_defaults = steps.iter().map(|l| {
         let ident = &l.ident;
         quote! { #ident: #sn::Batch::zeros(0) }
     });
+    let workspace_defs = steps.iter().map(|l| {
+        let (ident, ty) = (&l.ident, layer_type(l));
+        let (i, o) = (l.input.size(), l.output.size());
+        let doc = format!("What `{}` keeps for its backward pass.", l.name);
+        quote! { #[doc = #doc] pub #ident: <#ty as #sn::layers::Layer<T, #i, #o>>::Workspace }
+    });
+    let workspace_defaults = steps.iter().map(|l| {
+        let ident = &l.ident;
+        quote! { #ident: ::core::default::Default::default() }
+    });
 
-    let constructors = param_layers.iter().map(|l| {
+    let constructors = fields.iter().map(|l| {
         let ident = &l.ident;
-        let LayerKind::Dense { bias, .. } = l.kind else { unreachable!("only dense layers have parameters") };
-        let relu_like = next_activation(model, l).is_some_and(Activation::is_relu_like);
-        quote! { #ident: #sn::layers::Dense::new(#bias, init.resolve(#relu_like), &mut rng) }
+        let value = construct(model, l, true);
+        quote! { #ident: #value }
     });
-    let zero_fields = param_layers.iter().map(|l| {
+    let zero_fields = fields.iter().map(|l| {
         let ident = &l.ident;
-        let LayerKind::Dense { bias, .. } = l.kind else { unreachable!("only dense layers have parameters") };
-        quote! { #ident: #sn::layers::Dense::zeros(#bias) }
+        let value = construct(model, l, false);
+        quote! { #ident: #value }
     });
-    let clone_fields = param_layers.iter().map(|l| {
+    let clone_fields = fields.iter().map(|l| {
         let ident = &l.ident;
-        quote! { #ident: self.#ident.clone() }
+        quote! { #ident: ::core::clone::Clone::clone(&self.#ident) }
     });
-    let debug_fields = param_layers.iter().map(|l| {
-        let ident = &l.ident;
-        let key = &l.name;
+    let debug_fields = fields.iter().map(|l| {
+        let (ident, key) = (&l.ident, &l.name);
         quote! { .field(#key, &self.#ident) }
     });
-    let zero_grads = param_layers.iter().map(|l| {
+    let zero_grads = with_params.iter().map(|l| {
         let ident = &l.ident;
         quote! { #ident: #sn::Params::zero_gradients(&self.#ident) }
     });
     let visit = |method: TokenStream, receiver: TokenStream| {
-        let calls = param_layers.iter().map(|l| {
+        let calls = with_params.iter().map(|l| {
             let (ident, pname) = (&l.ident, &l.param_name);
             quote! { #sn::Params::#method(#receiver self.#ident, &path.join(#pname), f); }
         });
@@ -75,21 +96,22 @@ pub fn expand(model: &Model) -> TokenStream {
     };
     let visit_params = visit(quote!(visit_params), quote!(&));
     let visit_params_mut = visit(quote!(visit_params_mut), quote!(&mut));
-    let visit_with_grads = param_layers.iter().map(|l| {
+    let visit_buffers = visit(quote!(visit_buffers), quote!(&));
+    let visit_buffers_mut = visit(quote!(visit_buffers_mut), quote!(&mut));
+    let visit_with_grads = with_params.iter().map(|l| {
         let (ident, pname) = (&l.ident, &l.param_name);
         quote! { #sn::Params::visit_params_with_grads(&mut self.#ident, &grads.#ident, &path.join(#pname), f); }
     });
-    let visit_grads = param_layers.iter().map(|l| {
+    let visit_grads = with_params.iter().map(|l| {
         let (ident, ty) = (&l.ident, layer_type(l));
         quote! { <#ty as #sn::Params<T>>::visit_grads(&grads.#ident, f); }
     });
 
     let layer_infos = model.layers.iter().map(|l| {
-        let name = &l.name;
-        let pname = &l.param_name;
+        let (name, pname) = (&l.name, &l.param_name);
         let kind = l.kind.to_string();
         let (input, output) = (dims(&l.input), dims(&l.output));
-        let params = l.kind.param_count().unwrap_or(0);
+        let params = l.kind.param_count(l.output.size()).unwrap_or(0);
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
@@ -98,20 +120,24 @@ pub fn expand(model: &Model) -> TokenStream {
         }
     });
 
-    let forward = forward_body(model);
-    let forward_train = forward_train_body(model);
-    let backward = backward_body(model);
-    let last = &model.layers.last().expect("checked: at least one layer").ident;
+    let forward = forward_body(&steps);
+    let forward_train = forward_train_body(&steps);
+    let backward = backward_body(&steps);
+    let last = &steps.last().expect("checked: a layer besides flatten").ident;
 
     let struct_doc =
-        format!("Generated by `network!`: [{input_size}] → [{output_size}], {param_count} parameters.");
+        format!("Generated by `network!`: {} → {}, {param_count} parameters.", model.input, model.output());
     let trace_doc = format!("The buffers of a training pass of [`{name}`], reused from step to step.");
     let buffers_doc = format!("One batch buffer per layer of [`{name}`], named after the layer.");
+    let workspaces_doc = format!("What each layer of [`{name}`] keeps for its backward pass.");
     let grads_doc = format!("The gradient of a loss with respect to every parameter of [`{name}`].");
-    let input_doc =
-        format!("A batch of inputs to [`{name}`]: {input_size} features per sample, one sample per column.");
+    let input_doc = format!(
+        "A batch of inputs to [`{name}`]: {} per sample ({input_size} values), one sample per column.",
+        model.input
+    );
     let output_doc = format!(
-        "A batch of outputs of [`{name}`]: {output_size} features per sample, one sample per column."
+        "A batch of outputs of [`{name}`]: {} per sample ({output_size} values), one sample per column.",
+        model.output()
     );
 
     quote! {
@@ -124,24 +150,39 @@ pub fn expand(model: &Model) -> TokenStream {
             pub __scalar: ::core::marker::PhantomData<T>,
         }
 
+        #cfg
         #[doc = #input_doc]
         #vis type #input_alias<T = f32> = #sn::Batch<T, #input_size>;
+        #cfg
         #[doc = #output_doc]
         #vis type #output_alias<T = f32> = #sn::Batch<T, #output_size>;
 
+        #cfg
         #[doc = #trace_doc]
         #vis struct #trace<T: #sn::Float = f32> {
             /// Each layer's output in the last training forward pass.
             pub out: #buffers<T>,
             /// The gradient of the loss with respect to each layer's output (the last layer's is the caller's).
             pub d: #buffers<T>,
+            /// What each layer keeps for its backward pass.
+            pub ws: #workspaces<T>,
         }
 
+        #cfg
         #[doc = #buffers_doc]
         #vis struct #buffers<T: #sn::Float = f32> {
             #(#buffer_defs,)*
         }
 
+        #cfg
+        #[doc = #workspaces_doc]
+        #vis struct #workspaces<T: #sn::Float = f32> {
+            #(#workspace_defs,)*
+            #[doc(hidden)]
+            pub __scalar: ::core::marker::PhantomData<T>,
+        }
+
+        #cfg
         #[doc = #grads_doc]
         #vis struct #grads<T: #sn::Float = f32> {
             #(#grad_field_defs,)*
@@ -149,24 +190,42 @@ pub fn expand(model: &Model) -> TokenStream {
             pub __scalar: ::core::marker::PhantomData<T>,
         }
 
+        #cfg
         impl<T: #sn::Float> ::core::default::Default for #buffers<T> {
             fn default() -> Self {
                 #buffers { #(#buffer_defaults,)* }
             }
         }
 
-        impl<T: #sn::Float> ::core::default::Default for #trace<T> {
+        #cfg
+        impl<T: #sn::Float> ::core::default::Default for #workspaces<T> {
             fn default() -> Self {
-                #trace { out: ::core::default::Default::default(), d: ::core::default::Default::default() }
+                #workspaces { #(#workspace_defaults,)* __scalar: ::core::marker::PhantomData }
             }
         }
 
-        // The constants sit on the `f32` network so that `Mlp::LAYERS` needs no
+        #cfg
+        impl<T: #sn::Float> ::core::default::Default for #trace<T> {
+            fn default() -> Self {
+                #trace {
+                    out: ::core::default::Default::default(),
+                    d: ::core::default::Default::default(),
+                    ws: ::core::default::Default::default(),
+                }
+            }
+        }
+
+        // The constants sit on the `f32` network so that `Net::LAYERS` needs no
         // type annotation; generic code reads `Params::PARAM_COUNT` instead.
+        #cfg
         impl #name<f32> {
-            /// Features per input sample.
+            /// The shape of one input sample.
+            pub const INPUT_SHAPE: &'static [usize] = &[#(#input_shape),*];
+            /// The shape of one output sample.
+            pub const OUTPUT_SHAPE: &'static [usize] = &[#(#output_shape),*];
+            /// Values per input sample (the batch's row count).
             pub const INPUT_SIZE: usize = #input_size;
-            /// Features per output sample.
+            /// Values per output sample.
             pub const OUTPUT_SIZE: usize = #output_size;
             /// Trainable scalars in the whole network.
             pub const PARAM_COUNT: usize = #param_count;
@@ -180,15 +239,18 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
+        #cfg
         impl<T: #sn::Float> #name<T> {
             /// A network with weights drawn by `init` from `seed` and zero biases.
             /// The same seed gives the same weights.
             pub fn init(init: #sn::init::Init, seed: u64) -> Self {
                 let mut rng = #sn::init::seeded_rng(seed);
+                let _ = (&init, &mut rng);
                 #name { #(#constructors,)* __scalar: ::core::marker::PhantomData }
             }
 
-            /// A network whose parameters are all zero, e.g. to load weights into.
+            /// A network whose weights are all zero (norm layers start at their
+            /// identity), e.g. to load weights into.
             pub fn zeros() -> Self {
                 #name { #(#zero_fields,)* __scalar: ::core::marker::PhantomData }
             }
@@ -199,18 +261,21 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
+        #cfg
         impl<T: #sn::Float> ::core::clone::Clone for #name<T> {
             fn clone(&self) -> Self {
                 #name { #(#clone_fields,)* __scalar: ::core::marker::PhantomData }
             }
         }
 
+        #cfg
         impl<T: #sn::Float> ::core::fmt::Debug for #name<T> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#name)) #(#debug_fields)* .finish()
             }
         }
 
+        #cfg
         impl<T: #sn::Float> #sn::Params<T> for #name<T> {
             type Gradients = #grads<T>;
             const PARAM_COUNT: usize = #param_count;
@@ -220,10 +285,12 @@ pub fn expand(model: &Model) -> TokenStream {
             }
 
             fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
+                let _ = (path, &f);
                 #visit_params
             }
 
             fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
+                let _ = (path, &f);
                 #visit_params_mut
             }
 
@@ -233,22 +300,36 @@ pub fn expand(model: &Model) -> TokenStream {
                 path: &#sn::params::ParamPath<'_>,
                 f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T]),
             ) {
+                let _ = (grads, path, &f);
                 #(#visit_with_grads)*
             }
 
             fn visit_grads(grads: &#grads<T>, f: &mut dyn FnMut(&[T])) {
+                let _ = (grads, &f);
                 #(#visit_grads)*
+            }
+
+            fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
+                let _ = (path, &f);
+                #visit_buffers
+            }
+
+            fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
+                let _ = (path, &f);
+                #visit_buffers_mut
             }
         }
 
+        #cfg
         impl<T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<T> {
             type Trace = #trace<T>;
 
+            #[allow(non_snake_case)]
             fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
                 #forward
             }
 
-            fn forward_train<'t>(&self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<T>) -> &'t #sn::Batch<T, #output_size> {
+            fn forward_train<'t>(&mut self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<T>) -> &'t #sn::Batch<T, #output_size> {
                 #forward_train
                 &t.out.#last
             }
@@ -261,6 +342,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 g: &mut #grads<T>,
                 d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
             ) {
+                let _ = &g;
                 #backward
             }
 
@@ -271,151 +353,230 @@ pub fn expand(model: &Model) -> TokenStream {
     }
 }
 
-fn has_params(l: &Layer) -> bool {
-    matches!(l.kind, LayerKind::Dense { .. })
-}
-
-fn features(l: &Layer) -> usize {
-    l.output.features().unwrap_or(0)
-}
-
-fn dims(shape: &crate::model::Shape) -> Vec<Literal> {
+fn dims(shape: &Shape) -> Vec<Literal> {
     match shape {
-        crate::model::Shape::Known(d) => d.iter().map(|&n| Literal::usize_unsuffixed(n)).collect(),
-        crate::model::Shape::Unknown => Vec::new(),
+        Shape::Known(d) => d.iter().map(|&n| Literal::usize_unsuffixed(n)).collect(),
+        Shape::Unknown => Vec::new(),
     }
 }
 
+/// The Rust type of a layer.
 fn layer_type(l: &Layer) -> TokenStream {
-    match l.kind {
-        LayerKind::Dense { inputs, outputs, .. } => quote!(::staticnet::layers::Dense<T, #inputs, #outputs>),
-        LayerKind::Activation(_) => unreachable!("activations have no parameters"),
+    let layers = quote!(::staticnet::layers);
+    let (i, o) = (l.input.size(), l.output.size());
+    match &l.kind {
+        LayerKind::Dense { inputs, outputs, .. } => quote!(#layers::Dense<T, #inputs, #outputs>),
+        LayerKind::Conv2d { geometry: g, .. } => {
+            let (patch, cout) = (g.patch(), g.out_channels);
+            quote!(#layers::Conv2d<T, #i, #o, #patch, #cout>)
+        }
+        LayerKind::MaxPool(_) => quote!(#layers::MaxPool2d),
+        LayerKind::AvgPool(_) => quote!(#layers::AvgPool2d),
+        LayerKind::GlobalAvgPool { .. } => quote!(#layers::GlobalAvgPool),
+        LayerKind::Flatten => quote!(#layers::Identity),
+        LayerKind::BatchNorm { channels, .. } => quote!(#layers::BatchNorm<T, #o, #channels>),
+        LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #o>),
+        LayerKind::Dropout { .. } => quote!(#layers::Dropout),
+        LayerKind::Activation(a) => match a {
+            Activation::Relu => quote!(#layers::Relu),
+            Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
+            Activation::Sigmoid => quote!(#layers::Sigmoid),
+            Activation::Tanh => quote!(#layers::Tanh),
+            Activation::Gelu => quote!(#layers::Gelu),
+            Activation::Softmax => quote!(#layers::Softmax),
+            Activation::Identity => quote!(#layers::Identity),
+        },
     }
 }
 
-/// The activation right after `layer`, which decides its default initialisation.
-fn next_activation(model: &Model, layer: &Layer) -> Option<Activation> {
-    let pos = model.layers.iter().position(|l| std::ptr::eq(l, layer))?;
-    match model.layers.get(pos + 1)?.kind {
-        LayerKind::Activation(a) => Some(a),
-        LayerKind::Dense { .. } => None,
+fn conv_geometry(g: &ConvGeometry) -> TokenStream {
+    let ConvGeometry {
+        in_channels,
+        height,
+        width,
+        out_channels,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        out_height,
+        out_width,
+    } = *g;
+    let [kh, kw] = kernel;
+    let [sh, sw] = stride;
+    let [ph, pw] = padding;
+    let [dh, dw] = dilation;
+    quote! {
+        ::staticnet::layers::Conv2dGeometry {
+            in_channels: #in_channels, height: #height, width: #width, out_channels: #out_channels,
+            kernel: [#kh, #kw], stride: [#sh, #sw], padding: [#ph, #pw], dilation: [#dh, #dw],
+            out_height: #out_height, out_width: #out_width,
+        }
     }
 }
 
-fn activation_value(a: Activation) -> TokenStream {
-    match a {
-        Activation::Relu => quote!(::staticnet::layers::Relu),
-        Activation::LeakyRelu(alpha) => quote!(::staticnet::layers::LeakyRelu::new(#alpha)),
-        Activation::Sigmoid => quote!(::staticnet::layers::Sigmoid),
-        Activation::Tanh => quote!(::staticnet::layers::Tanh),
-        Activation::Gelu => quote!(::staticnet::layers::Gelu),
-        Activation::Softmax => quote!(::staticnet::layers::Softmax),
-        Activation::Identity => quote!(::staticnet::layers::Identity),
+fn pool_geometry(g: &PoolGeometry) -> TokenStream {
+    let PoolGeometry { channels, height, width, kernel, stride, out_height, out_width } = *g;
+    let [kh, kw] = kernel;
+    let [sh, sw] = stride;
+    quote! {
+        ::staticnet::layers::PoolGeometry {
+            channels: #channels, height: #height, width: #width,
+            kernel: [#kh, #kw], stride: [#sh, #sw], out_height: #out_height, out_width: #out_width,
+        }
     }
 }
 
-/// Inference: one fresh buffer per dense layer; activations work in place.
-fn forward_body(model: &Model) -> TokenStream {
-    let mut current: Option<&syn::Ident> = None;
-    let mut steps = Vec::new();
-    for l in &model.layers {
-        let ident = &l.ident;
-        let input = match current {
+/// A field layer's constructor: initialised from `init`/`rng`, or zeroed.
+fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
+    let layers = quote!(::staticnet::layers);
+    let relu_like = relu_follows(model, l);
+    match &l.kind {
+        LayerKind::Dense { bias, .. } if random => {
+            quote!(#layers::Dense::new(#bias, init.resolve(#relu_like), &mut rng))
+        }
+        LayerKind::Dense { bias, .. } => quote!(#layers::Dense::zeros(#bias)),
+        LayerKind::Conv2d { geometry, bias, .. } => {
+            let g = conv_geometry(geometry);
+            if random {
+                quote!(#layers::Conv2d::new(#g, #bias, init.resolve(#relu_like), &mut rng))
+            } else {
+                quote!(#layers::Conv2d::zeros(#g, #bias))
+            }
+        }
+        LayerKind::BatchNorm { eps, momentum, .. } => quote!(#layers::BatchNorm::new(#eps, #momentum)),
+        LayerKind::LayerNorm { eps } => {
+            let shape = dims(&l.output);
+            quote!(#layers::LayerNorm::new(&[#(#shape),*], #eps))
+        }
+        LayerKind::Dropout { p } if random => {
+            quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng)))
+        }
+        LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p, 0)),
+        _ => unreachable!("only layers with parameters or state are fields"),
+    }
+}
+
+/// Whether a ReLU-family activation is the first activation after `l`,
+/// before any other layer with weights: He initialisation suits it then.
+fn relu_follows(model: &Model, l: &Layer) -> bool {
+    for next in &model.layers[l.position + 1..] {
+        match next.kind {
+            LayerKind::Activation(a) => return a.is_relu_like(),
+            LayerKind::Dense { .. } | LayerKind::Conv2d { .. } => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// How generated code reaches a layer: `self.fc1` for fields, a value otherwise.
+fn layer_ref(l: &Layer) -> TokenStream {
+    let layers = quote!(::staticnet::layers);
+    let ident = &l.ident;
+    match &l.kind {
+        kind if kind.is_field() => quote!(self.#ident),
+        LayerKind::MaxPool(g) => {
+            let g = pool_geometry(g);
+            quote!(#layers::MaxPool2d { geometry: #g })
+        }
+        LayerKind::AvgPool(g) => {
+            let g = pool_geometry(g);
+            quote!(#layers::AvgPool2d { geometry: #g })
+        }
+        LayerKind::GlobalAvgPool { channels, spatial } => {
+            quote!(#layers::GlobalAvgPool { channels: #channels, spatial: #spatial })
+        }
+        LayerKind::Activation(Activation::LeakyRelu(alpha)) => quote!(#layers::LeakyRelu::new(#alpha)),
+        _ => layer_type(l),
+    }
+}
+
+/// Inference: a fresh buffer per layer; activations work in place and dropout is skipped.
+fn forward_body(steps: &[&Layer]) -> TokenStream {
+    let mut current: Option<syn::Ident> = None;
+    let mut code = Vec::new();
+    for l in steps {
+        let local = format_ident!("__{}", l.ident.to_string().trim_start_matches("r#"));
+        let input = match &current {
             Some(c) => quote!(&#c),
             None => quote!(x),
         };
-        steps.push(match l.kind {
-            LayerKind::Dense { .. } => {
-                let n = features(l);
-                current = Some(ident);
-                quote! {
-                    let mut #ident = ::staticnet::Batch::<T, #n>::zeros(0);
-                    self.#ident.forward(#input, &mut #ident);
-                }
-            }
-            LayerKind::Activation(a) => {
-                let act = activation_value(a);
-                match current {
-                    Some(c) => quote! { ::staticnet::layers::Activation::forward_in_place(&#act, &mut #c); },
-                    None => {
-                        current = Some(ident);
-                        quote! {
-                            let mut #ident = x.clone();
-                            ::staticnet::layers::Activation::forward_in_place(&#act, &mut #ident);
-                        }
+        let layer = layer_ref(l);
+        code.push(match &l.kind {
+            LayerKind::Dropout { .. } => quote! {},
+            LayerKind::Activation(_) => match &current {
+                Some(c) => quote! { ::staticnet::layers::Activation::forward_in_place(&#layer, &mut #c); },
+                None => {
+                    current = Some(local.clone());
+                    quote! {
+                        let mut #local = x.clone();
+                        ::staticnet::layers::Activation::forward_in_place(&#layer, &mut #local);
                     }
+                }
+            },
+            _ => {
+                let n = l.output.size();
+                current = Some(local.clone());
+                quote! {
+                    let mut #local = ::staticnet::Batch::<T, #n>::zeros(0);
+                    ::staticnet::layers::Layer::forward(&#layer, #input, &mut #local);
                 }
             }
         });
     }
-    let result = current.expect("checked: at least one layer");
-    quote! { #(#steps)* #result }
+    let result = match current {
+        Some(c) => quote!(#c),
+        None => quote!(x.clone()),
+    };
+    quote! { #(#code)* #result }
+}
+
+/// The expression for the input of step `k`: `x` or the previous step's output.
+fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
+    match k {
+        0 => quote!(x),
+        _ => {
+            let prev = &steps[k - 1].ident;
+            quote!(&t.out.#prev)
+        }
+    }
 }
 
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
-fn forward_train_body(model: &Model) -> TokenStream {
-    let steps = model.layers.iter().enumerate().map(|(i, l)| {
+fn forward_train_body(steps: &[&Layer]) -> TokenStream {
+    let code = steps.iter().enumerate().map(|(k, l)| {
         let ident = &l.ident;
-        let input = match i {
-            0 => quote!(x),
-            _ => {
-                let prev = &model.layers[i - 1].ident;
-                quote!(&t.out.#prev)
-            }
-        };
-        match l.kind {
-            LayerKind::Dense { .. } => quote! { self.#ident.forward(#input, &mut t.out.#ident); },
-            LayerKind::Activation(a) => {
-                let act = activation_value(a);
-                quote! { ::staticnet::layers::Activation::forward(&#act, #input, &mut t.out.#ident); }
-            }
+        let input = step_input(steps, k);
+        let layer = layer_ref(l);
+        quote! {
+            ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
     });
-    quote! { #(#steps)* }
+    quote! { #(#code)* }
 }
 
 /// Backward: the layers in reverse, each turning the gradient of its output
 /// (`t.d.<layer>`, or `d_out` for the last) into its parameter gradient and
 /// the gradient of its input (`t.d.<previous layer>`, or `d_input` for the first).
-fn backward_body(model: &Model) -> TokenStream {
-    let n = model.layers.len();
-    let steps = model.layers.iter().enumerate().rev().map(|(i, l)| {
+fn backward_body(steps: &[&Layer]) -> TokenStream {
+    let n = steps.len();
+    let code = steps.iter().enumerate().rev().map(|(k, l)| {
         let ident = &l.ident;
-        let input = if i == 0 {
-            quote!(x)
-        } else {
-            let prev = &model.layers[i - 1].ident;
-            quote!(&t.out.#prev)
+        let input = step_input(steps, k);
+        let layer = layer_ref(l);
+        let d_output = if k + 1 == n { quote!(d_out) } else { quote!(&t.d.#ident) };
+        let d_input = match k {
+            0 => quote!(d_input),
+            _ => {
+                let prev = &steps[k - 1].ident;
+                quote!(::core::option::Option::Some(&mut t.d.#prev))
+            }
         };
-        let d_output = if i + 1 == n { quote!(d_out) } else { quote!(&t.d.#ident) };
-        let comment = format!("{} ({})", l.name, l.kind);
-        match l.kind {
-            LayerKind::Dense { .. } => {
-                let d_input = if i == 0 {
-                    quote!(d_input)
-                } else {
-                    let prev = &model.layers[i - 1].ident;
-                    quote!(::core::option::Option::Some(&mut t.d.#prev))
-                };
-                quote! {
-                    let _ = #comment;
-                    self.#ident.backward(#input, #d_output, &mut g.#ident, #d_input);
-                }
-            }
-            LayerKind::Activation(a) => {
-                let act = activation_value(a);
-                let call = |dx: TokenStream| {
-                    quote! { ::staticnet::layers::Activation::backward(&#act, #input, &t.out.#ident, #d_output, #dx); }
-                };
-                if i == 0 {
-                    let call = call(quote!(dx));
-                    quote! { if let ::core::option::Option::Some(dx) = d_input { #call } }
-                } else {
-                    let prev = &model.layers[i - 1].ident;
-                    call(quote!(&mut t.d.#prev))
-                }
-            }
+        let grads = if l.kind.has_params() { quote!(&mut g.#ident) } else { quote!(&mut ()) };
+        quote! {
+            ::staticnet::layers::Layer::backward(&#layer, #input, &t.out.#ident, #d_output, &mut t.ws.#ident, #grads, #d_input);
         }
     });
-    quote! { #(#steps)* }
+    quote! { #(#code)* }
 }

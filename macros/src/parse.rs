@@ -4,9 +4,9 @@
 use crate::ast::{Arg, Args, Item, LayerDef, NetworkDef, Role, ShapeLit, SizeLit, Value};
 use crate::ctxt::Ctxt;
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
-use syn::parse::{ParseStream, Parser};
 use quote::ToTokens;
 use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
 use syn::{braced, bracketed, parenthesized, Attribute, Ident, Lit, Token, Visibility};
 
 /// Parses the whole macro input; `None` if even the `struct Name { .. }` frame is broken.
@@ -84,7 +84,9 @@ fn split_top_level_commas(body: TokenStream, cx: &Ctxt) -> Vec<TokenStream> {
 fn role_of(tokens: &TokenStream) -> Role {
     let mut iter = tokens.clone().into_iter();
     match (iter.next(), iter.next()) {
-        (Some(TokenTree::Ident(i)), Some(TokenTree::Punct(p))) if p.as_char() == ':' && i == "input" => Role::Input,
+        (Some(TokenTree::Ident(i)), Some(TokenTree::Punct(p))) if p.as_char() == ':' && i == "input" => {
+            Role::Input
+        }
         (Some(TokenTree::Ident(i)), Some(TokenTree::Punct(p))) if p.as_char() == ':' && i == "output" => {
             Role::Output
         }
@@ -99,7 +101,10 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         let key = input.call(Ident::parse_any)?;
         // syn's `Ident` parser refuses keywords, so this tells `type:` from `fc1:`.
         if syn::parse2::<Ident>(key.to_token_stream()).is_err() {
-            return Err(syn::Error::new(key.span(), format!("`{key}` is a Rust keyword and cannot name a layer")));
+            return Err(syn::Error::new(
+                key.span(),
+                format!("`{key}` is a Rust keyword and cannot name a layer"),
+            ));
         }
         input.parse::<Token![:]>()?;
         if input.is_empty() {
@@ -209,14 +214,30 @@ fn parse_value(input: ParseStream) -> syn::Result<Value> {
     if input.peek(Ident) {
         return Ok(Value::Ident(input.parse()?));
     }
+    if input.peek(syn::token::Bracket) {
+        let content;
+        let bracket = bracketed!(content in input);
+        let mut values = Vec::new();
+        while !content.is_empty() {
+            values.push(parse_value(&content)?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        return Ok(Value::List(values, bracket.span.join()));
+    }
     // Consume one token so the error points at it.
     let tt: TokenTree = input.parse()?;
     let what = match &tt {
-        TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => "a list",
-        TokenTree::Group(_) => "a group",
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis => "a parenthesised group",
+        TokenTree::Group(_) => "a block",
         _ => "this",
     };
-    Err(syn::Error::new(tt.span(), format!("expected a number, `true`/`false` or a name, found {what}")))
+    Err(syn::Error::new(
+        tt.span(),
+        format!("expected a number, `true`/`false`, a name or a list, found {what}"),
+    ))
 }
 
 #[cfg(test)]
@@ -289,11 +310,14 @@ mod tests {
     #[test]
     fn messages_name_what_was_expected() {
         let one = |t: TokenStream| errors(t).join(" | ");
-        assert!(one(quote! { struct X { input: [2], fc1: , dense(2) } }).contains("expected a layer after `fc1:`"));
+        assert!(one(quote! { struct X { input: [2], fc1: , dense(2) } })
+            .contains("expected a layer after `fc1:`"));
         assert!(one(quote! { struct X { input: [2], type: dense(2) } }).contains("`type` is a Rust keyword"));
         assert!(one(quote! { struct X { input: [2], dense(4 ->) } }).contains("expected a value"));
         assert!(one(quote! { struct X; }).contains("expected `{ input: [..], layers.. }`"));
-        assert!(one(quote! { struct X { input [2], dense(2) } }).contains("expected `input: [..]` with a colon"));
+        assert!(
+            one(quote! { struct X { input [2], dense(2) } }).contains("expected `input: [..]` with a colon")
+        );
     }
 
     #[test]

@@ -93,7 +93,6 @@ fn type_name(array: &IdxArray) -> &'static str {
     }
 }
 
-
 /// The images shifted by `dx` columns and `dy` rows (positive: right and down),
 /// filling with background: a cheap augmentation that teaches small translations.
 pub fn shifted<T: Float>(

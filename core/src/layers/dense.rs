@@ -1,7 +1,7 @@
 //! Fully connected layer: `y = W x + b`.
 
-use crate::float::Float;
 use super::Layer;
+use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};

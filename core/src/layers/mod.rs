@@ -6,11 +6,21 @@
 //! allocating.
 
 mod activation;
+mod batch_norm;
+mod conv2d;
 mod dense;
+mod dropout;
+mod layer_norm;
+mod pool;
 mod softmax;
 
 pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
+pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
+pub use dropout::{Dropout, DropoutWorkspace};
+pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
+pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use softmax::Softmax;
 
 pub(crate) use activation::sigmoid;

@@ -32,7 +32,7 @@ fn main() {
     let x = EncoderInput::from_fn(5, |i, j| i as f32 * 0.1 - j as f32 * 0.2);
     let expected = head.forward(&mid.forward(&enc.forward(&x)));
 
-    let chain = enc.clone().then(mid.clone()).then(head.clone());
+    let mut chain = enc.clone().then(mid.clone()).then(head.clone());
     let y = run(&chain, &x);
     assert_eq!(y, expected);
 

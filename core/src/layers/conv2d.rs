@@ -1,0 +1,1023 @@
+//! 2-D convolution (PyTorch's `Conv2d`): im2col and matrix products.
+//!
+//! A sample `[C, H, W]` is one column of a [`Batch`], channel-major then
+//! row-major (PyTorch's NCHW per sample). For each sample the layer unfolds
+//! the input into a `PATCH × (OH·OW)` column matrix (im2col) and multiplies:
+//! with the columns stored point-major (`cols[k·OH·OW + p]`), they are an
+//! `(OH·OW) × PATCH` column-major matrix `C`, and the sample's output, viewed
+//! as `(OH·OW) × COUT` column-major, *is* its `[COUT, OH, OW]` memory, so
+//! `Y = C · W` writes straight into the output batch without any transposition:
+//!
+//! - forward: `Y = C · W (+ b)`
+//! - weight gradient: `dW += Cᵀ · dY` (summed over the batch)
+//! - input gradient: `dC = dY · Wᵀ`, folded back onto the input (col2im).
+
+use super::Layer;
+use crate::float::Float;
+use crate::init::{Init, SeededRng};
+use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
+use nalgebra::{DMatrixView, DMatrixViewMut};
+use std::fmt;
+
+/// Sizes of a 2-D convolution, computed by `network!`.
+///
+/// Padding is given for the top and left edges; the bottom and right padding is
+/// whatever `out_height`/`out_width` imply (positions past the input read as
+/// zero). That lets `padding = same` pad asymmetrically for even kernels, as
+/// PyTorch does (one more row/column at the bottom/right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Input channels `CIN`.
+    pub in_channels: usize,
+    /// Input height `H`.
+    pub height: usize,
+    /// Input width `W`.
+    pub width: usize,
+    /// Output channels (filters) `COUT`.
+    pub out_channels: usize,
+    /// Kernel size `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride `[sh, sw]`, at least 1.
+    pub stride: [usize; 2],
+    /// Zero padding at the top and at the left, `[ph, pw]`.
+    pub padding: [usize; 2],
+    /// Dilation `[dh, dw]`, at least 1 (1 is an ordinary convolution).
+    pub dilation: [usize; 2],
+    /// Output height `OH`.
+    pub out_height: usize,
+    /// Output width `OW`.
+    pub out_width: usize,
+}
+
+/// `floor((len + 2·pad − dilation·(kernel − 1) − 1) / stride) + 1`, PyTorch's output size.
+const fn symmetric_out(len: usize, kernel: usize, stride: usize, pad: usize, dilation: usize) -> usize {
+    assert!(kernel >= 1 && stride >= 1 && dilation >= 1, "kernel, stride and dilation must be at least 1");
+    let span = dilation * (kernel - 1) + 1;
+    assert!(len + 2 * pad >= span, "the dilated kernel is larger than the padded input");
+    (len + 2 * pad - span) / stride + 1
+}
+
+impl Conv2dGeometry {
+    /// The geometry for the same padding `padding` on both sides of each axis,
+    /// with PyTorch's output size `floor((H + 2p − d(k−1) − 1) / s) + 1` (and
+    /// likewise for the width).
+    ///
+    /// Panics (at compile time in a `const` context) if a kernel, stride or
+    /// dilation is 0, or if the dilated kernel does not fit the padded input.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn symmetric(
+        in_channels: usize,
+        height: usize,
+        width: usize,
+        out_channels: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Self {
+        Conv2dGeometry {
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            out_height: symmetric_out(height, kernel[0], stride[0], padding[0], dilation[0]),
+            out_width: symmetric_out(width, kernel[1], stride[1], padding[1], dilation[1]),
+        }
+    }
+
+    /// The length of one unfolded patch, `in_channels·kh·kw`: the `PATCH` parameter.
+    pub const fn patch(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Features per input sample, `in_channels·height·width`: the `IN` parameter.
+    pub const fn in_features(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Features per output sample, `out_channels·out_height·out_width`: the `OUT` parameter.
+    pub const fn out_features(&self) -> usize {
+        self.out_channels * self.out_height * self.out_width
+    }
+
+    /// Output positions per channel, `out_height·out_width`.
+    const fn out_spatial(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// Whether im2col is the identity (a 1×1 kernel, stride 1, no padding):
+    /// the input sample, viewed as `(H·W) × CIN`, already is the column matrix.
+    const fn is_pointwise(&self) -> bool {
+        self.kernel[0] == 1
+            && self.kernel[1] == 1
+            && self.stride[0] == 1
+            && self.stride[1] == 1
+            && self.padding[0] == 0
+            && self.padding[1] == 0
+            && self.out_height == self.height
+            && self.out_width == self.width
+    }
+}
+
+/// A 2-D convolution from `IN = CIN·H·W` to `OUT = COUT·OH·OW` features, with
+/// `PATCH = CIN·kh·kw` inputs per filter; see [`Conv2dGeometry`] for the sizes.
+pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize> {
+    /// PyTorch's `[out, in, kh, kw]` weight, row-major: column `o` of this
+    /// `PATCH×COUT` matrix is filter `o`, its rows ordered `(c, i, j)`.
+    pub weight: HeapMatrix<T, PATCH, COUT>,
+    /// One bias per output channel, or none for `conv2d(.., bias = false)`.
+    pub bias: Option<HeapMatrix<T, COUT, 1>>,
+    geometry: Conv2dGeometry,
+}
+
+/// The gradient of a loss with respect to a [`Conv2d`] layer's parameters.
+pub struct Conv2dGrad<T: Float, const PATCH: usize, const COUT: usize> {
+    /// Shaped like [`Conv2d::weight`].
+    pub weight: HeapMatrix<T, PATCH, COUT>,
+    /// Shaped like [`Conv2d::bias`].
+    pub bias: Option<HeapMatrix<T, COUT, 1>>,
+}
+
+/// What [`Conv2d`]'s training pass keeps for its backward pass.
+///
+/// `cols` holds the im2col columns of the whole batch (sample after sample,
+/// `PATCH·OH·OW` each), so the backward pass does not unfold the input again;
+/// `dcols` is one sample's column gradient, the scratch of the input gradient.
+/// Both are resized only when the batch size changes, so once a batch size has
+/// been seen, training steps allocate nothing here. A pointwise convolution
+/// (1×1, stride 1, no padding) needs neither and leaves both empty.
+pub struct Conv2dWorkspace<T> {
+    cols: Vec<T>,
+    dcols: Vec<T>,
+}
+
+impl<T> Default for Conv2dWorkspace<T> {
+    fn default() -> Self {
+        Conv2dWorkspace { cols: Vec::new(), dcols: Vec::new() }
+    }
+}
+
+impl<T> fmt::Debug for Conv2dWorkspace<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Conv2dWorkspace(cols: {}, dcols: {})", self.cols.len(), self.dcols.len())
+    }
+}
+
+/// Makes `v` hold `len` elements; a no-op (no allocation) when it already does.
+fn ensure_len<T: Float>(v: &mut Vec<T>, len: usize) {
+    if v.len() != len {
+        v.clear();
+        v.resize(len, T::zero());
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>
+    Conv2d<T, IN, OUT, PATCH, COUT>
+{
+    /// A layer with zero weights (and zero bias if `bias`), to be filled by loading.
+    ///
+    /// Panics unless the const generics agree with `geometry` (`IN = CIN·H·W`,
+    /// `OUT = COUT·OH·OW`, `PATCH = CIN·kh·kw`, `COUT = out_channels`) and every
+    /// size, stride and dilation is at least 1. Code generated by `network!`
+    /// always passes consistent values, so this checks an invariant once, at
+    /// construction; the passes themselves check nothing.
+    pub fn zeros(geometry: Conv2dGeometry, bias: bool) -> Self {
+        let g = &geometry;
+        assert!(
+            IN == g.in_features() && OUT == g.out_features() && PATCH == g.patch() && COUT == g.out_channels,
+            "Conv2d<IN = {IN}, OUT = {OUT}, PATCH = {PATCH}, COUT = {COUT}> disagrees with {g:?}"
+        );
+        assert!(
+            [g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width]
+                .iter()
+                .all(|&n| n >= 1)
+                && g.kernel.iter().chain(&g.stride).chain(&g.dilation).all(|&n| n >= 1),
+            "Conv2d: every size, stride and dilation must be at least 1 in {g:?}"
+        );
+        Conv2d { weight: heap_zeros(), bias: bias.then(heap_zeros), geometry }
+    }
+
+    /// A layer with weights drawn by `init` and a zero bias.
+    ///
+    /// The fans are PyTorch's: `fan_in = CIN·kh·kw` (= `PATCH`) and
+    /// `fan_out = COUT·kh·kw`. Panics as [`Conv2d::zeros`] does.
+    pub fn new(geometry: Conv2dGeometry, bias: bool, init: Init, rng: &mut SeededRng) -> Self {
+        let mut layer = Self::zeros(geometry, bias);
+        let fan_out = COUT * geometry.kernel[0] * geometry.kernel[1];
+        init.fill(layer.weight.as_mut_slice(), PATCH, fan_out, rng);
+        layer
+    }
+
+    /// The sizes this layer was built with.
+    pub fn geometry(&self) -> Conv2dGeometry {
+        self.geometry
+    }
+
+    /// The number of scalars this layer holds: `PATCH·COUT`, plus `COUT` with a bias.
+    pub fn param_count(&self) -> usize {
+        PATCH * COUT + if self.bias.is_some() { COUT } else { 0 }
+    }
+
+    /// The weight in PyTorch's orientation: `weight[o, c, i, j]`.
+    pub fn weight_at(&self, o: usize, c: usize, i: usize, j: usize) -> T {
+        let [kh, kw] = self.geometry.kernel;
+        self.weight[((c * kh + i) * kw + j, o)]
+    }
+
+    /// The inference pass; `y` is resized to the batch if needed.
+    ///
+    /// Unfolds one sample at a time into a single scratch buffer of
+    /// `PATCH·OH·OW` elements, allocated once per call (none for a pointwise
+    /// convolution), and runs the same products as the training pass, so both
+    /// give bit-identical outputs.
+    pub fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        ensure_batch(y, x.ncols());
+        let g = &self.geometry;
+        if g.is_pointwise() {
+            for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
+                self.forward_sample(xs, ys);
+            }
+            return;
+        }
+        let mut cols = vec![T::zero(); PATCH * g.out_spatial()];
+        for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
+            im2col(g, xs, &mut cols);
+            self.forward_sample(&cols, ys);
+        }
+    }
+
+    /// The training pass: as [`Conv2d::forward`], keeping the columns in `ws`.
+    pub fn forward_train(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
+        let g = &self.geometry;
+        if g.is_pointwise() {
+            return self.forward(x, y);
+        }
+        ensure_batch(y, x.ncols());
+        let per_sample = PATCH * g.out_spatial();
+        ensure_len(&mut ws.cols, per_sample * x.ncols());
+        let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
+        // One sample at a time: its columns are still in cache for the product.
+        for ((xs, ys), cols) in samples.zip(ws.cols.chunks_exact_mut(per_sample)) {
+            im2col(g, xs, cols);
+            self.forward_sample(cols, ys);
+        }
+    }
+
+    /// `y = C · W + b` for one sample, `cols` being its point-major columns.
+    fn forward_sample(&self, cols: &[T], y: &mut [T]) {
+        let ohw = self.geometry.out_spatial();
+        let beta = match &self.bias {
+            Some(b) => {
+                for (yc, &bc) in y.chunks_exact_mut(ohw).zip(b.iter()) {
+                    yc.fill(bc);
+                }
+                T::one()
+            }
+            None => T::zero(),
+        };
+        let c = DMatrixView::from_slice(cols, ohw, PATCH);
+        let mut y = DMatrixViewMut::from_slice(y, ohw, COUT);
+        gemm(T::one(), MatRef::of(&c), MatRef::of(&*self.weight), beta, &mut y);
+    }
+
+    /// Gradients for the parameters into `grad` (overwritten), and for the
+    /// input into `dx` when given. `x` is the input of the training pass that
+    /// filled `ws`, `dy` the gradient of the loss with respect to its output.
+    ///
+    /// Panics if `ws` was not filled by a training pass on a batch of this size.
+    pub fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        dy: &Batch<T, OUT>,
+        ws: &mut Conv2dWorkspace<T>,
+        grad: &mut Conv2dGrad<T, PATCH, COUT>,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        let g = &self.geometry;
+        let ohw = g.out_spatial();
+        let batch = x.ncols();
+        let pointwise = g.is_pointwise();
+        let per_sample = PATCH * ohw;
+        // Without this, a stale workspace would silently give wrong gradients.
+        assert!(
+            pointwise || ws.cols.len() == per_sample * batch,
+            "Conv2d::backward needs the workspace of a training pass on the same batch"
+        );
+        // In the pointwise case the input sample itself is the column matrix.
+        let cols: &[T] = if pointwise { x.as_slice() } else { &ws.cols };
+        let stride = if pointwise { IN } else { per_sample };
+
+        // dW (PATCH×COUT) = Σ_b C_bᵀ · dY_b
+        grad.weight.fill(T::zero());
+        for (cb, dyb) in cols.chunks_exact(stride).zip(dy.as_slice().chunks_exact(OUT)) {
+            let c = DMatrixView::from_slice(cb, ohw, PATCH);
+            let d = DMatrixView::from_slice(dyb, ohw, COUT);
+            gemm(T::one(), MatRef::of(&c).t(), MatRef::of(&d), T::one(), &mut *grad.weight);
+        }
+        if let Some(db) = &mut grad.bias {
+            db.fill(T::zero());
+            for dyb in dy.as_slice().chunks_exact(OUT) {
+                for (acc, dyc) in db.iter_mut().zip(dyb.chunks_exact(ohw)) {
+                    *acc += dyc.iter().fold(T::zero(), |s, &v| s + v);
+                }
+            }
+        }
+        let Some(dx) = dx else { return };
+        ensure_batch(dx, batch);
+        let w = MatRef::of(&*self.weight).t();
+        let dxs = dx.as_mut_slice().chunks_exact_mut(IN);
+        if pointwise {
+            // dX_b ((H·W)×CIN) = dY_b · Wᵀ directly.
+            for (dxb, dyb) in dxs.zip(dy.as_slice().chunks_exact(OUT)) {
+                let d = DMatrixView::from_slice(dyb, ohw, COUT);
+                let mut out = DMatrixViewMut::from_slice(dxb, ohw, PATCH);
+                gemm(T::one(), MatRef::of(&d), w, T::zero(), &mut out);
+            }
+            return;
+        }
+        ensure_len(&mut ws.dcols, per_sample);
+        for (dxb, dyb) in dxs.zip(dy.as_slice().chunks_exact(OUT)) {
+            // dC_b ((OH·OW)×PATCH) = dY_b · Wᵀ, then folded back onto the input.
+            let d = DMatrixView::from_slice(dyb, ohw, COUT);
+            let mut dc = DMatrixViewMut::from_slice(&mut ws.dcols, ohw, PATCH);
+            gemm(T::one(), MatRef::of(&d), w, T::zero(), &mut dc);
+            col2im(g, &ws.dcols, dxb);
+        }
+    }
+}
+
+/// The output positions `o` along one axis whose input index `o·stride + offset`
+/// lies in `0..len_in`, as a range `lo..hi` clamped to `0..len_out`.
+#[inline]
+fn valid_range(offset: isize, stride: usize, len_in: usize, len_out: usize) -> (usize, usize) {
+    let s = stride as isize;
+    // o·s + offset ≥ 0  ⇔  o ≥ ⌈−offset / s⌉
+    let lo = if offset < 0 { (-offset + s - 1) / s } else { 0 };
+    // o·s + offset < len_in  ⇔  o < ⌈(len_in − offset) / s⌉
+    let room = len_in as isize - offset;
+    let hi = if room > 0 { (room + s - 1) / s } else { 0 };
+    let lo = (lo as usize).min(len_out);
+    (lo, (hi as usize).clamp(lo, len_out))
+}
+
+/// Calls `f(k, row_offset, oh_range, col_offset, ow_range)` for every kernel
+/// position `k = (c·kh + i)·kw + j` of one input channel: the offsets map an
+/// output position to its input position (`ih = oh·sh + row_offset`), the ranges
+/// are the output rows and columns whose input position is inside the image.
+#[inline]
+fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut(usize, isize, (usize, usize), isize, (usize, usize))) {
+    let [kh, kw] = g.kernel;
+    let mut k = 0;
+    for i in 0..kh {
+        let row_off = (i * g.dilation[0]) as isize - g.padding[0] as isize;
+        let rows = valid_range(row_off, g.stride[0], g.height, g.out_height);
+        for j in 0..kw {
+            let col_off = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+            let cols = valid_range(col_off, g.stride[1], g.width, g.out_width);
+            f(k, row_off, rows, col_off, cols);
+            k += 1;
+        }
+    }
+}
+
+/// Unfolds one input sample `x` (`[CIN, H, W]`) into point-major columns:
+/// `cols[k·OH·OW + oh·OW + ow]` is the input under kernel tap `k` for output
+/// `(oh, ow)`, or zero where that falls in the padding.
+fn im2col<T: Float>(g: &Conv2dGeometry, x: &[T], cols: &mut [T]) {
+    let (w, ow_n) = (g.width, g.out_width);
+    let ohw = g.out_spatial();
+    let taps = g.kernel[0] * g.kernel[1];
+    let sw = g.stride[1];
+    let zero = T::zero();
+    for (xc, cc) in x.chunks_exact(g.height * w).zip(cols.chunks_exact_mut(taps * ohw)) {
+        for_each_tap(g, |k, row_off, (oh_lo, oh_hi), col_off, (ow_lo, ow_hi)| {
+            let dst = &mut cc[k * ohw..(k + 1) * ohw];
+            dst[..oh_lo * ow_n].fill(zero);
+            dst[oh_hi * ow_n..].fill(zero);
+            let len = ow_hi - ow_lo;
+            let iw0 = ((ow_lo * sw) as isize + col_off) as usize;
+            for (oh, d) in dst.chunks_exact_mut(ow_n).enumerate().take(oh_hi).skip(oh_lo) {
+                let ih = ((oh * g.stride[0]) as isize + row_off) as usize;
+                let src = &xc[ih * w..(ih + 1) * w];
+                d[..ow_lo].fill(zero);
+                d[ow_hi..].fill(zero);
+                if sw == 1 {
+                    d[ow_lo..ow_hi].copy_from_slice(&src[iw0..iw0 + len]);
+                } else {
+                    for (dv, &sv) in d[ow_lo..ow_hi].iter_mut().zip(src[iw0..].iter().step_by(sw)) {
+                        *dv = sv;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The adjoint of [`im2col`]: sums point-major column gradients `dcols` back
+/// onto the input positions they were read from, overwriting `dx`.
+fn col2im<T: Float>(g: &Conv2dGeometry, dcols: &[T], dx: &mut [T]) {
+    let (w, ow_n) = (g.width, g.out_width);
+    let ohw = g.out_spatial();
+    let taps = g.kernel[0] * g.kernel[1];
+    let sw = g.stride[1];
+    dx.fill(T::zero());
+    for (dxc, cc) in dx.chunks_exact_mut(g.height * w).zip(dcols.chunks_exact(taps * ohw)) {
+        for_each_tap(g, |k, row_off, (oh_lo, oh_hi), col_off, (ow_lo, ow_hi)| {
+            let src = &cc[k * ohw..(k + 1) * ohw];
+            let len = ow_hi - ow_lo;
+            let iw0 = ((ow_lo * sw) as isize + col_off) as usize;
+            for (oh, s) in src.chunks_exact(ow_n).enumerate().take(oh_hi).skip(oh_lo) {
+                let ih = ((oh * g.stride[0]) as isize + row_off) as usize;
+                let d = &mut dxc[ih * w..(ih + 1) * w];
+                let s = &s[ow_lo..ow_hi];
+                if sw == 1 {
+                    for (dv, &sv) in d[iw0..iw0 + len].iter_mut().zip(s) {
+                        *dv += sv;
+                    }
+                } else {
+                    for (dv, &sv) in d[iw0..].iter_mut().step_by(sw).zip(s) {
+                        *dv += sv;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize> Layer<T, IN, OUT>
+    for Conv2d<T, IN, OUT, PATCH, COUT>
+{
+    type Workspace = Conv2dWorkspace<T>;
+    type Gradients = Conv2dGrad<T, PATCH, COUT>;
+
+    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        Conv2d::forward(self, x, y)
+    }
+
+    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
+        Conv2d::forward_train(self, x, y, ws)
+    }
+
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        _y: &Batch<T, OUT>,
+        dy: &Batch<T, OUT>,
+        ws: &mut Conv2dWorkspace<T>,
+        grads: &mut Conv2dGrad<T, PATCH, COUT>,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        Conv2d::backward(self, x, dy, ws, grads, dx)
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize> Clone
+    for Conv2d<T, IN, OUT, PATCH, COUT>
+{
+    fn clone(&self) -> Self {
+        // Deriving would copy the matrices through the stack.
+        Conv2d {
+            weight: heap_clone(&self.weight),
+            bias: self.bias.as_ref().map(heap_clone),
+            geometry: self.geometry,
+        }
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize> fmt::Debug
+    for Conv2d<T, IN, OUT, PATCH, COUT>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = &self.geometry;
+        write!(
+            f,
+            "Conv2d([{}, {}, {}] -> [{}, {}, {}], kernel = {:?}, stride = {:?}, padding = {:?}, dilation = {:?}, bias = {})",
+            g.in_channels,
+            g.height,
+            g.width,
+            g.out_channels,
+            g.out_height,
+            g.out_width,
+            g.kernel,
+            g.stride,
+            g.padding,
+            g.dilation,
+            self.bias.is_some()
+        )
+    }
+}
+
+impl<T: Float, const PATCH: usize, const COUT: usize> fmt::Debug for Conv2dGrad<T, PATCH, COUT> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Conv2dGrad(patch = {PATCH}, out_channels = {COUT}, bias = {})", self.bias.is_some())
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>
+    Conv2d<T, IN, OUT, PATCH, COUT>
+{
+    /// PyTorch's weight shape `[COUT, CIN, kh, kw]`.
+    fn weight_shape(&self) -> [usize; 4] {
+        let g = &self.geometry;
+        [COUT, g.in_channels, g.kernel[0], g.kernel[1]]
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize> Params<T>
+    for Conv2d<T, IN, OUT, PATCH, COUT>
+{
+    type Gradients = Conv2dGrad<T, PATCH, COUT>;
+
+    // A bias-less layer reports fewer; see `param_count`.
+    const PARAM_COUNT: usize = PATCH * COUT + COUT;
+
+    fn zero_gradients(&self) -> Self::Gradients {
+        Conv2dGrad { weight: heap_zeros(), bias: self.bias.as_ref().map(|_| heap_zeros()) }
+    }
+
+    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        let shape = self.weight_shape();
+        f(Param { name: path.join("weight"), shape: &shape, value: self.weight.as_slice() });
+        if let Some(b) = &self.bias {
+            f(Param { name: path.join("bias"), shape: &[COUT], value: b.as_slice() });
+        }
+    }
+
+    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        let shape = self.weight_shape();
+        f(ParamMut { name: path.join("weight"), shape: &shape, value: self.weight.as_mut_slice() });
+        if let Some(b) = &mut self.bias {
+            f(ParamMut { name: path.join("bias"), shape: &[COUT], value: b.as_mut_slice() });
+        }
+    }
+
+    fn visit_params_with_grads(
+        &mut self,
+        grads: &Self::Gradients,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+    ) {
+        let shape = self.weight_shape();
+        let w = ParamMut { name: path.join("weight"), shape: &shape, value: self.weight.as_mut_slice() };
+        f(w, grads.weight.as_slice());
+        if let (Some(b), Some(gb)) = (&mut self.bias, &grads.bias) {
+            f(ParamMut { name: path.join("bias"), shape: &[COUT], value: b.as_mut_slice() }, gb.as_slice());
+        }
+    }
+
+    fn visit_grads(grads: &Self::Gradients, f: &mut dyn FnMut(&[T])) {
+        f(grads.weight.as_slice());
+        if let Some(gb) = &grads.bias {
+            f(gb.as_slice());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_grad};
+    use crate::init::seeded_rng;
+
+    /// 1 channel, 3×3 input, one 2×2 filter, stride 1, no padding: 2×2 output.
+    fn small() -> Conv2d<f64, 9, 4, 4, 1> {
+        let g = Conv2dGeometry::symmetric(1, 3, 3, 1, [2, 2], [1, 1], [0, 0], [1, 1]);
+        let mut c = Conv2d::<f64, 9, 4, 4, 1>::zeros(g, true);
+        // PyTorch weight [[[[1, 2], [3, 4]]]], bias [0.5].
+        c.weight.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
+        c.bias.as_mut().unwrap()[0] = 0.5;
+        c
+    }
+
+    #[test]
+    fn forward_on_hand_checked_values() {
+        let c = small();
+        assert_eq!(c.weight_at(0, 0, 1, 0), 3.0);
+        // x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]] and its negation.
+        let xs: Vec<f64> = (1..=9).map(f64::from).chain((1..=9).map(|v| -f64::from(v))).collect();
+        let x = Batch::<f64, 9>::from_column_slice(&xs);
+        let mut y = Batch::zeros(0);
+        c.forward(&x, &mut y);
+        // (0,0): 1+4+12+20 = 37; (0,1): 2+6+15+24 = 47; (1,0): 4+10+21+32 = 67; (1,1): 5+12+24+36 = 77.
+        assert_eq!(y.as_slice(), &[37.5, 47.5, 67.5, 77.5, -36.5, -46.5, -66.5, -76.5]);
+    }
+
+    #[test]
+    fn padding_stride_and_dilation_on_hand_checked_values() {
+        // 1 channel 3×3, 2×2 kernel of ones, padding 1, stride 2: 2×2 output of
+        // the padded 5×5 image's windows at rows/cols {0, 2}.
+        let g = Conv2dGeometry::symmetric(1, 3, 3, 1, [2, 2], [2, 2], [1, 1], [1, 1]);
+        assert_eq!((g.out_height, g.out_width), (2, 2));
+        let mut c = Conv2d::<f64, 9, 4, 4, 1>::zeros(g, false);
+        c.weight.fill(1.0);
+        let x = Batch::<f64, 9>::from_column_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        let mut y = Batch::zeros(0);
+        c.forward(&x, &mut y);
+        // windows: {1}, {2+3}, {4+7}, {5+6+8+9}
+        assert_eq!(y.as_slice(), &[1.0, 5.0, 11.0, 28.0]);
+
+        // Dilation 2 on 3×3 with a 2×2 kernel reads the four corners.
+        let g = Conv2dGeometry::symmetric(1, 3, 3, 1, [2, 2], [1, 1], [0, 0], [2, 2]);
+        assert_eq!((g.out_height, g.out_width), (1, 1));
+        let mut c = Conv2d::<f64, 9, 1, 4, 1>::zeros(g, false);
+        c.weight.as_mut_slice().copy_from_slice(&[1.0, 10.0, 100.0, 1000.0]);
+        let mut y = Batch::zeros(0);
+        c.forward(&x, &mut y);
+        assert_eq!(y.as_slice(), &[1.0 + 30.0 + 700.0 + 9000.0]);
+    }
+
+    /// The definition, loop by loop: `y[o, oh, ow] = b[o] + Σ w[o, c, i, j] · x[c, ih, iw]`.
+    fn naive<const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>(
+        c: &Conv2d<f64, IN, OUT, PATCH, COUT>,
+        x: &Batch<f64, IN>,
+    ) -> Batch<f64, OUT> {
+        let g = c.geometry();
+        Batch::from_fn(x.ncols(), |r, b| {
+            let (o, p) = (r / (g.out_height * g.out_width), r % (g.out_height * g.out_width));
+            let (oh, ow) = (p / g.out_width, p % g.out_width);
+            let mut sum = c.bias.as_ref().map_or(0.0, |b| b[o]);
+            for ch in 0..g.in_channels {
+                for i in 0..g.kernel[0] {
+                    for j in 0..g.kernel[1] {
+                        let ih = (oh * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
+                        let iw = (ow * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
+                        if (0..g.height as isize).contains(&ih) && (0..g.width as isize).contains(&iw) {
+                            let xi = (ch * g.height + ih as usize) * g.width + iw as usize;
+                            sum += c.weight_at(o, ch, i, j) * x[(xi, b)];
+                        }
+                    }
+                }
+            }
+            sum
+        })
+    }
+
+    fn check_against_naive<const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>(
+        g: Conv2dGeometry,
+        bias: bool,
+    ) {
+        let mut c = Conv2d::<f64, IN, OUT, PATCH, COUT>::new(g, bias, Init::He, &mut seeded_rng(11));
+        if let Some(b) = &mut c.bias {
+            b.iter_mut().enumerate().for_each(|(i, v)| *v = i as f64 - 0.5);
+        }
+        let x = Batch::<f64, IN>::from_fn(3, |i, j| ((i * 5 + j * 17) as f64 * 0.23).cos());
+        let mut y = Batch::zeros(0);
+        c.forward(&x, &mut y);
+        assert_close(y.as_slice(), naive(&c, &x).as_slice(), 1e-12, &format!("{g:?}"));
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        check_against_naive::<{ 2 * 5 * 5 }, { 3 * 3 * 3 }, 18, 3>(
+            Conv2dGeometry::symmetric(2, 5, 5, 3, [3, 3], [1, 1], [0, 0], [1, 1]),
+            true,
+        );
+        check_against_naive::<{ 3 * 6 * 7 }, { 2 * 3 * 4 }, 27, 2>(
+            Conv2dGeometry::symmetric(3, 6, 7, 2, [3, 3], [2, 2], [1, 1], [1, 1]),
+            false,
+        );
+        check_against_naive::<{ 2 * 9 * 8 }, { 3 * 5 * 7 }, 12, 3>(
+            Conv2dGeometry::symmetric(2, 9, 8, 3, [3, 2], [2, 1], [2, 1], [2, 3]),
+            true,
+        );
+        // Padding larger than the dilated kernel reach: whole rows of zeros.
+        check_against_naive::<{ 4 * 4 }, { 2 * 5 * 3 }, 4, 2>(
+            Conv2dGeometry::symmetric(1, 4, 4, 2, [2, 2], [2, 3], [3, 2], [1, 1]),
+            true,
+        );
+        check_against_naive::<{ 3 * 4 * 5 }, { 2 * 4 * 5 }, 3, 2>(
+            Conv2dGeometry::symmetric(3, 4, 5, 2, [1, 1], [1, 1], [0, 0], [1, 1]),
+            true,
+        );
+        // A 1×1 kernel with stride is not pointwise: it goes through im2col.
+        check_against_naive::<{ 2 * 5 * 5 }, { 3 * 3 * 3 }, 2, 3>(
+            Conv2dGeometry::symmetric(2, 5, 5, 3, [1, 1], [2, 2], [0, 0], [1, 1]),
+            true,
+        );
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        let g = Conv2dGeometry::symmetric(1, 28, 28, 8, [3, 3], [1, 1], [0, 0], [1, 1]);
+        assert_eq!((g.out_height, g.out_width, g.patch()), (26, 26, 9));
+        assert_eq!((g.in_features(), g.out_features()), (784, 8 * 26 * 26));
+        let g = Conv2dGeometry::symmetric(3, 32, 32, 16, [5, 5], [2, 2], [2, 2], [1, 1]);
+        assert_eq!((g.out_height, g.out_width, g.patch()), (16, 16, 75));
+        let g = Conv2dGeometry::symmetric(2, 10, 7, 4, [3, 2], [3, 1], [1, 0], [2, 3]);
+        // H: (10 + 2 − 4 − 1) / 3 + 1 = 3; W: (7 − 3 − 1) / 1 + 1 = 4
+        assert_eq!((g.out_height, g.out_width, g.patch()), (3, 4, 12));
+        // Kernel equal to the padded input: a single output.
+        const G: Conv2dGeometry = Conv2dGeometry::symmetric(1, 4, 4, 1, [6, 6], [1, 1], [1, 1], [1, 1]);
+        assert_eq!((G.out_height, G.out_width), (1, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "disagrees")]
+    fn inconsistent_const_generics_are_caught_at_construction() {
+        let g = Conv2dGeometry::symmetric(1, 3, 3, 1, [2, 2], [1, 1], [0, 0], [1, 1]);
+        let _ = Conv2d::<f64, 9, 9, 4, 1>::zeros(g, true);
+    }
+
+    /// Checks weight, bias and input gradients against finite differences.
+    fn check_gradients<const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>(
+        g: Conv2dGeometry,
+        bias: bool,
+        batch: usize,
+        seed: u64,
+    ) {
+        let mut rng = seeded_rng(seed);
+        let mut c = Conv2d::<f64, IN, OUT, PATCH, COUT>::new(g, bias, Init::Glorot, &mut rng);
+        if let Some(b) = &mut c.bias {
+            b.iter_mut().enumerate().for_each(|(i, v)| *v = 0.1 * i as f64 - 0.2);
+        }
+        let x = Batch::<f64, IN>::from_fn(batch, |i, j| ((i * 7 + j * 13) as f64 * 0.37).sin());
+        // Loss L = Σ k ⊙ y with fixed k, so dL/dy = k.
+        let k = Batch::<f64, OUT>::from_fn(batch, |i, j| ((i + 3 * j) as f64 * 0.61).cos());
+        let loss = |c: &Conv2d<f64, IN, OUT, PATCH, COUT>, x: &Batch<f64, IN>| {
+            let mut y = Batch::zeros(0);
+            c.forward(x, &mut y);
+            y.component_mul(&k).sum()
+        };
+        let mut ws = Conv2dWorkspace::default();
+        let mut y = Batch::zeros(0);
+        Layer::forward_train(&mut c, &x, &mut y, &mut ws);
+        let mut grads = c.zero_gradients();
+        grads.weight.fill(f64::NAN); // overwritten, not accumulated
+        let mut dx = Batch::zeros(0);
+        Layer::backward(&c, &x, &y, &k, &mut ws, &mut grads, Some(&mut dx));
+
+        let what = format!("{g:?}, bias = {bias}");
+        let num_w = numeric_grad(c.weight.as_slice(), |w| {
+            let mut p = c.clone();
+            p.weight.as_mut_slice().copy_from_slice(w);
+            loss(&p, &x)
+        });
+        assert_close(grads.weight.as_slice(), &num_w, 1e-7, &format!("weight of {what}"));
+        if let Some(b) = &c.bias {
+            let num_b = numeric_grad(b.as_slice(), |b| {
+                let mut p = c.clone();
+                p.bias.as_mut().unwrap().as_mut_slice().copy_from_slice(b);
+                loss(&p, &x)
+            });
+            assert_close(grads.bias.as_ref().unwrap().as_slice(), &num_b, 1e-7, &format!("bias of {what}"));
+        } else {
+            assert!(grads.bias.is_none());
+        }
+        let num_x = numeric_grad(x.as_slice(), |xs| loss(&c, &Batch::from_column_slice(xs)));
+        assert_close(dx.as_slice(), &num_x, 1e-7, &format!("input of {what}"));
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        // Plain 3×3, several channels, batch 3.
+        check_gradients::<{ 2 * 5 * 5 }, { 3 * 3 * 3 }, 18, 3>(
+            Conv2dGeometry::symmetric(2, 5, 5, 3, [3, 3], [1, 1], [0, 0], [1, 1]),
+            true,
+            3,
+            1,
+        );
+        // Stride and padding, no bias.
+        check_gradients::<{ 3 * 6 * 7 }, { 2 * 3 * 4 }, 27, 2>(
+            Conv2dGeometry::symmetric(3, 6, 7, 2, [3, 3], [2, 2], [1, 1], [1, 1]),
+            false,
+            2,
+            2,
+        );
+        // Rectangular kernel, different strides, paddings and dilations per axis.
+        let g = Conv2dGeometry::symmetric(2, 9, 8, 3, [3, 2], [2, 1], [2, 1], [2, 3]);
+        assert_eq!((g.out_height, g.out_width), (5, 7));
+        check_gradients::<{ 2 * 9 * 8 }, { 3 * 5 * 7 }, 12, 3>(g, true, 2, 3);
+        // Stride larger than the kernel: some inputs are never read.
+        check_gradients::<{ 8 * 8 }, { 2 * 3 * 3 }, 4, 2>(
+            Conv2dGeometry::symmetric(1, 8, 8, 2, [2, 2], [3, 3], [0, 0], [1, 1]),
+            true,
+            2,
+            4,
+        );
+        // Pointwise (1×1): the fast path without im2col.
+        check_gradients::<{ 3 * 4 * 5 }, { 2 * 4 * 5 }, 3, 2>(
+            Conv2dGeometry::symmetric(3, 4, 5, 2, [1, 1], [1, 1], [0, 0], [1, 1]),
+            true,
+            3,
+            5,
+        );
+    }
+
+    #[test]
+    fn asymmetric_same_padding_for_an_even_kernel() {
+        // PyTorch's padding="same" with a 4×2 kernel on 5×5: 1 row on top, 2 at
+        // the bottom, none left, 1 right; the output keeps the input size.
+        let g = Conv2dGeometry {
+            in_channels: 2,
+            height: 5,
+            width: 5,
+            out_channels: 2,
+            kernel: [4, 2],
+            stride: [1, 1],
+            padding: [1, 0],
+            dilation: [1, 1],
+            out_height: 5,
+            out_width: 5,
+        };
+        check_gradients::<50, 50, 16, 2>(g, true, 2, 6);
+
+        // Values: a kernel of ones counts the in-image taps of a ones image
+        // (times 2 input channels).
+        let mut c = Conv2d::<f64, 50, 50, 16, 2>::zeros(g, false);
+        c.weight.fill(1.0);
+        let x = Batch::<f64, 50>::from_element(1, 1.0);
+        let mut y = Batch::zeros(0);
+        c.forward(&x, &mut y);
+        // Top-left: rows −1..3 (one padded) and columns 0..2.
+        assert_eq!(y[(0, 0)], 2.0 * 3.0 * 2.0);
+        // Bottom-right: rows 3..7 (two padded) and columns 4..6 (one padded).
+        assert_eq!(y[(24, 0)], 2.0 * 2.0 * 1.0);
+        // Centre: the whole 4×2 window.
+        assert_eq!(y[(12, 0)], 2.0 * 4.0 * 2.0);
+    }
+
+    #[test]
+    fn inference_and_training_passes_agree_and_training_reuses_its_buffers() {
+        let g = Conv2dGeometry::symmetric(3, 8, 8, 4, [3, 3], [1, 1], [1, 1], [1, 1]);
+        let mut c = Conv2d::<f32, 192, 256, 27, 4>::new(g, true, Init::He, &mut seeded_rng(9));
+        let x = Batch::<f32, 192>::from_fn(5, |i, j| ((i * 3 + j) as f32 * 0.11).sin());
+        let dy = Batch::<f32, 256>::from_fn(5, |i, j| ((i + j) as f32 * 0.07).cos());
+        let (mut y_inf, mut y_train) = (Batch::zeros(0), Batch::zeros(0));
+        c.forward(&x, &mut y_inf);
+        let mut ws = Conv2dWorkspace::default();
+        Layer::forward_train(&mut c, &x, &mut y_train, &mut ws);
+        assert_eq!(y_inf, y_train);
+
+        let mut grads = c.zero_gradients();
+        let mut dx = Batch::zeros(0);
+        Layer::backward(&c, &x, &y_train, &dy, &mut ws, &mut grads, Some(&mut dx));
+        let buffers = |ws: &Conv2dWorkspace<f32>| {
+            (ws.cols.as_ptr(), ws.cols.capacity(), ws.dcols.as_ptr(), ws.dcols.capacity())
+        };
+        let before = buffers(&ws);
+        let (y_ptr, dx_ptr) = (y_train.as_ptr(), dx.as_ptr());
+        let first = grads.weight.clone();
+        Layer::forward_train(&mut c, &x, &mut y_train, &mut ws);
+        Layer::backward(&c, &x, &y_train, &dy, &mut ws, &mut grads, Some(&mut dx));
+        assert_eq!(buffers(&ws), before);
+        assert_eq!((y_train.as_ptr(), dx.as_ptr()), (y_ptr, dx_ptr));
+        assert_eq!(grads.weight, first);
+        // A smaller batch (an epoch's last) shrinks in place, without reallocating.
+        let x3 = x.columns(0, 3).into_owned();
+        Layer::forward_train(&mut c, &x3, &mut y_train, &mut ws);
+        assert_eq!(ws.cols.as_ptr(), before.0);
+        assert_eq!(ws.cols.len(), 3 * 27 * 64);
+    }
+
+    #[test]
+    fn nan_in_the_input_reaches_the_output() {
+        let c = small();
+        let x = Batch::<f64, 9>::from_column_slice(&[1.0, 2.0, 3.0, 4.0, f64::NAN, 6.0, 7.0, 8.0, 9.0]);
+        let mut y = Batch::zeros(0);
+        c.forward(&x, &mut y);
+        assert!(y.iter().all(|v| v.is_nan()), "{y}");
+    }
+
+    #[test]
+    fn visits_params_under_pytorch_names_and_shapes() {
+        let g = Conv2dGeometry::symmetric(2, 4, 4, 3, [3, 2], [1, 1], [0, 0], [1, 1]);
+        let mut c = Conv2d::<f32, 32, 18, 12, 3>::new(g, true, Init::He, &mut seeded_rng(0));
+        assert_eq!(c.param_count(), 12 * 3 + 3);
+        assert_eq!(<Conv2d<f32, 32, 18, 12, 3> as Params<f32>>::PARAM_COUNT, 39);
+        let mut seen = Vec::new();
+        c.visit_params(&ParamPath::ROOT.join("conv1"), &mut |p| {
+            seen.push((p.name.to_string(), p.shape.to_vec(), p.value.len()))
+        });
+        assert_eq!(seen, [("conv1.weight".into(), vec![3, 2, 3, 2], 36), ("conv1.bias".into(), vec![3], 3)]);
+        // Row-major [out, in, kh, kw]: element [o=1, c=1, i=2, j=0] is at ((1·2 + 1)·3 + 2)·2 + 0 = 22.
+        c.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+            if p.name.last() == "weight" {
+                p.value[22] = 42.0;
+            }
+        });
+        assert_eq!(c.weight_at(1, 1, 2, 0), 42.0);
+        c.bias = None;
+        let mut names = Vec::new();
+        c.visit_params(&ParamPath::ROOT.join("conv1"), &mut |p| names.push(p.name.to_string()));
+        assert_eq!(names, ["conv1.weight"]);
+        assert_eq!(c.param_count(), 36);
+    }
+
+    #[test]
+    fn he_init_uses_pytorch_fan_in() {
+        let g = Conv2dGeometry::symmetric(16, 12, 12, 32, [3, 3], [1, 1], [1, 1], [1, 1]);
+        let c = Conv2d::<f64, 2304, 4608, 144, 32>::new(g, false, Init::He, &mut seeded_rng(4));
+        let w = c.weight.as_slice();
+        let var = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
+        assert!((var / (2.0 / 144.0) - 1.0).abs() < 0.1, "{var}");
+    }
+}
+
+#[cfg(test)]
+mod timing_tmp {
+    use super::*;
+    use crate::init::seeded_rng;
+    #[test]
+    #[ignore]
+    fn time_mnist_conv() {
+        let g = Conv2dGeometry::symmetric(1, 28, 28, 8, [3, 3], [1, 1], [0, 0], [1, 1]);
+        let mut c = Conv2d::<f32, 784, { 8 * 26 * 26 }, 9, 8>::new(g, true, Init::He, &mut seeded_rng(1));
+        let x = Batch::<f32, 784>::from_fn(64, |i, j| ((i * 3 + j) as f32 * 0.11).sin());
+        let dy = Batch::<f32, { 8 * 26 * 26 }>::from_fn(64, |i, j| ((i + j) as f32 * 0.07).cos());
+        let mut y = Batch::zeros(0);
+        let mut ws = Conv2dWorkspace::default();
+        let mut grads = c.zero_gradients();
+        let mut dx = Batch::zeros(0);
+        for (name, with_dx) in [("fwd_train+bwd", false), ("fwd_train+bwd+dx", true)] {
+            for _ in 0..20 {
+                Layer::forward_train(&mut c, &x, &mut y, &mut ws);
+                Layer::backward(
+                    &c,
+                    &x,
+                    &y,
+                    &dy,
+                    &mut ws,
+                    &mut grads,
+                    if with_dx { Some(&mut dx) } else { None },
+                );
+            }
+            let n = 500;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                Layer::forward_train(&mut c, &x, &mut y, &mut ws);
+                Layer::backward(
+                    &c,
+                    &x,
+                    &y,
+                    &dy,
+                    &mut ws,
+                    &mut grads,
+                    if with_dx { Some(&mut dx) } else { None },
+                );
+            }
+            eprintln!("{name}: {:?}/iter", t.elapsed() / n);
+        }
+        let n = 500;
+        {
+            let cols = &ws.cols[..9 * 676];
+            let mut out = vec![0f32; 8 * 676];
+            let t = std::time::Instant::now();
+            for _ in 0..n * 64 {
+                let cm = DMatrixView::from_slice(cols, 676, 9);
+                let mut o = DMatrixViewMut::from_slice(&mut out, 676, 8);
+                gemm(1.0, MatRef::of(&cm), MatRef::of(&*c.weight), 0.0, &mut o);
+            }
+            eprintln!("gemm (676x9)(9x8) x64: {:?}/iter", t.elapsed() / n);
+            let t = std::time::Instant::now();
+            for _ in 0..n * 64 {
+                let cm = DMatrixView::from_slice(cols, 676, 9);
+                let mut o = DMatrixViewMut::from_slice(&mut out, 8, 676);
+                gemm(1.0, MatRef::of(&*c.weight).t(), MatRef::of(&cm).t(), 0.0, &mut o);
+            }
+            eprintln!("gemm (8x9)(9x676) colmajor C x64: {:?}/iter", t.elapsed() / n);
+            let t = std::time::Instant::now();
+            for _ in 0..n * 64 {
+                let w = c.weight.as_slice();
+                for (o, yo) in out.chunks_exact_mut(676).enumerate() {
+                    let wo = &w[o * 9..o * 9 + 9];
+                    yo.fill(0.0);
+                    for (k, ck) in cols.chunks_exact(676).enumerate() {
+                        let wk = wo[k];
+                        for (yv, &cv) in yo.iter_mut().zip(ck) {
+                            *yv += wk * cv;
+                        }
+                    }
+                }
+            }
+            eprintln!("axpy loops x64: {:?}/iter {}", t.elapsed() / n, out[5]);
+        }
+        let n = 500;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            Layer::forward_train(&mut c, &x, &mut y, &mut ws);
+        }
+        eprintln!("fwd_train: {:?}/iter", t.elapsed() / n);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            c.forward(&x, &mut y);
+        }
+        eprintln!("fwd: {:?}/iter", t.elapsed() / n);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            for (xs, cols) in x.as_slice().chunks_exact(784).zip(ws.cols.chunks_exact_mut(9 * 676)) {
+                im2col(&g, xs, cols);
+            }
+        }
+        eprintln!("im2col only: {:?}/iter", t.elapsed() / n);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            Layer::backward(&c, &x, &y, &dy, &mut ws, &mut grads, None);
+        }
+        eprintln!("bwd no dx: {:?}/iter", t.elapsed() / n);
+    }
+}
