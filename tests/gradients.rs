@@ -100,3 +100,37 @@ fn chained_networks_backpropagate_through_the_join() {
     net.visit_params(&ParamPath::ROOT, &mut |p| names.push(p.name.to_string()));
     assert_eq!(names, ["0.0.weight", "0.0.bias", "1.0.weight", "1.0.bias"]);
 }
+
+network! {
+    /// Every conv-era layer with non-default options, in one network.
+    struct EveryConvLayer {
+        input: [2, 8, 8],
+        c1: conv2d(3, kernel = 3, stride = 2, padding = 1), bn: batch_norm, tanh,
+        c2: conv2d(4, kernel = 2, dilation = 2, padding = same, bias = false) => [4, 4, 4],
+        max_pool(2) => [4, 2, 2],
+        ln: layer_norm, gelu,
+        avg_pool(2, stride = 1) => [4, 1, 1],
+        flatten,
+        head: dense(3),
+    }
+}
+
+network! {
+    struct GlobalPoolNet { input: [3, 5, 4], conv2d(2, kernel = [2, 3]), sigmoid, global_avg_pool, bn1d: batch_norm, dense(2) }
+}
+
+#[test]
+fn whole_cnn_with_every_layer_in_training_mode() {
+    let mut net = EveryConvLayer::<f64>::init(Init::Glorot, 11);
+    jitter_biases(&mut net);
+    let x = inputs::<128>(3);
+    let worst = check_network(&mut net, &SoftmaxCrossEntropy, &x, &vec![0, 2, 1], TOL);
+    assert!(worst < TOL);
+}
+
+#[test]
+fn global_average_pool_and_rank1_batch_norm() {
+    let mut net = GlobalPoolNet::<f64>::init(Init::Glorot, 12);
+    let target = Batch::<f64, 2>::from_fn(4, |i, j| (i + 2 * j) as f64 * 0.3);
+    check_network(&mut net, &MeanSquaredError, &inputs::<60>(4), &target, TOL);
+}

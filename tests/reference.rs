@@ -5,6 +5,11 @@
 //! Tolerances: in `f64` the only differences are summation order, so outputs,
 //! losses and gradients agree to 1e-10 relative (absolute below 1). In `f32`
 //! they agree to 1e-4, about 10^3 ulps of single precision for these sizes.
+//!
+//! Batch norm: fixtures in training mode compare the training pass (batch
+//! statistics), every gradient, and the running statistics after the step;
+//! fixtures in evaluation mode compare the inference pass and the loss (the
+//! backward pass is defined for training mode only).
 
 use serde_json::Value;
 use staticnet::gradcheck::assert_close;
@@ -37,6 +42,66 @@ network! {
     }
 }
 
+network! {
+    struct ConvStridePad {
+        input: [2, 7, 7],
+        conv1: conv2d(3, kernel = 3, stride = 2, padding = 1), relu,
+        flatten,
+        fc: dense(4),
+    }
+}
+
+network! {
+    struct ConvDilationNoBias {
+        input: [2, 8, 7],
+        conv2d(3, kernel = [3, 2], stride = [1, 2], padding = [2, 1], dilation = 2, bias = false), tanh,
+        flatten,
+        dense(3),
+    }
+}
+
+network! {
+    struct Pools {
+        input: [2, 6, 6],
+        conv: conv2d(3, kernel = 3, padding = 1),
+        max_pool(2) => [3, 3, 3],
+        avg_pool(2, stride = 1) => [3, 2, 2],
+        flatten,
+        fc: dense(3),
+    }
+}
+
+network! {
+    struct BatchNormNet {
+        input: [3, 5, 5],
+        conv: conv2d(4, kernel = 3), bn: batch_norm, relu,
+        global_avg_pool,
+        fc: dense(6), bn1d: batch_norm, tanh,
+        head: dense(3),
+    }
+}
+
+network! {
+    struct LayerNormNet {
+        input: [2, 4, 4],
+        conv: conv2d(3, kernel = 3), ln: layer_norm, gelu,
+        flatten,
+        fc: dense(4), ln1d: layer_norm,
+        head: dense(3),
+    }
+}
+
+network! {
+    struct SmallCnn {
+        input: [1, 12, 12],
+        conv1: conv2d(4, kernel = 3), relu, max_pool(2) => [4, 5, 5],
+        conv2: conv2d(6, kernel = 3, padding = 1), bn: batch_norm, relu, max_pool(2) => [6, 2, 2],
+        flatten => [24],
+        fc: dense(8), relu,
+        head: dense(5),
+    }
+}
+
 struct Fixture(Value);
 
 impl Fixture {
@@ -59,7 +124,7 @@ impl Fixture {
         Batch::from_column_slice(&self.tensor::<T>(key))
     }
 
-    fn named(&self, key: &str) -> Vec<(String, Vec<usize>, Vec<f64>)> {
+    fn named(&self, key: &str) -> Named {
         self.0[key]
             .as_object()
             .expect("object")
@@ -81,18 +146,27 @@ impl Fixture {
     }
 }
 
-/// Loads the fixture's parameters by name, checking names, order and shapes.
+type Named = Vec<(String, Vec<usize>, Vec<f64>)>;
+
+/// Loads the fixture's parameters (and batch-norm buffers) by name, checking names, order and shapes.
 fn load_params<T: Float, N: Params<T>>(net: &mut N, fixture: &Fixture) {
-    let expected = fixture.named("params");
+    let params = fixture.named("params");
+    let buffers = if fixture.0.get("buffers").is_some() { fixture.named("buffers") } else { Vec::new() };
     let mut k = 0;
-    net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
-        let (name, shape, data) = &expected[k];
-        assert_eq!(&p.name.to_string(), name, "parameter {k}");
-        assert_eq!(p.shape, shape.as_slice(), "{name}");
-        p.value.iter_mut().zip(data).for_each(|(v, d)| *v = T::cast(*d));
-        k += 1;
-    });
-    assert_eq!(k, expected.len(), "parameter count");
+    net.visit_params_mut(&ParamPath::ROOT, &mut |p| set(&params, &mut k, p));
+    assert_eq!(k, params.len(), "parameter count");
+    let mut k = 0;
+    net.visit_buffers_mut(&ParamPath::ROOT, &mut |p| set(&buffers, &mut k, p));
+    assert_eq!(k, buffers.len(), "buffer count");
+}
+
+/// Sets the `k`-th visited tensor from the fixture, checking its name and shape.
+fn set<T: Float>(expected: &Named, k: &mut usize, p: ParamMut<'_, T>) {
+    let (name, shape, data) = &expected[*k];
+    assert_eq!(&p.name.to_string(), name, "tensor {k}");
+    assert_eq!(p.shape, shape.as_slice(), "{name}");
+    p.value.iter_mut().zip(data).for_each(|(v, d)| *v = T::cast(*d));
+    *k += 1;
 }
 
 /// Runs forward, loss and backward and compares everything with the fixture.
@@ -108,15 +182,22 @@ where
     let x: Batch<T, IN> = fixture.batch("input");
 
     let inference = net.forward(&x);
-    assert_close(inference.as_slice(), &Fixture::floats(&fixture.0["output"]), tol, "output");
+    let expected_output = Fixture::floats(&fixture.0["output"]);
+    if fixture.0["mode"] == "eval" {
+        assert_close(inference.as_slice(), &expected_output, tol, "output");
+        assert_close(&[loss.loss(&inference, target).unwrap()], &[fixture.loss_value()], tol, "loss");
+        return;
+    }
 
     let mut trace = N::Trace::default();
     let out = net.forward_train(&x, &mut trace);
-    assert_eq!(out, &inference, "training and inference forward agree exactly");
+    assert_close(out.as_slice(), &expected_output, tol, "output");
+    if fixture.0.get("mode").is_none() {
+        assert_eq!(out, &inference, "without batch norm or dropout, training and inference agree exactly");
+    }
     let mut d_out = Batch::zeros(0);
     let value = loss.loss_and_grad(out, target, &mut d_out).unwrap();
     assert_close(&[value], &[fixture.loss_value()], tol, "loss");
-    assert_close(&[loss.loss(&inference, target).unwrap()], &[fixture.loss_value()], tol, "loss alone");
 
     let mut grads = net.zero_gradients();
     let mut d_input = Batch::zeros(0);
@@ -130,6 +211,18 @@ where
     });
     assert_eq!(k, expected.len());
     assert_close(d_input.as_slice(), &Fixture::floats(&fixture.0["input_grad"]), tol, "input gradient");
+
+    if fixture.0.get("buffers_after").is_some() {
+        let expected = fixture.named("buffers_after");
+        let mut k = 0;
+        net.visit_buffers(&ParamPath::ROOT, &mut |b| {
+            let (name, _, data) = &expected[k];
+            assert_eq!(&b.name.to_string(), name);
+            assert_close(b.value, data, tol, &format!("{name} after the step"));
+            k += 1;
+        });
+        assert_eq!(k, expected.len());
+    }
 }
 
 /// The generated `zeros()` constructor, reachable from generic test code.
@@ -146,7 +239,18 @@ macro_rules! from_zeros {
         }
     )*};
 }
-from_zeros!(MlpReluCe, MlpActsMse, MlpBce, DeepTanhCe);
+from_zeros!(
+    MlpReluCe,
+    MlpActsMse,
+    MlpBce,
+    DeepTanhCe,
+    ConvStridePad,
+    ConvDilationNoBias,
+    Pools,
+    BatchNormNet,
+    LayerNormNet,
+    SmallCnn
+);
 
 const F64_TOL: f64 = 1e-10;
 const F32_TOL: f64 = 1e-4;
@@ -177,4 +281,53 @@ fn deep_network_matches_jax() {
     let f = Fixture::load("deep_tanh_ce.json");
     check::<f64, DeepTanhCe<f64>, _, 8, 10>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
     check::<f32, DeepTanhCe<f32>, _, 8, 10>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn conv2d_with_stride_and_padding_matches_jax() {
+    let f = Fixture::load("conv_stride_pad.json");
+    check::<f64, ConvStridePad<f64>, _, 98, 4>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, ConvStridePad<f32>, _, 98, 4>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn conv2d_with_dilation_rectangular_kernel_and_no_bias_matches_jax() {
+    let f = Fixture::load("conv_dilation_nobias.json");
+    check::<f64, ConvDilationNoBias<f64>, _, 112, 3>(&f, MeanSquaredError, &f.batch("target"), F64_TOL);
+    check::<f32, ConvDilationNoBias<f32>, _, 112, 3>(&f, MeanSquaredError, &f.batch("target"), F32_TOL);
+}
+
+#[test]
+fn max_and_avg_pools_match_jax() {
+    let f = Fixture::load("pools.json");
+    check::<f64, Pools<f64>, _, 72, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, Pools<f32>, _, 72, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn batch_norm_in_training_mode_matches_jax() {
+    let f = Fixture::load("batch_norm_train.json");
+    check::<f64, BatchNormNet<f64>, _, 75, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, BatchNormNet<f32>, _, 75, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn batch_norm_in_evaluation_mode_matches_jax() {
+    let f = Fixture::load("batch_norm_eval.json");
+    check::<f64, BatchNormNet<f64>, _, 75, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, BatchNormNet<f32>, _, 75, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn layer_norm_matches_jax() {
+    let f = Fixture::load("layer_norm.json");
+    check::<f64, LayerNormNet<f64>, _, 32, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, LayerNormNet<f32>, _, 32, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn whole_cnn_matches_jax() {
+    let f = Fixture::load("cnn.json");
+    check::<f64, SmallCnn<f64>, _, 144, 5>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, SmallCnn<f32>, _, 144, 5>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
 }

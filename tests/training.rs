@@ -38,6 +38,30 @@ fn learns_real_digits_from_a_slice_of_mnist() {
     assert!(history.epochs[1].train.loss < history.epochs[0].train.loss);
 }
 
+#[test]
+fn a_cnn_learns_real_digits_from_a_slice_of_mnist() {
+    network! {
+        struct Cnn {
+            input: [1, 28, 28],
+            conv2d(8, kernel = 3), relu, max_pool(2),
+            conv2d(16, kernel = 3, padding = same), batch_norm, relu, max_pool(2) => [16, 6, 6],
+            flatten, dropout(0.1),
+            dense(10),
+        }
+    }
+    let data = digits();
+    let mut net = Cnn::new(3);
+    let history = Trainer::new(Adam::new(3e-3))
+        .epochs(2)
+        .batch_size(32)
+        .seed(3)
+        .verbose(false)
+        .fit(&mut net, &SoftmaxCrossEntropy, &data.train.take(2000), Some(&data.test))
+        .unwrap();
+    let accuracy = history.last().unwrap().validation.unwrap().accuracy.unwrap();
+    assert!(accuracy > 0.9, "{accuracy}");
+}
+
 fn weights<N: Params<f32>>(net: &N) -> Vec<f32> {
     let mut all = Vec::new();
     net.visit_params(&ParamPath::ROOT, &mut |p| all.extend_from_slice(p.value));

@@ -45,7 +45,8 @@ pub fn assert_close<T: Float>(actual: &[T], expected: &[f64], tol: f64, what: &s
 }
 
 /// Checks every parameter gradient of a whole network under a loss against
-/// finite differences; returns the largest relative error seen.
+/// finite differences of the training pass; returns the largest relative error seen.
+/// Networks with dropout draw a new mask on every pass: check those layer by layer.
 ///
 /// Panics (it is a test helper) naming the first parameter entry that is off by more than `tol`.
 #[track_caller]
@@ -86,7 +87,9 @@ where
                 }
                 idx += 1;
             });
-            loss.loss(&net.forward(x), target).expect("valid targets")
+            // Training mode, as the analytic gradient: batch norm uses batch statistics.
+            let mut probe = N::Trace::default();
+            loss.loss(net.forward_train(x, &mut probe), target).expect("valid targets")
         });
         // Restore the unperturbed values.
         let mut idx = 0;

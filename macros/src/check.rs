@@ -647,7 +647,8 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
     }
 }
 
-/// The leading size argument of `dense` and `conv2d`: `n` or `in -> out`.
+/// The size argument of `dense` and `conv2d`, `n` or `in -> out`: the first
+/// argument that is not a keyword (keywords may come before it).
 fn leading_size(
     layer: &str,
     def: &LayerDef,
@@ -660,7 +661,7 @@ fn leading_size(
     } else {
         "`conv2d(16, kernel = 3)` or `conv2d(1 -> 16, kernel = 3)`"
     };
-    match args.first() {
+    match args.iter().find(|a| !matches!(a, Arg::Keyword { .. })) {
         Some(Arg::Positional(v)) => Some((None, size_value(v, cx)?)),
         Some(Arg::Arrow { from, to }) => {
             let (i, o) = (size_value(from, cx), size_value(to, cx));
@@ -668,10 +669,16 @@ fn leading_size(
         }
         _ => {
             let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
-            cx.error_at(span, format!("`{layer}` needs its {what} first, e.g. {example}"));
+            cx.error_at(span, format!("`{layer}` needs its {what}, e.g. {example}"));
             None
         }
     }
+}
+
+/// The arguments after the size: every keyword, and any further positional one (an error).
+fn rest(args: &[Arg]) -> impl Iterator<Item = &Arg> {
+    let first = args.iter().position(|a| !matches!(a, Arg::Keyword { .. }));
+    args.iter().enumerate().filter(move |(i, _)| Some(*i) != first).map(|(_, a)| a)
 }
 
 fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
@@ -679,7 +686,7 @@ fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
     let mut bias = true;
     let mut ok = true;
     let mut kw = Keywords::new("dense", &["bias"]);
-    for arg in args.iter().skip(1) {
+    for arg in rest(args) {
         match arg {
             Arg::Keyword { key, value } if kw.accept(key, cx) => match bool_value(value, cx) {
                 Some(b) => bias = b,
@@ -710,7 +717,7 @@ fn resolve_conv2d(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
     };
     let mut ok = true;
     let mut kw = Keywords::new("conv2d", &["kernel", "stride", "padding", "dilation", "bias"]);
-    for arg in args.iter().skip(1) {
+    for arg in rest(args) {
         match arg {
             Arg::Keyword { key, value } if kw.accept(key, cx) => {
                 let done = match key.to_string().as_str() {
@@ -718,22 +725,10 @@ fn resolve_conv2d(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
                     "stride" => pair_value(value, false, cx).map(|v| spec.stride = v),
                     "dilation" => pair_value(value, false, cx).map(|v| spec.dilation = v),
                     "bias" => bool_value(value, cx).map(|b| spec.bias = b),
-                    _ => match value {
-                        Value::Ident(i) if i == "same" => {
-                            spec.padding = Padding::Same;
-                            spec.same_span = Some(i.span());
-                            Some(())
-                        }
-                        Value::Ident(i) if i == "valid" => Some(spec.padding = Padding::Zero([0, 0])),
-                        Value::Ident(i) => {
-                            cx.error_at(
-                                i.span(),
-                                format!("unknown padding `{i}`; expected a size, `same` or `valid`"),
-                            );
-                            None
-                        }
-                        other => pair_value(other, true, cx).map(|v| spec.padding = Padding::Zero(v)),
-                    },
+                    _ => padding_value(value, cx).map(|(padding, same_span)| {
+                        spec.padding = padding;
+                        spec.same_span = same_span;
+                    }),
                 };
                 ok &= done.is_some();
             }
@@ -759,7 +754,7 @@ fn resolve_conv2d(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
 }
 
 fn resolve_pool(def: &LayerDef, kind: &str, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
-    let kernel = match args.first() {
+    let kernel = match args.iter().find(|a| !matches!(a, Arg::Keyword { .. })) {
         Some(Arg::Positional(v)) => pair_value(v, false, cx),
         _ => {
             let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
@@ -770,7 +765,7 @@ fn resolve_pool(def: &LayerDef, kind: &str, args: &[Arg], cx: &Ctxt) -> Option<S
     let mut stride = None;
     let mut ok = true;
     let mut kw = Keywords::new(if kind == "max_pool" { "max_pool" } else { "avg_pool" }, &["stride"]);
-    for arg in args.iter().skip(1) {
+    for arg in rest(args) {
         match arg {
             Arg::Keyword { key, value } if kw.accept(key, cx) => match pair_value(value, false, cx) {
                 Some(s) => stride = Some(s),
@@ -811,6 +806,19 @@ fn resolve_leaky_relu(args: &[Arg], cx: &Ctxt) -> Option<Spec> {
         alpha = float_value(value, cx)?;
     }
     Some(Spec::Activation(Activation::LeakyRelu(alpha)))
+}
+
+/// `p`, `[ph, pw]`, `same` or `valid`, and where `same` was written (for its stride error).
+fn padding_value(v: &Value, cx: &Ctxt) -> Option<(Padding, Option<Span>)> {
+    match v {
+        Value::Ident(i) if i == "same" => Some((Padding::Same, Some(i.span()))),
+        Value::Ident(i) if i == "valid" => Some((Padding::Zero([0, 0]), None)),
+        Value::Ident(i) => {
+            cx.error_at(i.span(), format!("unknown padding `{i}`; expected a size, `same` or `valid`"));
+            None
+        }
+        other => pair_value(other, true, cx).map(|p| (Padding::Zero(p), None)),
+    }
 }
 
 /// `k` or `[kh, kw]`; with `zero_ok`, zero is allowed (padding).
@@ -1007,7 +1015,7 @@ mod tests {
     #[test]
     fn malformed_layers_are_spanned_errors() {
         let cases: Vec<(TokenStream, &str)> = vec![
-            (quote! { struct N { dense(2) } }, "missing `input: [features]`"),
+            (quote! { struct N { dense(2) } }, "missing `input: [..]`"),
             (quote! { struct N { input: [2] } }, "at least one layer"),
             (quote! { struct N { input: [2], dense } }, "`dense` needs its output size"),
             (quote! { struct N { input: [2], dense(x) } }, "expected a size"),
@@ -1031,12 +1039,70 @@ mod tests {
             ),
             (
                 quote! { struct N { input: [2], desne(3) } },
-                "unknown layer `desne`; expected one of dense, relu",
+                "unknown layer `desne`; expected one of dense, conv2d",
             ),
             (quote! { struct N { input: [2], desne(3) } }, "did you mean `dense`?"),
             (quote! { struct N { input: [2], a: dense(3), a: dense(3) } }, "duplicate layer name `a`"),
             (quote! { struct N { input: [0], dense(3) } }, "at least 1"),
-            (quote! { struct N { input: [1, 28, 28], dense(3) } }, "only rank-1 inputs"),
+            (quote! { struct N { input: [1, 28, 28], dense(3) } }, "add `flatten` before it"),
+            (
+                quote! { struct N { input: [28, 28], dense(3) } },
+                "an input is `[features]` or `[channels, height, width]`",
+            ),
+            (
+                quote! { struct N { input: [4], conv2d(3, kernel = 3) } },
+                "`conv2d` needs a rank-3 input [C, H, W], but `input` gives [4]",
+            ),
+            (quote! { struct N { input: [4], max_pool(2) } }, "`max_pool` needs a rank-3 input"),
+            (quote! { struct N { input: [4], flatten, dense(2) } }, "`flatten` needs a rank-3 input"),
+            (quote! { struct N { input: [1, 4, 4], conv2d(3) } }, "`conv2d` needs a kernel size"),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(kernel = 3) } },
+                "`conv2d` needs its number of filters",
+            ),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 5) } },
+                "kernel 5×5 does not fit the padded input 4×4",
+            ),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 3, dilation = 2) } },
+                "(dilated to 5×5)",
+            ),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 3, stride = 2, padding = same) } },
+                "needs stride 1",
+            ),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 3, padding = full) } },
+                "unknown padding `full`",
+            ),
+            (quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = [3, 3, 3]) } }, "one size or two"),
+            (quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 0) } }, "at least 1"),
+            (quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 2, stride = 0) } }, "at least 1"),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 2, groups = 2) } },
+                "unknown argument `groups` for `conv2d`",
+            ),
+            (
+                quote! { struct N { input: [2, 4, 4], conv2d(3 -> 8, kernel = 3) } },
+                "expects 3 channels but `input` gives [2, 4, 4]",
+            ),
+            (
+                quote! { struct N { input: [2, 4, 4], max_pool(5) } },
+                "`max_pool` window 5×5 does not fit the input [2, 4, 4]",
+            ),
+            (quote! { struct N { input: [2, 4, 4], avg_pool(2, stride = 0) } }, "at least 1"),
+            (quote! { struct N { input: [2, 4, 4], max_pool } }, "`max_pool` needs a window size"),
+            (quote! { struct N { input: [4], global_avg_pool } }, "`global_avg_pool` needs a rank-3 input"),
+            (
+                quote! { struct N { input: [4], dropout(1.0) } },
+                "a dropout probability must be in [0, 1), found 1",
+            ),
+            (quote! { struct N { input: [4], dropout } }, "`dropout` needs its probability"),
+            (quote! { struct N { input: [4], batch_norm(momentum = 2.0) } }, "`momentum` must be in [0, 1]"),
+            (quote! { struct N { input: [4], batch_norm(0.1) } }, "`batch_norm` takes only"),
+            (quote! { struct N { input: [4], layer_norm(eps = 0) } }, "`eps` must be greater than 0"),
+            (quote! { struct N { input: [4], flatten } }, "at least one layer besides `flatten`"),
             (quote! { struct N { dense(3), input: [2] } }, "`input:` must come first"),
             (quote! { struct N { input: [2], input: [2], dense(3) } }, "duplicate `input:`"),
             (quote! { struct N { input: [2], output: [3], dense(3) } }, "`output:` must be the last entry"),
@@ -1085,6 +1151,61 @@ mod tests {
         assert_eq!(m.layers[0].ident.to_string(), "r#type");
         let errs = errors(quote! { #[derive(Clone, PartialEq)] struct N { input: [2], dense(2) } });
         assert_eq!(errs, ["`network!` already implements `Clone`; remove it from the derive"]);
+    }
+
+    #[test]
+    fn convolution_shapes_follow_pytorch() {
+        let (m, errs) = run(quote! {
+            struct Digits {
+                input: [1, 28, 28],
+                conv1: conv2d(16, kernel = 3), relu => [16, 26, 26],
+                max_pool(2) => [16, 13, 13],
+                conv2: conv2d(16 -> 32, kernel = 3, padding = 1), batch_norm, relu,
+                max_pool(2) => [32, 6, 6],
+                flatten => [1152],
+                dropout(0.25),
+                fc: dense(128), relu,
+                head: dense(10),
+            }
+        });
+        assert!(errs.is_empty(), "{errs:?}");
+        let m = m.unwrap();
+        let LayerKind::Conv2d { geometry: g, .. } = m.layers[3].kind else { panic!() };
+        assert_eq!((g.out_height, g.out_width, g.patch()), (13, 13, 16 * 9));
+        assert_eq!(m.layers[4].kind, LayerKind::BatchNorm { channels: 32, eps: 1e-5, momentum: 0.1 });
+        let conv = 16 * 9 + 16 + 32 * 16 * 9 + 32;
+        assert_eq!(m.param_count, conv + 2 * 32 + 1152 * 128 + 128 + 1290);
+
+        let shape = |tokens: TokenStream| run(tokens).0.map(|m| m.output().clone());
+        // stride, padding and dilation: floor((H + 2p − d(k−1) − 1)/s) + 1
+        let s =
+            shape(quote! { struct A { input: [2, 7, 7], conv2d(3, kernel = 3, stride = 2, padding = 1) } });
+        assert_eq!(s, Some(Shape::Known(vec![3, 4, 4])));
+        let s = shape(
+            quote! { struct B { input: [2, 8, 7], conv2d(3, kernel = [3, 2], stride = [1, 2], padding = [2, 1], dilation = 2) } },
+        );
+        assert_eq!(s, Some(Shape::Known(vec![3, 8, 4])));
+        // `same` keeps the size, also for even kernels (padded more at the bottom/right, as in PyTorch).
+        let (m, _) = run(quote! { struct C { input: [1, 5, 6], conv2d(2, kernel = 4, padding = same) } });
+        let LayerKind::Conv2d { geometry: g, same: true, .. } = m.unwrap().layers[0].kind else { panic!() };
+        assert_eq!((g.out_height, g.out_width, g.padding), (5, 6, [1, 1]));
+        let s = shape(quote! { struct D { input: [3, 7, 7], avg_pool(3, stride = 2), global_avg_pool } });
+        assert_eq!(s, Some(Shape::Known(vec![3])));
+        let s = shape(quote! { struct E { input: [3, 4, 4], layer_norm, flatten } });
+        assert_eq!(s, Some(Shape::Known(vec![48])));
+    }
+
+    #[test]
+    fn rank3_assertions_and_flatten_hints() {
+        let errs =
+            errors(quote! { struct N { input: [1, 8, 8], c: conv2d(4, kernel = 3) => [4, 8, 8], dense(2) } });
+        assert_eq!(
+            errs,
+            [
+                "shape assertion expects [4, 8, 8] but `c` gives [4, 6, 6]",
+                "`dense` needs a rank-1 input [features], but `c` gives [4, 6, 6]; add `flatten` before it",
+            ]
+        );
     }
 
     #[test]

@@ -91,13 +91,13 @@ fn window_max<T: Float>(plane: &[T], start: usize, w: usize, [kh, kw]: [usize; 2
     for r in 0..kh {
         let row_start = start + r * w;
         for (idx, &v) in (row_start..).zip(&plane[row_start..row_start + kw]) {
-            // `!(v <= best)` is true for a larger value and for NaN.
-            if !(v <= best) {
+            // `best` is never NaN here: the first NaN returns at once.
+            if is_nan(v) {
+                return (v, idx);
+            }
+            if v > best {
                 best = v;
                 at = idx;
-                if is_nan(v) {
-                    return (best, at);
-                }
             }
         }
     }

@@ -1,0 +1,97 @@
+//! What the MNIST examples share: command-line options, data loading, the
+//! layer table, and training with a final test evaluation.
+
+use staticnet::network::LayerInfo;
+use staticnet::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Training settings from the command line, with per-example defaults.
+pub struct Options {
+    pub data: PathBuf,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub augment: bool,
+}
+
+const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment]";
+
+impl Options {
+    /// Parses `std::env::args` over `defaults`.
+    pub fn from_args(name: &str, defaults: Options) -> Result<Options, String> {
+        let mut opts = defaults;
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+            fn num<N: std::str::FromStr>(flag: &str, v: String) -> Result<N, String>
+            where
+                N::Err: std::fmt::Display,
+            {
+                v.parse().map_err(|e| format!("{flag}: {e}"))
+            }
+            match flag.as_str() {
+                "--data" => opts.data = PathBuf::from(value()?),
+                "--epochs" => opts.epochs = num(&flag, value()?)?,
+                "--batch-size" => opts.batch_size = num(&flag, value()?)?,
+                "--lr" => opts.lr = num(&flag, value()?)?,
+                "--weight-decay" => opts.weight_decay = num(&flag, value()?)?,
+                "--seed" => opts.seed = num(&flag, value()?)?,
+                "--augment" => opts.augment = true,
+                "--no-augment" => opts.augment = false,
+                "-h" | "--help" => return Err(format!("usage: {name} {USAGE}")),
+                other => return Err(format!("unknown argument {other}; usage: {name} {USAGE}")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// The bundled digits.
+pub fn default_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+}
+
+/// Prints a network's layers, Keras-style.
+pub fn print_layers(layers: &[LayerInfo], params: usize) {
+    println!("{:<10} {:<44} {:>14} {:>9}", "layer", "kind", "output", "params");
+    for l in layers {
+        println!("{:<10} {:<44} {:>14} {:>9}", l.name, l.kind, format!("{:?}", l.output_shape), l.params);
+    }
+    println!("total parameters: {params}");
+}
+
+/// Trains `net` on the digits in `opts.data` with AdamW and a cosine schedule,
+/// then prints the test accuracy.
+pub fn train_and_test<N>(net: &mut N, opts: &Options) -> Result<f64, Box<dyn std::error::Error>>
+where
+    N: Network<f32, { mnist::PIXELS }, { mnist::CLASSES }>,
+{
+    let data = mnist::load::<f32>(&opts.data)?;
+    println!(
+        "{} training and {} test digits from {}",
+        data.train.len(),
+        data.test.len(),
+        opts.data.display()
+    );
+    // One-pixel shifts quintuple the training digits and teach small translations.
+    let train = if opts.augment { mnist::with_shifts(&data.train) } else { data.train.clone() };
+    let mut trainer = Trainer::new(AdamW::new(opts.lr, opts.weight_decay))
+        .epochs(opts.epochs)
+        .batch_size(opts.batch_size)
+        .seed(opts.seed)
+        .schedule(Schedule::Cosine { min_factor: 0.01 });
+    let start = Instant::now();
+    trainer.fit(net, &SoftmaxCrossEntropy, &train, Some(&data.test))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let test = evaluate(net, &SoftmaxCrossEntropy, &data.test, 256)?;
+    let accuracy = test.accuracy.unwrap_or(0.0);
+    println!(
+        "test accuracy: {:.2}% (loss {:.4}) after {seconds:.1} s of training",
+        100.0 * accuracy,
+        test.loss
+    );
+    Ok(accuracy)
+}
