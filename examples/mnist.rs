@@ -8,20 +8,10 @@
 
 mod common;
 
-use common::Options;
+use common::{Mlp, Options};
 use staticnet::prelude::*;
+use std::path::PathBuf;
 use std::process::ExitCode;
-
-network! {
-    /// The classic MNIST MLP: 784 pixels in, 10 class logits out.
-    pub struct Mlp {
-        input: [784],
-        fc1: dense(256), relu,
-        fc2: dense(128), relu,
-        head: dense(10),
-        output: [10],
-    }
-}
 
 fn main() -> ExitCode {
     let defaults = Options {
@@ -32,10 +22,11 @@ fn main() -> ExitCode {
         weight_decay: 0.1,
         seed: 42,
         augment: true,
+        out: PathBuf::from("target/mnist"),
     };
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let opts = Options::from_args("mnist", defaults)?;
-        common::print_layers(Mlp::LAYERS, Mlp::PARAM_COUNT);
+        println!("{}", Mlp::summary());
         let mut net = Mlp::new(opts.seed);
         common::train_and_test(&mut net, &opts)?;
         Ok(())

@@ -12,24 +12,10 @@
 
 mod common;
 
-use common::Options;
+use common::{Digits, Options};
 use staticnet::prelude::*;
+use std::path::PathBuf;
 use std::process::ExitCode;
-
-network! {
-    /// A small CNN: every shape below is computed and checked while compiling.
-    pub struct Digits {
-        input: [1, 28, 28],
-        conv1: conv2d(16, kernel = 3), relu,                      // => [16, 26, 26]
-        max_pool(2),                                              // => [16, 13, 13]
-        conv2: conv2d(32, kernel = 3, padding = 1), batch_norm, relu,
-        max_pool(2) => [32, 6, 6],
-        flatten => [1152],
-        dropout(0.25),
-        fc: dense(128), relu,
-        head: dense(10),
-    }
-}
 
 fn main() -> ExitCode {
     let defaults = Options {
@@ -40,10 +26,11 @@ fn main() -> ExitCode {
         weight_decay: 0.05,
         seed: 42,
         augment: true,
+        out: PathBuf::from("target/mnist_cnn"),
     };
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let opts = Options::from_args("mnist_cnn", defaults)?;
-        common::print_layers(Digits::LAYERS, Digits::PARAM_COUNT);
+        println!("{}", Digits::summary());
         let mut net = Digits::new(opts.seed);
         common::train_and_test(&mut net, &opts)?;
         Ok(())

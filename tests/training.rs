@@ -36,6 +36,17 @@ fn learns_real_digits_from_a_slice_of_mnist() {
     assert_eq!(history.last().unwrap().validation, Some(after));
     // Training loss falls epoch over epoch at the start.
     assert!(history.epochs[1].train.loss < history.epochs[0].train.loss);
+
+    // Prediction: probabilities per sample, and the most likely class.
+    let x = data.test.features().columns(0, 20).into_owned();
+    let probabilities = net.predict(&x);
+    for column in probabilities.column_iter() {
+        assert!((column.sum() - 1.0).abs() < 1e-5 && column.iter().all(|&p| (0.0..=1.0).contains(&p)));
+    }
+    let predictions = net.classify(&x);
+    let right = predictions.iter().zip(data.test.targets()).filter(|(p, &l)| p.class == l).count();
+    assert!(right >= 16, "{right}/20");
+    assert_eq!(predictions[0].probability, probabilities[(predictions[0].class, 0)]);
 }
 
 #[test]

@@ -7,11 +7,17 @@ jax.numpy / jax.lax, and every gradient comes from ``jax.value_and_grad``
 
 Run from the repo root:
 
-    tools/.venv/bin/python tools/gen_fixtures.py
+    tools/.venv/bin/python tools/gen_fixtures.py                  # write + check
+    tools/.venv/bin/python tools/gen_fixtures.py --check-interop  # check only
 
 It writes one JSON file per fixture into ``tests/fixtures/`` (see
-``tools/README.md`` for the format). The output is deterministic: data and
-weights come from numpy RNGs with fixed seeds.
+``tools/README.md`` for the format), plus the PyTorch-style safetensors
+interop pair ``jax_cnn.safetensors`` / ``jax_cnn.json``, and then runs the
+interop check: ``jax_cnn.*`` and, if present, ``staticnet_cnn.safetensors`` /
+``staticnet_cnn.json`` (saved by staticnet's Rust tests) must hold exactly the
+PyTorch state_dict names, dtypes and shapes, and the network rebuilt in JAX
+from the file must reproduce the JSON's outputs. The output is deterministic:
+data and weights come from numpy RNGs with fixed seeds.
 
 Two families of fixtures share the same machinery:
   * dense MLPs on rank-1 samples (``input_size``);
@@ -29,15 +35,24 @@ The script checks itself and fails loudly (AssertionError) if:
   * an independent numpy forward pass (explicit-loop conv2d and pools, own
     batch_norm / layer_norm, running-stat update) disagrees with the JAX one;
   * ``jax.grad`` disagrees with a central finite difference on sampled entries;
-  * the written JSON does not round-trip to exactly the same float64 values.
+  * the written JSON does not round-trip to exactly the same float64 values;
+  * a CNN safetensors file has other tensor names, dtypes or shapes than the
+    PyTorch state_dict, a malformed container, or weights that do not
+    reproduce the outputs in its JSON (jax_cnn exactly, staticnet_cnn to
+    1e-5 relative).
 """
 
+import argparse
 import json
 import math
+import struct
 import sys
 from pathlib import Path
 
 import jax
+import safetensors
+from safetensors.numpy import load_file as st_load_file
+from safetensors.numpy import save_file as st_save_file
 
 jax.config.update("jax_enable_x64", True)
 
@@ -939,9 +954,386 @@ FIXTURES = [
 ]
 
 
-def main():
+# --------------------------------------------------------------------------
+# Interop with PyTorch-style safetensors files
+#
+# jax_cnn.safetensors / jax_cnn.json: a small eval-mode CNN whose float32
+# weights are stored exactly as `safetensors.torch.save_file(model.state_dict(),
+# ...)` would store them, plus inputs and float64 reference outputs.
+# staticnet_cnn.safetensors / staticnet_cnn.json (written by a Rust test, may
+# be missing): the same architecture saved by staticnet; it is read back here
+# and must hold exactly the PyTorch tensor names, dtypes and shapes and
+# reproduce the outputs that staticnet computed.
+# --------------------------------------------------------------------------
+
+CNN_INPUT_SHAPE = (1, 8, 8)
+CNN_LAYERS = [
+    conv2d(4, 3, "conv", padding=1),
+    batch_norm("bn"),
+    act("relu"),
+    max_pool(2),
+    act("flatten"),
+    dense(3, "fc"),
+]
+CNN_EXPECT_SHAPES = {0: (4, 8, 8), 1: (4, 8, 8), 3: (4, 4, 4), 4: (64,), 5: (3,)}
+CNN_MODE = "eval"
+# The PyTorch state_dict of the network above, in state_dict order:
+# name -> (safetensors dtype, numpy dtype, shape).
+CNN_STATE_DICT = {
+    "conv.weight": ("F32", np.float32, (4, 1, 3, 3)),
+    "conv.bias": ("F32", np.float32, (4,)),
+    "bn.weight": ("F32", np.float32, (4,)),
+    "bn.bias": ("F32", np.float32, (4,)),
+    "bn.running_mean": ("F32", np.float32, (4,)),
+    "bn.running_var": ("F32", np.float32, (4,)),
+    "bn.num_batches_tracked": ("I64", np.int64, ()),
+    "fc.weight": ("F32", np.float32, (3, 64)),
+    "fc.bias": ("F32", np.float32, (3,)),
+}
+SAFETENSORS_ITEMSIZE = {"F32": 4, "F64": 8, "I64": 8}
+
+JAX_CNN_SEED = 12012
+JAX_CNN_BATCH = 3
+# A plausible count for a trained model (5 epochs of 938 batches); any value is
+# legal. PyTorch only uses it when momentum=None.
+JAX_CNN_NUM_BATCHES_TRACKED = 4690
+
+# Output tolerance for a float32 implementation against the float64
+# reference: |out - ref| <= INTEROP_RTOL * max(1, |ref|), elementwise.
+INTEROP_RTOL = 1e-5
+# The float32 forward simulated here (numpy) must stay within this fraction of
+# INTEROP_RTOL, so the Rust side has headroom for another summation order.
+F32_HEADROOM = 0.1
+F32_HEADROOM_PURE = 0.25  # the same for the error relative to |ref| alone
+# Every reference output of jax_cnn is at least this large in magnitude, so a
+# purely relative comparison (without the max(1, .) floor) is meaningful too.
+JAX_CNN_MIN_ABS_OUTPUT = 0.1
+
+JAX_CNN_ST = OUT_DIR / "jax_cnn.safetensors"
+JAX_CNN_JSON = OUT_DIR / "jax_cnn.json"
+STATICNET_CNN_ST = OUT_DIR / "staticnet_cnn.safetensors"
+STATICNET_CNN_JSON = OUT_DIR / "staticnet_cnn.json"
+
+
+def cnn_check_spec():
+    """The CNN layer list must give exactly CNN_STATE_DICT (in order) and the
+    expected per-layer shapes."""
+    shapes, buffer_shapes, layer_shapes = network_shapes(CNN_INPUT_SHAPE, CNN_LAYERS)
+    for idx, expected in CNN_EXPECT_SHAPES.items():
+        assert layer_shapes[idx] == expected, (idx, layer_shapes[idx], expected)
+    names = [n for n, _, _ in shapes[:4]] + [n for n, _, _ in buffer_shapes] + ["bn.num_batches_tracked"]
+    names += [n for n, _, _ in shapes[4:]]
+    assert names == list(CNN_STATE_DICT), names
+    for n, shape, _ in shapes + buffer_shapes:
+        assert CNN_STATE_DICT[n][2] == tuple(shape), (n, shape)
+    return shapes, buffer_shapes, layer_shapes
+
+
+def read_safetensors_header(path):
+    """Parses the raw safetensors container (independently of the safetensors
+    package): u64 little-endian header length, JSON header, data buffer.
+    Checks that the tensors' byte ranges tile the data buffer exactly.
+    Returns (tensors: name -> {"dtype", "shape", "data_offsets"}, metadata or None)."""
+    raw = Path(path).read_bytes()
+    assert len(raw) >= 8, f"{path}: shorter than the 8-byte header length"
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert 8 + n <= len(raw), f"{path}: header length {n} exceeds the file"
+    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    assert isinstance(header, dict), f"{path}: header is not a JSON object"
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None:
+        assert isinstance(metadata, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+        ), f"{path}: __metadata__ must map strings to strings, got {metadata!r}"
+    data_len = len(raw) - 8 - n
+    spans = []
+    for name, info in header.items():
+        assert set(info) == {"dtype", "shape", "data_offsets"}, f"{path}: {name}: keys {sorted(info)}"
+        start, end = info["data_offsets"]
+        size = SAFETENSORS_ITEMSIZE.get(info["dtype"])
+        if size is not None:
+            assert end - start == size * math.prod(info["shape"]), f"{path}: {name}: byte size / shape mismatch"
+        spans.append((start, end, name))
+    pos = 0
+    for start, end, name in sorted(spans):
+        assert start == pos and end >= start, f"{path}: {name}: data_offsets {[start, end]} leave a gap or overlap"
+        pos = end
+    assert pos == data_len, f"{path}: tensors cover {pos} bytes of a {data_len}-byte data buffer"
+    return header, metadata
+
+
+def load_cnn_state_dict(path):
+    """Loads a CNN state_dict file and asserts it holds exactly the PyTorch
+    names, dtypes and shapes of CNN_STATE_DICT (nothing more, nothing less).
+    Returns (name -> numpy array in CNN_STATE_DICT order, metadata or None)."""
+    header, metadata = read_safetensors_header(path)
+    expected = {n: {"dtype": d, "shape": list(s)} for n, (d, _, s) in CNN_STATE_DICT.items()}
+    got = {n: {"dtype": v["dtype"], "shape": v["shape"]} for n, v in header.items()}
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    assert not missing and not extra, f"{path}: tensor names differ: missing {missing}, unexpected {extra}"
+    wrong = {n: (got[n], expected[n]) for n in expected if got[n] != expected[n]}
+    assert not wrong, f"{path}: (got, expected) dtype/shape: {wrong}"
+
+    tensors = st_load_file(str(path))
+    assert set(tensors) == set(expected), path
+    out = {}
+    for name, (_, np_dtype, shape) in CNN_STATE_DICT.items():
+        a = tensors[name]
+        assert a.dtype == np_dtype and a.shape == shape, (path, name, a.dtype, a.shape)
+        if np_dtype == np.float32:
+            assert np.all(np.isfinite(a)), f"{path}: {name} is not finite"
+        out[name] = a
+    assert np.all(out["bn.running_var"] > 0), f"{path}: bn.running_var must be positive"
+    assert int(out["bn.num_batches_tracked"]) >= 0, f"{path}: bn.num_batches_tracked is negative"
+    return out, metadata
+
+
+def np_cnn_forward(sd, x, dtype=np.float64):
+    """Reference forward of the CNN in plain numpy, written for this network
+    only (independent of jax_forward and of the generic np_forward), straight
+    from the PyTorch state_dict. Eval mode. Computes in `dtype`."""
+    f = lambda name: np.asarray(sd[name], dtype=dtype)  # noqa: E731
+    x = np.asarray(x, dtype=dtype)
+    bsz, cin, hh, ww = x.shape
+    w, b = f("conv.weight"), f("conv.bias")
+    oc, _, kh, kw = w.shape
+    # conv2d, padding 1, stride 1: shift-and-add over the kernel taps.
+    xp = np.zeros((bsz, cin, hh + 2, ww + 2), dtype=dtype)
+    xp[:, :, 1:-1, 1:-1] = x
+    h = np.zeros((bsz, oc, hh, ww), dtype=dtype)
+    for o in range(oc):
+        acc = np.full((bsz, hh, ww), b[o], dtype=dtype)
+        for c in range(cin):
+            for i in range(kh):
+                for j in range(kw):
+                    acc = acc + w[o, c, i, j] * xp[:, c, i : i + hh, j : j + ww]
+        h[:, o] = acc
+    # batch_norm, eval: running statistics, eps 1e-5.
+    for o in range(oc):
+        scale = f("bn.weight")[o] / np.sqrt(f("bn.running_var")[o] + dtype(1e-5))
+        h[:, o] = (h[:, o] - f("bn.running_mean")[o]) * scale + f("bn.bias")[o]
+    h = np.maximum(h, dtype(0))  # relu
+    h = h.reshape(bsz, oc, hh // 2, 2, ww // 2, 2).max(axis=(3, 5))  # max_pool(2)
+    h = h.reshape(bsz, -1)  # flatten, channel-major (torch.flatten(x, 1))
+    return h @ f("fc.weight").T + f("fc.bias")
+
+
+def cnn_split(sd):
+    """state_dict -> (params, buffers) as float64 numpy arrays (no num_batches_tracked)."""
+    shapes, buffer_shapes, _ = cnn_check_spec()
+    params = {n: np.asarray(sd[n], dtype=np.float64) for n, _, _ in shapes}
+    buffers = {n: np.asarray(sd[n], dtype=np.float64) for n, _, _ in buffer_shapes}
+    return params, buffers
+
+
+def cnn_reference_outputs(sd, x, label):
+    """Float64 outputs of the CNN: JAX (jax_forward), cross-checked against the
+    generic numpy forward and np_cnn_forward to 1e-12."""
+    params, buffers = cnn_split(sd)
+    x = np.asarray(x, dtype=np.float64)
+    out = np.asarray(
+        jax_forward(
+            CNN_LAYERS,
+            {k: jnp.asarray(v) for k, v in params.items()},
+            jnp.asarray(x),
+            buffers={k: jnp.asarray(v) for k, v in buffers.items()},
+            mode=CNN_MODE,
+        )
+    )
+    out_np, _ = np_forward(CNN_LAYERS, params, x, buffers, CNN_MODE)
+    out_own = np_cnn_forward(sd, x)
+    assert out.shape == (x.shape[0], 3), (label, out.shape)
+    assert np.allclose(out, out_np, rtol=1e-12, atol=1e-13), f"{label}: jax / generic numpy forward mismatch"
+    assert np.allclose(out, out_own, rtol=1e-12, atol=1e-13), f"{label}: jax / np_cnn_forward mismatch"
+    return out
+
+
+def rel_err(out, ref):
+    """max over elements of |out - ref| / max(1, |ref|)."""
+    return float(np.max(np.abs(out - ref) / np.maximum(1.0, np.abs(ref))))
+
+
+def json_tensor(doc, key, path):
+    """A tensor from a fixture JSON: {"shape": [...], "data": [...]} (flat,
+    row-major), or a nested list."""
+    assert key in doc, f"{path}: no {key!r}"
+    v = doc[key]
+    if isinstance(v, dict):
+        assert set(v) >= {"shape", "data"}, f"{path}: {key} needs shape and data"
+        a = np.asarray(v["data"], dtype=np.float64)
+        assert a.size == math.prod(v["shape"]), f"{path}: {key}: {a.size} values for shape {v['shape']}"
+        return a.reshape(v["shape"])
+    return np.asarray(v, dtype=np.float64)
+
+
+def build_jax_cnn():
+    shapes, buffer_shapes, layer_shapes = cnn_check_spec()
+    rng = np.random.default_rng(JAX_CNN_SEED)
+    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    x32 = f32(rng.standard_normal((JAX_CNN_BATCH, *CNN_INPUT_SHAPE)))
+    x = x32.astype(np.float64)
+    buffers = {k: f32(v).astype(np.float64) for k, v in sample_buffers(rng, buffer_shapes).items()}
+    for attempt in range(MAX_RESAMPLES):
+        params = {k: f32(v).astype(np.float64) for k, v in sample_params(rng, shapes).items()}
+        report = kink_report(CNN_LAYERS, params, x, buffers, CNN_MODE)
+        if kinks_ok(report):
+            out = np_forward(CNN_LAYERS, params, x, buffers, CNN_MODE)[0]
+            if np.min(np.abs(out)) >= JAX_CNN_MIN_ABS_OUTPUT:
+                break
+    else:
+        raise AssertionError(
+            f"jax_cnn: could not avoid relu kinks, max_pool ties or small outputs in {MAX_RESAMPLES} tries"
+        )
+
+    sd = {}
+    for name, (_, np_dtype, _) in CNN_STATE_DICT.items():
+        if name == "bn.num_batches_tracked":
+            sd[name] = np.array(JAX_CNN_NUM_BATCHES_TRACKED, dtype=np.int64)
+        else:
+            sd[name] = np.ascontiguousarray((params | buffers)[name], dtype=np_dtype)
+            assert np.array_equal(sd[name].astype(np.float64), (params | buffers)[name]), name
+
+    out = cnn_reference_outputs(sd, x, "jax_cnn")
+    # Float32 arithmetic (numpy, its own summation order) must be well inside
+    # the tolerance the Rust side uses.
+    out32 = np_cnn_forward(sd, x32, dtype=np.float32)
+    assert out32.dtype == np.float32
+    assert np.min(np.abs(out)) >= JAX_CNN_MIN_ABS_OUTPUT
+    err32 = rel_err(out32.astype(np.float64), out)
+    err32_pure = float(np.max(np.abs(out32 - out) / np.abs(out)))
+    assert err32 <= F32_HEADROOM * INTEROP_RTOL and err32_pure <= F32_HEADROOM_PURE * INTEROP_RTOL, (
+        f"jax_cnn: float32 forward error {err32:.3e} (pure relative {err32_pure:.3e}) too close to tolerance"
+    )
+
+    doc = {}
+    doc["description"] = (
+        "PyTorch-style safetensors interop, eval mode. Input [1, 8, 8] -> conv conv2d(4, kernel 3, padding 1) -> "
+        "[4, 8, 8] -> bn batch_norm (running stats) -> relu -> max_pool(2) -> [4, 4, 4] -> flatten (64) -> "
+        "fc dense(3); batch 3. Weights: jax_cnn.safetensors (float32, PyTorch state_dict names, incl. "
+        "bn.num_batches_tracked int64 scalar); params/buffers below repeat them exactly. input is float32-"
+        "representable; output is computed in float64 from the float32 values. Compare a float32 "
+        f"implementation with |out - ref| <= {INTEROP_RTOL:g} * max(1, |ref|); every |ref| >= "
+        f"{JAX_CNN_MIN_ABS_OUTPUT:g}, so a purely relative {INTEROP_RTOL:g} check holds too."
+    )
+    doc["generator"] = f"tools/gen_fixtures.py, jax {jax.__version__}, safetensors {safetensors.__version__}, float64"
+    doc["input_shape"] = list(CNN_INPUT_SHAPE)
+    doc["layers"] = CNN_LAYERS
+    doc["mode"] = CNN_MODE
+    doc["batch"] = JAX_CNN_BATCH
+    doc["safetensors"] = {
+        "file": JAX_CNN_ST.name,
+        "tensors": {n: {"dtype": d, "shape": list(s)} for n, (d, _, s) in CNN_STATE_DICT.items()},
+    }
+    doc["params"] = {pname: tensor(params[pname]) for pname, _, _ in shapes}
+    doc["buffers"] = {bname: tensor(buffers[bname]) for bname, _, _ in buffer_shapes}
+    doc["num_batches_tracked"] = JAX_CNN_NUM_BATCHES_TRACKED
+    doc["input"] = tensor(x)
+    doc["output"] = tensor(out)
+    doc["rtol"] = INTEROP_RTOL
+    info = {
+        "attempts": attempt + 1,
+        "report": report,
+        "layer_shapes": layer_shapes,
+        "err32": err32,
+        "err32_pure": err32_pure,
+    }
+    return sd, doc, info
+
+
+def write_jax_cnn():
+    sd, doc, info = build_jax_cnn()
+    # Exactly what safetensors.torch.save_file(model.state_dict(), path) writes:
+    # same serializer, dtype strings and names, no __metadata__.
+    st_save_file(sd, str(JAX_CNN_ST))
+    text = to_json(doc) + "\n"
+    assert json.loads(text) == json.loads(json.dumps(doc)), "jax_cnn"
+    JAX_CNN_JSON.write_text(text)
+
+    print(f"\n{JAX_CNN_ST.relative_to(REPO_ROOT)} ({JAX_CNN_ST.stat().st_size} bytes), "
+          f"{JAX_CNN_JSON.relative_to(REPO_ROOT)} ({len(text.encode())} bytes)")
+    chain = " -> ".join(f"{layer['kind']}{list(s)}" for layer, s in zip(CNN_LAYERS, info["layer_shapes"]))
+    print(f"  shapes: {list(CNN_INPUT_SHAPE)} -> {chain}")
+    print("  tensors: " + ", ".join(f"{n} {d}{list(s)}" for n, (d, _, s) in CNN_STATE_DICT.items()))
+    print(f"  output {doc['output']['shape']}, |output| in [{np.min(np.abs(doc['output']['data'])):.4g}, "
+          f"{np.max(np.abs(doc['output']['data'])):.4g}]")
+    print(f"  weight draws: {info['attempts']}; float32 forward error {info['err32']:.3e} "
+          f"(pure relative {info['err32_pure']:.3e}; tolerance {INTEROP_RTOL:g} * max(1, |ref|))")
+    kinks, pools = info["report"]
+    for i, m, neg, pos, dead in kinks:
+        print(f"  layer {i} (relu): min |pre| {m:.3e}, {neg} neg / {pos} pos, {dead} units negative on the whole batch")
+    for i, gap, exempt in pools:
+        print(f"  layer {i} (max_pool): min top-2 gap {gap:.3e}"
+              + (f", {exempt} all-zero windows after relu (exempt)" if exempt else ""))
+
+
+def check_cnn_pair(st_path, json_path, rtol, label):
+    """Reads a CNN state_dict file + JSON (input, output), rebuilds the network
+    from the file and asserts its float64 outputs match the JSON output:
+    |ref - json| <= rtol * max(1, |ref|)."""
+    sd, metadata = load_cnn_state_dict(st_path)
+    doc = json.loads(Path(json_path).read_text())
+    x = json_tensor(doc, "input", json_path)
+    want = json_tensor(doc, "output", json_path)
+    assert x.ndim == 4 and x.shape[1:] == CNN_INPUT_SHAPE and x.shape[0] >= 1, (
+        f"{json_path}: input shape {list(x.shape)}, expected [batch, 1, 8, 8]"
+    )
+    assert want.shape == (x.shape[0], 3), f"{json_path}: output shape {list(want.shape)}, expected [{x.shape[0]}, 3]"
+    got = cnn_reference_outputs(sd, x, label)
+    err = rel_err(want, got)
+    assert err <= rtol, (
+        f"{label}: outputs from {Path(st_path).name} (JAX, float64) differ from {Path(json_path).name}: "
+        f"max |diff| / max(1, |ref|) = {err:.3e} > {rtol:g}\n  jax:  {got.tolist()}\n  json: {want.tolist()}"
+    )
+    print(f"  {label}: {Path(st_path).name} names/dtypes/shapes OK (metadata {metadata}), "
+          f"bn.num_batches_tracked = {int(sd['bn.num_batches_tracked'])}; batch {x.shape[0]}; "
+          f"outputs match {Path(json_path).name}: max rel err {err:.3e} <= {rtol:g}")
+    return sd, doc
+
+
+def check_interop():
+    """The interop checks (asserts). Run after writing the fixtures, or alone
+    with --check-interop."""
+    cnn_check_spec()
+    print("\ninterop (PyTorch-style safetensors):")
+    # 1. Our own file: strict format, exact values, outputs reproducible.
+    sd, doc = check_cnn_pair(JAX_CNN_ST, JAX_CNN_JSON, 1e-12, "jax_cnn")
+    for group in ("params", "buffers"):
+        for name, t in doc[group].items():
+            assert np.array_equal(sd[name].astype(np.float64), np.asarray(t["data"]).reshape(t["shape"])), name
+    assert int(sd["bn.num_batches_tracked"]) == doc["num_batches_tracked"]
+    x = json_tensor(doc, "input", JAX_CNN_JSON)
+    assert np.array_equal(x.astype(np.float32).astype(np.float64), x), "jax_cnn: input not float32-representable"
+
+    # 2. The file staticnet saved (written by a Rust test; may not exist yet).
+    present = [p.exists() for p in (STATICNET_CNN_ST, STATICNET_CNN_JSON)]
+    if not any(present):
+        print(f"  staticnet_cnn: skipped: not present yet ({STATICNET_CNN_ST.relative_to(REPO_ROOT)} and "
+              f"{STATICNET_CNN_JSON.relative_to(REPO_ROOT)} are written by the Rust interop test)")
+        return
+    assert all(present), (
+        f"only one of {STATICNET_CNN_ST.name} / {STATICNET_CNN_JSON.name} exists; need both or neither"
+    )
+    check_cnn_pair(STATICNET_CNN_ST, STATICNET_CNN_JSON, INTEROP_RTOL, "staticnet_cnn")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Generate staticnet's JAX reference fixtures (tests/fixtures/).")
+    ap.add_argument(
+        "--check-interop",
+        action="store_true",
+        help="write nothing; only check jax_cnn.safetensors/.json and, if present, "
+        "staticnet_cnn.safetensors/.json (PyTorch state_dict names, dtypes, shapes; outputs)",
+    )
+    args = ap.parse_args(argv)
+    print(
+        f"jax {jax.__version__}, numpy {np.__version__}, safetensors {safetensors.__version__}, "
+        f"x64={jax.config.jax_enable_x64}"
+    )
+    if args.check_interop:
+        check_interop()
+        return 0
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"jax {jax.__version__}, numpy {np.__version__}, x64={jax.config.jax_enable_x64}")
     for spec in FIXTURES:
         doc, info = build_fixture(spec)
         text = to_json(doc) + "\n"
@@ -976,6 +1368,8 @@ def main():
                 f"  layer {i} (max_pool): min top-2 gap {gap:.3e}"
                 + (f", {exempt} all-zero windows after relu (exempt)" if exempt else "")
             )
+    write_jax_cnn()
+    check_interop()
     return 0
 
 

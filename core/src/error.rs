@@ -1,6 +1,7 @@
 //! The one error type of the library.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong with input a user controls: files, data,
 /// targets and configuration. Library code returns it instead of panicking.
@@ -69,6 +70,117 @@ pub enum Error {
     /// A setting is outside its valid range (a zero batch size, a negative learning rate…).
     #[error("invalid setting: {0}")]
     InvalidConfig(String),
+    /// A weights or checkpoint file is well formed but does not fit the network:
+    /// every tensor that is missing, unexpected, or of the wrong dtype or shape,
+    /// each by name. Nothing was loaded.
+    #[error("{}", mismatch_message(path, problems))]
+    Mismatch {
+        /// The file involved (`<memory>` for bytes).
+        path: PathBuf,
+        /// Every problem found, expected tensors first in visiting order, then
+        /// unexpected ones by name.
+        problems: Vec<TensorProblem>,
+    },
+}
+
+/// One way a stored tensor does not fit the network it is loaded into
+/// (see [`Error::Mismatch`]). Dtypes are safetensors names (`"F32"`, `"I64"`…).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TensorProblem {
+    /// The network has this tensor but the file does not.
+    Missing {
+        /// Its `state_dict` name.
+        name: String,
+        /// The dtype the network expects.
+        dtype: String,
+        /// The shape the network expects.
+        shape: Vec<usize>,
+    },
+    /// The file has a tensor the network does not.
+    Unexpected {
+        /// Its name in the file.
+        name: String,
+        /// Its dtype in the file.
+        dtype: String,
+        /// Its shape in the file.
+        shape: Vec<usize>,
+    },
+    /// The tensor is stored with another element type.
+    WrongDtype {
+        /// Its `state_dict` name.
+        name: String,
+        /// The dtype the network expects.
+        expected: String,
+        /// The dtype in the file.
+        found: String,
+    },
+    /// The tensor is stored with another shape.
+    WrongShape {
+        /// Its `state_dict` name.
+        name: String,
+        /// The shape the network expects.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+}
+
+impl TensorProblem {
+    /// The name of the tensor concerned.
+    pub fn name(&self) -> &str {
+        match self {
+            TensorProblem::Missing { name, .. }
+            | TensorProblem::Unexpected { name, .. }
+            | TensorProblem::WrongDtype { name, .. }
+            | TensorProblem::WrongShape { name, .. } => name,
+        }
+    }
+}
+
+/// `[3, 64]`; `[]` for a scalar.
+struct ShapeList<'a>(&'a [usize]);
+
+impl fmt::Display for ShapeList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Display for TensorProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TensorProblem::Missing { name, dtype, shape } => {
+                write!(f, "missing tensor `{name}`: expected {dtype} {}", ShapeList(shape))
+            }
+            TensorProblem::Unexpected { name, dtype, shape } => {
+                write!(
+                    f,
+                    "unexpected tensor `{name}` ({dtype} {}): the network has no such parameter",
+                    ShapeList(shape)
+                )
+            }
+            TensorProblem::WrongDtype { name, expected, found } => {
+                write!(f, "`{name}` has dtype {found}, expected {expected}")
+            }
+            TensorProblem::WrongShape { name, expected, found } => {
+                write!(f, "`{name}` has shape {}, expected {}", ShapeList(found), ShapeList(expected))
+            }
+        }
+    }
+}
+
+/// The multi-line message of [`Error::Mismatch`]: a summary, then one indented line per problem.
+fn mismatch_message(path: &Path, problems: &[TensorProblem]) -> String {
+    let count = match problems.len() {
+        1 => "1 problem".to_string(),
+        n => format!("{n} problems"),
+    };
+    let mut message = format!("{}: the stored tensors do not fit the network ({count}):", path.display());
+    for problem in problems {
+        message += &format!("\n  - {problem}");
+    }
+    message
 }
 
 /// `Result` with the library's [`Error`].

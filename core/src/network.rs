@@ -1,6 +1,7 @@
 //! The interface every generated network implements, and composition of networks.
 
 use crate::float::Float;
+use crate::init::SeededRng;
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::Batch;
 
@@ -20,6 +21,8 @@ pub struct LayerInfo {
     pub output_shape: &'static [usize],
     /// How many trainable scalars it holds.
     pub params: usize,
+    /// How many non-trainable scalars it saves with them (batch-norm running statistics).
+    pub buffers: usize,
 }
 
 /// A statically shaped network from `IN` to `OUT` features, computing in `T`.
@@ -62,6 +65,27 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     /// The output that the last [`Network::forward_train`] left in `trace`.
     fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT>;
 
+    /// Class probabilities for a batch: the softmax of each sample's outputs.
+    /// For networks that end in logits (trained with `SoftmaxCrossEntropy`);
+    /// the raw outputs are [`Network::forward`].
+    fn predict(&self, x: &Batch<T, IN>) -> Batch<T, OUT> {
+        let mut probabilities = self.forward(x);
+        crate::layers::Activation::forward_in_place(&crate::layers::Softmax, &mut probabilities);
+        probabilities
+    }
+
+    /// The most likely class of each sample with its probability.
+    fn classify(&self, x: &Batch<T, IN>) -> Vec<Prediction<T>> {
+        let probabilities = self.predict(x);
+        probabilities
+            .column_iter()
+            .map(|p| {
+                let class = p.imax();
+                Prediction { class, probability: p[class] }
+            })
+            .collect()
+    }
+
     /// This network followed by `next`: a network from `IN` to `NEXT_OUT`.
     /// Only networks whose sizes fit can be chained; anything else fails to type-check.
     fn then<B, const NEXT_OUT: usize>(self, next: B) -> Chain<Self, B, OUT>
@@ -71,6 +95,15 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     {
         Chain { first: self, second: next }
     }
+}
+
+/// The most likely class of a sample and its probability.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction<T> {
+    /// The class index (the output row with the highest probability).
+    pub class: usize,
+    /// Its probability, in [0, 1].
+    pub probability: T,
 }
 
 /// Two networks in sequence, the output of `first` feeding `second`.
@@ -128,6 +161,21 @@ impl<T: Float, A: Params<T>, B: Params<T>, const MID: usize> Params<T> for Chain
     fn visit_grads(grads: &Self::Gradients, f: &mut dyn FnMut(&[T])) {
         A::visit_grads(&grads.0, f);
         B::visit_grads(&grads.1, f);
+    }
+
+    fn visit_buffers(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.first.visit_buffers(&path.join("0"), f);
+        self.second.visit_buffers(&path.join("1"), f);
+    }
+
+    fn visit_buffers_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        self.first.visit_buffers_mut(&path.join("0"), f);
+        self.second.visit_buffers_mut(&path.join("1"), f);
+    }
+
+    fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
+        self.first.visit_rngs(&path.join("0"), f);
+        self.second.visit_rngs(&path.join("1"), f);
     }
 }
 

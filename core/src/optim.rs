@@ -3,10 +3,78 @@
 //! Update rules follow PyTorch's `torch.optim` exactly, so hyper-parameters
 //! carry over. State (momentum buffers, moments) is kept per parameter in the
 //! network's visiting order and allocated on the first step only.
+//!
+//! [`Optimizer::state`] and [`Optimizer::load_state`] export and restore all of
+//! it ([`OptimizerState`]), so a checkpoint resumes training bit for bit
+//! (see [`crate::persist`] and [`crate::train::Trainer::resume`]).
 
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{ParamMut, ParamPath, Params};
+use std::collections::BTreeMap;
+
+/// Everything an optimizer carries from step to step, for checkpoints.
+///
+/// Slots use PyTorch's names: `momentum_buffer` ([`Sgd`]), `exp_avg` and
+/// `exp_avg_sq` ([`Adam`], [`AdamW`]). Each slot holds one vector per
+/// parameter in the network's visiting order, or none before the first step
+/// (and for SGD without momentum).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState<T> {
+    /// Which optimizer: `"sgd"`, `"adam"` or `"adamw"`.
+    pub kind: String,
+    /// Hyper-parameters by name (`lr`, `momentum`, `nesterov` as 0/1,
+    /// `weight_decay`, `beta1`, `beta2`, `eps`).
+    pub hyper: BTreeMap<String, f64>,
+    /// Steps taken, for Adam's bias correction (0 for SGD, which needs none).
+    pub step: u64,
+    /// The per-parameter state vectors by slot name, slots sorted by name.
+    pub slots: Vec<(String, Vec<Vec<T>>)>,
+}
+
+impl<T> OptimizerState<T> {
+    /// The hyper-parameter `key`, or an error naming it.
+    fn hyper(&self, key: &str) -> Result<f64> {
+        self.hyper.get(key).copied().ok_or_else(|| {
+            Error::InvalidConfig(format!("{} optimizer state has no `{key}` setting", self.kind))
+        })
+    }
+
+    /// Refuses the state of another kind of optimizer.
+    fn check_kind(&self, kind: &str) -> Result<()> {
+        if self.kind == kind {
+            return Ok(());
+        }
+        Err(Error::InvalidConfig(format!(
+            "cannot restore {} optimizer state into {kind}: resume with the optimizer the checkpoint was made with",
+            self.kind
+        )))
+    }
+
+    /// Checks the kind and that the slots are exactly `names`, all with the same number of
+    /// parameters; returns their vectors in the order of `names`.
+    fn take_slots(self, kind: &str, names: &[&str]) -> Result<Vec<Vec<Vec<T>>>> {
+        self.check_kind(kind)?;
+        let mut slots: BTreeMap<String, Vec<Vec<T>>> = BTreeMap::new();
+        for (name, vectors) in self.slots {
+            if !names.contains(&name.as_str()) || slots.insert(name.clone(), vectors).is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "{kind} optimizer state has an unexpected slot `{name}`"
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(slots.remove(*name).unwrap_or_default());
+        }
+        if out.windows(2).any(|w| w[0].len() != w[1].len()) {
+            return Err(Error::InvalidConfig(format!(
+                "{kind} optimizer state: slots cover different parameters"
+            )));
+        }
+        Ok(out)
+    }
+}
 
 /// Updates a network's parameters from its gradients.
 pub trait Optimizer<T: Float> {
@@ -21,6 +89,20 @@ pub trait Optimizer<T: Float> {
 
     /// Updates the `index`-th parameter (in visiting order) from its gradient.
     fn update(&mut self, index: usize, param: ParamMut<'_, T>, grad: &[T]) -> Result<()>;
+
+    /// Exports the complete state (settings, step count, per-parameter
+    /// vectors) for a checkpoint. The default refuses: an optimizer must
+    /// implement this to be checkpointed.
+    fn state(&self) -> Result<OptimizerState<T>> {
+        Err(Error::InvalidConfig("this optimizer cannot export its state for a checkpoint".into()))
+    }
+
+    /// Replaces the complete state with `state` (as exported by [`Optimizer::state`]
+    /// of the same kind of optimizer). On error the optimizer is unchanged.
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        let _ = state;
+        Err(Error::InvalidConfig("this optimizer cannot restore its state from a checkpoint".into()))
+    }
 
     /// One optimisation step over every parameter of `net`.
     fn step<N: Params<T>>(&mut self, net: &mut N, grads: &N::Gradients) -> Result<()>
@@ -115,6 +197,31 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 
     fn begin_step(&mut self) {}
 
+    fn state(&self) -> Result<OptimizerState<T>> {
+        let hyper = [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("nesterov", if self.nesterov { 1.0 } else { 0.0 }),
+            ("weight_decay", self.weight_decay),
+        ];
+        Ok(OptimizerState {
+            kind: "sgd".into(),
+            hyper: hyper.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            step: 0,
+            slots: vec![("momentum_buffer".into(), self.velocity.0.clone())],
+        })
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        state.check_kind("sgd")?;
+        let (lr, momentum) = (state.hyper("lr")?, state.hyper("momentum")?);
+        let (nesterov, weight_decay) = (state.hyper("nesterov")?, state.hyper("weight_decay")?);
+        let mut slots = state.take_slots("sgd", &["momentum_buffer"])?;
+        *self =
+            Sgd { lr, momentum, nesterov: nesterov != 0.0, weight_decay, velocity: Slots(slots.remove(0)) };
+        Ok(())
+    }
+
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         check_rate("learning rate", self.lr)?;
         check_rate("momentum", self.momentum)?;
@@ -150,6 +257,38 @@ struct Moments<T> {
 }
 
 impl<T: Float> Moments<T> {
+    /// The moments' part of an [`OptimizerState`], with `lr` and `weight_decay` beside it.
+    fn state(&self, kind: &str, lr: f64, weight_decay: f64) -> OptimizerState<T> {
+        let hyper = [
+            ("lr", lr),
+            ("weight_decay", weight_decay),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+        ];
+        OptimizerState {
+            kind: kind.into(),
+            hyper: hyper.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            step: self.step,
+            slots: vec![
+                ("exp_avg".into(), self.first.0.clone()),
+                ("exp_avg_sq".into(), self.second.0.clone()),
+            ],
+        }
+    }
+
+    /// Moments from an [`OptimizerState`] of `kind`, with its `lr` and `weight_decay`.
+    fn from_state(state: OptimizerState<T>, kind: &str) -> Result<(Self, f64, f64)> {
+        state.check_kind(kind)?;
+        let (lr, weight_decay) = (state.hyper("lr")?, state.hyper("weight_decay")?);
+        let (beta1, beta2, eps) = (state.hyper("beta1")?, state.hyper("beta2")?, state.hyper("eps")?);
+        let step = state.step;
+        let mut slots = state.take_slots(kind, &["exp_avg", "exp_avg_sq"])?;
+        let second = Slots(slots.pop().unwrap_or_default());
+        let first = Slots(slots.pop().unwrap_or_default());
+        Ok((Moments { beta1, beta2, eps, step, first, second }, lr, weight_decay))
+    }
+
     fn new() -> Self {
         Moments {
             beta1: 0.9,
@@ -232,6 +371,14 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     fn begin_step(&mut self) {
         self.moments.step += 1;
     }
+    fn state(&self) -> Result<OptimizerState<T>> {
+        Ok(self.moments.state("adam", self.lr, self.weight_decay))
+    }
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        let (moments, lr, weight_decay) = Moments::from_state(state, "adam")?;
+        *self = Adam { lr, weight_decay, moments };
+        Ok(())
+    }
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         check_rate("weight decay", self.weight_decay)?;
         self.moments.apply(index, p, grad, self.lr, self.weight_decay)
@@ -276,6 +423,14 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
     }
     fn begin_step(&mut self) {
         self.moments.step += 1;
+    }
+    fn state(&self) -> Result<OptimizerState<T>> {
+        Ok(self.moments.state("adamw", self.lr, self.weight_decay))
+    }
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        let (moments, lr, weight_decay) = Moments::from_state(state, "adamw")?;
+        *self = AdamW { lr, weight_decay, moments };
+        Ok(())
     }
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         check_rate("weight decay", self.weight_decay)?;
@@ -395,5 +550,48 @@ mod tests {
         let mut w3 = [0.0; 3];
         let r = opt.update(0, ParamMut { name: ParamPath::ROOT, shape: &[3], value: &mut w3 }, &[1.0; 3]);
         assert!(r.is_err());
+    }
+    /// Runs `first` for 3 steps, moves its state into `second` (built with other
+    /// settings), then runs both 3 more steps: they must agree bit for bit.
+    fn state_carries_over<O: Optimizer<f64>>(mut first: O, mut second: O) {
+        let grad = |w: &[f64]| w.iter().map(|x| 2.0 * (x - 3.0) + 0.1).collect::<Vec<_>>();
+        let mut w = [0.5, -1.0, 2.0];
+        run(&mut first, &mut w, 3, grad);
+        let state = first.state().unwrap();
+        second.load_state(state.clone()).unwrap();
+        assert_eq!(second.state().unwrap(), state);
+        let mut w2 = w;
+        run(&mut first, &mut w, 3, grad);
+        run(&mut second, &mut w2, 3, grad);
+        assert_eq!(w.map(f64::to_bits), w2.map(f64::to_bits));
+    }
+
+    #[test]
+    fn every_optimizer_exports_and_restores_its_whole_state() {
+        state_carries_over(Sgd::new(0.05).momentum(0.9).nesterov(true).weight_decay(0.01), Sgd::new(1.0));
+        state_carries_over(Adam::new(0.01).betas(0.8, 0.99).eps(1e-6).weight_decay(0.1), Adam::new(1.0));
+        state_carries_over(AdamW::new(0.01, 0.05), AdamW::new(1.0, 0.0));
+        let adam = Adam::<f64>::new(0.01).state().unwrap();
+        assert_eq!(adam.kind, "adam");
+        assert_eq!(adam.slots.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["exp_avg", "exp_avg_sq"]);
+        assert_eq!(adam.hyper["beta2"], 0.999);
+    }
+
+    #[test]
+    fn state_of_another_optimizer_is_refused_and_changes_nothing() {
+        let mut sgd = Sgd::<f64>::new(0.1).momentum(0.5);
+        let before = sgd.state().unwrap();
+        let err = sgd.load_state(Adam::<f64>::new(0.01).state().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("cannot restore adam optimizer state into sgd"), "{err}");
+        let mut missing = before.clone();
+        missing.hyper.remove("momentum");
+        assert!(sgd.load_state(missing).unwrap_err().to_string().contains("`momentum`"));
+        let mut extra = before.clone();
+        extra.slots.push(("exp_avg".into(), vec![]));
+        assert!(sgd.load_state(extra).is_err());
+        assert_eq!(sgd.state().unwrap(), before);
+        let mut uneven = Adam::<f64>::new(0.1).state().unwrap();
+        uneven.slots[0].1.push(vec![0.0]);
+        assert!(Adam::<f64>::new(0.1).load_state(uneven).is_err());
     }
 }

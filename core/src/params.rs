@@ -5,6 +5,7 @@
 //! Visiting never allocates, so an optimizer step stays allocation-free.
 
 use crate::float::Float;
+use crate::init::SeededRng;
 use std::fmt;
 
 /// A dotted parameter name (`encoder.fc1.weight`) as a chain of borrowed
@@ -118,6 +119,12 @@ pub trait Params<T: Float> {
 
     /// Calls `f` on every buffer mutably, in the same order as [`Params::visit_buffers`].
     fn visit_buffers_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        let _ = (path, f);
+    }
+
+    /// Calls `f` on the random generator of every layer that has one (dropout),
+    /// named like its layer, so checkpoints can save and restore it.
+    fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
         let _ = (path, f);
     }
 }

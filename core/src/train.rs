@@ -1,16 +1,26 @@
 //! Training in the spirit of Keras' `fit`: epochs of shuffled mini-batches,
 //! per-epoch loss and accuracy, validation, a progress bar and a history.
+//!
+//! With [`Trainer::checkpoint`] the trainer saves a checkpoint (network,
+//! optimizer state, epoch, step and every generator) after each epoch;
+//! [`Trainer::resume`] restores one, and the next [`Trainer::fit`] continues
+//! with the following epoch, ending with exactly the weights of an
+//! uninterrupted run.
 
 use crate::data::{Dataset, MiniBatch};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::seeded_rng;
+use crate::init::{seeded_rng, SeededRng};
 use crate::loss::Loss;
 use crate::network::Network;
 use crate::optim::Optimizer;
+use crate::params::Params;
+use crate::persist::{self, TrainingState};
 use crate::tensor::Batch;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Loss and accuracy of a network on a dataset.
@@ -46,6 +56,11 @@ impl History {
     /// The last epoch's report.
     pub fn last(&self) -> Option<&EpochReport> {
         self.epochs.last()
+    }
+
+    /// Writes the loss and accuracy curves (train and validation) to an SVG file.
+    pub fn plot_svg(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::plot::plot_history(self, path)
     }
 }
 
@@ -86,6 +101,10 @@ impl Schedule {
 }
 
 /// Trains a network with an optimizer: `Trainer::new(Adam::new(1e-3)).epochs(5).fit(...)`.
+///
+/// Each epoch visits the samples in an order drawn afresh from the trainer's
+/// generator (seeded by [`Trainer::seed`]), so an epoch's order depends only on
+/// the generator's state, which checkpoints save.
 pub struct Trainer<O> {
     optimizer: O,
     epochs: usize,
@@ -94,6 +113,19 @@ pub struct Trainer<O> {
     shuffle: bool,
     verbose: bool,
     schedule: Schedule,
+    checkpoint: Option<PathBuf>,
+    /// Where the next `fit` starts, when a checkpoint was resumed.
+    resumed: Option<Resumed>,
+    /// Epochs completed in the current run.
+    epoch: usize,
+    /// Optimizer steps taken in the current run.
+    step: u64,
+}
+
+/// The progress a resumed checkpoint hands to the next `fit`.
+struct Resumed {
+    epoch: usize,
+    rng: SeededRng,
 }
 
 impl<O> Trainer<O> {
@@ -107,6 +139,10 @@ impl<O> Trainer<O> {
             shuffle: true,
             verbose: true,
             schedule: Schedule::Constant,
+            checkpoint: None,
+            resumed: None,
+            epoch: 0,
+            step: 0,
         }
     }
 
@@ -146,6 +182,29 @@ impl<O> Trainer<O> {
         self
     }
 
+    /// Saves a checkpoint to `path` after every epoch, atomically (the previous
+    /// one stays intact if the process dies while saving): the network's
+    /// parameters, buffers and dropout generators, the optimizer's state, the
+    /// epoch, the step and the shuffling generator. See [`crate::persist`] for
+    /// the format and [`Trainer::resume`] to continue from it.
+    ///
+    /// `fit` fails before training if the optimizer cannot export its state.
+    pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
+        self
+    }
+
+    /// Epochs completed in the current (or resumed) run: the next `fit` after
+    /// [`Trainer::resume`] starts with epoch `completed_epochs() + 1`.
+    pub fn completed_epochs(&self) -> usize {
+        self.epoch
+    }
+
+    /// Optimizer steps (mini-batches) taken in the current (or resumed) run.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
     /// The optimizer, e.g. to read its learning rate.
     pub fn optimizer(&self) -> &O {
         &self.optimizer
@@ -156,10 +215,97 @@ impl<O> Trainer<O> {
         &mut self.optimizer
     }
 
+    /// Restores a checkpoint written by [`Trainer::checkpoint`]: `net`'s
+    /// parameters, buffers and dropout generators, the optimizer's state and
+    /// hyper-parameters (its base learning rate, before any schedule), the
+    /// completed epochs and steps, and the shuffling generator. The next
+    /// [`Trainer::fit`] continues with the following epoch up to
+    /// [`Trainer::epochs`], and its history holds only the epochs it ran.
+    ///
+    /// Resuming gives exactly (bit for bit) the weights of an uninterrupted run
+    /// when the trainer is configured as it was (batch size, shuffling, schedule,
+    /// epochs for a cosine schedule) and fits the same data with the same loss.
+    ///
+    /// Errors: those of [`persist::load_checkpoint`] ([`Error::Io`],
+    /// [`Error::Format`], [`Error::Mismatch`]), or [`Error::InvalidConfig`] if the
+    /// checkpoint was made with another kind of optimizer. On any error `net`,
+    /// the optimizer and the trainer are unchanged.
+    pub fn resume<T, N>(&mut self, net: &mut N, path: impl AsRef<Path>) -> Result<()>
+    where
+        T: Float,
+        N: Params<T>,
+        O: Optimizer<T>,
+    {
+        let path = path.as_ref();
+        let bytes = persist::read_file(path)?;
+        self.resume_at(net, &bytes, path)
+    }
+
+    /// [`Trainer::resume`] from checkpoint bytes in memory ([`persist::checkpoint_to_bytes`]).
+    pub fn resume_from_bytes<T, N>(&mut self, net: &mut N, bytes: &[u8]) -> Result<()>
+    where
+        T: Float,
+        N: Params<T>,
+        O: Optimizer<T>,
+    {
+        self.resume_at(net, bytes, Path::new("<memory>"))
+    }
+
+    fn resume_at<T, N>(&mut self, net: &mut N, bytes: &[u8], path: &Path) -> Result<()>
+    where
+        T: Float,
+        N: Params<T>,
+        O: Optimizer<T>,
+    {
+        let loaded = persist::read_checkpoint::<T, N>(net, bytes, path)?;
+        let state = loaded.state;
+        // The optimizer checks its state before taking it; the network part was checked already.
+        self.optimizer.load_state(state.optimizer)?;
+        loaded.restore.apply(net);
+        self.epoch = state.epoch;
+        self.step = state.step;
+        self.resumed = Some(Resumed { epoch: state.epoch, rng: state.rng });
+        Ok(())
+    }
+
+    /// Saves a checkpoint of the run after `epoch` epochs, with the optimizer at
+    /// its base learning rate (the schedule is recomputed on resume).
+    fn save_checkpoint<T, N>(&mut self, net: &mut N, rng: &SeededRng, base_lr: f64, path: &Path) -> Result<()>
+    where
+        T: Float,
+        N: Params<T>,
+        O: Optimizer<T>,
+    {
+        let current_lr = self.optimizer.learning_rate();
+        self.optimizer.set_learning_rate(base_lr);
+        let optimizer = self.optimizer.state();
+        self.optimizer.set_learning_rate(current_lr);
+        let settings = BTreeMap::from([
+            ("epochs".to_string(), self.epochs.to_string()),
+            ("batch_size".to_string(), self.batch_size.to_string()),
+            ("seed".to_string(), self.seed.to_string()),
+            ("shuffle".to_string(), self.shuffle.to_string()),
+            ("schedule".to_string(), format!("{:?}", self.schedule)),
+        ]);
+        let state = TrainingState {
+            epoch: self.epoch,
+            step: self.step,
+            rng: rng.clone(),
+            optimizer: optimizer?,
+            settings,
+        };
+        persist::save_checkpoint(net, &state, path)
+    }
+
     /// Trains `net` on `train`, evaluating on `validation` after each epoch.
     ///
+    /// A fresh trainer runs epochs 1 to [`Trainer::epochs`]; after
+    /// [`Trainer::resume`] it continues from the checkpoint's epoch. With
+    /// [`Trainer::checkpoint`] set, a checkpoint is saved after every epoch.
+    ///
     /// Errors: a zero batch size, targets the loss rejects (labels out of range,
-    /// mismatched lengths), or a loss that turns NaN/Inf.
+    /// mismatched lengths), a loss that turns NaN/Inf, or a checkpoint that
+    /// cannot be written.
     pub fn fit<T, N, L, const IN: usize, const OUT: usize>(
         &mut self,
         net: &mut N,
@@ -180,7 +326,18 @@ impl<O> Trainer<O> {
         if let Some(v) = validation {
             loss.validate(v.targets())?;
         }
-        let mut rng = seeded_rng(self.seed);
+        if self.checkpoint.is_some() {
+            // Fail now rather than after the first epoch.
+            self.optimizer.state()?;
+        }
+        let (first_epoch, mut rng) = match self.resumed.take() {
+            Some(r) => (r.epoch + 1, r.rng),
+            None => {
+                self.epoch = 0;
+                self.step = 0;
+                (1, seeded_rng(self.seed))
+            }
+        };
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut batch = MiniBatch::new();
         let mut trace = N::Trace::default();
@@ -190,10 +347,12 @@ impl<O> Trainer<O> {
         let batches = train.len().div_ceil(self.batch_size);
         let base_lr = self.optimizer.learning_rate();
 
-        for epoch in 1..=self.epochs {
+        for epoch in first_epoch..=self.epochs {
             let start = Instant::now();
             self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
             if self.shuffle {
+                // From the identity each epoch, so the order depends on the generator alone.
+                order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut rng);
             }
             let bar = self.progress_bar(batches as u64, epoch);
@@ -212,6 +371,7 @@ impl<O> Trainer<O> {
                 }
                 net.backward(&batch.features, &mut trace, &d_out, &mut grads, None);
                 self.optimizer.step(net, &grads)?;
+                self.step += 1;
                 loss_sum += value * indices.len() as f64;
                 bar.inc(1);
                 if b % 16 == 0 {
@@ -238,6 +398,10 @@ impl<O> Trainer<O> {
                 eprintln!("{}", format_report(&report, self.epochs));
             }
             history.epochs.push(report);
+            self.epoch = epoch;
+            if let Some(path) = self.checkpoint.clone() {
+                self.save_checkpoint(net, &rng, base_lr, &path)?;
+            }
         }
         // Leave the optimizer as it came, so a second `fit` starts from the same rate.
         self.optimizer.set_learning_rate(base_lr);

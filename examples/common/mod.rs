@@ -1,10 +1,39 @@
-//! What the MNIST examples share: command-line options, data loading, the
-//! layer table, and training with a final test evaluation.
+//! What the MNIST examples share: the networks, command-line options, and
+//! training with a final test evaluation, a saved model and a plot.
 
-use staticnet::network::LayerInfo;
+// Each example uses part of this module.
+#![allow(dead_code)]
+
 use staticnet::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
+
+network! {
+    /// The classic MNIST MLP: 784 pixels in, 10 class logits out.
+    pub struct Mlp {
+        input: [784],
+        fc1: dense(256), relu,
+        fc2: dense(128), relu,
+        head: dense(10),
+        output: [10],
+    }
+}
+
+network! {
+    /// A small CNN: every shape below is computed and checked while compiling.
+    pub struct Digits {
+        input: [1, 28, 28],
+        conv1: conv2d(16, kernel = 3), relu,                      // => [16, 26, 26]
+        max_pool(2),                                              // => [16, 13, 13]
+        conv2: conv2d(32, kernel = 3, padding = 1), batch_norm, relu,
+        max_pool(2) => [32, 6, 6],
+        flatten => [1152],
+        dropout(0.25),
+        fc: dense(128), relu,
+        head: dense(10),
+        output: [10],
+    }
+}
 
 /// Training settings from the command line, with per-example defaults.
 pub struct Options {
@@ -15,9 +44,11 @@ pub struct Options {
     pub weight_decay: f64,
     pub seed: u64,
     pub augment: bool,
+    /// Where the trained model and its training curves go.
+    pub out: PathBuf,
 }
 
-const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment]";
+const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment] [--out DIR]";
 
 impl Options {
     /// Parses `std::env::args` over `defaults`.
@@ -39,6 +70,7 @@ impl Options {
                 "--lr" => opts.lr = num(&flag, value()?)?,
                 "--weight-decay" => opts.weight_decay = num(&flag, value()?)?,
                 "--seed" => opts.seed = num(&flag, value()?)?,
+                "--out" => opts.out = PathBuf::from(value()?),
                 "--augment" => opts.augment = true,
                 "--no-augment" => opts.augment = false,
                 "-h" | "--help" => return Err(format!("usage: {name} {USAGE}")),
@@ -54,17 +86,9 @@ pub fn default_data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
 }
 
-/// Prints a network's layers, Keras-style.
-pub fn print_layers(layers: &[LayerInfo], params: usize) {
-    println!("{:<10} {:<44} {:>14} {:>9}", "layer", "kind", "output", "params");
-    for l in layers {
-        println!("{:<10} {:<44} {:>14} {:>9}", l.name, l.kind, format!("{:?}", l.output_shape), l.params);
-    }
-    println!("total parameters: {params}");
-}
-
 /// Trains `net` on the digits in `opts.data` with AdamW and a cosine schedule,
-/// then prints the test accuracy.
+/// prints the test accuracy, and writes `model.safetensors` and `training.svg`
+/// into `opts.out`.
 pub fn train_and_test<N>(net: &mut N, opts: &Options) -> Result<f64, Box<dyn std::error::Error>>
 where
     N: Network<f32, { mnist::PIXELS }, { mnist::CLASSES }>,
@@ -84,7 +108,7 @@ where
         .seed(opts.seed)
         .schedule(Schedule::Cosine { min_factor: 0.01 });
     let start = Instant::now();
-    trainer.fit(net, &SoftmaxCrossEntropy, &train, Some(&data.test))?;
+    let history = trainer.fit(net, &SoftmaxCrossEntropy, &train, Some(&data.test))?;
     let seconds = start.elapsed().as_secs_f64();
     let test = evaluate(net, &SoftmaxCrossEntropy, &data.test, 256)?;
     let accuracy = test.accuracy.unwrap_or(0.0);
@@ -93,5 +117,11 @@ where
         100.0 * accuracy,
         test.loss
     );
+
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    let model = opts.out.join("model.safetensors");
+    staticnet::persist::save(&*net, &model)?;
+    history.plot_svg(opts.out.join("training.svg"))?;
+    println!("saved {} and training.svg beside it", model.display());
     Ok(accuracy)
 }

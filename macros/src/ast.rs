@@ -94,6 +94,19 @@ impl Value {
     }
 }
 
+impl Value {
+    /// The value's tokens, so an error can underline all of `-0.5`, not just `-`.
+    pub fn tokens(&self) -> proc_macro2::TokenStream {
+        use quote::ToTokens;
+        match self {
+            Value::Lit(l) => l.to_token_stream(),
+            Value::Neg(minus, l) => quote::quote!(#minus #l),
+            Value::Ident(i) => i.to_token_stream(),
+            Value::List(_, span) => quote::quote_spanned!(*span=> list),
+        }
+    }
+}
+
 impl Arg {
     pub fn span(&self) -> Span {
         match self {

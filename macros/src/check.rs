@@ -376,8 +376,9 @@ fn apply(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -
             };
             if let Some((expected, span)) = c.expects {
                 if expected != channels {
+                    let plural = if expected == 1 { "" } else { "s" };
                     let msg = format!(
-                        "{} expects {expected} channels but {producer} gives {shape}",
+                        "{} expects {expected} channel{plural} but {producer} gives {shape}",
                         describe(def, "conv2d")
                     );
                     cx.error_at(span, msg);
@@ -465,7 +466,10 @@ fn conv_geometry(
         }
     };
     let (Some(ph), Some(pw)) = (padded(h, 0), padded(w, 1)) else {
-        cx.error_spanned_by(&def.tokens, "padding overflows");
+        cx.error_spanned_by(
+            &def.tokens,
+            "the padded input size overflows usize: the kernel or padding is too large",
+        );
         return (None, Shape::Unknown);
     };
     if span_h > ph || span_w > pw {
@@ -523,7 +527,16 @@ impl<'a> Keywords<'a> {
                 0 => "it takes no keyword arguments".to_string(),
                 _ => format!("expected {}", expected.join(", ")),
             };
-            cx.error_at(key.span(), format!("unknown argument `{name}` for `{}`; {expected}", self.layer));
+            let hint = match self.allowed.len() {
+                0 | 1 => String::new(),
+                _ => {
+                    closest(&name, self.allowed).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default()
+                }
+            };
+            cx.error_at(
+                key.span(),
+                format!("unknown argument `{name}` for `{}`; {expected}{hint}", self.layer),
+            );
             return false;
         }
         if self.seen.contains(&name) {
@@ -564,9 +577,12 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
                         match (key.to_string().as_str(), v) {
                             ("eps", Some(v)) if v > 0.0 => eps = v,
                             ("momentum", Some(v)) if (0.0..=1.0).contains(&v) => momentum = v,
-                            (k, Some(_)) => {
+                            (k, Some(v)) => {
                                 let range = if k == "eps" { "greater than 0" } else { "in [0, 1]" };
-                                cx.error_at(value.span(), format!("`{k}` must be {range}"));
+                                cx.error_spanned_by(
+                                    value.tokens(),
+                                    format!("`{k}` must be {range}, found {v:?}"),
+                                );
                                 ok = false;
                             }
                             (_, None) => ok = false,
@@ -589,8 +605,11 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
                 match arg {
                     Arg::Keyword { key, value } if kw.accept(key, cx) => match float_value(value, cx) {
                         Some(v) if v > 0.0 => eps = v,
-                        Some(_) => {
-                            cx.error_at(value.span(), "`eps` must be greater than 0");
+                        Some(v) => {
+                            cx.error_spanned_by(
+                                value.tokens(),
+                                format!("`eps` must be greater than 0, found {v:?}"),
+                            );
                             ok = false;
                         }
                         None => ok = false,
@@ -604,26 +623,32 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
             }
             ok.then_some(Spec::LayerNorm { eps })
         }
-        "dropout" => match args {
-            [Arg::Positional(v)] => {
-                let p = float_value(v, cx)?;
-                if (0.0..1.0).contains(&p) {
-                    Some(Spec::Dropout { p })
-                } else {
-                    cx.error_at(v.span(), format!("a dropout probability must be in [0, 1), found {p}"));
+        "dropout" => {
+            let value = match args {
+                [Arg::Positional(v)] => Some(v),
+                [Arg::Keyword { key, value }] if key == "p" => Some(value),
+                _ => None,
+            };
+            match value {
+                Some(v) => {
+                    let p = float_value(v, cx)?;
+                    if (0.0..1.0).contains(&p) {
+                        Some(Spec::Dropout { p })
+                    } else {
+                        cx.error_spanned_by(
+                            v.tokens(),
+                            format!("a dropout probability must be in [0, 1), found {p:?}"),
+                        );
+                        None
+                    }
+                }
+                None => {
+                    let span = args.first().map_or_else(|| def.kind.span(), |a| a.span());
+                    cx.error_at(span, "`dropout` takes one probability, e.g. `dropout(0.25)`");
                     None
                 }
             }
-            [] => {
-                let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
-                cx.error_at(span, "`dropout` needs its probability, e.g. `dropout(0.25)`");
-                None
-            }
-            [_, extra, ..] | [extra] => {
-                cx.error_at(extra.span(), "`dropout` takes one probability, e.g. `dropout(0.25)`");
-                None
-            }
-        },
+        }
         "relu" => no_args(Spec::Activation(Activation::Relu)),
         "sigmoid" => no_args(Spec::Activation(Activation::Sigmoid)),
         "tanh" => no_args(Spec::Activation(Activation::Tanh)),
@@ -742,7 +767,8 @@ fn resolve_conv2d(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
             }
         }
     }
-    if !kw.seen.iter().any(|k| k == "kernel") {
+    // Only when nothing else is wrong: a misspelt `kernel` is one mistake, reported once.
+    if ok && size.is_some() && !kw.seen.iter().any(|k| k == "kernel") {
         let span = def.args.as_ref().map_or(def.kind.span(), |a| a.span);
         cx.error_at(span, "`conv2d` needs a kernel size, e.g. `conv2d(16, kernel = 3)`");
         ok = false;
@@ -817,7 +843,20 @@ fn padding_value(v: &Value, cx: &Ctxt) -> Option<(Padding, Option<Span>)> {
             cx.error_at(i.span(), format!("unknown padding `{i}`; expected a size, `same` or `valid`"));
             None
         }
-        other => pair_value(other, true, cx).map(|p| (Padding::Zero(p), None)),
+        Value::Lit(Lit::Int(_)) | Value::List(..) => {
+            pair_value(v, true, cx).map(|p| (Padding::Zero(p), None))
+        }
+        Value::Lit(Lit::Str(s)) if s.value() == "same" || s.value() == "valid" => {
+            cx.error_at(s.span(), format!("write `padding = {}` without quotes", s.value()));
+            None
+        }
+        other => {
+            cx.error_spanned_by(
+                other.tokens(),
+                "expected a padding: a size (0 or more), `[height, width]`, `same` or `valid`",
+            );
+            None
+        }
     }
 }
 
@@ -894,7 +933,7 @@ fn float_value(v: &Value, cx: &Ctxt) -> Option<f64> {
     match parsed {
         Some(x) if x.is_finite() => Some(if negative { -x } else { x }),
         _ => {
-            cx.error_at(v.span(), "expected a finite number, e.g. `0.1`");
+            cx.error_spanned_by(v.tokens(), "expected a finite number, e.g. `0.1`");
             None
         }
     }
@@ -1098,7 +1137,17 @@ mod tests {
                 quote! { struct N { input: [4], dropout(1.0) } },
                 "a dropout probability must be in [0, 1), found 1",
             ),
-            (quote! { struct N { input: [4], dropout } }, "`dropout` needs its probability"),
+            (quote! { struct N { input: [4], dropout } }, "`dropout` takes one probability"),
+            (quote! { struct N { input: [4], dropout(0.1, 0.2) } }, "`dropout` takes one probability"),
+            (quote! { struct N { input: [1, 4, 4], conv2d(3, kernal = 3) } }, "did you mean `kernel`?"),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 3, padding = 1.5) } },
+                "expected a padding",
+            ),
+            (
+                quote! { struct N { input: [1, 4, 4], conv2d(3, kernel = 3, padding = "same") } },
+                "without quotes",
+            ),
             (quote! { struct N { input: [4], batch_norm(momentum = 2.0) } }, "`momentum` must be in [0, 1]"),
             (quote! { struct N { input: [4], batch_norm(0.1) } }, "`batch_norm` takes only"),
             (quote! { struct N { input: [4], layer_norm(eps = 0) } }, "`eps` must be greater than 0"),
@@ -1193,6 +1242,14 @@ mod tests {
         assert_eq!(s, Some(Shape::Known(vec![3])));
         let s = shape(quote! { struct E { input: [3, 4, 4], layer_norm, flatten } });
         assert_eq!(s, Some(Shape::Known(vec![48])));
+    }
+
+    #[test]
+    fn one_mistake_in_conv_arguments_is_one_error() {
+        assert_eq!(errors(quote! { struct N { input: [1, 4, 4], conv2d(3, kernal = 3) } }).len(), 1);
+        assert_eq!(errors(quote! { struct N { input: [1, 4, 4], conv2d() } }).len(), 1);
+        let (m, _) = run(quote! { struct N { input: [4], dropout(p = 0.5) } });
+        assert_eq!(m.unwrap().layers[0].kind, LayerKind::Dropout { p: 0.5 });
     }
 
     #[test]

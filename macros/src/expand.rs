@@ -98,6 +98,10 @@ pub fn expand(model: &Model) -> TokenStream {
     let visit_params_mut = visit(quote!(visit_params_mut), quote!(&mut));
     let visit_buffers = visit(quote!(visit_buffers), quote!(&));
     let visit_buffers_mut = visit(quote!(visit_buffers_mut), quote!(&mut));
+    let visit_rngs = fields.iter().filter(|l| matches!(l.kind, LayerKind::Dropout { .. })).map(|l| {
+        let (ident, pname) = (&l.ident, &l.param_name);
+        quote! { #sn::Params::<T>::visit_rngs(&mut self.#ident, &path.join(#pname), f); }
+    });
     let visit_with_grads = with_params.iter().map(|l| {
         let (ident, pname) = (&l.ident, &l.param_name);
         quote! { #sn::Params::visit_params_with_grads(&mut self.#ident, &grads.#ident, &path.join(#pname), f); }
@@ -112,10 +116,14 @@ pub fn expand(model: &Model) -> TokenStream {
         let kind = l.kind.to_string();
         let (input, output) = (dims(&l.input), dims(&l.output));
         let params = l.kind.param_count(l.output.size()).unwrap_or(0);
+        let buffers = match l.kind {
+            LayerKind::BatchNorm { channels, .. } => 2 * channels,
+            _ => 0,
+        };
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
-                input_shape: &[#(#input),*], output_shape: &[#(#output),*], params: #params,
+                input_shape: &[#(#input),*], output_shape: &[#(#output),*], params: #params, buffers: #buffers,
             }
         }
     });
@@ -232,6 +240,18 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Every layer with its shapes and parameter count, in order.
             pub const LAYERS: &'static [#sn::network::LayerInfo] = &[#(#layer_infos),*];
 
+            /// A Keras-style table of the layers: name, kind, output shape and
+            /// parameter count, with totals (parameters, buffers, bytes as f32).
+            pub fn summary() -> ::std::string::String {
+                #sn::inspect::summary(::core::stringify!(#name), Self::INPUT_SHAPE, Self::LAYERS)
+            }
+
+            /// The data-flow graph in Graphviz DOT, each node labelled with its
+            /// layer and output shape: `dot -Tsvg` draws it.
+            pub fn to_dot() -> ::std::string::String {
+                #sn::inspect::to_dot(::core::stringify!(#name), Self::INPUT_SHAPE, Self::LAYERS)
+            }
+
             /// An `f32` network initialised from `seed`: He before ReLU-family
             /// activations, Glorot elsewhere, zero biases.
             pub fn new(seed: u64) -> Self {
@@ -258,6 +278,20 @@ pub fn expand(model: &Model) -> TokenStream {
             /// The inference pass over a batch (one sample per column).
             pub fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x)
+            }
+
+            /// Saves the parameters and buffers as safetensors under PyTorch
+            /// `state_dict` names, atomically (see `staticnet::persist`).
+            pub fn save(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<()> {
+                #sn::persist::save(self, path)
+            }
+
+            /// Loads a network saved by [`Self::save`], or a PyTorch `state_dict` of the
+            /// same architecture; every name, dtype and shape is checked first.
+            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+                let mut net = Self::zeros();
+                #sn::persist::load_into(&mut net, path)?;
+                ::core::result::Result::Ok(net)
             }
         }
 
@@ -317,6 +351,11 @@ pub fn expand(model: &Model) -> TokenStream {
             fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
                 let _ = (path, &f);
                 #visit_buffers_mut
+            }
+
+            fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
+                let _ = (path, &f);
+                #(#visit_rngs)*
             }
         }
 

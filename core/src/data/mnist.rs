@@ -64,6 +64,20 @@ pub fn images_from_idx<T: Float>(array: &IdxArray, path: &Path) -> Result<Batch<
     Ok(Batch::from_iterator(array.dims[0], pixels.iter().map(|&p| T::cast(p as f64) * scale)))
 }
 
+/// A 28×28 greyscale image as one sample scaled to [0, 1], like the MNIST digits
+/// (white digit on black). Other sizes are a [`Error::Shape`].
+pub fn sample_from_image<T: Float>(image: &super::image::GreyImage, path: &Path) -> Result<Batch<T, PIXELS>> {
+    if (image.width, image.height) != (28, 28) {
+        return Err(Error::Shape {
+            what: format!("digit image {}", path.display()),
+            expected: "28×28 pixels, like MNIST".into(),
+            found: format!("{}×{} pixels", image.width, image.height),
+        });
+    }
+    let scale = T::cast(1.0 / 255.0);
+    Ok(Batch::from_iterator(1, image.pixels.iter().map(|&p| T::cast(p as f64) * scale)))
+}
+
 /// `u8` labels `0..10`.
 pub fn labels_from_idx(array: &IdxArray, path: &Path) -> Result<Labels> {
     let labels = match (array.as_u8(), array.dims.as_slice()) {
@@ -154,6 +168,16 @@ mod tests {
         let a = IdxArray { dims: vec![1, 32, 32], data: idx::IdxData::U8(vec![0; 1024]) };
         let e = images_from_idx::<f32>(&a, Path::new("x")).unwrap_err().to_string();
         assert!(e.contains("[1, 32, 32]") && e.contains("[n, 28, 28]"), "{e}");
+    }
+
+    #[test]
+    fn images_become_samples_only_at_28_by_28() {
+        let digit = crate::data::image::GreyImage { width: 28, height: 28, pixels: vec![255; 784] };
+        let x = sample_from_image::<f32>(&digit, Path::new("d.png")).unwrap();
+        assert_eq!((x.ncols(), x[(783, 0)]), (1, 1.0));
+        let big = crate::data::image::GreyImage { width: 32, height: 32, pixels: vec![0; 1024] };
+        let e = sample_from_image::<f32>(&big, Path::new("big.png")).unwrap_err().to_string();
+        assert_eq!(e, "digit image big.png: expected 28×28 pixels, like MNIST, found 32×32 pixels");
     }
 
     #[test]

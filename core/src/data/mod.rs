@@ -1,6 +1,7 @@
 //! Datasets in memory, readers for common formats, and mini-batching.
 
 pub mod idx;
+pub mod image;
 pub mod mnist;
 
 use crate::error::{Error, Result};

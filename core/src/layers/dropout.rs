@@ -160,6 +160,10 @@ impl<T: Float> Params<T> for Dropout {
     }
 
     fn visit_grads(_: &(), _: &mut dyn FnMut(&[T])) {}
+
+    fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
+        f(*path, &mut self.rng);
+    }
 }
 
 #[cfg(test)]

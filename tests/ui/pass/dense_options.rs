@@ -67,6 +67,7 @@ fn main() {
             input_shape: &[784],
             output_shape: &[256],
             params: 784 * 256 + 256,
+            buffers: 0,
         },
         LayerInfo {
             name: "relu_1",
@@ -75,6 +76,7 @@ fn main() {
             input_shape: &[256],
             output_shape: &[256],
             params: 0,
+            buffers: 0,
         },
         LayerInfo {
             name: "fc2",
@@ -83,6 +85,7 @@ fn main() {
             input_shape: &[256],
             output_shape: &[128],
             params: 256 * 128,
+            buffers: 0,
         },
         LayerInfo {
             name: "leaky_relu_3",
@@ -91,6 +94,7 @@ fn main() {
             input_shape: &[128],
             output_shape: &[128],
             params: 0,
+            buffers: 0,
         },
         LayerInfo {
             name: "head",
@@ -99,6 +103,7 @@ fn main() {
             input_shape: &[128],
             output_shape: &[10],
             params: 1290,
+            buffers: 0,
         },
     ];
     assert_eq!(Mlp::<f32>::LAYERS, expected);

@@ -1,0 +1,26 @@
+// An input is `[features]` or `[channels, height, width]`.
+use staticnet::prelude::*;
+
+network! {
+    struct Rank2 {
+        input: [28, 28],
+        flatten,
+        dense(10),
+    }
+}
+
+network! {
+    struct Rank4 {
+        input: [8, 1, 28, 28],
+        conv2d(4, kernel = 3),
+    }
+}
+
+network! {
+    struct Rank0 {
+        input: [],
+        dense(10),
+    }
+}
+
+fn main() {}
