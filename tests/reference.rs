@@ -182,6 +182,8 @@ where
     let x: Batch<T, IN> = fixture.batch("input");
 
     let inference = net.forward(&x);
+    let mut buffers = N::Trace::default();
+    assert_eq!(net.infer(&x, &mut buffers), &inference, "inference into buffers agrees exactly");
     let expected_output = Fixture::floats(&fixture.0["output"]);
     if fixture.0["mode"] == "eval" {
         assert_close(inference.as_slice(), &expected_output, tol, "output");

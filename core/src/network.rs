@@ -62,6 +62,15 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
         d_input: Option<&mut Batch<T, IN>>,
     );
 
+    /// The inference pass into the buffers of `trace`, which it reuses: once
+    /// they exist for a batch size, a call allocates nothing. Same values as
+    /// [`Network::forward`].
+    fn infer<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT>;
+
+    /// Calls `f` with each layer's name and the output it left in `trace`, in
+    /// order: for finding where a NaN first appeared.
+    fn visit_outputs(trace: &Self::Trace, f: &mut dyn FnMut(&str, &[T]));
+
     /// The output that the last [`Network::forward_train`] left in `trace`.
     fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT>;
 
@@ -207,6 +216,16 @@ where
         let mid = A::trace_output(&trace.first);
         self.second.backward(mid, &mut trace.second, d_out, &mut grads.1, Some(&mut trace.d_mid));
         self.first.backward(x, &mut trace.first, &trace.d_mid, &mut grads.0, d_input);
+    }
+
+    fn infer<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT> {
+        let mid = self.first.infer(x, &mut trace.first);
+        self.second.infer(mid, &mut trace.second)
+    }
+
+    fn visit_outputs(trace: &Self::Trace, f: &mut dyn FnMut(&str, &[T])) {
+        A::visit_outputs(&trace.first, f);
+        B::visit_outputs(&trace.second, f);
     }
 
     fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT> {

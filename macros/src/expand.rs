@@ -130,6 +130,11 @@ pub fn expand(model: &Model) -> TokenStream {
 
     let forward = forward_body(&steps);
     let forward_train = forward_train_body(&steps);
+    let infer = infer_body(&steps);
+    let visit_outputs = steps.iter().map(|l| {
+        let (ident, name) = (&l.ident, &l.name);
+        quote! { f(#name, t.out.#ident.as_slice()); }
+    });
     let backward = backward_body(&steps);
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
 
@@ -385,6 +390,15 @@ pub fn expand(model: &Model) -> TokenStream {
                 #backward
             }
 
+            fn infer<'t>(&self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<T>) -> &'t #sn::Batch<T, #output_size> {
+                #infer
+                &t.out.#last
+            }
+
+            fn visit_outputs(t: &#trace<T>, f: &mut dyn FnMut(&str, &[T])) {
+                #(#visit_outputs)*
+            }
+
             fn trace_output(t: &#trace<T>) -> &#sn::Batch<T, #output_size> {
                 &t.out.#last
             }
@@ -590,6 +604,19 @@ fn forward_train_body(steps: &[&Layer]) -> TokenStream {
         let layer = layer_ref(l);
         quote! {
             ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+        }
+    });
+    quote! { #(#code)* }
+}
+
+/// Inference into the trace's buffers: allocation-free once they exist.
+fn infer_body(steps: &[&Layer]) -> TokenStream {
+    let code = steps.iter().enumerate().map(|(k, l)| {
+        let ident = &l.ident;
+        let input = step_input(steps, k);
+        let layer = layer_ref(l);
+        quote! {
+            ::staticnet::layers::Layer::forward_with(&#layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
     });
     quote! { #(#code)* }

@@ -47,6 +47,14 @@ pub trait Layer<T: Float, const IN: usize, const OUT: usize> {
     /// The inference pass; `y` is resized to the batch if needed.
     fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>);
 
+    /// The inference pass with a workspace to reuse: after the first call with
+    /// a batch size, it allocates nothing. Layers that need scratch memory for
+    /// inference override it; the default is [`Layer::forward`].
+    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Self::Workspace) {
+        let _ = ws;
+        self.forward(x, y)
+    }
+
     /// The training pass; `y` is resized to the batch if needed.
     fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Self::Workspace);
 
