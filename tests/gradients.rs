@@ -134,3 +134,75 @@ fn global_average_pool_and_rank1_batch_norm() {
     let target = Batch::<f64, 2>::from_fn(4, |i, j| (i + 2 * j) as f64 * 0.3);
     check_network(&mut net, &MeanSquaredError, &inputs::<60>(4), &target, TOL);
 }
+
+network! {
+    /// Residual blocks, with and without a projection, and both joins.
+    struct Blocks {
+        input: [2, 6, 6],
+        stem: conv2d(3, kernel = 3, padding = 1), tanh,
+        block: residual { conv2d(3, kernel = 3, padding = 1), tanh, conv2d(3, kernel = 3, padding = 1) }, tanh,
+        down: residual(projection) { conv2d(4, kernel = 3, stride = 2, padding = 1), tanh } => [4, 3, 3],
+        par: parallel(concat) {
+            branch { conv2d(2, kernel = 3, padding = 1), tanh }
+            branch { conv2d(1, kernel = 1), sigmoid }
+        } => [3, 3, 3],
+        flatten,
+        fc: dense(5), gelu,
+        sum: parallel(add) { branch { dense(3) } branch { dense(3), tanh } },
+        r: residual(projection) { dense(4), tanh },
+    }
+}
+
+#[test]
+fn residual_blocks_and_parallel_branches() {
+    let mut net = Blocks::<f64>::init(Init::Glorot, 21);
+    jitter_biases(&mut net);
+    let x = inputs::<72>(3);
+    check_network(&mut net, &SoftmaxCrossEntropy, &x, &vec![0, 3, 1], TOL);
+    let mut names = Vec::new();
+    net.visit_params(&ParamPath::ROOT, &mut |p| names.push(p.name.to_string()));
+    assert_eq!(
+        names,
+        [
+            "stem.weight",
+            "stem.bias",
+            "block.body.0.weight",
+            "block.body.0.bias",
+            "block.body.2.weight",
+            "block.body.2.bias",
+            "down.body.0.weight",
+            "down.body.0.bias",
+            "down.projection.weight",
+            "down.projection.bias",
+            "par.0.0.weight",
+            "par.0.0.bias",
+            "par.1.0.weight",
+            "par.1.0.bias",
+            "fc.weight",
+            "fc.bias",
+            "sum.0.0.weight",
+            "sum.0.0.bias",
+            "sum.1.0.weight",
+            "sum.1.0.bias",
+            "r.body.0.weight",
+            "r.body.0.bias",
+            "r.projection.weight",
+            "r.projection.bias",
+        ]
+    );
+    // The input gradient flows through every join too.
+    let labels = vec![0, 3, 1];
+    let mut trace = Default::default();
+    let mut d_out = Batch::zeros(0);
+    let out = net.forward_train(&x, &mut trace);
+    SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d_out).unwrap();
+    let mut grads = net.zero_gradients();
+    let mut d_input = Batch::zeros(0);
+    net.backward(&x, &mut trace, &d_out, &mut grads, Some(&mut d_input));
+    let mut probe = net.clone();
+    let numeric = staticnet::gradcheck::numeric_grad(x.as_slice(), |xs| {
+        let mut t = Default::default();
+        SoftmaxCrossEntropy.loss(probe.forward_train(&Batch::from_column_slice(xs), &mut t), &labels).unwrap()
+    });
+    staticnet::gradcheck::assert_close(d_input.as_slice(), &numeric, TOL, "input gradient");
+}

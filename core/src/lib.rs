@@ -28,6 +28,7 @@ pub use float::Float;
 pub use network::Network;
 pub use params::Params;
 pub use tensor::Batch;
+pub use tensor::{set_threads, threads};
 
 /// Re-exports the generated code relies on, so user crates need no direct
 /// dependency on nalgebra or rand. Not part of the stable API.

@@ -12,6 +12,7 @@ pub struct NetworkDef {
 }
 
 /// One comma-separated entry of the body.
+#[derive(Clone)]
 pub enum Item {
     /// `input: [784]`
     Input { key: Ident, shape: ShapeLit },
@@ -47,22 +48,36 @@ pub struct SizeLit {
 }
 
 /// A layer as written.
+#[derive(Clone)]
 pub struct LayerDef {
     pub name: Option<Ident>,
     pub kind: Ident,
     pub args: Option<Args>,
+    /// The `{ .. }` of `residual` and `parallel`.
+    pub block: Option<Block>,
     pub assert: Option<ShapeLit>,
     /// The whole entry, for errors that concern the layer as a whole.
     pub tokens: TokenStream,
 }
 
+/// The layers inside a composite layer.
+#[derive(Clone)]
+pub enum Block {
+    /// `residual { layers.. }`
+    Layers(Vec<Item>, Span),
+    /// `parallel(..) { branch { layers.. } branch { .. } }`
+    Branches(Vec<(Vec<Item>, Span)>, Span),
+}
+
 /// A parenthesised argument list.
+#[derive(Clone)]
 pub struct Args {
     pub span: Span,
     pub list: Vec<Arg>,
 }
 
 /// One argument.
+#[derive(Clone)]
 pub enum Arg {
     /// `256`, `0.1`, `same`
     Positional(Value),

@@ -4,9 +4,9 @@
 //! the shape becomes unknown (or continues from the layer's declared sizes),
 //! so it is not reported again downstream.
 
-use crate::ast::{Arg, Item, LayerDef, NetworkDef, Role, ShapeLit, Value};
+use crate::ast::{Arg, Block, Item, LayerDef, NetworkDef, Role, ShapeLit, Value};
 use crate::ctxt::Ctxt;
-use crate::model::{Activation, ConvGeometry, Layer, LayerKind, Model, PoolGeometry, Shape};
+use crate::model::{Activation, ConvGeometry, Join, Layer, LayerKind, Model, PoolGeometry, Shape};
 use proc_macro2::Span;
 use quote::format_ident;
 use std::collections::HashMap;
@@ -14,7 +14,9 @@ use syn::ext::IdentExt;
 use syn::Lit;
 
 /// The layer kinds the language knows, for "unknown layer" messages.
-const LAYER_KINDS: [&str; 16] = [
+const LAYER_KINDS: [&str; 18] = [
+    "residual",
+    "parallel",
     "dense",
     "conv2d",
     "max_pool",
@@ -112,8 +114,51 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         cx.error_at(def.name.span(), "a network needs at least one layer besides `flatten`");
     }
 
-    let mut shape = input_shape.clone();
-    let mut producer = "`input`".to_string();
+    let (model_layers, shape, producer) = check_sequence(&layers, input_shape.clone(), "`input`".into(), cx);
+
+    if let Some((_, Some(expected))) = &output {
+        if let Some(expected) = shape_of(expected, cx) {
+            if matches!(shape, Shape::Known(_)) && shape != expected {
+                cx.error_at(
+                    expected_span(&output),
+                    format!("output expects {expected} but {producer} gives {shape}"),
+                );
+            }
+        }
+    }
+
+    let param_count =
+        model_layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?));
+    let param_count = match param_count {
+        // Every parameter is held in memory at least once as f64 (8 bytes).
+        Some(n) if n <= isize::MAX as usize / 8 => n,
+        _ => {
+            cx.error_at(def.name.span(), "the network has too many parameters to allocate");
+            0
+        }
+    };
+
+    if cx.has_errors() {
+        return None;
+    }
+    Some(Model {
+        attrs: def.attrs,
+        vis: def.vis,
+        name: def.name,
+        input: input_shape,
+        layers: model_layers,
+        param_count,
+    })
+}
+
+/// Checks a sequence of layers (the network's, or a block's) from `shape`,
+/// naming them; returns them with the final shape and who produced it.
+fn check_sequence(
+    layers: &[Option<LayerDef>],
+    mut shape: Shape,
+    mut producer: String,
+    cx: &Ctxt,
+) -> (Vec<Layer>, Shape, String) {
     // Each name with whether the user wrote it, to tell clashes apart.
     let mut names: HashMap<String, (usize, bool)> = HashMap::new();
     let mut model_layers = Vec::new();
@@ -174,40 +219,173 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
             });
         }
     }
+    (model_layers, shape, producer)
+}
 
-    if let Some((_, Some(expected))) = &output {
-        if let Some(expected) = shape_of(expected, cx) {
-            if matches!(shape, Shape::Known(_)) && shape != expected {
-                cx.error_at(
-                    expected_span(&output),
-                    format!("output expects {expected} but {producer} gives {shape}"),
-                );
+/// The layers of a block's items; misplaced `input:`/`output:` are errors.
+fn block_layers(items: &[Item], cx: &Ctxt) -> Vec<Option<LayerDef>> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Layer(l) => Some(Some(l.clone())),
+            Item::Invalid(_) => Some(None),
+            Item::Input { key, .. } | Item::Output { key, .. } => {
+                cx.error_at(key.span(), format!("`{key}:` belongs to the network, not inside a block"));
+                None
+            }
+        })
+        .collect()
+}
+
+/// `residual { .. }` and `residual(projection) { .. }`.
+fn apply_residual(
+    projection: bool,
+    shape: &Shape,
+    def: &LayerDef,
+    producer: &str,
+    cx: &Ctxt,
+) -> (Option<LayerKind>, Shape) {
+    let name = def.name.as_ref().map_or_else(|| "`residual`".to_string(), |n| format!("`{}`", n.unraw()));
+    let Some(Block::Layers(items, span)) = &def.block else {
+        cx.error_spanned_by(
+            &def.tokens,
+            "`residual` needs its body in braces, e.g. `residual { dense(64), relu }`",
+        );
+        return (None, Shape::Unknown);
+    };
+    let layers = block_layers(items, cx);
+    if layers.is_empty() {
+        cx.error_at(*span, format!("the body of {name} is empty; a residual block needs at least one layer"));
+        return (None, Shape::Unknown);
+    }
+    let (body, out, _) = check_sequence(&layers, shape.clone(), producer.to_string(), cx);
+    let (Shape::Known(i), Shape::Known(o)) = (shape, &out) else { return (None, out) };
+    if !projection {
+        if shape != &out {
+            cx.error_at(
+                *span,
+                format!(
+                    "the body of {name} turns {shape} into {out}, but a residual block must end in its input's shape; \
+                     use `residual(projection)` to add a learned projection on the skip path"
+                ),
+            );
+            return (None, out);
+        }
+        return (Some(LayerKind::Residual { body, projection: None }), out);
+    }
+    let projection = match (i.as_slice(), o.as_slice()) {
+        ([inputs], [outputs]) => Some(LayerKind::Dense { inputs: *inputs, outputs: *outputs, bias: true }),
+        ([c, h, w], [c2, h2, w2]) => {
+            // A 1×1 convolution whose stride brings the spatial size down to the body's.
+            let stride = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
+            match (stride(*h, *h2), stride(*w, *w2)) {
+                (Some(sh), Some(sw)) => Some(LayerKind::Conv2d {
+                    geometry: ConvGeometry {
+                        in_channels: *c,
+                        height: *h,
+                        width: *w,
+                        out_channels: *c2,
+                        kernel: [1, 1],
+                        stride: [sh, sw],
+                        padding: [0, 0],
+                        dilation: [1, 1],
+                        out_height: *h2,
+                        out_width: *w2,
+                    },
+                    bias: true,
+                    same: false,
+                }),
+                _ => None,
             }
         }
+        _ => None,
+    };
+    match projection {
+        Some(p) => (Some(LayerKind::Residual { body, projection: Some(Box::new(p)) }), out),
+        None => {
+            cx.error_at(*span, format!("no projection takes {shape} to {out}: the body of {name} must keep the rank, and shrink height and width by a whole stride"));
+            (None, out)
+        }
     }
+}
 
-    let param_count =
-        model_layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?));
-    let param_count = match param_count {
-        // Every parameter is held in memory at least once as f64 (8 bytes).
-        Some(n) if n <= isize::MAX as usize / 8 => n,
-        _ => {
-            cx.error_at(def.name.span(), "the network has too many parameters to allocate");
-            0
+/// `parallel(concat | add) { branch { .. } branch { .. } }`.
+fn apply_parallel(
+    join: Join,
+    shape: &Shape,
+    def: &LayerDef,
+    producer: &str,
+    cx: &Ctxt,
+) -> (Option<LayerKind>, Shape) {
+    let name = def.name.as_ref().map_or_else(|| "`parallel`".to_string(), |n| format!("`{}`", n.unraw()));
+    let Some(Block::Branches(branches, span)) = &def.block else {
+        cx.error_spanned_by(&def.tokens, "`parallel` needs its branches in braces, e.g. `parallel(concat) { branch { dense(8) } branch { dense(4) } }`");
+        return (None, Shape::Unknown);
+    };
+    if branches.len() < 2 {
+        cx.error_at(*span, format!("{name} needs at least two `branch {{ .. }}`"));
+        return (None, Shape::Unknown);
+    }
+    let mut checked = Vec::new();
+    for (items, branch_span) in branches {
+        let layers = block_layers(items, cx);
+        if layers.is_empty() {
+            cx.error_at(*branch_span, "an empty branch; it needs at least one layer");
+            return (None, Shape::Unknown);
+        }
+        checked.push(check_sequence(&layers, shape.clone(), producer.to_string(), cx));
+    }
+    let outs: Vec<&Shape> = checked.iter().map(|(_, out, _)| out).collect();
+    if outs.iter().any(|s| matches!(s, Shape::Unknown)) {
+        return (None, Shape::Unknown);
+    }
+    let listing =
+        outs.iter().enumerate().map(|(b, s)| format!("branch {b} gives {s}")).collect::<Vec<_>>().join(", ");
+    let out = match join {
+        Join::Add if outs.iter().all(|s| *s == outs[0]) => Some(outs[0].clone()),
+        Join::Add => {
+            cx.error_at(
+                *span,
+                format!(
+                    "the branches of {name} cannot be added: {listing}; `parallel(add)` needs equal shapes"
+                ),
+            );
+            None
+        }
+        Join::Concat => {
+            let dims: Vec<&Vec<usize>> = outs
+                .iter()
+                .filter_map(|s| match s {
+                    Shape::Known(d) => Some(d),
+                    _ => None,
+                })
+                .collect();
+            let rank = dims[0].len();
+            if dims.iter().all(|d| d.len() == rank && d[1..] == dims[0][1..]) {
+                let mut joined = dims[0].clone();
+                joined[0] = dims.iter().map(|d| d[0]).sum();
+                Some(Shape::Known(joined))
+            } else {
+                let along = if rank == 3 {
+                    "they must agree in height and width"
+                } else {
+                    "they must have the same rank"
+                };
+                cx.error_at(
+                    *span,
+                    format!("the branches of {name} cannot be concatenated: {listing}; {along}"),
+                );
+                None
+            }
         }
     };
-
-    if cx.has_errors() {
-        return None;
+    match out {
+        Some(out) => {
+            let branches = checked.into_iter().map(|(layers, _, _)| layers).collect();
+            (Some(LayerKind::Parallel { join, branches }), out)
+        }
+        None => (None, Shape::Unknown),
     }
-    Some(Model {
-        attrs: def.attrs,
-        vis: def.vis,
-        name: def.name,
-        input: input_shape,
-        layers: model_layers,
-        param_count,
-    })
 }
 
 fn param_name(def: &LayerDef, position: usize) -> String {
@@ -314,6 +492,8 @@ enum Spec {
     LayerNorm { eps: f64 },
     Dropout { p: f64 },
     Activation(Activation),
+    Residual { projection: bool },
+    Parallel(Join),
 }
 
 struct ConvSpec {
@@ -428,6 +608,8 @@ fn apply(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -
         },
         Spec::LayerNorm { eps } => (known.then_some(LayerKind::LayerNorm { eps }), shape.clone()),
         Spec::Dropout { p } => (Some(LayerKind::Dropout { p }), shape.clone()),
+        Spec::Residual { projection } => apply_residual(projection, shape, def, producer, cx),
+        Spec::Parallel(join) => apply_parallel(join, shape, def, producer, cx),
         Spec::Activation(a) => (Some(LayerKind::Activation(a)), shape.clone()),
     }
 }
@@ -649,6 +831,31 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
                 }
             }
         }
+        "residual" => match args {
+            [] => Some(Spec::Residual { projection: false }),
+            [Arg::Positional(Value::Ident(i))] if i == "projection" => {
+                Some(Spec::Residual { projection: true })
+            }
+            [other, ..] => {
+                cx.error_at(
+                    other.span(),
+                    "`residual` takes nothing or `projection`: `residual(projection) { .. }`",
+                );
+                None
+            }
+        },
+        "parallel" => match args {
+            [Arg::Positional(Value::Ident(i))] if i == "concat" => Some(Spec::Parallel(Join::Concat)),
+            [Arg::Positional(Value::Ident(i))] if i == "add" => Some(Spec::Parallel(Join::Add)),
+            _ => {
+                let span = args.first().map_or_else(|| def.kind.span(), |a| a.span());
+                cx.error_at(
+                    span,
+                    "`parallel` needs its join: `parallel(concat) { .. }` or `parallel(add) { .. }`",
+                );
+                None
+            }
+        },
         "relu" => no_args(Spec::Activation(Activation::Relu)),
         "sigmoid" => no_args(Spec::Activation(Activation::Sigmoid)),
         "tanh" => no_args(Spec::Activation(Activation::Tanh)),

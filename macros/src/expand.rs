@@ -7,7 +7,7 @@
 //! (activations, pools) are written inline as values. `flatten` emits no code:
 //! a `[C, H, W]` batch is already `C·H·W` features per column.
 
-use crate::model::{Activation, ConvGeometry, Layer, LayerKind, Model, PoolGeometry, Shape};
+use crate::model::{Activation, ConvGeometry, Join, Layer, LayerKind, Model, PoolGeometry, Shape};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
@@ -15,7 +15,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let Model { attrs, vis, name, .. } = model;
     let sn = quote!(::staticnet);
     // `#[cfg]` on the network applies to everything generated for it.
-    let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let cfgs: Vec<_> =
+        attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("allow")).collect();
     let cfg = quote!(#(#cfgs)*);
     let input_size = model.input.size();
     let output_size = model.output().size();
@@ -36,12 +37,12 @@ pub fn expand(model: &Model) -> TokenStream {
     let steps: Vec<&Layer> = model.layers.iter().filter(|l| l.kind != LayerKind::Flatten).collect();
 
     let field_defs = fields.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(l));
+        let (ident, ty) = (&l.ident, layer_type(name, l));
         let doc = format!("`{}`: {}, {} → {}", l.name, l.kind, l.input, l.output);
         quote! { #[doc = #doc] pub #ident: #ty }
     });
     let grad_field_defs = with_params.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(l));
+        let (ident, ty) = (&l.ident, layer_type(name, l));
         let doc = format!("Gradient of the loss with respect to the parameters of `{}`.", l.name);
         quote! { #[doc = #doc] pub #ident: <#ty as #sn::Params<T>>::Gradients }
     });
@@ -55,7 +56,7 @@ pub fn expand(model: &Model) -> TokenStream {
         quote! { #ident: #sn::Batch::zeros(0) }
     });
     let workspace_defs = steps.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(l));
+        let (ident, ty) = (&l.ident, layer_type(name, l));
         let (i, o) = (l.input.size(), l.output.size());
         let doc = format!("What `{}` keeps for its backward pass.", l.name);
         quote! { #[doc = #doc] pub #ident: <#ty as #sn::layers::Layer<T, #i, #o>>::Workspace }
@@ -107,7 +108,7 @@ pub fn expand(model: &Model) -> TokenStream {
         quote! { #sn::Params::visit_params_with_grads(&mut self.#ident, &grads.#ident, &path.join(#pname), f); }
     });
     let visit_grads = with_params.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(l));
+        let (ident, ty) = (&l.ident, layer_type(name, l));
         quote! { <#ty as #sn::Params<T>>::visit_grads(&grads.#ident, f); }
     });
 
@@ -128,14 +129,20 @@ pub fn expand(model: &Model) -> TokenStream {
         }
     });
 
-    let forward = forward_body(&steps);
-    let forward_train = forward_train_body(&steps);
-    let infer = infer_body(&steps);
+    let composites: Vec<TokenStream> = model
+        .layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::Residual { .. } | LayerKind::Parallel { .. }))
+        .map(|l| composite(model, l))
+        .collect();
+    let forward = forward_body(name, &steps);
+    let forward_train = forward_train_body(name, &steps);
+    let infer = infer_body(name, &steps);
     let visit_outputs = steps.iter().map(|l| {
         let (ident, name) = (&l.ident, &l.name);
         quote! { f(#name, t.out.#ident.as_slice()); }
     });
-    let backward = backward_body(&steps);
+    let backward = backward_body(name, &steps);
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
 
     let struct_doc =
@@ -154,6 +161,8 @@ pub fn expand(model: &Model) -> TokenStream {
     );
 
     quote! {
+        #(#composites)*
+
         #(#attrs)*
         #[doc = ""]
         #[doc = #struct_doc]
@@ -414,7 +423,7 @@ fn dims(shape: &Shape) -> Vec<Literal> {
 }
 
 /// The Rust type of a layer.
-fn layer_type(l: &Layer) -> TokenStream {
+fn layer_type(parent: &syn::Ident, l: &Layer) -> TokenStream {
     let layers = quote!(::staticnet::layers);
     let (i, o) = (l.input.size(), l.output.size());
     match &l.kind {
@@ -430,6 +439,10 @@ fn layer_type(l: &Layer) -> TokenStream {
         LayerKind::BatchNorm { channels, .. } => quote!(#layers::BatchNorm<T, #o, #channels>),
         LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #o>),
         LayerKind::Dropout { .. } => quote!(#layers::Dropout),
+        LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
+            let ty = composite_name(parent, l);
+            quote!(#ty<T>)
+        }
         LayerKind::Activation(a) => match a {
             Activation::Relu => quote!(#layers::Relu),
             Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
@@ -506,6 +519,14 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng)))
         }
         LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p, 0)),
+        LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
+            let ty = composite_name(&model.name, l);
+            if random {
+                quote!(#ty::new(init, &mut rng))
+            } else {
+                quote!(#ty::zeros())
+            }
+        }
         _ => unreachable!("only layers with parameters or state are fields"),
     }
 }
@@ -524,7 +545,7 @@ fn relu_follows(model: &Model, l: &Layer) -> bool {
 }
 
 /// How generated code reaches a layer: `self.fc1` for fields, a value otherwise.
-fn layer_ref(l: &Layer) -> TokenStream {
+fn layer_ref(parent: &syn::Ident, l: &Layer) -> TokenStream {
     let layers = quote!(::staticnet::layers);
     let ident = &l.ident;
     match &l.kind {
@@ -541,12 +562,12 @@ fn layer_ref(l: &Layer) -> TokenStream {
             quote!(#layers::GlobalAvgPool { channels: #channels, spatial: #spatial })
         }
         LayerKind::Activation(Activation::LeakyRelu(alpha)) => quote!(#layers::LeakyRelu::new(#alpha)),
-        _ => layer_type(l),
+        _ => layer_type(parent, l),
     }
 }
 
 /// Inference: a fresh buffer per layer; activations work in place and dropout is skipped.
-fn forward_body(steps: &[&Layer]) -> TokenStream {
+fn forward_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
     let mut current: Option<syn::Ident> = None;
     let mut code = Vec::new();
     for l in steps {
@@ -555,7 +576,7 @@ fn forward_body(steps: &[&Layer]) -> TokenStream {
             Some(c) => quote!(&#c),
             None => quote!(x),
         };
-        let layer = layer_ref(l);
+        let layer = layer_ref(parent, l);
         code.push(match &l.kind {
             LayerKind::Dropout { .. } => quote! {},
             LayerKind::Activation(_) => match &current {
@@ -597,11 +618,11 @@ fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
 }
 
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
-fn forward_train_body(steps: &[&Layer]) -> TokenStream {
+fn forward_train_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
     let code = steps.iter().enumerate().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
-        let layer = layer_ref(l);
+        let layer = layer_ref(parent, l);
         quote! {
             ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
@@ -610,11 +631,11 @@ fn forward_train_body(steps: &[&Layer]) -> TokenStream {
 }
 
 /// Inference into the trace's buffers: allocation-free once they exist.
-fn infer_body(steps: &[&Layer]) -> TokenStream {
+fn infer_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
     let code = steps.iter().enumerate().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
-        let layer = layer_ref(l);
+        let layer = layer_ref(parent, l);
         quote! {
             ::staticnet::layers::Layer::forward_with(&#layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
@@ -625,12 +646,12 @@ fn infer_body(steps: &[&Layer]) -> TokenStream {
 /// Backward: the layers in reverse, each turning the gradient of its output
 /// (`t.d.<layer>`, or `d_out` for the last) into its parameter gradient and
 /// the gradient of its input (`t.d.<previous layer>`, or `d_input` for the first).
-fn backward_body(steps: &[&Layer]) -> TokenStream {
+fn backward_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
     let n = steps.len();
     let code = steps.iter().enumerate().rev().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
-        let layer = layer_ref(l);
+        let layer = layer_ref(parent, l);
         let d_output = if k + 1 == n { quote!(d_out) } else { quote!(&t.d.#ident) };
         let d_input = match k {
             0 => quote!(d_input),
@@ -645,4 +666,475 @@ fn backward_body(steps: &[&Layer]) -> TokenStream {
         }
     });
     quote! { #(#code)* }
+}
+
+/// The hidden type of a composite layer: `__Net_block1`.
+fn composite_name(parent: &syn::Ident, l: &Layer) -> syn::Ident {
+    format_ident!("__{}_{}", parent, l.name)
+}
+
+/// A hidden network for a block body or branch, generated like any other.
+fn sub_model(parent: &Model, name: syn::Ident, input: &Shape, layers: &[Layer]) -> Model {
+    let attrs =
+        vec![syn::parse_quote!(#[doc(hidden)]), syn::parse_quote!(#[allow(dead_code, non_camel_case_types)])];
+    let param_count = crate::model::sequence_params(layers).unwrap_or(0);
+    Model { attrs, vis: parent.vis.clone(), name, input: input.clone(), layers: layers.to_vec(), param_count }
+}
+
+/// A residual block or parallel branches: hidden networks for the bodies, and
+/// a hidden layer type combining them, with `Layer` and `Params` impls.
+fn composite(model: &Model, l: &Layer) -> TokenStream {
+    let sn = quote!(::staticnet);
+    let vis = &model.vis;
+    let ty = composite_name(&model.name, l);
+    let workspace = format_ident!("{}Workspace", ty);
+    let grads = format_ident!("{}Gradients", ty);
+    let (i, o) = (l.input.size(), l.output.size());
+    let hidden = quote!(#[doc(hidden)] #[allow(dead_code, non_camel_case_types)]);
+    match &l.kind {
+        LayerKind::Residual { body, projection } => {
+            let body_ty = format_ident!("{}_body", ty);
+            let body_net = expand(&sub_model(model, body_ty.clone(), &l.input, body));
+            let net = quote!(<#body_ty<T> as #sn::Network<T, #i, #o>>);
+            let proj = projection.as_deref().map(|kind| {
+                let layer = Layer {
+                    ident: format_ident!("projection"),
+                    name: "projection".into(),
+                    param_name: "projection".into(),
+                    position: 0,
+                    kind: kind.clone(),
+                    input: l.input.clone(),
+                    output: l.output.clone(),
+                };
+                let proj_ty = layer_type(&model.name, &layer);
+                let construct = |random: bool| match kind {
+                    LayerKind::Dense { .. } if random => {
+                        quote!(#sn::layers::Dense::new(true, init.resolve(false), rng))
+                    }
+                    LayerKind::Dense { .. } => quote!(#sn::layers::Dense::zeros(true)),
+                    LayerKind::Conv2d { geometry, .. } => {
+                        let g = conv_geometry(geometry);
+                        if random {
+                            quote!(#sn::layers::Conv2d::new(#g, true, init.resolve(false), rng))
+                        } else {
+                            quote!(#sn::layers::Conv2d::zeros(#g, true))
+                        }
+                    }
+                    _ => unreachable!("the checker makes projections dense or conv2d"),
+                };
+                (proj_ty, construct(true), construct(false))
+            });
+            let (proj_field, proj_ws, proj_grad, proj_new, proj_zero, proj_clone) = match &proj {
+                Some((pt, _, _)) => (
+                    quote!(pub projection: #pt,),
+                    quote!(pub projected: #sn::Batch<T, #o>, pub projection: <#pt as #sn::layers::Layer<T, #i, #o>>::Workspace, pub dx: #sn::Batch<T, #i>,),
+                    quote!(pub projection: <#pt as #sn::Params<T>>::Gradients,),
+                    {
+                        let c = &proj.as_ref().unwrap().1;
+                        quote!(projection: #c,)
+                    },
+                    {
+                        let c = &proj.as_ref().unwrap().2;
+                        quote!(projection: #c,)
+                    },
+                    quote!(projection: ::core::clone::Clone::clone(&self.projection),),
+                ),
+                None => (quote!(), quote!(), quote!(), quote!(), quote!(), quote!()),
+            };
+            let has_proj = proj.is_some();
+            let ws_default = if has_proj {
+                quote!(projected: #sn::Batch::zeros(0), projection: ::core::default::Default::default(), dx: #sn::Batch::zeros(0),)
+            } else {
+                quote!()
+            };
+            // The skip path: the input itself, or its projection.
+            let (skip_infer, skip_with, skip_train) = if has_proj {
+                (
+                    quote! {
+                        let mut projected = #sn::Batch::<T, #o>::zeros(0);
+                        #sn::layers::Layer::forward(&self.projection, x, &mut projected);
+                        *y += &projected;
+                    },
+                    quote! {
+                        #sn::layers::Layer::forward_with(&self.projection, x, &mut ws.projected, &mut ws.projection);
+                        *y += &ws.projected;
+                    },
+                    quote! {
+                        #sn::layers::Layer::forward_train(&mut self.projection, x, &mut ws.projected, &mut ws.projection);
+                        *y += &ws.projected;
+                    },
+                )
+            } else {
+                (quote!(*y += x;), quote!(*y += x;), quote!(*y += x;))
+            };
+            let backward_skip = if has_proj {
+                quote! {
+                    match dx {
+                        ::core::option::Option::Some(dx) => {
+                            #net::backward(&self.body, x, &mut ws.body, dy, &mut g.body, ::core::option::Option::Some(&mut *dx));
+                            #sn::layers::Layer::backward(&self.projection, x, &ws.projected, dy, &mut ws.projection, &mut g.projection, ::core::option::Option::Some(&mut ws.dx));
+                            *dx += &ws.dx;
+                        }
+                        ::core::option::Option::None => {
+                            #net::backward(&self.body, x, &mut ws.body, dy, &mut g.body, ::core::option::Option::None);
+                            #sn::layers::Layer::backward(&self.projection, x, &ws.projected, dy, &mut ws.projection, &mut g.projection, ::core::option::Option::None);
+                        }
+                    }
+                }
+            } else {
+                quote! {
+                    match dx {
+                        ::core::option::Option::Some(dx) => {
+                            #net::backward(&self.body, x, &mut ws.body, dy, &mut g.body, ::core::option::Option::Some(&mut *dx));
+                            *dx += dy;
+                        }
+                        ::core::option::Option::None => {
+                            #net::backward(&self.body, x, &mut ws.body, dy, &mut g.body, ::core::option::Option::None);
+                        }
+                    }
+                }
+            };
+            let visit = |method: TokenStream, recv: TokenStream| {
+                let p = if has_proj {
+                    quote!(#sn::Params::#method(#recv self.projection, &path.join("projection"), f);)
+                } else {
+                    quote!()
+                };
+                quote! { #sn::Params::#method(#recv self.body, &path.join("body"), f); #p }
+            };
+            let (vp, vpm, vb, vbm) = (
+                visit(quote!(visit_params), quote!(&)),
+                visit(quote!(visit_params_mut), quote!(&mut)),
+                visit(quote!(visit_buffers), quote!(&)),
+                visit(quote!(visit_buffers_mut), quote!(&mut)),
+            );
+            let proj_with_grads = if has_proj {
+                quote!(#sn::Params::visit_params_with_grads(&mut self.projection, &grads.projection, &path.join("projection"), f);)
+            } else {
+                quote!()
+            };
+            let proj_grads = match &proj {
+                Some((pt, _, _)) => quote!(<#pt as #sn::Params<T>>::visit_grads(&grads.projection, f);),
+                None => quote!(),
+            };
+            let proj_zero_grads = if has_proj {
+                quote!(projection: #sn::Params::zero_gradients(&self.projection),)
+            } else {
+                quote!()
+            };
+            let param_count = l.kind.param_count(o).unwrap_or(0);
+            let label = l.kind.to_string();
+            quote! {
+                #body_net
+
+                #hidden
+                #vis struct #ty<T: #sn::Float = f32> { pub body: #body_ty<T>, #proj_field }
+
+                #hidden
+                #vis struct #workspace<T: #sn::Float = f32> { pub body: #net::Trace, #proj_ws }
+
+                #hidden
+                #vis struct #grads<T: #sn::Float = f32> { pub body: <#body_ty<T> as #sn::Params<T>>::Gradients, #proj_grad }
+
+                impl<T: #sn::Float> ::core::default::Default for #workspace<T> {
+                    fn default() -> Self { #workspace { body: ::core::default::Default::default(), #ws_default } }
+                }
+
+                impl<T: #sn::Float> #ty<T> {
+                    fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
+                        #ty { body: #body_ty::init(init, #sn::init::next_seed(rng)), #proj_new }
+                    }
+                    fn zeros() -> Self {
+                        #ty { body: #body_ty::zeros(), #proj_zero }
+                    }
+                }
+
+                impl<T: #sn::Float> ::core::clone::Clone for #ty<T> {
+                    fn clone(&self) -> Self { #ty { body: ::core::clone::Clone::clone(&self.body), #proj_clone } }
+                }
+
+                impl<T: #sn::Float> ::core::fmt::Debug for #ty<T> {
+                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        f.write_str(#label)
+                    }
+                }
+
+                impl<T: #sn::Float> #sn::Params<T> for #ty<T> {
+                    type Gradients = #grads<T>;
+                    const PARAM_COUNT: usize = #param_count;
+                    fn zero_gradients(&self) -> #grads<T> {
+                        #grads { body: #sn::Params::zero_gradients(&self.body), #proj_zero_grads }
+                    }
+                    fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) { #vp }
+                    fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) { #vpm }
+                    fn visit_params_with_grads(&mut self, grads: &#grads<T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
+                        #sn::Params::visit_params_with_grads(&mut self.body, &grads.body, &path.join("body"), f);
+                        #proj_with_grads
+                    }
+                    fn visit_grads(grads: &#grads<T>, f: &mut dyn FnMut(&[T])) {
+                        <#body_ty<T> as #sn::Params<T>>::visit_grads(&grads.body, f);
+                        #proj_grads
+                    }
+                    fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) { #vb }
+                    fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) { #vbm }
+                    fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
+                        #sn::Params::visit_rngs(&mut self.body, &path.join("body"), f);
+                    }
+                }
+
+                impl<T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<T> {
+                    type Workspace = #workspace<T>;
+                    type Gradients = #grads<T>;
+
+                    fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
+                        *y = #net::forward(&self.body, x);
+                        #skip_infer
+                    }
+
+                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                        let out = #net::infer(&self.body, x, &mut ws.body);
+                        #sn::tensor::ensure_batch(y, x.ncols());
+                        y.copy_from(out);
+                        #skip_with
+                    }
+
+                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                        let out = #net::forward_train(&mut self.body, x, &mut ws.body);
+                        #sn::tensor::ensure_batch(y, x.ncols());
+                        y.copy_from(out);
+                        #skip_train
+                    }
+
+                    fn backward(
+                        &self,
+                        x: &#sn::Batch<T, #i>,
+                        _y: &#sn::Batch<T, #o>,
+                        dy: &#sn::Batch<T, #o>,
+                        ws: &mut #workspace<T>,
+                        g: &mut #grads<T>,
+                        dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
+                    ) {
+                        #backward_skip
+                    }
+                }
+            }
+        }
+        LayerKind::Parallel { join, branches } => {
+            let names: Vec<syn::Ident> = (0..branches.len()).map(|b| format_ident!("{}_{}", ty, b)).collect();
+            let fields: Vec<syn::Ident> = (0..branches.len()).map(|b| format_ident!("b{}", b)).collect();
+            let traces: Vec<syn::Ident> = (0..branches.len()).map(|b| format_ident!("t{}", b)).collect();
+            let deltas: Vec<syn::Ident> = (0..branches.len()).map(|b| format_ident!("d{}", b)).collect();
+            let nets: Vec<TokenStream> = branches
+                .iter()
+                .zip(&names)
+                .map(|(layers, n)| expand(&sub_model(model, n.clone(), &l.input, layers)))
+                .collect();
+            let outs: Vec<usize> = branches.iter().map(|b| b.last().map_or(0, |l| l.output.size())).collect();
+            let net_of = |k: usize| {
+                let (n, bo) = (&names[k], outs[k]);
+                quote!(<#n<T> as #sn::Network<T, #i, #bo>>)
+            };
+            let branch_nets: Vec<TokenStream> = (0..branches.len()).map(net_of).collect();
+            let labels: Vec<String> = (0..branches.len()).map(|b| b.to_string()).collect();
+            // Where each branch's rows start in the joined output (concat).
+            let offsets: Vec<usize> = outs
+                .iter()
+                .scan(0, |acc, &n| {
+                    let at = *acc;
+                    *acc += n;
+                    Some(at)
+                })
+                .collect();
+            let is_concat = *join == Join::Concat;
+            let combine = |outputs: Vec<TokenStream>| -> TokenStream {
+                if is_concat {
+                    let parts = outputs.iter().zip(&offsets).zip(&outs).map(|((out, off), n)| {
+                        quote! { y.rows_mut(#off, #n).copy_from(#out); }
+                    });
+                    quote! { #sn::tensor::ensure_batch(y, x.ncols()); #(#parts)* }
+                } else {
+                    let first = &outputs[0];
+                    let rest = &outputs[1..];
+                    quote! { #sn::tensor::ensure_batch(y, x.ncols()); y.copy_from(#first); #( *y += #rest; )* }
+                }
+            };
+            let infer_outs: Vec<TokenStream> = (0..branches.len())
+                .map(|k| {
+                    let (n, f) = (&branch_nets[k], &fields[k]);
+                    quote!(&#n::forward(&self.#f, x))
+                })
+                .collect();
+            let forward_combine = combine(infer_outs);
+            let with_steps: Vec<TokenStream> = (0..branches.len())
+                .map(|k| {
+                    let (n, f, t) = (&branch_nets[k], &fields[k], &traces[k]);
+                    quote!(#n::infer(&self.#f, x, &mut ws.#t);)
+                })
+                .collect();
+            let with_outs: Vec<TokenStream> = (0..branches.len())
+                .map(|k| {
+                    let (n, t) = (&branch_nets[k], &traces[k]);
+                    quote!(#n::trace_output(&ws.#t))
+                })
+                .collect();
+            let with_combine = combine(with_outs.clone());
+            let train_steps: Vec<TokenStream> = (0..branches.len())
+                .map(|k| {
+                    let (n, f, t) = (&branch_nets[k], &fields[k], &traces[k]);
+                    quote!(#n::forward_train(&mut self.#f, x, &mut ws.#t);)
+                })
+                .collect();
+            let train_combine = combine(with_outs);
+            // Backward: each branch gets its part of dy (concat) or all of it (add);
+            // the input gradients of the branches add up.
+            let branch_dy: Vec<TokenStream> = (0..branches.len()).map(|k| {
+                if is_concat {
+                    let (d, off, n) = (&deltas[k], offsets[k], outs[k]);
+                    quote! { #sn::tensor::ensure_batch(&mut ws.#d, dy.ncols()); ws.#d.copy_from(&dy.rows(#off, #n)); }
+                } else {
+                    quote!()
+                }
+            }).collect();
+            let dy_of = |k: usize| {
+                if is_concat {
+                    let d = &deltas[k];
+                    quote!(&ws.#d)
+                } else {
+                    quote!(dy)
+                }
+            };
+            let back_some: Vec<TokenStream> = (0..branches.len()).map(|k| {
+                let (n, f, t) = (&branch_nets[k], &fields[k], &traces[k]);
+                let d = dy_of(k);
+                if k == 0 {
+                    quote! { #n::backward(&self.#f, x, &mut ws.#t, #d, &mut g.#f, ::core::option::Option::Some(&mut *dx)); }
+                } else {
+                    quote! { #n::backward(&self.#f, x, &mut ws.#t, #d, &mut g.#f, ::core::option::Option::Some(&mut ws.dx)); *dx += &ws.dx; }
+                }
+            }).collect();
+            let back_none: Vec<TokenStream> = (0..branches.len()).map(|k| {
+                let (n, f, t) = (&branch_nets[k], &fields[k], &traces[k]);
+                let d = dy_of(k);
+                quote! { #n::backward(&self.#f, x, &mut ws.#t, #d, &mut g.#f, ::core::option::Option::None); }
+            }).collect();
+            let delta_fields: Vec<TokenStream> = if is_concat {
+                deltas.iter().zip(&outs).map(|(d, n)| quote!(pub #d: #sn::Batch<T, #n>,)).collect()
+            } else {
+                Vec::new()
+            };
+            let delta_defaults: Vec<TokenStream> = if is_concat {
+                deltas.iter().map(|d| quote!(#d: #sn::Batch::zeros(0),)).collect()
+            } else {
+                Vec::new()
+            };
+            let param_count = l.kind.param_count(o).unwrap_or(0);
+            let label = l.kind.to_string();
+            quote! {
+                #(#nets)*
+
+                #hidden
+                #vis struct #ty<T: #sn::Float = f32> { #(pub #fields: #names<T>,)* }
+
+                #hidden
+                #vis struct #workspace<T: #sn::Float = f32> {
+                    #(pub #traces: #branch_nets::Trace,)*
+                    #(#delta_fields)*
+                    pub dx: #sn::Batch<T, #i>,
+                }
+
+                #hidden
+                #vis struct #grads<T: #sn::Float = f32> { #(pub #fields: <#names<T> as #sn::Params<T>>::Gradients,)* }
+
+                impl<T: #sn::Float> ::core::default::Default for #workspace<T> {
+                    fn default() -> Self {
+                        #workspace { #(#traces: ::core::default::Default::default(),)* #(#delta_defaults)* dx: #sn::Batch::zeros(0) }
+                    }
+                }
+
+                impl<T: #sn::Float> #ty<T> {
+                    fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
+                        #ty { #(#fields: #names::init(init, #sn::init::next_seed(rng)),)* }
+                    }
+                    fn zeros() -> Self {
+                        #ty { #(#fields: #names::zeros(),)* }
+                    }
+                }
+
+                impl<T: #sn::Float> ::core::clone::Clone for #ty<T> {
+                    fn clone(&self) -> Self { #ty { #(#fields: ::core::clone::Clone::clone(&self.#fields),)* } }
+                }
+
+                impl<T: #sn::Float> ::core::fmt::Debug for #ty<T> {
+                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        f.write_str(#label)
+                    }
+                }
+
+                impl<T: #sn::Float> #sn::Params<T> for #ty<T> {
+                    type Gradients = #grads<T>;
+                    const PARAM_COUNT: usize = #param_count;
+                    fn zero_gradients(&self) -> #grads<T> {
+                        #grads { #(#fields: #sn::Params::zero_gradients(&self.#fields),)* }
+                    }
+                    fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
+                        #(#sn::Params::visit_params(&self.#fields, &path.join(#labels), f);)*
+                    }
+                    fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
+                        #(#sn::Params::visit_params_mut(&mut self.#fields, &path.join(#labels), f);)*
+                    }
+                    fn visit_params_with_grads(&mut self, grads: &#grads<T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
+                        #(#sn::Params::visit_params_with_grads(&mut self.#fields, &grads.#fields, &path.join(#labels), f);)*
+                    }
+                    fn visit_grads(grads: &#grads<T>, f: &mut dyn FnMut(&[T])) {
+                        #(<#names<T> as #sn::Params<T>>::visit_grads(&grads.#fields, f);)*
+                    }
+                    fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
+                        #(#sn::Params::visit_buffers(&self.#fields, &path.join(#labels), f);)*
+                    }
+                    fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
+                        #(#sn::Params::visit_buffers_mut(&mut self.#fields, &path.join(#labels), f);)*
+                    }
+                    fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
+                        #(#sn::Params::visit_rngs(&mut self.#fields, &path.join(#labels), f);)*
+                    }
+                }
+
+                impl<T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<T> {
+                    type Workspace = #workspace<T>;
+                    type Gradients = #grads<T>;
+
+                    fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
+                        #forward_combine
+                    }
+
+                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                        #(#with_steps)*
+                        #with_combine
+                    }
+
+                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                        #(#train_steps)*
+                        #train_combine
+                    }
+
+                    fn backward(
+                        &self,
+                        x: &#sn::Batch<T, #i>,
+                        _y: &#sn::Batch<T, #o>,
+                        dy: &#sn::Batch<T, #o>,
+                        ws: &mut #workspace<T>,
+                        g: &mut #grads<T>,
+                        dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
+                    ) {
+                        #(#branch_dy)*
+                        match dx {
+                            ::core::option::Option::Some(dx) => { #(#back_some)* }
+                            ::core::option::Option::None => { #(#back_none)* }
+                        }
+                    }
+                }
+            }
+        }
+        _ => unreachable!("only residual and parallel layers are composite"),
+    }
 }

@@ -20,6 +20,7 @@ impl Model {
     }
 }
 
+#[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     /// The struct field and buffer name, as written (`r#type` stays raw):
     /// the user's name, or `{kind}_{position}`.
@@ -75,16 +76,54 @@ pub struct PoolGeometry {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerKind {
-    Dense { inputs: usize, outputs: usize, bias: bool },
-    Conv2d { geometry: ConvGeometry, bias: bool, same: bool },
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+    },
+    Conv2d {
+        geometry: ConvGeometry,
+        bias: bool,
+        same: bool,
+    },
     MaxPool(PoolGeometry),
     AvgPool(PoolGeometry),
-    GlobalAvgPool { channels: usize, spatial: usize },
+    GlobalAvgPool {
+        channels: usize,
+        spatial: usize,
+    },
     Flatten,
-    BatchNorm { channels: usize, eps: f64, momentum: f64 },
-    LayerNorm { eps: f64 },
-    Dropout { p: f64 },
+    BatchNorm {
+        channels: usize,
+        eps: f64,
+        momentum: f64,
+    },
+    LayerNorm {
+        eps: f64,
+    },
+    Dropout {
+        p: f64,
+    },
     Activation(Activation),
+    /// `body(x) + x`, or `body(x) + projection(x)` (a dense or 1×1 strided conv layer).
+    Residual {
+        body: Vec<Layer>,
+        projection: Option<Box<LayerKind>>,
+    },
+    /// Branches over the same input, joined.
+    Parallel {
+        join: Join,
+        branches: Vec<Vec<Layer>>,
+    },
+}
+
+/// How `parallel` joins its branches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// Along channels (rank 3) or features (rank 1), in branch order.
+    Concat,
+    /// Element-wise sum; the branches' shapes are equal.
+    Add,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,6 +156,16 @@ impl LayerKind {
             }
             LayerKind::BatchNorm { channels, .. } => channels.checked_mul(2),
             LayerKind::LayerNorm { .. } => features.checked_mul(2),
+            LayerKind::Residual { ref body, ref projection } => {
+                let proj = match projection {
+                    Some(p) => p.param_count(0)?,
+                    None => 0,
+                };
+                sequence_params(body)?.checked_add(proj)
+            }
+            LayerKind::Parallel { ref branches, .. } => {
+                branches.iter().try_fold(0usize, |acc, b| acc.checked_add(sequence_params(b)?))
+            }
             _ => Some(0),
         }
     }
@@ -129,6 +178,8 @@ impl LayerKind {
                 | LayerKind::Conv2d { .. }
                 | LayerKind::BatchNorm { .. }
                 | LayerKind::LayerNorm { .. }
+                | LayerKind::Residual { .. }
+                | LayerKind::Parallel { .. }
         )
     }
 
@@ -180,9 +231,18 @@ impl fmt::Display for LayerKind {
             LayerKind::LayerNorm { .. } => f.write_str("layer_norm"),
             LayerKind::Dropout { p } => write!(f, "dropout({p})"),
             LayerKind::Activation(Activation::LeakyRelu(a)) => write!(f, "leaky_relu({a})"),
+            LayerKind::Residual { projection: None, .. } => f.write_str("residual"),
+            LayerKind::Residual { projection: Some(_), .. } => f.write_str("residual(projection)"),
+            LayerKind::Parallel { join: Join::Concat, .. } => f.write_str("parallel(concat)"),
+            LayerKind::Parallel { join: Join::Add, .. } => f.write_str("parallel(add)"),
             LayerKind::Activation(a) => f.write_str(&format!("{a:?}").to_lowercase()),
         }
     }
+}
+
+/// The trainable scalars of a sequence of layers; `None` on overflow.
+pub fn sequence_params(layers: &[Layer]) -> Option<usize> {
+    layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?))
 }
 
 /// A shape, `[784]` or `[C, H, W]`; `Unknown` after an error, so that one

@@ -1,7 +1,7 @@
 //! Tokens to [`NetworkDef`]. The body is split at top-level commas first, so a
 //! malformed entry is reported and the parser goes on with the next one.
 
-use crate::ast::{Arg, Args, Item, LayerDef, NetworkDef, Role, ShapeLit, SizeLit, Value};
+use crate::ast::{Arg, Args, Block, Item, LayerDef, NetworkDef, Role, ShapeLit, SizeLit, Value};
 use crate::ctxt::Ctxt;
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -42,19 +42,25 @@ pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
             return None;
         }
     };
-    let items = split_top_level_commas(body, cx)
+    let items = parse_items(body, cx);
+    Some(NetworkDef { attrs, vis, name, items })
+}
+
+/// The comma-separated entries of a body (the network's or a block's); a
+/// broken entry is reported and kept as a placeholder.
+fn parse_items(body: TokenStream, cx: &Ctxt) -> Vec<Item> {
+    split_top_level_commas(body, cx)
         .into_iter()
         .map(|tokens| {
             let role = role_of(&tokens);
-            parse_item.parse2(tokens).unwrap_or_else(|e| {
+            (|input: ParseStream| parse_item(input, cx)).parse2(tokens).unwrap_or_else(|e| {
                 // Keep a placeholder so the checker knows something stood here
                 // and does not report its absence as further mistakes.
                 cx.syn_error(e);
                 Item::Invalid(role)
             })
         })
-        .collect();
-    Some(NetworkDef { attrs, vis, name, items })
+        .collect()
 }
 
 /// Splits a body into entries at commas that are not inside brackets.
@@ -94,7 +100,7 @@ fn role_of(tokens: &TokenStream) -> Role {
     }
 }
 
-fn parse_item(input: ParseStream) -> syn::Result<Item> {
+fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
     let tokens: TokenStream = input.fork().parse()?;
     let mut name = None;
     if input.peek2(Token![:]) && !input.peek2(Token![::]) && input.fork().call(Ident::parse_any).is_ok() {
@@ -127,6 +133,7 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         return Err(syn::Error::new(kind.span(), format!("expected `{kind}: [..]` with a colon")));
     }
     let args = if input.peek(syn::token::Paren) { Some(parse_args(input)?) } else { None };
+    let block = if input.peek(syn::token::Brace) { Some(parse_block(input, &kind, cx)?) } else { None };
     let assert = if input.peek(Token![=>]) {
         input.parse::<Token![=>]>()?;
         if !input.peek(syn::token::Bracket) {
@@ -137,7 +144,33 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         None
     };
     expect_end(input, "after the layer")?;
-    Ok(Item::Layer(LayerDef { name, kind, args, assert, tokens }))
+    Ok(Item::Layer(LayerDef { name, kind, args, block, assert, tokens }))
+}
+
+/// `{ layers.. }` after `residual`, or `{ branch { layers.. } branch { .. } }` after `parallel`.
+fn parse_block(input: ParseStream, kind: &Ident, cx: &Ctxt) -> syn::Result<Block> {
+    let content;
+    let brace = braced!(content in input);
+    if kind != "parallel" {
+        let body: TokenStream = content.parse()?;
+        return Ok(Block::Layers(parse_items(body, cx), brace.span.join()));
+    }
+    let mut branches = Vec::new();
+    while !content.is_empty() {
+        let key: Ident =
+            content.parse().map_err(|e| syn::Error::new(e.span(), "expected `branch { .. }`"))?;
+        if key != "branch" || !content.peek(syn::token::Brace) {
+            return Err(syn::Error::new(key.span(), "expected `branch { .. }`"));
+        }
+        let inner;
+        let brace = braced!(inner in content);
+        let body: TokenStream = inner.parse()?;
+        branches.push((parse_items(body, cx), brace.span.join()));
+        if content.peek(Token![,]) {
+            content.parse::<Token![,]>()?;
+        }
+    }
+    Ok(Block::Branches(branches, brace.span.join()))
 }
 
 fn expect_end(input: ParseStream, context: &str) -> syn::Result<()> {
