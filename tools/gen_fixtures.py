@@ -24,6 +24,11 @@ Two families of fixtures share the same machinery:
   * convolutional nets on rank-3 [C, H, W] samples (``input_shape``) with
     conv2d, max/avg/global-avg pooling, flatten, batch_norm (train / eval
     mode, running-stat buffers) and layer_norm, all with PyTorch semantics.
+Either may use composite layers, which hold layer lists of their own:
+``residual`` (identity or projection skip), ``parallel`` (branches combined
+by channel/feature concat or by sum) and ``network`` (a whole network used as
+one layer). Every walk over the layers (shapes and parameter names, the JAX
+forward, the numpy forward, the kink / tie report) recurses into them.
 
 The script checks itself and fails loudly (AssertionError) if:
   * a relu / leaky_relu pre-activation lies within KINK_MARGIN of 0, a
@@ -137,6 +142,78 @@ def act(kind, **kw):
 
 ACTIVATIONS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "identity"}
 
+# Composite layers. Each holds layer lists of its own; the parameters of an
+# inner layer are named <composite prefix>.<sub-path>.<inner prefix>, where the
+# inner prefix is again the layer's name or its 0-based index in its own list
+# (counting activations):
+#   residual  -> <p>.body.<j>.*, then (if any) <p>.projection.*
+#   parallel  -> <p>.<branch>.<j>.*
+#   network   -> <p>.<inner prefix>.*   (a whole network used as one layer)
+
+
+def residual(body, name=None, projection=None):
+    """output = skip(x) + body(x); skip is the identity, or `projection` (a
+    dense or conv2d layer spec without a name; its parameters are
+    <name>.projection.*)."""
+    layer = {"kind": "residual"}
+    if name is not None:
+        layer["name"] = name
+    if projection is not None:
+        assert projection["kind"] in ("dense", "conv2d") and "name" not in projection, projection
+    layer["projection"] = projection
+    layer["body"] = list(body)
+    return layer
+
+
+def parallel(combine, branches, name=None):
+    """Runs every branch on the same input; combine "concat" (along the
+    feature / channel axis, branch 0 first) or "add" (elementwise sum)."""
+    assert combine in ("concat", "add"), combine
+    layer = {"kind": "parallel"}
+    if name is not None:
+        layer["name"] = name
+    layer["combine"] = combine
+    layer["branches"] = [list(b) for b in branches]
+    return layer
+
+
+def subnet(network, input_shape, layers, name=None):
+    """A whole network (type name `network`, declared sample shape
+    `input_shape`) used as one layer."""
+    layer = {"kind": "network"}
+    if name is not None:
+        layer["name"] = name
+    layer["network"] = network
+    layer["input_shape"] = list(input_shape)
+    layer["layers"] = list(layers)
+    return layer
+
+
+COMPOSITES = {"residual", "parallel", "network"}
+
+
+def projection_layer(layer):
+    """The projection of a residual layer as a one-layer list with its
+    state_dict name, or None."""
+    proj = layer["projection"]
+    return None if proj is None else [dict(proj, name="projection")]
+
+
+def all_layers(layers):
+    """Every layer, composite layers' inner layers included (depth first)."""
+    for layer in layers:
+        yield layer
+        kind = layer["kind"]
+        if kind == "residual":
+            yield from all_layers(layer["body"])
+            if layer["projection"] is not None:
+                yield layer["projection"]
+        elif kind == "parallel":
+            for branch in layer["branches"]:
+                yield from all_layers(branch)
+        elif kind == "network":
+            yield from all_layers(layer["layers"])
+
 
 def layer_prefix(index, layer):
     """PyTorch state_dict prefix: explicit name, else index in the full list."""
@@ -151,15 +228,17 @@ def conv_out_hw(layer, h, w):
     return oh, ow
 
 
-def network_shapes(sample_shape, layers):
+def network_shapes(sample_shape, layers, base=""):
     """Walks the layer list with per-sample shapes (no batch axis).
 
     Returns (params, buffers, layer_out_shapes):
-      params: ordered list of (param_name, shape, init) in layer order, init in
+      params: ordered list of (param_name, shape, init) in layer order (the
+        visiting order: composite layers' inner parameters in place), init in
         {"fan_in", "bias", "gamma", "beta"};
       buffers: ordered list of (buffer_name, shape, init), init in
         {"running_mean", "running_var"};
-      layer_out_shapes: the sample shape after every layer.
+      layer_out_shapes: the sample shape after every layer of this list.
+    base: name prefix of every parameter (for the inner lists of composites).
     """
     params = []
     buffers = []
@@ -167,7 +246,7 @@ def network_shapes(sample_shape, layers):
     shape = tuple(sample_shape)
     for i, layer in enumerate(layers):
         kind = layer["kind"]
-        prefix = layer_prefix(i, layer)
+        prefix = base + layer_prefix(i, layer)
         if kind == "dense":
             assert len(shape) == 1, f"layer {i}: dense needs a rank-1 input, got {shape}"
             params.append((f"{prefix}.weight", (layer["out"], shape[0]), "fan_in"))
@@ -204,6 +283,42 @@ def network_shapes(sample_shape, layers):
         elif kind == "layer_norm":
             params.append((f"{prefix}.weight", shape, "gamma"))
             params.append((f"{prefix}.bias", shape, "beta"))
+        elif kind == "residual":
+            assert layer["body"], f"layer {prefix}: empty residual body"
+            p, b, body_outs = network_shapes(shape, layer["body"], f"{prefix}.body.")
+            params += p
+            buffers += b
+            if layer["projection"] is None:
+                assert body_outs[-1] == shape, f"layer {prefix}: body maps {shape} to {body_outs[-1]}, needs a projection"
+            else:
+                p, b, proj_outs = network_shapes(shape, projection_layer(layer), f"{prefix}.")
+                params += p
+                assert proj_outs[-1] == body_outs[-1], f"layer {prefix}: projection {proj_outs[-1]} != body {body_outs[-1]}"
+            shape = body_outs[-1]
+        elif kind == "parallel":
+            branch_outs = []
+            for bi, branch in enumerate(layer["branches"]):
+                assert branch, f"layer {prefix}: empty branch {bi}"
+                p, b, bo = network_shapes(shape, branch, f"{prefix}.{bi}.")
+                params += p
+                buffers += b
+                branch_outs.append(bo[-1])
+            assert len(branch_outs) >= 2, f"layer {prefix}: needs at least two branches"
+            if layer["combine"] == "add":
+                assert all(s == branch_outs[0] for s in branch_outs), f"layer {prefix}: add of {branch_outs}"
+                shape = branch_outs[0]
+            else:
+                assert layer["combine"] == "concat", layer
+                rest = branch_outs[0][1:]
+                assert all(s[1:] == rest for s in branch_outs), f"layer {prefix}: concat of {branch_outs}"
+                shape = (sum(s[0] for s in branch_outs), *rest)
+        elif kind == "network":
+            assert tuple(layer["input_shape"]) == shape, f"layer {prefix}: declared input {layer['input_shape']}, gets {shape}"
+            assert layer["layers"], f"layer {prefix}: empty network"
+            p, b, inner_outs = network_shapes(shape, layer["layers"], f"{prefix}.")
+            params += p
+            buffers += b
+            shape = inner_outs[-1]
         else:
             assert kind in ACTIVATIONS, layer
             if kind == "softmax":
@@ -236,16 +351,23 @@ def jax_activation(layer, x):
     raise ValueError(kind)
 
 
-def jax_forward(layers, params, x, record=None, buffers=None, mode=None, new_buffers=None):
+def jax_forward(layers, params, x, record=None, buffers=None, mode=None, new_buffers=None, base=""):
     """params: dict name -> array. If record is a list, appends
-    (layer_index, layer_input) for each relu/leaky_relu (the pre-activation)
-    and max_pool layer. buffers: dict of batch_norm running stats; mode:
-    "train" (batch statistics) or "eval" (running statistics). In train mode,
-    if new_buffers is a dict, the updated running stats are stored in it."""
+    (label, layer, previous_layer, layer_input) for each relu/leaky_relu (the
+    pre-activation) and max_pool layer, composite layers' inner ones included;
+    label is the index for a top-level layer, else the dotted path of the
+    inner layer (e.g. "block.body.1"); previous_layer is the layer before it
+    in the same list, or None. buffers: dict of batch_norm running stats;
+    mode: "train" (batch statistics) or "eval" (running statistics). In train
+    mode, if new_buffers is a dict, the updated running stats are stored in
+    it. base: name prefix of the parameters (inner lists of composites)."""
     h = x
+    sub = dict(record=record, buffers=buffers, mode=mode, new_buffers=new_buffers)
     for i, layer in enumerate(layers):
         kind = layer["kind"]
-        prefix = layer_prefix(i, layer)
+        prefix = base + layer_prefix(i, layer)
+        label = i if base == "" else prefix
+        prev = layers[i - 1] if i > 0 else None
         if kind == "dense":
             h = h @ params[f"{prefix}.weight"].T
             if layer["bias"]:
@@ -265,7 +387,7 @@ def jax_forward(layers, params, x, record=None, buffers=None, mode=None, new_buf
                 h = h + params[f"{prefix}.bias"][None, :, None, None]
         elif kind == "max_pool":
             if record is not None:
-                record.append((i, h))
+                record.append((label, layer, prev, h))
             k, s = layer["kernel"], layer["stride"]
             init = jnp.asarray(-jnp.inf, dtype=h.dtype)
             h = jax.lax.reduce_window(h, init, jax.lax.max, (1, 1, k, k), (1, 1, s, s), "VALID")
@@ -303,9 +425,24 @@ def jax_forward(layers, params, x, record=None, buffers=None, mode=None, new_buf
             var = jnp.mean((h - mean) ** 2, axis=axes, keepdims=True)  # biased
             h = (h - mean) / jnp.sqrt(var + layer["eps"])
             h = h * params[f"{prefix}.weight"][None] + params[f"{prefix}.bias"][None]
+        elif kind == "residual":
+            body = jax_forward(layer["body"], params, h, base=f"{prefix}.body.", **sub)
+            proj = projection_layer(layer)
+            skip = h if proj is None else jax_forward(proj, params, h, base=f"{prefix}.", **sub)
+            h = skip + body
+        elif kind == "parallel":
+            outs = [jax_forward(br, params, h, base=f"{prefix}.{bi}.", **sub) for bi, br in enumerate(layer["branches"])]
+            if layer["combine"] == "concat":
+                h = jnp.concatenate(outs, axis=1)  # feature / channel axis
+            else:
+                h = outs[0]
+                for o in outs[1:]:
+                    h = h + o
+        elif kind == "network":
+            h = jax_forward(layer["layers"], params, h, base=f"{prefix}.", **sub)
         else:
             if record is not None and kind in ("relu", "leaky_relu"):
-                record.append((i, h))
+                record.append((label, layer, prev, h))
             h = jax_activation(layer, h)
     return h
 
@@ -368,13 +505,14 @@ def np_pool(x, k, s, reduce):
     return out
 
 
-def np_forward(layers, params, x, buffers=None, mode=None):
-    """Returns (output, updated running stats (train mode) or {})."""
+def np_forward(layers, params, x, buffers=None, mode=None, base=""):
+    """Returns (output, updated running stats (train mode) or {}). base: name
+    prefix of the parameters (inner lists of composite layers)."""
     h = np.asarray(x, dtype=np.float64)
     new_buffers = {}
     for i, layer in enumerate(layers):
         kind = layer["kind"]
-        prefix = layer_prefix(i, layer)
+        prefix = base + layer_prefix(i, layer)
         if kind == "dense":
             w = params[f"{prefix}.weight"]
             # y[b, o] = sum_i x[b, i] * w[o, i] + bias[o]
@@ -436,6 +574,37 @@ def np_forward(layers, params, x, buffers=None, mode=None):
             h = e / e.sum(axis=1, keepdims=True)
         elif kind == "identity":
             pass
+        elif kind == "residual":
+            body, nb = np_forward(layer["body"], params, h, buffers, mode, base=f"{prefix}.body.")
+            new_buffers.update(nb)
+            if layer["projection"] is None:
+                skip = h
+            else:
+                skip, nb = np_forward(projection_layer(layer), params, h, buffers, mode, base=f"{prefix}.")
+                new_buffers.update(nb)
+            assert skip.shape == body.shape
+            h = body + skip
+        elif kind == "parallel":
+            outs = []
+            for bi, branch in enumerate(layer["branches"]):
+                o, nb = np_forward(branch, params, h, buffers, mode, base=f"{prefix}.{bi}.")
+                new_buffers.update(nb)
+                outs.append(o)
+            if layer["combine"] == "concat":
+                # Axis 1 (features, or channels of [batch, C, H, W]): branch 0's first.
+                widths = [o.shape[1] for o in outs]
+                cat = np.zeros((h.shape[0], sum(widths)) + outs[0].shape[2:])
+                start = 0
+                for o, wdt in zip(outs, widths):
+                    cat[:, start : start + wdt] = o
+                    start += wdt
+                h = cat
+            else:
+                assert layer["combine"] == "add"
+                h = np.sum(np.stack(outs), axis=0)
+        elif kind == "network":
+            h, nb = np_forward(layer["layers"], params, h, buffers, mode, base=f"{prefix}.")
+            new_buffers.update(nb)
         else:
             raise ValueError(kind)
     return h, new_buffers
@@ -494,11 +663,14 @@ def sample_buffers(rng, buffer_shapes):
 
 def kink_report(layers, params, x, buffers=None, mode=None):
     """Returns (kinks, pools):
-    kinks: list of (layer_index, min |pre|, n_neg, n_pos, n_dead) for relu/leaky;
-      a unit is a feature (rank-1) or a channel (rank-3: over batch, H and W);
-    pools: list of (layer_index, min gap between the two largest values of a
+    kinks: list of (label, kind, min |pre|, n_neg, n_pos, n_dead) for
+      relu/leaky; a unit is a feature (rank-1) or a channel (rank-3: over
+      batch, H and W);
+    pools: list of (label, min gap between the two largest values of a
       window, number of windows exempt because they are all exact zeros
-      produced by a relu right before the pool)."""
+      produced by a relu right before the pool).
+    label: the layer index at the top level, or the dotted path of a layer
+    inside a composite layer (see jax_forward)."""
     rec = []
     jax_forward(
         layers,
@@ -509,13 +681,13 @@ def kink_report(layers, params, x, buffers=None, mode=None):
         mode=mode,
     )
     kinks, pools = [], []
-    for i, inp in rec:
+    for i, layer, prev, inp in rec:
         inp = np.asarray(inp)
-        if layers[i]["kind"] == "max_pool":
-            k, s = layers[i]["kernel"], layers[i]["stride"]
+        if layer["kind"] == "max_pool":
+            k, s = layer["kernel"], layer["stride"]
             bsz, c, hh, ww = inp.shape
             oh, ow = (hh - k) // s + 1, (ww - k) // s + 1
-            after_relu = i > 0 and layers[i - 1]["kind"] == "relu"
+            after_relu = prev is not None and prev["kind"] == "relu"
             gaps, exempt = [], 0
             for oy in range(oh):
                 for ox in range(ow):
@@ -533,7 +705,7 @@ def kink_report(layers, params, x, buffers=None, mode=None):
         # Units that are negative for the whole batch ("dead" for relu).
         unit_axes = tuple(a for a in range(pre.ndim) if a != 1)
         dead = int(np.sum(np.all(pre < 0, axis=unit_axes)))
-        kinks.append((i, float(np.min(np.abs(pre))), int(np.sum(pre < 0)), int(np.sum(pre > 0)), dead))
+        kinks.append((i, layer["kind"], float(np.min(np.abs(pre))), int(np.sum(pre < 0)), int(np.sum(pre > 0)), dead))
     return kinks, pools
 
 
@@ -542,7 +714,7 @@ def kinks_ok(report):
     positive for at least one sample (so no weight gradient is trivially 0);
     no max_pool window with a (near-)tie for its maximum."""
     kinks, pools = report
-    return all(m > KINK_MARGIN and neg > 0 and pos > 0 and dead == 0 for _, m, neg, pos, dead in kinks) and all(
+    return all(m > KINK_MARGIN and neg > 0 and pos > 0 and dead == 0 for _, _, m, neg, pos, dead in kinks) and all(
         gap > KINK_MARGIN for _, gap, _ in pools
     )
 
@@ -610,7 +782,7 @@ def build_fixture(spec):
     for idx, expected in spec.get("expect_shapes", {}).items():
         assert layer_shapes[idx] == tuple(expected), f"{name}: layer {idx} gives {layer_shapes[idx]}, expected {expected}"
     mode = spec.get("mode")
-    has_bn = any(layer["kind"] == "batch_norm" for layer in layers)
+    has_bn = any(layer["kind"] == "batch_norm" for layer in all_layers(layers))
     assert (mode in ("train", "eval")) if has_bn else (mode is None), f"{name}: mode {mode!r}"
 
     rng = np.random.default_rng(spec["seed"])
@@ -721,13 +893,23 @@ def to_json(value, indent=0):
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = [f"{pad_in}{json.dumps(k)}: {to_json(v, indent + 1)}" for k, v in value.items()]
+        def one(v):
+            # A short layer object inside a composite layer (a projection) on one line.
+            if isinstance(v, dict) and "kind" in v and len(json.dumps(v)) < 160:
+                return json.dumps(v)
+            return to_json(v, indent + 1)
+
+        items = [f"{pad_in}{json.dumps(k)}: {one(v)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(value, list):
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return json.dumps(value, allow_nan=False)
-        if all(isinstance(v, dict) and len(json.dumps(v)) < 160 for v in value):
-            return "[\n" + ",\n".join(pad_in + json.dumps(v) for v in value) + "\n" + pad + "]"
+        if all(isinstance(v, dict) for v in value):
+            # A list of layers: each short one on one line, a long one (a
+            # composite layer) spread out.
+            return "[\n" + ",\n".join(
+                pad_in + (json.dumps(v) if len(json.dumps(v)) < 160 else to_json(v, indent + 1)) for v in value
+            ) + "\n" + pad + "]"
         return "[\n" + ",\n".join(pad_in + to_json(v, indent + 1) for v in value) + "\n" + pad + "]"
     return json.dumps(value, allow_nan=False)
 
@@ -951,7 +1133,131 @@ FIXTURES = [
         "mode": "train",
         "batch": 4,
     },
+    # ---------------------------------------------------------------------
+    # Composite layers: residual (identity or projection skip), parallel
+    # (concat / add), a network used as a layer. Inner parameters are named
+    # <prefix>.body.<j>.*, <prefix>.projection.*, <prefix>.<branch>.<j>.*,
+    # <prefix>.<inner prefix>.* (see residual / parallel / subnet above).
+    # ---------------------------------------------------------------------
+    {
+        "name": "residual_projection",
+        "seed": 13013,
+        "description": "Residual blocks on rank-3 samples. Input [2, 6, 6] -> stem conv2d(3, kernel 3, padding 1) "
+        "-> tanh -> block residual { conv2d(3, kernel 3, padding 1), tanh, conv2d(3, kernel 3, padding 1) } "
+        "(output = x + body(x)) -> tanh -> down residual(projection) { conv2d(4, kernel 3, stride 2, padding 1), "
+        "tanh, conv2d(4, kernel 3, padding 1) } -> [4, 3, 3] (output = body(x) + projection(x), projection a "
+        "1x1 conv2d(4, stride 2) with bias: down.projection.weight [4, 3, 1, 1]) -> tanh -> global_avg_pool -> "
+        "[4] -> head dense(3); softmax cross-entropy; batch 3. Inner layers are numbered from 0 within the "
+        "body, counting activations: block.body.0, block.body.2; projection parameters follow the body's.",
+        "input_shape": [2, 6, 6],
+        "layers": [
+            conv2d(3, 3, "stem", padding=1),
+            act("tanh"),
+            residual([conv2d(3, 3, padding=1), act("tanh"), conv2d(3, 3, padding=1)], "block"),
+            act("tanh"),
+            residual(
+                [conv2d(4, 3, stride=2, padding=1), act("tanh"), conv2d(4, 3, padding=1)],
+                "down",
+                projection=conv2d(4, 1, stride=2),
+            ),
+            act("tanh"),
+            act("global_avg_pool"),
+            dense(3, "head"),
+        ],
+        "expect_shapes": {0: (3, 6, 6), 2: (3, 6, 6), 4: (4, 3, 3), 6: (4,), 7: (3,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 3,
+    },
+    {
+        "name": "residual_dense",
+        "seed": 14014,
+        "description": "Residual blocks on rank-1 samples. 5 -> fc dense(6) -> gelu (exact erf) -> r residual "
+        "{ dense(6), tanh, dense(6) } (output = x + body(x)) -> p residual(projection) { dense(4), tanh } "
+        "(output = body(x) + projection(x), projection dense 6 -> 4 with bias: p.projection.weight [4, 6], "
+        "p.projection.bias [4]) -> head dense(3); softmax cross-entropy; batch 4.",
+        "input_size": 5,
+        "layers": [
+            dense(6, "fc"),
+            act("gelu"),
+            residual([dense(6), act("tanh"), dense(6)], "r"),
+            residual([dense(4), act("tanh")], "p", projection=dense(4)),
+            dense(3, "head"),
+        ],
+        "expect_shapes": {0: (6,), 2: (6,), 3: (4,), 4: (3,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 4,
+    },
+    {
+        "name": "parallel_concat",
+        "seed": 15015,
+        "description": "Parallel branches. Input [2, 5, 5] -> par parallel(concat) { branch 0: conv2d(2, kernel 3, "
+        "padding 1), tanh; branch 1: conv2d(3, kernel 1), sigmoid } -> [5, 5, 5] (concatenated along channels, "
+        "branch 0's 2 channels first) -> max_pool(2) -> [5, 2, 2] -> flatten (20) -> fc dense(4) -> sum "
+        "parallel(add) { branch 0: dense(3); branch 1: dense(3), tanh } (elementwise sum) -> [3]; softmax "
+        "cross-entropy; batch 3. Branch b's layers are numbered from 0 within the branch: par.0.0, par.1.0, "
+        "sum.0.0, sum.1.0. Every max_pool window's two largest values differ by > 1e-3.",
+        "input_shape": [2, 5, 5],
+        "layers": [
+            parallel("concat", [[conv2d(2, 3, padding=1), act("tanh")], [conv2d(3, 1), act("sigmoid")]], "par"),
+            max_pool(2),
+            act("flatten"),
+            dense(4, "fc"),
+            parallel("add", [[dense(3)], [dense(3), act("tanh")]], "sum"),
+        ],
+        "expect_shapes": {0: (5, 5, 5), 1: (5, 2, 2), 2: (20,), 3: (4,), 4: (3,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 3,
+    },
+    {
+        "name": "nested",
+        "seed": 16016,
+        "description": "A network used as a layer. Encoder { input: [6], fc1: dense(5), tanh, fc2: dense(4) }; "
+        "Outer { input: [6], encoder: Encoder, relu, head: dense(3) }; softmax cross-entropy; batch 4. The "
+        "encoder's parameters are prefixed with its field name: encoder.fc1.weight, ..., encoder.fc2.bias. "
+        "Every relu input is >= 1e-3 away from 0.",
+        "input_size": 6,
+        "layers": [
+            subnet("Encoder", [6], [dense(5, "fc1"), act("tanh"), dense(4, "fc2")], "encoder"),
+            act("relu"),
+            dense(3, "head"),
+        ],
+        "expect_shapes": {0: (4,), 1: (4,), 2: (3,)},
+        "loss": "softmax_cross_entropy",
+        "batch": 4,
+    },
 ]
+
+# Parameter names (in visiting order) the composite fixtures must have, as
+# spelled out for the Rust side (checked in main).
+EXPECT_PARAM_NAMES = {
+    "residual_projection": [
+        "stem.weight", "stem.bias",
+        "block.body.0.weight", "block.body.0.bias", "block.body.2.weight", "block.body.2.bias",
+        "down.body.0.weight", "down.body.0.bias", "down.body.2.weight", "down.body.2.bias",
+        "down.projection.weight", "down.projection.bias",
+        "head.weight", "head.bias",
+    ],
+    "residual_dense": [
+        "fc.weight", "fc.bias",
+        "r.body.0.weight", "r.body.0.bias", "r.body.2.weight", "r.body.2.bias",
+        "p.body.0.weight", "p.body.0.bias", "p.projection.weight", "p.projection.bias",
+        "head.weight", "head.bias",
+    ],
+    "parallel_concat": [
+        "par.0.0.weight", "par.0.0.bias", "par.1.0.weight", "par.1.0.bias",
+        "fc.weight", "fc.bias",
+        "sum.0.0.weight", "sum.0.0.bias", "sum.1.0.weight", "sum.1.0.bias",
+    ],
+    "nested": [
+        "encoder.fc1.weight", "encoder.fc1.bias", "encoder.fc2.weight", "encoder.fc2.bias",
+        "head.weight", "head.bias",
+    ],
+}
+EXPECT_PARAM_SHAPES = {
+    ("residual_projection", "down.projection.weight"): [4, 3, 1, 1],
+    ("residual_dense", "p.projection.weight"): [4, 6],
+    ("residual_dense", "p.projection.bias"): [4],
+}
 
 
 # --------------------------------------------------------------------------
@@ -1260,8 +1566,8 @@ def write_jax_cnn():
     print(f"  weight draws: {info['attempts']}; float32 forward error {info['err32']:.3e} "
           f"(pure relative {info['err32_pure']:.3e}; tolerance {INTEROP_RTOL:g} * max(1, |ref|))")
     kinks, pools = info["report"]
-    for i, m, neg, pos, dead in kinks:
-        print(f"  layer {i} (relu): min |pre| {m:.3e}, {neg} neg / {pos} pos, {dead} units negative on the whole batch")
+    for i, kind, m, neg, pos, dead in kinks:
+        print(f"  layer {i} ({kind}): min |pre| {m:.3e}, {neg} neg / {pos} pos, {dead} units negative on the whole batch")
     for i, gap, exempt in pools:
         print(f"  layer {i} (max_pool): min top-2 gap {gap:.3e}"
               + (f", {exempt} all-zero windows after relu (exempt)" if exempt else ""))
@@ -1339,6 +1645,12 @@ def main(argv=None):
         text = to_json(doc) + "\n"
         # Round-trip check: the file must parse back to exactly the same values.
         assert json.loads(text) == json.loads(json.dumps(doc)), spec["name"]
+        if spec["name"] in EXPECT_PARAM_NAMES:
+            assert list(doc["params"]) == EXPECT_PARAM_NAMES[spec["name"]], (spec["name"], list(doc["params"]))
+            assert list(doc["grads"]) == EXPECT_PARAM_NAMES[spec["name"]], spec["name"]
+        for (fname, pname), pshape in EXPECT_PARAM_SHAPES.items():
+            if fname == spec["name"]:
+                assert doc["params"][pname]["shape"] == pshape, (fname, pname)
         path = OUT_DIR / f"{spec['name']}.json"
         path.write_text(text)
 
@@ -1358,9 +1670,9 @@ def main(argv=None):
             f"  weight draws: {info['attempts']}; fd-checked {info['fd_checked']} entries, "
             f"worst |diff|/tol = {info['fd_worst_ratio']:.3f}"
         )
-        for i, m, neg, pos, dead in info["kinks"]:
+        for i, kind, m, neg, pos, dead in info["kinks"]:
             print(
-                f"  layer {i} ({doc['layers'][i]['kind']}): min |pre| {m:.3e}, "
+                f"  layer {i} ({kind}): min |pre| {m:.3e}, "
                 f"{neg} neg / {pos} pos, {dead} units negative on the whole batch"
             )
         for i, gap, exempt in info["pools"]:

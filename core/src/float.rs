@@ -92,5 +92,7 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "F32", libm::erff, matrixmultiply::sgemm);
+// f32 goes through our own kernels (no allocation per call, batch-1 paths, threads);
+// f64, used for gradient checks and references, through matrixmultiply.
+impl_float!(f32, "F32", libm::erff, crate::tensor::sgemm::sgemm);
 impl_float!(f64, "F64", libm::erf, matrixmultiply::dgemm);

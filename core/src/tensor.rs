@@ -8,6 +8,11 @@
 use crate::float::Float;
 use nalgebra::{Const, Dim, Dyn, Matrix, OMatrix, RawStorage, RawStorageMut, SMatrix};
 
+pub(crate) mod sgemm;
+mod threads;
+
+pub use threads::{set_threads, threads};
+
 /// A batch of samples with `N` features each: one sample per column.
 pub type Batch<T, const N: usize> = OMatrix<T, Const<N>, Dyn>;
 

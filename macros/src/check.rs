@@ -15,8 +15,6 @@ use syn::Lit;
 
 /// The layer kinds the language knows, for "unknown layer" messages.
 const LAYER_KINDS: [&str; 18] = [
-    "residual",
-    "parallel",
     "dense",
     "conv2d",
     "max_pool",
@@ -33,6 +31,8 @@ const LAYER_KINDS: [&str; 18] = [
     "gelu",
     "softmax",
     "identity",
+    "residual",
+    "parallel",
 ];
 
 /// Kinds that keep the shape; an assertion after one names the layer that made the shape.
