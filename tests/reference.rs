@@ -102,6 +102,44 @@ network! {
     }
 }
 
+network! {
+    struct ResidualProjection {
+        input: [2, 6, 6],
+        stem: conv2d(3, kernel = 3, padding = 1), tanh,
+        block: residual { conv2d(3, kernel = 3, padding = 1), tanh, conv2d(3, kernel = 3, padding = 1) }, tanh,
+        down: residual(projection) {
+            conv2d(4, kernel = 3, stride = 2, padding = 1), tanh, conv2d(4, kernel = 3, padding = 1)
+        } => [4, 3, 3],
+        tanh,
+        global_avg_pool,
+        head: dense(3),
+    }
+}
+
+network! {
+    struct ResidualDense {
+        input: [5],
+        fc: dense(6), gelu,
+        r: residual { dense(6), tanh, dense(6) },
+        p: residual(projection) { dense(4), tanh },
+        head: dense(3),
+    }
+}
+
+network! {
+    struct ParallelConcat {
+        input: [2, 5, 5],
+        par: parallel(concat) {
+            branch { conv2d(2, kernel = 3, padding = 1), tanh }
+            branch { conv2d(3, kernel = 1), sigmoid }
+        } => [5, 5, 5],
+        max_pool(2),
+        flatten,
+        fc: dense(4),
+        sum: parallel(add) { branch { dense(3) } branch { dense(3), tanh } },
+    }
+}
+
 struct Fixture(Value);
 
 impl Fixture {
@@ -251,7 +289,10 @@ from_zeros!(
     Pools,
     BatchNormNet,
     LayerNormNet,
-    SmallCnn
+    SmallCnn,
+    ResidualProjection,
+    ResidualDense,
+    ParallelConcat
 );
 
 const F64_TOL: f64 = 1e-10;
@@ -332,4 +373,21 @@ fn whole_cnn_matches_jax() {
     let f = Fixture::load("cnn.json");
     check::<f64, SmallCnn<f64>, _, 144, 5>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
     check::<f32, SmallCnn<f32>, _, 144, 5>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn residual_blocks_with_and_without_projection_match_jax() {
+    let f = Fixture::load("residual_projection.json");
+    check::<f64, ResidualProjection<f64>, _, 72, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, ResidualProjection<f32>, _, 72, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+    let f = Fixture::load("residual_dense.json");
+    check::<f64, ResidualDense<f64>, _, 5, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, ResidualDense<f32>, _, 5, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn concat_and_add_joins_match_jax() {
+    let f = Fixture::load("parallel_concat.json");
+    check::<f64, ParallelConcat<f64>, _, 50, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, ParallelConcat<f32>, _, 50, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
 }
