@@ -6,9 +6,7 @@
 //! ```
 //!
 //! With the defaults (3 epochs over the digits and their one-pixel shifts) it
-//! reaches about 98.5% on the 1,002 test digits in under a minute on 2 cores.
-//! ```text
-//! ```
+//! reaches about 98.5% on the 1,002 test digits in about a minute on 2 cores.
 
 mod common;
 

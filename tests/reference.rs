@@ -140,6 +140,14 @@ network! {
     }
 }
 
+network! {
+    struct Encoder { input: [6], fc1: dense(5), tanh, fc2: dense(4) }
+}
+
+network! {
+    struct Outer { input: [6], encoder: Encoder => [4], relu, head: dense(3) }
+}
+
 struct Fixture(Value);
 
 impl Fixture {
@@ -292,7 +300,8 @@ from_zeros!(
     SmallCnn,
     ResidualProjection,
     ResidualDense,
-    ParallelConcat
+    ParallelConcat,
+    Outer
 );
 
 const F64_TOL: f64 = 1e-10;
@@ -390,4 +399,12 @@ fn concat_and_add_joins_match_jax() {
     let f = Fixture::load("parallel_concat.json");
     check::<f64, ParallelConcat<f64>, _, 50, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
     check::<f32, ParallelConcat<f32>, _, 50, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+}
+
+#[test]
+fn a_nested_network_matches_jax() {
+    let f = Fixture::load("nested.json");
+    check::<f64, Outer<f64>, _, 6, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F64_TOL);
+    check::<f32, Outer<f32>, _, 6, 3>(&f, SoftmaxCrossEntropy, &f.labels(), F32_TOL);
+    assert_eq!(Outer::PARAM_COUNT, Encoder::PARAM_COUNT + 4 * 3 + 3);
 }

@@ -35,6 +35,28 @@ network! {
     }
 }
 
+network! {
+    /// A small residual network: a stem, one identity block, one downsampling
+    /// block with a learned 1×1 projection on the skip path, then a classifier.
+    pub struct SmallResNet {
+        input: [1, 28, 28],
+        stem: conv2d(16, kernel = 3, padding = same), batch_norm, relu,
+        max_pool(2) => [16, 14, 14],
+        block1: residual {
+            conv2d(16, kernel = 3, padding = same), batch_norm, relu,
+            conv2d(16, kernel = 3, padding = same), batch_norm,
+        }, relu,
+        down: residual(projection) {                      // 1×1 conv, stride 2, on the skip path
+            conv2d(32, kernel = 3, stride = 2, padding = 1), batch_norm, relu,
+            conv2d(32, kernel = 3, padding = same), batch_norm,
+        } => [32, 7, 7],
+        relu,
+        flatten,
+        dropout(0.25),
+        head: dense(10),
+    }
+}
+
 /// Training settings from the command line, with per-example defaults.
 pub struct Options {
     pub data: PathBuf,

@@ -55,6 +55,8 @@ pub struct LayerDef {
     pub args: Option<Args>,
     /// The `{ .. }` of `residual` and `parallel`.
     pub block: Option<Block>,
+    /// The type of a nested network (`encoder: Encoder`); `kind` is its last segment.
+    pub nested: Option<syn::Path>,
     pub assert: Option<ShapeLit>,
     /// The whole entry, for errors that concern the layer as a whole.
     pub tokens: TokenStream,

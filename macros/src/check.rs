@@ -197,11 +197,16 @@ fn check_sequence(
             }
             None => {}
         }
-        let Some(spec) = resolve(def, cx) else {
-            shape = Shape::Unknown;
-            continue;
+        let (kind, out_shape) = match &def.nested {
+            Some(path) => apply_nested(path, &shape, def, cx),
+            None => {
+                let Some(spec) = resolve(def, cx) else {
+                    shape = Shape::Unknown;
+                    continue;
+                };
+                apply(spec, &shape, def, &producer, cx)
+            }
         };
-        let (kind, out_shape) = apply(spec, &shape, def, &producer, cx);
         if !SHAPE_KEEPING.contains(&def.kind.to_string().as_str()) {
             producer = describe_producer(def, kind.as_ref(), position);
         }
@@ -388,6 +393,33 @@ fn apply_parallel(
     }
 }
 
+/// A network used as a layer. Its shapes live in another macro invocation, so
+/// the output shape is declared with `=>` and both ends are checked by the
+/// compiler (the generated `Layer` bound and a constant assertion).
+fn apply_nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> (Option<LayerKind>, Shape) {
+    let Some(assert) = &def.assert else {
+        let name = def.name.as_ref().map_or_else(|| "net".to_string(), |n| n.unraw().to_string());
+        cx.error_spanned_by(
+            &def.tokens,
+            format!("a nested network needs its output shape: write `{name}: {} => [..]`", def.kind),
+        );
+        return (None, Shape::Unknown);
+    };
+    match shape_of(assert, cx) {
+        Some(out) if out.rank().is_some_and(|r| r == 1 || r == 3) => {
+            (matches!(shape, Shape::Known(_)).then(|| LayerKind::Nested { path: path.clone() }), out)
+        }
+        Some(out) => {
+            cx.error_at(
+                assert.span,
+                format!("a shape is `[features]` or `[channels, height, width]`, found {out}"),
+            );
+            (None, Shape::Unknown)
+        }
+        None => (None, Shape::Unknown),
+    }
+}
+
 fn param_name(def: &LayerDef, position: usize) -> String {
     def.name.as_ref().map_or_else(|| position.to_string(), |n| n.unraw().to_string())
 }
@@ -451,6 +483,9 @@ fn shape_of(shape: &ShapeLit, cx: &Ctxt) -> Option<Shape> {
 
 fn check_assert(def: &LayerDef, shape: &Shape, producer: &str, cx: &Ctxt) {
     let Some(assert) = &def.assert else { return };
+    if def.nested.is_some() {
+        return; // For a nested network, `=>` declares the output shape.
+    }
     let Some(expected) = shape_of(assert, cx) else { return };
     if matches!(shape, Shape::Known(_)) && *shape != expected {
         let who = match &def.name {

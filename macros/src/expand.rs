@@ -22,7 +22,10 @@ pub fn expand(model: &Model) -> TokenStream {
     let output_size = model.output().size();
     let input_shape = dims(&model.input);
     let output_shape = dims(model.output());
-    let param_count = model.param_count;
+    // Nested networks' parameters are known to the compiler only: add them in the constant.
+    let param_count_literal = model.param_count;
+    let nested = crate::model::nested_paths(&model.layers);
+    let param_count = quote!(#param_count_literal #(+ #nested::PARAM_COUNT)*);
 
     let input_alias = format_ident!("{}Input", name);
     let output_alias = format_ident!("{}Output", name);
@@ -116,11 +119,10 @@ pub fn expand(model: &Model) -> TokenStream {
         let (name, pname) = (&l.name, &l.param_name);
         let kind = l.kind.to_string();
         let (input, output) = (dims(&l.input), dims(&l.output));
-        let params = l.kind.param_count(l.output.size()).unwrap_or(0);
-        let buffers = match l.kind {
-            LayerKind::BatchNorm { channels, .. } => 2 * channels,
-            _ => 0,
-        };
+        let literal = l.kind.param_count(l.output.size()).unwrap_or(0);
+        let inner = crate::model::nested_paths(std::slice::from_ref(l));
+        let params = quote!(#literal #(+ #inner::PARAM_COUNT)*);
+        let buffers = crate::model::buffer_count(std::slice::from_ref(l));
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
@@ -135,6 +137,18 @@ pub fn expand(model: &Model) -> TokenStream {
         .filter(|l| matches!(l.kind, LayerKind::Residual { .. } | LayerKind::Parallel { .. }))
         .map(|l| composite(model, l))
         .collect();
+    // A nested network's shapes are known only to the compiler: check both ends there.
+    let nested_checks = model.layers.iter().filter_map(|l| match &l.kind {
+        LayerKind::Nested { path } => {
+            let (i, o) = (l.input.size(), l.output.size());
+            let msg = format!(
+                "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes or gives other sizes",
+                l.name, l.kind, l.input, l.output, l.kind
+            );
+            Some(quote! { #cfg const _: () = ::core::assert!(#path::INPUT_SIZE == #i && #path::OUTPUT_SIZE == #o, #msg); })
+        }
+        _ => None,
+    });
     let forward = forward_body(name, &steps);
     let forward_train = forward_train_body(name, &steps);
     let infer = infer_body(name, &steps);
@@ -373,6 +387,43 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
+        #(#nested_checks)*
+
+        #cfg
+        /// A network is a layer too, so it can be nested in another (`encoder: Encoder => [..]`).
+        impl<T: #sn::Float> #sn::layers::Layer<T, #input_size, #output_size> for #name<T> {
+            type Workspace = #trace<T>;
+            type Gradients = #grads<T>;
+
+            fn forward(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>) {
+                *y = <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x);
+            }
+
+            fn forward_with(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<T>) {
+                let out = <Self as #sn::Network<T, #input_size, #output_size>>::infer(self, x, ws);
+                #sn::tensor::ensure_batch(y, x.ncols());
+                y.copy_from(out);
+            }
+
+            fn forward_train(&mut self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<T>) {
+                let out = <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, ws);
+                #sn::tensor::ensure_batch(y, x.ncols());
+                y.copy_from(out);
+            }
+
+            fn backward(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                _y: &#sn::Batch<T, #output_size>,
+                dy: &#sn::Batch<T, #output_size>,
+                ws: &mut #trace<T>,
+                g: &mut #grads<T>,
+                dx: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+            ) {
+                <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, ws, dy, g, dx)
+            }
+        }
+
         #cfg
         impl<T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<T> {
             type Trace = #trace<T>;
@@ -443,6 +494,7 @@ fn layer_type(parent: &syn::Ident, l: &Layer) -> TokenStream {
             let ty = composite_name(parent, l);
             quote!(#ty<T>)
         }
+        LayerKind::Nested { path } => quote!(#path<T>),
         LayerKind::Activation(a) => match a {
             Activation::Relu => quote!(#layers::Relu),
             Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
@@ -519,6 +571,10 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng)))
         }
         LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p, 0)),
+        LayerKind::Nested { path } if random => {
+            quote!(#path::init(init, ::staticnet::init::next_seed(&mut rng)))
+        }
+        LayerKind::Nested { path } => quote!(#path::zeros()),
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
             let ty = composite_name(&model.name, l);
             if random {
@@ -822,7 +878,9 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             } else {
                 quote!()
             };
-            let param_count = l.kind.param_count(o).unwrap_or(0);
+            let literal = l.kind.param_count(o).unwrap_or(0);
+            let inner = crate::model::nested_paths(std::slice::from_ref(l));
+            let param_count = quote!(#literal #(+ #inner::PARAM_COUNT)*);
             let label = l.kind.to_string();
             quote! {
                 #body_net
@@ -1027,7 +1085,9 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             } else {
                 Vec::new()
             };
-            let param_count = l.kind.param_count(o).unwrap_or(0);
+            let literal = l.kind.param_count(o).unwrap_or(0);
+            let inner = crate::model::nested_paths(std::slice::from_ref(l));
+            let param_count = quote!(#literal #(+ #inner::PARAM_COUNT)*);
             let label = l.kind.to_string();
             quote! {
                 #(#nets)*

@@ -115,6 +115,10 @@ pub enum LayerKind {
         join: Join,
         branches: Vec<Vec<Layer>>,
     },
+    /// A network made by `network!`, used as a layer.
+    Nested {
+        path: syn::Path,
+    },
 }
 
 /// How `parallel` joins its branches.
@@ -180,6 +184,7 @@ impl LayerKind {
                 | LayerKind::LayerNorm { .. }
                 | LayerKind::Residual { .. }
                 | LayerKind::Parallel { .. }
+                | LayerKind::Nested { .. }
         )
     }
 
@@ -235,12 +240,43 @@ impl fmt::Display for LayerKind {
             LayerKind::Residual { projection: Some(_), .. } => f.write_str("residual(projection)"),
             LayerKind::Parallel { join: Join::Concat, .. } => f.write_str("parallel(concat)"),
             LayerKind::Parallel { join: Join::Add, .. } => f.write_str("parallel(add)"),
+            LayerKind::Nested { path } => {
+                let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+                f.write_str(&names.join("::"))
+            }
             LayerKind::Activation(a) => f.write_str(&format!("{a:?}").to_lowercase()),
         }
     }
 }
 
-/// The trainable scalars of a sequence of layers; `None` on overflow.
+/// The networks nested anywhere in `layers` (their parameters are counted by the compiler).
+pub fn nested_paths(layers: &[Layer]) -> Vec<&syn::Path> {
+    let mut out = Vec::new();
+    for l in layers {
+        match &l.kind {
+            LayerKind::Nested { path } => out.push(path),
+            LayerKind::Residual { body, .. } => out.extend(nested_paths(body)),
+            LayerKind::Parallel { branches, .. } => branches.iter().for_each(|b| out.extend(nested_paths(b))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The non-trainable scalars (batch-norm running statistics) in `layers`, blocks included.
+pub fn buffer_count(layers: &[Layer]) -> usize {
+    layers
+        .iter()
+        .map(|l| match &l.kind {
+            LayerKind::BatchNorm { channels, .. } => 2 * channels,
+            LayerKind::Residual { body, .. } => buffer_count(body),
+            LayerKind::Parallel { branches, .. } => branches.iter().map(|b| buffer_count(b)).sum(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The trainable scalars of a sequence of layers, not counting nested networks; `None` on overflow.
 pub fn sequence_params(layers: &[Layer]) -> Option<usize> {
     layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?))
 }

@@ -126,6 +126,36 @@ fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
         }
         name = Some(key);
     }
+    if starts_nested(input) {
+        let path: syn::Path = input.parse()?;
+        let kind = path
+            .segments
+            .last()
+            .map(|s| s.ident.clone())
+            .ok_or_else(|| input.error("expected a network type"))?;
+        if path.segments.iter().any(|s| !s.arguments.is_none()) {
+            return Err(syn::Error::new_spanned(
+                &path,
+                "a nested network is written without generic arguments, e.g. `encoder: Encoder`",
+            ));
+        }
+        let assert = if input.peek(Token![=>]) {
+            input.parse::<Token![=>]>()?;
+            Some(parse_shape(input)?)
+        } else {
+            None
+        };
+        expect_end(input, "after the nested network")?;
+        return Ok(Item::Layer(LayerDef {
+            name,
+            kind,
+            args: None,
+            block: None,
+            nested: Some(path),
+            assert,
+            tokens,
+        }));
+    }
     let kind: Ident = input
         .parse()
         .map_err(|e| syn::Error::new(e.span(), "expected a layer such as `dense(128)` or `relu`"))?;
@@ -144,7 +174,22 @@ fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
         None
     };
     expect_end(input, "after the layer")?;
-    Ok(Item::Layer(LayerDef { name, kind, args, block, assert, tokens }))
+    Ok(Item::Layer(LayerDef { name, kind, args, block, nested: None, assert, tokens }))
+}
+
+/// Whether the entry names a network type (`Encoder`, `nets::Encoder`) rather than a layer.
+fn starts_nested(input: ParseStream) -> bool {
+    let fork = input.fork();
+    match fork.parse::<syn::Path>() {
+        Ok(path) => {
+            path.segments.len() > 1
+                || path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident.to_string().starts_with(|c: char| c.is_ascii_uppercase()))
+        }
+        Err(_) => false,
+    }
 }
 
 /// `{ layers.. }` after `residual`, or `{ branch { layers.. } branch { .. } }` after `parallel`.

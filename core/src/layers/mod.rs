@@ -36,6 +36,11 @@ use crate::tensor::Batch;
 /// running statistics, dropout passes values through). The training pass is
 /// [`Layer::forward_train`], which may update state (running statistics, the
 /// dropout generator) and keeps what [`Layer::backward`] needs in a workspace.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not take {IN} values per sample to {OUT}",
+    label = "this layer does not fit here: its sizes differ",
+    note = "for a nested network, `=>` must declare the shape it gives, and it must take the shape that comes in"
+)]
 pub trait Layer<T: Float, const IN: usize, const OUT: usize> {
     /// What the training pass keeps beside the output: im2col columns, pooling
     /// arg-maxes, dropout masks… `()` when the input and output suffice.
