@@ -25,6 +25,22 @@ network! {
     }
 }
 
+network! {
+    pub struct Encoder { input: [4], fc: dense(3), tanh }
+}
+
+network! {
+    pub struct Blocks {
+        input: [2, 6, 6],
+        stem: conv2d(4, kernel = 3, padding = same), relu,
+        block: residual { conv2d(4, kernel = 3, padding = same), relu },
+        cat: parallel(concat) { branch { conv2d(2, kernel = 1) } branch { max_pool(1), conv2d(3, kernel = 1) } },
+        global_avg_pool,
+        fc: dense(4),
+        encoder: Encoder => [3],
+    }
+}
+
 #[test]
 fn mlp_summary() {
     assert_eq!(Mlp::summary(), &SNAP_MLP_SUMMARY[1..]);
@@ -36,6 +52,11 @@ fn cnn_summary() {
 }
 
 #[test]
+fn blocks_summary() {
+    assert_eq!(Blocks::summary(), &SNAP_BLOCKS_SUMMARY[1..]);
+}
+
+#[test]
 fn mlp_dot() {
     assert_eq!(Mlp::to_dot(), &SNAP_MLP_DOT[1..]);
 }
@@ -43,6 +64,11 @@ fn mlp_dot() {
 #[test]
 fn cnn_dot() {
     assert_eq!(Digits::to_dot(), &SNAP_DIGITS_DOT[1..]);
+}
+
+#[test]
+fn blocks_dot() {
+    assert_eq!(Blocks::to_dot(), &SNAP_BLOCKS_DOT[1..]);
 }
 
 const SNAP_MLP_SUMMARY: &str = r#"
@@ -81,6 +107,32 @@ head          dense(128 -> 10)                           [10]            1,290
 ==============================================================================
 Total parameters: 153,738 (600.5 KiB as f32)
 Non-trainable buffers: 64 (256 B as f32)
+"#;
+
+const SNAP_BLOCKS_SUMMARY: &str = r#"
+Network: Blocks
+===================================================================================
+layer              kind                                        output shape  params
+-----------------------------------------------------------------------------------
+input                                                          [2, 6, 6]
+stem               conv2d(2 -> 4, kernel = 3, padding = same)  [4, 6, 6]         76
+relu_1             relu                                        [4, 6, 6]          0
+block              residual                                    [4, 6, 6]        148
+  conv2d_0         conv2d(4 -> 4, kernel = 3, padding = same)  [4, 6, 6]        148
+  relu_1           relu                                        [4, 6, 6]          0
+cat                parallel(concat)                            [5, 6, 6]         25
+  branch 0
+    conv2d_0       conv2d(4 -> 2, kernel = 1)                  [2, 6, 6]         10
+  branch 1
+    max_pool_0     max_pool(1)                                 [4, 6, 6]          0
+    conv2d_1       conv2d(4 -> 3, kernel = 1)                  [3, 6, 6]         15
+global_avg_pool_4  global_avg_pool                             [5]                0
+fc                 dense(5 -> 4)                               [4]               24
+encoder            Encoder                                     [3]               15
+  fc               dense(4 -> 3)                               [3]               15
+  tanh_1           tanh                                        [3]                0
+===================================================================================
+Total parameters: 288 (1.1 KiB as f32)
 "#;
 
 const SNAP_MLP_DOT: &str = r#"
@@ -130,5 +182,52 @@ digraph "Digits" {
     "dropout_8" -> "fc";
     "fc" -> "relu_10";
     "relu_10" -> "head";
+}
+"#;
+
+const SNAP_BLOCKS_DOT: &str = r#"
+digraph "Blocks" {
+    rankdir=TB;
+    node [shape=box, style=rounded, fontname="Helvetica"];
+    "input" [label="input\n[2, 6, 6]", shape=ellipse];
+    "stem" [label="stem\nconv2d(2 -> 4, kernel = 3, padding = same)\n[4, 6, 6]"];
+    "relu_1" [label="relu_1\nrelu\n[4, 6, 6]"];
+    subgraph "cluster_block" {
+        label="block"; style=dashed;
+        "block.0.conv2d_0" [label="conv2d_0\nconv2d(4 -> 4, kernel = 3, padding = same)\n[4, 6, 6]"];
+        "block.0.relu_1" [label="relu_1\nrelu\n[4, 6, 6]"];
+        "block" [label="block\nresidual\n[4, 6, 6]", shape=diamond];
+    }
+    subgraph "cluster_cat" {
+        label="cat"; style=dashed;
+        "cat.0.conv2d_0" [label="conv2d_0\nconv2d(4 -> 2, kernel = 1)\n[2, 6, 6]"];
+        "cat.1.max_pool_0" [label="max_pool_0\nmax_pool(1)\n[4, 6, 6]"];
+        "cat.1.conv2d_1" [label="conv2d_1\nconv2d(4 -> 3, kernel = 1)\n[3, 6, 6]"];
+        "cat" [label="cat\nparallel(concat)\n[5, 6, 6]", shape=diamond];
+    }
+    "global_avg_pool_4" [label="global_avg_pool_4\nglobal_avg_pool\n[5]"];
+    "fc" [label="fc\ndense(5 -> 4)\n[4]"];
+    subgraph "cluster_encoder" {
+        label="encoder"; style=dashed;
+        "encoder.0.fc" [label="fc\ndense(4 -> 3)\n[3]"];
+        "encoder.0.tanh_1" [label="tanh_1\ntanh\n[3]"];
+        "encoder" [label="encoder\nEncoder\n[3]", shape=diamond];
+    }
+    "input" -> "stem";
+    "stem" -> "relu_1";
+    "relu_1" -> "block.0.conv2d_0";
+    "block.0.conv2d_0" -> "block.0.relu_1";
+    "block.0.relu_1" -> "block";
+    "relu_1" -> "block" [style=dashed, label="skip"];
+    "block" -> "cat.0.conv2d_0";
+    "block" -> "cat.1.max_pool_0";
+    "cat.1.max_pool_0" -> "cat.1.conv2d_1";
+    "cat.0.conv2d_0" -> "cat";
+    "cat.1.conv2d_1" -> "cat";
+    "cat" -> "global_avg_pool_4";
+    "global_avg_pool_4" -> "fc";
+    "fc" -> "encoder.0.fc";
+    "encoder.0.fc" -> "encoder.0.tanh_1";
+    "encoder.0.tanh_1" -> "encoder";
 }
 "#;

@@ -39,17 +39,27 @@ fn bytes(n: usize) -> String {
     }
 }
 
+/// The rows of the table: each layer, and the layers inside blocks indented under it.
+fn rows(layers: &[LayerInfo], depth: usize, out: &mut Vec<(String, &'static str, String, usize)>) {
+    for l in layers {
+        out.push((format!("{}{}", "  ".repeat(depth), l.name), l.kind, shape(l.output_shape), l.params));
+        for (b, child) in l.children.iter().enumerate() {
+            if l.children.len() > 1 {
+                out.push((format!("{}branch {b}", "  ".repeat(depth + 1)), "", String::new(), 0));
+            }
+            rows(child, depth + 1 + usize::from(l.children.len() > 1), out);
+        }
+    }
+}
+
 /// A Keras-style table: one row per layer with its name, kind, output shape
-/// and parameter count, then the totals.
+/// and parameter count (blocks show their layers indented), then the totals.
 pub fn summary(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
-    let name_w = layers.iter().map(|l| l.name.len()).chain([5]).max().unwrap_or(5);
-    let kind_w = layers.iter().map(|l| l.kind.len()).chain([4]).max().unwrap_or(4);
-    let shape_w = layers
-        .iter()
-        .map(|l| shape(l.output_shape).len())
-        .chain([12, shape(input).len()])
-        .max()
-        .unwrap_or(12);
+    let mut table = Vec::new();
+    rows(layers, 0, &mut table);
+    let name_w = table.iter().map(|r| r.0.len()).chain([5]).max().unwrap_or(5);
+    let kind_w = table.iter().map(|r| r.1.len()).chain([4]).max().unwrap_or(4);
+    let shape_w = table.iter().map(|r| r.2.len()).chain([12, shape(input).len()]).max().unwrap_or(12);
     let params: usize = layers.iter().map(|l| l.params).sum();
     let buffers: usize = layers.iter().map(|l| l.buffers).sum();
     let param_w = thousands(params).len().max(6);
@@ -67,15 +77,9 @@ pub fn summary(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
     let _ = writeln!(out, "{}", rule('-'));
     let _ =
         writeln!(out, "{:<name_w$}  {:<kind_w$}  {:<shape_w$}  {:>param_w$}", "input", "", shape(input), "");
-    for l in layers {
-        let _ = writeln!(
-            out,
-            "{:<name_w$}  {:<kind_w$}  {:<shape_w$}  {:>param_w$}",
-            l.name,
-            l.kind,
-            shape(l.output_shape),
-            thousands(l.params)
-        );
+    for (name, kind, out_shape, count) in &table {
+        let count = if kind.is_empty() { String::new() } else { thousands(*count) };
+        let _ = writeln!(out, "{name:<name_w$}  {kind:<kind_w$}  {out_shape:<shape_w$}  {count:>param_w$}");
     }
     let _ = writeln!(out, "{}", rule('='));
     let _ = writeln!(out, "Total parameters: {} ({} as f32)", thousands(params), bytes(4 * params));
@@ -87,8 +91,64 @@ pub fn summary(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
     out.lines().map(|l| l.trim_end().to_string() + "\n").collect()
 }
 
+/// Writes the nodes of `layers` to `out` and their edges to `edges`, starting
+/// from node `from`; returns the last node. Edges go outside every cluster:
+/// Graphviz puts a node in the cluster where an edge first mentions it.
+fn graph(
+    layers: &[LayerInfo],
+    prefix: &str,
+    from: String,
+    depth: usize,
+    out: &mut String,
+    edges: &mut String,
+) -> String {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let indent = "    ".repeat(depth);
+    let mut previous = from;
+    for l in layers {
+        let id = format!("{prefix}{}", l.name);
+        let label =
+            if l.name == l.kind { l.name.to_string() } else { format!("{}\\n{}", l.name, quote(l.kind)) };
+        if l.children.is_empty() {
+            let _ =
+                writeln!(out, "{indent}\"{}\" [label=\"{label}\\n{}\"];", quote(&id), shape(l.output_shape));
+            let _ = writeln!(edges, "    \"{}\" -> \"{}\";", quote(&previous), quote(&id));
+        } else {
+            // A block: a cluster with its layers, joined at a node named after the block.
+            let _ = writeln!(out, "{indent}subgraph \"cluster_{}\" {{", quote(&id));
+            let _ = writeln!(out, "{indent}    label=\"{}\"; style=dashed;", quote(l.name));
+            let mut ends = Vec::new();
+            for (b, child) in l.children.iter().enumerate() {
+                let inner = format!("{id}.{b}.");
+                ends.push(graph(child, &inner, previous.clone(), depth + 1, out, edges));
+            }
+            let _ = writeln!(
+                out,
+                "{indent}    \"{}\" [label=\"{label}\\n{}\", shape=diamond];",
+                quote(&id),
+                shape(l.output_shape)
+            );
+            let _ = writeln!(out, "{indent}}}");
+            for end in ends {
+                let _ = writeln!(edges, "    \"{}\" -> \"{}\";", quote(&end), quote(&id));
+            }
+            if l.kind.starts_with("residual") {
+                let label = if l.kind.contains("projection") { "projection" } else { "skip" };
+                let _ = writeln!(
+                    edges,
+                    "    \"{}\" -> \"{}\" [style=dashed, label=\"{label}\"];",
+                    quote(&previous),
+                    quote(&id)
+                );
+            }
+        }
+        previous = id;
+    }
+    previous
+}
+
 /// The data-flow graph in Graphviz DOT: one node per layer, labelled with its
-/// name, kind and output shape, from the input to the output.
+/// name, kind and output shape; blocks are clusters whose branches meet at a join.
 pub fn to_dot(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut out = String::new();
@@ -96,16 +156,9 @@ pub fn to_dot(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
     let _ = writeln!(out, "    rankdir=TB;");
     let _ = writeln!(out, "    node [shape=box, style=rounded, fontname=\"Helvetica\"];");
     let _ = writeln!(out, "    \"input\" [label=\"input\\n{}\", shape=ellipse];", shape(input));
-    for l in layers {
-        let label =
-            if l.name == l.kind { l.name.to_string() } else { format!("{}\\n{}", l.name, quote(l.kind)) };
-        let _ = writeln!(out, "    \"{}\" [label=\"{label}\\n{}\"];", quote(l.name), shape(l.output_shape));
-    }
-    let mut previous = "input";
-    for l in layers {
-        let _ = writeln!(out, "    \"{}\" -> \"{}\";", quote(previous), quote(l.name));
-        previous = l.name;
-    }
+    let mut edges = String::new();
+    graph(layers, "", "input".into(), 1, &mut out, &mut edges);
+    out.push_str(&edges);
     out.push_str("}\n");
     out
 }

@@ -23,6 +23,9 @@ pub struct LayerInfo {
     pub params: usize,
     /// How many non-trainable scalars it saves with them (batch-norm running statistics).
     pub buffers: usize,
+    /// The layers inside a block: one list per branch of a `parallel`, the body
+    /// of a `residual`, or a nested network's layers; empty for plain layers.
+    pub children: &'static [&'static [LayerInfo]],
 }
 
 /// A statically shaped network from `IN` to `OUT` features, computing in `T`.

@@ -123,10 +123,25 @@ pub fn expand(model: &Model) -> TokenStream {
         let inner = crate::model::nested_paths(std::slice::from_ref(l));
         let params = quote!(#literal #(+ #inner::PARAM_COUNT)*);
         let buffers = crate::model::buffer_count(std::slice::from_ref(l));
+        let children: Vec<TokenStream> = match &l.kind {
+            LayerKind::Residual { .. } => {
+                let body = format_ident!("{}_body", composite_name(&model.name, l));
+                vec![quote!(#body::LAYERS)]
+            }
+            LayerKind::Parallel { branches, .. } => (0..branches.len())
+                .map(|b| {
+                    let branch = format_ident!("{}_{}", composite_name(&model.name, l), b);
+                    quote!(#branch::LAYERS)
+                })
+                .collect(),
+            LayerKind::Nested { path } => vec![quote!(#path::LAYERS)],
+            _ => Vec::new(),
+        };
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
                 input_shape: &[#(#input),*], output_shape: &[#(#output),*], params: #params, buffers: #buffers,
+                children: &[#(#children),*],
             }
         }
     });
