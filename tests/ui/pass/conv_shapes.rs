@@ -106,7 +106,7 @@ fn info(
 ) -> LayerInfo {
     // Only batch norm saves buffers: a running mean and variance per channel.
     let buffers = if kind == "batch_norm" { 2 * output_shape[0] } else { 0 };
-    LayerInfo { name, param_name, kind, input_shape, output_shape, params, buffers }
+    LayerInfo { name, param_name, kind, input_shape, output_shape, params, buffers, children: &[] }
 }
 
 /// Runs both passes on a batch of `n` samples and checks the output sizes.

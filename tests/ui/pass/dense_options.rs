@@ -68,6 +68,7 @@ fn main() {
             output_shape: &[256],
             params: 784 * 256 + 256,
             buffers: 0,
+            children: &[],
         },
         LayerInfo {
             name: "relu_1",
@@ -77,6 +78,7 @@ fn main() {
             output_shape: &[256],
             params: 0,
             buffers: 0,
+            children: &[],
         },
         LayerInfo {
             name: "fc2",
@@ -86,6 +88,7 @@ fn main() {
             output_shape: &[128],
             params: 256 * 128,
             buffers: 0,
+            children: &[],
         },
         LayerInfo {
             name: "leaky_relu_3",
@@ -95,6 +98,7 @@ fn main() {
             output_shape: &[128],
             params: 0,
             buffers: 0,
+            children: &[],
         },
         LayerInfo {
             name: "head",
@@ -104,6 +108,7 @@ fn main() {
             output_shape: &[10],
             params: 1290,
             buffers: 0,
+            children: &[],
         },
     ];
     assert_eq!(Mlp::<f32>::LAYERS, expected);
