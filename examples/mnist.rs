@@ -9,7 +9,6 @@
 mod common;
 
 use common::{Mlp, Options};
-use staticnet::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,18 +23,5 @@ fn main() -> ExitCode {
         augment: true,
         out: PathBuf::from("target/mnist"),
     };
-    let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let opts = Options::from_args("mnist", defaults)?;
-        println!("{}", Mlp::summary());
-        let mut net = Mlp::new(opts.seed);
-        common::train_and_test(&mut net, &opts)?;
-        Ok(())
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main("mnist", defaults, Mlp::summary(), Mlp::new)
 }

@@ -11,7 +11,6 @@
 mod common;
 
 use common::{Digits, Options};
-use staticnet::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,18 +25,5 @@ fn main() -> ExitCode {
         augment: true,
         out: PathBuf::from("target/mnist_cnn"),
     };
-    let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let opts = Options::from_args("mnist_cnn", defaults)?;
-        println!("{}", Digits::summary());
-        let mut net = Digits::new(opts.seed);
-        common::train_and_test(&mut net, &opts)?;
-        Ok(())
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main("mnist_cnn", defaults, Digits::summary(), Digits::new)
 }

@@ -11,7 +11,6 @@
 mod common;
 
 use common::{Options, SmallResNet};
-use staticnet::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,18 +25,5 @@ fn main() -> ExitCode {
         augment: true,
         out: PathBuf::from("target/mnist_resnet"),
     };
-    let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let opts = Options::from_args("mnist_resnet", defaults)?;
-        println!("{}", SmallResNet::summary());
-        let mut net = SmallResNet::new(opts.seed);
-        common::train_and_test(&mut net, &opts)?;
-        Ok(())
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main("mnist_resnet", defaults, SmallResNet::summary(), SmallResNet::new)
 }

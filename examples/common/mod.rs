@@ -6,6 +6,7 @@
 
 use staticnet::prelude::*;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 network! {
@@ -100,6 +101,29 @@ impl Options {
             }
         }
         Ok(opts)
+    }
+}
+
+/// An example's `main`: parses the options over `defaults` (with `data` set
+/// to the bundled digits and `out` to `target/<name>`), prints the summary,
+/// builds the network from the seed, trains and tests it.
+pub fn main<N>(name: &str, defaults: Options, summary: String, build: impl FnOnce(u64) -> N) -> ExitCode
+where
+    N: Network<f32, { mnist::PIXELS }, { mnist::CLASSES }>,
+{
+    let run = || -> Result<(), Box<dyn std::error::Error>> {
+        let opts = Options::from_args(name, defaults)?;
+        println!("{summary}");
+        let mut net = build(opts.seed);
+        train_and_test(&mut net, &opts)?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
