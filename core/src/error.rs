@@ -55,17 +55,25 @@ pub enum Error {
         /// Length of the second.
         right: usize,
     },
-    /// Training produced a NaN or infinite loss: the learning rate is usually
-    /// too high, or the data holds NaN/Inf. The parameters are left as they were
-    /// after the last finite step.
-    #[error("the loss became {value} at epoch {epoch}, batch {batch}: lower the learning rate or check the data for NaN/Inf")]
+    /// Training met a NaN or an infinity and stopped before the optimizer step
+    /// of that batch, so the parameters are those after the last finite step
+    /// and no checkpoint was written for the epoch. A non-finite loss is always
+    /// checked; with [`crate::train::Trainer::check_finite`] (on by default in
+    /// debug builds) the input batch, every layer's output and every gradient
+    /// are checked too, and [`NonFiniteAt`] names the first place the value
+    /// appeared. The usual causes: a learning rate that is too high (lower it,
+    /// or clip gradients with [`crate::train::Trainer::clip_grad_norm`]), or
+    /// NaN/Inf in the data.
+    #[error("{}", non_finite_message(*epoch, *batch, *value, at))]
     NonFinite {
         /// 1-based epoch.
         epoch: usize,
         /// 0-based batch within the epoch.
         batch: usize,
-        /// The non-finite loss value.
+        /// The first non-finite value found (NaN, inf or -inf).
         value: f64,
+        /// Where it was found.
+        at: NonFiniteAt,
     },
     /// A setting is outside its valid range (a zero batch size, a negative learning rate…).
     #[error("invalid setting: {0}")]
@@ -134,6 +142,75 @@ impl TensorProblem {
             | TensorProblem::Unexpected { name, .. }
             | TensorProblem::WrongDtype { name, .. }
             | TensorProblem::WrongShape { name, .. } => name,
+        }
+    }
+}
+
+/// Where training first met a non-finite value (see [`Error::NonFinite`]),
+/// in the order a step computes them: input, layer outputs, loss, gradients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NonFiniteAt {
+    /// The input batch: the data holds NaN or Inf.
+    Input {
+        /// The sample's index in the training dataset.
+        sample: usize,
+        /// The feature (row) of the sample, 0-based.
+        feature: usize,
+    },
+    /// The output of a layer (its name in `network!`, e.g. `fc1` or `relu_1`),
+    /// the first layer in the forward pass whose output is not finite.
+    Layer {
+        /// The layer's name.
+        name: String,
+        /// The sample's index in the training dataset.
+        sample: usize,
+    },
+    /// The loss of the batch.
+    Loss,
+    /// The gradient of a parameter (its `state_dict` name, e.g. `fc1.weight`),
+    /// the first parameter in visiting order with a non-finite gradient.
+    Gradient {
+        /// The parameter's name.
+        name: String,
+        /// The element, row-major over the parameter's PyTorch shape.
+        index: usize,
+    },
+}
+
+impl fmt::Display for NonFiniteAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NonFiniteAt::Input { sample, feature } => {
+                write!(f, "the input (training sample {sample}, feature {feature})")
+            }
+            NonFiniteAt::Layer { name, sample } => {
+                write!(f, "the output of layer `{name}` (training sample {sample})")
+            }
+            NonFiniteAt::Loss => f.write_str("the loss"),
+            NonFiniteAt::Gradient { name, index } => write!(f, "the gradient of `{name}` (element {index})"),
+        }
+    }
+}
+
+/// The message of [`Error::NonFinite`]: what, where, when, and what to do.
+fn non_finite_message(epoch: usize, batch: usize, value: f64, at: &NonFiniteAt) -> String {
+    let when = format!("at epoch {epoch}, batch {batch}");
+    let tuning =
+        "lower the learning rate, clip gradients (Trainer::clip_grad_norm) or check the data for NaN/Inf";
+    match at {
+        NonFiniteAt::Input { sample, feature } => format!(
+            "the input holds {value} (training sample {sample}, feature {feature}) {when}: \
+             check the data for NaN/Inf"
+        ),
+        NonFiniteAt::Layer { name, sample } => {
+            format!("the output of layer `{name}` became {value} (training sample {sample}) {when}: {tuning}")
+        }
+        NonFiniteAt::Loss => {
+            format!("the loss became {value} {when}: lower the learning rate or check the data for NaN/Inf")
+        }
+        NonFiniteAt::Gradient { name, index } => {
+            format!("the gradient of `{name}` became {value} (element {index}) {when}: {tuning}")
         }
     }
 }

@@ -125,12 +125,14 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
         ensure_batch(grad, output.ncols());
         let scale = T::one() / T::cast(labels.len().max(1) as f64);
         let mut total = T::zero();
-        for ((col, mut g), &label) in output.column_iter().zip(grad.column_iter_mut()).zip(labels) {
-            softmax_into(col.as_slice(), g.as_mut_slice());
-            // From logits, not log(p): a saturated softmax would give log(0).
-            total += logsumexp(col.as_slice()) - col[label];
-            g[label] -= T::one();
+        let samples = output.as_slice().chunks_exact(N).zip(grad.as_mut_slice().chunks_exact_mut(N));
+        for ((z, g), &label) in samples.zip(labels) {
+            // One pass of exponentials gives the softmax and the log-sum-exp; the
+            // loss comes from logits, not log(p) (a saturated softmax would give log(0)).
+            let lse = softmax_into(z, g);
+            total += lse - z[label];
             g.iter_mut().for_each(|v| *v *= scale);
+            g[label] -= scale;
         }
         Ok(total * scale)
     }

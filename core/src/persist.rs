@@ -53,7 +53,8 @@
 //!   `optimizer.<hyper-parameter>` (`lr`, `momentum`, `nesterov`,
 //!   `weight_decay`, `beta1`, `beta2`, `eps`; shortest round-trip decimal), and
 //!   `trainer.<setting>` for the trainer's settings (`epochs`, `batch_size`,
-//!   `seed`, `shuffle`, `schedule`; informational).
+//!   `seed`, `shuffle`, `schedule`, and `clip_grad_norm` / `clip_grad_value`
+//!   when set; informational).
 //!
 //! A generator is written `chacha8:<seed as 64 hex digits>:<stream>:<word position>`,
 //! the complete state of a [`SeededRng`].
@@ -93,6 +94,9 @@ const CHECKPOINT_VERSION: &str = "1";
 const OPTIMIZER_PREFIX: &str = "optimizer.";
 /// The most optimizer slots a checkpoint may hold (Adam has two).
 const MAX_SLOTS: usize = 8;
+/// The largest epoch or step count a checkpoint may hold (2^53, exact in f64):
+/// counting on from a larger one could overflow.
+const MAX_COUNT: u64 = 1 << 53;
 
 // ---------------------------------------------------------------------------
 // Weights
@@ -373,9 +377,16 @@ pub(crate) fn read_checkpoint<'a, T: Float, N: Params<T>>(
     let number = |key: &str| -> Result<u64> {
         let value =
             stored.meta(key).ok_or_else(|| format_error(format!("checkpoint metadata has no `{key}`")))?;
-        value
+        let count: u64 = value
             .parse()
-            .map_err(|_| format_error(format!("checkpoint metadata `{key}` = {value:?} is not a count")))
+            .map_err(|_| format_error(format!("checkpoint metadata `{key}` = {value:?} is not a count")))?;
+        // No run takes 2^53 steps; larger counts would overflow as training goes on.
+        if count > MAX_COUNT {
+            return Err(format_error(format!(
+                "checkpoint metadata `{key}` = {value:?} is out of range: counts are at most 2^53"
+            )));
+        }
+        Ok(count)
     };
     let epoch =
         usize::try_from(number("epoch")?).map_err(|_| format_error("`epoch` is out of range".into()))?;

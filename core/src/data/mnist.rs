@@ -51,27 +51,36 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 /// 28×28 `u8` images to a batch scaled to [0, 1].
 pub fn images_from_idx<T: Float>(array: &IdxArray, path: &Path) -> Result<Batch<T, PIXELS>> {
     let pixels = match (array.as_u8(), array.dims.as_slice()) {
-        (Some(p), [_, 28, 28]) => p,
+        // `IdxArray`'s fields are public: the values must also be as many as the dimensions say.
+        (Some(p), &[n, 28, 28]) if n.checked_mul(PIXELS) == Some(p.len()) => p,
         _ => {
             return Err(Error::Shape {
                 what: format!("images in {}", path.display()),
                 expected: "u8 values of shape [n, 28, 28]".into(),
-                found: format!("{} values of shape {:?}", type_name(array), array.dims),
+                found: match (array.as_u8(), array.dims.as_slice()) {
+                    (Some(p), [_, 28, 28]) => format!("{} u8 values for shape {:?}", p.len(), array.dims),
+                    _ => format!("{} values of shape {:?}", type_name(array), array.dims),
+                },
             })
         }
     };
     let scale = T::cast(1.0 / 255.0);
-    Ok(Batch::from_iterator(array.dims[0], pixels.iter().map(|&p| T::cast(p as f64) * scale)))
+    Ok(Batch::from_iterator(pixels.len() / PIXELS, pixels.iter().map(|&p| T::cast(p as f64) * scale)))
 }
 
 /// A 28×28 greyscale image as one sample scaled to [0, 1], like the MNIST digits
 /// (white digit on black). Other sizes are a [`Error::Shape`].
 pub fn sample_from_image<T: Float>(image: &super::image::GreyImage, path: &Path) -> Result<Batch<T, PIXELS>> {
-    if (image.width, image.height) != (28, 28) {
+    if (image.width, image.height) != (28, 28) || image.pixels.len() != PIXELS {
         return Err(Error::Shape {
             what: format!("digit image {}", path.display()),
             expected: "28×28 pixels, like MNIST".into(),
-            found: format!("{}×{} pixels", image.width, image.height),
+            found: match image.pixels.len() {
+                n if n == image.width.saturating_mul(image.height) => {
+                    format!("{}×{} pixels", image.width, image.height)
+                }
+                n => format!("{n} pixel values for {}×{}", image.width, image.height),
+            },
         });
     }
     let scale = T::cast(1.0 / 255.0);
@@ -114,6 +123,8 @@ pub fn shifted<T: Float>(
     dx: isize,
     dy: isize,
 ) -> Dataset<T, PIXELS, Labels> {
+    // A shift of 28 or more leaves only background; clamping keeps the arithmetic from overflowing.
+    let (dx, dy) = (dx.clamp(-28, 28), dy.clamp(-28, 28));
     let src = data.features();
     let mut out = Batch::<T, PIXELS>::zeros(src.ncols());
     for (from, mut to) in src.column_iter().zip(out.column_iter_mut()) {
@@ -209,5 +220,17 @@ mod tests {
     #[test]
     fn a_missing_directory_is_an_io_error() {
         assert!(matches!(load::<f32>("/nonexistent/mnist"), Err(Error::Io { .. })));
+    }
+
+    #[test]
+    fn shifts_of_any_size_leave_background_and_never_overflow() {
+        let x = Batch::<f32, PIXELS>::from_element(2, 1.0);
+        let data = Dataset::new(x, vec![1, 2]).unwrap();
+        for (dx, dy) in [(isize::MIN, 0), (0, isize::MAX), (28, -28), (-100, 3)] {
+            let s = shifted(&data, dx, dy);
+            assert!(s.features().iter().all(|&v| v == 0.0), "{dx} {dy}");
+            assert_eq!(s.targets(), &vec![1, 2]);
+        }
+        assert_eq!(shifted(&data, 27, 0).features().iter().filter(|&&v| v == 1.0).count(), 2 * 28);
     }
 }

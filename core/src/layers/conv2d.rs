@@ -281,6 +281,27 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         }
     }
 
+    /// The inference pass with its scratch in `ws`: allocates nothing once `ws`
+    /// has been used with this layer. Same values as [`Conv2d::forward`].
+    ///
+    /// The scratch is `ws.dcols` (one sample's columns), the buffer the backward
+    /// pass only uses within a call, so the columns a training pass left in
+    /// `ws.cols` for its backward pass stay intact.
+    pub fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
+        ensure_batch(y, x.ncols());
+        let g = &self.geometry;
+        let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
+        if g.is_pointwise() {
+            samples.for_each(|(xs, ys)| self.forward_sample(xs, ys));
+            return;
+        }
+        ensure_len(&mut ws.dcols, PATCH * g.out_spatial());
+        for (xs, ys) in samples {
+            im2col(g, xs, &mut ws.dcols);
+            self.forward_sample(&ws.dcols, ys);
+        }
+    }
+
     /// The training pass: as [`Conv2d::forward`], keeping the columns in `ws`.
     pub fn forward_train(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
         let g = &self.geometry;
@@ -348,7 +369,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         let stride = if pointwise { IN } else { per_sample };
 
         // dW = Σ_b dY_b · C_bᵀ
-        grad.weight.fill(T::zero());
+        grad.weight.as_mut_slice().fill(T::zero());
         for (cb, dyb) in cols.chunks_exact(stride).zip(dy.as_slice().chunks_exact(OUT)) {
             if self.gemm {
                 // As column-major matrices: dW (PATCH×COUT) += C_bᵀ · dY_b ((OH·OW)×COUT).
@@ -511,6 +532,10 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
 
     fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
         Conv2d::forward(self, x, y)
+    }
+
+    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
+        Conv2d::forward_with(self, x, y, ws)
     }
 
     fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {

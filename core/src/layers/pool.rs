@@ -104,6 +104,27 @@ fn window_max<T: Float>(plane: &[T], start: usize, w: usize, [kh, kw]: [usize; 2
     (best, at)
 }
 
+/// [`window_max`] of a 2×2 window given as `[top-left, top-right, bottom-left,
+/// bottom-right]` in a plane of width `w`: (value, offset from the top-left).
+#[inline(always)]
+fn max4<T: Float>(v: [T; 4], w: usize) -> (T, usize) {
+    let offsets = [0, 1, w, w + 1];
+    let (mut best, mut at) = (v[0], 0);
+    if is_nan(best) {
+        return (best, 0);
+    }
+    for k in 1..4 {
+        if is_nan(v[k]) {
+            return (v[k], offsets[k]);
+        }
+        if v[k] > best {
+            best = v[k];
+            at = offsets[k];
+        }
+    }
+    (best, at)
+}
+
 /// The sum of the window starting at `start` in a channel plane of width `w`.
 #[inline]
 fn window_sum<T: Float>(plane: &[T], start: usize, w: usize, [kh, kw]: [usize; 2]) -> T {
@@ -150,8 +171,26 @@ impl MaxPool2d {
         ensure_batch(y, x.ncols());
         let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
         let mut n = 0;
+        let two_by_two = g.kernel == [2, 2] && g.stride == [2, 2];
         for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
             for (c, (xp, yp)) in xs.chunks_exact(plane_in).zip(ys.chunks_exact_mut(plane_out)).enumerate() {
+                if two_by_two {
+                    // The common 2×2 window, stride 2: the same comparisons in the
+                    // same order as `window_max`, without its loops.
+                    let w = g.width;
+                    for (oh, yr) in yp.chunks_exact_mut(g.out_width).enumerate() {
+                        let top = 2 * oh * w;
+                        let (r0, r1) = (&xp[top..top + w], &xp[top + w..top + 2 * w]);
+                        for (ow, yv) in yr.iter_mut().enumerate() {
+                            let i = 2 * ow;
+                            let (v, at) = max4([r0[i], r0[i + 1], r1[i], r1[i + 1]], w);
+                            *yv = v;
+                            record(n, c * plane_in + top + i + at);
+                            n += 1;
+                        }
+                    }
+                    continue;
+                }
                 for (oh, yr) in yp.chunks_exact_mut(g.out_width).enumerate() {
                     for (ow, yv) in yr.iter_mut().enumerate() {
                         let (v, at) = window_max(xp, g.window_start(oh, ow), g.width, g.kernel);
@@ -199,7 +238,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for MaxPool2
             "MaxPool2d::backward needs the workspace of a training pass on the same batch"
         );
         ensure_batch(dx, x.ncols());
-        dx.fill(T::zero());
+        dx.as_mut_slice().fill(T::zero()); // a memset; nalgebra's `fill` goes element by element
         let samples = dx.as_mut_slice().chunks_exact_mut(IN).zip(dy.as_slice().chunks_exact(OUT));
         for ((dxs, dys), args) in samples.zip(ws.argmax.chunks_exact(OUT)) {
             for (&at, &g) in args.iter().zip(dys) {
@@ -262,7 +301,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for AvgPool2
         let g = &self.geometry;
         debug_assert!(IN == g.in_features() && OUT == g.out_features(), "AvgPool2d<{IN}, {OUT}> vs {g:?}");
         ensure_batch(dx, x.ncols());
-        dx.fill(T::zero());
+        dx.as_mut_slice().fill(T::zero()); // a memset; nalgebra's `fill` goes element by element
         let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
         let [kh, kw] = g.kernel;
         let count = T::cast((kh * kw) as f64);

@@ -49,7 +49,9 @@ impl Activation for Softmax {
 }
 
 /// A stable softmax of one sample: shifts by the maximum so `exp` never overflows.
-pub(crate) fn softmax_into<T: Float>(x: &[T], y: &mut [T]) {
+/// Returns `log Σ e^{x_i}` (computed from the same exponentials), which the fused
+/// softmax cross-entropy needs.
+pub(crate) fn softmax_into<T: Float>(x: &[T], y: &mut [T]) -> T {
     let max = x.iter().copied().fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
     let mut sum = T::zero();
     for (yi, &xi) in y.iter_mut().zip(x) {
@@ -58,6 +60,7 @@ pub(crate) fn softmax_into<T: Float>(x: &[T], y: &mut [T]) {
     }
     let inv = T::one() / sum;
     y.iter_mut().for_each(|yi| *yi *= inv);
+    max + sum.ln()
 }
 
 #[cfg(test)]

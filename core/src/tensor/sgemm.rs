@@ -1,0 +1,841 @@
+//! The f32 matrix product: packed GEMM with AVX-512 / AVX2 micro-kernels chosen
+//! at run time, matrix-vector and rank-1 paths for batch 1, and no allocation
+//! per call (packing buffers are per thread and reused).
+//!
+//! Why not matrixmultiply for f32: it allocates its packing buffers on every
+//! call (so a training step could never be allocation-free), it packs even when
+//! one side is a single column (batch-1 inference spent most of its time there),
+//! and its threading cannot be told which products are worth splitting.
+//!
+//! Structure (BLIS): for each `KC`-deep slice of the inner dimension, `B` is
+//! packed into `NR`-wide panels and `A` into `MR`-tall panels (zero-padded), and
+//! an `MR×NR` register tile of `C` is accumulated by the micro-kernel. Results
+//! depend only on the shapes and on the kernel the CPU selects, never on the
+//! thread count: threads split `C` by columns (or rows), not the inner sum.
+
+use super::threads;
+use std::cell::RefCell;
+
+/// Depth of one packed slice of the inner dimension.
+const KC: usize = 256;
+/// Rows of `A` packed at once (kept in L2).
+const MC: usize = 192;
+/// Columns of `B` packed at once.
+const NC: usize = 1024;
+
+/// Products below this many multiply-adds stay on one thread.
+const PAR_MIN_MACS: usize = 1 << 20;
+
+thread_local! {
+    /// This thread's packing buffer; grows to the largest product seen, then is reused.
+    static PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A raw strided matrix operand.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+#[derive(Clone, Copy)]
+struct MatMut {
+    ptr: *mut f32,
+    rs: isize,
+    cs: isize,
+}
+
+// SAFETY: only shared between the threads of one product, which write disjoint parts of `C`.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+unsafe impl Send for MatMut {}
+unsafe impl Sync for MatMut {}
+
+/// `C = alpha·A·B + beta·C` (matrixmultiply's contract: `A` is `m×k`, `B` `k×n`,
+/// `C` `m×n`, arbitrary element strides; `C` is not read when `beta` is 0).
+///
+/// # Safety
+/// The pointers must address matrices of those shapes and strides, and `C`
+/// must not alias `A` or `B`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // A single output row: transpose the product (Cᵀ = Bᵀ·Aᵀ) so it is a single column.
+    let (m, n, a, b, c) = if m == 1 && n > 1 {
+        (
+            n,
+            m,
+            Mat { ptr: b, rs: csb, cs: rsb },
+            Mat { ptr: a, rs: csa, cs: rsa },
+            MatMut { ptr: c, rs: csc, cs: rsc },
+        )
+    } else {
+        (
+            m,
+            n,
+            Mat { ptr: a, rs: rsa, cs: csa },
+            Mat { ptr: b, rs: rsb, cs: csb },
+            MatMut { ptr: c, rs: rsc, cs: csc },
+        )
+    };
+    unsafe { dispatch(m, k, n, alpha, a, b, beta, c) }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Avx512,
+    Avx2,
+    Generic,
+}
+
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Generic
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    let isa = isa();
+    if k == 0 {
+        return unsafe { scale(m, n, beta, c) };
+    }
+    let macs = m * n * k;
+    let threads = threads::threads();
+    if threads > 1 && macs >= PAR_MIN_MACS && n != 1 {
+        // Split C by columns when there are enough, else by rows.
+        let (split_n, len, unit) = if n >= 16 * threads { (true, n, 16) } else { (false, m, 32) };
+        let parts = threads.min(len.div_ceil(unit));
+        if parts > 1 {
+            let chunk = len.div_ceil(parts).div_ceil(unit) * unit;
+            let parts = len.div_ceil(chunk);
+            threads::run(parts, &|t| {
+                // Capture the operands whole (they are Sync), not their raw-pointer fields.
+                let (a, b, c) = (a, b, c);
+                let start = t * chunk;
+                let size = chunk.min(len - start);
+                // SAFETY: every part writes its own columns (rows) of C.
+                unsafe {
+                    if split_n {
+                        let b = Mat { ptr: b.ptr.offset(start as isize * b.cs), ..b };
+                        let c = MatMut { ptr: c.ptr.offset(start as isize * c.cs), ..c };
+                        single(isa, m, k, size, alpha, a, b, beta, c)
+                    } else {
+                        let a = Mat { ptr: a.ptr.offset(start as isize * a.rs), ..a };
+                        let c = MatMut { ptr: c.ptr.offset(start as isize * c.rs), ..c };
+                        single(isa, size, k, n, alpha, a, b, beta, c)
+                    }
+                }
+            });
+            return;
+        }
+    }
+    unsafe { single(isa, m, k, n, alpha, a, b, beta, c) }
+}
+
+/// One thread's product.
+#[allow(clippy::too_many_arguments)]
+unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                if n == 1 || k == 1 {
+                    simple_avx512(m, k, n, alpha, a, b, beta, c)
+                } else if m <= 16 {
+                    // A 32-row tile would be mostly padding.
+                    packed_avx2(m, k, n, alpha, a, b, beta, c)
+                } else {
+                    packed_avx512(m, k, n, alpha, a, b, beta, c)
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                if n == 1 || k == 1 {
+                    simple_avx2(m, k, n, alpha, a, b, beta, c)
+                } else {
+                    packed_avx2(m, k, n, alpha, a, b, beta, c)
+                }
+            }
+            _ => {
+                if n == 1 || k == 1 {
+                    simple(m, k, n, alpha, a, b, beta, c)
+                } else {
+                    packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c)
+                }
+            }
+        }
+    }
+}
+
+/// `C = beta·C` (an empty inner dimension).
+unsafe fn scale(m: usize, n: usize, beta: f32, c: MatMut) {
+    for j in 0..n {
+        for i in 0..m {
+            let p = unsafe { c.ptr.offset(i as isize * c.rs + j as isize * c.cs) };
+            unsafe { *p = if beta == 0.0 { 0.0 } else { beta * *p } };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batch 1 and rank 1: no packing.
+// ---------------------------------------------------------------------------
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn simple_avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { simple(m, k, n, alpha, a, b, beta, c) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn simple_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { simple(m, k, n, alpha, a, b, beta, c) }
+}
+
+/// `n == 1` (matrix-vector) or `k == 1` (outer product), without packing.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn simple(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe {
+        if k == 1 {
+            // C[i, j] = alpha·a[i]·b[j] + beta·C[i, j]
+            for j in 0..n {
+                let bj = alpha * *b.ptr.offset(j as isize * b.cs);
+                let cj = c.ptr.offset(j as isize * c.cs);
+                if a.rs == 1 && c.rs == 1 {
+                    let av = std::slice::from_raw_parts(a.ptr, m);
+                    let cv = std::slice::from_raw_parts_mut(cj, m);
+                    if beta == 0.0 {
+                        cv.iter_mut().zip(av).for_each(|(c, &a)| *c = a * bj);
+                    } else {
+                        cv.iter_mut().zip(av).for_each(|(c, &a)| *c = a * bj + beta * *c);
+                    }
+                } else {
+                    for i in 0..m {
+                        let p = cj.offset(i as isize * c.rs);
+                        let v = *a.ptr.offset(i as isize * a.rs) * bj;
+                        *p = if beta == 0.0 { v } else { v + beta * *p };
+                    }
+                }
+            }
+            return;
+        }
+        // n == 1: c = alpha·A·b + beta·c
+        if a.cs == 1 && b.rs == 1 {
+            // Rows of A are contiguous: dot products, four rows at a time.
+            let bv = std::slice::from_raw_parts(b.ptr, k);
+            let row = |i: usize| std::slice::from_raw_parts(a.ptr.offset(i as isize * a.rs), k);
+            let out = |i: usize, v: f32| {
+                let p = c.ptr.offset(i as isize * c.rs);
+                *p = if beta == 0.0 { alpha * v } else { alpha * v + beta * *p };
+            };
+            let mut i = 0;
+            while i + 4 <= m {
+                let d = dot4([row(i), row(i + 1), row(i + 2), row(i + 3)], bv);
+                for (r, v) in d.into_iter().enumerate() {
+                    out(i + r, v);
+                }
+                i += 4;
+            }
+            while i < m {
+                out(i, dot4([row(i), row(i), row(i), row(i)], bv)[0]);
+                i += 1;
+            }
+        } else if a.rs == 1 && c.rs == 1 {
+            // Columns of A are contiguous: c += (alpha·b[p])·A[:, p], four columns at a time.
+            let cv = std::slice::from_raw_parts_mut(c.ptr, m);
+            if beta == 0.0 {
+                cv.fill(0.0);
+            } else if beta != 1.0 {
+                cv.iter_mut().for_each(|v| *v *= beta);
+            }
+            let col = |p: usize| std::slice::from_raw_parts(a.ptr.offset(p as isize * a.cs), m);
+            let coef = |p: usize| alpha * *b.ptr.offset(p as isize * b.rs);
+            let mut p = 0;
+            while p + 4 <= k {
+                let (c0, c1, c2, c3) = (coef(p), coef(p + 1), coef(p + 2), coef(p + 3));
+                let (a0, a1, a2, a3) = (col(p), col(p + 1), col(p + 2), col(p + 3));
+                for i in 0..m {
+                    cv[i] += c0 * a0[i] + c1 * a1[i] + c2 * a2[i] + c3 * a3[i];
+                }
+                p += 4;
+            }
+            while p < k {
+                let (c0, a0) = (coef(p), col(p));
+                cv.iter_mut().zip(a0).for_each(|(v, &x)| *v += c0 * x);
+                p += 1;
+            }
+        } else {
+            for i in 0..m {
+                let mut s = 0.0;
+                for p in 0..k {
+                    s += *a.ptr.offset(i as isize * a.rs + p as isize * a.cs)
+                        * *b.ptr.offset(p as isize * b.rs);
+                }
+                let q = c.ptr.offset(i as isize * c.rs);
+                *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q };
+            }
+        }
+    }
+}
+
+/// Four dot products with one vector, 32 lanes each (two registers per row, so
+/// eight independent sums hide the adds' latency), sharing the loads of `b`.
+#[inline(always)]
+fn dot4(rows: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
+    const L: usize = 32;
+    let (bc, bt) = b.as_chunks::<L>();
+    let (r0, _) = rows[0].as_chunks::<L>();
+    let (r1, _) = rows[1].as_chunks::<L>();
+    let (r2, _) = rows[2].as_chunks::<L>();
+    let (r3, _) = rows[3].as_chunks::<L>();
+    let (mut a0, mut a1, mut a2, mut a3) = ([0.0f32; L], [0.0f32; L], [0.0f32; L], [0.0f32; L]);
+    for ((((bb, x0), x1), x2), x3) in bc.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+        for l in 0..L {
+            a0[l] += x0[l] * bb[l];
+            a1[l] += x1[l] * bb[l];
+            a2[l] += x2[l] * bb[l];
+            a3[l] += x3[l] * bb[l];
+        }
+    }
+    let full = bc.len() * L;
+    let finish = |acc: [f32; L], row: &[f32]| {
+        let mut h = [0.0f32; 16];
+        for l in 0..16 {
+            h[l] = acc[l] + acc[l + 16];
+        }
+        let s = reduce16(h);
+        row[full..].iter().zip(bt).fold(s, |s, (&x, &y)| s + x * y)
+    };
+    [finish(a0, rows[0]), finish(a1, rows[1]), finish(a2, rows[2]), finish(a3, rows[3])]
+}
+
+/// The sum of 16 lanes, pairwise.
+#[inline(always)]
+fn reduce16(v: [f32; 16]) -> f32 {
+    let mut h = [0.0f32; 8];
+    for l in 0..8 {
+        h[l] = v[l] + v[l + 8];
+    }
+    let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+// ---------------------------------------------------------------------------
+// Packed GEMM.
+// ---------------------------------------------------------------------------
+
+/// A micro-kernel: `tile (MR×NR, column-major) = Σ_p a[p·MR + i]·b[p·NR + j]`.
+trait Kernel {
+    const MR: usize;
+    const NR: usize;
+    /// Whether AVX is available, so packing may transpose 8×8 blocks in registers.
+    const AVX: bool;
+    /// # Safety
+    /// `a` holds `kc·MR`, `b` `kc·NR` elements; `tile` has room for `MR·NR`.
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { packed::<Avx512Kernel>(m, k, n, alpha, a, b, beta, c) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { packed::<Avx2Kernel>(m, k, n, alpha, a, b, beta, c) }
+}
+
+/// The blocked product; inlined into each ISA's entry point so the packing and
+/// the tile stores are compiled for that ISA too.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    let (mr, nr) = (K::MR, K::NR);
+    let mc_max = m.min(MC).div_ceil(mr) * mr;
+    let kc_max = k.min(KC);
+    let nc_max = n.min(NC).div_ceil(nr) * nr;
+    let a_len = mc_max * kc_max;
+    let b_len = nc_max * kc_max;
+    // 64-byte alignment for the packed panels.
+    let need = a_len + b_len + 32;
+    // The closure only hands out the buffer: code inside a closure would not be
+    // compiled with this function's target features.
+    let (base, _local) = pack_buffer(need);
+    let off = base.align_offset(64).min(16);
+    let (ap, bp) = unsafe {
+        let ap = base.add(off);
+        (ap, ap.add(a_len))
+    };
+    let mut tile = [0.0f32; 32 * 16];
+    let mut jc = 0;
+    while jc < n {
+        let nc = (n - jc).min(NC);
+        let mut pc = 0;
+        while pc < k {
+            let kc = (k - pc).min(KC);
+            // Later slices accumulate onto the first.
+            let beta = if pc == 0 { beta } else { 1.0 };
+            unsafe { pack_b(kc, nc, nr, b, pc, jc, bp, K::AVX) };
+            let mut ic = 0;
+            while ic < m {
+                let mc = (m - ic).min(MC);
+                unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
+                let mut jr = 0;
+                while jr < nc {
+                    let nr_ = (nc - jr).min(nr);
+                    let bpanel = unsafe { bp.add(jr * kc) };
+                    let mut ir = 0;
+                    while ir < mc {
+                        let mr_ = (mc - ir).min(mr);
+                        let apanel = unsafe { ap.add(ir * kc) };
+                        unsafe {
+                            K::run(kc, apanel, bpanel, tile.as_mut_ptr());
+                            let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
+                            store_tile(&tile, mr, mr_, nr_, alpha, beta, cp, c.rs, c.cs);
+                        }
+                        ir += mr;
+                    }
+                    jr += nr;
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+        jc += nc;
+    }
+}
+
+/// This thread's packing buffer with room for `need` elements, as a raw
+/// pointer valid until the next call on this thread (products never nest).
+/// Should the buffer be in use anyway, a fresh one is returned with its owner.
+fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
+    PACK.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < need {
+                buf.resize(need, 0.0);
+            }
+            (buf.as_mut_ptr(), None)
+        }
+        Err(_) => {
+            let mut local = vec![0.0; need];
+            (local.as_mut_ptr(), Some(local))
+        }
+    })
+}
+
+/// Packs `B[pc.., jc..]` (`kc × nc`) into `NR`-wide panels, `bp[panel][p][j]`, zero-padded.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, bp: *mut f32, avx: bool) {
+    let mut j0 = 0;
+    let mut dst = bp;
+    while j0 < nc {
+        let w = (nc - j0).min(nr);
+        let src = unsafe { b.ptr.offset(pc as isize * b.rs + (jc + j0) as isize * b.cs) };
+        unsafe {
+            if b.cs == 1 && w == nr {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.offset(p as isize * b.rs), dst.add(p * nr), nr);
+                }
+            } else if avx && b.rs == 1 && w == nr && nr.is_multiple_of(8) {
+                // Columns contiguous along p: transpose 8×8 blocks in registers.
+                let mut p = 0;
+                while p + 8 <= kc {
+                    for j in (0..nr).step_by(8) {
+                        transpose8x8(
+                            src.offset(p as isize + j as isize * b.cs),
+                            b.cs,
+                            dst.add(p * nr + j),
+                            nr,
+                        );
+                    }
+                    p += 8;
+                }
+                for p in p..kc {
+                    for j in 0..nr {
+                        *dst.add(p * nr + j) = *src.offset(p as isize + j as isize * b.cs);
+                    }
+                }
+            } else {
+                for j in 0..nr {
+                    if j < w {
+                        let s = src.offset(j as isize * b.cs);
+                        for p in 0..kc {
+                            *dst.add(p * nr + j) = *s.offset(p as isize * b.rs);
+                        }
+                    } else {
+                        for p in 0..kc {
+                            *dst.add(p * nr + j) = 0.0;
+                        }
+                    }
+                }
+            }
+            dst = dst.add(kc * nr);
+        }
+        j0 += nr;
+    }
+}
+
+/// Packs `A[ic.., pc..]` (`mc × kc`) into `MR`-tall panels, `ap[panel][p][i]`, zero-padded.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, ap: *mut f32, avx: bool) {
+    let mut i0 = 0;
+    let mut dst = ap;
+    while i0 < mc {
+        let h = (mc - i0).min(mr);
+        let src = unsafe { a.ptr.offset((ic + i0) as isize * a.rs + pc as isize * a.cs) };
+        unsafe {
+            if a.rs == 1 && h == mr {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.offset(p as isize * a.cs), dst.add(p * mr), mr);
+                }
+            } else if avx && a.cs == 1 && h == mr && mr.is_multiple_of(8) {
+                // Rows contiguous along p: transpose 8×8 blocks in registers.
+                let mut p = 0;
+                while p + 8 <= kc {
+                    for i in (0..mr).step_by(8) {
+                        transpose8x8(
+                            src.offset(i as isize * a.rs + p as isize),
+                            a.rs,
+                            dst.add(p * mr + i),
+                            mr,
+                        );
+                    }
+                    p += 8;
+                }
+                for p in p..kc {
+                    for i in 0..mr {
+                        *dst.add(p * mr + i) = *src.offset(i as isize * a.rs + p as isize);
+                    }
+                }
+            } else if a.cs == 1 {
+                // Rows contiguous along p: a transposing copy.
+                for i in 0..mr {
+                    if i < h {
+                        let s = src.offset(i as isize * a.rs);
+                        for p in 0..kc {
+                            *dst.add(p * mr + i) = *s.add(p);
+                        }
+                    } else {
+                        for p in 0..kc {
+                            *dst.add(p * mr + i) = 0.0;
+                        }
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    for i in 0..mr {
+                        *dst.add(p * mr + i) =
+                            if i < h { *src.offset(i as isize * a.rs + p as isize * a.cs) } else { 0.0 };
+                    }
+                }
+            }
+            dst = dst.add(kc * mr);
+        }
+        i0 += mr;
+    }
+}
+
+/// Transposes an 8×8 block: row `r` of the source (8 contiguous values at
+/// `src + r·stride`) becomes the values at `dst + c·dst_stride + r` for `c` in 0..8.
+/// Only called where the kernel in use has checked for AVX.
+#[inline(always)]
+unsafe fn transpose8x8(src: *const f32, stride: isize, dst: *mut f32, dst_stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::*;
+        let r = |i: isize| _mm256_loadu_ps(src.offset(i * stride));
+        let (r0, r1, r2, r3, r4, r5, r6, r7) = (r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7));
+        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+        let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+        let (u0, u1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+        let (u2, u3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+        let (u4, u5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+        let (u6, u7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (c, v) in out.into_iter().enumerate() {
+            _mm256_storeu_ps(dst.add(c * dst_stride), v);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe {
+        for r in 0..8 {
+            for c in 0..8 {
+                *dst.add(c * dst_stride + r) = *src.offset(r as isize * stride + c as isize);
+            }
+        }
+    }
+}
+
+/// `C[0..mr_, 0..nr_] = alpha·tile + beta·C` (C not read when beta is 0).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_tile(
+    tile: &[f32],
+    mr: usize,
+    mr_: usize,
+    nr_: usize,
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    unsafe {
+        if rsc == 1 {
+            for j in 0..nr_ {
+                let t = &tile[j * mr..j * mr + mr_];
+                let cc = std::slice::from_raw_parts_mut(c.offset(j as isize * csc), mr_);
+                if beta == 0.0 {
+                    if alpha == 1.0 {
+                        cc.copy_from_slice(t);
+                    } else {
+                        cc.iter_mut().zip(t).for_each(|(c, &t)| *c = alpha * t);
+                    }
+                } else if alpha == 1.0 && beta == 1.0 {
+                    cc.iter_mut().zip(t).for_each(|(c, &t)| *c += t);
+                } else {
+                    cc.iter_mut().zip(t).for_each(|(c, &t)| *c = alpha * t + beta * *c);
+                }
+            }
+        } else {
+            for i in 0..mr_ {
+                for j in 0..nr_ {
+                    let p = c.offset(i as isize * rsc + j as isize * csc);
+                    let t = tile[j * mr + i];
+                    *p = if beta == 0.0 { alpha * t } else { alpha * t + beta * *p };
+                }
+            }
+        }
+    }
+}
+
+/// 32×8 tiles in 16 ZMM accumulators (10 loads per 16 FMAs).
+#[cfg(target_arch = "x86_64")]
+struct Avx512Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx512Kernel {
+    const MR: usize = 32;
+    const NR: usize = 8;
+    const AVX: bool = true;
+    #[inline(always)]
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+        use std::arch::x86_64::*;
+        unsafe {
+            let mut c0 = [_mm512_setzero_ps(); 8];
+            let mut c1 = [_mm512_setzero_ps(); 8];
+            let (mut a, mut b) = (a, b);
+            for _ in 0..kc {
+                let a0 = _mm512_loadu_ps(a);
+                let a1 = _mm512_loadu_ps(a.add(16));
+                for j in 0..8 {
+                    let bj = _mm512_set1_ps(*b.add(j));
+                    c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
+                    c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
+                }
+                a = a.add(32);
+                b = b.add(8);
+            }
+            for j in 0..8 {
+                _mm512_storeu_ps(tile.add(j * 32), c0[j]);
+                _mm512_storeu_ps(tile.add(j * 32 + 16), c1[j]);
+            }
+        }
+    }
+}
+
+/// 16×6 tiles in 12 YMM accumulators.
+#[cfg(target_arch = "x86_64")]
+struct Avx2Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx2Kernel {
+    const MR: usize = 16;
+    const NR: usize = 6;
+    const AVX: bool = true;
+    #[inline(always)]
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+        use std::arch::x86_64::*;
+        unsafe {
+            let mut c0 = [_mm256_setzero_ps(); 6];
+            let mut c1 = [_mm256_setzero_ps(); 6];
+            let (mut a, mut b) = (a, b);
+            for _ in 0..kc {
+                let a0 = _mm256_loadu_ps(a);
+                let a1 = _mm256_loadu_ps(a.add(8));
+                for j in 0..6 {
+                    let bj = _mm256_broadcast_ss(&*b.add(j));
+                    c0[j] = _mm256_fmadd_ps(a0, bj, c0[j]);
+                    c1[j] = _mm256_fmadd_ps(a1, bj, c1[j]);
+                }
+                a = a.add(16);
+                b = b.add(6);
+            }
+            for j in 0..6 {
+                _mm256_storeu_ps(tile.add(j * 16), c0[j]);
+                _mm256_storeu_ps(tile.add(j * 16 + 8), c1[j]);
+            }
+        }
+    }
+}
+
+/// Portable 8×4 tiles for processors without AVX2.
+struct GenericKernel;
+
+impl Kernel for GenericKernel {
+    const MR: usize = 8;
+    const NR: usize = 4;
+    const AVX: bool = false;
+    #[inline(always)]
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+        let mut acc = [[0.0f32; 8]; 4];
+        for p in 0..kc {
+            let (ap, bp) =
+                unsafe { (&*(a.add(p * 8) as *const [f32; 8]), &*(b.add(p * 4) as *const [f32; 4])) };
+            for j in 0..4 {
+                for i in 0..8 {
+                    acc[j][i] += ap[i] * bp[j];
+                }
+            }
+        }
+        for (j, col) in acc.iter().enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                unsafe { *tile.add(j * 8 + i) = v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, in f64.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        (rsa, csa): (usize, usize),
+        b: &[f32],
+        (rsb, csb): (usize, usize),
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i + j * m] =
+                    (0..k).map(|p| a[i * rsa + p * csa] as f64 * b[p * rsb + j * csb] as f64).sum();
+            }
+        }
+        c
+    }
+
+    fn check(m: usize, k: usize, n: usize, a_row_major: bool, b_row_major: bool, beta: f32) {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5).collect();
+        let sa = if a_row_major { (k, 1) } else { (1, m) };
+        let sb = if b_row_major { (n, 1) } else { (1, k) };
+        let expected = naive(m, k, n, &a, sa, &b, sb);
+        for threads in [1, 2] {
+            threads::set_threads(threads);
+            // C column-major, with a NaN that beta = 0 must not read.
+            let mut c = vec![if beta == 0.0 { f32::NAN } else { 1.0 }; m * n];
+            unsafe {
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    2.0,
+                    a.as_ptr(),
+                    sa.0 as isize,
+                    sa.1 as isize,
+                    b.as_ptr(),
+                    sb.0 as isize,
+                    sb.1 as isize,
+                    beta,
+                    c.as_mut_ptr(),
+                    1,
+                    m as isize,
+                )
+            };
+            for (idx, (&got, &want)) in c.iter().zip(&expected).enumerate() {
+                let want = 2.0 * want + if beta == 0.0 { 0.0 } else { beta as f64 };
+                assert!(
+                    (got as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "{m}×{k}×{n} (a row-major {a_row_major}, b row-major {b_row_major}) at {idx}: {got} vs {want}"
+                );
+            }
+        }
+        threads::set_threads(1);
+    }
+
+    #[test]
+    fn matches_the_definition_for_every_shape_path_and_layout() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 1),
+            (37, 300, 1),
+            (1, 40, 9),
+            (13, 1, 7),
+            (16, 4, 32),
+            (10, 128, 128),
+            (33, 17, 13),
+            (70, 600, 45),
+            (256, 784, 128),
+            (300, 40, 1100),
+        ] {
+            for (ar, br) in [(false, false), (true, false), (false, true), (true, true)] {
+                check(m, k, n, ar, br, 0.0);
+                check(m, k, n, ar, br, 0.5);
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! A tiny thread pool for splitting large products, with allocation-free dispatch.
+//!
+//! [`set_threads`] fixes how many threads a product may use (1 by default, or
+//! the `STATICNET_THREADS` environment variable). Workers are spawned once, on the
+//! first parallel product after the count is set; dispatching work to them then
+//! allocates nothing (a job is a borrowed closure published through an epoch
+//! counter), so training steps stay allocation-free with any thread count.
+//!
+//! Work is only ever split along output rows or columns, never along the inner
+//! dimension of a product, so every output element is computed by the same
+//! operations in the same order whatever the thread count: results do not
+//! depend on it.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// 0 means "not set yet": read `STATICNET_THREADS` on first use.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads large products may use (at least 1). Small products
+/// always run on the calling thread. Takes effect for the next product; the
+/// workers are started on first use and kept for the life of the process.
+pub fn set_threads(n: usize) {
+    THREADS.store(n.clamp(1, MAX_WORKERS + 1), Relaxed);
+}
+
+/// The thread count products may use: what [`set_threads`] set, else the
+/// `STATICNET_THREADS` environment variable, else 1.
+pub fn threads() -> usize {
+    match THREADS.load(Relaxed) {
+        0 => {
+            let n = std::env::var("STATICNET_THREADS")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(1)
+                .clamp(1, MAX_WORKERS + 1);
+            // Another thread may have called `set_threads` meanwhile; it wins.
+            let _ = THREADS.compare_exchange(0, n, Relaxed, Relaxed);
+            THREADS.load(Relaxed)
+        }
+        n => n,
+    }
+}
+
+const MAX_WORKERS: usize = 63;
+
+/// How long an idle worker spins before it sleeps: long enough to cover the
+/// gap between the products of one training step, short enough not to burn a
+/// shared core when nothing runs.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// A job: a borrowed closure called with the part index.
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct Pool {
+    /// Published job; written only by the dispatcher holding `dispatch`, before `state` moves.
+    job: UnsafeCell<Option<Job>>,
+    /// How many parts the current job has.
+    parts: AtomicUsize,
+    /// `epoch << 32 | next part to claim`: parts are claimed by compare-and-swap,
+    /// by the workers and by the dispatcher itself, so a worker the OS has not
+    /// scheduled yet never holds the product up (on a loaded machine the caller
+    /// just does every part), and a late worker cannot claim a part of a later job.
+    state: AtomicU64,
+    /// Parts finished in the current epoch.
+    done: AtomicUsize,
+    /// Workers started so far.
+    started: AtomicUsize,
+    /// One dispatcher at a time; others run their work serially.
+    dispatch: Mutex<()>,
+    sleep: Mutex<()>,
+    wake: Condvar,
+    sleeping: AtomicUsize,
+    poisoned: AtomicBool,
+}
+
+// SAFETY: `job` and `parts` are written only while `dispatch` is held and every
+// part of the previous job has finished, and read by workers only after they
+// observed the new epoch with Acquire ordering; a claim (compare-and-swap on
+// `state`) succeeds only while that epoch is still running.
+unsafe impl Sync for Pool {}
+// SAFETY: as above; the pool lives in a static and is never moved between threads.
+unsafe impl Send for Pool {}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        job: UnsafeCell::new(None),
+        parts: AtomicUsize::new(0),
+        state: AtomicU64::new(0),
+        done: AtomicUsize::new(0),
+        started: AtomicUsize::new(0),
+        dispatch: Mutex::new(()),
+        sleep: Mutex::new(()),
+        wake: Condvar::new(),
+        sleeping: AtomicUsize::new(0),
+        poisoned: AtomicBool::new(false),
+    })
+}
+
+impl Pool {
+    /// Claims the next part of epoch `epoch`, if that epoch still has one.
+    fn claim(&self, epoch: u64) -> Option<usize> {
+        let parts = self.parts.load(Acquire) as u64;
+        let mut s = self.state.load(Acquire);
+        loop {
+            if s >> 32 != epoch || (s & 0xffff_ffff) >= parts {
+                return None;
+            }
+            match self.state.compare_exchange_weak(s, s + 1, AcqRel, Acquire) {
+                Ok(_) => return Some((s & 0xffff_ffff) as usize),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Runs claimed parts of epoch `epoch` until none is left.
+    fn work(&self, epoch: u64, job: Job) {
+        while let Some(part) = self.claim(epoch) {
+            // SAFETY: the claim succeeded, so the epoch is running and its
+            // dispatcher keeps the closure alive until this part is counted done.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job)(part) }));
+            if run.is_err() {
+                self.poisoned.store(true, Relaxed);
+            }
+            self.done.fetch_add(1, Release);
+        }
+    }
+}
+
+/// A worker's loop; `seen` is the epoch at its spawning, so it never misses the first job.
+fn worker(pool: &'static Pool, mut seen: u64) {
+    loop {
+        // Wait for a new epoch: spin a little, then sleep.
+        let start = Instant::now();
+        let mut spins = 0u32;
+        let epoch = loop {
+            let e = pool.state.load(Acquire) >> 32;
+            if e != seen {
+                break e;
+            }
+            spins += 1;
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+                let guard = pool.sleep.lock().unwrap_or_else(|p| p.into_inner());
+                pool.sleeping.fetch_add(1, SeqCst);
+                let guard = pool
+                    .wake
+                    .wait_while(guard, |_| pool.state.load(SeqCst) >> 32 == seen)
+                    .unwrap_or_else(|p| p.into_inner());
+                pool.sleeping.fetch_sub(1, SeqCst);
+                drop(guard);
+            } else {
+                std::hint::spin_loop();
+            }
+        };
+        seen = epoch;
+        // SAFETY: read after observing the epoch; only used through a successful claim.
+        if let Some(job) = unsafe { *pool.job.get() } {
+            pool.work(epoch, job);
+        }
+    }
+}
+
+/// Calls `f(0)`, …, `f(parts − 1)`, on up to `parts` threads (the caller takes
+/// part too), and returns when all are done. Runs them in order on the calling
+/// thread when another dispatch is in progress (nested or concurrent calls).
+pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    if parts <= 1 {
+        return (0..parts).for_each(f);
+    }
+    let pool = pool();
+    let Ok(_guard) = pool.dispatch.try_lock() else {
+        return (0..parts).for_each(f);
+    };
+    // Start workers up to the number needed (allocates, once).
+    let workers = parts - 1;
+    while pool.started.load(Relaxed) < workers {
+        let index = pool.started.load(Relaxed) + 1;
+        let epoch = pool.state.load(Acquire) >> 32;
+        let spawned =
+            std::thread::Builder::new().name(format!("staticnet-{index}")).spawn(move || worker(pool, epoch));
+        if spawned.is_err() {
+            break;
+        }
+        pool.started.store(index, Relaxed);
+    }
+    // SAFETY: lifetime erased; we return only once every part has finished.
+    let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
+    unsafe { *pool.job.get() = Some(job) };
+    pool.parts.store(parts, Release);
+    pool.done.store(0, Release);
+    let epoch = (pool.state.load(Acquire) >> 32) + 1;
+    pool.state.store(epoch << 32, SeqCst);
+    if pool.sleeping.load(SeqCst) > 0 {
+        drop(pool.sleep.lock().unwrap_or_else(|p| p.into_inner()));
+        pool.wake.notify_all();
+    }
+    pool.work(epoch, job);
+    let mut spins = 0u32;
+    while pool.done.load(Acquire) != parts {
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(256) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    if pool.poisoned.swap(false, Relaxed) {
+        // A bug in a kernel, not a user error: carry the failure to the caller.
+        std::panic::resume_unwind(Box::new("a staticnet worker thread panicked"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_runs_once() {
+        let hits: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
+        for _ in 0..100 {
+            run(4, &|i| {
+                hits[i].fetch_add(1, Relaxed);
+            });
+        }
+        assert!(hits.iter().all(|h| h.load(Relaxed) == 100));
+        // Fewer parts than workers: the extra workers stay idle.
+        run(2, &|i| {
+            hits[i].fetch_add(1, Relaxed);
+        });
+        assert_eq!(hits[1].load(Relaxed), 101);
+        assert_eq!(hits[3].load(Relaxed), 100);
+    }
+}
