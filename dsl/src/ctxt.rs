@@ -42,6 +42,11 @@ impl Ctxt {
         self.errors.borrow().iter().map(|e| e.to_string()).collect()
     }
 
+    /// The errors' messages, for callers outside the compiler.
+    pub fn into_messages(self) -> Vec<String> {
+        self.errors.into_inner().iter().map(|e| e.to_string()).collect()
+    }
+
     /// Every error as a `compile_error!` invocation, each at its own span.
     pub fn into_compile_errors(self) -> TokenStream {
         self.errors.into_inner().iter().map(syn::Error::to_compile_error).collect()
