@@ -526,6 +526,20 @@ fn invalid_settings() {
          was made with"
     );
     assert_eq!(persist::to_bytes(&fresh).unwrap(), before);
+    // Layers built by hand rather than by network!.
+    use staticnet::layers::{BatchNorm, Dropout, LayerNorm};
+    assert_eq!(
+        Dropout::new(1.0, 0).unwrap_err().to_string(),
+        "invalid setting: Dropout: p must lie in [0, 1), got 1"
+    );
+    assert_eq!(
+        BatchNorm::<f32, 4, 4>::new(1e-5, 2.0).unwrap_err().to_string(),
+        "invalid setting: BatchNorm: momentum must lie in [0, 1], got 2"
+    );
+    assert_eq!(
+        LayerNorm::<f32, 4>::new(&[2, 3], 1e-5).unwrap_err().to_string(),
+        "invalid setting: LayerNorm: shape [2, 3] does not hold 4 features"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -46,4 +46,14 @@ pub use tensor::{set_threads, threads};
 #[doc(hidden)]
 pub mod __private {
     pub use nalgebra;
+
+    /// Unwraps a layer constructor whose arguments `network!` has already
+    /// checked while compiling, so the error arm cannot be reached.
+    #[allow(clippy::panic)]
+    pub fn checked<L>(layer: crate::Result<L>) -> L {
+        match layer {
+            Ok(layer) => layer,
+            Err(e) => panic!("network! let an invalid layer setting through: {e}"),
+        }
+    }
 }

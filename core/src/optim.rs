@@ -369,7 +369,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         self.lr = lr;
     }
     fn begin_step(&mut self) {
-        self.moments.step += 1;
+        self.moments.step = self.moments.step.saturating_add(1);
     }
     fn state(&self) -> Result<OptimizerState<T>> {
         Ok(self.moments.state("adam", self.lr, self.weight_decay))
@@ -422,7 +422,7 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
         self.lr = lr;
     }
     fn begin_step(&mut self) {
-        self.moments.step += 1;
+        self.moments.step = self.moments.step.saturating_add(1);
     }
     fn state(&self) -> Result<OptimizerState<T>> {
         Ok(self.moments.state("adamw", self.lr, self.weight_decay))

@@ -842,7 +842,7 @@ mod tests {
             let mut net = Tiny {
                 fc: Dense::new(true, Init::Glorot, &mut rng),
                 bn: BatchNorm::default(),
-                drop: Dropout::new(0.5, seed),
+                drop: Dropout::new(0.5, seed).unwrap(),
             };
             // Distinct, non-default values everywhere.
             let mut k = 0.0;
@@ -862,7 +862,7 @@ mod tests {
         }
 
         fn zeros() -> Self {
-            Tiny { fc: Dense::zeros(true), bn: BatchNorm::default(), drop: Dropout::new(0.5, 0) }
+            Tiny { fc: Dense::zeros(true), bn: BatchNorm::default(), drop: Dropout::new(0.5, 0).unwrap() }
         }
 
         /// Every parameter and buffer value, in order.

@@ -577,15 +577,17 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
                 quote!(#layers::Conv2d::zeros(#g, #bias))
             }
         }
-        LayerKind::BatchNorm { eps, momentum, .. } => quote!(#layers::BatchNorm::new(#eps, #momentum)),
+        LayerKind::BatchNorm { eps, momentum, .. } => {
+            checked(quote!(#layers::BatchNorm::new(#eps, #momentum)))
+        }
         LayerKind::LayerNorm { eps } => {
             let shape = dims(&l.output);
-            quote!(#layers::LayerNorm::new(&[#(#shape),*], #eps))
+            checked(quote!(#layers::LayerNorm::new(&[#(#shape),*], #eps)))
         }
         LayerKind::Dropout { p } if random => {
-            quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng)))
+            checked(quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng))))
         }
-        LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p, 0)),
+        LayerKind::Dropout { p } => checked(quote!(#layers::Dropout::new(#p, 0))),
         LayerKind::Nested { path } if random => {
             quote!(#path::init(init, ::staticnet::init::next_seed(&mut rng)))
         }
@@ -604,6 +606,11 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
 
 /// Whether a ReLU-family activation is the first activation after `l`,
 /// before any other layer with weights: He initialisation suits it then.
+/// Wraps a fallible layer constructor whose arguments the checker has validated.
+fn checked(constructor: TokenStream) -> TokenStream {
+    quote!(::staticnet::__private::checked(#constructor))
+}
+
 fn relu_follows(model: &Model, l: &Layer) -> bool {
     for next in &model.layers[l.position + 1..] {
         match next.kind {

@@ -6,6 +6,7 @@
 //! contiguous run `c·H·W .. (c+1)·H·W` of its column).
 
 use super::Layer;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::{ensure_batch, heap_clone, heap_zeros, Batch, HeapMatrix};
@@ -112,12 +113,25 @@ impl<T: Float, const N: usize, const C: usize> BatchNorm<T, N, C> {
 
     /// A fresh layer: `weight` 1, `bias` 0, `running_mean` 0, `running_var` 1.
     ///
-    /// Panics unless `eps` is finite and non-negative and `momentum` lies in
-    /// `[0, 1]`; `network!` checks both, so generated code never panics here.
-    pub fn new(eps: f64, momentum: f64) -> Self {
+    /// Errors: [`Error::InvalidConfig`] unless `eps` is finite and non-negative
+    /// and `momentum` lies in `[0, 1]`. `network!` checks both while compiling,
+    /// so generated code never meets the error.
+    pub fn new(eps: f64, momentum: f64) -> Result<Self> {
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "BatchNorm: eps must be finite and non-negative, got {eps}"
+            )));
+        }
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(Error::InvalidConfig(format!(
+                "BatchNorm: momentum must lie in [0, 1], got {momentum}"
+            )));
+        }
+        Ok(Self::fresh(eps, momentum))
+    }
+
+    fn fresh(eps: f64, momentum: f64) -> Self {
         let _ = Self::SPATIAL; // the compile-time check of N and C
-        assert!(eps.is_finite() && eps >= 0.0, "BatchNorm: eps must be finite and non-negative, got {eps}");
-        assert!((0.0..=1.0).contains(&momentum), "BatchNorm: momentum must lie in [0, 1], got {momentum}");
         let mut weight: HeapMatrix<T, C, 1> = heap_zeros();
         weight.fill(T::one());
         let mut running_var: HeapMatrix<T, C, 1> = heap_zeros();
@@ -129,7 +143,7 @@ impl<T: Float, const N: usize, const C: usize> BatchNorm<T, N, C> {
 impl<T: Float, const N: usize, const C: usize> Default for BatchNorm<T, N, C> {
     /// [`BatchNorm::new`] with PyTorch's defaults: `eps = 1e-5`, `momentum = 0.1`.
     fn default() -> Self {
-        Self::new(Self::DEFAULT_EPS, Self::DEFAULT_MOMENTUM)
+        Self::fresh(Self::DEFAULT_EPS, Self::DEFAULT_MOMENTUM)
     }
 }
 
@@ -334,11 +348,23 @@ mod tests {
 
     /// Rank 1, two features, batch 4, eps 0: feature 0 is {1, 3, 1, 3}, feature 1 {2, 6, 2, 6}.
     fn hand_layer() -> (BatchNorm<f64, 2, 2>, Batch<f64, 2>) {
-        let mut bn = BatchNorm::<f64, 2, 2>::new(0.0, 0.1);
+        let mut bn = BatchNorm::<f64, 2, 2>::new(0.0, 0.1).unwrap();
         bn.weight.as_mut_slice().copy_from_slice(&[2.0, -1.0]);
         bn.bias.as_mut_slice().copy_from_slice(&[0.5, 1.0]);
         let x = Batch::<f64, 2>::from_column_slice(&[1.0, 2.0, 3.0, 6.0, 1.0, 2.0, 3.0, 6.0]);
         (bn, x)
+    }
+
+    #[test]
+    fn a_bad_eps_or_momentum_is_an_error() {
+        for (eps, momentum) in [(-1.0, 0.1), (f64::NAN, 0.1), (f64::INFINITY, 0.1)] {
+            let e = BatchNorm::<f32, 2, 2>::new(eps, momentum).unwrap_err();
+            assert!(e.to_string().contains("eps must be finite and non-negative"), "{e}");
+        }
+        for momentum in [-0.1, 1.5, f64::NAN] {
+            let e = BatchNorm::<f32, 2, 2>::new(1e-5, momentum).unwrap_err();
+            assert!(e.to_string().contains("momentum must lie in [0, 1]"), "{e}");
+        }
     }
 
     #[test]
@@ -392,7 +418,7 @@ mod tests {
     #[test]
     fn rank_3_normalises_each_channel_over_batch_and_positions() {
         // [C=2, H=1, W=2], batch 2. Channel 0 holds {1, 3, 1, 3}, channel 1 {10, 10, 20, 20}.
-        let mut bn = BatchNorm::<f64, 4, 2>::new(0.0, 0.5);
+        let mut bn = BatchNorm::<f64, 4, 2>::new(0.0, 0.5).unwrap();
         let x = Batch::<f64, 4>::from_column_slice(&[1.0, 3.0, 10.0, 10.0, 1.0, 3.0, 20.0, 20.0]);
         let mut y = Batch::zeros(0);
         bn.forward_train(&x, &mut y, &mut BatchNormWorkspace::default());
@@ -433,7 +459,7 @@ mod tests {
 
     /// Checks input, weight and bias gradients of a training pass against finite differences.
     fn check_gradients<const N: usize, const C: usize>(batch: usize) {
-        let mut bn = BatchNorm::<f64, N, C>::new(1e-3, 0.3);
+        let mut bn = BatchNorm::<f64, N, C>::new(1e-3, 0.3).unwrap();
         bn.weight.iter_mut().enumerate().for_each(|(i, w)| *w = 0.5 + 0.7 * (i as f64 * 1.3).sin());
         bn.bias.iter_mut().enumerate().for_each(|(i, b)| *b = (i as f64 * 0.9).cos());
         let x =

@@ -1,6 +1,7 @@
 //! Inverted dropout with its own seeded generator: PyTorch's `nn.Dropout`.
 
 use super::Layer;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
@@ -62,11 +63,14 @@ impl<T: Float, const N: usize> fmt::Debug for DropoutWorkspace<T, N> {
 impl Dropout {
     /// Dropout with probability `p`, drawing its masks from a generator seeded with `seed`.
     ///
-    /// Panics unless `0 ≤ p < 1` (NaN included); `network!` checks `p`, so
-    /// generated code never panics here. (`p = 1` would scale by infinity.)
-    pub fn new(p: f64, seed: u64) -> Self {
-        assert!((0.0..1.0).contains(&p), "Dropout: p must lie in [0, 1), got {p}");
-        Dropout { p, rng: seeded_rng(seed) }
+    /// Errors: [`Error::InvalidConfig`] unless `0 ≤ p < 1` (`p = 1` would scale
+    /// by infinity). `network!` checks `p` while compiling, so generated code
+    /// never meets the error.
+    pub fn new(p: f64, seed: u64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::InvalidConfig(format!("Dropout: p must lie in [0, 1), got {p}")));
+        }
+        Ok(Dropout { p, rng: seeded_rng(seed) })
     }
 
     /// The probability of zeroing a value in training.
@@ -183,7 +187,7 @@ mod tests {
 
     #[test]
     fn zeroes_about_p_and_scales_the_rest() {
-        let mut d = Dropout::new(0.3, 11);
+        let mut d = Dropout::new(0.3, 11).unwrap();
         let x = Batch::<f64, 100>::from_fn(1000, |i, j| 1.0 + (i + j) as f64 * 0.001);
         let (y, ws) = train(&mut d, &x);
         let zeroed = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
@@ -204,7 +208,7 @@ mod tests {
 
     #[test]
     fn evaluation_is_the_identity() {
-        let d = Dropout::new(0.5, 1);
+        let d = Dropout::new(0.5, 1).unwrap();
         let x = Batch::<f32, 3>::from_column_slice(&[1.0, -2.0, 3.0, f32::NAN, 5.0, 6.0]);
         let mut y = Batch::zeros(0);
         d.forward(&x, &mut y);
@@ -215,7 +219,7 @@ mod tests {
 
     #[test]
     fn p_zero_trains_as_the_identity() {
-        let mut d = Dropout::new(0.0, 1);
+        let mut d = Dropout::new(0.0, 1).unwrap();
         let x = Batch::<f64, 4>::from_fn(3, |i, j| (i * 3 + j) as f64 - 4.0);
         let (y, ws) = train(&mut d, &x);
         assert_eq!(y, x);
@@ -225,7 +229,7 @@ mod tests {
     #[test]
     fn same_seed_same_mask_and_the_generator_advances() {
         let x = Batch::<f64, 16>::from_element(8, 1.0);
-        let (mut a, mut b) = (Dropout::new(0.5, 42), Dropout::new(0.5, 42));
+        let (mut a, mut b) = (Dropout::new(0.5, 42).unwrap(), Dropout::new(0.5, 42).unwrap());
         let (ya, _) = train(&mut a, &x);
         let (yb, _) = train(&mut b, &x);
         assert_eq!(ya, yb);
@@ -235,7 +239,7 @@ mod tests {
         let (yc2, _) = train(&mut c, &x);
         assert_eq!(ya2, yc2);
         assert_ne!(ya, ya2, "a second pass draws a new mask");
-        let (yd, _) = train(&mut Dropout::new(0.5, 43), &x);
+        let (yd, _) = train(&mut Dropout::new(0.5, 43).unwrap(), &x);
         assert_ne!(ya, yd);
         // Restoring a saved generator replays the masks.
         let saved = b.rng().clone();
@@ -246,14 +250,16 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "p must lie in [0, 1)")]
-    fn p_one_panics() {
-        let _ = Dropout::new(1.0, 0);
+    fn p_outside_0_1_is_an_error() {
+        for p in [1.0, -0.1, f64::NAN, f64::INFINITY] {
+            let e = Dropout::new(p, 0).unwrap_err();
+            assert!(e.to_string().contains("p must lie in [0, 1)"), "{e}");
+        }
     }
 
     #[test]
     fn backward_with_a_fixed_mask_matches_finite_differences() {
-        let mut d = Dropout::new(0.4, 5);
+        let mut d = Dropout::new(0.4, 5).unwrap();
         let x = Batch::<f64, 5>::from_fn(4, |i, j| ((i * 4 + j) as f64 * 0.37).sin());
         let (_, drawn) = train(&mut d, &x);
         let mask = drawn.mask().clone();
@@ -271,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_second_step_with_the_same_batch_reuses_every_buffer() {
-        let mut d = Dropout::new(0.2, 3);
+        let mut d = Dropout::new(0.2, 3).unwrap();
         let x = Batch::<f32, 12>::from_element(4, 1.0);
         let (mut y, mut dx) = (Batch::zeros(0), Batch::zeros(0));
         let mut ws = DropoutWorkspace::default();
@@ -285,7 +291,7 @@ mod tests {
 
     #[test]
     fn has_no_parameters() {
-        let d = Dropout::new(0.1, 0);
+        let d = Dropout::new(0.1, 0).unwrap();
         let mut seen = 0;
         Params::<f64>::visit_params(&d, &ParamPath::ROOT, &mut |_| seen += 1);
         assert_eq!(seen, 0);

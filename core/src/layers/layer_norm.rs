@@ -2,6 +2,7 @@
 //! with `normalized_shape` the sample's whole shape.
 
 use super::Layer;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::{ensure_batch, heap_clone, heap_zeros, Batch, HeapMatrix};
@@ -73,15 +74,24 @@ impl<T: Float, const N: usize> LayerNorm<T, N> {
     /// A fresh layer over samples of shape `shape` (e.g. `[C, H, W]` or `[F]`):
     /// `weight` 1, `bias` 0.
     ///
-    /// Panics unless the product of `shape` is `N` (non-zero) and `eps` is finite
-    /// and non-negative; `network!` always passes consistent values.
-    pub fn new(shape: &[usize], eps: f64) -> Self {
-        let size: usize = shape.iter().product();
-        assert!(N > 0 && size == N, "LayerNorm: shape {shape:?} does not hold {N} features");
-        assert!(eps.is_finite() && eps >= 0.0, "LayerNorm: eps must be finite and non-negative, got {eps}");
+    /// Errors: [`Error::InvalidConfig`] unless the product of `shape` is `N`
+    /// (non-zero) and `eps` is finite and non-negative. `network!` always passes
+    /// consistent values, so generated code never meets the error.
+    pub fn new(shape: &[usize], eps: f64) -> Result<Self> {
+        let size = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if N == 0 || size != Some(N) {
+            return Err(Error::InvalidConfig(format!(
+                "LayerNorm: shape {shape:?} does not hold {N} features"
+            )));
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "LayerNorm: eps must be finite and non-negative, got {eps}"
+            )));
+        }
         let mut weight: HeapMatrix<T, N, 1> = heap_zeros();
         weight.fill(T::one());
-        LayerNorm { weight, bias: heap_zeros(), eps, shape: shape.to_vec() }
+        Ok(LayerNorm { weight, bias: heap_zeros(), eps, shape: shape.to_vec() })
     }
 
     /// The sample shape the parameters are reported with (PyTorch's `normalized_shape`).
@@ -257,7 +267,7 @@ mod tests {
 
     #[test]
     fn normalises_each_sample_on_hand_checked_values() {
-        let mut ln = LayerNorm::<f64, 4>::new(&[2, 2], 0.0);
+        let mut ln = LayerNorm::<f64, 4>::new(&[2, 2], 0.0).unwrap();
         ln.weight.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
         ln.bias.as_mut_slice().copy_from_slice(&[0.0, 0.0, 0.0, 1.0]);
         // Sample 0: mean 2, biased var 1, x̂ = [−1, 1, −1, 1].
@@ -276,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_fresh_layer_uses_eps_like_pytorch() {
-        let ln = LayerNorm::<f64, 2>::new(&[2], LayerNorm::<f64, 2>::DEFAULT_EPS);
+        let ln = LayerNorm::<f64, 2>::new(&[2], LayerNorm::<f64, 2>::DEFAULT_EPS).unwrap();
         let x = Batch::<f64, 2>::from_column_slice(&[1.0, 3.0]);
         let mut y = Batch::zeros(0);
         ln.forward(&x, &mut y);
@@ -286,14 +296,20 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "does not hold")]
-    fn an_inconsistent_shape_panics() {
-        let _ = LayerNorm::<f32, 6>::new(&[2, 2], 1e-5);
+    fn an_inconsistent_shape_or_a_bad_eps_is_an_error() {
+        let e = LayerNorm::<f32, 6>::new(&[2, 2], 1e-5).unwrap_err();
+        assert_eq!(e.to_string(), "invalid setting: LayerNorm: shape [2, 2] does not hold 6 features");
+        let e = LayerNorm::<f32, 6>::new(&[usize::MAX, 2], 1e-5).unwrap_err();
+        assert!(e.to_string().contains("does not hold 6 features"), "{e}");
+        for eps in [-1.0, f64::NAN, f64::INFINITY] {
+            let e = LayerNorm::<f32, 6>::new(&[6], eps).unwrap_err();
+            assert!(e.to_string().contains("eps must be finite and non-negative"), "{e}");
+        }
     }
 
     #[test]
     fn backward_matches_finite_differences() {
-        let mut ln = LayerNorm::<f64, 6>::new(&[2, 3], 1e-3);
+        let mut ln = LayerNorm::<f64, 6>::new(&[2, 3], 1e-3).unwrap();
         ln.weight.iter_mut().enumerate().for_each(|(i, w)| *w = 0.5 + 0.7 * (i as f64 * 1.3).sin());
         ln.bias.iter_mut().enumerate().for_each(|(i, b)| *b = (i as f64 * 0.9).cos());
         let x = Batch::<f64, 6>::from_fn(3, |i, j| ((i * 7 + j * 3) as f64 * 0.37).sin() * 2.0 + j as f64);
@@ -329,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_second_step_with_the_same_batch_reuses_every_buffer() {
-        let mut ln = LayerNorm::<f32, 12>::new(&[3, 2, 2], 1e-5);
+        let mut ln = LayerNorm::<f32, 12>::new(&[3, 2, 2], 1e-5).unwrap();
         let x = Batch::<f32, 12>::from_fn(4, |i, j| (i * 4 + j) as f32 * 0.1);
         let (mut y, mut dx) = (Batch::zeros(0), Batch::zeros(0));
         let mut ws = LayerNormWorkspace::default();
@@ -344,7 +360,7 @@ mod tests {
 
     #[test]
     fn params_are_reported_with_the_sample_shape() {
-        let mut ln = LayerNorm::<f64, 12>::new(&[3, 2, 2], 1e-5);
+        let mut ln = LayerNorm::<f64, 12>::new(&[3, 2, 2], 1e-5).unwrap();
         let root = ParamPath::ROOT.join("ln");
         let mut seen = Vec::new();
         ln.visit_params(&root, &mut |p| seen.push((p.name.to_string(), p.shape.to_vec(), p.value.len())));
