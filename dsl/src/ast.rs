@@ -1,13 +1,17 @@
 //! The plain syntax tree of the network language, as written, before any checking.
 
+use crate::model::Size;
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Ident, Lit, Visibility};
 
-/// `network! { #[attrs] vis struct Name { items } }`
+/// `network! { #[attrs] vis struct Name<const P: usize, ..> { items } }`
 pub struct NetworkDef {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
+    /// Const generic parameters; the parser has resolved their uses to
+    /// [`Size::Param`] and [`Value::Param`].
+    pub generics: Vec<syn::ConstParam>,
     pub items: Vec<Item>,
 }
 
@@ -39,11 +43,10 @@ pub struct ShapeLit {
     pub span: Span,
 }
 
-/// A size as written; `value` is `None` when the literal does not fit `usize`
-/// (the parser has reported that already).
+/// A size as written: a literal, or a const generic parameter of the network.
 #[derive(Clone)]
 pub struct SizeLit {
-    pub value: Option<usize>,
+    pub size: Size,
     pub span: Span,
 }
 
@@ -96,6 +99,8 @@ pub enum Value {
     /// `-0.5`: a negated literal.
     Neg(syn::Token![-], Lit),
     Ident(Ident),
+    /// `HIDDEN`: a const generic parameter of the network.
+    Param(Ident),
     /// `[3, 2]`: a list of values, e.g. a kernel's height and width.
     List(Vec<Value>, Span),
 }
@@ -105,7 +110,7 @@ impl Value {
         match self {
             Value::Lit(l) => l.span(),
             Value::Neg(minus, _) => minus.span,
-            Value::Ident(i) => i.span(),
+            Value::Ident(i) | Value::Param(i) => i.span(),
             Value::List(_, span) => *span,
         }
     }
@@ -118,7 +123,7 @@ impl Value {
         match self {
             Value::Lit(l) => l.to_token_stream(),
             Value::Neg(minus, l) => quote::quote!(#minus #l),
-            Value::Ident(i) => i.to_token_stream(),
+            Value::Ident(i) | Value::Param(i) => i.to_token_stream(),
             Value::List(_, span) => quote::quote_spanned!(*span=> list),
         }
     }

@@ -6,7 +6,9 @@
 
 use crate::ast::{Arg, Block, Item, LayerDef, NetworkDef, Role, ShapeLit, Value};
 use crate::ctxt::Ctxt;
-use crate::model::{Activation, ConvGeometry, Join, Layer, LayerKind, Model, PoolGeometry, Shape};
+use crate::model::{
+    Activation, ConvGeometry, Count, Join, Layer, LayerKind, Model, PoolGeometry, Shape, Size,
+};
 use proc_macro2::Span;
 use quote::format_ident;
 use std::collections::HashMap;
@@ -118,7 +120,7 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
 
     if let Some((_, Some(expected))) = &output {
         if let Some(expected) = shape_of(expected, cx) {
-            if matches!(shape, Shape::Known(_)) && shape != expected {
+            if shape.is_known() && shape != expected {
                 cx.error_at(
                     expected_span(&output),
                     format!("output expects {expected} but {producer} gives {shape}"),
@@ -127,16 +129,12 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         }
     }
 
-    let param_count =
-        model_layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?));
-    let param_count = match param_count {
-        // Every parameter is held in memory at least once as f64 (8 bytes).
-        Some(n) if n <= isize::MAX as usize / 8 => n,
-        _ => {
-            cx.error_at(def.name.span(), "the network has too many parameters to allocate");
-            0
-        }
-    };
+    let param_count = crate::model::sequence_params(&model_layers);
+    // Every parameter is held in memory at least once as f64 (8 bytes). A count
+    // that depends on a size parameter is asserted per instantiation instead.
+    if matches!(param_count, Count::Lit(n) if n > crate::model::MAX_PARAMS) {
+        cx.error_at(def.name.span(), "the network has too many parameters to allocate");
+    }
 
     if cx.has_errors() {
         return None;
@@ -145,6 +143,7 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
         attrs: def.attrs,
         vis: def.vis,
         name: def.name,
+        generics: def.generics,
         input: input_shape,
         layers: model_layers,
         param_count,
@@ -264,7 +263,9 @@ fn apply_residual(
         return (None, Shape::Unknown);
     }
     let (body, out, _) = check_sequence(&layers, shape.clone(), producer.to_string(), cx);
-    let (Shape::Known(i), Shape::Known(o)) = (shape, &out) else { return (None, out) };
+    if !shape.is_known() || !out.is_known() {
+        return (None, out);
+    }
     if !projection {
         if shape != &out {
             cx.error_at(
@@ -278,24 +279,24 @@ fn apply_residual(
         }
         return (Some(LayerKind::Residual { body, projection: None }), out);
     }
-    let projection = match (i.as_slice(), o.as_slice()) {
-        ([inputs], [outputs]) => Some(LayerKind::Dense { inputs: *inputs, outputs: *outputs, bias: true }),
-        ([c, h, w], [c2, h2, w2]) => {
+    let projection = match (shape.features(), out.features(), shape.chw(), out.chw()) {
+        (Some(inputs), Some(outputs), _, _) => Some(LayerKind::Dense { inputs, outputs, bias: true }),
+        (_, _, Some([c, h, w]), Some([c2, h2, w2])) => {
             // A 1×1 convolution whose stride brings the spatial size down to the body's.
             let stride = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
-            match (stride(*h, *h2), stride(*w, *w2)) {
+            match (stride(h, h2), stride(w, w2)) {
                 (Some(sh), Some(sw)) => Some(LayerKind::Conv2d {
                     geometry: ConvGeometry {
-                        in_channels: *c,
-                        height: *h,
-                        width: *w,
-                        out_channels: *c2,
+                        in_channels: c,
+                        height: h,
+                        width: w,
+                        out_channels: c2,
                         kernel: [1, 1],
                         stride: [sh, sw],
                         padding: [0, 0],
                         dilation: [1, 1],
-                        out_height: *h2,
-                        out_width: *w2,
+                        out_height: h2,
+                        out_width: w2,
                     },
                     bias: true,
                     same: false,
@@ -357,6 +358,17 @@ fn apply_parallel(
             );
             None
         }
+        Join::Concat if outs.iter().any(|s| matches!(s, Shape::Generic(_))) => {
+            cx.error_at(
+                *span,
+                format!(
+                    "the branches of {name} cannot be concatenated: {listing}; the joined size would be a sum \
+                     involving a size parameter, which a type cannot hold on stable Rust; use `parallel(add)` \
+                     or sizes that are numbers"
+                ),
+            );
+            None
+        }
         Join::Concat => {
             let dims: Vec<&Vec<usize>> = outs
                 .iter()
@@ -407,7 +419,7 @@ fn apply_nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> (
     };
     match shape_of(assert, cx) {
         Some(out) if out.rank().is_some_and(|r| r == 1 || r == 3) => {
-            (matches!(shape, Shape::Known(_)).then(|| LayerKind::Nested { path: path.clone() }), out)
+            (shape.is_known().then(|| LayerKind::Nested { path: path.clone() }), out)
         }
         Some(out) => {
             cx.error_at(
@@ -465,20 +477,34 @@ fn input_shape(shape: &ShapeLit, cx: &Ctxt) -> Shape {
     }
 }
 
-/// A written shape as a [`Shape`], reporting zero sizes.
+/// A written shape as a [`Shape`], reporting zero sizes and size parameters
+/// anywhere but alone in a rank-1 shape.
 fn shape_of(shape: &ShapeLit, cx: &Ctxt) -> Option<Shape> {
     let mut dims = Vec::new();
     for d in &shape.dims {
-        match d.value {
-            Some(0) => {
+        match &d.size {
+            Size::Lit(0) => {
                 cx.error_at(d.span, "a size must be at least 1");
                 return None;
             }
-            Some(v) => dims.push(v),
-            None => return None,
+            Size::Lit(v) => dims.push(*v),
+            Size::Param(p) if shape.dims.len() == 1 => return Some(Shape::Generic(p.clone())),
+            Size::Param(p) => {
+                cx.error_at(d.span, generic_in_arithmetic(p, "in a shape of several sizes"));
+                return None;
+            }
         }
     }
     Some(Shape::Known(dims))
+}
+
+/// Why a size parameter cannot stand where the size of something is computed from it.
+fn generic_in_arithmetic(p: &syn::Ident, here: &str) -> String {
+    format!(
+        "the size parameter `{p}` cannot be used {here}: it may only stand alone as the features of a rank-1 \
+         shape (`[{p}]`, `dense({p})`), because every other size computed from it (such as C·H·W values per \
+         sample) would be arithmetic on a const parameter in a type, which stable Rust does not allow"
+    )
 }
 
 fn check_assert(def: &LayerDef, shape: &Shape, producer: &str, cx: &Ctxt) {
@@ -487,7 +513,7 @@ fn check_assert(def: &LayerDef, shape: &Shape, producer: &str, cx: &Ctxt) {
         return; // For a nested network, `=>` declares the output shape.
     }
     let Some(expected) = shape_of(assert, cx) else { return };
-    if matches!(shape, Shape::Known(_)) && *shape != expected {
+    if shape.is_known() && *shape != expected {
         let who = match &def.name {
             Some(n) => format!("`{}`", n.unraw()),
             None if SHAPE_KEEPING.contains(&def.kind.to_string().as_str()) => {
@@ -518,7 +544,7 @@ fn describe_producer(def: &LayerDef, kind: Option<&LayerKind>, position: usize) 
 
 /// A layer's kind and arguments, resolved but not yet shaped.
 enum Spec {
-    Dense { expects: Option<(usize, Span)>, outputs: usize, bias: bool },
+    Dense { expects: Option<(Size, Span)>, outputs: Size, bias: bool },
     Conv2d(ConvSpec),
     Pool { max: bool, kernel: [usize; 2], stride: Option<[usize; 2]> },
     GlobalAvgPool,
@@ -552,7 +578,7 @@ enum Padding {
 /// Checks the incoming shape against the layer and computes the outgoing one.
 /// `None` for the kind when the layer cannot be built (the error is reported).
 fn apply(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> (Option<LayerKind>, Shape) {
-    let known = matches!(shape, Shape::Known(_));
+    let known = shape.is_known();
     let need_rank3 = |what: &str| {
         if known && shape.chw().is_none() {
             cx.error_spanned_by(
@@ -566,20 +592,23 @@ fn apply(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -
         Spec::Dense { expects, outputs, bias } => {
             let given = shape.features();
             if known {
-                match (given, expects) {
+                match (&given, &expects) {
                     (None, _) => cx.error_spanned_by(
                         &def.tokens,
                         format!("`dense` needs a rank-1 input [features], but {producer} gives {shape}; add `flatten` before it"),
                     ),
                     (Some(g), Some((expected, span))) if g != expected => {
-                        let kind = LayerKind::Dense { inputs: expected, outputs, bias };
-                        cx.error_at(span, format!("{} expects [{expected}] but {producer} gives {shape}", describe(def, &kind.to_string())));
+                        let kind = LayerKind::Dense { inputs: expected.clone(), outputs: outputs.clone(), bias };
+                        cx.error_at(*span, format!("{} expects [{expected}] but {producer} gives {shape}", describe(def, &kind.to_string())));
                     }
                     _ => {}
                 }
             }
             // After a mismatch, carry on from the declared sizes so later layers are still checked.
-            let out = Shape::Known(vec![outputs]);
+            let out = match &outputs {
+                Size::Lit(n) => Shape::Known(vec![*n]),
+                Size::Param(p) => Shape::Generic(p.clone()),
+            };
             let kind =
                 expects.map(|(e, _)| e).or(given).map(|inputs| LayerKind::Dense { inputs, outputs, bias });
             (kind, out)
@@ -634,12 +663,12 @@ fn apply(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -
             None => (None, Shape::Unknown),
         },
         Spec::Flatten => match need_rank3("flatten") {
-            Some(_) => (Some(LayerKind::Flatten), Shape::Known(vec![shape.size()])),
+            Some([c, h, w]) => (Some(LayerKind::Flatten), Shape::Known(vec![c * h * w])),
             None => (None, Shape::Unknown),
         },
-        Spec::BatchNorm { eps, momentum } => match shape {
-            Shape::Known(d) => (Some(LayerKind::BatchNorm { channels: d[0], eps, momentum }), shape.clone()),
-            Shape::Unknown => (None, Shape::Unknown),
+        Spec::BatchNorm { eps, momentum } => match shape.dims().into_iter().next() {
+            Some(channels) => (Some(LayerKind::BatchNorm { channels, eps, momentum }), shape.clone()),
+            None => (None, Shape::Unknown),
         },
         Spec::LayerNorm { eps } => (known.then_some(LayerKind::LayerNorm { eps }), shape.clone()),
         Spec::Dropout { p } => (Some(LayerKind::Dropout { p }), shape.clone()),
@@ -916,22 +945,23 @@ fn resolve(def: &LayerDef, cx: &Ctxt) -> Option<Spec> {
 
 /// The size argument of `dense` and `conv2d`, `n` or `in -> out`: the first
 /// argument that is not a keyword (keywords may come before it).
-fn leading_size(
+fn leading_size<S>(
     layer: &str,
     def: &LayerDef,
     args: &[Arg],
     what: &str,
+    value: fn(&Value, &Ctxt) -> Option<S>,
     cx: &Ctxt,
-) -> Option<(Option<(usize, Span)>, usize)> {
+) -> Option<(Option<(S, Span)>, S)> {
     let example = if layer == "dense" {
         "`dense(128)` or `dense(784 -> 128)`"
     } else {
         "`conv2d(16, kernel = 3)` or `conv2d(1 -> 16, kernel = 3)`"
     };
     match args.iter().find(|a| !matches!(a, Arg::Keyword { .. })) {
-        Some(Arg::Positional(v)) => Some((None, size_value(v, cx)?)),
+        Some(Arg::Positional(v)) => Some((None, value(v, cx)?)),
         Some(Arg::Arrow { from, to }) => {
-            let (i, o) = (size_value(from, cx), size_value(to, cx));
+            let (i, o) = (value(from, cx), value(to, cx));
             Some((Some((i?, from.span())), o?))
         }
         _ => {
@@ -949,7 +979,7 @@ fn rest(args: &[Arg]) -> impl Iterator<Item = &Arg> {
 }
 
 fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
-    let size = leading_size("dense", def, args, "output size", cx);
+    let size = leading_size("dense", def, args, "output size", feature_value, cx);
     let mut bias = true;
     let mut ok = true;
     let mut kw = Keywords::new("dense", &["bias"]);
@@ -971,7 +1001,7 @@ fn resolve_dense(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
 }
 
 fn resolve_conv2d(def: &LayerDef, args: &[Arg], cx: &Ctxt) -> Option<Spec> {
-    let size = leading_size("conv2d", def, args, "number of filters", cx);
+    let size = leading_size("conv2d", def, args, "number of filters", size_value, cx);
     let mut spec = ConvSpec {
         expects: None,
         filters: 0,
@@ -1127,6 +1157,14 @@ fn size_value(v: &Value, cx: &Ctxt) -> Option<usize> {
     }
 }
 
+/// A feature count: a positive number or a size parameter.
+fn feature_value(v: &Value, cx: &Ctxt) -> Option<Size> {
+    match v {
+        Value::Param(p) => Some(Size::Param(p.clone())),
+        other => size_value(other, cx).map(Size::Lit),
+    }
+}
+
 /// A whole number, zero included.
 fn count_value(v: &Value, cx: &Ctxt) -> Option<usize> {
     match v {
@@ -1139,6 +1177,10 @@ fn count_value(v: &Value, cx: &Ctxt) -> Option<usize> {
         },
         Value::Neg(minus, lit) => {
             cx.error_spanned_by(quote::quote!(#minus #lit), "a size must be a positive whole number");
+            None
+        }
+        Value::Param(p) => {
+            cx.error_at(p.span(), generic_in_arithmetic(p, "here"));
             None
         }
         other => {
@@ -1241,11 +1283,45 @@ mod tests {
         assert_eq!(names, ["fc1", "relu_1", "dense_2", "leaky_relu_3", "head"]);
         let params: Vec<&str> = m.layers.iter().map(|l| l.param_name.as_str()).collect();
         assert_eq!(params, ["fc1", "1", "2", "3", "head"]);
-        assert_eq!(m.layers[2].kind, LayerKind::Dense { inputs: 256, outputs: 128, bias: false });
+        assert_eq!(
+            m.layers[2].kind,
+            LayerKind::Dense { inputs: Size::Lit(256), outputs: Size::Lit(128), bias: false }
+        );
         assert_eq!(m.layers[2].input, Shape::Known(vec![256]));
         assert_eq!(m.layers[3].kind, LayerKind::Activation(Activation::LeakyRelu(0.2)));
-        assert_eq!(m.param_count, 784 * 256 + 256 + 256 * 128 + 128 * 10 + 10);
+        assert!(matches!(m.param_count, Count::Lit(n) if n == 784 * 256 + 256 + 256 * 128 + 128 * 10 + 10));
         assert_eq!(*m.output(), Shape::Known(vec![10]));
+    }
+
+    #[test]
+    fn size_parameters_stand_for_rank_1_shapes_and_count_symbolically() {
+        let (model, errs) = run(quote! {
+            pub struct Mlp<const IN: usize, const HIDDEN: usize = 64> {
+                input: [IN],
+                fc1: dense(HIDDEN) => [HIDDEN], relu,
+                block: residual { dense(HIDDEN -> 16), dense(HIDDEN) },
+                head: dense(10),
+            }
+        });
+        assert!(errs.is_empty(), "{errs:?}");
+        let m = model.unwrap();
+        let param = |name: &str| Size::Param(syn::Ident::new(name, Span::call_site()));
+        assert_eq!(m.generics.len(), 2);
+        assert_eq!(m.input, Shape::Generic(syn::Ident::new("IN", Span::call_site())));
+        assert_eq!(m.layers[0].kind, LayerKind::Dense { inputs: param("IN"), outputs: param("HIDDEN"), bias: true });
+        assert_eq!(m.layers[2].output.to_string(), "[HIDDEN]");
+        assert_eq!(m.layers[3].kind.to_string(), "dense(HIDDEN -> 10)");
+        // The count is code for the compiler: IN·HIDDEN + HIDDEN + … (saturating).
+        let Count::Code(code) = &m.param_count else { panic!("a symbolic count") };
+        let code = code.to_string();
+        assert!(code.contains("saturating_mul") && code.contains("IN") && code.contains("HIDDEN"), "{code}");
+
+        let errs = errors(quote! {
+            struct Bad<const H: usize> { input: [H], residual { dense(16) }, dense(H) => [8] }
+        });
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("turns [H] into [16]"), "{errs:?}");
+        assert!(errs[1].contains("expects [8] but `dense(16 -> H)` at position 1 gives [H]"), "{errs:?}");
     }
 
     #[test]
@@ -1463,9 +1539,12 @@ mod tests {
         let m = m.unwrap();
         let LayerKind::Conv2d { geometry: g, .. } = m.layers[3].kind else { panic!() };
         assert_eq!((g.out_height, g.out_width, g.patch()), (13, 13, 16 * 9));
-        assert_eq!(m.layers[4].kind, LayerKind::BatchNorm { channels: 32, eps: 1e-5, momentum: 0.1 });
+        assert_eq!(
+            m.layers[4].kind,
+            LayerKind::BatchNorm { channels: Size::Lit(32), eps: 1e-5, momentum: 0.1 }
+        );
         let conv = 16 * 9 + 16 + 32 * 16 * 9 + 32;
-        assert_eq!(m.param_count, conv + 2 * 32 + 1152 * 128 + 128 + 1290);
+        assert!(matches!(m.param_count, Count::Lit(n) if n == conv + 2 * 32 + 1152 * 128 + 128 + 1290));
 
         let shape = |tokens: TokenStream| run(tokens).0.map(|m| m.output().clone());
         // stride, padding and dilation: floor((H + 2p − d(k−1) − 1)/s) + 1

@@ -7,25 +7,68 @@
 //! (activations, pools) are written inline as values. `flatten` emits no code:
 //! a `[C, H, W]` batch is already `C·H·W` features per column.
 
-use crate::model::{Activation, ConvGeometry, Join, Layer, LayerKind, Model, PoolGeometry, Shape};
-use proc_macro2::{Literal, TokenStream};
+use crate::model::{
+    Activation, ConvGeometry, Count, Join, Layer, LayerKind, Model, PoolGeometry, Shape, Size,
+};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+
+/// A network's const generic parameters, spelled for each place they appear
+/// (each ends in a comma, ready to be followed by the scalar type `T`).
+struct Generics {
+    /// `const HIDDEN: usize = 128,`: in struct definitions.
+    decl: TokenStream,
+    /// `const HIDDEN: usize,`: in `impl<..>` headers.
+    params: TokenStream,
+    /// `HIDDEN,`: in uses of the generated types.
+    args: TokenStream,
+}
+
+impl Generics {
+    fn of(model: &Model) -> Self {
+        let decl = &model.generics;
+        let params = decl.iter().map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(const #ident: #ty)
+        });
+        let args = decl.iter().map(|p| &p.ident);
+        Generics { decl: quote!(#(#decl,)*), params: quote!(#(#params,)*), args: quote!(#(#args,)*) }
+    }
+}
+
+/// The type of a nested network with scalar type `scalar`: `Encoder<f32>`, `Encoder<64, T>`.
+fn nested_type(path: &syn::Path, scalar: TokenStream) -> TokenStream {
+    let mut path = path.clone();
+    if let Some(last) = path.segments.last_mut() {
+        let scalar: syn::GenericArgument = syn::parse_quote!(#scalar);
+        match &mut last.arguments {
+            syn::PathArguments::AngleBracketed(args) => args.args.push(scalar),
+            other => *other = syn::PathArguments::AngleBracketed(syn::parse_quote!(<#scalar>)),
+        }
+    }
+    quote!(#path)
+}
+
+/// The parameter count of `layers` (a literal or an expression over the size
+/// parameters), plus the nested networks' counts, which only the compiler knows.
+fn param_count_of(own: &Count, layers: &[Layer]) -> TokenStream {
+    let nested = crate::model::nested_paths(layers).into_iter().map(|p| nested_type(p, quote!(f32)));
+    quote!(#own #(+ <#nested>::PARAM_COUNT)*)
+}
 
 pub fn expand(model: &Model) -> TokenStream {
     let Model { attrs, vis, name, .. } = model;
     let sn = quote!(::staticnet);
+    let Generics { decl: gd, params: gp, args: ga } = Generics::of(model);
     // `#[cfg]` on the network applies to everything generated for it.
     let cfgs: Vec<_> =
         attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("allow")).collect();
     let cfg = quote!(#(#cfgs)*);
     let input_size = model.input.size();
     let output_size = model.output().size();
-    let input_shape = dims(&model.input);
-    let output_shape = dims(model.output());
-    // Nested networks' parameters are known to the compiler only: add them in the constant.
-    let param_count_literal = model.param_count;
-    let nested = crate::model::nested_paths(&model.layers);
-    let param_count = quote!(#param_count_literal #(+ #nested::PARAM_COUNT)*);
+    let input_shape = model.input.dims();
+    let output_shape = model.output().dims();
+    let param_count = param_count_of(&model.param_count, &model.layers);
 
     let input_alias = format_ident!("{}Input", name);
     let output_alias = format_ident!("{}Output", name);
@@ -40,12 +83,12 @@ pub fn expand(model: &Model) -> TokenStream {
     let steps: Vec<&Layer> = model.layers.iter().filter(|l| l.kind != LayerKind::Flatten).collect();
 
     let field_defs = fields.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(name, l));
+        let (ident, ty) = (&l.ident, layer_type(model, l));
         let doc = format!("`{}`: {}, {} → {}", l.name, l.kind, l.input, l.output);
         quote! { #[doc = #doc] pub #ident: #ty }
     });
     let grad_field_defs = with_params.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(name, l));
+        let (ident, ty) = (&l.ident, layer_type(model, l));
         let doc = format!("Gradient of the loss with respect to the parameters of `{}`.", l.name);
         quote! { #[doc = #doc] pub #ident: <#ty as #sn::Params<T>>::Gradients }
     });
@@ -59,7 +102,7 @@ pub fn expand(model: &Model) -> TokenStream {
         quote! { #ident: #sn::Batch::zeros(0) }
     });
     let workspace_defs = steps.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(name, l));
+        let (ident, ty) = (&l.ident, layer_type(model, l));
         let (i, o) = (l.input.size(), l.output.size());
         let doc = format!("What `{}` keeps for its backward pass.", l.name);
         quote! { #[doc = #doc] pub #ident: <#ty as #sn::layers::Layer<T, #i, #o>>::Workspace }
@@ -111,30 +154,31 @@ pub fn expand(model: &Model) -> TokenStream {
         quote! { #sn::Params::visit_params_with_grads(&mut self.#ident, &grads.#ident, &path.join(#pname), f); }
     });
     let visit_grads = with_params.iter().map(|l| {
-        let (ident, ty) = (&l.ident, layer_type(name, l));
+        let (ident, ty) = (&l.ident, layer_type(model, l));
         quote! { <#ty as #sn::Params<T>>::visit_grads(&grads.#ident, f); }
     });
 
     let layer_infos = model.layers.iter().map(|l| {
         let (name, pname) = (&l.name, &l.param_name);
         let kind = l.kind.to_string();
-        let (input, output) = (dims(&l.input), dims(&l.output));
-        let literal = l.kind.param_count(l.output.size()).unwrap_or(0);
-        let inner = crate::model::nested_paths(std::slice::from_ref(l));
-        let params = quote!(#literal #(+ #inner::PARAM_COUNT)*);
+        let (input, output) = (l.input.dims(), l.output.dims());
+        let params = param_count_of(&l.kind.param_count(&l.output.size()), std::slice::from_ref(l));
         let buffers = crate::model::buffer_count(std::slice::from_ref(l));
         let children: Vec<TokenStream> = match &l.kind {
             LayerKind::Residual { .. } => {
                 let body = format_ident!("{}_body", composite_name(&model.name, l));
-                vec![quote!(#body::LAYERS)]
+                vec![quote!(<#body<#ga f32>>::LAYERS)]
             }
             LayerKind::Parallel { branches, .. } => (0..branches.len())
                 .map(|b| {
                     let branch = format_ident!("{}_{}", composite_name(&model.name, l), b);
-                    quote!(#branch::LAYERS)
+                    quote!(<#branch<#ga f32>>::LAYERS)
                 })
                 .collect(),
-            LayerKind::Nested { path } => vec![quote!(#path::LAYERS)],
+            LayerKind::Nested { path } => {
+                let nested = nested_type(path, quote!(f32));
+                vec![quote!(<#nested>::LAYERS)]
+            }
             _ => Vec::new(),
         };
         quote! {
@@ -152,30 +196,89 @@ pub fn expand(model: &Model) -> TokenStream {
         .filter(|l| matches!(l.kind, LayerKind::Residual { .. } | LayerKind::Parallel { .. }))
         .map(|l| composite(model, l))
         .collect();
-    // A nested network's shapes are known only to the compiler: check both ends there.
-    let nested_checks = model.layers.iter().filter_map(|l| match &l.kind {
-        LayerKind::Nested { path } => {
-            let (i, o) = (l.input.size(), l.output.size());
-            let msg = format!(
-                "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes or gives other sizes",
-                l.name, l.kind, l.input, l.output, l.kind
-            );
-            Some(quote! { #cfg const _: () = ::core::assert!(#path::INPUT_SIZE == #i && #path::OUTPUT_SIZE == #o, #msg); })
-        }
-        _ => None,
-    });
-    let forward = forward_body(name, &steps);
-    let forward_train = forward_train_body(name, &steps);
-    let infer = infer_body(name, &steps);
+    // What only the compiler can check: a nested network's shapes, and for a
+    // network with size parameters, that an instantiation's sizes fit.
+    let mut checks: Vec<(TokenStream, String)> = model
+        .layers
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LayerKind::Nested { path } => {
+                let (i, o) = (l.input.size(), l.output.size());
+                let nested = nested_type(path, quote!(f32));
+                let msg = format!(
+                    "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes or gives other sizes",
+                    l.name, l.kind, l.input, l.output, l.kind
+                );
+                Some((quote!(<#nested>::INPUT_SIZE == #i && <#nested>::OUTPUT_SIZE == #o), msg))
+            }
+            _ => None,
+        })
+        .collect();
+    for p in &model.generics {
+        let ident = &p.ident;
+        checks.push((
+            quote!(#ident >= 1),
+            format!("`{name}`: the size parameter `{ident}` must be at least 1"),
+        ));
+    }
+    if !model.generics.is_empty() {
+        let max = crate::model::MAX_PARAMS;
+        checks.push((
+            quote!(#param_count <= #max),
+            format!("`{name}`: these sizes give the network too many parameters to allocate"),
+        ));
+    }
+    let checks: Vec<TokenStream> =
+        checks.iter().map(|(cond, msg)| quote!(::core::assert!(#cond, #msg);)).collect();
+    // Without size parameters the checks run as soon as the network is compiled;
+    // with them, once per instantiation, when `init`/`zeros` is compiled for it.
+    let (free_checks, instance_checks, use_checks) = if checks.is_empty() {
+        (quote!(), quote!(), quote!())
+    } else if model.generics.is_empty() {
+        (quote!(#cfg const _: () = { #(#checks)* };), quote!(), quote!())
+    } else {
+        (
+            quote!(),
+            quote! {
+                #[doc(hidden)]
+                const __SIZES_FIT: () = { #(#checks)* };
+            },
+            quote!(let () = Self::__SIZES_FIT;),
+        )
+    };
+    let forward = forward_body(model, &steps);
+    let forward_train = forward_train_body(model, &steps);
+    let infer = infer_body(model, &steps);
     let visit_outputs = steps.iter().map(|l| {
         let (ident, name) = (&l.ident, &l.name);
         quote! { f(#name, t.out.#ident.as_slice()); }
     });
-    let backward = backward_body(name, &steps);
+    let backward = backward_body(model, &steps);
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
 
-    let struct_doc =
-        format!("Generated by `network!`: {} → {}, {param_count} parameters.", model.input, model.output());
+    // An alias names the one size parameter its size is, if any.
+    let alias_generics = |size: &Size| match size {
+        Size::Param(p) => {
+            let decl = model.generics.iter().filter(|g| g.ident == *p);
+            quote!(#(#decl,)*)
+        }
+        Size::Lit(_) => quote!(),
+    };
+    let (input_alias_generics, output_alias_generics) =
+        (alias_generics(&input_size), alias_generics(&output_size));
+    // `Mlp`, or `Mlp<128>` for an instantiation of a network with size parameters.
+    let display_name = if model.generics.is_empty() {
+        quote!(::core::stringify!(#name))
+    } else {
+        let idents = model.generics.iter().map(|g| &g.ident);
+        let pattern = format!("{name}<{}>", vec!["{}"; model.generics.len()].join(", "));
+        quote!(&::std::format!(#pattern, #(#idents),*))
+    };
+    let count_doc = match &model.param_count {
+        Count::Lit(n) if crate::model::nested_paths(&model.layers).is_empty() => format!("{n} parameters"),
+        _ => "`PARAM_COUNT` parameters".to_string(),
+    };
+    let struct_doc = format!("Generated by `network!`: {} → {}, {count_doc}.", model.input, model.output());
     let trace_doc = format!("The buffers of a training pass of [`{name}`], reused from step to step.");
     let buffers_doc = format!("One batch buffer per layer of [`{name}`], named after the layer.");
     let workspaces_doc = format!("What each layer of [`{name}`] keeps for its backward pass.");
@@ -195,7 +298,7 @@ pub fn expand(model: &Model) -> TokenStream {
         #(#attrs)*
         #[doc = ""]
         #[doc = #struct_doc]
-        #vis struct #name<T: #sn::Float = f32> {
+        #vis struct #name<#gd T: #sn::Float = f32> {
             #(#field_defs,)*
             #[doc(hidden)]
             pub __scalar: ::core::marker::PhantomData<T>,
@@ -203,31 +306,31 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #cfg
         #[doc = #input_doc]
-        #vis type #input_alias<T = f32> = #sn::Batch<T, #input_size>;
+        #vis type #input_alias<#input_alias_generics T = f32> = #sn::Batch<T, #input_size>;
         #cfg
         #[doc = #output_doc]
-        #vis type #output_alias<T = f32> = #sn::Batch<T, #output_size>;
+        #vis type #output_alias<#output_alias_generics T = f32> = #sn::Batch<T, #output_size>;
 
         #cfg
         #[doc = #trace_doc]
-        #vis struct #trace<T: #sn::Float = f32> {
+        #vis struct #trace<#gd T: #sn::Float = f32> {
             /// Each layer's output in the last training forward pass.
-            pub out: #buffers<T>,
+            pub out: #buffers<#ga T>,
             /// The gradient of the loss with respect to each layer's output (the last layer's is the caller's).
-            pub d: #buffers<T>,
+            pub d: #buffers<#ga T>,
             /// What each layer keeps for its backward pass.
-            pub ws: #workspaces<T>,
+            pub ws: #workspaces<#ga T>,
         }
 
         #cfg
         #[doc = #buffers_doc]
-        #vis struct #buffers<T: #sn::Float = f32> {
+        #vis struct #buffers<#gd T: #sn::Float = f32> {
             #(#buffer_defs,)*
         }
 
         #cfg
         #[doc = #workspaces_doc]
-        #vis struct #workspaces<T: #sn::Float = f32> {
+        #vis struct #workspaces<#gd T: #sn::Float = f32> {
             #(#workspace_defs,)*
             #[doc(hidden)]
             pub __scalar: ::core::marker::PhantomData<T>,
@@ -235,28 +338,28 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #cfg
         #[doc = #grads_doc]
-        #vis struct #grads<T: #sn::Float = f32> {
+        #vis struct #grads<#gd T: #sn::Float = f32> {
             #(#grad_field_defs,)*
             #[doc(hidden)]
             pub __scalar: ::core::marker::PhantomData<T>,
         }
 
         #cfg
-        impl<T: #sn::Float> ::core::default::Default for #buffers<T> {
+        impl<#gp T: #sn::Float> ::core::default::Default for #buffers<#ga T> {
             fn default() -> Self {
                 #buffers { #(#buffer_defaults,)* }
             }
         }
 
         #cfg
-        impl<T: #sn::Float> ::core::default::Default for #workspaces<T> {
+        impl<#gp T: #sn::Float> ::core::default::Default for #workspaces<#ga T> {
             fn default() -> Self {
                 #workspaces { #(#workspace_defaults,)* __scalar: ::core::marker::PhantomData }
             }
         }
 
         #cfg
-        impl<T: #sn::Float> ::core::default::Default for #trace<T> {
+        impl<#gp T: #sn::Float> ::core::default::Default for #trace<#ga T> {
             fn default() -> Self {
                 #trace {
                     out: ::core::default::Default::default(),
@@ -269,7 +372,7 @@ pub fn expand(model: &Model) -> TokenStream {
         // The constants sit on the `f32` network so that `Net::LAYERS` needs no
         // type annotation; generic code reads `Params::PARAM_COUNT` instead.
         #cfg
-        impl #name<f32> {
+        impl<#gp> #name<#ga f32> {
             /// The shape of one input sample.
             pub const INPUT_SHAPE: &'static [usize] = &[#(#input_shape),*];
             /// The shape of one output sample.
@@ -286,27 +389,31 @@ pub fn expand(model: &Model) -> TokenStream {
             /// A Keras-style table of the layers: name, kind, output shape and
             /// parameter count, with totals (parameters, buffers, bytes as f32).
             pub fn summary() -> ::std::string::String {
-                #sn::inspect::summary(::core::stringify!(#name), Self::INPUT_SHAPE, Self::LAYERS)
+                #sn::inspect::summary(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
             }
 
             /// The data-flow graph in Graphviz DOT, each node labelled with its
             /// layer and output shape: `dot -Tsvg` draws it.
             pub fn to_dot() -> ::std::string::String {
-                #sn::inspect::to_dot(::core::stringify!(#name), Self::INPUT_SHAPE, Self::LAYERS)
+                #sn::inspect::to_dot(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
             }
 
             /// An `f32` network initialised from `seed`: He before ReLU-family
             /// activations, Glorot elsewhere, zero biases.
             pub fn new(seed: u64) -> Self {
+                #use_checks
                 Self::init(#sn::init::Init::Auto, seed)
             }
         }
 
         #cfg
-        impl<T: #sn::Float> #name<T> {
+        impl<#gp T: #sn::Float> #name<#ga T> {
+            #instance_checks
+
             /// A network with weights drawn by `init` from `seed` and zero biases.
             /// The same seed gives the same weights.
             pub fn init(init: #sn::init::Init, seed: u64) -> Self {
+                #use_checks
                 let mut rng = #sn::init::seeded_rng(seed);
                 let _ = (&init, &mut rng);
                 #name { #(#constructors,)* __scalar: ::core::marker::PhantomData }
@@ -315,6 +422,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// A network whose weights are all zero (norm layers start at their
             /// identity), e.g. to load weights into.
             pub fn zeros() -> Self {
+                #use_checks
                 #name { #(#zero_fields,)* __scalar: ::core::marker::PhantomData }
             }
 
@@ -339,25 +447,25 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         #cfg
-        impl<T: #sn::Float> ::core::clone::Clone for #name<T> {
+        impl<#gp T: #sn::Float> ::core::clone::Clone for #name<#ga T> {
             fn clone(&self) -> Self {
                 #name { #(#clone_fields,)* __scalar: ::core::marker::PhantomData }
             }
         }
 
         #cfg
-        impl<T: #sn::Float> ::core::fmt::Debug for #name<T> {
+        impl<#gp T: #sn::Float> ::core::fmt::Debug for #name<#ga T> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#name)) #(#debug_fields)* .finish()
             }
         }
 
         #cfg
-        impl<T: #sn::Float> #sn::Params<T> for #name<T> {
-            type Gradients = #grads<T>;
+        impl<#gp T: #sn::Float> #sn::Params<T> for #name<#ga T> {
+            type Gradients = #grads<#ga T>;
             const PARAM_COUNT: usize = #param_count;
 
-            fn zero_gradients(&self) -> #grads<T> {
+            fn zero_gradients(&self) -> #grads<#ga T> {
                 #grads { #(#zero_grads,)* __scalar: ::core::marker::PhantomData }
             }
 
@@ -373,7 +481,7 @@ pub fn expand(model: &Model) -> TokenStream {
 
             fn visit_params_with_grads(
                 &mut self,
-                grads: &#grads<T>,
+                grads: &#grads<#ga T>,
                 path: &#sn::params::ParamPath<'_>,
                 f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T]),
             ) {
@@ -381,7 +489,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 #(#visit_with_grads)*
             }
 
-            fn visit_grads(grads: &#grads<T>, f: &mut dyn FnMut(&[T])) {
+            fn visit_grads(grads: &#grads<#ga T>, f: &mut dyn FnMut(&[T])) {
                 let _ = (grads, &f);
                 #(#visit_grads)*
             }
@@ -402,25 +510,25 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
-        #(#nested_checks)*
+        #free_checks
 
         #cfg
         /// A network is a layer too, so it can be nested in another (`encoder: Encoder => [..]`).
-        impl<T: #sn::Float> #sn::layers::Layer<T, #input_size, #output_size> for #name<T> {
-            type Workspace = #trace<T>;
-            type Gradients = #grads<T>;
+        impl<#gp T: #sn::Float> #sn::layers::Layer<T, #input_size, #output_size> for #name<#ga T> {
+            type Workspace = #trace<#ga T>;
+            type Gradients = #grads<#ga T>;
 
             fn forward(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>) {
                 *y = <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x);
             }
 
-            fn forward_with(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<T>) {
+            fn forward_with(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<#ga T>) {
                 let out = <Self as #sn::Network<T, #input_size, #output_size>>::infer(self, x, ws);
                 #sn::tensor::ensure_batch(y, x.ncols());
                 y.copy_from(out);
             }
 
-            fn forward_train(&mut self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<T>) {
+            fn forward_train(&mut self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<#ga T>) {
                 let out = <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, ws);
                 #sn::tensor::ensure_batch(y, x.ncols());
                 y.copy_from(out);
@@ -431,8 +539,8 @@ pub fn expand(model: &Model) -> TokenStream {
                 x: &#sn::Batch<T, #input_size>,
                 _y: &#sn::Batch<T, #output_size>,
                 dy: &#sn::Batch<T, #output_size>,
-                ws: &mut #trace<T>,
-                g: &mut #grads<T>,
+                ws: &mut #trace<#ga T>,
+                g: &mut #grads<#ga T>,
                 dx: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
             ) {
                 <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, ws, dy, g, dx)
@@ -440,15 +548,15 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         #cfg
-        impl<T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<T> {
-            type Trace = #trace<T>;
+        impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
+            type Trace = #trace<#ga T>;
 
             #[allow(non_snake_case)]
             fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
                 #forward
             }
 
-            fn forward_train<'t>(&mut self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<T>) -> &'t #sn::Batch<T, #output_size> {
+            fn forward_train<'t>(&mut self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<#ga T>) -> &'t #sn::Batch<T, #output_size> {
                 #forward_train
                 &t.out.#last
             }
@@ -456,40 +564,33 @@ pub fn expand(model: &Model) -> TokenStream {
             fn backward(
                 &self,
                 x: &#sn::Batch<T, #input_size>,
-                t: &mut #trace<T>,
+                t: &mut #trace<#ga T>,
                 d_out: &#sn::Batch<T, #output_size>,
-                g: &mut #grads<T>,
+                g: &mut #grads<#ga T>,
                 d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
             ) {
                 let _ = &g;
                 #backward
             }
 
-            fn infer<'t>(&self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<T>) -> &'t #sn::Batch<T, #output_size> {
+            fn infer<'t>(&self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<#ga T>) -> &'t #sn::Batch<T, #output_size> {
                 #infer
                 &t.out.#last
             }
 
-            fn visit_outputs(t: &#trace<T>, f: &mut dyn FnMut(&str, &[T])) {
+            fn visit_outputs(t: &#trace<#ga T>, f: &mut dyn FnMut(&str, &[T])) {
                 #(#visit_outputs)*
             }
 
-            fn trace_output(t: &#trace<T>) -> &#sn::Batch<T, #output_size> {
+            fn trace_output(t: &#trace<#ga T>) -> &#sn::Batch<T, #output_size> {
                 &t.out.#last
             }
         }
     }
 }
 
-fn dims(shape: &Shape) -> Vec<Literal> {
-    match shape {
-        Shape::Known(d) => d.iter().map(|&n| Literal::usize_unsuffixed(n)).collect(),
-        Shape::Unknown => Vec::new(),
-    }
-}
-
 /// The Rust type of a layer.
-fn layer_type(parent: &syn::Ident, l: &Layer) -> TokenStream {
+fn layer_type(model: &Model, l: &Layer) -> TokenStream {
     let layers = quote!(::staticnet::layers);
     let (i, o) = (l.input.size(), l.output.size());
     match &l.kind {
@@ -506,10 +607,11 @@ fn layer_type(parent: &syn::Ident, l: &Layer) -> TokenStream {
         LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #o>),
         LayerKind::Dropout { .. } => quote!(#layers::Dropout),
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
-            let ty = composite_name(parent, l);
-            quote!(#ty<T>)
+            let ty = composite_name(&model.name, l);
+            let ga = Generics::of(model).args;
+            quote!(#ty<#ga T>)
         }
-        LayerKind::Nested { path } => quote!(#path<T>),
+        LayerKind::Nested { path } => nested_type(path, quote!(T)),
         LayerKind::Activation(a) => match a {
             Activation::Relu => quote!(#layers::Relu),
             Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
@@ -581,7 +683,7 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             checked(quote!(#layers::BatchNorm::new(#eps, #momentum)))
         }
         LayerKind::LayerNorm { eps } => {
-            let shape = dims(&l.output);
+            let shape = l.output.dims();
             checked(quote!(#layers::LayerNorm::new(&[#(#shape),*], #eps)))
         }
         LayerKind::Dropout { p } if random => {
@@ -589,9 +691,13 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
         }
         LayerKind::Dropout { p } => checked(quote!(#layers::Dropout::new(#p, 0))),
         LayerKind::Nested { path } if random => {
-            quote!(#path::init(init, ::staticnet::init::next_seed(&mut rng)))
+            let ty = nested_type(path, quote!(T));
+            quote!(<#ty>::init(init, ::staticnet::init::next_seed(&mut rng)))
         }
-        LayerKind::Nested { path } => quote!(#path::zeros()),
+        LayerKind::Nested { path } => {
+            let ty = nested_type(path, quote!(T));
+            quote!(<#ty>::zeros())
+        }
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
             let ty = composite_name(&model.name, l);
             if random {
@@ -623,7 +729,7 @@ fn relu_follows(model: &Model, l: &Layer) -> bool {
 }
 
 /// How generated code reaches a layer: `self.fc1` for fields, a value otherwise.
-fn layer_ref(parent: &syn::Ident, l: &Layer) -> TokenStream {
+fn layer_ref(model: &Model, l: &Layer) -> TokenStream {
     let layers = quote!(::staticnet::layers);
     let ident = &l.ident;
     match &l.kind {
@@ -640,12 +746,12 @@ fn layer_ref(parent: &syn::Ident, l: &Layer) -> TokenStream {
             quote!(#layers::GlobalAvgPool { channels: #channels, spatial: #spatial })
         }
         LayerKind::Activation(Activation::LeakyRelu(alpha)) => quote!(#layers::LeakyRelu::new(#alpha)),
-        _ => layer_type(parent, l),
+        _ => layer_type(model, l),
     }
 }
 
 /// Inference: a fresh buffer per layer; activations work in place and dropout is skipped.
-fn forward_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
+fn forward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let mut current: Option<syn::Ident> = None;
     let mut code = Vec::new();
     for l in steps {
@@ -654,7 +760,7 @@ fn forward_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
             Some(c) => quote!(&#c),
             None => quote!(x),
         };
-        let layer = layer_ref(parent, l);
+        let layer = layer_ref(model, l);
         code.push(match &l.kind {
             LayerKind::Dropout { .. } => quote! {},
             LayerKind::Activation(_) => match &current {
@@ -696,11 +802,11 @@ fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
 }
 
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
-fn forward_train_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
+fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let code = steps.iter().enumerate().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
-        let layer = layer_ref(parent, l);
+        let layer = layer_ref(model, l);
         quote! {
             ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
@@ -709,11 +815,11 @@ fn forward_train_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
 }
 
 /// Inference into the trace's buffers: allocation-free once they exist.
-fn infer_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
+fn infer_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let code = steps.iter().enumerate().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
-        let layer = layer_ref(parent, l);
+        let layer = layer_ref(model, l);
         quote! {
             ::staticnet::layers::Layer::forward_with(&#layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
@@ -724,12 +830,12 @@ fn infer_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
 /// Backward: the layers in reverse, each turning the gradient of its output
 /// (`t.d.<layer>`, or `d_out` for the last) into its parameter gradient and
 /// the gradient of its input (`t.d.<previous layer>`, or `d_input` for the first).
-fn backward_body(parent: &syn::Ident, steps: &[&Layer]) -> TokenStream {
+fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let n = steps.len();
     let code = steps.iter().enumerate().rev().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
-        let layer = layer_ref(parent, l);
+        let layer = layer_ref(model, l);
         let d_output = if k + 1 == n { quote!(d_out) } else { quote!(&t.d.#ident) };
         let d_input = match k {
             0 => quote!(d_input),
@@ -755,14 +861,22 @@ fn composite_name(parent: &syn::Ident, l: &Layer) -> syn::Ident {
 fn sub_model(parent: &Model, name: syn::Ident, input: &Shape, layers: &[Layer]) -> Model {
     let attrs =
         vec![syn::parse_quote!(#[doc(hidden)]), syn::parse_quote!(#[allow(dead_code, non_camel_case_types)])];
-    let param_count = crate::model::sequence_params(layers).unwrap_or(0);
-    Model { attrs, vis: parent.vis.clone(), name, input: input.clone(), layers: layers.to_vec(), param_count }
+    Model {
+        attrs,
+        vis: parent.vis.clone(),
+        name,
+        generics: parent.generics.clone(),
+        input: input.clone(),
+        layers: layers.to_vec(),
+        param_count: crate::model::sequence_params(layers),
+    }
 }
 
 /// A residual block or parallel branches: hidden networks for the bodies, and
 /// a hidden layer type combining them, with `Layer` and `Params` impls.
 fn composite(model: &Model, l: &Layer) -> TokenStream {
     let sn = quote!(::staticnet);
+    let Generics { decl: gd, params: gp, args: ga } = Generics::of(model);
     let vis = &model.vis;
     let ty = composite_name(&model.name, l);
     let workspace = format_ident!("{}Workspace", ty);
@@ -773,7 +887,7 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
         LayerKind::Residual { body, projection } => {
             let body_ty = format_ident!("{}_body", ty);
             let body_net = expand(&sub_model(model, body_ty.clone(), &l.input, body));
-            let net = quote!(<#body_ty<T> as #sn::Network<T, #i, #o>>);
+            let net = quote!(<#body_ty<#ga T> as #sn::Network<T, #i, #o>>);
             let proj = projection.as_deref().map(|kind| {
                 let layer = Layer {
                     ident: format_ident!("projection"),
@@ -784,7 +898,7 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     input: l.input.clone(),
                     output: l.output.clone(),
                 };
-                let proj_ty = layer_type(&model.name, &layer);
+                let proj_ty = layer_type(model, &layer);
                 let construct = |random: bool| match kind {
                     LayerKind::Dense { .. } if random => {
                         quote!(#sn::layers::Dense::new(true, init.resolve(false), rng))
@@ -900,27 +1014,25 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             } else {
                 quote!()
             };
-            let literal = l.kind.param_count(o).unwrap_or(0);
-            let inner = crate::model::nested_paths(std::slice::from_ref(l));
-            let param_count = quote!(#literal #(+ #inner::PARAM_COUNT)*);
+            let param_count = param_count_of(&l.kind.param_count(&o), std::slice::from_ref(l));
             let label = l.kind.to_string();
             quote! {
                 #body_net
 
                 #hidden
-                #vis struct #ty<T: #sn::Float = f32> { pub body: #body_ty<T>, #proj_field }
+                #vis struct #ty<#gd T: #sn::Float = f32> { pub body: #body_ty<#ga T>, #proj_field }
 
                 #hidden
-                #vis struct #workspace<T: #sn::Float = f32> { pub body: #net::Trace, #proj_ws }
+                #vis struct #workspace<#gd T: #sn::Float = f32> { pub body: #net::Trace, #proj_ws }
 
                 #hidden
-                #vis struct #grads<T: #sn::Float = f32> { pub body: <#body_ty<T> as #sn::Params<T>>::Gradients, #proj_grad }
+                #vis struct #grads<#gd T: #sn::Float = f32> { pub body: <#body_ty<#ga T> as #sn::Params<T>>::Gradients, #proj_grad }
 
-                impl<T: #sn::Float> ::core::default::Default for #workspace<T> {
+                impl<#gp T: #sn::Float> ::core::default::Default for #workspace<#ga T> {
                     fn default() -> Self { #workspace { body: ::core::default::Default::default(), #ws_default } }
                 }
 
-                impl<T: #sn::Float> #ty<T> {
+                impl<#gp T: #sn::Float> #ty<#ga T> {
                     fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
                         #ty { body: #body_ty::init(init, #sn::init::next_seed(rng)), #proj_new }
                     }
@@ -929,30 +1041,30 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
 
-                impl<T: #sn::Float> ::core::clone::Clone for #ty<T> {
+                impl<#gp T: #sn::Float> ::core::clone::Clone for #ty<#ga T> {
                     fn clone(&self) -> Self { #ty { body: ::core::clone::Clone::clone(&self.body), #proj_clone } }
                 }
 
-                impl<T: #sn::Float> ::core::fmt::Debug for #ty<T> {
+                impl<#gp T: #sn::Float> ::core::fmt::Debug for #ty<#ga T> {
                     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                         f.write_str(#label)
                     }
                 }
 
-                impl<T: #sn::Float> #sn::Params<T> for #ty<T> {
-                    type Gradients = #grads<T>;
+                impl<#gp T: #sn::Float> #sn::Params<T> for #ty<#ga T> {
+                    type Gradients = #grads<#ga T>;
                     const PARAM_COUNT: usize = #param_count;
-                    fn zero_gradients(&self) -> #grads<T> {
+                    fn zero_gradients(&self) -> #grads<#ga T> {
                         #grads { body: #sn::Params::zero_gradients(&self.body), #proj_zero_grads }
                     }
                     fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) { #vp }
                     fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) { #vpm }
-                    fn visit_params_with_grads(&mut self, grads: &#grads<T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
+                    fn visit_params_with_grads(&mut self, grads: &#grads<#ga T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
                         #sn::Params::visit_params_with_grads(&mut self.body, &grads.body, &path.join("body"), f);
                         #proj_with_grads
                     }
-                    fn visit_grads(grads: &#grads<T>, f: &mut dyn FnMut(&[T])) {
-                        <#body_ty<T> as #sn::Params<T>>::visit_grads(&grads.body, f);
+                    fn visit_grads(grads: &#grads<#ga T>, f: &mut dyn FnMut(&[T])) {
+                        <#body_ty<#ga T> as #sn::Params<T>>::visit_grads(&grads.body, f);
                         #proj_grads
                     }
                     fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) { #vb }
@@ -962,23 +1074,23 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
 
-                impl<T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<T> {
-                    type Workspace = #workspace<T>;
-                    type Gradients = #grads<T>;
+                impl<#gp T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<#ga T> {
+                    type Workspace = #workspace<#ga T>;
+                    type Gradients = #grads<#ga T>;
 
                     fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
                         *y = #net::forward(&self.body, x);
                         #skip_infer
                     }
 
-                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
                         let out = #net::infer(&self.body, x, &mut ws.body);
                         #sn::tensor::ensure_batch(y, x.ncols());
                         y.copy_from(out);
                         #skip_with
                     }
 
-                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
                         let out = #net::forward_train(&mut self.body, x, &mut ws.body);
                         #sn::tensor::ensure_batch(y, x.ncols());
                         y.copy_from(out);
@@ -990,8 +1102,8 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                         x: &#sn::Batch<T, #i>,
                         _y: &#sn::Batch<T, #o>,
                         dy: &#sn::Batch<T, #o>,
-                        ws: &mut #workspace<T>,
-                        g: &mut #grads<T>,
+                        ws: &mut #workspace<#ga T>,
+                        g: &mut #grads<#ga T>,
                         dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
                     ) {
                         #backward_skip
@@ -1009,19 +1121,24 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                 .zip(&names)
                 .map(|(layers, n)| expand(&sub_model(model, n.clone(), &l.input, layers)))
                 .collect();
-            let outs: Vec<usize> = branches.iter().map(|b| b.last().map_or(0, |l| l.output.size())).collect();
+            let outs: Vec<Size> =
+                branches.iter().map(|b| b.last().map_or(Size::Lit(0), |l| l.output.size())).collect();
             let net_of = |k: usize| {
-                let (n, bo) = (&names[k], outs[k]);
-                quote!(<#n<T> as #sn::Network<T, #i, #bo>>)
+                let (n, bo) = (&names[k], &outs[k]);
+                quote!(<#n<#ga T> as #sn::Network<T, #i, #bo>>)
             };
             let branch_nets: Vec<TokenStream> = (0..branches.len()).map(net_of).collect();
             let labels: Vec<String> = (0..branches.len()).map(|b| b.to_string()).collect();
-            // Where each branch's rows start in the joined output (concat).
+            // Where each branch's rows start in the joined output (concat: the
+            // checker allows only number sizes there).
             let offsets: Vec<usize> = outs
                 .iter()
-                .scan(0, |acc, &n| {
+                .scan(0, |acc, n| {
                     let at = *acc;
-                    *acc += n;
+                    *acc += match n {
+                        Size::Lit(n) => *n,
+                        Size::Param(_) => 0,
+                    };
                     Some(at)
                 })
                 .collect();
@@ -1069,7 +1186,7 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             // the input gradients of the branches add up.
             let branch_dy: Vec<TokenStream> = (0..branches.len()).map(|k| {
                 if is_concat {
-                    let (d, off, n) = (&deltas[k], offsets[k], outs[k]);
+                    let (d, off, n) = (&deltas[k], offsets[k], &outs[k]);
                     quote! { #sn::tensor::ensure_batch(&mut ws.#d, dy.ncols()); ws.#d.copy_from(&dy.rows(#off, #n)); }
                 } else {
                     quote!()
@@ -1107,33 +1224,31 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             } else {
                 Vec::new()
             };
-            let literal = l.kind.param_count(o).unwrap_or(0);
-            let inner = crate::model::nested_paths(std::slice::from_ref(l));
-            let param_count = quote!(#literal #(+ #inner::PARAM_COUNT)*);
+            let param_count = param_count_of(&l.kind.param_count(&o), std::slice::from_ref(l));
             let label = l.kind.to_string();
             quote! {
                 #(#nets)*
 
                 #hidden
-                #vis struct #ty<T: #sn::Float = f32> { #(pub #fields: #names<T>,)* }
+                #vis struct #ty<#gd T: #sn::Float = f32> { #(pub #fields: #names<#ga T>,)* }
 
                 #hidden
-                #vis struct #workspace<T: #sn::Float = f32> {
+                #vis struct #workspace<#gd T: #sn::Float = f32> {
                     #(pub #traces: #branch_nets::Trace,)*
                     #(#delta_fields)*
                     pub dx: #sn::Batch<T, #i>,
                 }
 
                 #hidden
-                #vis struct #grads<T: #sn::Float = f32> { #(pub #fields: <#names<T> as #sn::Params<T>>::Gradients,)* }
+                #vis struct #grads<#gd T: #sn::Float = f32> { #(pub #fields: <#names<#ga T> as #sn::Params<T>>::Gradients,)* }
 
-                impl<T: #sn::Float> ::core::default::Default for #workspace<T> {
+                impl<#gp T: #sn::Float> ::core::default::Default for #workspace<#ga T> {
                     fn default() -> Self {
                         #workspace { #(#traces: ::core::default::Default::default(),)* #(#delta_defaults)* dx: #sn::Batch::zeros(0) }
                     }
                 }
 
-                impl<T: #sn::Float> #ty<T> {
+                impl<#gp T: #sn::Float> #ty<#ga T> {
                     fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
                         #ty { #(#fields: #names::init(init, #sn::init::next_seed(rng)),)* }
                     }
@@ -1142,20 +1257,20 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
 
-                impl<T: #sn::Float> ::core::clone::Clone for #ty<T> {
+                impl<#gp T: #sn::Float> ::core::clone::Clone for #ty<#ga T> {
                     fn clone(&self) -> Self { #ty { #(#fields: ::core::clone::Clone::clone(&self.#fields),)* } }
                 }
 
-                impl<T: #sn::Float> ::core::fmt::Debug for #ty<T> {
+                impl<#gp T: #sn::Float> ::core::fmt::Debug for #ty<#ga T> {
                     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                         f.write_str(#label)
                     }
                 }
 
-                impl<T: #sn::Float> #sn::Params<T> for #ty<T> {
-                    type Gradients = #grads<T>;
+                impl<#gp T: #sn::Float> #sn::Params<T> for #ty<#ga T> {
+                    type Gradients = #grads<#ga T>;
                     const PARAM_COUNT: usize = #param_count;
-                    fn zero_gradients(&self) -> #grads<T> {
+                    fn zero_gradients(&self) -> #grads<#ga T> {
                         #grads { #(#fields: #sn::Params::zero_gradients(&self.#fields),)* }
                     }
                     fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
@@ -1164,11 +1279,11 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
                         #(#sn::Params::visit_params_mut(&mut self.#fields, &path.join(#labels), f);)*
                     }
-                    fn visit_params_with_grads(&mut self, grads: &#grads<T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
+                    fn visit_params_with_grads(&mut self, grads: &#grads<#ga T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
                         #(#sn::Params::visit_params_with_grads(&mut self.#fields, &grads.#fields, &path.join(#labels), f);)*
                     }
-                    fn visit_grads(grads: &#grads<T>, f: &mut dyn FnMut(&[T])) {
-                        #(<#names<T> as #sn::Params<T>>::visit_grads(&grads.#fields, f);)*
+                    fn visit_grads(grads: &#grads<#ga T>, f: &mut dyn FnMut(&[T])) {
+                        #(<#names<#ga T> as #sn::Params<T>>::visit_grads(&grads.#fields, f);)*
                     }
                     fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
                         #(#sn::Params::visit_buffers(&self.#fields, &path.join(#labels), f);)*
@@ -1181,20 +1296,20 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
 
-                impl<T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<T> {
-                    type Workspace = #workspace<T>;
-                    type Gradients = #grads<T>;
+                impl<#gp T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<#ga T> {
+                    type Workspace = #workspace<#ga T>;
+                    type Gradients = #grads<#ga T>;
 
                     fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
                         #forward_combine
                     }
 
-                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
                         #(#with_steps)*
                         #with_combine
                     }
 
-                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<T>) {
+                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
                         #(#train_steps)*
                         #train_combine
                     }
@@ -1204,8 +1319,8 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                         x: &#sn::Batch<T, #i>,
                         _y: &#sn::Batch<T, #o>,
                         dy: &#sn::Batch<T, #o>,
-                        ws: &mut #workspace<T>,
-                        g: &mut #grads<T>,
+                        ws: &mut #workspace<#ga T>,
+                        g: &mut #grads<#ga T>,
                         dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
                     ) {
                         #(#branch_dy)*

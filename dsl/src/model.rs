@@ -1,6 +1,8 @@
 //! The checked network: every layer resolved, named and shaped. Produced by
 //! [`crate::check`], consumed by [`crate::expand`].
 
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, ToTokens};
 use std::fmt;
 use syn::{Attribute, Ident, Visibility};
 
@@ -8,10 +10,12 @@ pub struct Model {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
+    /// The network's const generic parameters (`const HIDDEN: usize = 128`), as written.
+    pub generics: Vec<syn::ConstParam>,
     pub input: Shape,
     pub layers: Vec<Layer>,
-    /// The total number of trainable scalars.
-    pub param_count: usize,
+    /// The trainable scalars, not counting nested networks'.
+    pub param_count: Count,
 }
 
 impl Model {
@@ -77,8 +81,8 @@ pub struct PoolGeometry {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerKind {
     Dense {
-        inputs: usize,
-        outputs: usize,
+        inputs: Size,
+        outputs: Size,
         bias: bool,
     },
     Conv2d {
@@ -94,7 +98,7 @@ pub enum LayerKind {
     },
     Flatten,
     BatchNorm {
-        channels: usize,
+        channels: Size,
         eps: f64,
         momentum: f64,
     },
@@ -149,28 +153,32 @@ impl Activation {
 }
 
 impl LayerKind {
-    /// Trainable scalars; `None` on overflow.
-    pub fn param_count(&self, features: usize) -> Option<usize> {
-        match *self {
-            LayerKind::Dense { inputs, outputs, bias } => {
-                inputs.checked_mul(outputs)?.checked_add(if bias { outputs } else { 0 })
+    /// Trainable scalars of a layer whose output has `features` values.
+    pub fn param_count(&self, features: &Size) -> Count {
+        let dense = |inputs: &Size, outputs: &Size, bias: bool| {
+            let weights = Count::of(inputs).mul(&Count::of(outputs));
+            if bias {
+                weights.add(&Count::of(outputs))
+            } else {
+                weights
             }
+        };
+        match self {
+            LayerKind::Dense { inputs, outputs, bias } => dense(inputs, outputs, *bias),
             LayerKind::Conv2d { geometry: g, bias, .. } => {
-                g.patch().checked_mul(g.out_channels)?.checked_add(if bias { g.out_channels } else { 0 })
+                let weights = Count::Lit(g.patch()).mul(&Count::Lit(g.out_channels));
+                weights.add(&Count::Lit(if *bias { g.out_channels } else { 0 }))
             }
-            LayerKind::BatchNorm { channels, .. } => channels.checked_mul(2),
-            LayerKind::LayerNorm { .. } => features.checked_mul(2),
-            LayerKind::Residual { ref body, ref projection } => {
-                let proj = match projection {
-                    Some(p) => p.param_count(0)?,
-                    None => 0,
-                };
-                sequence_params(body)?.checked_add(proj)
+            LayerKind::BatchNorm { channels, .. } => Count::Lit(2).mul(&Count::of(channels)),
+            LayerKind::LayerNorm { .. } => Count::Lit(2).mul(&Count::of(features)),
+            LayerKind::Residual { body, projection } => {
+                let proj = projection.as_ref().map_or(Count::Lit(0), |p| p.param_count(features));
+                sequence_params(body).add(&proj)
             }
-            LayerKind::Parallel { ref branches, .. } => {
-                branches.iter().try_fold(0usize, |acc, b| acc.checked_add(sequence_params(b)?))
+            LayerKind::Parallel { branches, .. } => {
+                branches.iter().fold(Count::Lit(0), |acc, b| acc.add(&sequence_params(b)))
             }
-            _ => Some(0),
+            _ => Count::Lit(0),
         }
     }
 
@@ -264,36 +272,142 @@ pub fn nested_paths(layers: &[Layer]) -> Vec<&syn::Path> {
 }
 
 /// The non-trainable scalars (batch-norm running statistics) in `layers`, blocks included.
-pub fn buffer_count(layers: &[Layer]) -> usize {
+pub fn buffer_count(layers: &[Layer]) -> Count {
     layers
         .iter()
         .map(|l| match &l.kind {
-            LayerKind::BatchNorm { channels, .. } => 2 * channels,
+            LayerKind::BatchNorm { channels, .. } => Count::Lit(2).mul(&Count::of(channels)),
             LayerKind::Residual { body, .. } => buffer_count(body),
-            LayerKind::Parallel { branches, .. } => branches.iter().map(|b| buffer_count(b)).sum(),
-            _ => 0,
+            LayerKind::Parallel { branches, .. } => {
+                branches.iter().fold(Count::Lit(0), |acc, b| acc.add(&buffer_count(b)))
+            }
+            _ => Count::Lit(0),
         })
-        .sum()
+        .fold(Count::Lit(0), |acc, c| acc.add(&c))
 }
 
-/// The trainable scalars of a sequence of layers, not counting nested networks; `None` on overflow.
-pub fn sequence_params(layers: &[Layer]) -> Option<usize> {
-    layers.iter().try_fold(0usize, |acc, l| acc.checked_add(l.kind.param_count(l.output.size())?))
+/// The trainable scalars of a sequence of layers, not counting nested networks.
+pub fn sequence_params(layers: &[Layer]) -> Count {
+    layers.iter().fold(Count::Lit(0), |acc, l| acc.add(&l.kind.param_count(&l.output.size())))
 }
 
-/// A shape, `[784]` or `[C, H, W]`; `Unknown` after an error, so that one
-/// mistake is reported once and not again by every layer after it.
+/// The most trainable scalars a network may have: each is held at least once
+/// as f64 (8 bytes), and rustc refuses types larger than 2^61 bytes on 64-bit
+/// targets, so beyond this the user would meet "too big for the target
+/// architecture" deep inside nalgebra instead of this crate's message.
+pub const MAX_PARAMS: usize = 1 << 58;
+
+/// A size: a number, or a const generic parameter of the network (`HIDDEN`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Size {
+    Lit(usize),
+    Param(Ident),
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Size::Lit(n) => write!(f, "{n}"),
+            Size::Param(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// As a const generic argument: `784` or `HIDDEN`.
+impl ToTokens for Size {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            Size::Lit(n) => Literal::usize_unsuffixed(*n).to_tokens(tokens),
+            Size::Param(p) => p.to_tokens(tokens),
+        }
+    }
+}
+
+/// A count of scalars: a number (saturating at `usize::MAX`), or, when it
+/// depends on const generic parameters, a constant expression that the
+/// compiler evaluates per instantiation (also saturating, so that an
+/// instantiation too large to exist fails a readable assertion instead of
+/// overflowing).
+#[derive(Clone, Debug)]
+pub enum Count {
+    Lit(usize),
+    Code(TokenStream),
+}
+
+impl Count {
+    pub fn of(size: &Size) -> Count {
+        match size {
+            Size::Lit(n) => Count::Lit(*n),
+            Size::Param(p) => Count::Code(quote!(#p)),
+        }
+    }
+
+    pub fn add(&self, other: &Count) -> Count {
+        match (self, other) {
+            (Count::Lit(a), Count::Lit(b)) => Count::Lit(a.saturating_add(*b)),
+            (Count::Lit(0), c) | (c, Count::Lit(0)) => c.clone(),
+            (a, b) => {
+                let (a, b) = (a.typed(), b.typed());
+                Count::Code(quote!(#a.saturating_add(#b)))
+            }
+        }
+    }
+
+    pub fn mul(&self, other: &Count) -> Count {
+        match (self, other) {
+            (Count::Lit(a), Count::Lit(b)) => Count::Lit(a.saturating_mul(*b)),
+            (Count::Lit(1), c) | (c, Count::Lit(1)) => c.clone(),
+            (a, b) => {
+                let (a, b) = (a.typed(), b.typed());
+                Count::Code(quote!(#a.saturating_mul(#b)))
+            }
+        }
+    }
+
+    /// As the receiver or argument of a method call: `784usize`, `(HIDDEN)`.
+    fn typed(&self) -> TokenStream {
+        match self {
+            Count::Lit(n) => Literal::usize_suffixed(*n).to_token_stream(),
+            Count::Code(code) => quote!((#code)),
+        }
+    }
+}
+
+impl ToTokens for Count {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            Count::Lit(n) => Literal::usize_unsuffixed(*n).to_tokens(tokens),
+            Count::Code(code) => quote!((#code)).to_tokens(tokens),
+        }
+    }
+}
+
+/// A shape, `[784]` or `[C, H, W]`, or `[HIDDEN]` for a const generic feature
+/// count; `Unknown` after an error, so that one mistake is reported once and
+/// not again by every layer after it.
+///
+/// A generic size only ever stands alone as the features of a rank-1 shape:
+/// a type argument on stable Rust may be a const parameter or a literal, not
+/// arithmetic on a parameter, so `[C, 28, 28]` (which needs `C·784`) cannot
+/// be generated.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Shape {
     Known(Vec<usize>),
+    Generic(Ident),
     Unknown,
 }
 
 impl Shape {
+    /// Whether the shape is known (not `Unknown` after an error).
+    pub fn is_known(&self) -> bool {
+        !matches!(self, Shape::Unknown)
+    }
+
     /// The features of a rank-1 shape.
-    pub fn features(&self) -> Option<usize> {
+    pub fn features(&self) -> Option<Size> {
         match self {
-            Shape::Known(d) if d.len() == 1 => Some(d[0]),
+            Shape::Known(d) if d.len() == 1 => Some(Size::Lit(d[0])),
+            Shape::Generic(p) => Some(Size::Param(p.clone())),
             _ => None,
         }
     }
@@ -308,17 +422,19 @@ impl Shape {
 
     /// The number of scalars per sample (the batch's row count); the checker
     /// has made sure it does not overflow.
-    pub fn size(&self) -> usize {
+    pub fn size(&self) -> Size {
         match self {
-            Shape::Known(d) => d.iter().product(),
-            Shape::Unknown => 0,
+            Shape::Known(d) => Size::Lit(d.iter().product()),
+            Shape::Generic(p) => Size::Param(p.clone()),
+            Shape::Unknown => Size::Lit(0),
         }
     }
 
-    /// The number of scalars per sample, `None` on overflow.
-    pub fn size_checked(&self) -> Option<usize> {
+    /// The number of scalars per sample, `None` on overflow or when unknown.
+    pub fn size_checked(&self) -> Option<Size> {
         match self {
-            Shape::Known(d) => d.iter().try_fold(1usize, |a, &b| a.checked_mul(b)),
+            Shape::Known(d) => d.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).map(Size::Lit),
+            Shape::Generic(p) => Some(Size::Param(p.clone())),
             Shape::Unknown => None,
         }
     }
@@ -326,7 +442,17 @@ impl Shape {
     pub fn rank(&self) -> Option<usize> {
         match self {
             Shape::Known(d) => Some(d.len()),
+            Shape::Generic(_) => Some(1),
             Shape::Unknown => None,
+        }
+    }
+
+    /// The sizes, as const generic arguments or values: `[784]`, `[HIDDEN]`.
+    pub fn dims(&self) -> Vec<Size> {
+        match self {
+            Shape::Known(d) => d.iter().map(|&n| Size::Lit(n)).collect(),
+            Shape::Generic(p) => vec![Size::Param(p.clone())],
+            Shape::Unknown => Vec::new(),
         }
     }
 }
@@ -338,6 +464,7 @@ impl fmt::Display for Shape {
                 let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
                 write!(f, "[{}]", dims.join(", "))
             }
+            Shape::Generic(p) => write!(f, "[{p}]"),
             Shape::Unknown => f.write_str("[?]"),
         }
     }

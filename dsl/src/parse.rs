@@ -3,6 +3,7 @@
 
 use crate::ast::{Arg, Args, Block, Item, LayerDef, NetworkDef, Role, ShapeLit, SizeLit, Value};
 use crate::ctxt::Ctxt;
+use crate::model::Size;
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
@@ -18,9 +19,10 @@ pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
             .parse::<Token![struct]>()
             .map_err(|e| syn::Error::new(e.span(), "expected `struct Name { input: [..], layers.. }`"))?;
         let name: Ident = input.parse()?;
-        if input.peek(Token![<]) {
-            let generics: syn::Generics = input.parse()?;
-            return Err(syn::Error::new_spanned(generics, "generic networks are not supported yet"));
+        let generics: syn::Generics = input.parse()?;
+        if input.peek(Token![where]) {
+            let clause: syn::WhereClause = input.parse()?;
+            return Err(syn::Error::new_spanned(clause, "a network takes no `where` clause"));
         }
         if !input.peek(syn::token::Brace) {
             return Err(input.error("expected `{ input: [..], layers.. }` after the network's name"));
@@ -33,27 +35,59 @@ pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
                 "unexpected tokens after the network's `{ .. }`; declare one network per `network!`",
             ));
         }
-        Ok((attrs, vis, name, body))
+        Ok((attrs, vis, name, generics, body))
     };
-    let (attrs, vis, name, body) = match frame.parse2(input) {
+    let (attrs, vis, name, generics, body) = match frame.parse2(input) {
         Ok(parts) => parts,
         Err(e) => {
             cx.syn_error(e);
             return None;
         }
     };
-    let items = parse_items(body, cx);
-    Some(NetworkDef { attrs, vis, name, items })
+    // Every const parameter resolves as a size, even a refused one, so that
+    // its uses are not reported again.
+    let names: Vec<Ident> = generics.const_params().map(|p| p.ident.clone()).collect();
+    let generics = size_params(generics, cx);
+    let items = parse_items(body, &names, cx);
+    Some(NetworkDef { attrs, vis, name, generics, items })
+}
+
+/// The network's generic parameters, which may only be sizes: `const HIDDEN: usize`
+/// (with or without a default). The scalar type is a parameter of every network already.
+fn size_params(generics: syn::Generics, cx: &Ctxt) -> Vec<syn::ConstParam> {
+    let mut params = Vec::new();
+    for param in generics.params {
+        match param {
+            syn::GenericParam::Const(c) if c.ty != syn::parse_quote!(usize) => cx.error_spanned_by(
+                &c.ty,
+                format!("a size parameter has type `usize`: write `const {}: usize`", c.ident),
+            ),
+            syn::GenericParam::Const(c) if c.ident == "T" => cx.error_spanned_by(
+                &c.ident,
+                "`T` names the network's scalar type (`Net<.., f64>`); choose another name for this size",
+            ),
+            syn::GenericParam::Const(c) => params.push(c),
+            syn::GenericParam::Type(t) => cx.error_spanned_by(
+                &t,
+                "a network is generic over sizes only (`const HIDDEN: usize`); its scalar type \
+                 is a parameter already (`Net<f64>`)",
+            ),
+            syn::GenericParam::Lifetime(l) => {
+                cx.error_spanned_by(&l, "a network takes no lifetime parameters; only `const N: usize` sizes")
+            }
+        }
+    }
+    params
 }
 
 /// The comma-separated entries of a body (the network's or a block's); a
 /// broken entry is reported and kept as a placeholder.
-fn parse_items(body: TokenStream, cx: &Ctxt) -> Vec<Item> {
+fn parse_items(body: TokenStream, generics: &[Ident], cx: &Ctxt) -> Vec<Item> {
     split_top_level_commas(body, cx)
         .into_iter()
         .map(|tokens| {
             let role = role_of(&tokens);
-            (|input: ParseStream| parse_item(input, cx)).parse2(tokens).unwrap_or_else(|e| {
+            (|input: ParseStream| parse_item(input, generics, cx)).parse2(tokens).unwrap_or_else(|e| {
                 // Keep a placeholder so the checker knows something stood here
                 // and does not report its absence as further mistakes.
                 cx.syn_error(e);
@@ -67,15 +101,32 @@ fn parse_items(body: TokenStream, cx: &Ctxt) -> Vec<Item> {
 /// A trailing comma is fine; an empty entry (`,,`) is an error.
 fn split_top_level_commas(body: TokenStream, cx: &Ctxt) -> Vec<TokenStream> {
     let mut items = Vec::new();
-    let mut current = Vec::new();
+    let mut current: Vec<TokenTree> = Vec::new();
+    // Commas inside a nested network's generic arguments (`Encoder<64, 8>`)
+    // do not end an entry; the `>` of `=>` and `->` closes nothing.
+    let mut angle_depth = 0usize;
     for tt in body {
         match &tt {
+            TokenTree::Punct(p) if p.as_char() == '<' => {
+                angle_depth += 1;
+                current.push(tt);
+            }
+            TokenTree::Punct(p) if p.as_char() == '>' => {
+                let arrow = matches!(current.last(), Some(TokenTree::Punct(q))
+                    if q.spacing() == proc_macro2::Spacing::Joint && matches!(q.as_char(), '=' | '-'));
+                if !arrow {
+                    angle_depth = angle_depth.saturating_sub(1);
+                }
+                current.push(tt);
+            }
+            TokenTree::Punct(p) if p.as_char() == ',' && angle_depth > 0 => current.push(tt),
             TokenTree::Punct(p) if p.as_char() == ',' => {
                 if current.is_empty() {
                     cx.error_at(p.span(), "unexpected `,`: expected a layer before it");
                 } else {
                     items.push(current.drain(..).collect());
                 }
+                angle_depth = 0;
             }
             _ => current.push(tt),
         }
@@ -100,7 +151,7 @@ fn role_of(tokens: &TokenStream) -> Role {
     }
 }
 
-fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
+fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<Item> {
     let tokens: TokenStream = input.fork().parse()?;
     let mut name = None;
     if input.peek2(Token![:]) && !input.peek2(Token![::]) && input.fork().call(Ident::parse_any).is_ok() {
@@ -120,7 +171,7 @@ fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
             if !input.peek(syn::token::Bracket) {
                 return Err(input.error(format!("expected a shape after `{key}:`, e.g. `{key}: [784]`")));
             }
-            let shape = parse_shape(input)?;
+            let shape = parse_shape(input, generics)?;
             expect_end(input, "after the shape")?;
             return Ok(if key == "input" { Item::Input { key, shape } } else { Item::Output { key, shape } });
         }
@@ -133,15 +184,21 @@ fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
             .last()
             .map(|s| s.ident.clone())
             .ok_or_else(|| input.error("expected a network type"))?;
-        if path.segments.iter().any(|s| !s.arguments.is_none()) {
+        let last = path.segments.len() - 1;
+        let misplaced = path.segments.iter().enumerate().any(|(k, s)| match &s.arguments {
+            syn::PathArguments::None => false,
+            syn::PathArguments::AngleBracketed(_) => k != last,
+            syn::PathArguments::Parenthesized(_) => true,
+        });
+        if misplaced {
             return Err(syn::Error::new_spanned(
                 &path,
-                "a nested network is written without generic arguments, e.g. `encoder: Encoder`",
+                "a nested network is its type, with its sizes if it has any: `encoder: Encoder` or `encoder: Encoder<64>`",
             ));
         }
         let assert = if input.peek(Token![=>]) {
             input.parse::<Token![=>]>()?;
-            Some(parse_shape(input)?)
+            Some(parse_shape(input, generics)?)
         } else {
             None
         };
@@ -162,14 +219,15 @@ fn parse_item(input: ParseStream, cx: &Ctxt) -> syn::Result<Item> {
     if (kind == "input" || kind == "output") && name.is_none() {
         return Err(syn::Error::new(kind.span(), format!("expected `{kind}: [..]` with a colon")));
     }
-    let args = if input.peek(syn::token::Paren) { Some(parse_args(input)?) } else { None };
-    let block = if input.peek(syn::token::Brace) { Some(parse_block(input, &kind, cx)?) } else { None };
+    let args = if input.peek(syn::token::Paren) { Some(parse_args(input, generics)?) } else { None };
+    let block =
+        if input.peek(syn::token::Brace) { Some(parse_block(input, &kind, generics, cx)?) } else { None };
     let assert = if input.peek(Token![=>]) {
         input.parse::<Token![=>]>()?;
         if !input.peek(syn::token::Bracket) {
             return Err(input.error("expected a shape after `=>`, e.g. `=> [128]`"));
         }
-        Some(parse_shape(input)?)
+        Some(parse_shape(input, generics)?)
     } else {
         None
     };
@@ -193,12 +251,12 @@ fn starts_nested(input: ParseStream) -> bool {
 }
 
 /// `{ layers.. }` after `residual`, or `{ branch { layers.. } branch { .. } }` after `parallel`.
-fn parse_block(input: ParseStream, kind: &Ident, cx: &Ctxt) -> syn::Result<Block> {
+fn parse_block(input: ParseStream, kind: &Ident, generics: &[Ident], cx: &Ctxt) -> syn::Result<Block> {
     let content;
     let brace = braced!(content in input);
     if kind != "parallel" {
         let body: TokenStream = content.parse()?;
-        return Ok(Block::Layers(parse_items(body, cx), brace.span.join()));
+        return Ok(Block::Layers(parse_items(body, generics, cx), brace.span.join()));
     }
     let mut branches = Vec::new();
     while !content.is_empty() {
@@ -210,7 +268,7 @@ fn parse_block(input: ParseStream, kind: &Ident, cx: &Ctxt) -> syn::Result<Block
         let inner;
         let brace = braced!(inner in content);
         let body: TokenStream = inner.parse()?;
-        branches.push((parse_items(body, cx), brace.span.join()));
+        branches.push((parse_items(body, generics, cx), brace.span.join()));
         if content.peek(Token![,]) {
             content.parse::<Token![,]>()?;
         }
@@ -226,19 +284,23 @@ fn expect_end(input: ParseStream, context: &str) -> syn::Result<()> {
     }
 }
 
-fn parse_shape(input: ParseStream) -> syn::Result<ShapeLit> {
+fn parse_shape(input: ParseStream, generics: &[Ident]) -> syn::Result<ShapeLit> {
     let content;
     let bracket = bracketed!(content in input);
     let mut dims = Vec::new();
     while !content.is_empty() {
-        let lit: syn::LitInt = content
-            .parse()
-            .map_err(|e| syn::Error::new(e.span(), "expected a size, e.g. `[784]` or `[1, 28, 28]`"))?;
-        let value = lit.base10_parse::<usize>().ok();
-        if value.is_none() {
-            return Err(syn::Error::new(lit.span(), format!("size `{lit}` is too large")));
+        if content.peek(Ident) {
+            let ident: Ident = content.parse()?;
+            if !generics.contains(&ident) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!("`{ident}` is not a size parameter of this network; declare it: `struct Net<const {ident}: usize>`"),
+                ));
+            }
+            dims.push(SizeLit { span: ident.span(), size: Size::Param(ident) });
+        } else {
+            dims.push(parse_size_literal(&content)?);
         }
-        dims.push(SizeLit { value, span: lit.span() });
         if content.is_empty() {
             break;
         }
@@ -250,7 +312,17 @@ fn parse_shape(input: ParseStream) -> syn::Result<ShapeLit> {
     Ok(ShapeLit { dims, span: bracket.span.join() })
 }
 
-fn parse_args(input: ParseStream) -> syn::Result<Args> {
+fn parse_size_literal(content: ParseStream) -> syn::Result<SizeLit> {
+    let lit: syn::LitInt = content
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected a size, e.g. `[784]` or `[1, 28, 28]`"))?;
+    let value = lit
+        .base10_parse::<usize>()
+        .map_err(|_| syn::Error::new(lit.span(), format!("size `{lit}` is too large")))?;
+    Ok(SizeLit { size: Size::Lit(value), span: lit.span() })
+}
+
+fn parse_args(input: ParseStream, generics: &[Ident]) -> syn::Result<Args> {
     let content;
     let paren = parenthesized!(content in input);
     let mut list = Vec::new();
@@ -258,12 +330,12 @@ fn parse_args(input: ParseStream) -> syn::Result<Args> {
         let arg = if content.peek(Ident) && content.peek2(Token![=]) && !content.peek2(Token![=>]) {
             let key: Ident = content.parse()?;
             content.parse::<Token![=]>()?;
-            Arg::Keyword { key, value: parse_value(&content)? }
+            Arg::Keyword { key, value: parse_value(&content, generics)? }
         } else {
-            let from = parse_value(&content)?;
+            let from = parse_value(&content, generics)?;
             if content.peek(Token![->]) {
                 content.parse::<Token![->]>()?;
-                Arg::Arrow { from, to: parse_value(&content)? }
+                Arg::Arrow { from, to: parse_value(&content, generics)? }
             } else {
                 Arg::Positional(from)
             }
@@ -277,7 +349,7 @@ fn parse_args(input: ParseStream) -> syn::Result<Args> {
     Ok(Args { span: paren.span.join(), list })
 }
 
-fn parse_value(input: ParseStream) -> syn::Result<Value> {
+fn parse_value(input: ParseStream, generics: &[Ident]) -> syn::Result<Value> {
     if input.is_empty() {
         return Err(input.error("expected a value, e.g. a size such as `128`"));
     }
@@ -290,14 +362,15 @@ fn parse_value(input: ParseStream) -> syn::Result<Value> {
         return Ok(Value::Lit(input.parse()?));
     }
     if input.peek(Ident) {
-        return Ok(Value::Ident(input.parse()?));
+        let ident: Ident = input.parse()?;
+        return Ok(if generics.contains(&ident) { Value::Param(ident) } else { Value::Ident(ident) });
     }
     if input.peek(syn::token::Bracket) {
         let content;
         let bracket = bracketed!(content in input);
         let mut values = Vec::new();
         while !content.is_empty() {
-            values.push(parse_value(&content)?);
+            values.push(parse_value(&content, generics)?);
             if content.is_empty() {
                 break;
             }
@@ -352,14 +425,14 @@ mod tests {
         assert_eq!(def.name, "Mlp");
         assert_eq!(def.attrs.len(), 2);
         assert_eq!(def.items.len(), 7);
-        assert!(matches!(&def.items[0], Item::Input { shape, .. } if shape.dims[0].value == Some(784)));
+        assert!(matches!(&def.items[0], Item::Input { shape, .. } if shape.dims[0].size == Size::Lit(784)));
         let Item::Layer(fc2) = &def.items[3] else { panic!("layer") };
         assert_eq!(fc2.name.as_ref().unwrap(), "fc2");
         assert_eq!(fc2.kind, "dense");
         let args = &fc2.args.as_ref().unwrap().list;
         assert!(matches!(&args[0], Arg::Arrow { .. }));
         assert!(matches!(&args[1], Arg::Keyword { key, .. } if key == "bias"));
-        assert_eq!(fc2.assert.as_ref().unwrap().dims[0].value, Some(128));
+        assert_eq!(fc2.assert.as_ref().unwrap().dims[0].size, Size::Lit(128));
         assert!(matches!(&def.items[6], Item::Output { .. }));
     }
 
@@ -401,7 +474,12 @@ mod tests {
     #[test]
     fn frame_errors() {
         assert!(errors(quote! { pub enum X {} })[0].contains("expected `struct Name"));
-        assert!(errors(quote! { struct X<T> { input: [1] } })[0].contains("generic networks"));
+        assert!(errors(quote! { struct X<T> { input: [1] } })[0].contains("generic over sizes only"));
+        assert!(errors(quote! { struct X<const N: u32> { input: [1] } })[0].contains("has type `usize`"));
+        assert!(errors(quote! { struct X<'a> { input: [1] } })[0].contains("no lifetime"));
+        assert!(
+            errors(quote! { struct X<const N: usize> { input: [M] } })[0].contains("not a size parameter")
+        );
         assert!(errors(quote! { struct X { } struct Y { } })[0].contains("one network per"));
     }
 
@@ -410,6 +488,6 @@ mod tests {
         assert!(errors(quote! { struct X { input: [] } })[0].contains("at least one size"));
         assert!(errors(quote! { struct X { input: [99999999999999999999999] } })[0].contains("too large"));
         assert!(errors(quote! { struct X { input: 784 } })[0].contains("expected a shape after `input:`"));
-        assert!(errors(quote! { struct X { input: [a] } })[0].contains("expected a size"));
+        assert!(errors(quote! { struct X { input: [a] } })[0].contains("`a` is not a size parameter"));
     }
 }
