@@ -26,9 +26,27 @@ const NC: usize = 1024;
 /// Products below this many multiply-adds stay on one thread.
 const PAR_MIN_MACS: usize = 1 << 20;
 
+/// The most any product packs at once (A and B panels, any kernel's MR, NR ≤ 32,
+/// alignment slack): about 1.3 MB.
+const PACK_CAPACITY: usize = (MC + 32) * KC + (NC + 32) * KC + 32;
+
 thread_local! {
-    /// This thread's packing buffer; grows to the largest product seen, then is reused.
+    /// This thread's packing buffer: sized for any product on first use, then
+    /// reused, so which thread runs which part of a split product never makes
+    /// a later step allocate.
     static PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Gives this thread its packing buffer now (worker threads, when they start,
+/// and a dispatching thread before it splits a product).
+pub(crate) fn reserve_pack_buffer() {
+    PACK.with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            if buf.len() < PACK_CAPACITY {
+                buf.resize(PACK_CAPACITY, 0.0);
+            }
+        }
+    });
 }
 
 /// A raw strided matrix operand.
@@ -128,10 +146,15 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
     let macs = m * n * k;
     let threads = threads::threads();
     if threads > 1 && macs >= PAR_MIN_MACS && n != 1 {
-        // Split C by columns when there are enough, else by rows.
-        let (split_n, len, unit) = if n >= 16 * threads { (true, n, 16) } else { (false, m, 32) };
+        // Each part packs its own share of one operand and all of the other:
+        // splitting C's columns repeats the packing of A (m×k), splitting its
+        // rows repeats B's (k×n). Split the side that repeats less, if it is
+        // long enough to give every thread whole tiles.
+        let by_columns = n >= 16 * threads && (m < n || m < 32 * threads);
+        let (split_n, len, unit) = if by_columns { (true, n, 16) } else { (false, m, 32) };
         let parts = threads.min(len.div_ceil(unit));
         if parts > 1 {
+            reserve_pack_buffer();
             let chunk = len.div_ceil(parts).div_ceil(unit) * unit;
             let parts = len.div_ceil(chunk);
             threads::run(parts, &|t| {
@@ -354,15 +377,19 @@ fn reduce16(v: [f32; 16]) -> f32 {
 // Packed GEMM.
 // ---------------------------------------------------------------------------
 
-/// A micro-kernel: `tile (MR×NR, column-major) = Σ_p a[p·MR + i]·b[p·NR + j]`.
+/// A micro-kernel: `out[i + j·ld] (+)= Σ_p a[p·MR + i]·b[p·NR + j]` for an
+/// `MR×NR` tile whose columns are `ld` apart (rows contiguous): either a scratch
+/// tile, or `C` itself when the tile is whole and needs no scaling, which saves
+/// a pass through memory per tile.
 trait Kernel {
     const MR: usize;
     const NR: usize;
     /// Whether AVX is available, so packing may transpose 8×8 blocks in registers.
     const AVX: bool;
     /// # Safety
-    /// `a` holds `kc·MR`, `b` `kc·NR` elements; `tile` has room for `MR·NR`.
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32);
+    /// `a` holds `kc·MR`, `b` `kc·NR` elements; `out` addresses an `MR×NR`
+    /// tile with column stride `ld`, read only when `accumulate`.
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -385,9 +412,11 @@ unsafe fn packed_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, 
 #[allow(clippy::too_many_arguments)]
 unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
     let (mr, nr) = (K::MR, K::NR);
-    let mc_max = m.min(MC).div_ceil(mr) * mr;
-    let kc_max = k.min(KC);
-    let nc_max = n.min(NC).div_ceil(nr) * nr;
+    // Blocks of equal size: `k = 784` is three slices of 262, not 256, 256,
+    // 256 and a 16-deep one that would cost a full pass over `C` for little work.
+    let kc_max = k.div_ceil(k.div_ceil(KC));
+    let mc_max = m.div_ceil(m.div_ceil(MC)).div_ceil(mr) * mr;
+    let nc_max = n.div_ceil(n.div_ceil(NC)).div_ceil(nr) * nr;
     let a_len = mc_max * kc_max;
     let b_len = nc_max * kc_max;
     // 64-byte alignment for the packed panels.
@@ -403,16 +432,18 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
     let mut tile = [0.0f32; 32 * 16];
     let mut jc = 0;
     while jc < n {
-        let nc = (n - jc).min(NC);
+        let nc = (n - jc).min(nc_max);
         let mut pc = 0;
         while pc < k {
-            let kc = (k - pc).min(KC);
+            let kc = (k - pc).min(kc_max);
             // Later slices accumulate onto the first.
             let beta = if pc == 0 { beta } else { 1.0 };
+            // Whole tiles go straight into C when it is column-major and unscaled.
+            let direct = c.rs == 1 && c.cs > 0 && alpha == 1.0 && (beta == 0.0 || beta == 1.0);
             unsafe { pack_b(kc, nc, nr, b, pc, jc, bp, K::AVX) };
             let mut ic = 0;
             while ic < m {
-                let mc = (m - ic).min(MC);
+                let mc = (m - ic).min(mc_max);
                 unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
                 let mut jr = 0;
                 while jr < nc {
@@ -423,9 +454,13 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
                         let mr_ = (mc - ir).min(mr);
                         let apanel = unsafe { ap.add(ir * kc) };
                         unsafe {
-                            K::run(kc, apanel, bpanel, tile.as_mut_ptr());
                             let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
-                            store_tile(&tile, mr, mr_, nr_, alpha, beta, cp, c.rs, c.cs);
+                            if direct && mr_ == mr && nr_ == nr {
+                                K::run(kc, apanel, bpanel, cp, c.cs as usize, beta != 0.0);
+                            } else {
+                                K::run(kc, apanel, bpanel, tile.as_mut_ptr(), mr, false);
+                                store_tile(&tile, mr, mr_, nr_, alpha, beta, cp, c.rs, c.cs);
+                            }
                         }
                         ir += mr;
                     }
@@ -446,7 +481,7 @@ fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
     PACK.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < need {
-                buf.resize(need, 0.0);
+                buf.resize(need.max(PACK_CAPACITY), 0.0);
             }
             (buf.as_mut_ptr(), None)
         }
@@ -666,7 +701,7 @@ impl Kernel for Avx512Kernel {
     const NR: usize = 8;
     const AVX: bool = true;
     #[inline(always)]
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
         use std::arch::x86_64::*;
         unsafe {
             let mut c0 = [_mm512_setzero_ps(); 8];
@@ -684,8 +719,13 @@ impl Kernel for Avx512Kernel {
                 b = b.add(8);
             }
             for j in 0..8 {
-                _mm512_storeu_ps(tile.add(j * 32), c0[j]);
-                _mm512_storeu_ps(tile.add(j * 32 + 16), c1[j]);
+                let (p0, p1) = (out.add(j * ld), out.add(j * ld + 16));
+                if accumulate {
+                    c0[j] = _mm512_add_ps(c0[j], _mm512_loadu_ps(p0));
+                    c1[j] = _mm512_add_ps(c1[j], _mm512_loadu_ps(p1));
+                }
+                _mm512_storeu_ps(p0, c0[j]);
+                _mm512_storeu_ps(p1, c1[j]);
             }
         }
     }
@@ -701,7 +741,7 @@ impl Kernel for Avx2Kernel {
     const NR: usize = 6;
     const AVX: bool = true;
     #[inline(always)]
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
         use std::arch::x86_64::*;
         unsafe {
             let mut c0 = [_mm256_setzero_ps(); 6];
@@ -719,8 +759,13 @@ impl Kernel for Avx2Kernel {
                 b = b.add(6);
             }
             for j in 0..6 {
-                _mm256_storeu_ps(tile.add(j * 16), c0[j]);
-                _mm256_storeu_ps(tile.add(j * 16 + 8), c1[j]);
+                let (p0, p1) = (out.add(j * ld), out.add(j * ld + 8));
+                if accumulate {
+                    c0[j] = _mm256_add_ps(c0[j], _mm256_loadu_ps(p0));
+                    c1[j] = _mm256_add_ps(c1[j], _mm256_loadu_ps(p1));
+                }
+                _mm256_storeu_ps(p0, c0[j]);
+                _mm256_storeu_ps(p1, c1[j]);
             }
         }
     }
@@ -734,7 +779,7 @@ impl Kernel for GenericKernel {
     const NR: usize = 4;
     const AVX: bool = false;
     #[inline(always)]
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
         let mut acc = [[0.0f32; 8]; 4];
         for p in 0..kc {
             let (ap, bp) =
@@ -747,7 +792,8 @@ impl Kernel for GenericKernel {
         }
         for (j, col) in acc.iter().enumerate() {
             for (i, &v) in col.iter().enumerate() {
-                unsafe { *tile.add(j * 8 + i) = v };
+                let p = unsafe { out.add(j * ld + i) };
+                unsafe { *p = if accumulate { *p + v } else { v } };
             }
         }
     }
@@ -778,7 +824,7 @@ mod tests {
         c
     }
 
-    fn check(m: usize, k: usize, n: usize, a_row_major: bool, b_row_major: bool, beta: f32) {
+    fn check(m: usize, k: usize, n: usize, a_row_major: bool, b_row_major: bool, alpha: f32, beta: f32) {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5).collect();
         let sa = if a_row_major { (k, 1) } else { (1, m) };
@@ -793,7 +839,7 @@ mod tests {
                     m,
                     k,
                     n,
-                    2.0,
+                    alpha,
                     a.as_ptr(),
                     sa.0 as isize,
                     sa.1 as isize,
@@ -807,7 +853,7 @@ mod tests {
                 )
             };
             for (idx, (&got, &want)) in c.iter().zip(&expected).enumerate() {
-                let want = 2.0 * want + if beta == 0.0 { 0.0 } else { beta as f64 };
+                let want = alpha as f64 * want + if beta == 0.0 { 0.0 } else { beta as f64 };
                 assert!(
                     (got as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
                     "{m}×{k}×{n} (a row-major {a_row_major}, b row-major {b_row_major}) at {idx}: {got} vs {want}"
@@ -833,8 +879,11 @@ mod tests {
             (300, 40, 1100),
         ] {
             for (ar, br) in [(false, false), (true, false), (false, true), (true, true)] {
-                check(m, k, n, ar, br, 0.0);
-                check(m, k, n, ar, br, 0.5);
+                // Scaled products go through a scratch tile; unscaled ones
+                // (alpha 1, beta 0 or 1) write whole tiles straight into C.
+                for (alpha, beta) in [(2.0, 0.0), (2.0, 0.5), (1.0, 0.0), (1.0, 1.0)] {
+                    check(m, k, n, ar, br, alpha, beta);
+                }
             }
         }
     }

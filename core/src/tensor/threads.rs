@@ -68,6 +68,8 @@ struct Pool {
     done: AtomicUsize,
     /// Workers started so far.
     started: AtomicUsize,
+    /// Workers that have finished setting up (their allocations are behind them).
+    ready: AtomicUsize,
     /// One dispatcher at a time; others run their work serially.
     dispatch: Mutex<()>,
     sleep: Mutex<()>,
@@ -92,6 +94,7 @@ fn pool() -> &'static Pool {
         state: AtomicU64::new(0),
         done: AtomicUsize::new(0),
         started: AtomicUsize::new(0),
+        ready: AtomicUsize::new(0),
         dispatch: Mutex::new(()),
         sleep: Mutex::new(()),
         wake: Condvar::new(),
@@ -132,6 +135,8 @@ impl Pool {
 
 /// A worker's loop; `seen` is the epoch at its spawning, so it never misses the first job.
 fn worker(pool: &'static Pool, mut seen: u64) {
+    super::sgemm::reserve_pack_buffer();
+    pool.ready.fetch_add(1, Release);
     loop {
         // Wait for a new epoch: spin a little, then sleep.
         let start = Instant::now();
@@ -185,6 +190,11 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
             break;
         }
         pool.started.store(index, Relaxed);
+    }
+    // Wait until new workers have set up, so that their start-up allocations
+    // belong to this first parallel product and never to a later one.
+    while pool.ready.load(Acquire) < pool.started.load(Relaxed) {
+        std::thread::yield_now();
     }
     // SAFETY: lifetime erased; we return only once every part has finished.
     let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
