@@ -1308,7 +1308,10 @@ mod tests {
         let param = |name: &str| Size::Param(syn::Ident::new(name, Span::call_site()));
         assert_eq!(m.generics.len(), 2);
         assert_eq!(m.input, Shape::Generic(syn::Ident::new("IN", Span::call_site())));
-        assert_eq!(m.layers[0].kind, LayerKind::Dense { inputs: param("IN"), outputs: param("HIDDEN"), bias: true });
+        assert_eq!(
+            m.layers[0].kind,
+            LayerKind::Dense { inputs: param("IN"), outputs: param("HIDDEN"), bias: true }
+        );
         assert_eq!(m.layers[2].output.to_string(), "[HIDDEN]");
         assert_eq!(m.layers[3].kind.to_string(), "dense(HIDDEN -> 10)");
         // The count is code for the compiler: IN·HIDDEN + HIDDEN + … (saturating).

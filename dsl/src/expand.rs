@@ -872,6 +872,107 @@ fn sub_model(parent: &Model, name: syn::Ident, input: &Shape, layers: &[Layer]) 
     }
 }
 
+/// A part of a composite layer: a hidden body or branch network, or a projection.
+#[derive(Clone)]
+struct Member {
+    /// Its field in the composite layer's struct.
+    field: syn::Ident,
+    /// Its segment in parameter names (`body`, `projection`, `0`).
+    label: String,
+    ty: TokenStream,
+    /// Its constructor from `init` and `rng`, and its zeroed one.
+    init: TokenStream,
+    zeros: TokenStream,
+}
+
+impl Member {
+    /// A hidden network generated for a block body or a branch.
+    fn network(name: &syn::Ident, field: syn::Ident, label: String, ga: &TokenStream) -> Member {
+        let sn = quote!(::staticnet);
+        Member {
+            field,
+            label,
+            ty: quote!(#name<#ga T>),
+            init: quote!(#name::init(init, #sn::init::next_seed(rng))),
+            zeros: quote!(#name::zeros()),
+        }
+    }
+}
+
+/// What every composite layer has whatever joins its members: the struct, its
+/// gradients, constructors, `Clone`, `Debug` and `Params` over the members in
+/// order (which fixes parameter order and names: `block.body.0.weight`).
+fn composite_parts(model: &Model, l: &Layer, members: &[Member]) -> TokenStream {
+    let sn = quote!(::staticnet);
+    let Generics { decl: gd, params: gp, args: ga } = Generics::of(model);
+    let vis = &model.vis;
+    let ty = composite_name(&model.name, l);
+    let grads = format_ident!("{}Gradients", ty);
+    let hidden = quote!(#[doc(hidden)] #[allow(dead_code, non_camel_case_types)]);
+    let fields: Vec<&syn::Ident> = members.iter().map(|m| &m.field).collect();
+    let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
+    let types: Vec<&TokenStream> = members.iter().map(|m| &m.ty).collect();
+    let inits = members.iter().map(|m| &m.init);
+    let zeros = members.iter().map(|m| &m.zeros);
+    let param_count = param_count_of(&l.kind.param_count(&l.output.size()), std::slice::from_ref(l));
+    let label = l.kind.to_string();
+    quote! {
+        #hidden
+        #vis struct #ty<#gd T: #sn::Float = f32> { #(pub #fields: #types,)* }
+
+        #hidden
+        #vis struct #grads<#gd T: #sn::Float = f32> { #(pub #fields: <#types as #sn::Params<T>>::Gradients,)* }
+
+        impl<#gp T: #sn::Float> #ty<#ga T> {
+            fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
+                #ty { #(#fields: #inits,)* }
+            }
+            fn zeros() -> Self {
+                #ty { #(#fields: #zeros,)* }
+            }
+        }
+
+        impl<#gp T: #sn::Float> ::core::clone::Clone for #ty<#ga T> {
+            fn clone(&self) -> Self { #ty { #(#fields: ::core::clone::Clone::clone(&self.#fields),)* } }
+        }
+
+        impl<#gp T: #sn::Float> ::core::fmt::Debug for #ty<#ga T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(#label)
+            }
+        }
+
+        impl<#gp T: #sn::Float> #sn::Params<T> for #ty<#ga T> {
+            type Gradients = #grads<#ga T>;
+            const PARAM_COUNT: usize = #param_count;
+            fn zero_gradients(&self) -> #grads<#ga T> {
+                #grads { #(#fields: #sn::Params::zero_gradients(&self.#fields),)* }
+            }
+            fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
+                #(#sn::Params::visit_params(&self.#fields, &path.join(#labels), f);)*
+            }
+            fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
+                #(#sn::Params::visit_params_mut(&mut self.#fields, &path.join(#labels), f);)*
+            }
+            fn visit_params_with_grads(&mut self, grads: &#grads<#ga T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
+                #(#sn::Params::visit_params_with_grads(&mut self.#fields, &grads.#fields, &path.join(#labels), f);)*
+            }
+            fn visit_grads(grads: &#grads<#ga T>, f: &mut dyn FnMut(&[T])) {
+                #(<#types as #sn::Params<T>>::visit_grads(&grads.#fields, f);)*
+            }
+            fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
+                #(#sn::Params::visit_buffers(&self.#fields, &path.join(#labels), f);)*
+            }
+            fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
+                #(#sn::Params::visit_buffers_mut(&mut self.#fields, &path.join(#labels), f);)*
+            }
+            fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
+                #(#sn::Params::visit_rngs(&mut self.#fields, &path.join(#labels), f);)*
+            }
+        }
+    }
+}
+
 /// A residual block or parallel branches: hidden networks for the bodies, and
 /// a hidden layer type combining them, with `Layer` and `Params` impls.
 fn composite(model: &Model, l: &Layer) -> TokenStream {
@@ -898,7 +999,6 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     input: l.input.clone(),
                     output: l.output.clone(),
                 };
-                let proj_ty = layer_type(model, &layer);
                 let construct = |random: bool| match kind {
                     LayerKind::Dense { .. } if random => {
                         quote!(#sn::layers::Dense::new(true, init.resolve(false), rng))
@@ -914,25 +1014,24 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                     _ => unreachable!("the checker makes projections dense or conv2d"),
                 };
-                (proj_ty, construct(true), construct(false))
+                Member {
+                    field: format_ident!("projection"),
+                    label: "projection".into(),
+                    ty: layer_type(model, &layer),
+                    init: construct(true),
+                    zeros: construct(false),
+                }
             });
-            let (proj_field, proj_ws, proj_grad, proj_new, proj_zero, proj_clone) = match &proj {
-                Some((pt, _, _)) => (
-                    quote!(pub projection: #pt,),
-                    quote!(pub projected: #sn::Batch<T, #o>, pub projection: <#pt as #sn::layers::Layer<T, #i, #o>>::Workspace, pub dx: #sn::Batch<T, #i>,),
-                    quote!(pub projection: <#pt as #sn::Params<T>>::Gradients,),
-                    {
-                        let c = &proj.as_ref().unwrap().1;
-                        quote!(projection: #c,)
-                    },
-                    {
-                        let c = &proj.as_ref().unwrap().2;
-                        quote!(projection: #c,)
-                    },
-                    quote!(projection: ::core::clone::Clone::clone(&self.projection),),
-                ),
-                None => (quote!(), quote!(), quote!(), quote!(), quote!(), quote!()),
+            let mut members = vec![Member::network(&body_ty, format_ident!("body"), "body".into(), &ga)];
+            let proj_ws = match &proj {
+                Some(p) => {
+                    let pt = &p.ty;
+                    members.push(p.clone());
+                    quote!(pub projected: #sn::Batch<T, #o>, pub projection: <#pt as #sn::layers::Layer<T, #i, #o>>::Workspace, pub dx: #sn::Batch<T, #i>,)
+                }
+                None => quote!(),
             };
+            let parts = composite_parts(model, l, &members);
             let has_proj = proj.is_some();
             let ws_default = if has_proj {
                 quote!(projected: #sn::Batch::zeros(0), projection: ::core::default::Default::default(), dx: #sn::Batch::zeros(0),)
@@ -986,92 +1085,16 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
             };
-            let visit = |method: TokenStream, recv: TokenStream| {
-                let p = if has_proj {
-                    quote!(#sn::Params::#method(#recv self.projection, &path.join("projection"), f);)
-                } else {
-                    quote!()
-                };
-                quote! { #sn::Params::#method(#recv self.body, &path.join("body"), f); #p }
-            };
-            let (vp, vpm, vb, vbm) = (
-                visit(quote!(visit_params), quote!(&)),
-                visit(quote!(visit_params_mut), quote!(&mut)),
-                visit(quote!(visit_buffers), quote!(&)),
-                visit(quote!(visit_buffers_mut), quote!(&mut)),
-            );
-            let proj_with_grads = if has_proj {
-                quote!(#sn::Params::visit_params_with_grads(&mut self.projection, &grads.projection, &path.join("projection"), f);)
-            } else {
-                quote!()
-            };
-            let proj_grads = match &proj {
-                Some((pt, _, _)) => quote!(<#pt as #sn::Params<T>>::visit_grads(&grads.projection, f);),
-                None => quote!(),
-            };
-            let proj_zero_grads = if has_proj {
-                quote!(projection: #sn::Params::zero_gradients(&self.projection),)
-            } else {
-                quote!()
-            };
-            let param_count = param_count_of(&l.kind.param_count(&o), std::slice::from_ref(l));
-            let label = l.kind.to_string();
             quote! {
                 #body_net
 
-                #hidden
-                #vis struct #ty<#gd T: #sn::Float = f32> { pub body: #body_ty<#ga T>, #proj_field }
+                #parts
 
                 #hidden
                 #vis struct #workspace<#gd T: #sn::Float = f32> { pub body: #net::Trace, #proj_ws }
 
-                #hidden
-                #vis struct #grads<#gd T: #sn::Float = f32> { pub body: <#body_ty<#ga T> as #sn::Params<T>>::Gradients, #proj_grad }
-
                 impl<#gp T: #sn::Float> ::core::default::Default for #workspace<#ga T> {
                     fn default() -> Self { #workspace { body: ::core::default::Default::default(), #ws_default } }
-                }
-
-                impl<#gp T: #sn::Float> #ty<#ga T> {
-                    fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
-                        #ty { body: #body_ty::init(init, #sn::init::next_seed(rng)), #proj_new }
-                    }
-                    fn zeros() -> Self {
-                        #ty { body: #body_ty::zeros(), #proj_zero }
-                    }
-                }
-
-                impl<#gp T: #sn::Float> ::core::clone::Clone for #ty<#ga T> {
-                    fn clone(&self) -> Self { #ty { body: ::core::clone::Clone::clone(&self.body), #proj_clone } }
-                }
-
-                impl<#gp T: #sn::Float> ::core::fmt::Debug for #ty<#ga T> {
-                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                        f.write_str(#label)
-                    }
-                }
-
-                impl<#gp T: #sn::Float> #sn::Params<T> for #ty<#ga T> {
-                    type Gradients = #grads<#ga T>;
-                    const PARAM_COUNT: usize = #param_count;
-                    fn zero_gradients(&self) -> #grads<#ga T> {
-                        #grads { body: #sn::Params::zero_gradients(&self.body), #proj_zero_grads }
-                    }
-                    fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) { #vp }
-                    fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) { #vpm }
-                    fn visit_params_with_grads(&mut self, grads: &#grads<#ga T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
-                        #sn::Params::visit_params_with_grads(&mut self.body, &grads.body, &path.join("body"), f);
-                        #proj_with_grads
-                    }
-                    fn visit_grads(grads: &#grads<#ga T>, f: &mut dyn FnMut(&[T])) {
-                        <#body_ty<#ga T> as #sn::Params<T>>::visit_grads(&grads.body, f);
-                        #proj_grads
-                    }
-                    fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) { #vb }
-                    fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) { #vbm }
-                    fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
-                        #sn::Params::visit_rngs(&mut self.body, &path.join("body"), f);
-                    }
                 }
 
                 impl<#gp T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<#ga T> {
@@ -1128,7 +1151,6 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                 quote!(<#n<#ga T> as #sn::Network<T, #i, #bo>>)
             };
             let branch_nets: Vec<TokenStream> = (0..branches.len()).map(net_of).collect();
-            let labels: Vec<String> = (0..branches.len()).map(|b| b.to_string()).collect();
             // Where each branch's rows start in the joined output (concat: the
             // checker allows only number sizes there).
             let offsets: Vec<usize> = outs
@@ -1224,13 +1246,16 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             } else {
                 Vec::new()
             };
-            let param_count = param_count_of(&l.kind.param_count(&o), std::slice::from_ref(l));
-            let label = l.kind.to_string();
+            let members: Vec<Member> = names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| Member::network(n, fields[k].clone(), k.to_string(), &ga))
+                .collect();
+            let parts = composite_parts(model, l, &members);
             quote! {
                 #(#nets)*
 
-                #hidden
-                #vis struct #ty<#gd T: #sn::Float = f32> { #(pub #fields: #names<#ga T>,)* }
+                #parts
 
                 #hidden
                 #vis struct #workspace<#gd T: #sn::Float = f32> {
@@ -1239,60 +1264,9 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     pub dx: #sn::Batch<T, #i>,
                 }
 
-                #hidden
-                #vis struct #grads<#gd T: #sn::Float = f32> { #(pub #fields: <#names<#ga T> as #sn::Params<T>>::Gradients,)* }
-
                 impl<#gp T: #sn::Float> ::core::default::Default for #workspace<#ga T> {
                     fn default() -> Self {
                         #workspace { #(#traces: ::core::default::Default::default(),)* #(#delta_defaults)* dx: #sn::Batch::zeros(0) }
-                    }
-                }
-
-                impl<#gp T: #sn::Float> #ty<#ga T> {
-                    fn new(init: #sn::init::Init, rng: &mut #sn::init::SeededRng) -> Self {
-                        #ty { #(#fields: #names::init(init, #sn::init::next_seed(rng)),)* }
-                    }
-                    fn zeros() -> Self {
-                        #ty { #(#fields: #names::zeros(),)* }
-                    }
-                }
-
-                impl<#gp T: #sn::Float> ::core::clone::Clone for #ty<#ga T> {
-                    fn clone(&self) -> Self { #ty { #(#fields: ::core::clone::Clone::clone(&self.#fields),)* } }
-                }
-
-                impl<#gp T: #sn::Float> ::core::fmt::Debug for #ty<#ga T> {
-                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                        f.write_str(#label)
-                    }
-                }
-
-                impl<#gp T: #sn::Float> #sn::Params<T> for #ty<#ga T> {
-                    type Gradients = #grads<#ga T>;
-                    const PARAM_COUNT: usize = #param_count;
-                    fn zero_gradients(&self) -> #grads<#ga T> {
-                        #grads { #(#fields: #sn::Params::zero_gradients(&self.#fields),)* }
-                    }
-                    fn visit_params(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
-                        #(#sn::Params::visit_params(&self.#fields, &path.join(#labels), f);)*
-                    }
-                    fn visit_params_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
-                        #(#sn::Params::visit_params_mut(&mut self.#fields, &path.join(#labels), f);)*
-                    }
-                    fn visit_params_with_grads(&mut self, grads: &#grads<#ga T>, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>, &[T])) {
-                        #(#sn::Params::visit_params_with_grads(&mut self.#fields, &grads.#fields, &path.join(#labels), f);)*
-                    }
-                    fn visit_grads(grads: &#grads<#ga T>, f: &mut dyn FnMut(&[T])) {
-                        #(<#names<#ga T> as #sn::Params<T>>::visit_grads(&grads.#fields, f);)*
-                    }
-                    fn visit_buffers(&self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::Param<'_, T>)) {
-                        #(#sn::Params::visit_buffers(&self.#fields, &path.join(#labels), f);)*
-                    }
-                    fn visit_buffers_mut(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamMut<'_, T>)) {
-                        #(#sn::Params::visit_buffers_mut(&mut self.#fields, &path.join(#labels), f);)*
-                    }
-                    fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
-                        #(#sn::Params::visit_rngs(&mut self.#fields, &path.join(#labels), f);)*
                     }
                 }
 
