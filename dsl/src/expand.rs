@@ -674,9 +674,9 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
         LayerKind::Conv2d { geometry, bias, .. } => {
             let g = conv_geometry(geometry);
             if random {
-                quote!(#layers::Conv2d::new(#g, #bias, init.resolve(#relu_like), &mut rng))
+                checked(quote!(#layers::Conv2d::new(#g, #bias, init.resolve(#relu_like), &mut rng)))
             } else {
-                quote!(#layers::Conv2d::zeros(#g, #bias))
+                checked(quote!(#layers::Conv2d::zeros(#g, #bias)))
             }
         }
         LayerKind::BatchNorm { eps, momentum, .. } => {
@@ -1007,9 +1007,9 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     LayerKind::Conv2d { geometry, .. } => {
                         let g = conv_geometry(geometry);
                         if random {
-                            quote!(#sn::layers::Conv2d::new(#g, true, init.resolve(false), rng))
+                            checked(quote!(#sn::layers::Conv2d::new(#g, true, init.resolve(false), rng)))
                         } else {
-                            quote!(#sn::layers::Conv2d::zeros(#g, true))
+                            checked(quote!(#sn::layers::Conv2d::zeros(#g, true)))
                         }
                     }
                     _ => unreachable!("the checker makes projections dense or conv2d"),
