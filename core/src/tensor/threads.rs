@@ -47,9 +47,9 @@ pub fn threads() -> usize {
 const MAX_WORKERS: usize = 63;
 
 /// How long an idle worker spins before it sleeps: long enough to cover the
-/// gap between the products of one training step, short enough not to burn a
-/// shared core when nothing runs.
-const SPIN: Duration = Duration::from_micros(30);
+/// gaps between the products of one training step (the optimizer step of the
+/// mlp takes about 60 µs), short enough not to burn a shared core when nothing runs.
+const SPIN: Duration = Duration::from_micros(200);
 
 /// A job: a borrowed closure called with the part index.
 type Job = *const (dyn Fn(usize) + Sync);
@@ -122,14 +122,19 @@ impl Pool {
     /// Runs claimed parts of epoch `epoch` until none is left.
     fn work(&self, epoch: u64, job: Job) {
         while let Some(part) = self.claim(epoch) {
-            // SAFETY: the claim succeeded, so the epoch is running and its
-            // dispatcher keeps the closure alive until this part is counted done.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job)(part) }));
-            if run.is_err() {
-                self.poisoned.store(true, Relaxed);
-            }
-            self.done.fetch_add(1, Release);
+            self.run_part(job, part);
         }
+    }
+
+    /// Runs one claimed part and counts it done.
+    fn run_part(&self, job: Job, part: usize) {
+        // SAFETY: the part was claimed in a running epoch, whose dispatcher
+        // keeps the closure alive until every part is counted done.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job)(part) }));
+        if run.is_err() {
+            self.poisoned.store(true, Relaxed);
+        }
+        self.done.fetch_add(1, Release);
     }
 }
 
@@ -202,11 +207,16 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     pool.parts.store(parts, Release);
     pool.done.store(0, Release);
     let epoch = (pool.state.load(Acquire) >> 32) + 1;
-    pool.state.store(epoch << 32, SeqCst);
+    // Part 0 is the caller's: published as already claimed, so the caller
+    // starts on it at once and the same part of every product (the same rows
+    // or columns, so the same data) stays on the same core from step to step.
+    pool.state.store(epoch << 32 | 1, SeqCst);
     if pool.sleeping.load(SeqCst) > 0 {
         drop(pool.sleep.lock().unwrap_or_else(|p| p.into_inner()));
         pool.wake.notify_all();
     }
+    pool.run_part(job, 0);
+    // Then any part no worker has claimed yet (a worker the OS has not run).
     pool.work(epoch, job);
     let mut spins = 0u32;
     while pool.done.load(Acquire) != parts {
