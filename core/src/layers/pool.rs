@@ -72,55 +72,51 @@ impl PoolGeometry {
     }
 }
 
-/// `NaN` tests without `x != x` (which lints flag).
-#[inline]
+/// `NaN` tests without `x != x` (which lints flag); compiles to that comparison.
+#[inline(always)]
 fn is_nan<T: Float>(v: T) -> bool {
-    v.as_f64().is_nan()
+    v.partial_cmp(&v).is_none()
 }
 
 /// The first maximum of the window starting at `start` in a channel plane of
-/// width `w`, as (value, index in the plane). A NaN wins at once: the output is
-/// NaN and its gradient goes to the first NaN.
+/// width `w`, as (value, position in the window `r·kw + c`). A NaN wins at
+/// once: the output is NaN and its gradient goes to the first NaN.
 #[inline]
-fn window_max<T: Float>(plane: &[T], start: usize, w: usize, [kh, kw]: [usize; 2]) -> (T, usize) {
+fn window_max<T: Float>(plane: &[T], start: usize, w: usize, [kh, kw]: [usize; 2]) -> (T, u32) {
     let mut best = plane[start];
-    let mut at = start;
+    let mut at = 0;
     if is_nan(best) {
         return (best, at);
     }
+    let mut k = 0;
     for r in 0..kh {
         let row_start = start + r * w;
-        for (idx, &v) in (row_start..).zip(&plane[row_start..row_start + kw]) {
+        for &v in &plane[row_start..row_start + kw] {
             // `best` is never NaN here: the first NaN returns at once.
             if is_nan(v) {
-                return (v, idx);
+                return (v, k);
             }
             if v > best {
                 best = v;
-                at = idx;
+                at = k;
             }
+            k += 1;
         }
     }
     (best, at)
 }
 
 /// [`window_max`] of a 2×2 window given as `[top-left, top-right, bottom-left,
-/// bottom-right]` in a plane of width `w`: (value, offset from the top-left).
+/// bottom-right]`: (value, position 0..4), with the same comparisons in the same
+/// order, written without branches on the values.
 #[inline(always)]
-fn max4<T: Float>(v: [T; 4], w: usize) -> (T, usize) {
-    let offsets = [0, 1, w, w + 1];
+fn max4<T: Float>(v: [T; 4]) -> (T, u32) {
     let (mut best, mut at) = (v[0], 0);
-    if is_nan(best) {
-        return (best, 0);
-    }
-    for k in 1..4 {
-        if is_nan(v[k]) {
-            return (v[k], offsets[k]);
-        }
-        if v[k] > best {
-            best = v[k];
-            at = offsets[k];
-        }
+    for (k, &x) in (1u32..).zip(&v[1..]) {
+        // Take `x` if it is larger, or if it is the first NaN (`best` is not NaN yet).
+        let take = x > best || (is_nan(x) && !is_nan(best));
+        best = if take { x } else { best };
+        at = if take { k } else { at };
     }
     (best, at)
 }
@@ -150,7 +146,9 @@ pub struct MaxPool2d {
 /// when the batch size changes.
 #[derive(Clone, Debug, Default)]
 pub struct MaxPoolWorkspace {
-    argmax: Vec<usize>,
+    /// Each output's maximum as its position in its window (`r·kw + c`); 4 bytes,
+    /// not a plane index, to keep the workspace small next to the activations.
+    argmax: Vec<u32>,
 }
 
 impl MaxPool2d {
@@ -164,7 +162,7 @@ impl MaxPool2d {
         &self,
         x: &Batch<T, IN>,
         y: &mut Batch<T, OUT>,
-        mut record: impl FnMut(usize, usize),
+        mut record: impl FnMut(usize, u32),
     ) {
         let g = &self.geometry;
         debug_assert!(IN == g.in_features() && OUT == g.out_features(), "MaxPool2d<{IN}, {OUT}> vs {g:?}");
@@ -173,7 +171,7 @@ impl MaxPool2d {
         let mut n = 0;
         let two_by_two = g.kernel == [2, 2] && g.stride == [2, 2];
         for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
-            for (c, (xp, yp)) in xs.chunks_exact(plane_in).zip(ys.chunks_exact_mut(plane_out)).enumerate() {
+            for (xp, yp) in xs.chunks_exact(plane_in).zip(ys.chunks_exact_mut(plane_out)) {
                 if two_by_two {
                     // The common 2×2 window, stride 2: the same comparisons in the
                     // same order as `window_max`, without its loops.
@@ -183,9 +181,9 @@ impl MaxPool2d {
                         let (r0, r1) = (&xp[top..top + w], &xp[top + w..top + 2 * w]);
                         for (ow, yv) in yr.iter_mut().enumerate() {
                             let i = 2 * ow;
-                            let (v, at) = max4([r0[i], r0[i + 1], r1[i], r1[i + 1]], w);
+                            let (v, at) = max4([r0[i], r0[i + 1], r1[i], r1[i + 1]]);
                             *yv = v;
-                            record(n, c * plane_in + top + i + at);
+                            record(n, at);
                             n += 1;
                         }
                     }
@@ -195,7 +193,7 @@ impl MaxPool2d {
                     for (ow, yv) in yr.iter_mut().enumerate() {
                         let (v, at) = window_max(xp, g.window_start(oh, ow), g.width, g.kernel);
                         *yv = v;
-                        record(n, c * plane_in + at);
+                        record(n, at);
                         n += 1;
                     }
                 }
@@ -238,11 +236,54 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for MaxPool2
             "MaxPool2d::backward needs the workspace of a training pass on the same batch"
         );
         ensure_batch(dx, x.ncols());
-        dx.as_mut_slice().fill(T::zero()); // a memset; nalgebra's `fill` goes element by element
+        let g = &self.geometry;
+        let [kh, kw] = g.kernel;
+        let (w, plane_in, plane_out) = (g.width, g.height * g.width, g.out_height * g.out_width);
+        // Windows that tile each plane exactly cover every input once: write
+        // each window whole (its gradient at the maximum, zeros elsewhere) in
+        // one pass. Otherwise inputs outside any window stay zero and
+        // overlapping windows add up.
+        let tiles = g.stride == g.kernel && g.height == g.out_height * kh && g.width == g.out_width * kw;
+        if !tiles {
+            dx.as_mut_slice().fill(T::zero()); // a memset; nalgebra's `fill` goes element by element
+        }
         let samples = dx.as_mut_slice().chunks_exact_mut(IN).zip(dy.as_slice().chunks_exact(OUT));
         for ((dxs, dys), args) in samples.zip(ws.argmax.chunks_exact(OUT)) {
-            for (&at, &g) in args.iter().zip(dys) {
-                dxs[at] += g;
+            let planes = dxs.chunks_exact_mut(plane_in).zip(dys.chunks_exact(plane_out));
+            for ((dxp, dyp), argp) in planes.zip(args.chunks_exact(plane_out)) {
+                if tiles && g.kernel == [2, 2] {
+                    // The common 2×2 window, stride 2: two rows at a time, no bounds checks.
+                    let rows = dxp.chunks_exact_mut(2 * w).zip(dyp.chunks_exact(g.out_width));
+                    for ((pair, dyr), argr) in rows.zip(argp.chunks_exact(g.out_width)) {
+                        let (r0, r1) = pair.split_at_mut(w);
+                        let cells = r0.chunks_exact_mut(2).zip(r1.chunks_exact_mut(2));
+                        for ((top, bottom), (&d, &at)) in cells.zip(dyr.iter().zip(argr)) {
+                            let z = T::zero();
+                            top[0] = if at == 0 { d } else { z };
+                            top[1] = if at == 1 { d } else { z };
+                            bottom[0] = if at == 2 { d } else { z };
+                            bottom[1] = if at == 3 { d } else { z };
+                        }
+                    }
+                    continue;
+                }
+                let mut n = 0;
+                for oh in 0..g.out_height {
+                    for ow in 0..g.out_width {
+                        let (start, at, d) = (g.window_start(oh, ow), argp[n] as usize, dyp[n]);
+                        if tiles {
+                            for r in 0..kh {
+                                let row = &mut dxp[start + r * w..start + r * w + kw];
+                                for (c, v) in row.iter_mut().enumerate() {
+                                    *v = if r * kw + c == at { d } else { T::zero() };
+                                }
+                            }
+                        } else {
+                            dxp[start + (at / kw) * w + at % kw] += d;
+                        }
+                        n += 1;
+                    }
+                }
             }
         }
     }
