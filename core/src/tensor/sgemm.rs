@@ -190,6 +190,8 @@ unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
             Isa::Avx512 => {
                 if n == 1 || k == 1 {
                     simple_avx512(m, k, n, alpha, a, b, beta, c)
+                } else if is_small(m, k, n) {
+                    small_avx512(m, k, n, alpha, a, b, beta, c)
                 } else if m <= 16 {
                     // A 32-row tile would be mostly padding.
                     packed_avx2(m, k, n, alpha, a, b, beta, c)
@@ -201,6 +203,8 @@ unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
             Isa::Avx2 => {
                 if n == 1 || k == 1 {
                     simple_avx2(m, k, n, alpha, a, b, beta, c)
+                } else if is_small(m, k, n) {
+                    small_avx2(m, k, n, alpha, a, b, beta, c)
                 } else {
                     packed_avx2(m, k, n, alpha, a, b, beta, c)
                 }
@@ -208,6 +212,8 @@ unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
             _ => {
                 if n == 1 || k == 1 {
                     simple(m, k, n, alpha, a, b, beta, c)
+                } else if is_small(m, k, n) {
+                    small(m, k, n, alpha, a, b, beta, c)
                 } else {
                     packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c)
                 }
@@ -222,6 +228,86 @@ unsafe fn scale(m: usize, n: usize, beta: f32, c: MatMut) {
         for i in 0..m {
             let p = unsafe { c.ptr.offset(i as isize * c.rs + j as isize * c.cs) };
             unsafe { *p = if beta == 0.0 { 0.0 } else { beta * *p } };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small products (tiny layers): one copy of A, no panels.
+// ---------------------------------------------------------------------------
+
+/// Rows and inner size up to which [`small`] holds `A` on the stack.
+const SMALL_DIM: usize = 32;
+/// Rows per block of [`small`]: one AVX-512 register of f32.
+const SMALL_ROWS: usize = 16;
+
+/// Whether a product is small enough that packing panels costs more than it saves.
+fn is_small(m: usize, k: usize, n: usize) -> bool {
+    m <= SMALL_DIM && k <= SMALL_DIM && m * k * n <= 1 << 15
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { small(m, k, n, alpha, a, b, beta, c) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { small(m, k, n, alpha, a, b, beta, c) }
+}
+
+/// `C = alpha·A·B + beta·C` for `m, k ≤ SMALL_DIM`: `A` copied once into a
+/// column-major stack buffer (rows padded with zeros to blocks of
+/// `SMALL_ROWS`), then each block of a column of `C` is a sum of `k` columns
+/// of `A`, accumulated in one register.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    let mp = m.div_ceil(SMALL_ROWS) * SMALL_ROWS;
+    // Only the `mp × k` part is written (padding rows as zeros) and read:
+    // zeroing all 4 KiB on every call would cost as much as a tiny product.
+    let mut buf = [std::mem::MaybeUninit::<f32>::uninit(); SMALL_DIM * SMALL_DIM];
+    for p in 0..k {
+        for (i, v) in buf[p * mp..(p + 1) * mp].iter_mut().enumerate() {
+            v.write(if i < m {
+                unsafe { *a.ptr.offset(i as isize * a.rs + p as isize * a.cs) }
+            } else {
+                0.0
+            });
+        }
+    }
+    let ac = buf.as_ptr() as *const f32;
+    // Four columns of C at a time: four independent sums hide the adds' latency
+    // and share each load of A's column.
+    const NJ: usize = 4;
+    for i0 in (0..m).step_by(SMALL_ROWS) {
+        let h = (m - i0).min(SMALL_ROWS);
+        let mut j = 0;
+        while j < n {
+            let w = (n - j).min(NJ);
+            let mut acc = [[0.0f32; SMALL_ROWS]; NJ];
+            for p in 0..k {
+                let col: &[f32; SMALL_ROWS] = unsafe { &*(ac.add(p * mp + i0) as *const [f32; SMALL_ROWS]) };
+                let bp = unsafe { b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
+                for (q, acc) in acc.iter_mut().enumerate().take(w) {
+                    let bv = unsafe { *bp.offset(q as isize * b.cs) };
+                    for l in 0..SMALL_ROWS {
+                        acc[l] += col[l] * bv;
+                    }
+                }
+            }
+            for (q, acc) in acc.iter().enumerate().take(w) {
+                let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
+                for (i, &s) in acc[..h].iter().enumerate() {
+                    let q = unsafe { cj.offset(i as isize * c.rs) };
+                    unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
+                }
+            }
+            j += w;
         }
     }
 }
@@ -872,6 +958,10 @@ mod tests {
             (1, 40, 9),
             (13, 1, 7),
             (16, 4, 32),
+            (3, 16, 32),
+            (32, 32, 8),
+            (20, 7, 9),
+            (16, 32, 3),
             (10, 128, 128),
             (33, 17, 13),
             (70, 600, 45),
