@@ -417,11 +417,21 @@ unsafe fn simple(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta:
     }
 }
 
-/// Four dot products with one vector, 32 lanes each (two registers per row, so
-/// eight independent sums hide the adds' latency), sharing the loads of `b`.
+/// Four dot products with one vector, sharing the loads of `b`: 32 lanes each
+/// for long rows (two registers per row, so eight independent sums hide the
+/// adds' latency), fewer for short ones so that they are still vectorised.
 #[inline(always)]
 fn dot4(rows: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
-    const L: usize = 32;
+    match b.len() {
+        32.. => dot4_lanes::<32>(rows, b),
+        16.. => dot4_lanes::<16>(rows, b),
+        8.. => dot4_lanes::<8>(rows, b),
+        _ => dot4_lanes::<4>(rows, b),
+    }
+}
+
+#[inline(always)]
+fn dot4_lanes<const L: usize>(rows: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
     let (bc, bt) = b.as_chunks::<L>();
     let (r0, _) = rows[0].as_chunks::<L>();
     let (r1, _) = rows[1].as_chunks::<L>();
@@ -438,25 +448,19 @@ fn dot4(rows: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
     }
     let full = bc.len() * L;
     let finish = |acc: [f32; L], row: &[f32]| {
-        let mut h = [0.0f32; 16];
-        for l in 0..16 {
-            h[l] = acc[l] + acc[l + 16];
+        // Pairwise halving down to one sum (the same order as before for L = 32).
+        let mut h = [0.0f32; 32];
+        h[..L].copy_from_slice(&acc);
+        let mut width = L;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                h[l] += h[l + width];
+            }
         }
-        let s = reduce16(h);
-        row[full..].iter().zip(bt).fold(s, |s, (&x, &y)| s + x * y)
+        row[full..].iter().zip(bt).fold(h[0], |s, (&x, &y)| s + x * y)
     };
     [finish(a0, rows[0]), finish(a1, rows[1]), finish(a2, rows[2]), finish(a3, rows[3])]
-}
-
-/// The sum of 16 lanes, pairwise.
-#[inline(always)]
-fn reduce16(v: [f32; 16]) -> f32 {
-    let mut h = [0.0f32; 8];
-    for l in 0..8 {
-        h[l] = v[l] + v[l + 8];
-    }
-    let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
-    (q[0] + q[2]) + (q[1] + q[3])
 }
 
 // ---------------------------------------------------------------------------
@@ -955,6 +959,8 @@ mod tests {
             (1, 1, 1),
             (3, 5, 1),
             (37, 300, 1),
+            (16, 16, 1),
+            (5, 9, 1),
             (1, 40, 9),
             (13, 1, 7),
             (16, 4, 32),
