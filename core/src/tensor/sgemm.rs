@@ -25,6 +25,8 @@ const NC: usize = 1024;
 
 /// Products below this many multiply-adds stay on one thread.
 const PAR_MIN_MACS: usize = 1 << 20;
+/// Matrix-vector products (batch 1) below this many stay on one thread.
+const PAR_MIN_MV_MACS: usize = 1 << 16;
 
 /// The most any product packs at once (A and B panels, any kernel's MR, NR ≤ 32,
 /// alignment slack): about 1.3 MB.
@@ -145,7 +147,11 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
     }
     let macs = m * n * k;
     let threads = threads::threads();
-    if threads > 1 && macs >= PAR_MIN_MACS && n != 1 {
+    // A matrix-vector product is bound by reading A, not by arithmetic: split
+    // its rows once A is large enough, so each core streams its own half (and,
+    // since part 0 always runs on the caller, keeps it in its own cache).
+    let matrix_vector = n == 1 && k > 1 && m >= 32 * threads && macs >= PAR_MIN_MV_MACS;
+    if threads > 1 && (matrix_vector || (macs >= PAR_MIN_MACS && n != 1)) {
         // Each part packs its own share of one operand and all of the other:
         // splitting C's columns repeats the packing of A (m×k), splitting its
         // rows repeats B's (k×n). Split the side that repeats less, if it is
@@ -961,6 +967,7 @@ mod tests {
             (37, 300, 1),
             (16, 16, 1),
             (5, 9, 1),
+            (300, 300, 1),
             (1, 40, 9),
             (13, 1, 7),
             (16, 4, 32),
