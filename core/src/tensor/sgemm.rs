@@ -252,18 +252,29 @@ fn is_small(m: usize, k: usize, n: usize) -> bool {
     m <= SMALL_DIM && k <= SMALL_DIM && m * k * n <= 1 << 15
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn small_avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
-    unsafe { small(m, k, n, alpha, a, b, beta, c) }
+/// Entry points that compile an `#[inline(always)]` product routine for AVX-512
+/// and for AVX2 (the CPU is checked once, in `isa`, before either is called).
+macro_rules! isa_entry_points {
+    ($($routine:ident => $avx512:ident, $avx2:ident;)*) => {$(
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+            unsafe { $routine(m, k, n, alpha, a, b, beta, c) }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+            unsafe { $routine(m, k, n, alpha, a, b, beta, c) }
+        }
+    )*};
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
-    unsafe { small(m, k, n, alpha, a, b, beta, c) }
+isa_entry_points! {
+    small => small_avx512, small_avx2;
+    simple => simple_avx512, simple_avx2;
 }
 
 /// `C = alpha·A·B + beta·C` for `m, k ≤ SMALL_DIM`: `A` copied once into a
@@ -321,20 +332,6 @@ unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: 
 // ---------------------------------------------------------------------------
 // Batch 1 and rank 1: no packing.
 // ---------------------------------------------------------------------------
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn simple_avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
-    unsafe { simple(m, k, n, alpha, a, b, beta, c) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn simple_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
-    unsafe { simple(m, k, n, alpha, a, b, beta, c) }
-}
 
 /// `n == 1` (matrix-vector) or `k == 1` (outer product), without packing.
 #[inline(always)]
