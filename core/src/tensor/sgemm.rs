@@ -289,18 +289,19 @@ unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: 
     // zeroing all 4 KiB on every call would cost as much as a tiny product.
     let mut buf = [std::mem::MaybeUninit::<f32>::uninit(); SMALL_DIM * SMALL_DIM];
     for p in 0..k {
-        for (i, v) in buf[p * mp..(p + 1) * mp].iter_mut().enumerate() {
-            v.write(if i < m {
-                unsafe { *a.ptr.offset(i as isize * a.rs + p as isize * a.cs) }
-            } else {
-                0.0
-            });
+        let (rows, pad) = buf[p * mp..(p + 1) * mp].split_at_mut(m);
+        let col = unsafe { a.ptr.offset(p as isize * a.cs) };
+        for (i, v) in rows.iter_mut().enumerate() {
+            v.write(unsafe { *col.offset(i as isize * a.rs) });
         }
+        pad.iter_mut().for_each(|v| {
+            v.write(0.0);
+        });
     }
     let ac = buf.as_ptr() as *const f32;
-    // Four columns of C at a time: four independent sums hide the adds' latency
-    // and share each load of A's column.
-    const NJ: usize = 4;
+    // Eight columns of C at a time: eight independent sums hide the adds'
+    // latency and share each load of A's column.
+    const NJ: usize = 8;
     for i0 in (0..m).step_by(SMALL_ROWS) {
         let h = (m - i0).min(SMALL_ROWS);
         let mut j = 0;
@@ -310,15 +311,35 @@ unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: 
             for p in 0..k {
                 let col: &[f32; SMALL_ROWS] = unsafe { &*(ac.add(p * mp + i0) as *const [f32; SMALL_ROWS]) };
                 let bp = unsafe { b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
-                for (q, acc) in acc.iter_mut().enumerate().take(w) {
-                    let bv = unsafe { *bp.offset(q as isize * b.cs) };
-                    for l in 0..SMALL_ROWS {
-                        acc[l] += col[l] * bv;
+                if w == NJ {
+                    // A fixed trip count keeps the sums in registers.
+                    for (q, acc) in acc.iter_mut().enumerate() {
+                        let bv = unsafe { *bp.offset(q as isize * b.cs) };
+                        for l in 0..SMALL_ROWS {
+                            acc[l] += col[l] * bv;
+                        }
+                    }
+                } else {
+                    for (q, acc) in acc.iter_mut().enumerate().take(w) {
+                        let bv = unsafe { *bp.offset(q as isize * b.cs) };
+                        for l in 0..SMALL_ROWS {
+                            acc[l] += col[l] * bv;
+                        }
                     }
                 }
             }
             for (q, acc) in acc.iter().enumerate().take(w) {
                 let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
+                if c.rs == 1 {
+                    // A contiguous column block: slice loops the compiler vectorises.
+                    let cc = unsafe { std::slice::from_raw_parts_mut(cj, h) };
+                    if beta == 0.0 {
+                        cc.iter_mut().zip(acc).for_each(|(c, &s)| *c = alpha * s);
+                    } else {
+                        cc.iter_mut().zip(acc).for_each(|(c, &s)| *c = alpha * s + beta * *c);
+                    }
+                    continue;
+                }
                 for (i, &s) in acc[..h].iter().enumerate() {
                     let q = unsafe { cj.offset(i as isize * c.rs) };
                     unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
