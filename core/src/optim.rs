@@ -11,7 +11,11 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{ParamMut, ParamPath, Params};
+use crate::tensor::threads::{for_ranges, SharedSlice};
 use std::collections::BTreeMap;
+
+/// Parameter tensors below this many scalars are updated on one thread.
+const PAR_MIN_ELEMENTS: usize = 1 << 15;
 
 /// Everything an optimizer carries from step to step, for checkpoints.
 ///
@@ -227,20 +231,32 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         check_rate("momentum", self.momentum)?;
         check_rate("weight decay", self.weight_decay)?;
         let (lr, mu, wd) = (T::cast(self.lr), T::cast(self.momentum), T::cast(self.weight_decay));
+        let n = p.value.len().min(grad.len());
+        let w = SharedSlice::new(&mut p.value[..n]);
         if self.momentum == 0.0 {
-            for (w, &g) in p.value.iter_mut().zip(grad) {
-                *w -= lr * (g + wd * *w);
-            }
+            for_ranges(n, PAR_MIN_ELEMENTS, &|r| {
+                // SAFETY: `for_ranges` hands out disjoint ranges of `0..n`.
+                let w = unsafe { w.range(r.clone()) };
+                for (w, &g) in w.iter_mut().zip(&grad[r]) {
+                    *w -= lr * (g + wd * *w);
+                }
+            });
             return Ok(());
         }
-        let velocity = self.velocity.get(index, p.value.len(), &p.name)?;
-        for ((w, &g), v) in p.value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-            let g = g + wd * *w;
-            // PyTorch starts the buffer at the first gradient; from zero, `mu·0 + g` is the same.
-            *v = mu * *v + g;
-            let step = if self.nesterov { g + mu * *v } else { *v };
-            *w -= lr * step;
-        }
+        let velocity = self.velocity.get(index, n, &p.name)?;
+        let v = SharedSlice::new(&mut velocity[..n]);
+        let nesterov = self.nesterov;
+        for_ranges(n, PAR_MIN_ELEMENTS, &|r| {
+            // SAFETY: `for_ranges` hands out disjoint ranges of `0..n`.
+            let (w, v) = unsafe { (w.range(r.clone()), v.range(r.clone())) };
+            for ((w, &g), v) in w.iter_mut().zip(&grad[r]).zip(v.iter_mut()) {
+                let g = g + wd * *w;
+                // PyTorch starts the buffer at the first gradient; from zero, `mu·0 + g` is the same.
+                *v = mu * *v + g;
+                let step = if nesterov { g + mu * *v } else { *v };
+                *w -= lr * step;
+            }
+        });
         Ok(())
     }
 }
@@ -314,14 +330,20 @@ impl<T: Float> Moments<T> {
         let (b1, b2, eps) = (T::cast(self.beta1), T::cast(self.beta2), T::cast(self.eps));
         let (l2, step) = (T::cast(l2), T::cast(lr / bias1));
         let inv_sqrt_bias2 = T::cast(1.0 / bias2.sqrt());
-        let m = self.first.get(index, p.value.len(), &p.name)?;
-        let v = self.second.get(index, p.value.len(), &p.name)?;
-        for (((w, &g), m), v) in p.value.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g + l2 * *w;
-            *m = b1 * *m + (T::one() - b1) * g;
-            *v = b2 * *v + (T::one() - b2) * g * g;
-            *w -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
-        }
+        let n = p.value.len().min(grad.len());
+        let m = SharedSlice::new(&mut self.first.get(index, n, &p.name)?[..n]);
+        let v = SharedSlice::new(&mut self.second.get(index, n, &p.name)?[..n]);
+        let w = SharedSlice::new(&mut p.value[..n]);
+        for_ranges(n, PAR_MIN_ELEMENTS, &|r| {
+            // SAFETY: `for_ranges` hands out disjoint ranges of `0..n`.
+            let (w, m, v) = unsafe { (w.range(r.clone()), m.range(r.clone()), v.range(r.clone())) };
+            for (((w, &g), m), v) in w.iter_mut().zip(&grad[r]).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g + l2 * *w;
+                *m = b1 * *m + (T::one() - b1) * g;
+                *v = b2 * *v + (T::one() - b2) * g * g;
+                *w -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
+            }
+        });
         Ok(())
     }
 }
@@ -452,6 +474,27 @@ mod tests {
             opt.update(0, ParamMut { name: ParamPath::ROOT.join("w"), shape: &[w.len()], value: w }, &g)
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn large_tensors_update_the_same_on_any_thread_count() {
+        // Above PAR_MIN_ELEMENTS the update is split between threads; every
+        // element's arithmetic is unchanged, so the results are bit-for-bit equal.
+        let n = 3 * PAR_MIN_ELEMENTS + 7;
+        let grad = |w: &[f64]| w.iter().enumerate().map(|(i, x)| x * 0.3 + (i as f64 * 0.01).sin()).collect();
+        let start: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos()).collect();
+        let mut results = Vec::new();
+        for threads in [1, 2] {
+            crate::tensor::set_threads(threads);
+            let (mut a, mut b, mut c) = (start.clone(), start.clone(), start.clone());
+            run(&mut Sgd::new(0.1), &mut a, 3, grad);
+            run(&mut Sgd::new(0.1).momentum(0.9).nesterov(true), &mut b, 3, grad);
+            run(&mut Adam::new(0.01), &mut c, 3, grad);
+            results.push((a, b, c));
+        }
+        crate::tensor::set_threads(1);
+        assert!(results[0] == results[1]);
+        assert!(results[0].0 != start && results[0].2 != start);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::float::Float;
 use nalgebra::{Const, Dim, Dyn, Matrix, OMatrix, RawStorage, RawStorageMut, SMatrix};
 
 pub(crate) mod sgemm;
-mod threads;
+pub(crate) mod threads;
 
 pub use threads::{set_threads, threads};
 

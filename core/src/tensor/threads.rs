@@ -233,6 +233,39 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// Mutable slices split between threads: each part gets disjoint ranges.
+pub(crate) struct SharedSlice<T>(*mut T, usize);
+
+// SAFETY: only handed out as disjoint ranges, one per part of a `for_ranges` call.
+unsafe impl<T: Send> Sync for SharedSlice<T> {}
+
+impl<T> SharedSlice<T> {
+    pub(crate) fn new(slice: &mut [T]) -> Self {
+        SharedSlice(slice.as_mut_ptr(), slice.len())
+    }
+
+    /// # Safety
+    /// `range` lies within the slice and no other live reference overlaps it.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, range: std::ops::Range<usize>) -> &mut [T] {
+        debug_assert!(range.end <= self.1);
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
+    }
+}
+
+/// Calls `f` on contiguous ranges covering `0..len`: one per thread when each
+/// would hold at least `min_len` elements (the first on the calling thread, so
+/// an element-wise pass after a split product touches the same rows on the
+/// same core), else `f(0..len)` on the caller.
+pub(crate) fn for_ranges(len: usize, min_len: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    let parts = threads().min(len / min_len.max(1)).max(1);
+    if parts == 1 {
+        return f(0..len);
+    }
+    let chunk = len.div_ceil(parts);
+    run(parts, &|t| f(t * chunk..((t + 1) * chunk).min(len)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
