@@ -548,6 +548,42 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         #cfg
+        /// Nesting: the `Layer` passes over batches of any size, which a `const`
+        /// assertion of the outer network has checked to be this network's.
+        impl<#gp T: #sn::Float> #sn::layers::NestedNetwork<T> for #name<#ga T> {
+            type Trace = #trace<#ga T>;
+
+            fn nested_forward<const __I: usize, const __O: usize>(&self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>) {
+                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward(self, x, y)
+            }
+
+            fn nested_forward_with<const __I: usize, const __O: usize>(&self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>, ws: &mut #trace<#ga T>) {
+                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward_with(self, x, y, ws)
+            }
+
+            fn nested_forward_train<const __I: usize, const __O: usize>(&mut self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>, ws: &mut #trace<#ga T>) {
+                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward_train(self, x, y, ws)
+            }
+
+            fn nested_backward<const __I: usize, const __O: usize>(
+                &self,
+                x: &#sn::Batch<T, __I>,
+                y: &#sn::Batch<T, __O>,
+                dy: &#sn::Batch<T, __O>,
+                ws: &mut #trace<#ga T>,
+                g: &mut #grads<#ga T>,
+                dx: ::core::option::Option<&mut #sn::Batch<T, __I>>,
+            ) {
+                let (x, y, dy) = (#sn::layers::same_size(x), #sn::layers::same_size(y), #sn::layers::same_size(dy));
+                let dx = dx.map(|dx| #sn::layers::same_size_mut(dx));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::backward(self, x, y, dy, ws, g, dx)
+            }
+        }
+
+        #cfg
         impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
             type Trace = #trace<#ga T>;
 
@@ -611,7 +647,10 @@ fn layer_type(model: &Model, l: &Layer) -> TokenStream {
             let ga = Generics::of(model).args;
             quote!(#ty<#ga T>)
         }
-        LayerKind::Nested { path } => nested_type(path, quote!(T)),
+        LayerKind::Nested { path } => {
+            let ty = nested_type(path, quote!(T));
+            quote!(#layers::Nested<#ty>)
+        }
         LayerKind::Activation(a) => match a {
             Activation::Relu => quote!(#layers::Relu),
             Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
@@ -692,11 +731,11 @@ fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
         LayerKind::Dropout { p } => checked(quote!(#layers::Dropout::new(#p, 0))),
         LayerKind::Nested { path } if random => {
             let ty = nested_type(path, quote!(T));
-            quote!(<#ty>::init(init, ::staticnet::init::next_seed(&mut rng)))
+            quote!(#layers::Nested(<#ty>::init(init, ::staticnet::init::next_seed(&mut rng))))
         }
         LayerKind::Nested { path } => {
             let ty = nested_type(path, quote!(T));
-            quote!(<#ty>::zeros())
+            quote!(#layers::Nested(<#ty>::zeros()))
         }
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
             let ty = composite_name(&model.name, l);

@@ -11,6 +11,7 @@ mod conv2d;
 mod dense;
 mod dropout;
 mod layer_norm;
+mod nested;
 mod pool;
 mod softmax;
 
@@ -20,6 +21,7 @@ pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
+pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use softmax::Softmax;
 
@@ -38,8 +40,7 @@ use crate::tensor::Batch;
 /// dropout generator) and keeps what [`Layer::backward`] needs in a workspace.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not take {IN} values per sample to {OUT}",
-    label = "this layer does not fit here: its sizes differ",
-    note = "for a nested network, `=>` must declare the shape it gives, and it must take the shape that comes in"
+    label = "this layer does not fit here: its sizes differ"
 )]
 pub trait Layer<T: Float, const IN: usize, const OUT: usize> {
     /// What the training pass keeps beside the output: im2col columns, pooling
