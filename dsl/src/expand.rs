@@ -1012,6 +1012,54 @@ fn composite_parts(model: &Model, l: &Layer, members: &[Member]) -> TokenStream 
     }
 }
 
+/// The `Layer` impl of a composite layer, around its four bodies (which see
+/// `x`, `y`, `dy`, `ws`, `g` and `dx` as the trait's arguments).
+fn composite_layer_impl(
+    model: &Model,
+    l: &Layer,
+    forward: TokenStream,
+    forward_with: TokenStream,
+    forward_train: TokenStream,
+    backward: TokenStream,
+) -> TokenStream {
+    let sn = quote!(::staticnet);
+    let Generics { params: gp, args: ga, .. } = Generics::of(model);
+    let ty = composite_name(&model.name, l);
+    let workspace = format_ident!("{}Workspace", ty);
+    let grads = format_ident!("{}Gradients", ty);
+    let (i, o) = (l.input.size(), l.output.size());
+    quote! {
+        impl<#gp T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<#ga T> {
+            type Workspace = #workspace<#ga T>;
+            type Gradients = #grads<#ga T>;
+
+            fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
+                #forward
+            }
+
+            fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
+                #forward_with
+            }
+
+            fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
+                #forward_train
+            }
+
+            fn backward(
+                &self,
+                x: &#sn::Batch<T, #i>,
+                _y: &#sn::Batch<T, #o>,
+                dy: &#sn::Batch<T, #o>,
+                ws: &mut #workspace<#ga T>,
+                g: &mut #grads<#ga T>,
+                dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
+            ) {
+                #backward
+            }
+        }
+    }
+}
+
 /// A residual block or parallel branches: hidden networks for the bodies, and
 /// a hidden layer type combining them, with `Layer` and `Params` impls.
 fn composite(model: &Model, l: &Layer) -> TokenStream {
@@ -1020,7 +1068,6 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
     let vis = &model.vis;
     let ty = composite_name(&model.name, l);
     let workspace = format_ident!("{}Workspace", ty);
-    let grads = format_ident!("{}Gradients", ty);
     let (i, o) = (l.input.size(), l.output.size());
     let hidden = quote!(#[doc(hidden)] #[allow(dead_code, non_camel_case_types)]);
     match &l.kind {
@@ -1124,6 +1171,27 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
             };
+            let layer_impl = composite_layer_impl(
+                model,
+                l,
+                quote! {
+                    *y = #net::forward(&self.body, x);
+                    #skip_infer
+                },
+                quote! {
+                    let out = #net::infer(&self.body, x, &mut ws.body);
+                    #sn::tensor::ensure_batch(y, x.ncols());
+                    y.copy_from(out);
+                    #skip_with
+                },
+                quote! {
+                    let out = #net::forward_train(&mut self.body, x, &mut ws.body);
+                    #sn::tensor::ensure_batch(y, x.ncols());
+                    y.copy_from(out);
+                    #skip_train
+                },
+                backward_skip,
+            );
             quote! {
                 #body_net
 
@@ -1136,41 +1204,7 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     fn default() -> Self { #workspace { body: ::core::default::Default::default(), #ws_default } }
                 }
 
-                impl<#gp T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<#ga T> {
-                    type Workspace = #workspace<#ga T>;
-                    type Gradients = #grads<#ga T>;
-
-                    fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
-                        *y = #net::forward(&self.body, x);
-                        #skip_infer
-                    }
-
-                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
-                        let out = #net::infer(&self.body, x, &mut ws.body);
-                        #sn::tensor::ensure_batch(y, x.ncols());
-                        y.copy_from(out);
-                        #skip_with
-                    }
-
-                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
-                        let out = #net::forward_train(&mut self.body, x, &mut ws.body);
-                        #sn::tensor::ensure_batch(y, x.ncols());
-                        y.copy_from(out);
-                        #skip_train
-                    }
-
-                    fn backward(
-                        &self,
-                        x: &#sn::Batch<T, #i>,
-                        _y: &#sn::Batch<T, #o>,
-                        dy: &#sn::Batch<T, #o>,
-                        ws: &mut #workspace<#ga T>,
-                        g: &mut #grads<#ga T>,
-                        dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
-                    ) {
-                        #backward_skip
-                    }
-                }
+                #layer_impl
             }
         }
         LayerKind::Parallel { join, branches } => {
@@ -1291,6 +1325,26 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                 .map(|(k, n)| Member::network(n, fields[k].clone(), k.to_string(), &ga))
                 .collect();
             let parts = composite_parts(model, l, &members);
+            let layer_impl = composite_layer_impl(
+                model,
+                l,
+                forward_combine,
+                quote! {
+                    #(#with_steps)*
+                    #with_combine
+                },
+                quote! {
+                    #(#train_steps)*
+                    #train_combine
+                },
+                quote! {
+                    #(#branch_dy)*
+                    match dx {
+                        ::core::option::Option::Some(dx) => { #(#back_some)* }
+                        ::core::option::Option::None => { #(#back_none)* }
+                    }
+                },
+            );
             quote! {
                 #(#nets)*
 
@@ -1309,40 +1363,7 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
                     }
                 }
 
-                impl<#gp T: #sn::Float> #sn::layers::Layer<T, #i, #o> for #ty<#ga T> {
-                    type Workspace = #workspace<#ga T>;
-                    type Gradients = #grads<#ga T>;
-
-                    fn forward(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>) {
-                        #forward_combine
-                    }
-
-                    fn forward_with(&self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
-                        #(#with_steps)*
-                        #with_combine
-                    }
-
-                    fn forward_train(&mut self, x: &#sn::Batch<T, #i>, y: &mut #sn::Batch<T, #o>, ws: &mut #workspace<#ga T>) {
-                        #(#train_steps)*
-                        #train_combine
-                    }
-
-                    fn backward(
-                        &self,
-                        x: &#sn::Batch<T, #i>,
-                        _y: &#sn::Batch<T, #o>,
-                        dy: &#sn::Batch<T, #o>,
-                        ws: &mut #workspace<#ga T>,
-                        g: &mut #grads<#ga T>,
-                        dx: ::core::option::Option<&mut #sn::Batch<T, #i>>,
-                    ) {
-                        #(#branch_dy)*
-                        match dx {
-                            ::core::option::Option::Some(dx) => { #(#back_some)* }
-                            ::core::option::Option::None => { #(#back_none)* }
-                        }
-                    }
-                }
+                #layer_impl
             }
         }
         _ => unreachable!("only residual and parallel layers are composite"),
