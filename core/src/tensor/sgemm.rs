@@ -42,13 +42,7 @@ thread_local! {
 /// Gives this thread its packing buffer now (worker threads, when they start,
 /// and a dispatching thread before it splits a product).
 pub(crate) fn reserve_pack_buffer() {
-    PACK.with(|cell| {
-        if let Ok(mut buf) = cell.try_borrow_mut() {
-            if buf.len() < PACK_CAPACITY {
-                buf.resize(PACK_CAPACITY, 0.0);
-            }
-        }
-    });
+    let _ = pack_buffer(PACK_CAPACITY);
 }
 
 /// A raw strided matrix operand.
