@@ -9,6 +9,7 @@ use crate::float::Float;
 use nalgebra::{Const, Dim, Dyn, Matrix, OMatrix, RawStorage, RawStorageMut, SMatrix};
 
 pub(crate) mod sgemm;
+pub(crate) mod simd;
 pub(crate) mod threads;
 
 pub use threads::{set_threads, threads};

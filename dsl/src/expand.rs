@@ -840,12 +840,31 @@ fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
     }
 }
 
+/// Whether step `k` is a max pooling right after a ReLU: the two run as one
+/// pass over the ReLU's input (`MaxPool2d::forward_train_after_relu` and
+/// `backward_after_relu`), with the same results as layer by layer.
+fn pool_after_relu(steps: &[&Layer], k: usize) -> bool {
+    k > 0
+        && matches!(steps[k].kind, LayerKind::MaxPool(_))
+        && matches!(steps[k - 1].kind, LayerKind::Activation(Activation::Relu))
+}
+
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
 fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let code = steps.iter().enumerate().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
         let layer = layer_ref(model, l);
+        if k + 1 < steps.len() && pool_after_relu(steps, k + 1) {
+            return quote!(); // run with the pooling
+        }
+        if pool_after_relu(steps, k) {
+            let relu = &steps[k - 1].ident;
+            let relu_input = step_input(steps, k - 1);
+            return quote! {
+                #layer.forward_train_after_relu(#relu_input, &mut t.out.#relu, &mut t.out.#ident, &mut t.ws.#ident);
+            };
+        }
         quote! {
             ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
         }
@@ -871,18 +890,30 @@ fn infer_body(model: &Model, steps: &[&Layer]) -> TokenStream {
 /// the gradient of its input (`t.d.<previous layer>`, or `d_input` for the first).
 fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let n = steps.len();
+    let d_input_of = |k: usize| match k {
+        0 => quote!(d_input),
+        _ => {
+            let prev = &steps[k - 1].ident;
+            quote!(::core::option::Option::Some(&mut t.d.#prev))
+        }
+    };
     let code = steps.iter().enumerate().rev().map(|(k, l)| {
         let ident = &l.ident;
         let input = step_input(steps, k);
         let layer = layer_ref(model, l);
         let d_output = if k + 1 == n { quote!(d_out) } else { quote!(&t.d.#ident) };
-        let d_input = match k {
-            0 => quote!(d_input),
-            _ => {
-                let prev = &steps[k - 1].ident;
-                quote!(::core::option::Option::Some(&mut t.d.#prev))
-            }
-        };
+        if k + 1 < n && pool_after_relu(steps, k + 1) {
+            return quote!(); // done by the pooling
+        }
+        if pool_after_relu(steps, k) {
+            let relu = &steps[k - 1].ident;
+            let relu_input = step_input(steps, k - 1);
+            let d_relu_input = d_input_of(k - 1);
+            return quote! {
+                #layer.backward_after_relu(#relu_input, &t.out.#relu, &t.out.#ident, #d_output, &mut t.ws.#ident, &mut t.d.#relu, #d_relu_input);
+            };
+        }
+        let d_input = d_input_of(k);
         let grads = if l.kind.has_params() { quote!(&mut g.#ident) } else { quote!(&mut ()) };
         quote! {
             ::staticnet::layers::Layer::backward(&#layer, #input, &t.out.#ident, #d_output, &mut t.ws.#ident, #grads, #d_input);

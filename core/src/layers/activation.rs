@@ -30,16 +30,16 @@ pub trait Activation: Copy {
     );
 }
 
-/// Defines an element-wise activation from its value and its derivative,
-/// the derivative written in terms of the input `x` and output `y`.
+/// Defines an element-wise activation from its value and its backward rule:
+/// the input gradient from the input `x`, the output `y` and the output gradient `g`.
 macro_rules! elementwise {
-    ($(#[$doc:meta])* $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident| $df:expr) => {
+    ($(#[$doc:meta])* $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident, $g:ident| $df:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq)]
         pub struct $name;
-        elementwise!(@impl $name, $lang, |$s, $x| $f, |$s2, $dx, $dy| $df);
+        elementwise!(@impl $name, $lang, |$s, $x| $f, |$s2, $dx, $dy, $g| $df);
     };
-    (@impl $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident| $df:expr) => {
+    (@impl $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident, $g:ident| $df:expr) => {
         impl Activation for $name {
             const NAME: &'static str = $lang;
 
@@ -71,8 +71,8 @@ macro_rules! elementwise {
                 ensure_batch(dx, x.ncols());
                 let $s2 = self;
                 let values = x.as_slice().iter().zip(y.as_slice());
-                for ((d, g), (&$dx, &$dy)) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(values) {
-                    *d = *g * $df;
+                for ((d, &$g), (&$dx, &$dy)) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(values) {
+                    *d = $df;
                 }
             }
         }
@@ -82,23 +82,25 @@ macro_rules! elementwise {
 elementwise!(
     /// `max(0, x)`. The derivative at 0 is taken as 0, as in PyTorch; NaN stays
     /// NaN (written so the comparison is false for NaN) so bad data is not hidden.
+    /// The backward pass selects rather than multiplies (PyTorch's
+    /// `threshold_backward`): the gradient where `x > 0`, exactly 0 elsewhere.
     Relu, "relu",
-    |_s, x| if x < T::zero() { T::zero() } else { x },
-    |_s, x, _y| if x > T::zero() { T::one() } else { T::zero() }
+    |_s, x| Relu::value(x),
+    |_s, x, _y, g| if x > T::zero() { g } else { T::zero() }
 );
 
 elementwise!(
     /// The logistic function `1 / (1 + e^-x)`, computed without overflow for large |x|.
     Sigmoid, "sigmoid",
     |_s, x| sigmoid(x),
-    |_s, _x, y| y * (T::one() - y)
+    |_s, _x, y, g| g * (y * (T::one() - y))
 );
 
 elementwise!(
     /// The hyperbolic tangent.
     Tanh, "tanh",
     |_s, x| x.tanh(),
-    |_s, _x, y| T::one() - y * y
+    |_s, _x, y, g| g * (T::one() - y * y)
 );
 
 elementwise!(
@@ -106,14 +108,14 @@ elementwise!(
     /// (JAX's default is the tanh approximation, which differs by up to ~1e-3).
     Gelu, "gelu",
     |_s, x| gelu(x),
-    |_s, x, _y| gelu_derivative(x)
+    |_s, x, _y, g| g * gelu_derivative(x)
 );
 
 elementwise!(
     /// The identity: passes values through. Useful as an explicit marker.
     Identity, "identity",
     |_s, x| x,
-    |_s, _x, _y| T::one()
+    |_s, _x, _y, g| g
 );
 
 /// `x` for positive `x`, `alpha·x` otherwise.
@@ -139,8 +141,20 @@ impl Default for LeakyRelu {
 
 elementwise!(@impl LeakyRelu, "leaky_relu",
     |s, x| if x < T::zero() { T::cast(s.alpha) * x } else { x },
-    |s, x, _y| if x > T::zero() { T::one() } else { T::cast(s.alpha) }
+    |s, x, _y, g| g * if x > T::zero() { T::one() } else { T::cast(s.alpha) }
 );
+
+impl Relu {
+    /// `max(0, x)`, NaN staying NaN (`x < 0` is false for it).
+    #[inline(always)]
+    pub(crate) fn value<T: Float>(x: T) -> T {
+        if x < T::zero() {
+            T::zero()
+        } else {
+            x
+        }
+    }
+}
 
 pub(crate) fn sigmoid<T: Float>(x: T) -> T {
     // Only ever exponentiate a non-positive number, so nothing overflows.

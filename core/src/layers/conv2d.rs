@@ -27,6 +27,9 @@ use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatri
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::fmt;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Sizes of a 2-D convolution, computed by `network!`.
 ///
 /// Padding is given for the top and left edges; the bottom and right padding is
@@ -146,7 +149,7 @@ pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usiz
 }
 
 /// The weight size (`PATCH·COUT`) from which the products go through
-/// matrixmultiply's `gemm`.
+/// `tensor::gemm` (the packed f32 product, matrixmultiply for f64).
 ///
 /// Convolutions produce products with a small inner or output dimension
 /// (`PATCH = 9`, `COUT = 8` for a first 3×3 layer). matrixmultiply computes
@@ -154,7 +157,9 @@ pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usiz
 /// so there the layer runs 5× (forward) to 13× (weight gradient) slower than
 /// with [`small`]'s loops (measured on 1×28×28 → 8×26×26 at batch 64, f32,
 /// AVX-512). Around 288×64 weights its cache blocking wins again (1.5× on the
-/// forward product); 144×32 still favours the loops overall.
+/// forward product); 144×32 still favours the loops overall. (Measured before
+/// the AVX-512 kernels of [`avx512`], which favour the small path further: on
+/// the cnn benchmark's 9×8 layer the packed product is now slower still.)
 const GEMM_MIN_WEIGHTS: usize = 128 * 128;
 
 /// The gradient of a loss with respect to a [`Conv2d`] layer's parameters.
@@ -874,6 +879,47 @@ mod tests {
         assert_close(dx.as_slice(), &num_x, 1e-7, &format!("input of {what}"));
     }
 
+    /// The f32 kernels (AVX-512 where the CPU has it: rows in blocks of 8,
+    /// positions in vectors of 16, so 11 channels, 20 taps and 54 positions
+    /// leave partial blocks everywhere) agree with the f64 computation.
+    #[test]
+    fn f32_kernels_agree_with_f64() {
+        const IN: usize = 2 * 9 * 13;
+        const OUT: usize = 11 * 6 * 9;
+        let g = Conv2dGeometry::symmetric(2, 9, 13, 11, [4, 5], [1, 1], [0, 0], [1, 1]);
+        let c64 = Conv2d::<f64, IN, OUT, 40, 11>::new(g, true, Init::He, &mut seeded_rng(5)).unwrap();
+        let mut c32 = Conv2d::<f32, IN, OUT, 40, 11>::zeros(g, true).unwrap();
+        c32.weight.iter_mut().zip(c64.weight.iter()).for_each(|(a, &b)| *a = b as f32);
+        let bias = c64.bias.as_ref().unwrap().iter().map(|&b| b as f32);
+        c32.bias.as_mut().unwrap().iter_mut().zip(bias).for_each(|(a, b)| *a = b);
+        let x = Batch::<f64, IN>::from_fn(3, |i, j| ((i * 5 + j * 17) as f64 * 0.23).cos());
+        let dy = Batch::<f64, OUT>::from_fn(3, |i, j| ((i + 3 * j) as f64 * 0.61).cos());
+        for gemm in [false, true] {
+            let (mut c64, mut c32) = (c64.clone(), c32.clone());
+            (c64.gemm, c32.gemm) = (gemm, gemm);
+            let run64 = |c: &mut Conv2d<f64, IN, OUT, 40, 11>| {
+                let (mut ws, mut y, mut dx) = (Conv2dWorkspace::default(), Batch::zeros(0), Batch::zeros(0));
+                let mut grads = c.zero_gradients();
+                Layer::forward_train(c, &x, &mut y, &mut ws);
+                Layer::backward(&*c, &x, &y, &dy, &mut ws, &mut grads, Some(&mut dx));
+                [y.as_slice().to_vec(), dx.as_slice().to_vec(), grads.weight.as_slice().to_vec()]
+            };
+            let expected = run64(&mut c64);
+            let (x, dy) = (x.map(|v| v as f32), dy.map(|v| v as f32));
+            let (mut ws, mut y, mut dx) = (Conv2dWorkspace::default(), Batch::zeros(0), Batch::zeros(0));
+            let mut grads = c32.zero_gradients();
+            Layer::forward_train(&mut c32, &x, &mut y, &mut ws);
+            Layer::backward(&c32, &x, &y, &dy, &mut ws, &mut grads, Some(&mut dx));
+            let got = [y.as_slice(), dx.as_slice(), grads.weight.as_slice()];
+            for ((got, expected), what) in
+                got.iter().zip(&expected).zip(["output", "input gradient", "weight gradient"])
+            {
+                let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+                assert_close(&got, expected, 1e-5, &format!("{what}, gemm = {gemm}"));
+            }
+        }
+    }
+
     #[test]
     fn backward_matches_finite_differences() {
         // Plain 3×3, several channels, batch 3.
@@ -1031,12 +1077,15 @@ mod tests {
 /// written so the compiler vectorizes them (along the output positions, or
 /// across explicit 8-lane accumulators), with no bounds checks in inner loops.
 ///
-/// On x86-64 they run a copy compiled for AVX2 when the processor has it (the
-/// baseline target only has SSE2). Both copies perform the same operations in
-/// the same order (Rust never fuses a multiply and an add), so the results do
-/// not depend on the processor.
+/// f32 on a CPU with AVX-512 goes to the hand-written kernels of [`avx512`]
+/// (fused multiply-adds, 16 positions per vector); otherwise, on x86-64, a
+/// copy of the loops compiled for AVX2 runs when the processor has it (the
+/// baseline target only has SSE2). The loops perform the same operations in
+/// the same order in either copy (Rust never fuses a multiply and an add); as
+/// for the matrix product, results depend only on which kernel the CPU selects.
 mod small {
     use crate::float::Float;
+    use crate::tensor::simd::{as_f32, as_f32_mut, has_avx512};
 
     /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]` (`init` zero if
     /// absent): `out` is `rows × n`, `a` is `rows × inner`, `b` is `inner × n`.
@@ -1049,6 +1098,13 @@ mod small {
         init: Option<&[T]>,
     ) {
         #[cfg(target_arch = "x86_64")]
+        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx512()) {
+            // SAFETY: the processor supports AVX-512, just checked.
+            return unsafe {
+                super::avx512::product(out, n, a, inner, b, init.map(|i| as_f32(i).unwrap_or_default()))
+            };
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the processor supports AVX2, just checked.
             return unsafe { product_avx2(out, n, a, inner, b, init) };
@@ -1059,6 +1115,11 @@ mod small {
     /// `out[r·cols + c] += Σ_p a[r·n + p] · b[c·n + p]`: the dot products of every
     /// row of `a` (`rows × n`) with every row of `b` (`cols × n`).
     pub(super) fn gram_add<T: Float>(out: &mut [T], n: usize, a: &[T], b: &[T]) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx512()) {
+            // SAFETY: the processor supports AVX-512, just checked.
+            return unsafe { super::avx512::gram_add(out, n, a, b) };
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the processor supports AVX2, just checked.

@@ -4,8 +4,9 @@
 //! (so every window lies inside the image and an average always divides by
 //! `kh·kw`), and `AdaptiveAvgPool2d(1)` + flatten for [`GlobalAvgPool`].
 
-use super::Layer;
+use super::{Activation, Layer, Relu};
 use crate::float::Float;
+use crate::tensor::simd::{as_f32, as_f32_mut, has_avx512};
 use crate::tensor::{ensure_batch, Batch};
 
 /// Sizes of a 2-D pooling, computed by `network!`.
@@ -106,19 +107,254 @@ fn window_max<T: Float>(plane: &[T], start: usize, w: usize, [kh, kw]: [usize; 2
     (best, at)
 }
 
-/// [`window_max`] of a 2×2 window given as `[top-left, top-right, bottom-left,
-/// bottom-right]`: (value, position 0..4), with the same comparisons in the same
-/// order, written without branches on the values.
+/// The larger of two (value, position) candidates, `a` coming first in the
+/// window: `b` only if it is larger, or if it is NaN and `a` is not, so the
+/// first maximum (or the first NaN) wins. Branch-free, so loops vectorise.
 #[inline(always)]
-fn max4<T: Float>(v: [T; 4]) -> (T, u32) {
-    let (mut best, mut at) = (v[0], 0);
-    for (k, &x) in (1u32..).zip(&v[1..]) {
-        // Take `x` if it is larger, or if it is the first NaN (`best` is not NaN yet).
-        let take = x > best || (is_nan(x) && !is_nan(best));
-        best = if take { x } else { best };
-        at = if take { k } else { at };
+fn first_max<T: Float>(a: (T, u32), b: (T, u32)) -> (T, u32) {
+    let take = (b.0 > a.0) | (is_nan(b.0) & !is_nan(a.0));
+    (if take { b.0 } else { a.0 }, if take { b.1 } else { a.1 })
+}
+
+/// [`window_max`] of a 2×2 window, `top = [top-left, top-right]` and
+/// `bottom` likewise: (value, position 0..4). Each row's first maximum, then
+/// the first of the two, is the window's first maximum in row order.
+#[inline(always)]
+fn max4<T: Float>(top: [T; 2], bottom: [T; 2]) -> (T, u32) {
+    let upper = first_max((top[0], 0), (top[1], 1));
+    let lower = first_max((bottom[0], 2), (bottom[1], 3));
+    first_max(upper, lower)
+}
+
+/// 2×2 max pooling with stride 2 of one channel plane `w` wide into `y`
+/// (`out_w` wide), recording each output's window position in `arg` when given.
+///
+/// With `relu` (only when the windows tile the plane), the plane first goes
+/// through a ReLU, written to `relu`, and the pooling reads those values: both
+/// layers in one pass over the input.
+#[inline(always)]
+fn max_pool_2x2<T: Float>(
+    xp: &[T],
+    w: usize,
+    y: &mut [T],
+    out_w: usize,
+    mut arg: Option<&mut [u32]>,
+    mut relu: Option<&mut [T]>,
+) {
+    if let (Some(xp), Some(y), true) = (as_f32(xp), as_f32_mut(y), has_avx512()) {
+        let relu = relu.map(|r| as_f32_mut(r).unwrap_or_default());
+        // SAFETY: the CPU has AVX-512, just checked; the slices are as `avx512` requires.
+        #[cfg(target_arch = "x86_64")]
+        return unsafe { avx512::max_pool_2x2(xp, w, y, out_w, arg, relu) };
     }
-    (best, at)
+    for (r, pair) in xp.chunks_exact(2 * w).enumerate() {
+        let pair = match relu.as_deref_mut() {
+            Some(relu) => {
+                let out = &mut relu[2 * r * w..2 * (r + 1) * w];
+                for (o, &v) in out.iter_mut().zip(pair) {
+                    *o = Relu::value(v);
+                }
+                &*out
+            }
+            None => pair,
+        };
+        let (top, bottom) = (&pair[..2 * out_w], &pair[w..w + 2 * out_w]);
+        let yr = &mut y[r * out_w..(r + 1) * out_w];
+        let mut ar = arg.as_deref_mut().map(|a| &mut a[r * out_w..(r + 1) * out_w]);
+        for i in 0..out_w {
+            let (v, at) = max4([top[2 * i], top[2 * i + 1]], [bottom[2 * i], bottom[2 * i + 1]]);
+            yr[i] = v;
+            if let Some(ar) = ar.as_deref_mut() {
+                ar[i] = at;
+            }
+        }
+    }
+}
+
+/// The backward pass of [`max_pool_2x2`] when the windows tile the plane:
+/// every input gets its window's gradient if it was the maximum, else zero.
+///
+/// With `relu = (y, dx)`, the pooling's input came from a ReLU: its input
+/// gradient goes on into `dx`, zero where the ReLU's input was not positive,
+/// which at a window's maximum is where the pooled `y` is not.
+#[inline(always)]
+fn max_pool_2x2_backward<T: Float>(
+    dxp: &mut [T],
+    w: usize,
+    dy: &[T],
+    arg: &[u32],
+    out_w: usize,
+    relu: Option<(&[T], &mut [T])>,
+) {
+    if let (Some(dxp), Some(dy), true) = (as_f32_mut(dxp), as_f32(dy), has_avx512()) {
+        let relu = relu.map(|(y, dx)| (as_f32(y).unwrap_or_default(), as_f32_mut(dx).unwrap_or_default()));
+        // SAFETY: as in `max_pool_2x2`.
+        #[cfg(target_arch = "x86_64")]
+        return unsafe { avx512::max_pool_2x2_backward(dxp, w, dy, arg, out_w, relu) };
+    }
+    let z = T::zero();
+    for (r, pair) in dxp.chunks_exact_mut(2 * w).enumerate() {
+        let (top, bottom) = pair.split_at_mut(w);
+        let (dyr, ar) = (&dy[r * out_w..(r + 1) * out_w], &arg[r * out_w..(r + 1) * out_w]);
+        for i in 0..out_w {
+            let (d, at) = (dyr[i], ar[i]);
+            top[2 * i] = if at == 0 { d } else { z };
+            top[2 * i + 1] = if at == 1 { d } else { z };
+            bottom[2 * i] = if at == 2 { d } else { z };
+            bottom[2 * i + 1] = if at == 3 { d } else { z };
+        }
+    }
+    if let Some((y, dx)) = relu {
+        for ((dx, d), y) in dx.chunks_exact_mut(2 * w).zip(dxp.chunks_exact(2 * w)).zip(y.chunks_exact(out_w))
+        {
+            for (dx, d) in dx.chunks_exact_mut(w).zip(d.chunks_exact(w)) {
+                for (i, (dx, &d)) in dx.iter_mut().zip(d).enumerate() {
+                    *dx = if y[i / 2] > z { d } else { z };
+                }
+            }
+        }
+    }
+}
+
+/// The 2×2 kernels for f32 with AVX-512: 16 windows per step, the even and odd
+/// columns of each row separated by one permutation, the row's end handled by
+/// masked loads and stores. The same comparisons as [`max4`], lane by lane.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// The lowest `n` bits set (`n ≤ 16`).
+    #[inline(always)]
+    fn mask(n: usize) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    /// [`super::first_max`] on 16 lanes.
+    #[inline(always)]
+    unsafe fn first_max(a: (__m512, __m512i), b: (__m512, __m512i)) -> (__m512, __m512i) {
+        let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b.0, a.0);
+        let b_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b.0, b.0);
+        let a_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a.0, a.0);
+        let take = greater | (b_nan & !a_nan);
+        (_mm512_mask_blend_ps(take, a.0, b.0), _mm512_mask_blend_epi32(take, a.1, b.1))
+    }
+
+    /// Loads `2·n` consecutive values (`n ≤ 16`) as their even and odd columns;
+    /// with `relu`, through a ReLU whose values are also stored there.
+    #[inline(always)]
+    unsafe fn load_pairs(row: &[f32], n: usize, relu: Option<&mut [f32]>) -> (__m512, __m512) {
+        debug_assert!(row.len() >= 2 * n);
+        let p = row.as_ptr();
+        let (m_lo, m_hi) = (mask((2 * n).min(16)), mask((2 * n).saturating_sub(16)));
+        let mut lo = _mm512_maskz_loadu_ps(m_lo, p);
+        // Masked-off lanes are not read, so the pointer may run past the row.
+        let mut hi = _mm512_maskz_loadu_ps(m_hi, p.wrapping_add(16));
+        if let Some(relu) = relu {
+            debug_assert!(relu.len() >= 2 * n);
+            // `x < 0` is false for NaN, which passes through (as `Relu`).
+            let zero = _mm512_setzero_ps();
+            lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(lo, zero), lo);
+            hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(hi, zero), hi);
+            _mm512_mask_storeu_ps(relu.as_mut_ptr(), m_lo, lo);
+            _mm512_mask_storeu_ps(relu.as_mut_ptr().wrapping_add(16), m_hi, hi);
+        }
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        (_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi))
+    }
+
+    /// Stores `even` and `odd` interleaved as `2·n` consecutive values.
+    #[inline(always)]
+    unsafe fn store_pairs(row: &mut [f32], n: usize, even: __m512, odd: __m512) {
+        debug_assert!(row.len() >= 2 * n);
+        let p = row.as_mut_ptr();
+        let first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        _mm512_mask_storeu_ps(p, mask((2 * n).min(16)), _mm512_permutex2var_ps(even, first, odd));
+        let hi = _mm512_permutex2var_ps(even, second, odd);
+        _mm512_mask_storeu_ps(p.wrapping_add(16), mask((2 * n).saturating_sub(16)), hi);
+    }
+
+    /// See [`super::max_pool_2x2`].
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn max_pool_2x2(
+        xp: &[f32],
+        w: usize,
+        y: &mut [f32],
+        out_w: usize,
+        mut arg: Option<&mut [u32]>,
+        mut relu: Option<&mut [f32]>,
+    ) {
+        let idx = |k| _mm512_set1_epi32(k);
+        for (r, pair) in xp.chunks_exact(2 * w).enumerate() {
+            let (top, bottom) = pair.split_at(w);
+            let mut relu_rows = relu.as_deref_mut().map(|x| x[2 * r * w..2 * (r + 1) * w].split_at_mut(w));
+            for i0 in (0..out_w).step_by(16) {
+                let n = (out_w - i0).min(16);
+                let cols = 2 * i0..2 * out_w;
+                let (relu_top, relu_bottom) = match relu_rows.as_mut() {
+                    Some((t, b)) => (Some(&mut t[cols.clone()]), Some(&mut b[cols.clone()])),
+                    None => (None, None),
+                };
+                let (t0, t1) = load_pairs(&top[cols.clone()], n, relu_top);
+                let (b0, b1) = load_pairs(&bottom[cols], n, relu_bottom);
+                let upper = first_max((t0, idx(0)), (t1, idx(1)));
+                let lower = first_max((b0, idx(2)), (b1, idx(3)));
+                let (v, at) = first_max(upper, lower);
+                let out = r * out_w + i0;
+                let yr = &mut y[out..out + n];
+                _mm512_mask_storeu_ps(yr.as_mut_ptr(), mask(n), v);
+                if let Some(arg) = arg.as_deref_mut() {
+                    let ar = &mut arg[out..out + n];
+                    _mm512_mask_storeu_epi32(ar.as_mut_ptr().cast(), mask(n), at);
+                }
+            }
+        }
+    }
+
+    /// See [`super::max_pool_2x2_backward`].
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn max_pool_2x2_backward(
+        dxp: &mut [f32],
+        w: usize,
+        dy: &[f32],
+        arg: &[u32],
+        out_w: usize,
+        mut relu: Option<(&[f32], &mut [f32])>,
+    ) {
+        let at_is = |at, k| _mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(k));
+        for (r, pair) in dxp.chunks_exact_mut(2 * w).enumerate() {
+            let (top, bottom) = pair.split_at_mut(w);
+            let mut relu_rows = relu
+                .as_mut()
+                .map(|(y, dx)| (&y[r * out_w..], dx[2 * r * w..2 * (r + 1) * w].split_at_mut(w)));
+            for i0 in (0..out_w).step_by(16) {
+                let n = (out_w - i0).min(16);
+                let out = r * out_w + i0;
+                let (dyr, ar) = (&dy[out..out + n], &arg[out..out + n]);
+                let d = _mm512_maskz_loadu_ps(mask(n), dyr.as_ptr());
+                let at = _mm512_maskz_loadu_epi32(mask(n), ar.as_ptr().cast());
+                let pick = |k| _mm512_maskz_mov_ps(at_is(at, k), d);
+                let cols = 2 * i0..2 * out_w;
+                store_pairs(&mut top[cols.clone()], n, pick(0), pick(1));
+                store_pairs(&mut bottom[cols.clone()], n, pick(2), pick(3));
+                if let Some((y, (dx_top, dx_bottom))) = relu_rows.as_mut() {
+                    let yr = &y[i0..i0 + n];
+                    let y = _mm512_maskz_loadu_ps(mask(n), yr.as_ptr());
+                    let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps());
+                    let pick = |k| _mm512_maskz_mov_ps(at_is(at, k) & positive, d);
+                    store_pairs(&mut dx_top[cols.clone()], n, pick(0), pick(1));
+                    store_pairs(&mut dx_bottom[cols], n, pick(2), pick(3));
+                }
+            }
+        }
+    }
 }
 
 /// The sum of the window starting at `start` in a channel plane of width `w`.
@@ -151,53 +387,128 @@ pub struct MaxPoolWorkspace {
     argmax: Vec<u32>,
 }
 
+impl MaxPoolWorkspace {
+    /// Makes room for `len` outputs' positions (contents unspecified).
+    fn size_for(&mut self, len: usize) {
+        if self.argmax.len() != len {
+            self.argmax.clear();
+            self.argmax.resize(len, 0);
+        }
+    }
+}
+
 impl MaxPool2d {
     /// A max pooling with the given sizes.
     pub const fn new(geometry: PoolGeometry) -> Self {
         MaxPool2d { geometry }
     }
 
-    /// Runs the pooling over every sample, reporting each output's arg-max to `record`.
+    /// Runs the pooling over every sample, writing each output's window
+    /// position into `argmax` when given (`OUT` per sample).
     fn pool<T: Float, const IN: usize, const OUT: usize>(
         &self,
         x: &Batch<T, IN>,
         y: &mut Batch<T, OUT>,
-        mut record: impl FnMut(usize, u32),
+        mut argmax: Option<&mut [u32]>,
     ) {
         let g = &self.geometry;
         debug_assert!(IN == g.in_features() && OUT == g.out_features(), "MaxPool2d<{IN}, {OUT}> vs {g:?}");
         ensure_batch(y, x.ncols());
         let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
-        let mut n = 0;
-        let two_by_two = g.kernel == [2, 2] && g.stride == [2, 2];
-        for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
-            for (xp, yp) in xs.chunks_exact(plane_in).zip(ys.chunks_exact_mut(plane_out)) {
-                if two_by_two {
-                    // The common 2×2 window, stride 2: the same comparisons in the
-                    // same order as `window_max`, without its loops.
-                    let w = g.width;
-                    for (oh, yr) in yp.chunks_exact_mut(g.out_width).enumerate() {
-                        let top = 2 * oh * w;
-                        let (r0, r1) = (&xp[top..top + w], &xp[top + w..top + 2 * w]);
-                        for (ow, yv) in yr.iter_mut().enumerate() {
-                            let i = 2 * ow;
-                            let (v, at) = max4([r0[i], r0[i + 1], r1[i], r1[i + 1]]);
-                            *yv = v;
-                            record(n, at);
-                            n += 1;
-                        }
-                    }
-                    continue;
-                }
-                for (oh, yr) in yp.chunks_exact_mut(g.out_width).enumerate() {
-                    for (ow, yv) in yr.iter_mut().enumerate() {
-                        let (v, at) = window_max(xp, g.window_start(oh, ow), g.width, g.kernel);
-                        *yv = v;
-                        record(n, at);
-                        n += 1;
+        let planes = x.as_slice().chunks_exact(plane_in).zip(y.as_mut_slice().chunks_exact_mut(plane_out));
+        if g.kernel == [2, 2] && g.stride == [2, 2] {
+            for (p, (xp, yp)) in planes.enumerate() {
+                let arg = argmax.as_deref_mut().map(|a| &mut a[p * plane_out..(p + 1) * plane_out]);
+                max_pool_2x2(xp, g.width, yp, g.out_width, arg, None);
+            }
+            return;
+        }
+        for (p, (xp, yp)) in planes.enumerate() {
+            for (oh, yr) in yp.chunks_exact_mut(g.out_width).enumerate() {
+                for (ow, yv) in yr.iter_mut().enumerate() {
+                    let (v, at) = window_max(xp, g.window_start(oh, ow), g.width, g.kernel);
+                    *yv = v;
+                    if let Some(a) = argmax.as_deref_mut() {
+                        a[p * plane_out + oh * g.out_width + ow] = at;
                     }
                 }
             }
+        }
+    }
+
+    /// Whether the windows are 2×2 with stride 2 and tile every plane exactly.
+    fn tiles_2x2(&self) -> bool {
+        let g = &self.geometry;
+        g.kernel == [2, 2] && g.stride == [2, 2] && g.height == 2 * g.out_height && g.width == 2 * g.out_width
+    }
+
+    /// The training passes of a `relu` and of this pooling after it, as
+    /// `Layer::forward_train` of each in turn would run them (`relu_out` is the
+    /// ReLU's output, `y` the pooling's), in one pass over `x` when the
+    /// windows are 2×2 tiles. `network!` calls this for `relu, max_pool(..)`.
+    pub fn forward_train_after_relu<T: Float, const IN: usize, const OUT: usize>(
+        &mut self,
+        x: &Batch<T, IN>,
+        relu_out: &mut Batch<T, IN>,
+        y: &mut Batch<T, OUT>,
+        ws: &mut MaxPoolWorkspace,
+    ) {
+        if !self.tiles_2x2() {
+            Activation::forward(&Relu, x, relu_out);
+            return Layer::forward_train(self, relu_out, y, ws);
+        }
+        let g = &self.geometry;
+        let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
+        ensure_batch(relu_out, x.ncols());
+        ensure_batch(y, x.ncols());
+        ws.size_for(OUT * x.ncols());
+        let planes =
+            x.as_slice().chunks_exact(plane_in).zip(relu_out.as_mut_slice().chunks_exact_mut(plane_in));
+        let outs = y.as_mut_slice().chunks_exact_mut(plane_out).zip(ws.argmax.chunks_exact_mut(plane_out));
+        for ((xp, rp), (yp, ap)) in planes.zip(outs) {
+            max_pool_2x2(xp, g.width, yp, g.out_width, Some(ap), Some(rp));
+        }
+    }
+
+    /// The backward passes matching [`MaxPool2d::forward_train_after_relu`]:
+    /// the gradient of the ReLU's output into `d_relu_out` and, when asked for,
+    /// of its input `x` into `dx`, as `Layer::backward` of the pooling, then of
+    /// the ReLU, would compute them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_after_relu<T: Float, const IN: usize, const OUT: usize>(
+        &self,
+        x: &Batch<T, IN>,
+        relu_out: &Batch<T, IN>,
+        y: &Batch<T, OUT>,
+        dy: &Batch<T, OUT>,
+        ws: &mut MaxPoolWorkspace,
+        d_relu_out: &mut Batch<T, IN>,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        if !self.tiles_2x2() {
+            Layer::backward(self, relu_out, y, dy, ws, &mut (), Some(&mut *d_relu_out));
+            if let Some(dx) = dx {
+                Activation::backward(&Relu, x, relu_out, d_relu_out, dx);
+            }
+            return;
+        }
+        assert!(
+            ws.argmax.len() == OUT * x.ncols(),
+            "MaxPool2d::backward needs the workspace of a training pass on the same batch"
+        );
+        let g = &self.geometry;
+        let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
+        ensure_batch(d_relu_out, x.ncols());
+        let mut dx = dx.map(|dx| {
+            ensure_batch(dx, x.ncols());
+            dx.as_mut_slice()
+        });
+        let planes =
+            d_relu_out.as_mut_slice().chunks_exact_mut(plane_in).zip(dy.as_slice().chunks_exact(plane_out));
+        let pooled = ws.argmax.chunks_exact(plane_out).zip(y.as_slice().chunks_exact(plane_out));
+        for (p, ((dr, dyp), (argp, yp))) in planes.zip(pooled).enumerate() {
+            let relu = dx.as_deref_mut().map(|dx| (yp, &mut dx[p * plane_in..(p + 1) * plane_in]));
+            max_pool_2x2_backward(dr, g.width, dyp, argp, g.out_width, relu);
         }
     }
 }
@@ -207,18 +518,12 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for MaxPool2
     type Gradients = ();
 
     fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
-        self.pool(x, y, |_, _| {})
+        self.pool(x, y, None)
     }
 
     fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut MaxPoolWorkspace) {
-        let len = OUT * x.ncols();
-        if ws.argmax.len() != len {
-            ws.argmax.clear();
-            ws.argmax.resize(len, 0);
-        }
-        let argmax = &mut ws.argmax;
-        // `n` runs over 0..len in order; the closure is inlined into the loop.
-        self.pool(x, y, |n, at| argmax[n] = at)
+        ws.size_for(OUT * x.ncols());
+        self.pool(x, y, Some(&mut ws.argmax))
     }
 
     fn backward(
@@ -247,42 +552,32 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for MaxPool2
         if !tiles {
             dx.as_mut_slice().fill(T::zero()); // a memset; nalgebra's `fill` goes element by element
         }
-        let samples = dx.as_mut_slice().chunks_exact_mut(IN).zip(dy.as_slice().chunks_exact(OUT));
-        for ((dxs, dys), args) in samples.zip(ws.argmax.chunks_exact(OUT)) {
-            let planes = dxs.chunks_exact_mut(plane_in).zip(dys.chunks_exact(plane_out));
-            for ((dxp, dyp), argp) in planes.zip(args.chunks_exact(plane_out)) {
-                if tiles && g.kernel == [2, 2] {
-                    // The common 2×2 window, stride 2: two rows at a time, no bounds checks.
-                    let rows = dxp.chunks_exact_mut(2 * w).zip(dyp.chunks_exact(g.out_width));
-                    for ((pair, dyr), argr) in rows.zip(argp.chunks_exact(g.out_width)) {
-                        let (r0, r1) = pair.split_at_mut(w);
-                        let cells = r0.chunks_exact_mut(2).zip(r1.chunks_exact_mut(2));
-                        for ((top, bottom), (&d, &at)) in cells.zip(dyr.iter().zip(argr)) {
-                            let z = T::zero();
-                            top[0] = if at == 0 { d } else { z };
-                            top[1] = if at == 1 { d } else { z };
-                            bottom[0] = if at == 2 { d } else { z };
-                            bottom[1] = if at == 3 { d } else { z };
-                        }
-                    }
-                    continue;
-                }
-                let mut n = 0;
-                for oh in 0..g.out_height {
-                    for ow in 0..g.out_width {
-                        let (start, at, d) = (g.window_start(oh, ow), argp[n] as usize, dyp[n]);
-                        if tiles {
-                            for r in 0..kh {
-                                let row = &mut dxp[start + r * w..start + r * w + kw];
-                                for (c, v) in row.iter_mut().enumerate() {
-                                    *v = if r * kw + c == at { d } else { T::zero() };
-                                }
+        if tiles && g.kernel == [2, 2] {
+            // The common 2×2 window, stride 2: two rows at a time, no bounds checks.
+            let planes =
+                dx.as_mut_slice().chunks_exact_mut(plane_in).zip(dy.as_slice().chunks_exact(plane_out));
+            for ((dxp, dyp), argp) in planes.zip(ws.argmax.chunks_exact(plane_out)) {
+                max_pool_2x2_backward(dxp, w, dyp, argp, g.out_width, None);
+            }
+            return;
+        }
+        let planes = dx.as_mut_slice().chunks_exact_mut(plane_in).zip(dy.as_slice().chunks_exact(plane_out));
+        for ((dxp, dyp), argp) in planes.zip(ws.argmax.chunks_exact(plane_out)) {
+            let mut n = 0;
+            for oh in 0..g.out_height {
+                for ow in 0..g.out_width {
+                    let (start, at, d) = (g.window_start(oh, ow), argp[n] as usize, dyp[n]);
+                    if tiles {
+                        for r in 0..kh {
+                            let row = &mut dxp[start + r * w..start + r * w + kw];
+                            for (c, v) in row.iter_mut().enumerate() {
+                                *v = if r * kw + c == at { d } else { T::zero() };
                             }
-                        } else {
-                            dxp[start + (at / kw) * w + at % kw] += d;
                         }
-                        n += 1;
+                    } else {
+                        dxp[start + (at / kw) * w + at % kw] += d;
                     }
+                    n += 1;
                 }
             }
         }
@@ -579,5 +874,109 @@ mod tests {
         Layer::forward_train(&mut p, &x, &mut y, &mut ws);
         Layer::backward(&p, &x, &y, &dy, &mut ws, &mut (), Some(&mut dx));
         assert_eq!((ws.argmax.as_ptr(), ws.argmax.capacity(), y.as_ptr(), dx.as_ptr()), before);
+    }
+
+    /// Values with ties, zeros of both signs, negatives, NaN and infinities, all
+    /// exact in f32 and f64.
+    fn awkward<const N: usize>(batch: usize) -> Batch<f64, N> {
+        Batch::from_fn(batch, |i, j| match (i * 31 + j * 17) % 23 {
+            0 => f64::NAN,
+            1 => f64::INFINITY,
+            2 => f64::NEG_INFINITY,
+            3 => -0.0,
+            4 | 5 => 0.0,
+            6 | 7 | 8 => 1.5,
+            k => (k as f64 - 12.0) * 0.25,
+        })
+    }
+
+    fn bits<T: Float>(v: &[T]) -> Vec<u64> {
+        // NaN compares unequal to itself; compare NaN-ness and values.
+        v.iter().map(|x| if x.as_f64().is_nan() { u64::MAX } else { x.as_f64().to_bits() }).collect()
+    }
+
+    /// One training step of `relu, max_pool` layer by layer and fused, in `T`:
+    /// (relu out, pool out, d relu out, dx) of both.
+    fn relu_pool_both_ways<T: Float, const IN: usize, const OUT: usize>(
+        g: PoolGeometry,
+        x: &Batch<f64, IN>,
+    ) -> [[Vec<u64>; 4]; 2] {
+        let x = x.map(T::cast);
+        let dy = Batch::<T, OUT>::from_fn(x.ncols(), |i, j| T::cast(((i * 7 + j) % 11) as f64 - 5.0));
+        let mut pool = MaxPool2d::new(g);
+        let mut ws = MaxPoolWorkspace::default();
+        let (mut r, mut y, mut dr, mut dx) =
+            (Batch::zeros(0), Batch::zeros(0), Batch::zeros(0), Batch::zeros(0));
+        Layer::forward_train(&mut Relu, &x, &mut r, &mut ());
+        Layer::forward_train(&mut pool, &r, &mut y, &mut ws);
+        Layer::backward(&pool, &r, &y, &dy, &mut ws, &mut (), Some(&mut dr));
+        Layer::backward(&Relu, &x, &r, &dr, &mut (), &mut (), Some(&mut dx));
+        let apart = [bits(r.as_slice()), bits(y.as_slice()), bits(dr.as_slice()), bits(dx.as_slice())];
+        let mut ws = MaxPoolWorkspace::default();
+        let (mut r, mut y, mut dr) = (Batch::from_element(1, T::one()), Batch::zeros(0), Batch::zeros(0));
+        let mut dx = Batch::from_element(x.ncols(), T::cast(f64::NAN));
+        pool.forward_train_after_relu(&x, &mut r, &mut y, &mut ws);
+        pool.backward_after_relu(&x, &r, &y, &dy, &mut ws, &mut dr, Some(&mut dx));
+        let fused = [bits(r.as_slice()), bits(y.as_slice()), bits(dr.as_slice()), bits(dx.as_slice())];
+        [apart, fused]
+    }
+
+    /// Asserts `a == b`, naming the first difference rather than printing both.
+    fn assert_same<T: PartialEq + std::fmt::Debug>(a: &[Vec<T>], b: &[Vec<T>], what: &str) {
+        for (k, (a, b)) in a.iter().zip(b).enumerate() {
+            assert_eq!(a.len(), b.len(), "{what}: part {k} lengths");
+            if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
+                panic!("{what}: part {k} differs first at {i}: {:?} vs {:?}", a[i], b[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn relu_then_max_pool_fused_equals_layer_by_layer_in_f32_and_f64() {
+        // 40 wide: 20 outputs per row, a full vector of 16 and a masked tail of 4.
+        let g = PoolGeometry::new(3, 6, 40, [2, 2], [2, 2]);
+        let x = awkward::<720>(3);
+        let [apart, fused] = relu_pool_both_ways::<f64, 720, 180>(g, &x);
+        assert_same(&apart, &fused, "f64");
+        let [apart32, fused32] = relu_pool_both_ways::<f32, 720, 180>(g, &x);
+        assert_same(&apart32, &fused32, "f32");
+        // The f32 kernels (vectorised where the CPU allows) pick the same
+        // maxima, so everything equals the f64 path's values.
+        assert_same(&apart32, &apart, "f32 vs f64");
+        // Windows that do not tile the plane (odd sizes, other shapes) go layer by layer.
+        for g in [PoolGeometry::new(2, 5, 7, [2, 2], [2, 2]), PoolGeometry::new(2, 5, 7, [3, 2], [1, 2])] {
+            let x = awkward::<70>(2);
+            let out = g.out_features();
+            let [apart, fused] = match out {
+                12 => relu_pool_both_ways::<f32, 70, 12>(g, &x),
+                _ => relu_pool_both_ways::<f32, 70, 18>(g, &x),
+            };
+            assert_same(&apart, &fused, &format!("{g:?}"));
+        }
+    }
+
+    /// One training step of a max pooling in `T`: (output, arg-max, input gradient).
+    fn pool_step<T: Float, const IN: usize, const OUT: usize>(
+        g: PoolGeometry,
+        x: &Batch<f64, IN>,
+    ) -> (Vec<u64>, Vec<u32>, Vec<u64>) {
+        let (x, mut p) = (x.map(T::cast), MaxPool2d::new(g));
+        let dy = Batch::<T, OUT>::from_fn(x.ncols(), |i, j| T::cast((i + 3 * j) as f64));
+        let (mut ws, mut y, mut dx) = (MaxPoolWorkspace::default(), Batch::zeros(0), Batch::zeros(0));
+        Layer::forward_train(&mut p, &x, &mut y, &mut ws);
+        Layer::backward(&p, &x, &y, &dy, &mut ws, &mut (), Some(&mut dx));
+        (bits(y.as_slice()), ws.argmax, bits(dx.as_slice()))
+    }
+
+    #[test]
+    fn max_pool_in_f32_equals_f64_on_ties_nan_and_tails() {
+        // 2×2 tiles with 17 outputs per row (a vector and a 1-wide tail).
+        let g = PoolGeometry::new(2, 4, 34, [2, 2], [2, 2]);
+        let x = awkward::<272>(3);
+        assert_eq!(pool_step::<f32, 272, 68>(g, &x), pool_step::<f64, 272, 68>(g, &x));
+        // A last row and column that no window covers.
+        let g = PoolGeometry::new(2, 5, 35, [2, 2], [2, 2]);
+        let x = awkward::<350>(3);
+        assert_eq!(pool_step::<f32, 350, 68>(g, &x), pool_step::<f64, 350, 68>(g, &x));
     }
 }
