@@ -192,6 +192,14 @@ unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
                     simple_avx512(m, k, n, alpha, a, b, beta, c)
                 } else if is_small(m, k, n) {
                     small_avx512(m, k, n, alpha, a, b, beta, c)
+                } else if m <= 16 && n >= 32 {
+                    // A 32-row tile would be mostly padding: compute Cᵀ = Bᵀ·Aᵀ,
+                    // whose rows are C's many columns (a dense forward pass
+                    // with few outputs: 10 × 64 becomes 64 × 10).
+                    let (at, bt) =
+                        (Mat { ptr: b.ptr, rs: b.cs, cs: b.rs }, Mat { ptr: a.ptr, rs: a.cs, cs: a.rs });
+                    let ct = MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs };
+                    packed_avx512(n, k, m, alpha, at, bt, beta, ct)
                 } else if m <= 16 {
                     // A 32-row tile would be mostly padding.
                     packed_avx2(m, k, n, alpha, a, b, beta, c)

@@ -8,6 +8,7 @@
 //! multiply-adds), so results depend on the kernel the CPU selects, as for
 //! the f32 matrix product (`tensor::sgemm`).
 
+use super::Conv2dGeometry;
 use std::arch::x86_64::*;
 
 /// The lowest `n` bits set (`n ≤ 16`).
@@ -99,6 +100,204 @@ pub(super) unsafe fn gram_add(out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
                     out[(r0 + i) * cols + c0 + j] += _mm512_reduce_add_ps(*acc);
                 }
             }
+        }
+    }
+}
+
+/// Whether [`direct_forward`] and [`direct_weight_grad`] apply: along the
+/// width, consecutive outputs read consecutive inputs (stride 1), so each tap
+/// of a block of outputs is one contiguous load from an input row.
+pub(super) fn direct_applies(g: &Conv2dGeometry) -> bool {
+    g.stride[1] == 1
+}
+
+/// An input sample as the direct kernels read it: every tap of every output
+/// lies inside (`rows × cols` per channel, rows `cols` apart), either the input
+/// itself (no padding) or a zero-padded copy of it.
+#[derive(Clone, Copy)]
+pub(super) struct Padded {
+    rows: usize,
+    cols: usize,
+}
+
+impl Padded {
+    /// The extent the taps of `g` reach, padding included.
+    pub(super) fn of(g: &Conv2dGeometry) -> Self {
+        Padded {
+            rows: (g.out_height - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0] + 1,
+            cols: g.out_width - 1 + (g.kernel[1] - 1) * g.dilation[1] + 1,
+        }
+    }
+
+    /// Whether the input itself can be read (no padding, so the taps stay inside it).
+    pub(super) fn is_input(&self, g: &Conv2dGeometry) -> bool {
+        g.padding == [0, 0]
+    }
+
+    /// Values of the padded copy of one sample.
+    pub(super) fn len(&self, g: &Conv2dGeometry) -> usize {
+        g.in_channels * self.rows * self.cols
+    }
+
+    /// Copies sample `x` into `out` (`len` values) with its zero border.
+    pub(super) fn fill(&self, g: &Conv2dGeometry, x: &[f32], out: &mut [f32]) {
+        let [ph, pw] = g.padding;
+        out.fill(0.0);
+        let (h, w) = (g.height.min(self.rows.saturating_sub(ph)), g.width.min(self.cols.saturating_sub(pw)));
+        for (xc, oc) in x.chunks_exact(g.height * g.width).zip(out.chunks_exact_mut(self.rows * self.cols)) {
+            for r in 0..h {
+                oc[(r + ph) * self.cols + pw..][..w].copy_from_slice(&xc[r * g.width..][..w]);
+            }
+        }
+    }
+
+    /// (row stride, channel stride) of what the kernels read.
+    fn strides(&self, g: &Conv2dGeometry, input: bool) -> (usize, usize) {
+        if input {
+            (g.width, g.height * g.width)
+        } else {
+            (self.cols, self.rows * self.cols)
+        }
+    }
+}
+
+/// The offset of kernel tap `k` (`(c·kh + i)·kw + j`) from an output's first input.
+#[inline(always)]
+fn tap_offset(g: &Conv2dGeometry, k: usize, (row, plane): (usize, usize)) -> usize {
+    let [kh, kw] = g.kernel;
+    let (c, i, j) = (k / (kh * kw), k / kw % kh, k % kw);
+    c * plane + i * g.dilation[0] * row + j * g.dilation[1]
+}
+
+/// The convolution of one sample straight from its (padded) input `x`, without
+/// unfolding it: `y[o][oh][ow] = bias[o] + Σ_k w[o·patch + k] · x[..]`, the
+/// arithmetic of [`product`] over the im2col columns, in another order. `input`
+/// says whether `x` is the sample itself or its copy by [`Padded::fill`].
+///
+/// # Safety
+/// The CPU supports AVX-512F; `direct_applies(g)`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn direct_forward(
+    g: &Conv2dGeometry,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    (x, input): (&[f32], bool),
+    y: &mut [f32],
+) {
+    let (rows, patch, ow_n, ohw) = (g.out_channels, g.patch(), g.out_width, g.out_spatial());
+    let [kh, kw] = g.kernel;
+    let strides = Padded::of(g).strides(g, input);
+    assert!(x.len() >= g.in_channels * strides.1 && y.len() >= rows * ohw && w.len() >= rows * patch);
+    assert!(bias.is_none_or(|b| b.len() >= rows) && direct_applies(g));
+    for r0 in (0..rows).step_by(PRODUCT_ROWS) {
+        let real = (rows - r0).min(PRODUCT_ROWS);
+        let row = |i: usize| r0 + i.min(real - 1);
+        let start: [__m512; PRODUCT_ROWS] =
+            std::array::from_fn(|i| _mm512_set1_ps(bias.map_or(0.0, |b| b[row(i)])));
+        let w_rows: [&[f32]; PRODUCT_ROWS] =
+            std::array::from_fn(|i| &w[row(i) * patch..(row(i) + 1) * patch]);
+        for oh in 0..g.out_height {
+            for ow0 in (0..ow_n).step_by(16) {
+                let n = (ow_n - ow0).min(16);
+                let first = oh * g.stride[0] * strides.0 + ow0;
+                let mut acc = start;
+                let mut k = 0;
+                for c in 0..g.in_channels {
+                    for i in 0..kh {
+                        let row_at = first + c * strides.1 + i * g.dilation[0] * strides.0;
+                        for j in 0..kw {
+                            let at = row_at + j * g.dilation[1];
+                            debug_assert!(at + n <= x.len() && k < patch);
+                            // SAFETY: every tap of every output lies inside `x` (`Padded`).
+                            let v = unsafe { _mm512_maskz_loadu_ps(mask(n), x.as_ptr().add(at)) };
+                            for (acc, wr) in acc.iter_mut().zip(&w_rows) {
+                                // SAFETY: `k < patch = wr.len()`.
+                                *acc =
+                                    _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *wr.get_unchecked(k) }), v, *acc);
+                            }
+                            k += 1;
+                        }
+                    }
+                }
+                let out = oh * ow_n + ow0;
+                for (i, acc) in acc.iter().enumerate().take(real) {
+                    let yr = &mut y[(r0 + i) * ohw..][out..out + n];
+                    // SAFETY: `yr` holds the `n` lanes written.
+                    unsafe { _mm512_mask_storeu_ps(yr.as_mut_ptr(), mask(n), *acc) };
+                }
+            }
+        }
+    }
+}
+
+/// Loads `n ≤ 16` values at `x[at..]`, zeros in the other lanes.
+///
+/// # Safety
+/// `at + n ≤ x.len()` (checked in debug builds: callers derive it from the geometry).
+#[inline(always)]
+unsafe fn load(x: &[f32], at: usize, n: usize) -> __m512 {
+    debug_assert!(at + n <= x.len());
+    unsafe { _mm512_maskz_loadu_ps(mask(n), x.as_ptr().add(at)) }
+}
+
+/// The weight (and bias) gradient of one sample straight from its (padded)
+/// input: `dw[o·patch + k] += Σ_p dy[o][p] · x[..]` and `db[o] += Σ_p dy[o][p]`,
+/// what [`gram_add`] computes from the im2col columns, in another order.
+///
+/// # Safety
+/// The CPU supports AVX-512F; `direct_applies(g)`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn direct_weight_grad(
+    g: &Conv2dGeometry,
+    (x, input): (&[f32], bool),
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let (rows, patch, ow_n, ohw) = (g.out_channels, g.patch(), g.out_width, g.out_spatial());
+    let strides = Padded::of(g).strides(g, input);
+    assert!(x.len() >= g.in_channels * strides.1 && dy.len() >= rows * ohw && dw.len() >= rows * patch);
+    assert!(db.as_ref().is_none_or(|b| b.len() >= rows) && direct_applies(g));
+    for r0 in (0..rows).step_by(GRAM_ROWS) {
+        let real_rows = (rows - r0).min(GRAM_ROWS);
+        let dy_rows: [&[f32]; GRAM_ROWS] =
+            std::array::from_fn(|i| &dy[(r0 + i.min(real_rows - 1)) * ohw..][..ohw]);
+        for k0 in (0..patch).step_by(GRAM_COLS) {
+            let real_cols = (patch - k0).min(GRAM_COLS);
+            let taps: [usize; GRAM_COLS] =
+                std::array::from_fn(|t| tap_offset(g, k0 + t.min(real_cols - 1), strides));
+            let mut acc = [[_mm512_setzero_ps(); GRAM_COLS]; GRAM_ROWS];
+            for oh in 0..g.out_height {
+                for ow0 in (0..ow_n).step_by(16) {
+                    let n = (ow_n - ow0).min(16);
+                    let first = oh * g.stride[0] * strides.0 + ow0;
+                    let xv: [__m512; GRAM_COLS] = std::array::from_fn(
+                        #[inline(always)]
+                        |t| load(x, first + taps[t], n),
+                    );
+                    for (acc, dr) in acc.iter_mut().zip(&dy_rows) {
+                        let dv = load(dr, oh * ow_n + ow0, n);
+                        for (acc, &xv) in acc.iter_mut().zip(&xv) {
+                            *acc = _mm512_fmadd_ps(dv, xv, *acc);
+                        }
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate().take(real_rows) {
+                for (t, acc) in acc.iter().enumerate().take(real_cols) {
+                    dw[(r0 + i) * patch + k0 + t] += _mm512_reduce_add_ps(*acc);
+                }
+            }
+        }
+    }
+    // The bias gradient while this sample's `dy` is still in cache.
+    if let Some(db) = db {
+        for (db, d) in db.iter_mut().zip(dy.chunks_exact(ohw)) {
+            let mut sum = _mm512_setzero_ps();
+            for p0 in (0..ohw).step_by(16) {
+                sum = _mm512_add_ps(sum, load(d, p0, (ohw - p0).min(16)));
+            }
+            *db += _mm512_reduce_add_ps(sum);
         }
     }
 }
