@@ -840,33 +840,66 @@ fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
     }
 }
 
-/// Whether step `k` is a max pooling right after a ReLU: the two run as one
-/// pass over the ReLU's input (`MaxPool2d::forward_train_after_relu` and
-/// `backward_after_relu`), with the same results as layer by layer.
-fn pool_after_relu(steps: &[&Layer], k: usize) -> bool {
-    k > 0
-        && matches!(steps[k].kind, LayerKind::MaxPool(_))
-        && matches!(steps[k - 1].kind, LayerKind::Activation(Activation::Relu))
+/// Layers the training passes run as one call, with the same results as
+/// layer by layer but fewer passes over memory: `relu, max_pool` in one pass
+/// over the ReLU's input (`MaxPool2d::forward_train_after_relu`), and
+/// `conv2d, relu, max_pool` sample by sample (`Conv2d::forward_train_relu_max_pool`).
+#[derive(Clone, Copy)]
+enum Fused {
+    /// Step `k` alone.
+    Single(usize),
+    /// A ReLU at step `k`, the max pooling after it.
+    ReluPool(usize),
+    /// A convolution at step `k`, a ReLU and a max pooling after it.
+    ConvReluPool(usize),
+}
+
+/// The steps of a training pass, grouped into what runs as one call.
+fn fused_steps(steps: &[&Layer]) -> Vec<Fused> {
+    let kind = |k: usize| steps.get(k).map(|l| &l.kind);
+    let is_relu = |k| matches!(kind(k), Some(LayerKind::Activation(Activation::Relu)));
+    let is_pool = |k| matches!(kind(k), Some(LayerKind::MaxPool(_)));
+    let is_conv = |k| matches!(kind(k), Some(LayerKind::Conv2d { .. }));
+    let mut groups = Vec::new();
+    let mut k = 0;
+    while k < steps.len() {
+        let (group, len) = if is_conv(k) && is_relu(k + 1) && is_pool(k + 2) {
+            (Fused::ConvReluPool(k), 3)
+        } else if is_relu(k) && is_pool(k + 1) {
+            (Fused::ReluPool(k), 2)
+        } else {
+            (Fused::Single(k), 1)
+        };
+        groups.push(group);
+        k += len;
+    }
+    groups
 }
 
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
 fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
-    let code = steps.iter().enumerate().map(|(k, l)| {
-        let ident = &l.ident;
-        let input = step_input(steps, k);
-        let layer = layer_ref(model, l);
-        if k + 1 < steps.len() && pool_after_relu(steps, k + 1) {
-            return quote!(); // run with the pooling
+    let code = fused_steps(steps).into_iter().map(|group| match group {
+        Fused::Single(k) => {
+            let (ident, input, layer) = (&steps[k].ident, step_input(steps, k), layer_ref(model, steps[k]));
+            quote! {
+                ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+            }
         }
-        if pool_after_relu(steps, k) {
-            let relu = &steps[k - 1].ident;
-            let relu_input = step_input(steps, k - 1);
-            return quote! {
-                #layer.forward_train_after_relu(#relu_input, &mut t.out.#relu, &mut t.out.#ident, &mut t.ws.#ident);
-            };
+        Fused::ReluPool(k) => {
+            let (relu, pool) = (&steps[k].ident, &steps[k + 1].ident);
+            let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k + 1]));
+            quote! {
+                #layer.forward_train_after_relu(#input, &mut t.out.#relu, &mut t.out.#pool, &mut t.ws.#pool);
+            }
         }
-        quote! {
-            ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+        Fused::ConvReluPool(k) => {
+            let (conv, relu, pool) = (&steps[k].ident, &steps[k + 1].ident, &steps[k + 2].ident);
+            let (input, layer, pool_layer) = (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 2]));
+            quote! {
+                #layer.forward_train_relu_max_pool(
+                    &mut #pool_layer, #input, &mut t.out.#conv, &mut t.out.#relu, &mut t.out.#pool, &mut t.ws.#conv, &mut t.ws.#pool,
+                );
+            }
         }
     });
     quote! { #(#code)* }
@@ -897,26 +930,47 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             quote!(::core::option::Option::Some(&mut t.d.#prev))
         }
     };
-    let code = steps.iter().enumerate().rev().map(|(k, l)| {
-        let ident = &l.ident;
-        let input = step_input(steps, k);
-        let layer = layer_ref(model, l);
-        let d_output = if k + 1 == n { quote!(d_out) } else { quote!(&t.d.#ident) };
-        if k + 1 < n && pool_after_relu(steps, k + 1) {
-            return quote!(); // done by the pooling
+    let d_output_of = |k: usize| {
+        let ident = &steps[k].ident;
+        if k + 1 == n {
+            quote!(d_out)
+        } else {
+            quote!(&t.d.#ident)
         }
-        if pool_after_relu(steps, k) {
-            let relu = &steps[k - 1].ident;
-            let relu_input = step_input(steps, k - 1);
-            let d_relu_input = d_input_of(k - 1);
-            return quote! {
-                #layer.backward_after_relu(#relu_input, &t.out.#relu, &t.out.#ident, #d_output, &mut t.ws.#ident, &mut t.d.#relu, #d_relu_input);
-            };
+    };
+    let code = fused_steps(steps).into_iter().rev().map(|group| match group {
+        Fused::Single(k) => {
+            let l = steps[k];
+            let (ident, input, layer) = (&l.ident, step_input(steps, k), layer_ref(model, l));
+            let (d_output, d_input) = (d_output_of(k), d_input_of(k));
+            let grads = if l.kind.has_params() { quote!(&mut g.#ident) } else { quote!(&mut ()) };
+            quote! {
+                ::staticnet::layers::Layer::backward(&#layer, #input, &t.out.#ident, #d_output, &mut t.ws.#ident, #grads, #d_input);
+            }
         }
-        let d_input = d_input_of(k);
-        let grads = if l.kind.has_params() { quote!(&mut g.#ident) } else { quote!(&mut ()) };
-        quote! {
-            ::staticnet::layers::Layer::backward(&#layer, #input, &t.out.#ident, #d_output, &mut t.ws.#ident, #grads, #d_input);
+        Fused::ReluPool(k) => {
+            let (relu, pool) = (&steps[k].ident, &steps[k + 1].ident);
+            let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k + 1]));
+            let (d_output, d_input) = (d_output_of(k + 1), d_input_of(k));
+            quote! {
+                #layer.backward_after_relu(#input, &t.out.#relu, &t.out.#pool, #d_output, &mut t.ws.#pool, &mut t.d.#relu, #d_input);
+            }
+        }
+        Fused::ConvReluPool(k) => {
+            let (conv, relu, pool) = (&steps[k].ident, &steps[k + 1].ident, &steps[k + 2].ident);
+            let (input, layer, pool_layer) = (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 2]));
+            let (d_output, d_input) = (d_output_of(k + 2), d_input_of(k));
+            quote! {
+                #layer.backward_relu_max_pool(
+                    &#pool_layer,
+                    (#input, &t.out.#conv, &t.out.#relu, &t.out.#pool),
+                    #d_output,
+                    (&mut t.ws.#conv, &mut t.ws.#pool),
+                    &mut g.#conv,
+                    (&mut t.d.#relu, &mut t.d.#conv),
+                    #d_input,
+                );
+            }
         }
     });
     quote! { #(#code)* }

@@ -18,7 +18,7 @@
 //! the same memory, viewed column-major by the latter. A 1×1 convolution
 //! with stride 1 and no padding skips im2col: its input already is `C`.
 
-use super::Layer;
+use super::{Layer, MaxPool2d, MaxPoolWorkspace};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -292,7 +292,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(y, x.ncols());
         let g = &self.geometry;
         if self.direct() {
-            return self.forward_direct(x, y, &mut Vec::new());
+            return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut Vec::new());
         }
         if g.is_pointwise() {
             for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
@@ -317,7 +317,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(y, x.ncols());
         let g = &self.geometry;
         if self.direct() {
-            return self.forward_direct(x, y, &mut ws.padded);
+            return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
         let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
         if g.is_pointwise() {
@@ -340,7 +340,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         }
         ensure_batch(y, x.ncols());
         if self.direct() {
-            return self.forward_direct(x, y, &mut ws.padded);
+            return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
         let per_sample = PATCH * g.out_spatial();
         ensure_len(&mut ws.cols, per_sample * x.ncols());
@@ -372,7 +372,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     /// The forward pass of every sample straight from the input (see
     /// [`Conv2d::direct`]); `scratch` holds a padded copy of a sample if the
     /// layer pads.
-    fn forward_direct(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, scratch: &mut Vec<T>) {
+    fn forward_direct(&self, x: &[T], y: &mut [T], scratch: &mut Vec<T>) {
         #[cfg(target_arch = "x86_64")]
         {
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
@@ -380,7 +380,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             ensure_len(scratch, if input { 0 } else { pad.len(g) });
             let (w, bias) =
                 (as_f32(self.weight.as_slice()), self.bias.as_ref().and_then(|b| as_f32(b.as_slice())));
-            let (x, y, scratch) = (as_f32(x.as_slice()), as_f32_mut(y.as_mut_slice()), as_f32_mut(scratch));
+            let (x, y, scratch) = (as_f32(x), as_f32_mut(y), as_f32_mut(scratch));
             if let (Some(w), Some(x), Some(y), Some(scratch)) = (w, x, y, scratch) {
                 for (xs, ys) in x.chunks_exact(IN).zip(y.chunks_exact_mut(OUT)) {
                     if !input {
@@ -398,8 +398,8 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     /// (see [`Conv2d::direct`]), added to `grad`; `scratch` as in `forward_direct`.
     fn weight_grad_direct(
         &self,
-        x: &Batch<T, IN>,
-        dy: &Batch<T, OUT>,
+        x: &[T],
+        dy: &[T],
         grad: &mut Conv2dGrad<T, PATCH, COUT>,
         scratch: &mut Vec<T>,
     ) {
@@ -408,7 +408,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
             let input = pad.is_input(g);
             ensure_len(scratch, if input { 0 } else { pad.len(g) });
-            let (x, dy, scratch) = (as_f32(x.as_slice()), as_f32(dy.as_slice()), as_f32_mut(scratch));
+            let (x, dy, scratch) = (as_f32(x), as_f32(dy), as_f32_mut(scratch));
             let dw = as_f32_mut(grad.weight.as_mut_slice());
             if let (Some(x), Some(dy), Some(dw), Some(scratch)) = (x, dy, dw, scratch) {
                 let mut db = grad.bias.as_mut().and_then(|b| as_f32_mut(b.as_mut_slice()));
@@ -474,7 +474,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             db.fill(T::zero());
         }
         if self.direct() {
-            self.weight_grad_direct(x, dy, grad, &mut ws.padded);
+            self.weight_grad_direct(x.as_slice(), dy.as_slice(), grad, &mut ws.padded);
         } else {
             // In the pointwise case the input sample itself is the column matrix.
             let cols: &[T] = if pointwise { x.as_slice() } else { &ws.cols };
@@ -499,8 +499,17 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
                 }
             }
         }
-        let Some(dx) = dx else { return };
-        ensure_batch(dx, batch);
+        if let Some(dx) = dx {
+            self.input_gradient(dy, ws, dx);
+        }
+    }
+
+    /// The gradient of the input `dx` from that of the output `dy` (needs no
+    /// training workspace: `ws` is scratch).
+    fn input_gradient(&self, dy: &Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>, dx: &mut Batch<T, IN>) {
+        let g = &self.geometry;
+        let ohw = g.out_spatial();
+        ensure_batch(dx, dy.ncols());
         if !self.gemm {
             // Wᵀ row-major (PATCH × COUT), so dC = Wᵀ · dY is a row-major product too.
             ensure_len(&mut ws.wt, PATCH * COUT);
@@ -523,15 +532,96 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             }
         };
         let samples = dx.as_mut_slice().chunks_exact_mut(IN).zip(dy.as_slice().chunks_exact(OUT));
-        if pointwise {
+        if g.is_pointwise() {
             // The columns are the input itself, so their gradient is the input's.
             samples.for_each(|(dxb, dyb)| col_grad(dyb, dxb));
             return;
         }
-        ensure_len(&mut ws.dcols, per_sample);
+        ensure_len(&mut ws.dcols, PATCH * ohw);
         for (dxb, dyb) in samples {
             col_grad(dyb, &mut ws.dcols);
             col2im(g, &ws.dcols, dxb);
+        }
+    }
+
+    /// The training passes of this convolution, a `relu` after it and a max
+    /// pooling after that, as `Layer::forward_train` of each in turn would run
+    /// them (`y`, `relu_out`, `pooled` their outputs). `network!` calls this for
+    /// `conv2d(..), relu, max_pool(..)`. With the kernels that read the input
+    /// directly and 2×2 pooling tiles it runs sample by sample, so a sample's
+    /// convolution output is pooled while it is still in cache.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train_relu_max_pool<const POUT: usize>(
+        &mut self,
+        pool: &mut MaxPool2d,
+        x: &Batch<T, IN>,
+        y: &mut Batch<T, OUT>,
+        relu_out: &mut Batch<T, OUT>,
+        pooled: &mut Batch<T, POUT>,
+        ws: &mut Conv2dWorkspace<T>,
+        pool_ws: &mut MaxPoolWorkspace,
+    ) {
+        if !(self.direct() && pool.tiles_2x2()) {
+            Conv2d::forward_train(self, x, y, ws);
+            return pool.forward_train_after_relu(y, relu_out, pooled, pool_ws);
+        }
+        let n = x.ncols();
+        ws.trained_batch = n;
+        ensure_batch(y, n);
+        ensure_batch(relu_out, n);
+        ensure_batch(pooled, n);
+        pool_ws.size_for(POUT * n);
+        let convs = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
+        let pools =
+            relu_out.as_mut_slice().chunks_exact_mut(OUT).zip(pooled.as_mut_slice().chunks_exact_mut(POUT));
+        for (((xs, ys), (rs, ps)), args) in convs.zip(pools).zip(pool_ws.argmax().chunks_exact_mut(POUT)) {
+            self.forward_direct(xs, ys, &mut ws.padded);
+            pool.relu_pool(ys, rs, ps, args);
+        }
+    }
+
+    /// The backward passes matching [`Conv2d::forward_train_relu_max_pool`]:
+    /// from `d_pooled`, the gradients of the ReLU's output into `d_relu_out`, of
+    /// this layer's output into `dy`, of its parameters into `grad` and, when
+    /// asked for, of its input into `dx`, as `Layer::backward` of the pooling,
+    /// the ReLU and this layer in turn would compute them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_relu_max_pool<const POUT: usize>(
+        &self,
+        pool: &MaxPool2d,
+        (x, y, relu_out, pooled): (&Batch<T, IN>, &Batch<T, OUT>, &Batch<T, OUT>, &Batch<T, POUT>),
+        d_pooled: &Batch<T, POUT>,
+        (ws, pool_ws): (&mut Conv2dWorkspace<T>, &mut MaxPoolWorkspace),
+        grad: &mut Conv2dGrad<T, PATCH, COUT>,
+        (d_relu_out, dy): (&mut Batch<T, OUT>, &mut Batch<T, OUT>),
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        if !(self.direct() && pool.tiles_2x2()) {
+            pool.backward_after_relu(y, relu_out, pooled, d_pooled, pool_ws, d_relu_out, Some(&mut *dy));
+            return Conv2d::backward(self, x, dy, ws, grad, dx);
+        }
+        let n = x.ncols();
+        assert!(
+            ws.trained_batch == n,
+            "Conv2d::backward needs the workspace of a training pass on the same batch"
+        );
+        pool_ws.check::<POUT>(n);
+        ensure_batch(d_relu_out, n);
+        ensure_batch(dy, n);
+        grad.weight.as_mut_slice().fill(T::zero());
+        if let Some(db) = &mut grad.bias {
+            db.fill(T::zero());
+        }
+        let pools = pooled.as_slice().chunks_exact(POUT).zip(d_pooled.as_slice().chunks_exact(POUT));
+        let grads =
+            d_relu_out.as_mut_slice().chunks_exact_mut(OUT).zip(dy.as_mut_slice().chunks_exact_mut(OUT));
+        let samples = x.as_slice().chunks_exact(IN).zip(pools.zip(pool_ws.argmax().chunks_exact(POUT)));
+        for ((xs, ((ps, dps), args)), (drs, dys)) in samples.zip(grads) {
+            pool.relu_pool_backward(drs, dps, args, ps, Some(&mut *dys));
+            self.weight_grad_direct(xs, dys, grad, &mut ws.padded);
+        }
+        if let Some(dx) = dx {
+            self.input_gradient(dy, ws, dx);
         }
     }
 }

@@ -389,11 +389,25 @@ pub struct MaxPoolWorkspace {
 
 impl MaxPoolWorkspace {
     /// Makes room for `len` outputs' positions (contents unspecified).
-    fn size_for(&mut self, len: usize) {
+    pub(crate) fn size_for(&mut self, len: usize) {
         if self.argmax.len() != len {
             self.argmax.clear();
             self.argmax.resize(len, 0);
         }
+    }
+
+    /// Panics unless a training pass on a batch of `batch` filled this workspace
+    /// (a stale one would silently give wrong gradients).
+    pub(crate) fn check<const OUT: usize>(&self, batch: usize) {
+        assert!(
+            self.argmax.len() == OUT * batch,
+            "MaxPool2d::backward needs the workspace of a training pass on the same batch"
+        );
+    }
+
+    /// The positions of the maxima, `OUT` per sample.
+    pub(crate) fn argmax(&mut self) -> &mut [u32] {
+        &mut self.argmax
     }
 }
 
@@ -437,7 +451,7 @@ impl MaxPool2d {
     }
 
     /// Whether the windows are 2×2 with stride 2 and tile every plane exactly.
-    fn tiles_2x2(&self) -> bool {
+    pub(crate) fn tiles_2x2(&self) -> bool {
         let g = &self.geometry;
         g.kernel == [2, 2] && g.stride == [2, 2] && g.height == 2 * g.out_height && g.width == 2 * g.out_width
     }
@@ -457,14 +471,20 @@ impl MaxPool2d {
             Activation::forward(&Relu, x, relu_out);
             return Layer::forward_train(self, relu_out, y, ws);
         }
-        let g = &self.geometry;
-        let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
         ensure_batch(relu_out, x.ncols());
         ensure_batch(y, x.ncols());
         ws.size_for(OUT * x.ncols());
-        let planes =
-            x.as_slice().chunks_exact(plane_in).zip(relu_out.as_mut_slice().chunks_exact_mut(plane_in));
-        let outs = y.as_mut_slice().chunks_exact_mut(plane_out).zip(ws.argmax.chunks_exact_mut(plane_out));
+        self.relu_pool(x.as_slice(), relu_out.as_mut_slice(), y.as_mut_slice(), &mut ws.argmax);
+    }
+
+    /// [`MaxPool2d::forward_train_after_relu`] on whole samples given as slices
+    /// (any number of them; 2×2 tiles only).
+    pub(crate) fn relu_pool<T: Float>(&self, x: &[T], relu_out: &mut [T], y: &mut [T], argmax: &mut [u32]) {
+        let g = &self.geometry;
+        debug_assert!(self.tiles_2x2());
+        let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
+        let planes = x.chunks_exact(plane_in).zip(relu_out.chunks_exact_mut(plane_in));
+        let outs = y.chunks_exact_mut(plane_out).zip(argmax.chunks_exact_mut(plane_out));
         for ((xp, rp), (yp, ap)) in planes.zip(outs) {
             max_pool_2x2(xp, g.width, yp, g.out_width, Some(ap), Some(rp));
         }
@@ -492,20 +512,31 @@ impl MaxPool2d {
             }
             return;
         }
-        assert!(
-            ws.argmax.len() == OUT * x.ncols(),
-            "MaxPool2d::backward needs the workspace of a training pass on the same batch"
-        );
-        let g = &self.geometry;
-        let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
+        ws.check::<OUT>(x.ncols());
         ensure_batch(d_relu_out, x.ncols());
-        let mut dx = dx.map(|dx| {
+        let dx = dx.map(|dx| {
             ensure_batch(dx, x.ncols());
             dx.as_mut_slice()
         });
-        let planes =
-            d_relu_out.as_mut_slice().chunks_exact_mut(plane_in).zip(dy.as_slice().chunks_exact(plane_out));
-        let pooled = ws.argmax.chunks_exact(plane_out).zip(y.as_slice().chunks_exact(plane_out));
+        self.relu_pool_backward(d_relu_out.as_mut_slice(), dy.as_slice(), &ws.argmax, y.as_slice(), dx);
+    }
+
+    /// [`MaxPool2d::backward_after_relu`] on whole samples given as slices (any
+    /// number of them; 2×2 tiles only): `y`, `dy` and `argmax` of the pooling,
+    /// the gradients into `d_relu_out` and `dx`.
+    pub(crate) fn relu_pool_backward<T: Float>(
+        &self,
+        d_relu_out: &mut [T],
+        dy: &[T],
+        argmax: &[u32],
+        y: &[T],
+        mut dx: Option<&mut [T]>,
+    ) {
+        let g = &self.geometry;
+        debug_assert!(self.tiles_2x2());
+        let (plane_in, plane_out) = (g.height * g.width, g.out_height * g.out_width);
+        let planes = d_relu_out.chunks_exact_mut(plane_in).zip(dy.chunks_exact(plane_out));
+        let pooled = argmax.chunks_exact(plane_out).zip(y.chunks_exact(plane_out));
         for (p, ((dr, dyp), (argp, yp))) in planes.zip(pooled).enumerate() {
             let relu = dx.as_deref_mut().map(|dx| (yp, &mut dx[p * plane_in..(p + 1) * plane_in]));
             max_pool_2x2_backward(dr, g.width, dyp, argp, g.out_width, relu);
@@ -536,10 +567,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for MaxPool2
         dx: Option<&mut Batch<T, IN>>,
     ) {
         let Some(dx) = dx else { return };
-        assert!(
-            ws.argmax.len() == OUT * x.ncols(),
-            "MaxPool2d::backward needs the workspace of a training pass on the same batch"
-        );
+        ws.check::<OUT>(x.ncols());
         ensure_batch(dx, x.ncols());
         let g = &self.geometry;
         let [kh, kw] = g.kernel;

@@ -1,0 +1,94 @@
+//! Layers the training passes run as one call (`relu, max_pool` and
+//! `conv2d, relu, max_pool`, see `Conv2d::forward_train_relu_max_pool`) give
+//! what the layers give one by one.
+//!
+//! The f32 network runs the fused kernels (vectorised, sample by sample, where
+//! the CPU allows); the f64 one, with the same weights and data, runs layer by
+//! layer. Every output, output gradient and parameter gradient must agree to
+//! single precision.
+
+use staticnet::prelude::*;
+
+network! {
+    /// A padded first convolution (its input gradient is not needed) and a second
+    /// one whose input gradient is, each followed by relu and 2×2 max pooling.
+    struct Fused {
+        input: [2, 10, 10],
+        a: conv2d(3, kernel = 3, padding = 1), relu, max_pool(2) => [3, 5, 5],
+        b: conv2d(4, kernel = 2), relu, max_pool(2) => [4, 2, 2],
+        flatten,
+        fc: dense(3),
+    }
+}
+
+/// The f64 values of every output (or output gradient) of a trace, by layer.
+fn buffers<T: Float>(visit: impl Fn(&mut dyn FnMut(&str, &[T]))) -> Vec<(String, Vec<f64>)> {
+    let mut all = Vec::new();
+    visit(&mut |name, values| all.push((name.to_string(), values.iter().map(|v| v.as_f64()).collect())));
+    all
+}
+
+fn assert_close(got: &[f64], expected: &[f64], what: &str) {
+    assert_eq!(got.len(), expected.len(), "{what}");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert!((g - e).abs() <= 1e-4 * e.abs().max(1.0), "{what}[{i}]: {g} vs {e}");
+    }
+}
+
+#[test]
+fn fused_f32_passes_equal_layer_by_layer_f64() {
+    let mut net64 = Fused::<f64>::init(Init::He, 7);
+    let mut net32 = Fused::<f32>::zeros();
+    let mut values = Vec::new();
+    net64.visit_params(&ParamPath::ROOT, &mut |p| values.extend_from_slice(p.value));
+    let mut at = 0;
+    net32.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+        for v in p.value.iter_mut() {
+            *v = values[at] as f32;
+            at += 1;
+        }
+    });
+    let x64 = Batch::<f64, 200>::from_fn(5, |i, j| ((i * 7 + j * 13) as f64 * 0.37).sin());
+    let x32 = x64.map(|v| v as f32);
+    let labels: Labels = vec![0, 1, 2, 1, 0];
+
+    let mut t64 = FusedTrace::<f64>::default();
+    let mut t32 = FusedTrace::<f32>::default();
+    let (mut d64, mut d32) = (Batch::zeros(0), Batch::zeros(0));
+    let out = net64.forward_train(&x64, &mut t64);
+    let loss64 = SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d64).unwrap();
+    let out = net32.forward_train(&x32, &mut t32);
+    let loss32 = SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d32).unwrap();
+    assert_close(&[loss32 as f64], &[loss64], "loss");
+    let (mut g64, mut g32) = (net64.zero_gradients(), net32.zero_gradients());
+    net64.backward(&x64, &mut t64, &d64, &mut g64, None);
+    net32.backward(&x32, &mut t32, &d32, &mut g32, None);
+
+    let outs64 = buffers(|f| Fused::<f64>::visit_outputs(&t64, f));
+    let outs32 = buffers(|f| Fused::<f32>::visit_outputs(&t32, f));
+    for ((name, got), (_, expected)) in outs32.iter().zip(&outs64) {
+        assert_close(got, expected, &format!("output of {name}"));
+    }
+    // The gradients with respect to each layer's output, the fused ones included.
+    let grads = |t: &FusedTrace<f64>| {
+        vec![
+            t.d.a.as_slice().to_vec(),
+            t.d.relu_1.as_slice().to_vec(),
+            t.d.b.as_slice().to_vec(),
+            t.d.relu_4.as_slice().to_vec(),
+        ]
+    };
+    let grads32 = |t: &FusedTrace<f32>| {
+        [t.d.a.as_slice(), t.d.relu_1.as_slice(), t.d.b.as_slice(), t.d.relu_4.as_slice()]
+            .map(|d| d.iter().map(|&v| v as f64).collect::<Vec<_>>())
+    };
+    for ((got, expected), what) in grads32(&t32).iter().zip(grads(&t64)).zip(["a", "relu_1", "b", "relu_4"]) {
+        assert!(expected.iter().any(|&v| v != 0.0), "{what}: an all-zero gradient tests nothing");
+        assert_close(got, &expected, &format!("gradient of the output of {what}"));
+    }
+    let mut expected = Vec::new();
+    Fused::<f64>::visit_grads(&g64, &mut |g| expected.extend_from_slice(g));
+    let mut got = Vec::new();
+    Fused::<f32>::visit_grads(&g32, &mut |g| got.extend(g.iter().map(|&v| v as f64)));
+    assert_close(&got, &expected, "parameter gradients");
+}
