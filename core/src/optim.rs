@@ -146,12 +146,20 @@ impl<T: Float> Slots<T> {
     }
 }
 
+/// Checked on every update (a schedule may change a rate between steps), so
+/// the check is inlined and the error, which ends training, built out of line.
+#[inline]
 fn check_rate(what: &str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidConfig(format!("{what} must be finite and non-negative, got {value}")))
+        Err(bad_rate(what, value))
     }
+}
+
+#[cold]
+fn bad_rate(what: &str, value: f64) -> Error {
+    Error::InvalidConfig(format!("{what} must be finite and non-negative, got {value}"))
 }
 
 /// Stochastic gradient descent, with optional momentum, Nesterov momentum and

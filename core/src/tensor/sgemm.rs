@@ -191,15 +191,19 @@ unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
                 if n == 1 || k == 1 {
                     simple_avx512(m, k, n, alpha, a, b, beta, c)
                 } else if is_small(m, k, n) {
-                    small_avx512(m, k, n, alpha, a, b, beta, c)
+                    if m < SMALL_ROWS && n > m && n <= SMALL_DIM {
+                        // Rows are padded to a register of 16: Cᵀ has more of them.
+                        let (m, n, a, b, c) = transposed(m, n, a, b, c);
+                        small_avx512(m, k, n, alpha, a, b, beta, c)
+                    } else {
+                        small_avx512(m, k, n, alpha, a, b, beta, c)
+                    }
                 } else if m <= 16 && n >= 32 {
                     // A 32-row tile would be mostly padding: compute Cᵀ = Bᵀ·Aᵀ,
                     // whose rows are C's many columns (a dense forward pass
                     // with few outputs: 10 × 64 becomes 64 × 10).
-                    let (at, bt) =
-                        (Mat { ptr: b.ptr, rs: b.cs, cs: b.rs }, Mat { ptr: a.ptr, rs: a.cs, cs: a.rs });
-                    let ct = MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs };
-                    packed_avx512(n, k, m, alpha, at, bt, beta, ct)
+                    let (m, n, a, b, c) = transposed(m, n, a, b, c);
+                    packed_avx512(m, k, n, alpha, a, b, beta, c)
                 } else if m <= 16 {
                     // A 32-row tile would be mostly padding.
                     packed_avx2(m, k, n, alpha, a, b, beta, c)
@@ -228,6 +232,13 @@ unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
             }
         }
     }
+}
+
+/// The product `Cᵀ = Bᵀ·Aᵀ` of `C = A·B` (`m×n`): (`n`, `m`, `Bᵀ`, `Aᵀ`, `Cᵀ`),
+/// the same memory with strides swapped.
+fn transposed(m: usize, n: usize, a: Mat, b: Mat, c: MatMut) -> (usize, usize, Mat, Mat, MatMut) {
+    let t = |x: Mat| Mat { ptr: x.ptr, rs: x.cs, cs: x.rs };
+    (n, m, t(b), t(a), MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs })
 }
 
 /// `C = beta·C` (an empty inner dimension).
@@ -275,8 +286,15 @@ macro_rules! isa_entry_points {
 }
 
 isa_entry_points! {
-    small => small_avx512, small_avx2;
     simple => simple_avx512, simple_avx2;
+}
+
+/// [`small`] compiled for AVX2 (AVX-512 has its own, [`small_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    unsafe { small(m, k, n, alpha, a, b, beta, c) }
 }
 
 /// `C = alpha·A·B + beta·C` for `m, k ≤ SMALL_DIM`: `A` copied once into a
@@ -343,6 +361,101 @@ unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: 
                     continue;
                 }
                 for (i, &s) in acc[..h].iter().enumerate() {
+                    let q = unsafe { cj.offset(i as isize * c.rs) };
+                    unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
+                }
+            }
+            j += w;
+        }
+    }
+}
+
+/// [`small`] with AVX-512 intrinsics: fused multiply-adds, the eight column
+/// sums in registers (the portable loop keeps them in memory under AVX-512),
+/// `A`'s columns read in place when they are contiguous, and masked stores.
+///
+/// # Safety
+/// As [`sgemm`], with `m, k ≤ SMALL_DIM`; the CPU supports AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    use std::arch::x86_64::*;
+    debug_assert!(m <= SMALL_DIM && k <= SMALL_DIM);
+    let mask = |h: usize| ((1u32 << h) - 1) as __mmask16;
+    // A's columns, padded to whole registers: in place when contiguous.
+    let mut buf = [std::mem::MaybeUninit::<__m512>::uninit(); SMALL_DIM * SMALL_DIM / SMALL_ROWS];
+    let blocks = m.div_ceil(SMALL_ROWS);
+    let in_place = a.rs == 1;
+    if !in_place {
+        // Only the part read is written (padding lanes as zeros).
+        buf[..k * blocks].iter_mut().for_each(|v| {
+            v.write(_mm512_setzero_ps());
+        });
+        let b32 = buf.as_mut_ptr() as *mut f32;
+        for p in 0..k {
+            for i in 0..m {
+                unsafe {
+                    *b32.add(p * blocks * SMALL_ROWS + i) =
+                        *a.ptr.offset(p as isize * a.cs + i as isize * a.rs)
+                };
+            }
+        }
+    }
+    let (alpha_v, beta_v) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+    for blk in 0..blocks {
+        let i0 = blk * SMALL_ROWS;
+        let h = (m - i0).min(SMALL_ROWS);
+        let col = |p: usize| unsafe {
+            if in_place {
+                _mm512_maskz_loadu_ps(mask(h), a.ptr.offset(p as isize * a.cs + i0 as isize))
+            } else {
+                // Written above for every `p < k`.
+                buf[p * blocks + blk].assume_init()
+            }
+        };
+        let mut j = 0;
+        while j < n {
+            const NJ: usize = 8;
+            let w = (n - j).min(NJ);
+            let mut acc = [_mm512_setzero_ps(); NJ];
+            let bp = unsafe { b.ptr.offset(j as isize * b.cs) };
+            for p in 0..k {
+                let av = col(p);
+                let row = unsafe { bp.offset(p as isize * b.rs) };
+                if w == NJ {
+                    for (q, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm512_fmadd_ps(
+                            av,
+                            _mm512_set1_ps(unsafe { *row.offset(q as isize * b.cs) }),
+                            *acc,
+                        );
+                    }
+                } else {
+                    for (q, acc) in acc.iter_mut().enumerate().take(w) {
+                        *acc = _mm512_fmadd_ps(
+                            av,
+                            _mm512_set1_ps(unsafe { *row.offset(q as isize * b.cs) }),
+                            *acc,
+                        );
+                    }
+                }
+            }
+            for (q, &acc) in acc.iter().enumerate().take(w) {
+                let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
+                if c.rs == 1 {
+                    let v = if beta == 0.0 {
+                        _mm512_mul_ps(alpha_v, acc)
+                    } else {
+                        let old = unsafe { _mm512_maskz_loadu_ps(mask(h), cj) };
+                        _mm512_fmadd_ps(alpha_v, acc, _mm512_mul_ps(beta_v, old))
+                    };
+                    unsafe { _mm512_mask_storeu_ps(cj, mask(h), v) };
+                    continue;
+                }
+                let mut t = [0.0f32; SMALL_ROWS];
+                unsafe { _mm512_storeu_ps(t.as_mut_ptr(), acc) };
+                for (i, &s) in t[..h].iter().enumerate() {
                     let q = unsafe { cj.offset(i as isize * c.rs) };
                     unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
                 }
@@ -995,6 +1108,9 @@ mod tests {
             (32, 32, 8),
             (20, 7, 9),
             (16, 32, 3),
+            (4, 32, 16),
+            (31, 32, 30),
+            (10, 1352, 64),
             (10, 128, 128),
             (33, 17, 13),
             (70, 600, 45),
