@@ -92,3 +92,36 @@ fn fused_f32_passes_equal_layer_by_layer_f64() {
     Fused::<f32>::visit_grads(&g32, &mut |g| got.extend(g.iter().map(|&v| v as f64)));
     assert_close(&got, &expected, "parameter gradients");
 }
+
+/// One training step of `net` on `x` with `threads` threads: every output and
+/// output gradient of the trace, and the parameter gradients.
+fn step_with_threads(net: &mut Fused, x: &Batch<f32, 200>, threads: usize) -> Vec<Vec<f32>> {
+    staticnet::set_threads(threads);
+    let labels: Labels = (0..x.ncols()).map(|j| j % 3).collect();
+    let mut t = FusedTrace::default();
+    let mut d = Batch::zeros(0);
+    let out = net.forward_train(x, &mut t);
+    SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d).unwrap();
+    let mut g = net.zero_gradients();
+    net.backward(x, &mut t, &d, &mut g, None);
+    staticnet::set_threads(1);
+    let mut all = Vec::new();
+    Fused::visit_outputs(&t, &mut |_, v| all.push(v.to_vec()));
+    let d = &t.d;
+    all.extend(
+        [d.a.as_slice(), d.relu_1.as_slice(), d.b.as_slice(), d.relu_4.as_slice()].map(<[f32]>::to_vec),
+    );
+    Fused::visit_grads(&g, &mut |v| all.push(v.to_vec()));
+    all
+}
+
+#[test]
+fn fused_passes_give_the_same_bits_on_one_and_two_threads() {
+    // 21 samples: threads split them, and the weight gradient's chunks of 8
+    // end with a partial one.
+    let mut net = Fused::new(3);
+    let x = Batch::<f32, 200>::from_fn(21, |i, j| ((i * 5 + j * 11) as f32 * 0.29).cos());
+    let one = step_with_threads(&mut net, &x, 1);
+    let two = step_with_threads(&mut net, &x, 2);
+    assert!(one == two, "results depend on the thread count");
+}

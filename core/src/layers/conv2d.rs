@@ -25,6 +25,7 @@ use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
 #[cfg(target_arch = "x86_64")]
 use crate::tensor::simd::{as_f32, as_f32_mut, has_avx512};
+use crate::tensor::threads::{self, SharedSlice};
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::fmt;
@@ -150,6 +151,14 @@ pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usiz
     gemm: bool,
 }
 
+/// Samples per partial sum of the weight gradient when the kernels read the
+/// input directly: the partial sums are added in order at the end, so threads
+/// can share the chunks and the result does not depend on how many there are.
+const GRAD_CHUNK: usize = 8;
+
+/// The fewest samples worth a thread of their own in the sample-by-sample passes.
+const MIN_SAMPLES_PER_THREAD: usize = 4;
+
 /// The weight size (`PATCH·COUT`) from which the products go through
 /// `tensor::gemm` (the packed f32 product, matrixmultiply for f64).
 ///
@@ -188,9 +197,12 @@ pub struct Conv2dWorkspace<T> {
     cols: Vec<T>,
     dcols: Vec<T>,
     wt: Vec<T>,
-    /// One sample with its zero border, for the kernels that read the input
-    /// directly (`Conv2d::direct`) when the layer pads.
+    /// One sample with its zero border per thread, for the kernels that read
+    /// the input directly (`Conv2d::direct`) when the layer pads.
     padded: Vec<T>,
+    /// Those kernels' weight and bias gradients, one partial sum per
+    /// [`GRAD_CHUNK`] samples (summed in order afterwards).
+    partials: Vec<T>,
     /// The batch size of the last training pass (0 before the first), which
     /// the backward pass checks.
     trained_batch: usize,
@@ -203,6 +215,7 @@ impl<T> Default for Conv2dWorkspace<T> {
             dcols: Vec::new(),
             wt: Vec::new(),
             padded: Vec::new(),
+            partials: Vec::new(),
             trained_batch: 0,
         }
     }
@@ -292,7 +305,11 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(y, x.ncols());
         let g = &self.geometry;
         if self.direct() {
-            return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut Vec::new());
+            return self.forward_direct(
+                x.as_slice(),
+                y.as_mut_slice(),
+                &mut vec![T::zero(); self.padded_len()],
+            );
         }
         if g.is_pointwise() {
             for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
@@ -317,6 +334,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(y, x.ncols());
         let g = &self.geometry;
         if self.direct() {
+            ensure_len(&mut ws.padded, self.padded_len());
             return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
         let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
@@ -340,6 +358,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         }
         ensure_batch(y, x.ncols());
         if self.direct() {
+            ensure_len(&mut ws.padded, self.padded_len());
             return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
         let per_sample = PATCH * g.out_spatial();
@@ -369,15 +388,28 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         false
     }
 
-    /// The forward pass of every sample straight from the input (see
-    /// [`Conv2d::direct`]); `scratch` holds a padded copy of a sample if the
-    /// layer pads.
-    fn forward_direct(&self, x: &[T], y: &mut [T], scratch: &mut Vec<T>) {
+    /// The length of the scratch [`Conv2d::forward_direct`] and
+    /// [`Conv2d::weight_grad_direct`] need: a padded copy of one sample, or
+    /// nothing when the layer does not pad.
+    fn padded_len(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
+            if !pad.is_input(g) {
+                return pad.len(g);
+            }
+        }
+        0
+    }
+
+    /// The forward pass of every sample in `x` straight from the input (see
+    /// [`Conv2d::direct`]); `scratch` (`padded_len()` values) holds a padded
+    /// copy of a sample if the layer pads.
+    fn forward_direct(&self, x: &[T], y: &mut [T], scratch: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         {
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
             let input = pad.is_input(g);
-            ensure_len(scratch, if input { 0 } else { pad.len(g) });
             let (w, bias) =
                 (as_f32(self.weight.as_slice()), self.bias.as_ref().and_then(|b| as_f32(b.as_slice())));
             let (x, y, scratch) = (as_f32(x), as_f32_mut(y), as_f32_mut(scratch));
@@ -394,24 +426,17 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         }
     }
 
-    /// The weight and bias gradients of every sample straight from the input
-    /// (see [`Conv2d::direct`]), added to `grad`; `scratch` as in `forward_direct`.
-    fn weight_grad_direct(
-        &self,
-        x: &[T],
-        dy: &[T],
-        grad: &mut Conv2dGrad<T, PATCH, COUT>,
-        scratch: &mut Vec<T>,
-    ) {
+    /// The weight and bias gradients of every sample in `x` straight from the
+    /// input (see [`Conv2d::direct`]), added to `dw` and `db` (`PATCH·COUT` and
+    /// `COUT` values); `scratch` as in `forward_direct`.
+    fn weight_grad_direct(&self, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>, scratch: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         {
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
             let input = pad.is_input(g);
-            ensure_len(scratch, if input { 0 } else { pad.len(g) });
-            let (x, dy, scratch) = (as_f32(x), as_f32(dy), as_f32_mut(scratch));
-            let dw = as_f32_mut(grad.weight.as_mut_slice());
+            let (x, dy, dw, scratch) = (as_f32(x), as_f32(dy), as_f32_mut(dw), as_f32_mut(scratch));
             if let (Some(x), Some(dy), Some(dw), Some(scratch)) = (x, dy, dw, scratch) {
-                let mut db = grad.bias.as_mut().and_then(|b| as_f32_mut(b.as_mut_slice()));
+                let mut db = db.and_then(as_f32_mut);
                 for (xs, dys) in x.chunks_exact(IN).zip(dy.chunks_exact(OUT)) {
                     if !input {
                         pad.fill(g, xs, scratch);
@@ -422,6 +447,39 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
                 }
             }
         }
+    }
+
+    /// Values per chunk of [`Conv2dWorkspace::partials`]: a weight and a bias gradient.
+    const PARTIAL: usize = PATCH * COUT + COUT;
+
+    /// Sizes `ws.partials` for a batch of `n` and zeroes it: one partial
+    /// gradient per [`GRAD_CHUNK`] samples.
+    fn zero_partials(ws: &mut Conv2dWorkspace<T>, n: usize) {
+        ensure_len(&mut ws.partials, n.div_ceil(GRAD_CHUNK) * Self::PARTIAL);
+        ws.partials.fill(T::zero());
+    }
+
+    /// The weight and bias gradients: the chunks' partial gradients summed in order.
+    fn sum_partials(&self, partials: &[T], grad: &mut Conv2dGrad<T, PATCH, COUT>) {
+        let dw = grad.weight.as_mut_slice();
+        dw.fill(T::zero());
+        let mut db = grad.bias.as_mut().map(|b| b.as_mut_slice());
+        if let Some(db) = db.as_deref_mut() {
+            db.fill(T::zero());
+        }
+        for chunk in partials.chunks_exact(Self::PARTIAL) {
+            let (w, b) = chunk.split_at(PATCH * COUT);
+            dw.iter_mut().zip(w).for_each(|(d, &v)| *d += v);
+            if let Some(db) = db.as_deref_mut() {
+                db.iter_mut().zip(b).for_each(|(d, &v)| *d += v);
+            }
+        }
+    }
+
+    /// One chunk's partial (`PARTIAL` values) as (weight, bias if the layer has one).
+    fn split_partial<'p>(&self, chunk: &'p mut [T]) -> (&'p mut [T], Option<&'p mut [T]>) {
+        let (w, b) = chunk.split_at_mut(PATCH * COUT);
+        (w, self.bias.is_some().then_some(b))
     }
 
     /// `Y = W · C + b` for one sample, `cols` being its columns `C`.
@@ -474,7 +532,15 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             db.fill(T::zero());
         }
         if self.direct() {
-            self.weight_grad_direct(x.as_slice(), dy.as_slice(), grad, &mut ws.padded);
+            Self::zero_partials(ws, batch);
+            ensure_len(&mut ws.padded, self.padded_len());
+            let chunks = ws.partials.chunks_exact_mut(Self::PARTIAL);
+            let samples = x.as_slice().chunks(GRAD_CHUNK * IN).zip(dy.as_slice().chunks(GRAD_CHUNK * OUT));
+            for ((xs, dys), chunk) in samples.zip(chunks) {
+                let (dw, db) = self.split_partial(chunk);
+                self.weight_grad_direct(xs, dys, dw, db, &mut ws.padded);
+            }
+            self.sum_partials(&ws.partials, grad);
         } else {
             // In the pointwise case the input sample itself is the column matrix.
             let cols: &[T] = if pointwise { x.as_slice() } else { &ws.cols };
@@ -571,13 +637,34 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(relu_out, n);
         ensure_batch(pooled, n);
         pool_ws.size_for(POUT * n);
-        let convs = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
-        let pools =
-            relu_out.as_mut_slice().chunks_exact_mut(OUT).zip(pooled.as_mut_slice().chunks_exact_mut(POUT));
-        for (((xs, ys), (rs, ps)), args) in convs.zip(pools).zip(pool_ws.argmax().chunks_exact_mut(POUT)) {
-            self.forward_direct(xs, ys, &mut ws.padded);
-            pool.relu_pool(ys, rs, ps, args);
-        }
+        let parts = threads::threads().min(n / MIN_SAMPLES_PER_THREAD).max(1);
+        let pad = self.padded_len();
+        ensure_len(&mut ws.padded, parts * pad);
+        let (ys, rs) = (SharedSlice::new(y.as_mut_slice()), SharedSlice::new(relu_out.as_mut_slice()));
+        let (ps, args) = (SharedSlice::new(pooled.as_mut_slice()), SharedSlice::new(pool_ws.argmax()));
+        let scratch = SharedSlice::new(&mut ws.padded);
+        let (this, pool) = (&*self, &*pool);
+        threads::run(parts, &|t| {
+            let samples = t * n / parts..(t + 1) * n / parts;
+            let at = |size: usize| samples.start * size..samples.end * size;
+            // SAFETY: every part has its own samples of each buffer, and its own scratch.
+            let (ys, rs, ps, args, scratch) = unsafe {
+                (
+                    ys.range(at(OUT)),
+                    rs.range(at(OUT)),
+                    ps.range(at(POUT)),
+                    args.range(at(POUT)),
+                    scratch.range(t * pad..(t + 1) * pad),
+                )
+            };
+            let convs = x.as_slice()[at(IN)].chunks_exact(IN).zip(ys.chunks_exact_mut(OUT));
+            let pools =
+                rs.chunks_exact_mut(OUT).zip(ps.chunks_exact_mut(POUT)).zip(args.chunks_exact_mut(POUT));
+            for ((xs, ys), ((rs, ps), args)) in convs.zip(pools) {
+                this.forward_direct(xs, ys, scratch);
+                pool.relu_pool(ys, rs, ps, args);
+            }
+        });
     }
 
     /// The backward passes matching [`Conv2d::forward_train_relu_max_pool`]:
@@ -608,18 +695,42 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         pool_ws.check::<POUT>(n);
         ensure_batch(d_relu_out, n);
         ensure_batch(dy, n);
-        grad.weight.as_mut_slice().fill(T::zero());
-        if let Some(db) = &mut grad.bias {
-            db.fill(T::zero());
-        }
-        let pools = pooled.as_slice().chunks_exact(POUT).zip(d_pooled.as_slice().chunks_exact(POUT));
-        let grads =
-            d_relu_out.as_mut_slice().chunks_exact_mut(OUT).zip(dy.as_mut_slice().chunks_exact_mut(OUT));
-        let samples = x.as_slice().chunks_exact(IN).zip(pools.zip(pool_ws.argmax().chunks_exact(POUT)));
-        for ((xs, ((ps, dps), args)), (drs, dys)) in samples.zip(grads) {
-            pool.relu_pool_backward(drs, dps, args, ps, Some(&mut *dys));
-            self.weight_grad_direct(xs, dys, grad, &mut ws.padded);
-        }
+        Self::zero_partials(ws, n);
+        let chunks = n.div_ceil(GRAD_CHUNK);
+        let parts = threads::threads().min(n / MIN_SAMPLES_PER_THREAD).min(chunks).max(1);
+        let pad = self.padded_len();
+        ensure_len(&mut ws.padded, parts * pad);
+        let (drs, dys) = (SharedSlice::new(d_relu_out.as_mut_slice()), SharedSlice::new(dy.as_mut_slice()));
+        let (partials, scratch) = (SharedSlice::new(&mut ws.partials), SharedSlice::new(&mut ws.padded));
+        let argmax = pool_ws.argmax();
+        let argmax = &*argmax;
+        threads::run(parts, &|t| {
+            // SAFETY: every part has its own chunks of samples, and its own scratch.
+            let scratch = unsafe { scratch.range(t * pad..(t + 1) * pad) };
+            for c in t * chunks / parts..(t + 1) * chunks / parts {
+                let samples = c * GRAD_CHUNK..((c + 1) * GRAD_CHUNK).min(n);
+                let at = |size: usize| samples.start * size..samples.end * size;
+                let (drs, dys, partial) = unsafe {
+                    (
+                        drs.range(at(OUT)),
+                        dys.range(at(OUT)),
+                        partials.range(c * Self::PARTIAL..(c + 1) * Self::PARTIAL),
+                    )
+                };
+                let (dw, mut db) = self.split_partial(partial);
+                let pools = pooled.as_slice()[at(POUT)]
+                    .chunks_exact(POUT)
+                    .zip(d_pooled.as_slice()[at(POUT)].chunks_exact(POUT));
+                let grads = drs.chunks_exact_mut(OUT).zip(dys.chunks_exact_mut(OUT));
+                let samples =
+                    x.as_slice()[at(IN)].chunks_exact(IN).zip(pools.zip(argmax[at(POUT)].chunks_exact(POUT)));
+                for ((xs, ((ps, dps), args)), (drs, dys)) in samples.zip(grads) {
+                    pool.relu_pool_backward(drs, dps, args, ps, Some(&mut *dys));
+                    self.weight_grad_direct(xs, dys, dw, db.as_deref_mut(), scratch);
+                }
+            }
+        });
+        self.sum_partials(&ws.partials, grad);
         if let Some(dx) = dx {
             self.input_gradient(dy, ws, dx);
         }

@@ -155,13 +155,16 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
         let parts = threads.min(len.div_ceil(unit));
         if parts > 1 {
             reserve_pack_buffer();
-            let chunk = len.div_ceil(parts).div_ceil(unit) * unit;
-            let parts = len.div_ceil(chunk);
+            // Whole units per part; the units left over go to the last parts,
+            // so the caller (part 0, which also runs the serial work between
+            // products) never gets the larger share: 784 rows are 384 + 400.
+            let units = len.div_ceil(unit);
+            let bound = |t: usize| ((units / parts) * t + t.saturating_sub(parts - units % parts)) * unit;
             threads::run(parts, &|t| {
                 // Capture the operands whole (they are Sync), not their raw-pointer fields.
                 let (a, b, c) = (a, b, c);
-                let start = t * chunk;
-                let size = chunk.min(len - start);
+                let start = bound(t).min(len);
+                let size = bound(t + 1).min(len) - start;
                 // SAFETY: every part writes its own columns (rows) of C.
                 unsafe {
                     if split_n {
