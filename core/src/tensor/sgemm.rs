@@ -150,7 +150,13 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
         // splitting C's columns repeats the packing of A (m×k), splitting its
         // rows repeats B's (k×n). Split the side that repeats less, if it is
         // long enough to give every thread whole tiles.
-        let by_columns = n >= 16 * threads && (m < n || m < 32 * threads);
+        // A product whose inner dimension is the shortest (a weight gradient,
+        // summed over the batch) is split by columns even when that packs more:
+        // each thread then writes one contiguous block of `C`, the block the
+        // optimizer's split update gives that thread next (and the forward
+        // product's split reads), so the weights stay in that core's cache.
+        let gradient_like = k <= m.min(n) && c.rs == 1;
+        let by_columns = n >= 16 * threads && (m < n || m < 32 * threads || gradient_like);
         let (split_n, len, unit) = if by_columns { (true, n, 16) } else { (false, m, 32) };
         let parts = threads.min(len.div_ceil(unit));
         if parts > 1 {
