@@ -145,7 +145,11 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
     // its rows once A is large enough, so each core streams its own half (and,
     // since part 0 always runs on the caller, keeps it in its own cache).
     let matrix_vector = n == 1 && k > 1 && m >= 32 * threads && macs >= PAR_MIN_MV_MACS;
-    if threads > 1 && (matrix_vector || (macs >= PAR_MIN_MACS && n != 1)) {
+    // Likewise an outer product (a weight gradient at batch 1) is bound by
+    // writing C: split its columns, the blocks the optimizer's split update
+    // reads next on the same cores.
+    let outer = k == 1 && n >= 16 * threads && macs >= PAR_MIN_MV_MACS;
+    if threads > 1 && (matrix_vector || outer || (macs >= PAR_MIN_MACS && n != 1)) {
         // Each part packs its own share of one operand and all of the other:
         // splitting C's columns repeats the packing of A (m×k), splitting its
         // rows repeats B's (k×n). Split the side that repeats less, if it is
@@ -156,7 +160,7 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
         // optimizer's split update gives that thread next (and the forward
         // product's split reads), so the weights stay in that core's cache.
         let gradient_like = k <= m.min(n) && c.rs == 1;
-        let by_columns = n >= 16 * threads && (m < n || m < 32 * threads || gradient_like);
+        let by_columns = n >= 16 * threads && (m < n || m < 32 * threads || gradient_like || outer);
         let (split_n, len, unit) = if by_columns { (true, n, 16) } else { (false, m, 32) };
         let parts = threads.min(len.div_ceil(unit));
         if parts > 1 {
@@ -1112,6 +1116,7 @@ mod tests {
             (300, 300, 1),
             (1, 40, 9),
             (13, 1, 7),
+            (784, 1, 256),
             (16, 4, 32),
             (3, 16, 32),
             (32, 32, 8),
