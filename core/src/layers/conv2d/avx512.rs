@@ -20,6 +20,24 @@ fn mask(n: usize) -> __mmask16 {
 /// Rows of the output kept in registers by [`product`].
 const PRODUCT_ROWS: usize = 8;
 
+/// The block of rows `r0..` of a product with `rows` rows: how many are real,
+/// their starting sums (`init`, or zero) and their rows of `a` (`inner` wide).
+/// Rows past the end repeat the last real one (computed, never stored).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn row_block<'a>(
+    a: &'a [f32],
+    inner: usize,
+    init: Option<&[f32]>,
+    r0: usize,
+    rows: usize,
+) -> (usize, [__m512; PRODUCT_ROWS], [&'a [f32]; PRODUCT_ROWS]) {
+    let real = (rows - r0).min(PRODUCT_ROWS);
+    let row = |i: usize| r0 + i.min(real - 1);
+    let start = std::array::from_fn(|i| _mm512_set1_ps(init.map_or(0.0, |v| v[row(i)])));
+    (real, start, std::array::from_fn(|i| &a[row(i) * inner..(row(i) + 1) * inner]))
+}
+
 /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]`, as
 /// `super::small::product`.
 ///
@@ -37,12 +55,7 @@ pub(super) unsafe fn product(
     let rows = out.len() / n.max(1);
     assert!(a.len() >= rows * inner && b.len() >= inner * n && init.is_none_or(|i| i.len() >= rows));
     for r0 in (0..rows).step_by(PRODUCT_ROWS) {
-        let real = (rows - r0).min(PRODUCT_ROWS);
-        let row = |i: usize| r0 + i.min(real - 1);
-        let start: [__m512; PRODUCT_ROWS] =
-            std::array::from_fn(|i| _mm512_set1_ps(init.map_or(0.0, |v| v[row(i)])));
-        let a_rows: [&[f32]; PRODUCT_ROWS] =
-            std::array::from_fn(|i| &a[row(i) * inner..(row(i) + 1) * inner]);
+        let (real, start, a_rows) = row_block(a, inner, init, r0, rows);
         for p0 in (0..n).step_by(16) {
             let m = mask((n - p0).min(16));
             let mut acc = start;
@@ -190,12 +203,7 @@ pub(super) unsafe fn direct_forward(
     assert!(x.len() >= g.in_channels * strides.1 && y.len() >= rows * ohw && w.len() >= rows * patch);
     assert!(bias.is_none_or(|b| b.len() >= rows) && direct_applies(g));
     for r0 in (0..rows).step_by(PRODUCT_ROWS) {
-        let real = (rows - r0).min(PRODUCT_ROWS);
-        let row = |i: usize| r0 + i.min(real - 1);
-        let start: [__m512; PRODUCT_ROWS] =
-            std::array::from_fn(|i| _mm512_set1_ps(bias.map_or(0.0, |b| b[row(i)])));
-        let w_rows: [&[f32]; PRODUCT_ROWS] =
-            std::array::from_fn(|i| &w[row(i) * patch..(row(i) + 1) * patch]);
+        let (real, start, w_rows) = row_block(w, patch, bias, r0, rows);
         for oh in 0..g.out_height {
             for ow0 in (0..ow_n).step_by(16) {
                 let n = (ow_n - ow0).min(16);
