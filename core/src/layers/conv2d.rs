@@ -641,7 +641,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         let pad = self.padded_len();
         ensure_len(&mut ws.padded, parts * pad);
         let (ys, rs) = (SharedSlice::new(y.as_mut_slice()), SharedSlice::new(relu_out.as_mut_slice()));
-        let (ps, args) = (SharedSlice::new(pooled.as_mut_slice()), SharedSlice::new(pool_ws.argmax()));
+        let (ps, args) = (SharedSlice::new(pooled.as_mut_slice()), SharedSlice::new(pool_ws.argmax_mut()));
         let scratch = SharedSlice::new(&mut ws.padded);
         let (this, pool) = (&*self, &*pool);
         threads::run(parts, &|t| {
@@ -703,7 +703,6 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         let (drs, dys) = (SharedSlice::new(d_relu_out.as_mut_slice()), SharedSlice::new(dy.as_mut_slice()));
         let (partials, scratch) = (SharedSlice::new(&mut ws.partials), SharedSlice::new(&mut ws.padded));
         let argmax = pool_ws.argmax();
-        let argmax = &*argmax;
         threads::run(parts, &|t| {
             // SAFETY: every part has its own chunks of samples, and its own scratch.
             let scratch = unsafe { scratch.range(t * pad..(t + 1) * pad) };

@@ -406,7 +406,12 @@ impl MaxPoolWorkspace {
     }
 
     /// The positions of the maxima, `OUT` per sample.
-    pub(crate) fn argmax(&mut self) -> &mut [u32] {
+    pub(crate) fn argmax(&self) -> &[u32] {
+        &self.argmax
+    }
+
+    /// [`MaxPoolWorkspace::argmax`], to be written by a training pass.
+    pub(crate) fn argmax_mut(&mut self) -> &mut [u32] {
         &mut self.argmax
     }
 }
