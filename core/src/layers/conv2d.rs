@@ -409,18 +409,13 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         #[cfg(target_arch = "x86_64")]
         {
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
-            let input = pad.is_input(g);
             let (w, bias) =
                 (as_f32(self.weight.as_slice()), self.bias.as_ref().and_then(|b| as_f32(b.as_slice())));
             let (x, y, scratch) = (as_f32(x), as_f32_mut(y), as_f32_mut(scratch));
             if let (Some(w), Some(x), Some(y), Some(scratch)) = (w, x, y, scratch) {
                 for (xs, ys) in x.chunks_exact(IN).zip(y.chunks_exact_mut(OUT)) {
-                    if !input {
-                        pad.fill(g, xs, scratch);
-                    }
-                    let src = if input { xs } else { &*scratch };
                     // SAFETY: `direct()` checked the CPU and the geometry.
-                    unsafe { avx512::direct_forward(g, w, bias, (src, input), ys) };
+                    unsafe { avx512::direct_forward(g, w, bias, pad.source(g, xs, scratch), ys) };
                 }
             }
         }
@@ -433,17 +428,13 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         #[cfg(target_arch = "x86_64")]
         {
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
-            let input = pad.is_input(g);
             let (x, dy, dw, scratch) = (as_f32(x), as_f32(dy), as_f32_mut(dw), as_f32_mut(scratch));
             if let (Some(x), Some(dy), Some(dw), Some(scratch)) = (x, dy, dw, scratch) {
                 let mut db = db.and_then(as_f32_mut);
                 for (xs, dys) in x.chunks_exact(IN).zip(dy.chunks_exact(OUT)) {
-                    if !input {
-                        pad.fill(g, xs, scratch);
-                    }
-                    let src = if input { xs } else { &*scratch };
+                    let src = pad.source(g, xs, scratch);
                     // SAFETY: `direct()` checked the CPU and the geometry.
-                    unsafe { avx512::direct_weight_grad(g, (src, input), dys, dw, db.as_deref_mut()) };
+                    unsafe { avx512::direct_weight_grad(g, src, dys, dw, db.as_deref_mut()) };
                 }
             }
         }
@@ -527,11 +518,8 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             ws.trained_batch == batch && (pointwise || self.direct() || ws.cols.len() == per_sample * batch),
             "Conv2d::backward needs the workspace of a training pass on the same batch"
         );
-        grad.weight.as_mut_slice().fill(T::zero());
-        if let Some(db) = &mut grad.bias {
-            db.fill(T::zero());
-        }
         if self.direct() {
+            // `sum_partials` overwrites the gradients.
             Self::zero_partials(ws, batch);
             ensure_len(&mut ws.padded, self.padded_len());
             let chunks = ws.partials.chunks_exact_mut(Self::PARTIAL);
@@ -542,6 +530,10 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             }
             self.sum_partials(&ws.partials, grad);
         } else {
+            grad.weight.as_mut_slice().fill(T::zero());
+            if let Some(db) = &mut grad.bias {
+                db.fill(T::zero());
+            }
             // In the pointwise case the input sample itself is the column matrix.
             let cols: &[T] = if pointwise { x.as_slice() } else { &ws.cols };
             let stride = if pointwise { IN } else { per_sample };

@@ -147,6 +147,22 @@ impl Padded {
         g.padding == [0, 0]
     }
 
+    /// What the kernels read for sample `x`: the sample itself when the layer
+    /// does not pad, else its padded copy, written into `scratch` (`len` values).
+    /// The flag says which (the `input` argument of the kernels).
+    pub(super) fn source<'a>(
+        &self,
+        g: &Conv2dGeometry,
+        x: &'a [f32],
+        scratch: &'a mut [f32],
+    ) -> (&'a [f32], bool) {
+        if self.is_input(g) {
+            return (x, true);
+        }
+        self.fill(g, x, scratch);
+        (scratch, false)
+    }
+
     /// Values of the padded copy of one sample.
     pub(super) fn len(&self, g: &Conv2dGeometry) -> usize {
         g.in_channels * self.rows * self.cols
