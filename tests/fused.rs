@@ -1,11 +1,13 @@
-//! Layers the training passes run as one call (`relu, max_pool` and
-//! `conv2d, relu, max_pool`, see `Conv2d::forward_train_relu_max_pool`) give
+//! Layers the passes run as one call (`relu, max_pool` and
+//! `conv2d, relu, max_pool`, see `Conv2d::forward_train_relu_max_pool`;
+//! `dense, relu` and, backward, `relu, dense`, see `Dense::forward_relu`) give
 //! what the layers give one by one.
 //!
-//! The f32 network runs the fused kernels (vectorised, sample by sample, where
-//! the CPU allows); the f64 one, with the same weights and data, runs layer by
-//! layer. Every output, output gradient and parameter gradient must agree to
-//! single precision.
+//! Convolutions: the f32 network runs the fused kernels (vectorised, sample by
+//! sample, where the CPU allows); the f64 one, with the same weights and data,
+//! runs layer by layer. Every output, output gradient and parameter gradient
+//! must agree to single precision. Dense layers: the generated passes must give
+//! the very bits of the layers called one by one.
 
 use staticnet::prelude::*;
 
@@ -124,4 +126,72 @@ fn fused_passes_give_the_same_bits_on_one_and_two_threads() {
     let one = step_with_threads(&mut net, &x, 1);
     let two = step_with_threads(&mut net, &x, 2);
     assert!(one == two, "results depend on the thread count");
+}
+
+network! {
+    /// Dense layers large enough that their products are split on two threads.
+    struct Mlp { input: [128], fc1: dense(256), relu, fc2: dense(128), relu, fc3: dense(10) }
+}
+
+#[test]
+fn dense_relu_passes_give_the_bits_of_the_layers_one_by_one() {
+    use staticnet::layers::{Activation, Relu};
+    let mut net = Mlp::new(11);
+    let x = Batch::<f32, 128>::from_fn(64, |i, j| ((i * 3 + j * 7) as f32 * 0.21).sin());
+    let labels: Labels = (0..64).map(|j| j % 10).collect();
+    // The layers one by one, through their public methods, on one thread.
+    let (mut y1, mut r1, mut y2, mut r2, mut y3) =
+        (Batch::zeros(0), Batch::zeros(0), Batch::zeros(0), Batch::zeros(0), Batch::zeros(0));
+    net.fc1.forward(&x, &mut y1);
+    Relu.forward(&y1, &mut r1);
+    net.fc2.forward(&r1, &mut y2);
+    Relu.forward(&y2, &mut r2);
+    net.fc3.forward(&r2, &mut y3);
+    let mut d3 = Batch::zeros(0);
+    SoftmaxCrossEntropy.loss_and_grad(&y3, &labels, &mut d3).unwrap();
+    let mut g = net.zero_gradients();
+    let (mut dr2, mut dy2, mut dr1, mut dy1) =
+        (Batch::zeros(0), Batch::zeros(0), Batch::zeros(0), Batch::zeros(0));
+    net.fc3.backward(&r2, &d3, &mut g.fc3, Some(&mut dr2));
+    Relu.backward(&y2, &r2, &dr2, &mut dy2);
+    net.fc2.backward(&r1, &dy2, &mut g.fc2, Some(&mut dr1));
+    Relu.backward(&y1, &r1, &dr1, &mut dy1);
+    net.fc1.backward(&x, &dy1, &mut g.fc1, None);
+    assert!(r1.iter().any(|&v| v == 0.0) && dy1.iter().any(|&v| v != 0.0), "the ReLUs gate something");
+    let mut expected_grads = Vec::new();
+    Mlp::visit_grads(&g, &mut |v| expected_grads.push(v.to_vec()));
+
+    for threads in [1, 2] {
+        staticnet::set_threads(threads);
+        let mut t = MlpTrace::default();
+        let out = net.forward_train(&x, &mut t).clone();
+        let mut d = Batch::zeros(0);
+        SoftmaxCrossEntropy.loss_and_grad(&out, &labels, &mut d).unwrap();
+        let mut g2 = net.zero_gradients();
+        net.backward(&x, &mut t, &d, &mut g2, None);
+        let mut inferred = MlpTrace::default();
+        let inferred = net.infer(&x, &mut inferred).clone();
+        staticnet::set_threads(1);
+        let o = &t.out;
+        for (name, got, expected) in [
+            ("fc1", o.fc1.as_slice(), y1.as_slice()),
+            ("relu_1", o.relu_1.as_slice(), r1.as_slice()),
+            ("fc2", o.fc2.as_slice(), y2.as_slice()),
+            ("relu_3", o.relu_3.as_slice(), r2.as_slice()),
+        ] {
+            assert!(got == expected, "output of {name}, {threads} threads");
+        }
+        assert!(out == y3 && inferred == y3, "network output, {threads} threads");
+        for (name, got, expected) in [
+            ("relu_3", t.d.relu_3.as_slice(), dr2.as_slice()),
+            ("fc2", t.d.fc2.as_slice(), dy2.as_slice()),
+            ("relu_1", t.d.relu_1.as_slice(), dr1.as_slice()),
+            ("fc1", t.d.fc1.as_slice(), dy1.as_slice()),
+        ] {
+            assert!(got == expected, "gradient of the output of {name}, {threads} threads");
+        }
+        let mut grads = Vec::new();
+        Mlp::visit_grads(&g2, &mut |v| grads.push(v.to_vec()));
+        assert!(grads == expected_grads, "parameter gradients, {threads} threads");
+    }
 }

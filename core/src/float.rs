@@ -1,6 +1,7 @@
 //! The scalar types a network can be built over.
 
 use nalgebra::RealField;
+use std::ops::Range;
 
 mod sealed {
     pub trait Sealed {}
@@ -26,7 +27,8 @@ pub trait Float:
     /// The error function, for the exact GELU.
     fn erf(self) -> Self;
 
-    /// `C = alpha * A * B + beta * C` on raw strided storage (matrixmultiply's contract).
+    /// `C = alpha * A * B + beta * C` on raw strided storage (matrixmultiply's contract),
+    /// then `then(rows, cols)` on each finished block of `C`, on the thread that computed it.
     ///
     /// # Safety
     /// The pointers must address `m×k`, `k×n` and `m×n` matrices with the given
@@ -49,6 +51,7 @@ pub trait Float:
         c: *mut Self,
         rsc: isize,
         csc: isize,
+        then: Option<&(dyn Fn(Range<usize>, Range<usize>) + Sync)>,
     );
 }
 
@@ -84,9 +87,10 @@ macro_rules! impl_float {
                 c: *mut Self,
                 rsc: isize,
                 csc: isize,
+                then: Option<&(dyn Fn(Range<usize>, Range<usize>) + Sync)>,
             ) {
                 // SAFETY: forwarded verbatim; the caller upholds matrixmultiply's contract.
-                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, then) }
             }
         }
     };
@@ -95,4 +99,30 @@ macro_rules! impl_float {
 // f32 goes through our own kernels (no allocation per call, batch-1 paths, threads);
 // f64, used for gradient checks and references, through matrixmultiply.
 impl_float!(f32, "F32", libm::erff, crate::tensor::sgemm::sgemm);
-impl_float!(f64, "F64", libm::erf, matrixmultiply::dgemm);
+impl_float!(f64, "F64", libm::erf, dgemm);
+
+/// matrixmultiply's f64 product (one thread), then the epilogue over all of `C`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: *const f64,
+    rsa: isize,
+    csa: isize,
+    b: *const f64,
+    rsb: isize,
+    csb: isize,
+    beta: f64,
+    c: *mut f64,
+    rsc: isize,
+    csc: isize,
+    then: Option<&(dyn Fn(Range<usize>, Range<usize>) + Sync)>,
+) {
+    // SAFETY: the caller upholds matrixmultiply's contract.
+    unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+    if let Some(f) = then {
+        f(0..m, 0..n)
+    }
+}

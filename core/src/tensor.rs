@@ -12,6 +12,8 @@ pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod threads;
 
+use std::ops::Range;
+pub(crate) use threads::SharedSlice;
 pub use threads::{set_threads, threads};
 
 /// A batch of samples with `N` features each: one sample per column.
@@ -87,7 +89,7 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// `c = alpha * a * b + beta * c` through matrixmultiply's kernel.
+/// `c = alpha * a * b + beta * c` through the f32 kernels (`sgemm`) or matrixmultiply (f64).
 ///
 /// Panics only if the shapes disagree, which the static types of every caller
 /// rule out; the check guards the unsafe call, it is not a run-time shape check
@@ -99,12 +101,66 @@ pub(crate) fn gemm<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
     beta: T,
     c: &mut Matrix<T, R, C, S>,
 ) {
+    let (rs, cs) = c.strides();
+    let shape = (c.nrows(), c.ncols(), rs as isize, cs as isize);
+    // SAFETY: the shape and strides are `c`'s, which `c`'s borrow keeps apart from `a` and `b`.
+    unsafe { product(alpha, a, b, beta, c.data.ptr_mut(), shape, None) }
+}
+
+/// A block of a product's column-major output that one thread has finished:
+/// rows `rows` of columns `cols`. Blocks of one product never overlap.
+pub(crate) struct Block<'a, T> {
+    c: &'a SharedSlice<T>,
+    ld: usize,
+    pub(crate) rows: Range<usize>,
+    pub(crate) cols: Range<usize>,
+}
+
+impl<T> Block<'_, T> {
+    /// The block's part (`rows`) of column `j`, one of `cols`.
+    pub(crate) fn column(&mut self, j: usize) -> &mut [T] {
+        assert!(self.cols.contains(&j), "column outside the block");
+        // SAFETY: inside C (the product checked its shape), and only this block's
+        // thread touches these elements while the product runs.
+        unsafe { self.c.range(j * self.ld + self.rows.start..j * self.ld + self.rows.end) }
+    }
+}
+
+/// [`gemm`] into a column-major `c`, then `then` on each finished block of `c`,
+/// on the thread that computed it (an epilogue: bias, activation, a reduction
+/// over the block's rows). With one thread, `then` sees all of `c` at once.
+pub(crate) fn gemm_then<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: &mut Matrix<T, R, C, S>,
+    then: &(dyn Fn(Block<'_, T>) + Sync),
+) {
     let (m, n) = c.shape();
+    let (rs, ld) = c.strides();
+    assert!(rs == 1, "gemm_then needs a column-major output");
+    let ptr = c.data.ptr_mut();
+    // SAFETY: the storage spans `span(..)` elements from its pointer (as in `MatRef::of`).
+    let shared = SharedSlice::new(unsafe { std::slice::from_raw_parts_mut(ptr, span(m, n, 1, ld)) });
+    let blocks = |rows: Range<usize>, cols: Range<usize>| then(Block { c: &shared, ld, rows, cols });
+    // SAFETY: as in `gemm`; the epilogue reaches `c` only through blocks the product has finished.
+    unsafe { product(alpha, a, b, beta, ptr, (m, n, 1, ld as isize), Some(&blocks)) }
+}
+
+/// # Safety
+/// `c` addresses an `m×n` matrix with strides `rsc`, `csc` that does not alias `a` or `b`.
+unsafe fn product<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: *mut T,
+    (m, n, rsc, csc): (usize, usize, isize, isize),
+    then: Option<&(dyn Fn(Range<usize>, Range<usize>) + Sync)>,
+) {
     assert!(a.rows == m && b.cols == n && a.cols == b.rows, "gemm shape mismatch");
-    let (rsc, csc) = c.strides();
-    let cptr = c.data.ptr_mut();
-    // SAFETY: shapes checked above; `a`/`b` borrow their storage immutably while
-    // `c` is borrowed mutably, so they cannot alias.
+    // SAFETY: shapes checked above, the rest is the caller's promise.
     unsafe {
         T::gemm_raw(
             m,
@@ -118,9 +174,10 @@ pub(crate) fn gemm<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
             b.rs,
             b.cs,
             beta,
-            cptr,
-            rsc as isize,
-            csc as isize,
+            c,
+            rsc,
+            csc,
+            then,
         )
     }
 }

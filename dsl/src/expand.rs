@@ -840,9 +840,12 @@ fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
     }
 }
 
-/// Layers the training passes run as one call, with the same results as
-/// layer by layer but fewer passes over memory: `relu, max_pool` in one pass
-/// over the ReLU's input (`MaxPool2d::forward_train_after_relu`), and
+/// Layers a pass runs as one call, with the same results as layer by layer but
+/// fewer passes over memory: `dense, relu` with the bias and the ReLU in the
+/// product's epilogue (`Dense::forward_relu`) and, backward, `relu, dense` with
+/// the ReLU's gate in the epilogue of the dense layer's input gradient
+/// (`Dense::backward_through_relu`); in training, `relu, max_pool` in one pass
+/// over the ReLU's input (`MaxPool2d::forward_train_after_relu`) and
 /// `conv2d, relu, max_pool` sample by sample (`Conv2d::forward_train_relu_max_pool`).
 #[derive(Clone, Copy)]
 enum Fused {
@@ -852,21 +855,39 @@ enum Fused {
     ReluPool(usize),
     /// A convolution at step `k`, a ReLU and a max pooling after it.
     ConvReluPool(usize),
+    /// A dense layer at step `k`, a ReLU after it (forward passes).
+    DenseRelu(usize),
+    /// A ReLU at step `k > 0`, a dense layer after it (the backward pass).
+    ReluDense(usize),
 }
 
-/// The steps of a training pass, grouped into what runs as one call.
-fn fused_steps(steps: &[&Layer]) -> Vec<Fused> {
+/// Which pass [`fused_steps`] groups for.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    Infer,
+    Train,
+    Backward,
+}
+
+/// The steps of a pass, grouped into what runs as one call.
+fn fused_steps(steps: &[&Layer], pass: Pass) -> Vec<Fused> {
     let kind = |k: usize| steps.get(k).map(|l| &l.kind);
     let is_relu = |k| matches!(kind(k), Some(LayerKind::Activation(Activation::Relu)));
     let is_pool = |k| matches!(kind(k), Some(LayerKind::MaxPool(_)));
     let is_conv = |k| matches!(kind(k), Some(LayerKind::Conv2d { .. }));
+    let is_dense = |k| matches!(kind(k), Some(LayerKind::Dense { .. }));
+    let training = pass != Pass::Infer;
     let mut groups = Vec::new();
     let mut k = 0;
     while k < steps.len() {
-        let (group, len) = if is_conv(k) && is_relu(k + 1) && is_pool(k + 2) {
+        let (group, len) = if training && is_conv(k) && is_relu(k + 1) && is_pool(k + 2) {
             (Fused::ConvReluPool(k), 3)
-        } else if is_relu(k) && is_pool(k + 1) {
+        } else if training && is_relu(k) && is_pool(k + 1) {
             (Fused::ReluPool(k), 2)
+        } else if pass != Pass::Backward && is_dense(k) && is_relu(k + 1) {
+            (Fused::DenseRelu(k), 2)
+        } else if pass == Pass::Backward && k > 0 && is_relu(k) && is_dense(k + 1) {
+            (Fused::ReluDense(k), 2)
         } else {
             (Fused::Single(k), 1)
         };
@@ -876,9 +897,16 @@ fn fused_steps(steps: &[&Layer]) -> Vec<Fused> {
     groups
 }
 
+/// `Dense::forward_relu` for the dense layer at step `k` and the ReLU after it.
+fn dense_relu(model: &Model, steps: &[&Layer], k: usize) -> TokenStream {
+    let (dense, relu) = (&steps[k].ident, &steps[k + 1].ident);
+    let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k]));
+    quote! { #layer.forward_relu(#input, &mut t.out.#dense, &mut t.out.#relu); }
+}
+
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
 fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
-    let code = fused_steps(steps).into_iter().map(|group| match group {
+    let code = fused_steps(steps, Pass::Train).into_iter().map(|group| match group {
         Fused::Single(k) => {
             let (ident, input, layer) = (&steps[k].ident, step_input(steps, k), layer_ref(model, steps[k]));
             quote! {
@@ -901,19 +929,23 @@ fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
                 );
             }
         }
+        Fused::DenseRelu(k) => dense_relu(model, steps, k),
+        Fused::ReluDense(_) => unreachable!("a backward group"),
     });
     quote! { #(#code)* }
 }
 
 /// Inference into the trace's buffers: allocation-free once they exist.
 fn infer_body(model: &Model, steps: &[&Layer]) -> TokenStream {
-    let code = steps.iter().enumerate().map(|(k, l)| {
-        let ident = &l.ident;
-        let input = step_input(steps, k);
-        let layer = layer_ref(model, l);
-        quote! {
-            ::staticnet::layers::Layer::forward_with(&#layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+    let code = fused_steps(steps, Pass::Infer).into_iter().map(|group| match group {
+        Fused::Single(k) => {
+            let (ident, input, layer) = (&steps[k].ident, step_input(steps, k), layer_ref(model, steps[k]));
+            quote! {
+                ::staticnet::layers::Layer::forward_with(&#layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+            }
         }
+        Fused::DenseRelu(k) => dense_relu(model, steps, k),
+        _ => unreachable!("a training group"),
     });
     quote! { #(#code)* }
 }
@@ -938,7 +970,7 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             quote!(&t.d.#ident)
         }
     };
-    let code = fused_steps(steps).into_iter().rev().map(|group| match group {
+    let code = fused_steps(steps, Pass::Backward).into_iter().rev().map(|group| match group {
         Fused::Single(k) => {
             let l = steps[k];
             let (ident, input, layer) = (&l.ident, step_input(steps, k), layer_ref(model, l));
@@ -972,6 +1004,14 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
                 );
             }
         }
+        Fused::ReluDense(k) => {
+            let (pre, relu, dense) = (&steps[k - 1].ident, &steps[k].ident, &steps[k + 1].ident);
+            let (input, layer, d_output) = (step_input(steps, k), layer_ref(model, steps[k + 1]), d_output_of(k + 1));
+            quote! {
+                #layer.backward_through_relu((#input, &t.out.#relu), #d_output, &mut g.#dense, &mut t.d.#relu, &mut t.d.#pre);
+            }
+        }
+        Fused::DenseRelu(_) => unreachable!("a forward group"),
     });
     quote! { #(#code)* }
 }
@@ -1452,5 +1492,58 @@ fn composite(model: &Model, l: &Layer) -> TokenStream {
             }
         }
         _ => unreachable!("only residual and parallel layers are composite"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(body: &str) -> Model {
+        let cx = crate::ctxt::Ctxt::new();
+        let tokens: TokenStream = format!("struct Net {{ {body} }}").parse().expect("tokens");
+        let model = crate::parse::parse(tokens, &cx).and_then(|def| crate::check::check(def, &cx));
+        assert!(!cx.has_errors(), "{body}");
+        model.expect("a model")
+    }
+
+    /// The groups of a pass, as (kind, first step) pairs.
+    fn groups(body: &str, pass: Pass) -> Vec<(&'static str, usize)> {
+        let model = model(body);
+        let steps: Vec<&Layer> = model.layers.iter().filter(|l| l.kind != LayerKind::Flatten).collect();
+        fused_steps(&steps, pass)
+            .into_iter()
+            .map(|g| match g {
+                Fused::Single(k) => ("single", k),
+                Fused::ReluPool(k) => ("relu_pool", k),
+                Fused::ConvReluPool(k) => ("conv_relu_pool", k),
+                Fused::DenseRelu(k) => ("dense_relu", k),
+                Fused::ReluDense(k) => ("relu_dense", k),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dense_and_relu_pair_forward_one_way_and_backward_the_other() {
+        let mlp = "input: [8], dense(6), relu, dense(4), relu, dense(2)";
+        let forward = vec![("dense_relu", 0), ("dense_relu", 2), ("single", 4)];
+        assert_eq!(groups(mlp, Pass::Train), forward);
+        assert_eq!(groups(mlp, Pass::Infer), forward);
+        assert_eq!(groups(mlp, Pass::Backward), [("single", 0), ("relu_dense", 1), ("relu_dense", 3)]);
+        // A leading ReLU has no previous layer to hand its gradient to through a dense one.
+        let leading = "input: [8], relu, dense(4), sigmoid, dense(2)";
+        assert_eq!(
+            groups(leading, Pass::Backward),
+            [("single", 0), ("single", 1), ("single", 2), ("single", 3)]
+        );
+    }
+
+    #[test]
+    fn pooling_groups_are_for_training_only() {
+        let cnn = "input: [1, 8, 8], conv2d(2, kernel = 3), relu, max_pool(2), relu, max_pool(1), flatten, dense(3)";
+        let train = vec![("conv_relu_pool", 0), ("relu_pool", 3), ("single", 5)];
+        assert_eq!(groups(cnn, Pass::Train), train);
+        assert_eq!(groups(cnn, Pass::Backward), train);
+        assert_eq!(groups(cnn, Pass::Infer), (0..6).map(|k| ("single", k)).collect::<Vec<_>>());
     }
 }

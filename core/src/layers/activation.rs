@@ -86,7 +86,7 @@ elementwise!(
     /// `threshold_backward`): the gradient where `x > 0`, exactly 0 elsewhere.
     Relu, "relu",
     |_s, x| Relu::value(x),
-    |_s, x, _y, g| if x > T::zero() { g } else { T::zero() }
+    |_s, x, _y, g| Relu::gradient(x, g)
 );
 
 elementwise!(
@@ -152,6 +152,17 @@ impl Relu {
             T::zero()
         } else {
             x
+        }
+    }
+
+    /// The input gradient from the input `x` and the output gradient `g`: `g`
+    /// where `x > 0`, exactly 0 elsewhere (a select, not a product).
+    #[inline(always)]
+    pub(crate) fn gradient<T: Float>(x: T, g: T) -> T {
+        if x > T::zero() {
+            g
+        } else {
+            T::zero()
         }
     }
 }

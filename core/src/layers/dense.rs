@@ -1,10 +1,13 @@
 //! Fully connected layer: `y = W x + b`.
 
 use super::Layer;
+use super::Relu;
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
-use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
+use crate::tensor::{
+    ensure_batch, gemm, gemm_then, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef, SharedSlice,
+};
 use std::fmt;
 
 /// A fully connected layer from `IN` to `OUT` features.
@@ -43,15 +46,40 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
 
     /// `y = W x + b` for a batch; `y` is resized to the batch if needed.
     pub fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        self.forward_then(x, y, None)
+    }
+
+    /// [`Dense::forward`] and the ReLU after it in one pass: `y = W x + b` and
+    /// `r = relu(y)`, both resized to the batch if needed. Each thread of the
+    /// product adds the bias and applies the ReLU to the block of `y` it has just
+    /// computed, so neither is a separate pass over memory on one core.
+    pub fn forward_relu(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, r: &mut Batch<T, OUT>) {
+        ensure_batch(r, x.ncols());
+        self.forward_then(x, y, Some(r))
+    }
+
+    fn forward_then(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, relu: Option<&mut Batch<T, OUT>>) {
         ensure_batch(y, x.ncols());
-        let beta = match &self.bias {
-            Some(b) => {
-                y.column_iter_mut().for_each(|mut col| col.copy_from(&**b));
-                T::one()
+        let (w, x) = (MatRef::of(&*self.weight).t(), MatRef::of(x));
+        let bias = self.bias.as_deref().map(|b| b.as_slice());
+        if bias.is_none() && relu.is_none() {
+            return gemm(T::one(), w, x, T::zero(), y);
+        }
+        let relu = relu.map(|r| SharedSlice::new(r.as_mut_slice()));
+        gemm_then(T::one(), w, x, T::zero(), y, &|mut block| {
+            let rows = block.rows.clone();
+            for j in block.cols.clone() {
+                let y = block.column(j);
+                if let Some(b) = bias {
+                    y.iter_mut().zip(&b[rows.clone()]).for_each(|(y, &b)| *y += b);
+                }
+                if let Some(r) = &relu {
+                    // SAFETY: the block's elements of `r`, which only this block's thread writes.
+                    let r = unsafe { r.range(j * OUT + rows.start..j * OUT + rows.end) };
+                    r.iter_mut().zip(&*y).for_each(|(r, &y)| *r = Relu::value(y));
+                }
             }
-            None => T::zero(),
-        };
-        gemm(T::one(), MatRef::of(&*self.weight).t(), MatRef::of(x), beta, y);
+        });
     }
 
     /// Gradients for the parameters into `grad` (overwritten), and for the
@@ -64,17 +92,63 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         grad: &mut DenseGrad<T, IN, OUT>,
         dx: Option<&mut Batch<T, IN>>,
     ) {
-        // dW (IN×OUT) = x · dyᵀ
-        gemm(T::one(), MatRef::of(x), MatRef::of(dy).t(), T::zero(), &mut *grad.weight);
-        if let Some(db) = &mut grad.bias {
-            db.fill(T::zero());
-            dy.column_iter().for_each(|col| **db += col);
-        }
+        self.parameter_gradients(x, dy, grad);
         if let Some(dx) = dx {
             ensure_batch(dx, x.ncols());
             // dx (IN×B) = W · dy
             gemm(T::one(), MatRef::of(&*self.weight), MatRef::of(dy), T::zero(), dx);
         }
+    }
+
+    /// [`Dense::backward`] of a layer whose input `x = relu(pre)` is a ReLU's
+    /// output, and the ReLU's backward in the same pass: `dx` receives the
+    /// gradient with respect to `x`, `d_pre` the one with respect to `pre`
+    /// (each thread of the input-gradient product gates the block it computed).
+    pub fn backward_through_relu(
+        &self,
+        (pre, x): (&Batch<T, IN>, &Batch<T, IN>),
+        dy: &Batch<T, OUT>,
+        grad: &mut DenseGrad<T, IN, OUT>,
+        dx: &mut Batch<T, IN>,
+        d_pre: &mut Batch<T, IN>,
+    ) {
+        self.parameter_gradients(x, dy, grad);
+        ensure_batch(dx, x.ncols());
+        ensure_batch(d_pre, x.ncols());
+        let (pre, d_pre) = (pre.as_slice(), SharedSlice::new(d_pre.as_mut_slice()));
+        gemm_then(T::one(), MatRef::of(&*self.weight), MatRef::of(dy), T::zero(), dx, &|mut block| {
+            let rows = block.rows.clone();
+            for j in block.cols.clone() {
+                let range = j * IN + rows.start..j * IN + rows.end;
+                // SAFETY: the block's elements of `d_pre`, which only this block's thread writes.
+                let d_pre = unsafe { d_pre.range(range.clone()) };
+                let gates = d_pre.iter_mut().zip(&pre[range]);
+                gates.zip(&*block.column(j)).for_each(|((d, &x), &g)| *d = Relu::gradient(x, g));
+            }
+        });
+    }
+
+    /// `dW = x · dyᵀ` and `db` (the sums of `dy` over the batch). The thread
+    /// that computes a block of `dW`'s columns (outputs) also sums their biases.
+    fn parameter_gradients(&self, x: &Batch<T, IN>, dy: &Batch<T, OUT>, grad: &mut DenseGrad<T, IN, OUT>) {
+        let (x, dy_t) = (MatRef::of(x), MatRef::of(dy).t());
+        let Some(db) = &mut grad.bias else {
+            return gemm(T::one(), x, dy_t, T::zero(), &mut *grad.weight);
+        };
+        let db = SharedSlice::new(db.as_mut_slice());
+        gemm_then(T::one(), x, dy_t, T::zero(), &mut *grad.weight, &|block| {
+            // A product split by rows hands every block all the columns: the first one sums them.
+            if block.rows.start != 0 {
+                return;
+            }
+            let outputs = block.cols.clone();
+            // SAFETY: the block's outputs, which no other block sums.
+            let db = unsafe { db.range(outputs.clone()) };
+            db.fill(T::zero());
+            for sample in dy.as_slice().chunks_exact(OUT) {
+                db.iter_mut().zip(&sample[outputs.clone()]).for_each(|(d, &g)| *d += g);
+            }
+        });
     }
 
     /// The weight in PyTorch's orientation: connection from input `i` to output `o`.
@@ -248,6 +322,61 @@ mod tests {
         assert_close(g.bias.as_ref().unwrap().as_slice(), &num_b, 1e-7, "dense bias");
         let num_x = numeric_grad(x.as_slice(), |xs| loss(&d, &Batch::from_column_slice(xs)));
         assert_close(dx.as_slice(), &num_x, 1e-7, "dense input");
+    }
+
+    /// A layer and batch large enough that every product of a step is split on 2 threads.
+    fn split_sized() -> (Dense<f32, 128, 96>, Batch<f32, 128>, Batch<f32, 96>) {
+        let d = Dense::<f32, 128, 96>::new(true, Init::He, &mut seeded_rng(5));
+        let mut d = d;
+        d.bias.as_mut().unwrap().iter_mut().enumerate().for_each(|(i, b)| *b = (i as f32 * 0.3).sin());
+        let x = Batch::<f32, 128>::from_fn(128, |i, j| ((i * 7 + j * 3) as f32 * 0.11).sin());
+        let dy = Batch::<f32, 96>::from_fn(128, |i, j| ((i * 5 + j * 11) as f32 * 0.13).cos());
+        (d, x, dy)
+    }
+
+    #[test]
+    fn fused_relu_passes_match_layer_by_layer_bit_for_bit_on_any_thread_count() {
+        let (d, x, dy) = split_sized();
+        let relu = Relu;
+        // Layer by layer, one thread: the reference.
+        crate::set_threads(1);
+        let (mut y, mut r) = (Batch::zeros(0), Batch::zeros(0));
+        d.forward(&x, &mut y);
+        crate::layers::Activation::forward(&relu, &y, &mut r);
+        let mut g = d.zero_gradients();
+        let (mut dx, mut d_pre) = (Batch::zeros(0), Batch::zeros(0));
+        // As if `x` were a ReLU's output of `pre = x`: relu(x) is the input.
+        let mut input = Batch::zeros(0);
+        crate::layers::Activation::forward(&relu, &x, &mut input);
+        d.backward(&input, &dy, &mut g, Some(&mut dx));
+        crate::layers::Activation::backward(&relu, &x, &input, &dx, &mut d_pre);
+        assert!(r.iter().any(|&v| v == 0.0) && r.iter().any(|&v| v > 0.0), "the ReLU gates some values");
+        // The bias gradient is the sum of dy over the batch.
+        for (o, &db) in g.bias.as_ref().unwrap().iter().enumerate() {
+            let sum: f32 = dy.row(o).iter().sum();
+            assert!((db - sum).abs() <= 1e-4 * (1.0 + sum.abs()), "bias gradient {o}: {db} vs {sum}");
+        }
+        for threads in [1, 2] {
+            crate::set_threads(threads);
+            let (mut y2, mut r2) = (Batch::zeros(0), Batch::zeros(0));
+            d.forward_relu(&x, &mut y2, &mut r2);
+            assert_eq!(
+                (y2.as_slice(), r2.as_slice()),
+                (y.as_slice(), r.as_slice()),
+                "forward, {threads} threads"
+            );
+            let mut g2 = d.zero_gradients();
+            let (mut dx2, mut d_pre2) = (Batch::zeros(0), Batch::zeros(0));
+            d.backward_through_relu((&x, &input), &dy, &mut g2, &mut dx2, &mut d_pre2);
+            assert_eq!(g2.weight.as_slice(), g.weight.as_slice(), "weight gradient, {threads} threads");
+            assert_eq!(g2.bias, g.bias, "bias gradient, {threads} threads");
+            assert_eq!(
+                (dx2.as_slice(), d_pre2.as_slice()),
+                (dx.as_slice(), d_pre.as_slice()),
+                "{threads} threads"
+            );
+        }
+        crate::set_threads(1);
     }
 
     #[test]

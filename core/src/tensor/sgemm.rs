@@ -15,6 +15,15 @@
 
 use super::threads;
 use std::cell::RefCell;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Work on a finished block of `C` (its rows, its columns), run right after
+/// the block is computed by the thread that computed it: a split product's
+/// epilogue (bias, activation) is split the same way, on data still in that
+/// core's cache, and runs once over all of `C` when the product is not split.
+pub(crate) type Then<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
 
 /// Depth of one packed slice of the inner dimension.
 const KC: usize = 256;
@@ -67,7 +76,8 @@ unsafe impl Send for MatMut {}
 unsafe impl Sync for MatMut {}
 
 /// `C = alpha·A·B + beta·C` (matrixmultiply's contract: `A` is `m×k`, `B` `k×n`,
-/// `C` `m×n`, arbitrary element strides; `C` is not read when `beta` is 0).
+/// `C` `m×n`, arbitrary element strides; `C` is not read when `beta` is 0), then
+/// `then` on every finished block of `C`.
 ///
 /// # Safety
 /// The pointers must address matrices of those shapes and strides, and `C`
@@ -88,29 +98,26 @@ pub(crate) unsafe fn sgemm(
     c: *mut f32,
     rsc: isize,
     csc: isize,
+    then: Option<Then<'_>>,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     // A single output row: transpose the product (Cᵀ = Bᵀ·Aᵀ) so it is a single column.
-    let (m, n, a, b, c) = if m == 1 && n > 1 {
-        (
-            n,
-            m,
-            Mat { ptr: b, rs: csb, cs: rsb },
-            Mat { ptr: a, rs: csa, cs: rsa },
-            MatMut { ptr: c, rs: csc, cs: rsc },
-        )
-    } else {
-        (
-            m,
-            n,
-            Mat { ptr: a, rs: rsa, cs: csa },
-            Mat { ptr: b, rs: rsb, cs: csb },
-            MatMut { ptr: c, rs: rsc, cs: csc },
-        )
-    };
-    unsafe { dispatch(m, k, n, alpha, a, b, beta, c) }
+    if m == 1 && n > 1 {
+        let swapped = |rows, cols| {
+            if let Some(f) = then {
+                f(cols, rows)
+            }
+        };
+        let (a, b) = (Mat { ptr: b, rs: csb, cs: rsb }, Mat { ptr: a, rs: csa, cs: rsa });
+        let c = MatMut { ptr: c, rs: csc, cs: rsc };
+        let then = then.map(|_| &swapped as Then<'_>);
+        return unsafe { dispatch(n, k, m, alpha, a, b, beta, c, then) };
+    }
+    let (a, b) = (Mat { ptr: a, rs: rsa, cs: csa }, Mat { ptr: b, rs: rsb, cs: csb });
+    let c = MatMut { ptr: c, rs: rsc, cs: csc };
+    unsafe { dispatch(m, k, n, alpha, a, b, beta, c, then) }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -134,10 +141,26 @@ fn isa() -> Isa {
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
-    let isa = isa();
+unsafe fn dispatch(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: MatMut,
+    then: Option<Then<'_>>,
+) {
+    let plan = plan(isa(), m, k, n);
+    let then = |rows: Range<usize>, cols: Range<usize>| {
+        if let Some(f) = then {
+            f(rows, cols)
+        }
+    };
     if k == 0 {
-        return unsafe { scale(m, n, beta, c) };
+        unsafe { scale(m, n, beta, c) };
+        return then(0..m, 0..n);
     }
     let macs = m * n * k;
     let threads = threads::threads();
@@ -165,12 +188,20 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
         let parts = threads.min(len.div_ceil(unit));
         if parts > 1 {
             reserve_pack_buffer();
-            // Whole units per part; the units left over go to the last parts,
-            // so the caller (part 0, which also runs the serial work between
-            // products) never gets the larger share: 784 rows are 384 + 400.
             let units = len.div_ceil(unit);
-            let bound = |t: usize| ((units / parts) * t + t.saturating_sub(parts - units % parts)) * unit;
+            let balance = (parts == 2).then(|| Balance::of(m, k, n, split_n));
+            // Whole units per part. Two parts divide them as the balance learnt;
+            // otherwise the units left over go to the last parts, so the caller
+            // (part 0, which also runs the serial work between products) never
+            // gets the larger share: 784 rows are 384 + 400.
+            let first = balance.map_or(0, |b| b.caller_units(units));
+            let bound = |t: usize| match (t, balance) {
+                (1, Some(_)) => first * unit,
+                _ => ((units / parts) * t + t.saturating_sub(parts - units % parts)) * unit,
+            };
+            let times = [AtomicU64::new(0), AtomicU64::new(0)];
             threads::run(parts, &|t| {
+                let clock = Instant::now();
                 // Capture the operands whole (they are Sync), not their raw-pointer fields.
                 let (a, b, c) = (a, b, c);
                 let start = bound(t).min(len);
@@ -180,69 +211,148 @@ unsafe fn dispatch(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, bet
                     if split_n {
                         let b = Mat { ptr: b.ptr.offset(start as isize * b.cs), ..b };
                         let c = MatMut { ptr: c.ptr.offset(start as isize * c.cs), ..c };
-                        single(isa, m, k, size, alpha, a, b, beta, c)
+                        single(plan, m, k, size, alpha, a, b, beta, c);
+                        then(0..m, start..start + size)
                     } else {
                         let a = Mat { ptr: a.ptr.offset(start as isize * a.rs), ..a };
                         let c = MatMut { ptr: c.ptr.offset(start as isize * c.rs), ..c };
-                        single(isa, size, k, n, alpha, a, b, beta, c)
+                        single(plan, size, k, n, alpha, a, b, beta, c);
+                        then(start..start + size, 0..n)
                     }
                 }
+                if let Some(time) = times.get(t) {
+                    time.store(clock.elapsed().as_nanos() as u64, Relaxed);
+                }
             });
+            if let Some(balance) = balance {
+                balance.learn(first, units, [times[0].load(Relaxed), times[1].load(Relaxed)]);
+            }
             return;
         }
     }
-    unsafe { single(isa, m, k, n, alpha, a, b, beta, c) }
+    unsafe { single(plan, m, k, n, alpha, a, b, beta, c) };
+    then(0..m, 0..n)
 }
 
-/// One thread's product.
+/// How a product split between two threads divides its units (tiles of rows
+/// or columns): the caller's share, learnt per shape from how long each part
+/// took, so both parts finish together even when one core runs slower than
+/// the other (a busy hyperthread sibling, a neighbour on a shared host: on the
+/// 2-vCPU machines this was written on, one vCPU often ran at 70% of the
+/// other's speed for seconds at a time, and a fixed half-and-half split left the
+/// faster core idle for that difference). Where the split falls never changes
+/// the results: every element of `C` is computed by the same kernel with the
+/// same arithmetic whichever part it lands in.
+#[derive(Clone, Copy)]
+struct Balance(&'static AtomicU32);
+
+/// The caller's share per shape slot, in 1/1024; 0: not measured yet.
+static SHARES: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+
+impl Balance {
+    /// The slot of a product shape (shapes may share one: it only steers speed).
+    fn of(m: usize, k: usize, n: usize, split_n: bool) -> Self {
+        let h = [m, k, n, split_n as usize]
+            .iter()
+            .fold(0u64, |h, &x| (h ^ x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        Balance(&SHARES[(h >> 58) as usize])
+    }
+
+    /// How many of `units` the caller takes: a quarter to three quarters (at
+    /// least one each); before any measurement, the smaller half.
+    fn caller_units(self, units: usize) -> usize {
+        let share = self.0.load(Relaxed) as usize;
+        let first = if share == 0 { units / 2 } else { (units * share + 512) / 1024 };
+        first.clamp((units / 4).max(1), (units - units / 4).min(units - 1))
+    }
+
+    /// Moves the share a quarter of the way to the one that would have made
+    /// both parts (`first` units on the caller, the rest on the other thread)
+    /// take equally long; a part that took no measurable time teaches nothing.
+    fn learn(self, first: usize, units: usize, [t0, t1]: [u64; 2]) {
+        if t0 == 0 || t1 == 0 {
+            return;
+        }
+        // Units per nanosecond on each side; the share that equalises the times.
+        let (v0, v1) = (first as f64 / t0 as f64, (units - first) as f64 / t1 as f64);
+        let target = 1024.0 * v0 / (v0 + v1);
+        let now = match self.0.load(Relaxed) {
+            0 => 1024.0 * first as f64 / units as f64,
+            // Not what was used (whole units) but what was learnt, so small steps add up.
+            share => share as f64,
+        };
+        let share = (now + (target - now) / 4.0).clamp(1.0, 1023.0);
+        self.0.store(share as u32, Relaxed);
+    }
+}
+
+/// Which kernel computes a product. Chosen once from the whole product's
+/// shape, so every part of a split product runs the same kernel (and the same
+/// arithmetic per element) as the unsplit product would.
+#[derive(Clone, Copy)]
+enum Plan {
+    /// Matrix-vector or outer products.
+    Simple(Isa),
+    /// Tiny products: one copy of A, no panels.
+    Small(Isa),
+    /// A tiny product with fewer rows than a register holds, run as `Cᵀ = Bᵀ·Aᵀ`.
+    SmallTransposed,
+    /// The blocked product with packed panels.
+    Packed(Isa),
+    /// Few rows and many columns: a 32-row tile would be mostly padding, so
+    /// compute `Cᵀ = Bᵀ·Aᵀ`, whose rows are C's many columns (a dense forward
+    /// pass with few outputs: 10 × 64 becomes 64 × 10).
+    PackedTransposed,
+}
+
+fn plan(isa: Isa, m: usize, k: usize, n: usize) -> Plan {
+    let simple = n == 1 || k == 1;
+    match isa {
+        Isa::Avx512 if simple => Plan::Simple(isa),
+        // Rows are padded to a register of 16: Cᵀ has more of them.
+        Isa::Avx512 if is_small(m, k, n) && m < SMALL_ROWS && n > m && n <= SMALL_DIM => {
+            Plan::SmallTransposed
+        }
+        Isa::Avx512 if is_small(m, k, n) => Plan::Small(isa),
+        Isa::Avx512 if m <= 16 && n >= 32 => Plan::PackedTransposed,
+        // A 32-row tile would be mostly padding.
+        Isa::Avx512 if m <= 16 => Plan::Packed(Isa::Avx2),
+        _ if simple => Plan::Simple(isa),
+        _ if is_small(m, k, n) => Plan::Small(isa),
+        _ => Plan::Packed(isa),
+    }
+}
+
+/// One thread's product (or part of one) with the kernel `plan` chose.
 #[allow(clippy::too_many_arguments)]
-unsafe fn single(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+unsafe fn single(plan: Plan, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
     unsafe {
-        match isa {
+        match plan {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                if n == 1 || k == 1 {
-                    simple_avx512(m, k, n, alpha, a, b, beta, c)
-                } else if is_small(m, k, n) {
-                    if m < SMALL_ROWS && n > m && n <= SMALL_DIM {
-                        // Rows are padded to a register of 16: Cᵀ has more of them.
-                        let (m, n, a, b, c) = transposed(m, n, a, b, c);
-                        small_avx512(m, k, n, alpha, a, b, beta, c)
-                    } else {
-                        small_avx512(m, k, n, alpha, a, b, beta, c)
-                    }
-                } else if m <= 16 && n >= 32 {
-                    // A 32-row tile would be mostly padding: compute Cᵀ = Bᵀ·Aᵀ,
-                    // whose rows are C's many columns (a dense forward pass
-                    // with few outputs: 10 × 64 becomes 64 × 10).
-                    let (m, n, a, b, c) = transposed(m, n, a, b, c);
-                    packed_avx512(m, k, n, alpha, a, b, beta, c)
-                } else if m <= 16 {
-                    // A 32-row tile would be mostly padding.
-                    packed_avx2(m, k, n, alpha, a, b, beta, c)
-                } else {
-                    packed_avx512(m, k, n, alpha, a, b, beta, c)
-                }
+            Plan::Simple(Isa::Avx512) => simple_avx512(m, k, n, alpha, a, b, beta, c),
+            #[cfg(target_arch = "x86_64")]
+            Plan::Simple(Isa::Avx2) => simple_avx2(m, k, n, alpha, a, b, beta, c),
+            Plan::Simple(_) => simple(m, k, n, alpha, a, b, beta, c),
+            #[cfg(target_arch = "x86_64")]
+            Plan::Small(Isa::Avx512) => small_avx512(m, k, n, alpha, a, b, beta, c),
+            #[cfg(target_arch = "x86_64")]
+            Plan::SmallTransposed => {
+                let (m, n, a, b, c) = transposed(m, n, a, b, c);
+                small_avx512(m, k, n, alpha, a, b, beta, c)
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                if n == 1 || k == 1 {
-                    simple_avx2(m, k, n, alpha, a, b, beta, c)
-                } else if is_small(m, k, n) {
-                    small_avx2(m, k, n, alpha, a, b, beta, c)
-                } else {
-                    packed_avx2(m, k, n, alpha, a, b, beta, c)
-                }
+            Plan::Small(Isa::Avx2) => small_avx2(m, k, n, alpha, a, b, beta, c),
+            #[cfg(target_arch = "x86_64")]
+            Plan::Packed(Isa::Avx512) => packed_avx512(m, k, n, alpha, a, b, beta, c),
+            #[cfg(target_arch = "x86_64")]
+            Plan::PackedTransposed => {
+                let (m, n, a, b, c) = transposed(m, n, a, b, c);
+                packed_avx512(m, k, n, alpha, a, b, beta, c)
             }
-            _ => {
-                if n == 1 || k == 1 {
-                    simple(m, k, n, alpha, a, b, beta, c)
-                } else if is_small(m, k, n) {
-                    small(m, k, n, alpha, a, b, beta, c)
-                } else {
-                    packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c)
-                }
-            }
+            #[cfg(target_arch = "x86_64")]
+            Plan::Packed(Isa::Avx2) => packed_avx2(m, k, n, alpha, a, b, beta, c),
+            Plan::Small(_) => small(m, k, n, alpha, a, b, beta, c),
+            _ => packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c),
         }
     }
 }
@@ -1092,6 +1202,7 @@ mod tests {
                     c.as_mut_ptr(),
                     1,
                     m as isize,
+                    None,
                 )
             };
             for (idx, (&got, &want)) in c.iter().zip(&expected).enumerate() {
@@ -1103,6 +1214,71 @@ mod tests {
             }
         }
         threads::set_threads(1);
+    }
+
+    /// `C = A·B` (column-major A and C, row-major B) on `threads` threads.
+    fn product(m: usize, k: usize, n: usize, threads: usize) -> Vec<f32> {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.37).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.29).collect();
+        let mut c = vec![0.0; m * n];
+        threads::set_threads(threads);
+        unsafe {
+            sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                1,
+                m as isize,
+                b.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                c.as_mut_ptr(),
+                1,
+                m as isize,
+                None,
+            )
+        };
+        threads::set_threads(1);
+        c
+    }
+
+    #[test]
+    fn where_a_split_falls_never_changes_a_bit() {
+        // Rows split, columns split (a gradient-shaped product), and few rows with
+        // many columns, whose parts alone would have picked another kernel.
+        for (m, k, n) in [(256, 784, 128), (784, 128, 256), (16, 4096, 48)] {
+            let whole = product(m, k, n, 1);
+            for share in [1, 200, 512, 900, 1023] {
+                SHARES.iter().for_each(|s| s.store(share, Relaxed));
+                assert!(product(m, k, n, 2) == whole, "{m}×{k}×{n}, caller's share {share}/1024");
+            }
+        }
+    }
+
+    #[test]
+    fn the_balance_learns_the_share_that_evens_the_parts_out() {
+        let balance = Balance(Box::leak(Box::new(AtomicU32::new(0))));
+        assert_eq!(balance.caller_units(9), 4, "unmeasured: the caller takes the smaller half");
+        // The other thread is twice as fast: the caller should take a third.
+        for _ in 0..40 {
+            let first = balance.caller_units(12);
+            balance.learn(first, 12, [first as u64 * 200, (12 - first) as u64 * 100]);
+        }
+        assert_eq!(balance.caller_units(12), 4);
+        assert!((balance.0.load(Relaxed) as i32 - 341).abs() <= 8, "{}", balance.0.load(Relaxed));
+        // Never less than a quarter, nor a part left empty.
+        for _ in 0..40 {
+            balance.learn(3, 12, [3_000_000, 9]);
+        }
+        assert_eq!(balance.caller_units(12), 3);
+        assert_eq!(balance.caller_units(2), 1);
+        // A part too quick to time teaches nothing.
+        let before = balance.0.load(Relaxed);
+        balance.learn(3, 12, [0, 100]);
+        assert_eq!(balance.0.load(Relaxed), before);
     }
 
     #[test]
