@@ -195,3 +195,47 @@ fn dense_relu_passes_give_the_bits_of_the_layers_one_by_one() {
         assert!(grads == expected_grads, "parameter gradients, {threads} threads");
     }
 }
+
+network! {
+    /// Convolutions outside the fused pattern (batch norm between convolution
+    /// and ReLU, a convolution feeding another): their sample-by-sample passes
+    /// are split between threads too.
+    struct Plain {
+        input: [3, 12, 12],
+        a: conv2d(6, kernel = 3, padding = 1), batch_norm, relu,
+        b: conv2d(4, kernel = 3),
+        c: conv2d(4, kernel = 3, padding = 1), relu, avg_pool(2) => [4, 5, 5],
+        flatten,
+        fc: dense(3),
+    }
+}
+
+#[test]
+fn plain_convolutions_give_the_same_bits_on_one_and_two_threads() {
+    // 37 samples: threads split them unevenly, and the last chunk of 8 is partial.
+    let x = Batch::<f32, 432>::from_fn(37, |i, j| ((i * 5 + j * 11) as f32 * 0.23).sin());
+    let labels: Labels = (0..37).map(|j| j % 3).collect();
+    let run = |threads: usize| {
+        let mut net = Plain::new(5);
+        staticnet::set_threads(threads);
+        let mut t = PlainTrace::default();
+        let mut d = Batch::zeros(0);
+        let out = net.forward_train(&x, &mut t);
+        SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d).unwrap();
+        let mut g = net.zero_gradients();
+        let mut dx = Batch::zeros(0);
+        net.backward(&x, &mut t, &d, &mut g, Some(&mut dx));
+        let mut inferred = PlainTrace::default();
+        let inferred = net.infer(&x, &mut inferred).clone();
+        let alloc = net.forward(&x);
+        staticnet::set_threads(1);
+        let mut all = vec![dx.as_slice().to_vec(), inferred.as_slice().to_vec(), alloc.as_slice().to_vec()];
+        Plain::visit_outputs(&t, &mut |_, v| all.push(v.to_vec()));
+        all.extend([t.d.a.as_slice(), t.d.b.as_slice(), t.d.c.as_slice()].map(<[f32]>::to_vec));
+        Plain::visit_grads(&g, &mut |v| all.push(v.to_vec()));
+        all
+    };
+    let one = run(1);
+    assert!(one[0].iter().any(|&v| v != 0.0), "the input gradient is computed");
+    assert!(one == run(2), "results depend on the thread count");
+}

@@ -29,6 +29,7 @@ use crate::tensor::threads::{self, SharedSlice};
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::fmt;
+use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -185,8 +186,8 @@ pub struct Conv2dGrad<T: Float, const PATCH: usize, const COUT: usize> {
 ///
 /// `cols` holds the im2col columns of the whole batch (sample after sample,
 /// `PATCH·OH·OW` each), so the backward pass does not unfold the input again;
-/// `dcols` is one sample's column gradient, the scratch of the input gradient,
-/// and `wt` the transposed weight the small kernels need for it. `cols` is
+/// `dcols` is one sample's column gradient per thread, the scratch of the input
+/// gradient, and `wt` the transposed weight the small kernels need for it. `cols` is
 /// resized only when the batch size changes and the others never change size,
 /// so once a batch size has been seen, training steps allocate nothing here.
 /// A pointwise convolution (1×1, stride 1, no padding) reads its input in place
@@ -305,11 +306,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(y, x.ncols());
         let g = &self.geometry;
         if self.direct() {
-            return self.forward_direct(
-                x.as_slice(),
-                y.as_mut_slice(),
-                &mut vec![T::zero(); self.padded_len()],
-            );
+            return self.forward_direct_split(x.as_slice(), y.as_mut_slice(), &mut Vec::new());
         }
         if g.is_pointwise() {
             for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
@@ -334,8 +331,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(y, x.ncols());
         let g = &self.geometry;
         if self.direct() {
-            ensure_len(&mut ws.padded, self.padded_len());
-            return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
+            return self.forward_direct_split(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
         let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
         if g.is_pointwise() {
@@ -358,8 +354,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         }
         ensure_batch(y, x.ncols());
         if self.direct() {
-            ensure_len(&mut ws.padded, self.padded_len());
-            return self.forward_direct(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
+            return self.forward_direct_split(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
         let per_sample = PATCH * g.out_spatial();
         ensure_len(&mut ws.cols, per_sample * x.ncols());
@@ -419,6 +414,59 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
                 }
             }
         }
+    }
+
+    /// How many threads a sample-by-sample pass over `n` samples uses.
+    fn sample_parts(n: usize) -> usize {
+        threads::threads().min(n / MIN_SAMPLES_PER_THREAD).max(1)
+    }
+
+    /// [`Conv2d::forward_direct`] with the samples split between threads,
+    /// each with its own part of `scratch` (resized to one padded sample per thread).
+    fn forward_direct_split(&self, x: &[T], y: &mut [T], scratch: &mut Vec<T>) {
+        let n = x.len() / IN;
+        let (parts, pad) = (Self::sample_parts(n), self.padded_len());
+        ensure_len(scratch, parts * pad);
+        let (ys, scratch) = (SharedSlice::new(y), SharedSlice::new(scratch));
+        threads::run(parts, &|t| {
+            let samples = t * n / parts..(t + 1) * n / parts;
+            // SAFETY: every part has its own samples of `y`, and its own scratch.
+            let (ys, scratch) = unsafe {
+                (ys.range(samples.start * OUT..samples.end * OUT), scratch.range(t * pad..(t + 1) * pad))
+            };
+            self.forward_direct(&x[samples.start * IN..samples.end * IN], ys, scratch);
+        });
+    }
+
+    /// The weight and bias gradients from the kernels that read the input
+    /// directly, into `grad` (overwritten): `chunk(samples, dw, db, scratch)`
+    /// adds the gradients of `samples` (at most [`GRAD_CHUNK`], a fixed chunk of
+    /// the batch) to a zeroed partial sum; chunks run on the threads, and their
+    /// partial sums are added in order, so the result does not depend on the
+    /// thread count. The fused pass computes the output gradient inside `chunk`.
+    #[allow(clippy::type_complexity)]
+    fn weight_grads_by_chunks(
+        &self,
+        n: usize,
+        ws: &mut Conv2dWorkspace<T>,
+        grad: &mut Conv2dGrad<T, PATCH, COUT>,
+        chunk: &(dyn Fn(Range<usize>, &mut [T], Option<&mut [T]>, &mut [T]) + Sync),
+    ) {
+        Self::zero_partials(ws, n);
+        let chunks = n.div_ceil(GRAD_CHUNK);
+        let (parts, pad) = (Self::sample_parts(n).min(chunks), self.padded_len());
+        ensure_len(&mut ws.padded, parts * pad);
+        let (partials, scratch) = (SharedSlice::new(&mut ws.partials), SharedSlice::new(&mut ws.padded));
+        threads::run(parts, &|t| {
+            // SAFETY: every part has its own chunks, and its own scratch.
+            let scratch = unsafe { scratch.range(t * pad..(t + 1) * pad) };
+            for c in t * chunks / parts..(t + 1) * chunks / parts {
+                let partial = unsafe { partials.range(c * Self::PARTIAL..(c + 1) * Self::PARTIAL) };
+                let (dw, db) = self.split_partial(partial);
+                chunk(c * GRAD_CHUNK..((c + 1) * GRAD_CHUNK).min(n), dw, db, scratch);
+            }
+        });
+        self.sum_partials(&ws.partials, grad);
     }
 
     /// The weight and bias gradients of every sample in `x` straight from the
@@ -519,16 +567,12 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             "Conv2d::backward needs the workspace of a training pass on the same batch"
         );
         if self.direct() {
-            // `sum_partials` overwrites the gradients.
-            Self::zero_partials(ws, batch);
-            ensure_len(&mut ws.padded, self.padded_len());
-            let chunks = ws.partials.chunks_exact_mut(Self::PARTIAL);
-            let samples = x.as_slice().chunks(GRAD_CHUNK * IN).zip(dy.as_slice().chunks(GRAD_CHUNK * OUT));
-            for ((xs, dys), chunk) in samples.zip(chunks) {
-                let (dw, db) = self.split_partial(chunk);
-                self.weight_grad_direct(xs, dys, dw, db, &mut ws.padded);
-            }
-            self.sum_partials(&ws.partials, grad);
+            let (x, dy) = (x.as_slice(), dy.as_slice());
+            self.weight_grads_by_chunks(batch, ws, grad, &|samples, dw, db, scratch| {
+                let (xs, dys) =
+                    (&x[samples.start * IN..samples.end * IN], &dy[samples.start * OUT..samples.end * OUT]);
+                self.weight_grad_direct(xs, dys, dw, db, scratch);
+            });
         } else {
             grad.weight.as_mut_slice().fill(T::zero());
             if let Some(db) = &mut grad.bias {
@@ -579,6 +623,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             }
         }
         // dC_b (PATCH × OH·OW, point-major like the columns) = Wᵀ · dY_b
+        let wt = &ws.wt;
         let col_grad = |dyb: &[T], dc: &mut [T]| {
             if self.gemm {
                 // As column-major matrices: dC_bᵀ ((OH·OW)×PATCH) = dY_b ((OH·OW)×COUT) · Wᵀ.
@@ -586,20 +631,36 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
                 let mut dc = DMatrixViewMut::from_slice(dc, ohw, PATCH);
                 gemm(T::one(), MatRef::of(&d), MatRef::of(&*self.weight).t(), T::zero(), &mut dc);
             } else {
-                small::product(dc, ohw, &ws.wt, COUT, dyb, None);
+                small::product(dc, ohw, wt, COUT, dyb, None);
             }
         };
-        let samples = dx.as_mut_slice().chunks_exact_mut(IN).zip(dy.as_slice().chunks_exact(OUT));
-        if g.is_pointwise() {
-            // The columns are the input itself, so their gradient is the input's.
-            samples.for_each(|(dxb, dyb)| col_grad(dyb, dxb));
-            return;
-        }
-        ensure_len(&mut ws.dcols, PATCH * ohw);
-        for (dxb, dyb) in samples {
-            col_grad(dyb, &mut ws.dcols);
-            col2im(g, &ws.dcols, dxb);
-        }
+        // Sample by sample on the threads; the columns' gradient of one sample
+        // is each thread's scratch (none in the pointwise case, where the columns
+        // are the input itself, so their gradient is the input's).
+        let n = dy.ncols();
+        let parts = Self::sample_parts(n);
+        let per_part = if g.is_pointwise() { 0 } else { PATCH * ohw };
+        ensure_len(&mut ws.dcols, parts * per_part);
+        let (dxs, dcols) = (SharedSlice::new(dx.as_mut_slice()), SharedSlice::new(&mut ws.dcols));
+        threads::run(parts, &|t| {
+            let samples = t * n / parts..(t + 1) * n / parts;
+            // SAFETY: every part has its own samples of `dx`, and its own scratch.
+            let (dxs, dc) = unsafe {
+                (
+                    dxs.range(samples.start * IN..samples.end * IN),
+                    dcols.range(t * per_part..(t + 1) * per_part),
+                )
+            };
+            let dys = &dy.as_slice()[samples.start * OUT..samples.end * OUT];
+            for (dxb, dyb) in dxs.chunks_exact_mut(IN).zip(dys.chunks_exact(OUT)) {
+                if per_part == 0 {
+                    col_grad(dyb, dxb);
+                } else {
+                    col_grad(dyb, dc);
+                    col2im(g, dc, dxb);
+                }
+            }
+        });
     }
 
     /// The training passes of this convolution, a `relu` after it and a max
@@ -629,7 +690,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(relu_out, n);
         ensure_batch(pooled, n);
         pool_ws.size_for(POUT * n);
-        let parts = threads::threads().min(n / MIN_SAMPLES_PER_THREAD).max(1);
+        let parts = Self::sample_parts(n);
         let pad = self.padded_len();
         ensure_len(&mut ws.padded, parts * pad);
         let (ys, rs) = (SharedSlice::new(y.as_mut_slice()), SharedSlice::new(relu_out.as_mut_slice()));
@@ -687,41 +748,23 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         pool_ws.check::<POUT>(n);
         ensure_batch(d_relu_out, n);
         ensure_batch(dy, n);
-        Self::zero_partials(ws, n);
-        let chunks = n.div_ceil(GRAD_CHUNK);
-        let parts = threads::threads().min(n / MIN_SAMPLES_PER_THREAD).min(chunks).max(1);
-        let pad = self.padded_len();
-        ensure_len(&mut ws.padded, parts * pad);
         let (drs, dys) = (SharedSlice::new(d_relu_out.as_mut_slice()), SharedSlice::new(dy.as_mut_slice()));
-        let (partials, scratch) = (SharedSlice::new(&mut ws.partials), SharedSlice::new(&mut ws.padded));
         let argmax = pool_ws.argmax();
-        threads::run(parts, &|t| {
-            // SAFETY: every part has its own chunks of samples, and its own scratch.
-            let scratch = unsafe { scratch.range(t * pad..(t + 1) * pad) };
-            for c in t * chunks / parts..(t + 1) * chunks / parts {
-                let samples = c * GRAD_CHUNK..((c + 1) * GRAD_CHUNK).min(n);
-                let at = |size: usize| samples.start * size..samples.end * size;
-                let (drs, dys, partial) = unsafe {
-                    (
-                        drs.range(at(OUT)),
-                        dys.range(at(OUT)),
-                        partials.range(c * Self::PARTIAL..(c + 1) * Self::PARTIAL),
-                    )
-                };
-                let (dw, mut db) = self.split_partial(partial);
-                let pools = pooled.as_slice()[at(POUT)]
-                    .chunks_exact(POUT)
-                    .zip(d_pooled.as_slice()[at(POUT)].chunks_exact(POUT));
-                let grads = drs.chunks_exact_mut(OUT).zip(dys.chunks_exact_mut(OUT));
-                let samples =
-                    x.as_slice()[at(IN)].chunks_exact(IN).zip(pools.zip(argmax[at(POUT)].chunks_exact(POUT)));
-                for ((xs, ((ps, dps), args)), (drs, dys)) in samples.zip(grads) {
-                    pool.relu_pool_backward(drs, dps, args, ps, Some(&mut *dys));
-                    self.weight_grad_direct(xs, dys, dw, db.as_deref_mut(), scratch);
-                }
+        self.weight_grads_by_chunks(n, ws, grad, &|samples, dw, mut db, scratch| {
+            let at = |size: usize| samples.start * size..samples.end * size;
+            // SAFETY: every chunk has its own samples.
+            let (drs, dys) = unsafe { (drs.range(at(OUT)), dys.range(at(OUT))) };
+            let pools = pooled.as_slice()[at(POUT)]
+                .chunks_exact(POUT)
+                .zip(d_pooled.as_slice()[at(POUT)].chunks_exact(POUT));
+            let grads = drs.chunks_exact_mut(OUT).zip(dys.chunks_exact_mut(OUT));
+            let samples =
+                x.as_slice()[at(IN)].chunks_exact(IN).zip(pools.zip(argmax[at(POUT)].chunks_exact(POUT)));
+            for ((xs, ((ps, dps), args)), (drs, dys)) in samples.zip(grads) {
+                pool.relu_pool_backward(drs, dps, args, ps, Some(&mut *dys));
+                self.weight_grad_direct(xs, dys, dw, db.as_deref_mut(), scratch);
             }
         });
-        self.sum_partials(&ws.partials, grad);
         if let Some(dx) = dx {
             self.input_gradient(dy, ws, dx);
         }
