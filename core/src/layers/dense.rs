@@ -326,8 +326,7 @@ mod tests {
 
     /// A layer and batch large enough that every product of a step is split on 2 threads.
     fn split_sized() -> (Dense<f32, 128, 96>, Batch<f32, 128>, Batch<f32, 96>) {
-        let d = Dense::<f32, 128, 96>::new(true, Init::He, &mut seeded_rng(5));
-        let mut d = d;
+        let mut d = Dense::<f32, 128, 96>::new(true, Init::He, &mut seeded_rng(5));
         d.bias.as_mut().unwrap().iter_mut().enumerate().for_each(|(i, b)| *b = (i as f32 * 0.3).sin());
         let x = Batch::<f32, 128>::from_fn(128, |i, j| ((i * 7 + j * 3) as f32 * 0.11).sin());
         let dy = Batch::<f32, 96>::from_fn(128, |i, j| ((i * 5 + j * 11) as f32 * 0.13).cos());
