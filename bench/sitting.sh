@@ -1,8 +1,10 @@
 #!/bin/sh
 # One measuring sitting (issue 6): staticnet's criterion cases with 1 and 2 threads,
 # then right after them the Rust peers (dfdx, candle, burn-ndarray: bench/peers), then the
-# Python peers (JAX jit, TensorFlow tf.function + the sgemm roofline), into $OUT
-# (default /tmp/staticnet-sitting).
+# Python peers (JAX jit, TensorFlow tf.function + the sgemm roofline), then staticnet's
+# reference cases once more (staticnet-after.txt: the machine drifts over a sitting, and a
+# ratio is only worth something if both passes agree), into $OUT (default
+# /tmp/staticnet-sitting). `python3 bench/ratios.py $OUT` prints the ratio tables.
 # Run from the repository root. The Python venv: tools/.venv (jax, numpy, threadpoolctl, tensorflow-cpu).
 # The Rust peers are built first (burn takes minutes on a cold target directory), one framework
 # at a time, so a framework that fails to build does not stop the others or the sitting
@@ -28,4 +30,9 @@ done
   || echo "bench/peers: peers failed (see $OUT/peers_rust.log)"
 tools/.venv/bin/python ../shared/bench/bench_peers.py --only roofline,jax-jit,tf-function \
   --out-json "$OUT/peers.json" --out-md "$OUT/peers.md" > "$OUT/peers.log" 2>&1
+REFERENCE='tiny_train_b32/|mlp_train_b128/|cnn_train_b64/|tiny_infer_b1/|mlp_infer_b1/|mlp_infer_b128/'
+for b in mlp cnn; do
+  STATICNET_BENCH_THREADS=1,2 cargo bench --bench $b -- --warm-up-time 1 --measurement-time 3 --noplot "$REFERENCE" 2>&1 \
+    | grep -E '^(train|infer)/|time:' | grep -v change >> "$OUT/staticnet-after.txt"
+done
 uptime >> "$OUT/staticnet.txt"

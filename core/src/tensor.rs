@@ -117,6 +117,15 @@ pub(crate) struct Block<'a, T> {
 }
 
 impl<T> Block<'_, T> {
+    /// The whole block as one slice, when it holds whole columns (a product
+    /// not split, or split by columns): one pass over it beats a loop per column.
+    pub(crate) fn whole_columns(&mut self) -> Option<&mut [T]> {
+        (self.rows.len() == self.ld).then(|| {
+            // SAFETY: as in `column`: the block's columns, which only its thread touches.
+            unsafe { self.c.range(self.cols.start * self.ld..self.cols.end * self.ld) }
+        })
+    }
+
     /// The block's part (`rows`) of column `j`, one of `cols`.
     pub(crate) fn column(&mut self, j: usize) -> &mut [T] {
         assert!(self.cols.contains(&j), "column outside the block");

@@ -67,8 +67,22 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         }
         let relu = relu.map(|r| SharedSlice::new(r.as_mut_slice()));
         gemm_then(T::one(), w, x, T::zero(), y, &|mut block| {
+            let cols = block.cols.clone();
+            if let Some(y) = block.whole_columns() {
+                // Whole columns: passes of known length, which the compiler unrolls.
+                if let Some(b) = bias {
+                    let (samples, _) = y.as_chunks_mut::<OUT>();
+                    samples.iter_mut().for_each(|y| y.iter_mut().zip(b).for_each(|(y, &b)| *y += b));
+                }
+                if let Some(r) = &relu {
+                    // SAFETY: the block's elements of `r`, which only this block's thread writes.
+                    let r = unsafe { r.range(cols.start * OUT..cols.end * OUT) };
+                    r.iter_mut().zip(&*y).for_each(|(r, &y)| *r = Relu::value(y));
+                }
+                return;
+            }
             let rows = block.rows.clone();
-            for j in block.cols.clone() {
+            for j in cols {
                 let y = block.column(j);
                 if let Some(b) = bias {
                     y.iter_mut().zip(&b[rows.clone()]).for_each(|(y, &b)| *y += b);
@@ -116,14 +130,21 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         ensure_batch(dx, x.ncols());
         ensure_batch(d_pre, x.ncols());
         let (pre, d_pre) = (pre.as_slice(), SharedSlice::new(d_pre.as_mut_slice()));
+        let gate = |d_pre: &mut [T], pre: &[T], g: &[T]| {
+            d_pre.iter_mut().zip(pre).zip(g).for_each(|((d, &x), &g)| *d = Relu::gradient(x, g))
+        };
         gemm_then(T::one(), MatRef::of(&*self.weight), MatRef::of(dy), T::zero(), dx, &|mut block| {
+            let cols = block.cols.clone();
+            if let Some(g) = block.whole_columns() {
+                let range = cols.start * IN..cols.end * IN;
+                // SAFETY: the block's elements of `d_pre`, which only this block's thread writes.
+                return gate(unsafe { d_pre.range(range.clone()) }, &pre[range], g);
+            }
             let rows = block.rows.clone();
-            for j in block.cols.clone() {
+            for j in cols {
                 let range = j * IN + rows.start..j * IN + rows.end;
                 // SAFETY: the block's elements of `d_pre`, which only this block's thread writes.
-                let d_pre = unsafe { d_pre.range(range.clone()) };
-                let gates = d_pre.iter_mut().zip(&pre[range]);
-                gates.zip(&*block.column(j)).for_each(|((d, &x), &g)| *d = Relu::gradient(x, g));
+                gate(unsafe { d_pre.range(range.clone()) }, &pre[range], block.column(j));
             }
         });
     }
@@ -145,8 +166,14 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             // SAFETY: the block's outputs, which no other block sums.
             let db = unsafe { db.range(outputs.clone()) };
             db.fill(T::zero());
-            for sample in dy.as_slice().chunks_exact(OUT) {
-                db.iter_mut().zip(&sample[outputs.clone()]).for_each(|(d, &g)| *d += g);
+            let (samples, _) = dy.as_slice().as_chunks::<OUT>();
+            if let ([all], []) = db.as_chunks_mut::<OUT>() {
+                // All the outputs: sums of known length, which the compiler unrolls.
+                samples.iter().for_each(|g| all.iter_mut().zip(g).for_each(|(d, &g)| *d += g));
+            } else {
+                samples
+                    .iter()
+                    .for_each(|g| db.iter_mut().zip(&g[outputs.clone()]).for_each(|(d, &g)| *d += g));
             }
         });
     }
