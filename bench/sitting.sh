@@ -3,7 +3,8 @@
 # then right after them the Rust peers (dfdx, candle, burn-ndarray: bench/peers), then the
 # Python peers (JAX jit, TensorFlow tf.function + the sgemm roofline), then staticnet's
 # reference cases once more (staticnet-after.txt: the machine drifts over a sitting, and a
-# ratio is only worth something if both passes agree), into $OUT (default
+# ratio is only worth something if both passes agree) and the 2-thread speed-up with
+# alternating windows (scaling.txt), into $OUT (default
 # /tmp/staticnet-sitting). `python3 bench/ratios.py $OUT` prints the ratio tables.
 # Run from the repository root. The Python venv: tools/.venv (jax, numpy, threadpoolctl, tensorflow-cpu).
 # The Rust peers are built first (burn takes minutes on a cold target directory), one framework
@@ -35,4 +36,6 @@ for b in mlp cnn; do
   STATICNET_BENCH_THREADS=1,2 cargo bench --bench $b -- --warm-up-time 1 --measurement-time 3 --noplot "$REFERENCE" 2>&1 \
     | grep -E '^(train|infer)/|time:' | grep -v change >> "$OUT/staticnet-after.txt"
 done
+# 2 threads vs 1 with alternating windows, so the drift cancels out (benches/scaling.rs).
+cargo bench --bench scaling 2>&1 | grep -E '^(mlp|cnn)_' > "$OUT/scaling.txt"
 uptime >> "$OUT/staticnet.txt"
