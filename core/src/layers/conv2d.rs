@@ -421,19 +421,32 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         threads::threads().min(n / MIN_SAMPLES_PER_THREAD).max(1)
     }
 
-    /// [`Conv2d::forward_direct`] with the samples split between threads,
-    /// each with its own part of `scratch` (resized to one padded sample per thread).
-    fn forward_direct_split(&self, x: &[T], y: &mut [T], scratch: &mut Vec<T>) {
-        let n = x.len() / IN;
-        let (parts, pad) = (Self::sample_parts(n), self.padded_len());
-        ensure_len(scratch, parts * pad);
-        let (ys, scratch) = (SharedSlice::new(y), SharedSlice::new(scratch));
+    /// Runs `part(samples, scratch)` over a batch of `n` samples split between
+    /// threads, each part with its own `per_part` values of `scratch` (resized
+    /// to that many per thread).
+    fn by_samples(
+        n: usize,
+        scratch: &mut Vec<T>,
+        per_part: usize,
+        part: &(dyn Fn(Range<usize>, &mut [T]) + Sync),
+    ) {
+        let parts = Self::sample_parts(n);
+        ensure_len(scratch, parts * per_part);
+        let scratch = SharedSlice::new(scratch);
         threads::run(parts, &|t| {
-            let samples = t * n / parts..(t + 1) * n / parts;
-            // SAFETY: every part has its own samples of `y`, and its own scratch.
-            let (ys, scratch) = unsafe {
-                (ys.range(samples.start * OUT..samples.end * OUT), scratch.range(t * pad..(t + 1) * pad))
-            };
+            // SAFETY: every part has its own scratch.
+            let scratch = unsafe { scratch.range(t * per_part..(t + 1) * per_part) };
+            part(t * n / parts..(t + 1) * n / parts, scratch)
+        });
+    }
+
+    /// [`Conv2d::forward_direct`] with the samples split between threads,
+    /// each with its own padded sample in `scratch`.
+    fn forward_direct_split(&self, x: &[T], y: &mut [T], scratch: &mut Vec<T>) {
+        let ys = SharedSlice::new(y);
+        Self::by_samples(x.len() / IN, scratch, self.padded_len(), &|samples, scratch| {
+            // SAFETY: every part has its own samples of `y`.
+            let ys = unsafe { ys.range(samples.start * OUT..samples.end * OUT) };
             self.forward_direct(&x[samples.start * IN..samples.end * IN], ys, scratch);
         });
     }
@@ -637,20 +650,11 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         // Sample by sample on the threads; the columns' gradient of one sample
         // is each thread's scratch (none in the pointwise case, where the columns
         // are the input itself, so their gradient is the input's).
-        let n = dy.ncols();
-        let parts = Self::sample_parts(n);
         let per_part = if g.is_pointwise() { 0 } else { PATCH * ohw };
-        ensure_len(&mut ws.dcols, parts * per_part);
-        let (dxs, dcols) = (SharedSlice::new(dx.as_mut_slice()), SharedSlice::new(&mut ws.dcols));
-        threads::run(parts, &|t| {
-            let samples = t * n / parts..(t + 1) * n / parts;
-            // SAFETY: every part has its own samples of `dx`, and its own scratch.
-            let (dxs, dc) = unsafe {
-                (
-                    dxs.range(samples.start * IN..samples.end * IN),
-                    dcols.range(t * per_part..(t + 1) * per_part),
-                )
-            };
+        let dxs = SharedSlice::new(dx.as_mut_slice());
+        Self::by_samples(dy.ncols(), &mut ws.dcols, per_part, &|samples, dc| {
+            // SAFETY: every part has its own samples of `dx`.
+            let dxs = unsafe { dxs.range(samples.start * IN..samples.end * IN) };
             let dys = &dy.as_slice()[samples.start * OUT..samples.end * OUT];
             for (dxb, dyb) in dxs.chunks_exact_mut(IN).zip(dys.chunks_exact(OUT)) {
                 if per_part == 0 {
@@ -690,26 +694,14 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         ensure_batch(relu_out, n);
         ensure_batch(pooled, n);
         pool_ws.size_for(POUT * n);
-        let parts = Self::sample_parts(n);
-        let pad = self.padded_len();
-        ensure_len(&mut ws.padded, parts * pad);
         let (ys, rs) = (SharedSlice::new(y.as_mut_slice()), SharedSlice::new(relu_out.as_mut_slice()));
         let (ps, args) = (SharedSlice::new(pooled.as_mut_slice()), SharedSlice::new(pool_ws.argmax_mut()));
-        let scratch = SharedSlice::new(&mut ws.padded);
         let (this, pool) = (&*self, &*pool);
-        threads::run(parts, &|t| {
-            let samples = t * n / parts..(t + 1) * n / parts;
+        Self::by_samples(n, &mut ws.padded, self.padded_len(), &|samples, scratch| {
             let at = |size: usize| samples.start * size..samples.end * size;
-            // SAFETY: every part has its own samples of each buffer, and its own scratch.
-            let (ys, rs, ps, args, scratch) = unsafe {
-                (
-                    ys.range(at(OUT)),
-                    rs.range(at(OUT)),
-                    ps.range(at(POUT)),
-                    args.range(at(POUT)),
-                    scratch.range(t * pad..(t + 1) * pad),
-                )
-            };
+            // SAFETY: every part has its own samples of each buffer.
+            let (ys, rs, ps, args) =
+                unsafe { (ys.range(at(OUT)), rs.range(at(OUT)), ps.range(at(POUT)), args.range(at(POUT))) };
             let convs = x.as_slice()[at(IN)].chunks_exact(IN).zip(ys.chunks_exact_mut(OUT));
             let pools =
                 rs.chunks_exact_mut(OUT).zip(ps.chunks_exact_mut(POUT)).zip(args.chunks_exact_mut(POUT));
