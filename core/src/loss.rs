@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::softmax_into;
 #[cfg(target_arch = "x86_64")]
-use crate::tensor::simd::{as_f32, as_f32_mut, has_avx512};
+use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
 use crate::tensor::{ensure_batch, Batch};
 
 /// What a loss compares the network's output with, stored for a whole
@@ -127,12 +127,21 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
         ensure_batch(grad, output.ncols());
         let scale = T::one() / T::cast(labels.len().max(1) as f64);
         #[cfg(target_arch = "x86_64")]
-        if let (Some(z), Some(g), true) =
-            (as_f32(output.as_slice()), as_f32_mut(grad.as_mut_slice()), has_avx512())
-        {
-            // SAFETY: the CPU has AVX-512, just checked; `check` matched the labels to the batch.
-            let total = unsafe { softmax_cross_entropy_avx512::<N>(z, g, labels, scale.as_f64() as f32) };
-            return Ok(T::cast(total as f64));
+        if let (Some(z), Some(g)) = (as_f32(output.as_slice()), as_f32_mut(grad.as_mut_slice())) {
+            let scale = scale.as_f64() as f32;
+            // SAFETY: the CPU's features are checked first; `check` matched the labels to the batch.
+            let total = unsafe {
+                if has_avx512() {
+                    Some(softmax_cross_entropy_avx512::<N>(z, g, labels, scale))
+                } else if has_avx2() {
+                    Some(softmax_cross_entropy_avx2::<N>(z, g, labels, scale))
+                } else {
+                    None
+                }
+            };
+            if let Some(total) = total {
+                return Ok(T::cast(total as f64));
+            }
         }
         let mut total = T::zero();
         let samples = output.as_slice().chunks_exact(N).zip(grad.as_mut_slice().chunks_exact_mut(N));
@@ -177,31 +186,78 @@ unsafe fn softmax_cross_entropy_avx512<const N: usize>(
 ) -> f32 {
     use crate::tensor::simd::avx512::{exp, ln};
     use std::arch::x86_64::*;
+    let exp_in_place = |v: &mut [f32]| {
+        let m = ((1u32 << v.len()) - 1) as __mmask16;
+        // SAFETY: the mask covers exactly `v`.
+        unsafe { _mm512_mask_storeu_ps(v.as_mut_ptr(), m, exp(_mm512_maskz_loadu_ps(m, v.as_ptr()))) };
+    };
+    // SAFETY: 16 values.
+    let ln_in_place =
+        |v: &mut [f32; 16]| unsafe { _mm512_storeu_ps(v.as_mut_ptr(), ln(_mm512_loadu_ps(v.as_ptr()))) };
+    softmax_cross_entropy_lanes::<N, 16>(z, g, labels, scale, exp_in_place, ln_in_place)
+}
+
+/// [`softmax_cross_entropy_avx512`] for AVX2 CPUs, eight samples at a time
+/// (`tensor::simd::avx2`'s `exp` and `ln`).
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `z` and `g` hold `labels.len()` samples of
+/// `N`, every label below `N`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_cross_entropy_avx2<const N: usize>(
+    z: &[f32],
+    g: &mut [f32],
+    labels: &[usize],
+    scale: f32,
+) -> f32 {
+    use crate::tensor::simd::avx2::{exp, ln};
+    use std::arch::x86_64::*;
+    let exp_in_place = |v: &mut [f32]| {
+        // The last chunk may be partial: through a full register, not a
+        // masked store (a dozen cycles on AMD's Zen 3).
+        let mut lanes = [0.0f32; 8];
+        lanes[..v.len()].copy_from_slice(v);
+        // SAFETY: 8 values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), exp(_mm256_loadu_ps(lanes.as_ptr()))) };
+        let len = v.len();
+        v.copy_from_slice(&lanes[..len]);
+    };
+    // SAFETY: 8 values.
+    let ln_in_place =
+        |v: &mut [f32; 8]| unsafe { _mm256_storeu_ps(v.as_mut_ptr(), ln(_mm256_loadu_ps(v.as_ptr()))) };
+    softmax_cross_entropy_lanes::<N, 8>(z, g, labels, scale, exp_in_place, ln_in_place)
+}
+
+/// The body of the vector softmax cross-entropies, `L` samples at a time:
+/// `exp_in_place` takes up to `L` values, `ln_in_place` exactly `L`. Inlined
+/// into each instruction set's entry point, so it is compiled for that set.
+#[inline(always)]
+fn softmax_cross_entropy_lanes<const N: usize, const L: usize>(
+    z: &[f32],
+    g: &mut [f32],
+    labels: &[usize],
+    scale: f32,
+    exp_in_place: impl Fn(&mut [f32]),
+    ln_in_place: impl Fn(&mut [f32; L]),
+) -> f32 {
     let mut total = 0.0f32;
-    let chunks = z.chunks(16 * N).zip(g.chunks_mut(16 * N)).zip(labels.chunks(16));
+    let chunks = z.chunks(L * N).zip(g.chunks_mut(L * N)).zip(labels.chunks(L));
     for ((zc, gc), lc) in chunks {
-        let (mut maxs, mut sums) = ([0.0f32; 16], [1.0f32; 16]);
+        let (mut maxs, mut sums) = ([0.0f32; L], [1.0f32; L]);
         for ((zs, gs), max) in zc.chunks_exact(N).zip(gc.chunks_exact_mut(N)).zip(&mut maxs) {
             *max = zs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             gs.iter_mut().zip(zs).for_each(|(g, &z)| *g = z - *max);
         }
-        for v in gc.chunks_mut(16) {
-            let m = ((1u32 << v.len()) - 1) as __mmask16;
-            // SAFETY: the mask covers exactly `v`.
-            unsafe { _mm512_mask_storeu_ps(v.as_mut_ptr(), m, exp(_mm512_maskz_loadu_ps(m, v.as_ptr()))) };
-        }
+        gc.chunks_mut(L).for_each(&exp_in_place);
         for (gs, sum) in gc.chunks_exact(N).zip(&mut sums) {
             *sum = gs.iter().sum();
         }
-        let mut lse = [0.0f32; 16];
-        // SAFETY: 16 values each.
-        unsafe {
-            let v = _mm512_add_ps(_mm512_loadu_ps(maxs.as_ptr()), ln(_mm512_loadu_ps(sums.as_ptr())));
-            _mm512_storeu_ps(lse.as_mut_ptr(), v);
-        }
+        let mut lse = sums;
+        ln_in_place(&mut lse);
         let samples = zc.chunks_exact(N).zip(gc.chunks_exact_mut(N)).zip(lc);
-        for (((zs, gs), &label), (&sum, &lse)) in samples.zip(sums.iter().zip(&lse)) {
-            total += lse - zs[label];
+        for (((zs, gs), &label), ((&sum, &lse), &max)) in samples.zip(sums.iter().zip(&lse).zip(&maxs)) {
+            total += (max + lse) - zs[label];
             let inv = scale / sum;
             gs.iter_mut().for_each(|v| *v *= inv);
             gs[label] -= scale;

@@ -296,7 +296,7 @@ enum Plan {
     /// Tiny products: one copy of A, no panels.
     Small(Isa),
     /// A tiny product with fewer rows than a register holds, run as `Cᵀ = Bᵀ·Aᵀ`.
-    SmallTransposed,
+    SmallTransposed(Isa),
     /// The blocked product with packed panels.
     Packed(Isa),
     /// Few rows and many columns: a 32-row tile would be mostly padding, so
@@ -311,13 +311,15 @@ fn plan(isa: Isa, m: usize, k: usize, n: usize) -> Plan {
         Isa::Avx512 if simple => Plan::Simple(isa),
         // Rows are padded to a register of 16: Cᵀ has more of them.
         Isa::Avx512 if is_small(m, k, n) && m < SMALL_ROWS && n > m && n <= SMALL_DIM => {
-            Plan::SmallTransposed
+            Plan::SmallTransposed(isa)
         }
         Isa::Avx512 if is_small(m, k, n) => Plan::Small(isa),
         Isa::Avx512 if m <= 16 && n >= 32 => Plan::PackedTransposed,
         // A 32-row tile would be mostly padding.
         Isa::Avx512 if m <= 16 => Plan::Packed(Isa::Avx2),
         _ if simple => Plan::Simple(isa),
+        // Likewise for AVX2's registers of 8.
+        Isa::Avx2 if is_small(m, k, n) && m < 8 && n > m && n <= SMALL_DIM => Plan::SmallTransposed(isa),
         _ if is_small(m, k, n) => Plan::Small(isa),
         _ => Plan::Packed(isa),
     }
@@ -335,14 +337,23 @@ unsafe fn single(plan: Plan, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b
             #[cfg(target_arch = "x86_64")]
             Plan::Simple(Isa::Avx512) => simple_avx512(m, k, n, alpha, a, b, beta, c),
             #[cfg(target_arch = "x86_64")]
+            Plan::Simple(Isa::Avx2) if n == 1 && a.cs == 1 && b.rs == 1 => {
+                matrix_vector_avx2(m, k, alpha, a, b.ptr, beta, c)
+            }
+            #[cfg(target_arch = "x86_64")]
             Plan::Simple(Isa::Avx2) => simple_avx2(m, k, n, alpha, a, b, beta, c),
             Plan::Simple(_) => simple(m, k, n, alpha, a, b, beta, c),
             #[cfg(target_arch = "x86_64")]
             Plan::Small(Isa::Avx512) => small_avx512(m, k, n, alpha, a, b, beta, c),
             #[cfg(target_arch = "x86_64")]
-            Plan::SmallTransposed => {
+            Plan::SmallTransposed(Isa::Avx512) => {
                 let (m, n, a, b, c) = transposed(m, n, a, b, c);
                 small_avx512(m, k, n, alpha, a, b, beta, c)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Plan::SmallTransposed(_) => {
+                let (m, n, a, b, c) = transposed(m, n, a, b, c);
+                small_avx2(m, k, n, alpha, a, b, beta, c)
             }
             #[cfg(target_arch = "x86_64")]
             Plan::Small(Isa::Avx2) => small_avx2(m, k, n, alpha, a, b, beta, c),
@@ -479,12 +490,203 @@ unsafe fn matrix_vector_rows<const R: usize>(
     }
 }
 
-/// [`small`] compiled for AVX2 (AVX-512 has its own, [`small_avx512`]).
+/// [`matrix_vector_avx512`] for AVX2 CPUs: four rows side by side, 16
+/// elements of each per step, fused multiply-adds into eight accumulators
+/// (the portable loop, compiled for AVX2, rounds every product before adding
+/// it and spills its sixteen 32-lane sums out of the sixteen YMM registers).
+///
+/// # Safety
+/// As [`sgemm`] with `n = 1`, `a.cs = 1`, `b` contiguous; the CPU supports AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn matrix_vector_avx2(m: usize, k: usize, alpha: f32, a: Mat, b: *const f32, beta: f32, c: MatMut) {
+    let mut i = 0;
+    while i + 4 <= m {
+        unsafe { matrix_vector_rows_avx2::<4>(i, k, alpha, a, b, beta, c) };
+        i += 4;
+    }
+    while i < m {
+        unsafe { matrix_vector_rows_avx2::<1>(i, k, alpha, a, b, beta, c) };
+        i += 1;
+    }
+}
+
+/// Rows `i..i + R` of [`matrix_vector_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn matrix_vector_rows_avx2<const R: usize>(
+    i: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: *const f32,
+    beta: f32,
+    c: MatMut,
+) {
+    use std::arch::x86_64::*;
+    let row = |r: usize| unsafe { a.ptr.offset((i + r) as isize * a.rs) };
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut p = 0;
+    while p + 16 <= k {
+        let x = unsafe { [_mm256_loadu_ps(b.add(p)), _mm256_loadu_ps(b.add(p + 8))] };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(row(r).add(p + 8 * u)) }, x[u], *acc);
+            }
+        }
+        p += 16;
+    }
+    if p < k {
+        // The last 1 to 15 elements: a whole register and a masked one.
+        let rest = (k - p).min(8);
+        let load = |ptr: *const f32, n: usize| unsafe {
+            if n == 8 {
+                _mm256_loadu_ps(ptr)
+            } else {
+                _mm256_maskload_ps(ptr, first_lanes(n))
+            }
+        };
+        let x = load(unsafe { b.add(p) }, rest);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            acc[0] = _mm256_fmadd_ps(load(unsafe { row(r).add(p) }, rest), x, acc[0]);
+        }
+        if k - p > 8 {
+            let x = load(unsafe { b.add(p + 8) }, k - p - 8);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                acc[1] = _mm256_fmadd_ps(load(unsafe { row(r).add(p + 8) }, k - p - 8), x, acc[1]);
+            }
+        }
+    }
+    let sums = acc.map(|[a0, a1]| _mm256_add_ps(a0, a1));
+    let out = |r: usize, v: f32| {
+        let out = unsafe { &mut *c.ptr.offset((i + r) as isize * c.rs) };
+        *out = if beta == 0.0 { alpha * v } else { alpha * v + beta * *out };
+    };
+    if R == 4 {
+        // Four horizontal sums at once: [s0, s1, s2, s3] in one register.
+        let h = _mm256_hadd_ps(_mm256_hadd_ps(sums[0], sums[1]), _mm256_hadd_ps(sums[2], sums[3]));
+        let v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+        let mut lanes = [0.0f32; 4];
+        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), v) };
+        lanes.iter().enumerate().for_each(|(r, &v)| out(r, v));
+    } else {
+        for (r, &sum) in sums.iter().enumerate() {
+            let mut lanes = [0.0f32; 8];
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+            out(r, lanes.iter().sum());
+        }
+    }
+}
+
+/// The first `n ≤ 8` lanes of a register, as AVX2's masked loads and stores take them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn first_lanes(n: usize) -> std::arch::x86_64::__m256i {
+    static ONES_THEN_ZEROS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+    debug_assert!(n <= 8);
+    unsafe { std::arch::x86_64::_mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(8 - n).cast()) }
+}
+
+/// [`small`] with AVX2 intrinsics, as [`small_avx512`] with blocks of eight
+/// rows: the portable loop compiled for AVX2 keeps its eight 16-lane sums in
+/// all sixteen YMM registers, spills, and rounds every product before adding
+/// it (tiny_train_b32 spent two thirds of its step there).
+///
+/// # Safety
+/// As [`sgemm`], with `m, k ≤ SMALL_DIM`; the CPU supports AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
-    unsafe { small(m, k, n, alpha, a, b, beta, c) }
+    use std::arch::x86_64::*;
+    debug_assert!(m <= SMALL_DIM && k <= SMALL_DIM);
+    const LANES: usize = 8;
+    // A's columns, padded to whole registers: in place when contiguous.
+    let mut buf = [std::mem::MaybeUninit::<__m256>::uninit(); SMALL_DIM * SMALL_DIM / LANES];
+    let blocks = m.div_ceil(LANES);
+    let in_place = a.rs == 1;
+    if !in_place {
+        buf[..k * blocks].iter_mut().for_each(|v| {
+            v.write(_mm256_setzero_ps());
+        });
+        let b32 = buf.as_mut_ptr() as *mut f32;
+        for p in 0..k {
+            for i in 0..m {
+                unsafe {
+                    *b32.add(p * blocks * LANES + i) = *a.ptr.offset(p as isize * a.cs + i as isize * a.rs)
+                };
+            }
+        }
+    }
+    let (alpha_v, beta_v) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
+    for blk in 0..blocks {
+        let i0 = blk * LANES;
+        let h = (m - i0).min(LANES);
+        let rows = first_lanes(h);
+        let col = |p: usize| unsafe {
+            if in_place {
+                _mm256_maskload_ps(a.ptr.offset(p as isize * a.cs + i0 as isize), rows)
+            } else {
+                // Written above for every `p < k`.
+                buf[p * blocks + blk].assume_init()
+            }
+        };
+        let mut j = 0;
+        while j < n {
+            const NJ: usize = 8;
+            let w = (n - j).min(NJ);
+            let mut acc = [_mm256_setzero_ps(); NJ];
+            let bp = unsafe { b.ptr.offset(j as isize * b.cs) };
+            for p in 0..k {
+                let av = col(p);
+                let row = unsafe { bp.offset(p as isize * b.rs) };
+                let b_q = |q: usize| _mm256_set1_ps(unsafe { *row.offset(q as isize * b.cs) });
+                if w == NJ {
+                    // A fixed trip count keeps the sums in registers.
+                    for (q, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm256_fmadd_ps(av, b_q(q), *acc);
+                    }
+                } else {
+                    for (q, acc) in acc.iter_mut().enumerate().take(w) {
+                        *acc = _mm256_fmadd_ps(av, b_q(q), *acc);
+                    }
+                }
+            }
+            for (q, &acc) in acc.iter().enumerate().take(w) {
+                let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
+                if c.rs == 1 {
+                    let old = || unsafe {
+                        if h == LANES {
+                            _mm256_loadu_ps(cj)
+                        } else {
+                            _mm256_maskload_ps(cj, rows)
+                        }
+                    };
+                    let v = if beta == 0.0 {
+                        _mm256_mul_ps(alpha_v, acc)
+                    } else {
+                        _mm256_fmadd_ps(alpha_v, acc, _mm256_mul_ps(beta_v, old()))
+                    };
+                    // A masked store costs a dozen cycles on AMD's Zen 3: only for partial blocks.
+                    if h == LANES {
+                        unsafe { _mm256_storeu_ps(cj, v) };
+                    } else {
+                        unsafe { _mm256_maskstore_ps(cj, rows, v) };
+                    }
+                    continue;
+                }
+                let mut t = [0.0f32; LANES];
+                unsafe { _mm256_storeu_ps(t.as_mut_ptr(), acc) };
+                for (i, &s) in t[..h].iter().enumerate() {
+                    let q = unsafe { cj.offset(i as isize * c.rs) };
+                    unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
+                }
+            }
+            j += w;
+        }
+    }
 }
 
 /// `C = alpha·A·B + beta·C` for `m, k ≤ SMALL_DIM`: `A` copied once into a

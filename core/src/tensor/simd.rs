@@ -23,6 +23,19 @@ pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
         .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
 }
 
+/// Whether the CPU has AVX2 and FMA (the fallback kernels' level; every x86-64 CPU since 2013–2015).
+#[inline(always)]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the CPU has the AVX-512 subset the hand-written kernels use.
 #[inline(always)]
 pub(crate) fn has_avx512() -> bool {
@@ -109,6 +122,7 @@ pub(crate) mod avx512 {
     #[cfg(test)]
     mod tests {
         use super::*;
+        use crate::tensor::simd::tests::{check, exp_inputs, ln_inputs};
 
         fn lanes(f: impl Fn(__m512) -> __m512, xs: &[f32]) -> Vec<f32> {
             xs.chunks(16)
@@ -122,37 +136,172 @@ pub(crate) mod avx512 {
                 .collect()
         }
 
-        fn check(name: &str, got: &[f32], xs: &[f32], exact: impl Fn(f64) -> f64) {
-            for (&g, &x) in got.iter().zip(xs) {
-                // The exact value rounded to f32 (so beyond f32::MAX, ∞).
-                let want = exact(x as f64) as f32 as f64;
-                let ok = if want.is_nan() {
-                    g.is_nan()
-                } else if want.is_infinite() || want == 0.0 || (want.abs() < f32::MIN_POSITIVE as f64) {
-                    (g as f64 - want).abs() <= f32::MIN_POSITIVE as f64 || g as f64 == want
-                } else {
-                    ((g as f64 - want) / want).abs() <= 2.5e-7
-                };
-                assert!(ok, "{name}({x}) = {g}, want {want}");
-            }
-        }
-
         #[test]
         fn exp_and_ln_are_within_2_ulp_and_keep_special_values() {
             if !crate::tensor::simd::has_avx512() {
                 return;
             }
-            let mut xs: Vec<f32> = (-2080..=1780).map(|i| i as f32 * 0.05 + 0.013).collect();
-            xs.extend([0.0, -0.0, 1.0, -1.0, 88.7, 89.5, -103.0, -150.0, -1e30, 1e30]);
-            xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-7, -1e-7]);
+            let xs = exp_inputs();
             let got = lanes(|v| unsafe { exp(v) }, &xs);
             check("exp", &got, &xs, f64::exp);
-            let mut ys: Vec<f32> = (-300..=300).map(|i| 10f32.powf(i as f32 * 0.1) * 1.37).collect();
-            ys.extend((1..2000).map(|i| i as f32 * 1e-3));
-            ys.extend([1.0, 2.0, 0.5, std::f32::consts::SQRT_2, 1.4142134, f32::MIN_POSITIVE, 0.0, -1.0]);
-            ys.extend([f32::INFINITY, f32::NAN, f32::MAX, 1e-40]);
+            let ys = ln_inputs();
             let got = lanes(|v| unsafe { ln(v) }, &ys);
             check("ln", &got, &ys, f64::ln);
+        }
+    }
+}
+
+/// Vector `exp` and `ln` for f32 with AVX2 and FMA, for CPUs without AVX-512
+/// (AMD before Zen 4): [`avx512`]'s polynomials, with the exponent handled by
+/// integer arithmetic on the float's bits instead of `vscalefps` /
+/// `vgetexpps`. Within 2 ulp of the exact values, NaN passing through.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// `2^n` for integral `n` in −126..=127, built from its exponent bits.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn pow2(n: __m256) -> __m256 {
+        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
+        _mm256_castsi256_ps(bits)
+    }
+
+    /// `exp(x)` lane by lane: 0 below about −103.9 (and for −∞), ∞ above 88.7.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn exp(x: __m256) -> __m256 {
+        // As in `avx512::exp`; `max`/`min` return their second operand for NaN.
+        let x = _mm256_max_ps(_mm256_set1_ps(-104.0), x);
+        let x = _mm256_min_ps(_mm256_set1_ps(89.0), x);
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+            x,
+            _mm256_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let er = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(r, r), p, r), _mm256_set1_ps(1.0));
+        // n is in −150..=129: scale by 2^⌊n/2⌋ then 2^(n − ⌊n/2⌋), both normal
+        // powers of two, so the one rounding is the last (into subnormals or ∞).
+        let half = _mm256_floor_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
+        let y = _mm256_mul_ps(_mm256_mul_ps(er, pow2(half)), pow2(_mm256_sub_ps(n, half)));
+        // NaN lanes: the integer route above would give garbage.
+        _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x))
+    }
+
+    /// `ln(x)` lane by lane for positive `x` (−∞ at 0, NaN below 0 or for NaN, ∞ at ∞).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn ln(x: __m256) -> __m256 {
+        // Subnormals: scaled by 2^23 into the normal range first.
+        let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(f32::MIN_POSITIVE));
+        let xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(8_388_608.0)), tiny);
+        let bits = _mm256_castps_si256(xs);
+        // x = m·2^e with m in [1, 2); then m in [√½, √2) by halving the large ones.
+        let mut e =
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(127)));
+        e = _mm256_sub_ps(e, _mm256_and_ps(tiny, _mm256_set1_ps(23.0)));
+        let mant = _mm256_or_si256(
+            _mm256_and_si256(bits, _mm256_set1_epi32(0x007f_ffff)),
+            _mm256_set1_epi32(0x3f80_0000),
+        );
+        let mut m = _mm256_castsi256_ps(mant);
+        let big = _mm256_cmp_ps::<_CMP_GT_OQ>(m, _mm256_set1_ps(std::f32::consts::SQRT_2));
+        m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5)), big);
+        e = _mm256_add_ps(e, _mm256_and_ps(big, _mm256_set1_ps(1.0)));
+        let z = _mm256_sub_ps(m, _mm256_set1_ps(1.0));
+        let mut p = _mm256_set1_ps(7.037_683_6e-2);
+        for c in [
+            -1.151_461e-1,
+            1.167_699_9e-1,
+            -1.242_014_1e-1,
+            1.424_932_3e-1,
+            -1.666_805_8e-1,
+            2.000_071_4e-1,
+            -2.499_999_4e-1,
+            3.333_333e-1,
+        ] {
+            p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(c));
+        }
+        let z2 = _mm256_mul_ps(z, z);
+        let mut y = _mm256_mul_ps(_mm256_mul_ps(z2, z), p);
+        y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.121_944_4e-4), y);
+        y = _mm256_fnmadd_ps(z2, _mm256_set1_ps(0.5), y);
+        let out = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693_359_4), _mm256_add_ps(z, y));
+        // The special values: 0 → −∞, ∞ → ∞, below 0 or NaN → NaN.
+        let special = |cond: __m256, v: f32, out: __m256| _mm256_blendv_ps(out, _mm256_set1_ps(v), cond);
+        let out = special(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, _mm256_setzero_ps()), f32::NEG_INFINITY, out);
+        let out = special(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, _mm256_set1_ps(f32::INFINITY)), f32::INFINITY, out);
+        special(_mm256_cmp_ps::<_CMP_NGE_UQ>(x, _mm256_setzero_ps()), f32::NAN, out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::tensor::simd::tests::{check, exp_inputs, ln_inputs};
+
+        fn lanes(f: impl Fn(__m256) -> __m256, xs: &[f32]) -> Vec<f32> {
+            xs.chunks(8)
+                .flat_map(|c| {
+                    let mut v = [0.0f32; 8];
+                    v[..c.len()].copy_from_slice(c);
+                    let mut out = [0.0f32; 8];
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), f(_mm256_loadu_ps(v.as_ptr()))) };
+                    out[..c.len()].to_vec()
+                })
+                .collect()
+        }
+
+        #[test]
+        fn exp_and_ln_are_within_2_ulp_and_keep_special_values() {
+            if !crate::tensor::simd::has_avx2() {
+                return;
+            }
+            let xs = exp_inputs();
+            check("exp", &lanes(|v| unsafe { exp(v) }, &xs), &xs, f64::exp);
+            let ys = ln_inputs();
+            check("ln", &lanes(|v| unsafe { ln(v) }, &ys), &ys, f64::ln);
+        }
+    }
+}
+
+/// What the vector `exp` / `ln` tests of every instruction set share.
+#[cfg(test)]
+pub(crate) mod tests {
+    /// Inputs for `exp`: a fine grid over the whole range and the edges.
+    pub(crate) fn exp_inputs() -> Vec<f32> {
+        let mut xs: Vec<f32> = (-2080..=1780).map(|i| i as f32 * 0.05 + 0.013).collect();
+        xs.extend([0.0, -0.0, 1.0, -1.0, 88.7, 89.5, -103.0, -150.0, -1e30, 1e30]);
+        xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-7, -1e-7]);
+        xs
+    }
+
+    /// Inputs for `ln`: 60 decades, a fine grid near 1 and the edges.
+    pub(crate) fn ln_inputs() -> Vec<f32> {
+        let mut ys: Vec<f32> = (-300..=300).map(|i| 10f32.powf(i as f32 * 0.1) * 1.37).collect();
+        ys.extend((1..2000).map(|i| i as f32 * 1e-3));
+        ys.extend([1.0, 2.0, 0.5, std::f32::consts::SQRT_2, 1.4142134, f32::MIN_POSITIVE, 0.0, -1.0]);
+        ys.extend([f32::INFINITY, f32::NAN, f32::MAX, 1e-40]);
+        ys
+    }
+
+    /// Whether every result is within 2 ulp of the exact value (special values exactly).
+    pub(crate) fn check(name: &str, got: &[f32], xs: &[f32], exact: impl Fn(f64) -> f64) {
+        for (&g, &x) in got.iter().zip(xs) {
+            // The exact value rounded to f32 (so beyond f32::MAX, ∞).
+            let want = exact(x as f64) as f32 as f64;
+            let ok = if want.is_nan() {
+                g.is_nan()
+            } else if want.is_infinite() || want == 0.0 || (want.abs() < f32::MIN_POSITIVE as f64) {
+                (g as f64 - want).abs() <= f32::MIN_POSITIVE as f64 || g as f64 == want
+            } else {
+                ((g as f64 - want) / want).abs() <= 2.5e-7
+            };
+            assert!(ok, "{name}({x}) = {g}, want {want}");
         }
     }
 }
