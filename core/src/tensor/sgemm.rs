@@ -184,7 +184,8 @@ unsafe fn dispatch(
         // product's split reads), so the weights stay in that core's cache.
         let gradient_like = k <= m.min(n) && c.rs == 1;
         let by_columns = n >= 16 * threads && (m < n || m < 32 * threads || gradient_like || outer);
-        let (split_n, len, unit) = if by_columns { (true, n, 16) } else { (false, m, 32) };
+        let (split_n, len, unit) =
+            if by_columns { (true, n, plan.col_unit()) } else { (false, m, plan.row_unit()) };
         let parts = threads.min(len.div_ceil(unit));
         if parts > 1 {
             reserve_pack_buffer();
@@ -303,6 +304,27 @@ enum Plan {
     /// compute `Cᵀ = Bᵀ·Aᵀ`, whose rows are C's many columns (a dense forward
     /// pass with few outputs: 10 × 64 becomes 64 × 10).
     PackedTransposed,
+}
+
+impl Plan {
+    /// Rows per unit when a split divides `C` by rows: whole register tiles
+    /// of the kernel, and small enough that the balance between two cores
+    /// can move in steps of 1/16 of a 256-row product.
+    fn row_unit(self) -> usize {
+        match self {
+            Plan::Packed(Isa::Avx2) => 16,
+            _ => 32,
+        }
+    }
+
+    /// Columns per unit when a split divides `C` by columns: whole tiles of
+    /// the kernel (AVX2's are 6 wide, AVX-512's 8).
+    fn col_unit(self) -> usize {
+        match self {
+            Plan::Packed(Isa::Avx2) => 12,
+            _ => 16,
+        }
+    }
 }
 
 fn plan(isa: Isa, m: usize, k: usize, n: usize) -> Plan {
@@ -1135,9 +1157,28 @@ unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, 
                         transpose8x8(
                             src.offset(p as isize + j as isize * b.cs),
                             b.cs,
+                            8,
                             dst.add(p * nr + j),
                             nr,
                         );
+                    }
+                    p += 8;
+                }
+                for p in p..kc {
+                    for j in 0..nr {
+                        *dst.add(p * nr + j) = *src.offset(p as isize + j as isize * b.cs);
+                    }
+                }
+            } else if avx && b.rs == 1 && w == nr && nr < 8 {
+                // Fewer columns than a register holds (AVX2's 6): 8×8 blocks
+                // through a scratch block (the element-wise copy below made
+                // packing a tenth of mlp_infer_b128's time on AVX2).
+                let mut block = [0.0f32; 64];
+                let mut p = 0;
+                while p + 8 <= kc {
+                    transpose8x8(src.add(p), b.cs, nr, block.as_mut_ptr(), 8);
+                    for q in 0..8 {
+                        std::ptr::copy_nonoverlapping(block.as_ptr().add(q * 8), dst.add((p + q) * nr), nr);
                     }
                     p += 8;
                 }
@@ -1188,6 +1229,7 @@ unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, 
                         transpose8x8(
                             src.offset(i as isize * a.rs + p as isize),
                             a.rs,
+                            8,
                             dst.add(p * mr + i),
                             mr,
                         );
@@ -1228,14 +1270,21 @@ unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, 
 }
 
 /// Transposes an 8×8 block: row `r` of the source (8 contiguous values at
-/// `src + r·stride`) becomes the values at `dst + c·dst_stride + r` for `c` in 0..8.
+/// `src + r·stride`) becomes the values at `dst + c·dst_stride + r` for `c` in
+/// 0..8. Only the first `rows` source rows are read; the others count as zeros.
 /// Only called where the kernel in use has checked for AVX.
 #[inline(always)]
-unsafe fn transpose8x8(src: *const f32, stride: isize, dst: *mut f32, dst_stride: usize) {
+unsafe fn transpose8x8(src: *const f32, stride: isize, rows: usize, dst: *mut f32, dst_stride: usize) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
         use std::arch::x86_64::*;
-        let r = |i: isize| _mm256_loadu_ps(src.offset(i * stride));
+        let r = |i: isize| {
+            if (i as usize) < rows {
+                _mm256_loadu_ps(src.offset(i * stride))
+            } else {
+                _mm256_setzero_ps()
+            }
+        };
         let (r0, r1, r2, r3, r4, r5, r6, r7) = (r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7));
         let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
         let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
@@ -1263,7 +1312,8 @@ unsafe fn transpose8x8(src: *const f32, stride: isize, dst: *mut f32, dst_stride
     unsafe {
         for r in 0..8 {
             for c in 0..8 {
-                *dst.add(c * dst_stride + r) = *src.offset(r as isize * stride + c as isize);
+                *dst.add(c * dst_stride + r) =
+                    if r < rows { *src.offset(r as isize * stride + c as isize) } else { 0.0 };
             }
         }
     }
