@@ -358,12 +358,19 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         }
         let per_sample = PATCH * g.out_spatial();
         ensure_len(&mut ws.cols, per_sample * x.ncols());
-        let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
-        // One sample at a time: its columns are still in cache for the product.
-        for ((xs, ys), cols) in samples.zip(ws.cols.chunks_exact_mut(per_sample)) {
-            im2col(g, xs, cols);
-            self.forward_sample(cols, ys);
-        }
+        let (ys, cols) = (SharedSlice::new(y.as_mut_slice()), SharedSlice::new(&mut ws.cols));
+        // One sample at a time, so its columns are still in cache for the
+        // product; the samples split between threads.
+        Self::by_samples(x.ncols(), &mut Vec::new(), 0, &|samples, _| {
+            let at = |size: usize| samples.start * size..samples.end * size;
+            // SAFETY: every part has its own samples of `y` and of the columns.
+            let (ys, cols) = unsafe { (ys.range(at(OUT)), cols.range(at(per_sample))) };
+            let samples = x.as_slice()[at(IN)].chunks_exact(IN).zip(ys.chunks_exact_mut(OUT));
+            for ((xs, ys), cols) in samples.zip(cols.chunks_exact_mut(per_sample)) {
+                im2col(g, xs, cols);
+                self.forward_sample(cols, ys);
+            }
+        });
     }
 
     /// Whether the products read the input directly rather than its im2col
@@ -451,8 +458,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         });
     }
 
-    /// The weight and bias gradients from the kernels that read the input
-    /// directly, into `grad` (overwritten): `chunk(samples, dw, db, scratch)`
+    /// The weight and bias gradients into `grad` (overwritten): `chunk(samples, dw, db, scratch)`
     /// adds the gradients of `samples` (at most [`GRAD_CHUNK`], a fixed chunk of
     /// the batch) to a zeroed partial sum; chunks run on the threads, and their
     /// partial sums are added in order, so the result does not depend on the
@@ -587,32 +593,34 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
                 self.weight_grad_direct(xs, dys, dw, db, scratch);
             });
         } else {
-            grad.weight.as_mut_slice().fill(T::zero());
-            if let Some(db) = &mut grad.bias {
-                db.fill(T::zero());
-            }
+            // The columns, out of `ws` while its partial sums are in use (a move, not a copy).
+            let col_buf = std::mem::take(&mut ws.cols);
             // In the pointwise case the input sample itself is the column matrix.
-            let cols: &[T] = if pointwise { x.as_slice() } else { &ws.cols };
+            let cols: &[T] = if pointwise { x.as_slice() } else { &col_buf };
             let stride = if pointwise { IN } else { per_sample };
-            // dW = Σ_b dY_b · C_bᵀ
-            for (cb, dyb) in cols.chunks_exact(stride).zip(dy.as_slice().chunks_exact(OUT)) {
-                if self.gemm {
-                    // As column-major matrices: dW (PATCH×COUT) += C_bᵀ · dY_b ((OH·OW)×COUT).
-                    let c = DMatrixView::from_slice(cb, ohw, PATCH);
-                    let d = DMatrixView::from_slice(dyb, ohw, COUT);
-                    gemm(T::one(), MatRef::of(&c).t(), MatRef::of(&d), T::one(), &mut *grad.weight);
-                } else {
-                    // dW[o, k] += Σ_p dY[o, p] · C[k, p]
-                    small::gram_add(grad.weight.as_mut_slice(), ohw, dyb, cb);
-                }
-            }
-            if let Some(db) = &mut grad.bias {
-                for dyb in dy.as_slice().chunks_exact(OUT) {
-                    for (acc, dyc) in db.iter_mut().zip(dyb.chunks_exact(ohw)) {
-                        *acc += small::sum(dyc);
+            let dy = dy.as_slice();
+            self.weight_grads_by_chunks(batch, ws, grad, &|samples, dw, mut db, _| {
+                let cols = cols[samples.start * stride..samples.end * stride].chunks_exact(stride);
+                // dW = Σ_b dY_b · C_bᵀ
+                for (cb, dyb) in cols.zip(dy[samples.start * OUT..samples.end * OUT].chunks_exact(OUT)) {
+                    if self.gemm {
+                        // As column-major matrices: dW (PATCH×COUT) += C_bᵀ · dY_b ((OH·OW)×COUT).
+                        let c = DMatrixView::from_slice(cb, ohw, PATCH);
+                        let d = DMatrixView::from_slice(dyb, ohw, COUT);
+                        let mut dw = DMatrixViewMut::from_slice(dw, PATCH, COUT);
+                        gemm(T::one(), MatRef::of(&c).t(), MatRef::of(&d), T::one(), &mut dw);
+                    } else {
+                        // dW[o, k] += Σ_p dY[o, p] · C[k, p]
+                        small::gram_add(dw, ohw, dyb, cb);
+                    }
+                    if let Some(db) = db.as_deref_mut() {
+                        for (acc, dyc) in db.iter_mut().zip(dyb.chunks_exact(ohw)) {
+                            *acc += small::sum(dyc);
+                        }
                     }
                 }
-            }
+            });
+            ws.cols = col_buf;
         }
         if let Some(dx) = dx {
             self.input_gradient(dy, ws, dx);
