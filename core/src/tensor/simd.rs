@@ -49,6 +49,29 @@ pub(crate) fn has_avx512() -> bool {
     }
 }
 
+/// The polynomials and constants the vector `exp` and `ln` of every width share.
+#[cfg(target_arch = "x86_64")]
+mod cephes {
+    /// ln 2 in two parts (Cody–Waite): `LN2_HI` has few significant bits, so `n·LN2_HI` is exact.
+    pub(super) const LN2_HI: f32 = 0.693_359_4;
+    pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Cephes' `expf` polynomial for e^r on |r| ≤ ln 2 / 2, highest degree first.
+    pub(super) const EXP_POLY: [f32; 6] =
+        [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+    /// Cephes' `logf` polynomial for ln(1 + z) on √½ ≤ 1 + z < √2, highest degree first.
+    pub(super) const LN_POLY: [f32; 9] = [
+        7.037_683_6e-2,
+        -1.151_461e-1,
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_4e-1,
+        -2.499_999_4e-1,
+        3.333_333e-1,
+    ];
+}
+
 /// Vector `exp` and `ln` for f32 with AVX-512: the softmax cross-entropy of a
 /// small network spent a tenth of its training step in libm's scalar `expf`
 /// and `logf`. Within 2 ulp of the exact values (Cephes' polynomials, the
@@ -69,11 +92,11 @@ pub(crate) mod avx512 {
             x,
             _mm512_set1_ps(std::f32::consts::LOG2_E),
         ));
-        // r = x − n·ln 2 in two parts (Cody–Waite), |r| ≤ ln 2 / 2.
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-        let mut p = _mm512_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        // r = x − n·ln 2, |r| ≤ ln 2 / 2.
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(super::cephes::LN2_HI), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(super::cephes::LN2_LO), r);
+        let mut p = _mm512_set1_ps(super::cephes::EXP_POLY[0]);
+        for c in super::cephes::EXP_POLY[1..].iter().copied() {
             p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
         }
         // e^r = 1 + r + r²·P(r), then scaled by 2^n.
@@ -92,26 +115,17 @@ pub(crate) mod avx512 {
         m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5));
         e = _mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0));
         let z = _mm512_sub_ps(m, _mm512_set1_ps(1.0));
-        let mut p = _mm512_set1_ps(7.037_683_6e-2);
-        for c in [
-            -1.151_461e-1,
-            1.167_699_9e-1,
-            -1.242_014_1e-1,
-            1.424_932_3e-1,
-            -1.666_805_8e-1,
-            2.000_071_4e-1,
-            -2.499_999_4e-1,
-            3.333_333e-1,
-        ] {
+        let mut p = _mm512_set1_ps(super::cephes::LN_POLY[0]);
+        for c in super::cephes::LN_POLY[1..].iter().copied() {
             p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(c));
         }
         let z2 = _mm512_mul_ps(z, z);
         // ln m = z − z²/2 + z³·P(z), plus e·ln 2 in two parts.
         let mut y = _mm512_mul_ps(_mm512_mul_ps(z2, z), p);
-        y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.121_944_4e-4), y);
+        y = _mm512_fmadd_ps(e, _mm512_set1_ps(super::cephes::LN2_LO), y);
         y = _mm512_fnmadd_ps(z2, _mm512_set1_ps(0.5), y);
         let lnm = _mm512_add_ps(z, y);
-        let out = _mm512_fmadd_ps(e, _mm512_set1_ps(0.693_359_4), lnm);
+        let out = _mm512_fmadd_ps(e, _mm512_set1_ps(super::cephes::LN2_HI), lnm);
         // getexp/getmant give −∞ for 0 and ∞ for ∞ through e; x < 0 is NaN via getmant.
         let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, _mm512_setzero_ps());
         let inf = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, _mm512_set1_ps(f32::INFINITY));
@@ -178,10 +192,10 @@ pub(crate) mod avx2 {
             x,
             _mm256_set1_ps(std::f32::consts::LOG2_E),
         ));
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(super::cephes::LN2_HI), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(super::cephes::LN2_LO), r);
+        let mut p = _mm256_set1_ps(super::cephes::EXP_POLY[0]);
+        for c in super::cephes::EXP_POLY[1..].iter().copied() {
             p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
         }
         let er = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(r, r), p, r), _mm256_set1_ps(1.0));
@@ -214,24 +228,15 @@ pub(crate) mod avx2 {
         m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5)), big);
         e = _mm256_add_ps(e, _mm256_and_ps(big, _mm256_set1_ps(1.0)));
         let z = _mm256_sub_ps(m, _mm256_set1_ps(1.0));
-        let mut p = _mm256_set1_ps(7.037_683_6e-2);
-        for c in [
-            -1.151_461e-1,
-            1.167_699_9e-1,
-            -1.242_014_1e-1,
-            1.424_932_3e-1,
-            -1.666_805_8e-1,
-            2.000_071_4e-1,
-            -2.499_999_4e-1,
-            3.333_333e-1,
-        ] {
+        let mut p = _mm256_set1_ps(super::cephes::LN_POLY[0]);
+        for c in super::cephes::LN_POLY[1..].iter().copied() {
             p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(c));
         }
         let z2 = _mm256_mul_ps(z, z);
         let mut y = _mm256_mul_ps(_mm256_mul_ps(z2, z), p);
-        y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.121_944_4e-4), y);
+        y = _mm256_fmadd_ps(e, _mm256_set1_ps(super::cephes::LN2_LO), y);
         y = _mm256_fnmadd_ps(z2, _mm256_set1_ps(0.5), y);
-        let out = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693_359_4), _mm256_add_ps(z, y));
+        let out = _mm256_fmadd_ps(e, _mm256_set1_ps(super::cephes::LN2_HI), _mm256_add_ps(z, y));
         // The special values: 0 → −∞, ∞ → ∞, below 0 or NaN → NaN.
         let special = |cond: __m256, v: f32, out: __m256| _mm256_blendv_ps(out, _mm256_set1_ps(v), cond);
         let out = special(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, _mm256_setzero_ps()), f32::NEG_INFINITY, out);
