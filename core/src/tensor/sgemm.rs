@@ -121,6 +121,29 @@ pub(crate) unsafe fn sgemm(
     unsafe { dispatch(m, k, n, alpha, a, b, beta, c, then) }
 }
 
+/// `y = A·x` for one sample of a small layer (`m·k` below [`SMALL_MATRIX_VECTOR`],
+/// so never split): the kernel [`sgemm`] picks for it, with the same result,
+/// without the dispatch around it (a third of a tiny network's batch-1 inference).
+///
+/// # Safety
+/// `a` addresses `m` rows of `k` contiguous values, `rs` apart; `x` holds `k`
+/// values and `y` `m`, not overlapping `a` or `x`.
+pub(crate) unsafe fn small_matrix_vector(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    rs: isize,
+    x: *const f32,
+    y: *mut f32,
+) {
+    debug_assert!(m * k < SMALL_MATRIX_VECTOR && m > 0 && k > 0);
+    let (a, b) = (Mat { ptr: a, rs, cs: 1 }, Mat { ptr: x, rs: 1, cs: 1 });
+    unsafe { single(plan(isa(), m, k, 1), m, k, 1, 1.0, a, b, 0.0, MatMut { ptr: y, rs: 1, cs: 1 }) }
+}
+
+/// Matrix-vector products below this many multiply-adds go to [`small_matrix_vector`].
+pub(crate) const SMALL_MATRIX_VECTOR: usize = PAR_MIN_MV_MACS;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Isa {
     Avx512,
