@@ -392,10 +392,11 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
 
     /// The length of the scratch [`Conv2d::forward_direct`] and
     /// [`Conv2d::weight_grad_direct`] need: a padded copy of one sample, or
-    /// nothing when the layer does not pad.
+    /// nothing when the layer does not pad or takes the im2col path (which
+    /// shares `weight_grads_by_chunks` but never reads that scratch).
     fn padded_len(&self) -> usize {
         #[cfg(target_arch = "x86_64")]
-        {
+        if self.direct() {
             let (g, pad) = (&self.geometry, avx512::Padded::of(&self.geometry));
             if !pad.is_input(g) {
                 return pad.len(g);
