@@ -157,6 +157,27 @@ pub(crate) fn gemm_then<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
     unsafe { product(alpha, a, b, beta, ptr, (m, n, 1, ld as isize), Some(&blocks)) }
 }
 
+/// `y = A·x + bias`, and `relu = max(y, 0)` when given, for one sample of a
+/// small f32 dense layer (`A`: `y.len()` rows of `x.len()` contiguous values)
+/// in one fused kernel ([`sgemm::small_affine`]). Returns `false`, having
+/// written nothing, where that kernel does not apply (f64, a larger layer, a
+/// CPU without AVX2): the caller then takes [`gemm_then`].
+pub(crate) fn small_affine<T: Float>(
+    a: &[T],
+    x: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+    relu: Option<&mut [T]>,
+) -> bool {
+    let (Some(a), Some(x), Some(y)) = (simd::as_f32(a), simd::as_f32(x), simd::as_f32_mut(y)) else {
+        return false;
+    };
+    // `T` is f32 here, so the casts below cannot fail.
+    let bias = bias.and_then(simd::as_f32);
+    let relu = relu.and_then(simd::as_f32_mut);
+    sgemm::small_affine(a, x, bias, y, relu)
+}
+
 /// # Safety
 /// `c` addresses an `m×n` matrix with strides `rsc`, `csc` that does not alias `a` or `b`.
 unsafe fn product<T: Float>(
@@ -170,27 +191,6 @@ unsafe fn product<T: Float>(
 ) {
     assert!(a.rows == m && b.cols == n && a.cols == b.rows, "gemm shape mismatch");
     let k = a.cols;
-    // One sample of a small dense layer (rows of `A` and `x` contiguous, a
-    // column of `C`): straight to its kernel, skipping the product's dispatch.
-    let plain = alpha == T::one() && beta == T::zero();
-    if plain
-        && n == 1
-        && a.cs == 1
-        && b.rs == 1
-        && rsc == 1
-        && m > 0
-        && k > 0
-        && m * k < sgemm::SMALL_MATRIX_VECTOR
-    {
-        if let (Some(ad), Some(bd)) = (simd::as_f32(a.data), simd::as_f32(b.data)) {
-            // SAFETY: shapes checked above; `c` (f32, as `T` is) is the caller's promise.
-            unsafe { sgemm::small_matrix_vector(m, k, ad.as_ptr(), a.rs, bd.as_ptr(), c.cast::<f32>()) };
-            if let Some(then) = then {
-                then(0..m, 0..1);
-            }
-            return;
-        }
-    }
     // SAFETY: shapes checked above, the rest is the caller's promise.
     unsafe {
         T::gemm_raw(
@@ -232,26 +232,6 @@ mod tests {
         let mut c2 = DMatrix::<f64>::zeros(3, 2);
         gemm(1.0, MatRef::of(&at).t(), MatRef::of(&bt).t(), 0.0, &mut c2);
         assert_eq!(c2, &a * &b);
-    }
-
-    #[test]
-    fn small_matrix_vector_products_take_the_kernel_the_full_dispatch_takes() {
-        for (m, k) in [(16, 4), (3, 16), (37, 60), (1, 5), (16, 1)] {
-            // A dense layer's weight (k×m, used transposed: rows contiguous) and one sample.
-            let w = DMatrix::<f32>::from_fn(k, m, |i, j| ((i * 7 + j * 3) % 11) as f32 * 0.37 - 1.5);
-            let x = DMatrix::<f32>::from_fn(k, 1, |i, _| (i % 5) as f32 * 0.71 - 1.1);
-            let mut direct = DMatrix::<f32>::zeros(m, 1);
-            gemm(1.0, MatRef::of(&w).t(), MatRef::of(&x), 0.0, &mut direct);
-            // A scaled product goes through `sgemm`'s dispatch; scaling by 2 and back is exact.
-            let mut dispatched = DMatrix::<f32>::zeros(m, 1);
-            gemm(2.0, MatRef::of(&w).t(), MatRef::of(&x), 0.0, &mut dispatched);
-            dispatched.iter_mut().for_each(|v| *v *= 0.5);
-            assert_eq!(direct, dispatched, "{m}×{k}");
-            let want = w.transpose() * &x;
-            for (got, want) in direct.iter().zip(want.iter()) {
-                assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{m}×{k}: {got} vs {want}");
-            }
-        }
     }
 
     #[test]

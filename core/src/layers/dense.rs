@@ -6,7 +6,8 @@ use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::{
-    ensure_batch, gemm, gemm_then, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef, SharedSlice,
+    ensure_batch, gemm, gemm_then, heap_clone, heap_zeros, small_affine, Batch, HeapMatrix, MatRef,
+    SharedSlice,
 };
 use std::fmt;
 
@@ -58,10 +59,17 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         self.forward_then(x, y, Some(r))
     }
 
-    fn forward_then(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, relu: Option<&mut Batch<T, OUT>>) {
+    fn forward_then(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, mut relu: Option<&mut Batch<T, OUT>>) {
         ensure_batch(y, x.ncols());
-        let (w, x) = (MatRef::of(&*self.weight).t(), MatRef::of(x));
         let bias = self.bias.as_deref().map(|b| b.as_slice());
+        if x.ncols() == 1 {
+            // The weight's columns are the rows of `W`, contiguous: one sample is one fused pass.
+            let r = relu.as_deref_mut().map(|r| r.as_mut_slice());
+            if small_affine(self.weight.as_slice(), x.as_slice(), bias, y.as_mut_slice(), r) {
+                return;
+            }
+        }
+        let (w, x) = (MatRef::of(&*self.weight).t(), MatRef::of(x));
         if bias.is_none() && relu.is_none() {
             return gemm(T::one(), w, x, T::zero(), y);
         }

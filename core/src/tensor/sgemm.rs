@@ -121,28 +121,39 @@ pub(crate) unsafe fn sgemm(
     unsafe { dispatch(m, k, n, alpha, a, b, beta, c, then) }
 }
 
-/// `y = A·x` for one sample of a small layer (`m·k` below [`SMALL_MATRIX_VECTOR`],
-/// so never split): the kernel [`sgemm`] picks for it, with the same result,
-/// without the dispatch around it (a third of a tiny network's batch-1 inference).
+/// `y = A·x + bias` and, when `relu` is given, `relu = max(y, 0)`: one sample
+/// through a small dense layer (`A` is `y.len()` rows of `x.len()` contiguous
+/// values, fewer than [`PAR_MIN_MV_MACS`] multiply-adds, so never split).
 ///
-/// # Safety
-/// `a` addresses `m` rows of `k` contiguous values, `rs` apart; `x` holds `k`
-/// values and `y` `m`, not overlapping `a` or `x`.
-pub(crate) unsafe fn small_matrix_vector(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    rs: isize,
-    x: *const f32,
-    y: *mut f32,
-) {
-    debug_assert!(m * k < SMALL_MATRIX_VECTOR && m > 0 && k > 0);
-    let (a, b) = (Mat { ptr: a, rs, cs: 1 }, Mat { ptr: x, rs: 1, cs: 1 });
-    unsafe { single(plan(isa(), m, k, 1), m, k, 1, 1.0, a, b, 0.0, MatMut { ptr: y, rs: 1, cs: 1 }) }
+/// One pass that keeps each block's sums in registers for the bias and the
+/// ReLU; the general path (plan, dispatch, an epilogue called per block) took
+/// two thirds of a tiny network's batch-1 inference around products of 64–256
+/// multiply-adds. Returns `false`, having written nothing, for a larger or
+/// empty layer or on a CPU without AVX2 and FMA: the caller takes the general path.
+pub(crate) fn small_affine(
+    a: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    relu: Option<&mut [f32]>,
+) -> bool {
+    let (m, k) = (y.len(), x.len());
+    if m == 0 || k == 0 || m * k >= PAR_MIN_MV_MACS || !super::simd::has_avx2() {
+        return false;
+    }
+    assert!(
+        a.len() >= m * k && bias.is_none_or(|b| b.len() == m) && relu.as_ref().is_none_or(|r| r.len() == m),
+        "small_affine: operands of the wrong length"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bias = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+        let relu = relu.map_or(std::ptr::null_mut(), <[f32]>::as_mut_ptr);
+        // SAFETY: AVX2 and FMA checked above, lengths asserted.
+        unsafe { small_affine_avx2(m, k, a.as_ptr(), x.as_ptr(), bias, y.as_mut_ptr(), relu) };
+    }
+    true
 }
-
-/// Matrix-vector products below this many multiply-adds go to [`small_matrix_vector`].
-pub(crate) const SMALL_MATRIX_VECTOR: usize = PAR_MIN_MV_MACS;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Isa {
@@ -571,50 +582,15 @@ unsafe fn matrix_vector_rows_avx2<const R: usize>(
     c: MatMut,
 ) {
     use std::arch::x86_64::*;
-    let row = |r: usize| unsafe { a.ptr.offset((i + r) as isize * a.rs) };
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    let mut p = 0;
-    while p + 16 <= k {
-        let x = unsafe { [_mm256_loadu_ps(b.add(p)), _mm256_loadu_ps(b.add(p + 8))] };
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (u, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(row(r).add(p + 8 * u)) }, x[u], *acc);
-            }
-        }
-        p += 16;
-    }
-    if p < k {
-        // The last 1 to 15 elements: a whole register and a masked one.
-        let rest = (k - p).min(8);
-        let load = |ptr: *const f32, n: usize| unsafe {
-            if n == 8 {
-                _mm256_loadu_ps(ptr)
-            } else {
-                _mm256_maskload_ps(ptr, first_lanes(n))
-            }
-        };
-        let x = load(unsafe { b.add(p) }, rest);
-        for (r, acc) in acc.iter_mut().enumerate() {
-            acc[0] = _mm256_fmadd_ps(load(unsafe { row(r).add(p) }, rest), x, acc[0]);
-        }
-        if k - p > 8 {
-            let x = load(unsafe { b.add(p + 8) }, k - p - 8);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                acc[1] = _mm256_fmadd_ps(load(unsafe { row(r).add(p + 8) }, k - p - 8), x, acc[1]);
-            }
-        }
-    }
-    let sums = acc.map(|[a0, a1]| _mm256_add_ps(a0, a1));
+    let rows = std::array::from_fn(|r| unsafe { a.ptr.offset((i + r) as isize * a.rs) });
+    let sums = unsafe { row_sums_avx2::<R>(rows, k, b) };
     let out = |r: usize, v: f32| {
         let out = unsafe { &mut *c.ptr.offset((i + r) as isize * c.rs) };
         *out = if beta == 0.0 { alpha * v } else { alpha * v + beta * *out };
     };
-    if R == 4 {
-        // Four horizontal sums at once: [s0, s1, s2, s3] in one register.
-        let h = _mm256_hadd_ps(_mm256_hadd_ps(sums[0], sums[1]), _mm256_hadd_ps(sums[2], sums[3]));
-        let v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+    if let Ok(four) = sums[..].try_into() {
         let mut lanes = [0.0f32; 4];
-        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), v) };
+        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), four_sums_avx2(four)) };
         lanes.iter().enumerate().for_each(|(r, &v)| out(r, v));
     } else {
         for (r, &sum) in sums.iter().enumerate() {
@@ -622,6 +598,114 @@ unsafe fn matrix_vector_rows_avx2<const R: usize>(
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
             out(r, lanes.iter().sum());
         }
+    }
+}
+
+/// The products of `R` rows of `k` values with `x`, each row's in the eight
+/// lanes of one register (to be summed across): 16 values of each row per
+/// step into two registers, so four rows keep eight independent FMA chains.
+///
+/// # Safety
+/// Each of `rows` and `x` holds `k` values; the CPU supports AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row_sums_avx2<const R: usize>(
+    rows: [*const f32; R],
+    k: usize,
+    x: *const f32,
+) -> [std::arch::x86_64::__m256; R] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut p = 0;
+    while p + 16 <= k {
+        let xv = unsafe { [_mm256_loadu_ps(x.add(p)), _mm256_loadu_ps(x.add(p + 8))] };
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(row.add(p + 8 * u)) }, xv[u], *acc);
+            }
+        }
+        p += 16;
+    }
+    if p < k {
+        // The last 1 to 15 values: a whole or masked register, and a masked one.
+        let load = |ptr: *const f32, n: usize| unsafe {
+            if n >= 8 {
+                _mm256_loadu_ps(ptr)
+            } else {
+                _mm256_maskload_ps(ptr, first_lanes(n))
+            }
+        };
+        let xv = load(unsafe { x.add(p) }, k - p);
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            acc[0] = _mm256_fmadd_ps(load(unsafe { row.add(p) }, k - p), xv, acc[0]);
+        }
+        if k - p > 8 {
+            let xv = load(unsafe { x.add(p + 8) }, k - p - 8);
+            for (acc, row) in acc.iter_mut().zip(rows) {
+                acc[1] = _mm256_fmadd_ps(load(unsafe { row.add(p + 8) }, k - p - 8), xv, acc[1]);
+            }
+        }
+    }
+    acc.map(|[a0, a1]| _mm256_add_ps(a0, a1))
+}
+
+/// `[Σ s0, Σ s1, Σ s2, Σ s3]`: the lanes of four registers summed, pairs by
+/// horizontal adds, then quads within each 128-bit half, then the halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn four_sums_avx2(s: [std::arch::x86_64::__m256; 4]) -> std::arch::x86_64::__m128 {
+    use std::arch::x86_64::*;
+    let h = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
+}
+
+/// [`small_affine`]: blocks of four rows summed as [`matrix_vector_avx2`]
+/// sums them, the four sums gathered into one register, then bias and ReLU
+/// on that register. A last block of fewer than four rows repeats the last
+/// row in the missing ones and keeps only its real sums.
+///
+/// # Safety
+/// `a` holds `m` rows of `k` values, `x` `k` values, `y` `m`, `bias` and
+/// `relu` `m` or are null; the CPU supports AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_affine_avx2(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    x: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    relu: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let mut i = 0;
+    while i < m {
+        let rows = std::array::from_fn(|r| unsafe { a.add((i + r).min(m - 1) * k) });
+        let sums = four_sums_avx2(unsafe { row_sums_avx2::<4>(rows, k, x) });
+        if i + 4 <= m {
+            let v =
+                if bias.is_null() { sums } else { _mm_add_ps(sums, unsafe { _mm_loadu_ps(bias.add(i)) }) };
+            unsafe { _mm_storeu_ps(y.add(i), v) };
+            if !relu.is_null() {
+                // `max` returns its second operand for NaN and for ±0, as `Relu::value` does.
+                unsafe { _mm_storeu_ps(relu.add(i), _mm_max_ps(_mm_setzero_ps(), v)) };
+            }
+        } else {
+            // Through memory rather than masked stores, which cost a dozen cycles each on AMD.
+            let mut lanes = [0.0f32; 4];
+            unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), sums) };
+            for (r, &s) in lanes[..m - i].iter().enumerate() {
+                let v = if bias.is_null() { s } else { s + unsafe { *bias.add(i + r) } };
+                unsafe { *y.add(i + r) = v };
+                if !relu.is_null() {
+                    unsafe { *relu.add(i + r) = if v < 0.0 { 0.0 } else { v } };
+                }
+            }
+        }
+        i += 4;
     }
 }
 
@@ -1668,5 +1752,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn small_affine_is_the_product_plus_bias_and_its_relu() {
+        if !crate::tensor::simd::has_avx2() {
+            return; // the caller's general path; nothing else to test
+        }
+        // Rows in whole blocks of eight and not; depths in whole registers, masked tails and both.
+        for (m, k) in [(1, 1), (3, 16), (8, 8), (9, 4), (16, 4), (16, 16), (17, 33), (130, 250)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25).collect();
+            let x: Vec<f32> = (0..k).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5).collect();
+            let bias: Vec<f32> = (0..m).map(|i| (i as f32 * 0.7).sin()).collect();
+            let product = naive(m, k, 1, &a, (k, 1), &x, (1, k));
+            for with_bias in [false, true] {
+                let (mut y, mut r) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+                assert!(small_affine(&a, &x, with_bias.then_some(&bias[..]), &mut y, Some(&mut r)));
+                for i in 0..m {
+                    let want = product[i] + if with_bias { bias[i] as f64 } else { 0.0 };
+                    assert!(
+                        (y[i] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{m}×{k} row {i}: {} vs {want}",
+                        y[i]
+                    );
+                    let relu = if y[i] < 0.0 { 0.0 } else { y[i] };
+                    assert_eq!(r[i].to_bits(), relu.to_bits(), "{m}×{k} row {i}");
+                }
+                let mut y2 = vec![0.0; m];
+                assert!(small_affine(&a, &x, with_bias.then_some(&bias[..]), &mut y2, None));
+                assert_eq!(y2, y, "without the ReLU output, {m}×{k}");
+            }
+        }
+        // The ReLU keeps NaN and -0 as `Relu::value` does, in whole blocks and in the last one.
+        let (a, x) = ([1.0f32; 9], [1.0f32]);
+        let bias = [f32::NAN, -0.0, -2.0, 3.0, f32::NAN, -0.0, 0.5, -1.0, f32::NAN].map(|b| b - 1.0);
+        let (mut y, mut r) = ([0.0; 9], [0.0; 9]);
+        assert!(small_affine(&a, &x, Some(&bias), &mut y, Some(&mut r)));
+        for (&y, &r) in y.iter().zip(&r) {
+            let relu = if y < 0.0 { 0.0 } else { y };
+            assert_eq!(r.to_bits(), relu.to_bits(), "relu({y})");
+        }
+        // Larger layers are split across threads by the general path instead.
+        let big = vec![0.0f32; PAR_MIN_MV_MACS];
+        assert!(!small_affine(&big, &big[..256], None, &mut [0.0; 256], None));
     }
 }
