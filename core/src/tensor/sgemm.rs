@@ -1759,7 +1759,7 @@ mod tests {
         if !crate::tensor::simd::has_avx2() {
             return; // the caller's general path; nothing else to test
         }
-        // Rows in whole blocks of eight and not; depths in whole registers, masked tails and both.
+        // Rows in whole blocks of four and not; depths in whole registers, masked tails and both.
         for (m, k) in [(1, 1), (3, 16), (8, 8), (9, 4), (16, 4), (16, 16), (17, 33), (130, 250)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25).collect();
             let x: Vec<f32> = (0..k).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5).collect();
@@ -1783,15 +1783,16 @@ mod tests {
                 assert_eq!(y2, y, "without the ReLU output, {m}×{k}");
             }
         }
-        // The ReLU keeps NaN and -0 as `Relu::value` does, in whole blocks and in the last one.
+        // A NaN passes the ReLU, as `Relu::value` lets it, in whole blocks and in the last one.
         let (a, x) = ([1.0f32; 9], [1.0f32]);
-        let bias = [f32::NAN, -0.0, -2.0, 3.0, f32::NAN, -0.0, 0.5, -1.0, f32::NAN].map(|b| b - 1.0);
+        let bias = [f32::NAN, -3.0, -2.0, 3.0, f32::NAN, 0.0, 0.5, -1.0, f32::NAN];
         let (mut y, mut r) = ([0.0; 9], [0.0; 9]);
         assert!(small_affine(&a, &x, Some(&bias), &mut y, Some(&mut r)));
-        for (&y, &r) in y.iter().zip(&r) {
-            let relu = if y < 0.0 { 0.0 } else { y };
-            assert_eq!(r.to_bits(), relu.to_bits(), "relu({y})");
+        for ((&y, &r), &b) in y.iter().zip(&r).zip(&bias) {
+            assert_eq!(y.to_bits(), (1.0 + b).to_bits());
+            assert_eq!(r.to_bits(), if y < 0.0 { 0.0f32 } else { y }.to_bits(), "relu({y})");
         }
+        assert!(r[0].is_nan() && r[4].is_nan() && r[8].is_nan());
         // Larger layers are split across threads by the general path instead.
         let big = vec![0.0f32; PAR_MIN_MV_MACS];
         assert!(!small_affine(&big, &big[..256], None, &mut [0.0; 256], None));
