@@ -685,25 +685,31 @@ unsafe fn small_affine_avx2(
     while i < m {
         let rows = std::array::from_fn(|r| unsafe { a.add((i + r).min(m - 1) * k) });
         let sums = four_sums_avx2(unsafe { row_sums_avx2::<4>(rows, k, x) });
-        if i + 4 <= m {
-            let v =
-                if bias.is_null() { sums } else { _mm_add_ps(sums, unsafe { _mm_loadu_ps(bias.add(i)) }) };
-            unsafe { _mm_storeu_ps(y.add(i), v) };
-            if !relu.is_null() {
-                // `max` returns its second operand for NaN and for ±0, as `Relu::value` does.
-                unsafe { _mm_storeu_ps(relu.add(i), _mm_max_ps(_mm_setzero_ps(), v)) };
-            }
+        // A last block of fewer than four rows goes through memory rather than
+        // masked loads and stores (a masked store costs a dozen cycles on AMD).
+        let n = (m - i).min(4);
+        let v = if bias.is_null() {
+            sums
+        } else if n == 4 {
+            _mm_add_ps(sums, unsafe { _mm_loadu_ps(bias.add(i)) })
         } else {
-            // Through memory rather than masked stores, which cost a dozen cycles each on AMD.
             let mut lanes = [0.0f32; 4];
-            unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), sums) };
-            for (r, &s) in lanes[..m - i].iter().enumerate() {
-                let v = if bias.is_null() { s } else { s + unsafe { *bias.add(i + r) } };
-                unsafe { *y.add(i + r) = v };
-                if !relu.is_null() {
-                    unsafe { *relu.add(i + r) = if v < 0.0 { 0.0 } else { v } };
-                }
+            unsafe { std::ptr::copy_nonoverlapping(bias.add(i), lanes.as_mut_ptr(), n) };
+            _mm_add_ps(sums, unsafe { _mm_loadu_ps(lanes.as_ptr()) })
+        };
+        let store = |dst: *mut f32, v: __m128| unsafe {
+            if n == 4 {
+                _mm_storeu_ps(dst, v);
+            } else {
+                let mut lanes = [0.0f32; 4];
+                _mm_storeu_ps(lanes.as_mut_ptr(), v);
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
             }
+        };
+        store(unsafe { y.add(i) }, v);
+        if !relu.is_null() {
+            // `max` returns its second operand for NaN and for ±0, as `Relu::value` does.
+            store(unsafe { relu.add(i) }, _mm_max_ps(_mm_setzero_ps(), v));
         }
         i += 4;
     }
