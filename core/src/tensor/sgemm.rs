@@ -9,7 +9,9 @@
 //!
 //! Structure (BLIS): for each `KC`-deep slice of the inner dimension, `B` is
 //! packed into `NR`-wide panels and `A` into `MR`-tall panels (zero-padded), and
-//! an `MR×NR` register tile of `C` is accumulated by the micro-kernel. Results
+//! an `MR×NR` register tile of `C` is accumulated by the micro-kernel (the AVX2
+//! kernel reads a `B` whose columns are contiguous, a batch of samples, where it
+//! lies instead: [`Kernel::run_in_place`], the same bits). Results
 //! depend only on the shapes and on the kernel the CPU selects, never on the
 //! thread count: threads split `C` by columns (or rows), not the inner sum.
 
@@ -210,8 +212,9 @@ unsafe fn dispatch(
     if threads > 1 && (matrix_vector || outer || (macs >= PAR_MIN_MACS && n != 1)) {
         // Each part packs its own share of one operand and all of the other:
         // splitting C's columns repeats the packing of A (m×k), splitting its
-        // rows repeats B's (k×n). Split the side that repeats less, if it is
-        // long enough to give every thread whole tiles.
+        // rows repeats B's (k×n, unless the kernel reads B in place). Split
+        // the side that repeats less, if it is long enough to give every
+        // thread whole tiles.
         // A product whose inner dimension is the shortest (a weight gradient,
         // summed over the batch) is split by columns even when that packs more:
         // each thread then writes one contiguous block of `C`, the block the
@@ -1149,6 +1152,28 @@ trait Kernel {
     /// `a` holds `kc·MR`, `b` `kc·NR` elements; `out` addresses an `MR×NR`
     /// tile with column stride `ld`, read only when `accumulate`.
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool);
+    /// Whether [`Kernel::run_in_place`] exists: the kernel can read `NR`
+    /// columns of `B` where they lie when each is contiguous along the inner
+    /// dimension, so such a `B` (a batch of samples) is never packed.
+    const B_IN_PLACE: bool = false;
+    /// [`Kernel::run`] with column `j` of the `B` panel read from
+    /// `b + j·ldb .. + kc` rather than from a packed panel, with the same
+    /// arithmetic in the same order: the results are the same bits.
+    ///
+    /// # Safety
+    /// As [`Kernel::run`], with `NR` columns of `kc` values at `b + j·ldb`;
+    /// only called when [`Kernel::B_IN_PLACE`].
+    unsafe fn run_in_place(
+        _kc: usize,
+        _a: *const f32,
+        _b: *const f32,
+        _ldb: usize,
+        _out: *mut f32,
+        _ld: usize,
+        _accumulate: bool,
+    ) {
+        unreachable!("only kernels with B_IN_PLACE read B in place")
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1190,6 +1215,7 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
         (ap, ap.add(a_len))
     };
     let mut tile = [0.0f32; 32 * 16];
+    let in_place = K::B_IN_PLACE && b.rs == 1 && b.cs > 0;
     let mut jc = 0;
     while jc < n {
         let nc = (n - jc).min(nc_max);
@@ -1200,7 +1226,11 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
             let beta = if pc == 0 { beta } else { 1.0 };
             // Whole tiles go straight into C when it is column-major and unscaled.
             let direct = c.rs == 1 && c.cs > 0 && alpha == 1.0 && (beta == 0.0 || beta == 1.0);
-            unsafe { pack_b(kc, nc, nr, b, pc, jc, bp, K::AVX) };
+            // Whole panels of a B whose columns are contiguous are read where they
+            // lie (each part of a product split by rows would otherwise pack all
+            // of it); a last, narrower panel is packed, zero-padded, at `bp`.
+            let in_place_cols = if in_place { nc / nr * nr } else { 0 };
+            unsafe { pack_b(kc, nc - in_place_cols, nr, b, pc, jc + in_place_cols, bp, K::AVX) };
             let mut ic = 0;
             while ic < m {
                 let mc = (m - ic).min(mc_max);
@@ -1208,17 +1238,29 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
                 let mut jr = 0;
                 while jr < nc {
                     let nr_ = (nc - jr).min(nr);
-                    let bpanel = unsafe { bp.add(jr * kc) };
+                    let in_place_panel = jr < in_place_cols;
+                    let bpanel = unsafe {
+                        if in_place_panel {
+                            b.ptr.offset(pc as isize + (jc + jr) as isize * b.cs)
+                        } else {
+                            bp.add((jr - in_place_cols) * kc)
+                        }
+                    };
                     let mut ir = 0;
                     while ir < mc {
                         let mr_ = (mc - ir).min(mr);
                         let apanel = unsafe { ap.add(ir * kc) };
                         unsafe {
                             let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
-                            if direct && mr_ == mr && nr_ == nr {
-                                K::run(kc, apanel, bpanel, cp, c.cs as usize, beta != 0.0);
+                            let whole = direct && mr_ == mr && nr_ == nr;
+                            let (out, ld) = if whole { (cp, c.cs as usize) } else { (tile.as_mut_ptr(), mr) };
+                            let accumulate = whole && beta != 0.0;
+                            if in_place_panel {
+                                K::run_in_place(kc, apanel, bpanel, b.cs as usize, out, ld, accumulate);
                             } else {
-                                K::run(kc, apanel, bpanel, tile.as_mut_ptr(), mr, false);
+                                K::run(kc, apanel, bpanel, out, ld, accumulate);
+                            }
+                            if !whole {
                                 store_tile(&tile, mr, mr_, nr_, alpha, beta, cp, c.rs, c.cs);
                             }
                         }
@@ -1278,24 +1320,6 @@ unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, 
                             dst.add(p * nr + j),
                             nr,
                         );
-                    }
-                    p += 8;
-                }
-                for p in p..kc {
-                    for j in 0..nr {
-                        *dst.add(p * nr + j) = *src.offset(p as isize + j as isize * b.cs);
-                    }
-                }
-            } else if avx && b.rs == 1 && w == nr && nr < 8 {
-                // Fewer columns than a register holds (AVX2's 6): 8×8 blocks
-                // through a scratch block (the element-wise copy below made
-                // packing a tenth of mlp_infer_b128's time on AVX2).
-                let mut block = [0.0f32; 64];
-                let mut p = 0;
-                while p + 8 <= kc {
-                    transpose8x8(src.add(p), b.cs, nr, block.as_mut_ptr(), 8);
-                    for q in 0..8 {
-                        std::ptr::copy_nonoverlapping(block.as_ptr().add(q * 8), dst.add((p + q) * nr), nr);
                     }
                     p += 8;
                 }
@@ -1535,31 +1559,60 @@ impl Kernel for Avx2Kernel {
     const AVX: bool = true;
     #[inline(always)]
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
-        use std::arch::x86_64::*;
-        unsafe {
-            let mut c0 = [_mm256_setzero_ps(); 6];
-            let mut c1 = [_mm256_setzero_ps(); 6];
-            let (mut a, mut b) = (a, b);
-            for _ in 0..kc {
-                let a0 = _mm256_loadu_ps(a);
-                let a1 = _mm256_loadu_ps(a.add(8));
-                for j in 0..6 {
-                    let bj = _mm256_broadcast_ss(&*b.add(j));
-                    c0[j] = _mm256_fmadd_ps(a0, bj, c0[j]);
-                    c1[j] = _mm256_fmadd_ps(a1, bj, c1[j]);
-                }
-                a = a.add(16);
-                b = b.add(6);
-            }
+        unsafe { avx2_tile::<6>(kc, a, b, 1, out, ld, accumulate) }
+    }
+    const B_IN_PLACE: bool = true;
+    #[inline(always)]
+    unsafe fn run_in_place(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        out: *mut f32,
+        ld: usize,
+        accumulate: bool,
+    ) {
+        unsafe { avx2_tile::<1>(kc, a, b, ldb, out, ld, accumulate) }
+    }
+}
+
+/// The body of [`Avx2Kernel`]: element `p` of the B panel's column `j` at
+/// `b + j·ldb + p·STEP` (packed: `STEP` 6, `ldb` 1; in place: `STEP` 1).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn avx2_tile<const STEP: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    out: *mut f32,
+    ld: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let mut c0 = [_mm256_setzero_ps(); 6];
+        let mut c1 = [_mm256_setzero_ps(); 6];
+        let cols: [*const f32; 6] = std::array::from_fn(|j| b.add(j * ldb));
+        let mut a = a;
+        for p in 0..kc {
+            let a0 = _mm256_loadu_ps(a);
+            let a1 = _mm256_loadu_ps(a.add(8));
             for j in 0..6 {
-                let (p0, p1) = (out.add(j * ld), out.add(j * ld + 8));
-                if accumulate {
-                    c0[j] = _mm256_add_ps(c0[j], _mm256_loadu_ps(p0));
-                    c1[j] = _mm256_add_ps(c1[j], _mm256_loadu_ps(p1));
-                }
-                _mm256_storeu_ps(p0, c0[j]);
-                _mm256_storeu_ps(p1, c1[j]);
+                let bj = _mm256_broadcast_ss(&*cols[j].add(p * STEP));
+                c0[j] = _mm256_fmadd_ps(a0, bj, c0[j]);
+                c1[j] = _mm256_fmadd_ps(a1, bj, c1[j]);
             }
+            a = a.add(16);
+        }
+        for j in 0..6 {
+            let (p0, p1) = (out.add(j * ld), out.add(j * ld + 8));
+            if accumulate {
+                c0[j] = _mm256_add_ps(c0[j], _mm256_loadu_ps(p0));
+                c1[j] = _mm256_add_ps(c1[j], _mm256_loadu_ps(p1));
+            }
+            _mm256_storeu_ps(p0, c0[j]);
+            _mm256_storeu_ps(p1, c1[j]);
         }
     }
 }
@@ -1721,6 +1774,37 @@ mod tests {
         let before = balance.0.load(Relaxed);
         balance.learn(3, 12, [0, 100]);
         assert_eq!(balance.0.load(Relaxed), before);
+    }
+
+    #[test]
+    fn a_b_read_in_place_gives_the_bits_of_a_packed_one() {
+        // The same values of B column-major (contiguous columns, read in place
+        // by kernels that can) and row-major (always packed), on 1 and 2 threads;
+        // n = 128 leaves a last panel narrower than AVX2's 6 columns.
+        for (m, k, n) in [(256, 784, 128), (64, 50, 13), (16, 900, 12)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.37).collect();
+            let b_cols: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.29).collect();
+            let b_rows: Vec<f32> = (0..k * n).map(|i| b_cols[(i % n) * k + i / n]).collect();
+            for threads in [1, 2] {
+                threads::set_threads(threads);
+                let run = |b: &[f32], (rs, cs): (isize, isize), beta: f32| {
+                    let mut c = vec![0.5; m * n];
+                    let (a, b) = (a.as_ptr(), b.as_ptr());
+                    let (mi, ni, c_ptr) = (m as isize, n, c.as_mut_ptr());
+                    unsafe { sgemm(m, k, ni, 1.0, a, 1, mi, b, rs, cs, beta, c_ptr, 1, mi, None) };
+                    c
+                };
+                for beta in [0.0, 1.0] {
+                    let in_place = run(&b_cols, (1, k as isize), beta);
+                    let packed = run(&b_rows, (n as isize, 1), beta);
+                    assert!(
+                        in_place.iter().zip(&packed).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{m}×{k}×{n}, {threads} threads, beta {beta}"
+                    );
+                }
+            }
+            threads::set_threads(1);
+        }
     }
 
     #[test]
