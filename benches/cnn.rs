@@ -1,8 +1,6 @@
 //! Training steps and inference of convolutional networks: the `cnn` reference
 //! model of `../shared/bench` and the CNN of `examples/mnist_cnn.rs`.
 
-mod common;
-
 use common::{infer, train_step};
 use criterion::{criterion_group, criterion_main, Criterion};
 use staticnet::prelude::*;

@@ -1,8 +1,6 @@
 //! Training steps and inference of the dense reference models of
 //! `../shared/bench`, so results compare as ratios measured in one sitting.
 
-mod common;
-
 use common::{forward_alloc, infer, train_step};
 use criterion::{criterion_group, criterion_main, Criterion};
 use staticnet::prelude::*;

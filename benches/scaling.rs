@@ -9,8 +9,6 @@
 //! cnn_train_b64, the median µs per step of each thread count and the median
 //! (and quartiles) of the paired ratios.
 
-mod common;
-
 use staticnet::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
