@@ -751,7 +751,20 @@ unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, b
             v.write(_mm256_setzero_ps());
         });
         let b32 = buf.as_mut_ptr() as *mut f32;
-        for p in 0..k {
+        // Rows contiguous (a dense layer's weights in the forward pass): whole
+        // 8-deep stretches of each block of rows by 8×8 register transposes.
+        let whole = if a.cs == 1 { k / LANES * LANES } else { 0 };
+        for blk in 0..blocks {
+            let i0 = blk * LANES;
+            for p0 in (0..whole).step_by(LANES) {
+                unsafe {
+                    let src = a.ptr.offset(i0 as isize * a.rs + p0 as isize);
+                    let dst = b32.add((p0 * blocks + blk) * LANES);
+                    transpose8x8(src, a.rs, (m - i0).min(LANES), dst, blocks * LANES);
+                }
+            }
+        }
+        for p in whole..k {
             for i in 0..m {
                 unsafe {
                     *b32.add(p * blocks * LANES + i) = *a.ptr.offset(p as isize * a.cs + i as isize * a.rs)
@@ -1827,6 +1840,7 @@ mod tests {
             (16, 32, 3),
             (4, 32, 16),
             (31, 32, 30),
+            (12, 20, 5),
             (10, 1352, 64),
             (10, 128, 128),
             (33, 17, 13),
