@@ -1802,9 +1802,8 @@ mod tests {
                 threads::set_threads(threads);
                 let run = |b: &[f32], (rs, cs): (isize, isize), beta: f32| {
                     let mut c = vec![0.5; m * n];
-                    let (a, b) = (a.as_ptr(), b.as_ptr());
-                    let (mi, ni, c_ptr) = (m as isize, n, c.as_mut_ptr());
-                    unsafe { sgemm(m, k, ni, 1.0, a, 1, mi, b, rs, cs, beta, c_ptr, 1, mi, None) };
+                    let (a, b, ldc) = (a.as_ptr(), b.as_ptr(), m as isize);
+                    unsafe { sgemm(m, k, n, 1.0, a, 1, ldc, b, rs, cs, beta, c.as_mut_ptr(), 1, ldc, None) };
                     c
                 };
                 for beta in [0.0, 1.0] {
