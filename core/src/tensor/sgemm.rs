@@ -747,13 +747,15 @@ unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, b
     let blocks = m.div_ceil(LANES);
     let in_place = a.rs == 1;
     if !in_place {
-        buf[..k * blocks].iter_mut().for_each(|v| {
+        // Rows contiguous (a dense layer's weights in the forward pass): whole
+        // 8-deep stretches of each block of rows by 8×8 register transposes,
+        // which write every lane (zeros past the last row); the rest element by
+        // element over zeros.
+        let whole = if a.cs == 1 { k / LANES * LANES } else { 0 };
+        buf[whole * blocks..k * blocks].iter_mut().for_each(|v| {
             v.write(_mm256_setzero_ps());
         });
         let b32 = buf.as_mut_ptr() as *mut f32;
-        // Rows contiguous (a dense layer's weights in the forward pass): whole
-        // 8-deep stretches of each block of rows by 8×8 register transposes.
-        let whole = if a.cs == 1 { k / LANES * LANES } else { 0 };
         for blk in 0..blocks {
             let i0 = blk * LANES;
             for p0 in (0..whole).step_by(LANES) {
