@@ -728,10 +728,15 @@ fn first_lanes(n: usize) -> std::arch::x86_64::__m256i {
     unsafe { std::arch::x86_64::_mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(8 - n).cast()) }
 }
 
-/// [`small`] with AVX2 intrinsics, as [`small_avx512`] with blocks of eight
-/// rows: the portable loop compiled for AVX2 keeps its eight 16-lane sums in
-/// all sixteen YMM registers, spills, and rounds every product before adding
-/// it (tiny_train_b32 spent two thirds of its step there).
+/// [`small`] with AVX2 intrinsics: the portable loop compiled for AVX2 keeps
+/// its eight 16-lane sums in all sixteen YMM registers, spills, and rounds
+/// every product before adding it (tiny_train_b32 spent two thirds of its step
+/// there). `C` is computed in register tiles ([`small_tile_avx2`]) of two row
+/// blocks of eight by four columns, or one block by eight columns for a last
+/// odd block: eight independent sums in either, so a product with only 3 or 4
+/// columns (a 3-class layer's weight gradient) no longer waits on the
+/// multiply-add's latency with one sum per column (the tiny network's products
+/// ran ~2× faster, interleaved).
 ///
 /// # Safety
 /// As [`sgemm`], with `m, k ≤ SMALL_DIM`; the CPU supports AVX2 and FMA.
@@ -745,7 +750,8 @@ unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, b
     // A's columns, padded to whole registers: in place when contiguous.
     let mut buf = [std::mem::MaybeUninit::<__m256>::uninit(); SMALL_DIM * SMALL_DIM / LANES];
     let blocks = m.div_ceil(LANES);
-    let in_place = a.rs == 1;
+    // Read in place when A's columns are contiguous and fill whole blocks.
+    let in_place = a.rs == 1 && a.cs > 0 && m.is_multiple_of(LANES);
     if !in_place {
         // Rows contiguous (a dense layer's weights in the forward pass): whole
         // 8-deep stretches of each block of rows by 8×8 register transposes,
@@ -774,71 +780,140 @@ unsafe fn small_avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, b
             }
         }
     }
-    let (alpha_v, beta_v) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
-    for blk in 0..blocks {
-        let i0 = blk * LANES;
-        let h = (m - i0).min(LANES);
-        let rows = first_lanes(h);
-        let col = |p: usize| unsafe {
-            if in_place {
-                _mm256_maskload_ps(a.ptr.offset(p as isize * a.cs + i0 as isize), rows)
-            } else {
-                // Written above for every `p < k`.
-                buf[p * blocks + blk].assume_init()
-            }
-        };
+    // Column `p` of row block `blk` at `cols + p·step + blk·LANES`.
+    let (cols, step) =
+        if in_place { (a.ptr, a.cs as usize) } else { (buf.as_ptr() as *const f32, blocks * LANES) };
+    let mut blk = 0;
+    while blk < blocks {
+        let a = unsafe { cols.add(blk * LANES) };
+        // Two row blocks by four columns: eight independent sums (enough to
+        // hide the multiply-add's latency) even when `C` has only 3 or 4 columns.
+        let (r, w_max) = if blocks - blk >= 2 { (2, 4) } else { (1, 8) };
         let mut j = 0;
         while j < n {
-            const NJ: usize = 8;
-            let w = (n - j).min(NJ);
-            let mut acc = [_mm256_setzero_ps(); NJ];
-            let bp = unsafe { b.ptr.offset(j as isize * b.cs) };
-            for p in 0..k {
-                let av = col(p);
-                let row = unsafe { bp.offset(p as isize * b.rs) };
-                let b_q = |q: usize| _mm256_set1_ps(unsafe { *row.offset(q as isize * b.cs) });
-                if w == NJ {
-                    // A fixed trip count keeps the sums in registers.
-                    for (q, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm256_fmadd_ps(av, b_q(q), *acc);
-                    }
-                } else {
-                    for (q, acc) in acc.iter_mut().enumerate().take(w) {
-                        *acc = _mm256_fmadd_ps(av, b_q(q), *acc);
-                    }
+            let w = (n - j).min(w_max);
+            let mut sums = [_mm256_setzero_ps(); 8];
+            // Whole blocks of an unscaled column-major C: stored by the tile itself.
+            let direct = c.rs == 1 && alpha == 1.0 && beta == 0.0 && m >= (blk + r) * LANES;
+            let to = unsafe { c.ptr.offset((blk * LANES) as isize + j as isize * c.cs) };
+            let tile = (SmallTile { k, a, step, b, j, direct: direct.then_some((to, c.cs)) }, &mut sums);
+            unsafe {
+                match (r, w) {
+                    (2, 4) => small_tile_avx2::<2, 4>(tile),
+                    (2, 3) => small_tile_avx2::<2, 3>(tile),
+                    (2, 2) => small_tile_avx2::<2, 2>(tile),
+                    (2, 1) => small_tile_avx2::<2, 1>(tile),
+                    (_, 8) => small_tile_avx2::<1, 8>(tile),
+                    (_, 7) => small_tile_avx2::<1, 7>(tile),
+                    (_, 6) => small_tile_avx2::<1, 6>(tile),
+                    (_, 5) => small_tile_avx2::<1, 5>(tile),
+                    (_, 4) => small_tile_avx2::<1, 4>(tile),
+                    (_, 3) => small_tile_avx2::<1, 3>(tile),
+                    (_, 2) => small_tile_avx2::<1, 2>(tile),
+                    _ => small_tile_avx2::<1, 1>(tile),
                 }
             }
-            for (q, &acc) in acc.iter().enumerate().take(w) {
-                let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
-                if c.rs == 1 {
-                    let old = || unsafe {
+            if direct {
+                j += w;
+                continue;
+            }
+            // One copy of the general stores for every tile shape (inlined into
+            // each, they made this routine larger than the L1 instruction cache).
+            for (idx, &sum) in sums[..r * w].iter().enumerate() {
+                // Row block `idx % r` of column `j + idx / r`, without a division.
+                let (q, i) =
+                    if r == 2 { (j + idx / 2, (blk + idx % 2) * LANES) } else { (j + idx, blk * LANES) };
+                let h = (m - i).min(LANES);
+                unsafe {
+                    let cj = c.ptr.offset(i as isize * c.rs + q as isize * c.cs);
+                    if c.rs == 1 {
+                        let old = || {
+                            if h == LANES {
+                                _mm256_loadu_ps(cj)
+                            } else {
+                                _mm256_maskload_ps(cj, first_lanes(h))
+                            }
+                        };
+                        let v = match (alpha, beta) {
+                            (1.0, 0.0) => sum,
+                            (_, 0.0) => _mm256_mul_ps(_mm256_set1_ps(alpha), sum),
+                            _ => _mm256_fmadd_ps(
+                                _mm256_set1_ps(alpha),
+                                sum,
+                                _mm256_mul_ps(_mm256_set1_ps(beta), old()),
+                            ),
+                        };
+                        // A masked store costs a dozen cycles on AMD's Zen 3: only for partial blocks.
                         if h == LANES {
-                            _mm256_loadu_ps(cj)
+                            _mm256_storeu_ps(cj, v);
                         } else {
-                            _mm256_maskload_ps(cj, rows)
+                            _mm256_maskstore_ps(cj, first_lanes(h), v);
                         }
-                    };
-                    let v = if beta == 0.0 {
-                        _mm256_mul_ps(alpha_v, acc)
                     } else {
-                        _mm256_fmadd_ps(alpha_v, acc, _mm256_mul_ps(beta_v, old()))
-                    };
-                    // A masked store costs a dozen cycles on AMD's Zen 3: only for partial blocks.
-                    if h == LANES {
-                        unsafe { _mm256_storeu_ps(cj, v) };
-                    } else {
-                        unsafe { _mm256_maskstore_ps(cj, rows, v) };
+                        let mut t = [0.0f32; LANES];
+                        _mm256_storeu_ps(t.as_mut_ptr(), sum);
+                        for (i, &s) in t[..h].iter().enumerate() {
+                            let e = cj.offset(i as isize * c.rs);
+                            *e = if beta == 0.0 { alpha * s } else { alpha * s + beta * *e };
+                        }
                     }
-                    continue;
-                }
-                let mut t = [0.0f32; LANES];
-                unsafe { _mm256_storeu_ps(t.as_mut_ptr(), acc) };
-                for (i, &s) in t[..h].iter().enumerate() {
-                    let q = unsafe { cj.offset(i as isize * c.rs) };
-                    unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
                 }
             }
             j += w;
+        }
+        blk += r;
+    }
+}
+
+/// One tile of a small product for [`small_tile_avx2`].
+#[derive(Clone, Copy)]
+struct SmallTile {
+    /// The inner size.
+    k: usize,
+    /// Column `p` of the tile's first row block of `A` at `a + p·step`, the next block 8 further.
+    a: *const f32,
+    step: usize,
+    b: Mat,
+    /// The tile's first column.
+    j: usize,
+    /// Where the tile stores itself (column `q` at `to + q·ld`), when `C` is
+    /// column-major, unscaled and the tile's rows all inside it.
+    direct: Option<(*mut f32, isize)>,
+}
+
+/// The sums of `8·R` rows (zero-padded past `m`) by `W` columns of a small
+/// product, `R·W` in registers over the `k` columns of `A`: stored into `C`
+/// when `direct`, else into `sums[q·R + r]` (row block `r`, column `j + q`)
+/// for the caller to store.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn small_tile_avx2<const R: usize, const W: usize>(
+    (SmallTile { k, a, step, b, j, direct }, sums): (SmallTile, &mut [std::arch::x86_64::__m256; 8]),
+) {
+    use std::arch::x86_64::*;
+    const LANES: usize = 8;
+    unsafe {
+        let bcols: [*const f32; W] = std::array::from_fn(|q| b.ptr.offset((j + q) as isize * b.cs));
+        let mut acc = [[_mm256_setzero_ps(); R]; W];
+        let mut ap = a;
+        for p in 0..k {
+            let av: [__m256; R] = std::array::from_fn(|r| _mm256_loadu_ps(ap.add(r * LANES)));
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let bq = _mm256_broadcast_ss(&*bcols[q].offset(p as isize * b.rs));
+                for (acc, &av) in acc.iter_mut().zip(&av) {
+                    *acc = _mm256_fmadd_ps(av, bq, *acc);
+                }
+            }
+            ap = ap.add(step);
+        }
+        if let Some((to, ld)) = direct {
+            for (q, acc) in acc.iter().enumerate() {
+                for (r, &acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(to.offset(q as isize * ld + (r * LANES) as isize), acc);
+                }
+            }
+        } else {
+            sums[..R * W].copy_from_slice(acc.as_flattened());
         }
     }
 }
@@ -1842,6 +1917,8 @@ mod tests {
             (4, 32, 16),
             (31, 32, 30),
             (12, 20, 5),
+            (8, 12, 21),
+            (24, 9, 7),
             (10, 1352, 64),
             (10, 128, 128),
             (33, 17, 13),
