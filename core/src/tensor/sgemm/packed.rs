@@ -1,0 +1,527 @@
+//! The blocked product (BLIS) for everything larger than a tiny layer: for
+//! each `KC`-deep slice of the inner dimension, `B` is packed into `NR`-wide
+//! panels and `A` into `MR`-tall panels (zero-padded, per thread, into a reused
+//! buffer), and an `MR×NR` register tile of `C` is accumulated by the
+//! micro-kernel (AVX-512, AVX2, or portable). The AVX2 kernel reads a `B`
+//! whose columns are contiguous (a batch of samples) where it lies instead:
+//! [`Kernel::run_in_place`], the same bits.
+
+use super::{transpose8x8, Mat, MatMut};
+use std::cell::RefCell;
+
+/// The deepest packed slice of the inner dimension any kernel uses
+/// ([`Kernel::KC`]), for sizing the packing buffers.
+const KC_MAX: usize = 400;
+/// Rows of `A` packed at once (kept in L2).
+const MC: usize = 192;
+/// Columns of `B` packed at once.
+const NC: usize = 1024;
+
+/// The most any product packs at once (A and B panels, any kernel's MR, NR ≤ 32,
+/// alignment slack): about 1.3 MB.
+const PACK_CAPACITY: usize = (MC + 32) * KC_MAX + (NC + 32) * KC_MAX + 32;
+
+thread_local! {
+    /// This thread's packing buffer: sized for any product on first use, then
+    /// reused, so which thread runs which part of a split product never makes
+    /// a later step allocate.
+    static PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Gives this thread its packing buffer now (worker threads, when they start,
+/// and a dispatching thread before it splits a product).
+pub(crate) fn reserve_pack_buffer() {
+    let _ = pack_buffer(PACK_CAPACITY);
+}
+
+/// A micro-kernel: `out[i + j·ld] (+)= Σ_p a[p·MR + i]·b[p·NR + j]` for an
+/// `MR×NR` tile whose columns are `ld` apart (rows contiguous): either a scratch
+/// tile, or `C` itself when the tile is whole and needs no scaling, which saves
+/// a pass through memory per tile.
+trait Kernel {
+    const MR: usize;
+    const NR: usize;
+    /// Depth of one packed slice of the inner dimension (at most [`KC_MAX`]).
+    const KC: usize;
+    /// Whether AVX is available, so packing may transpose 8×8 blocks in registers.
+    const AVX: bool;
+    /// # Safety
+    /// `a` holds `kc·MR`, `b` `kc·NR` elements; `out` addresses an `MR×NR`
+    /// tile with column stride `ld`, read only when `accumulate`.
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool);
+    /// Whether [`Kernel::run_in_place`] exists: the kernel can read `NR`
+    /// columns of `B` where they lie when each is contiguous along the inner
+    /// dimension, so such a `B` (a batch of samples) is never packed.
+    const B_IN_PLACE: bool = false;
+    /// [`Kernel::run`] with column `j` of the `B` panel read from
+    /// `b + j·ldb .. + kc` rather than from a packed panel, with the same
+    /// arithmetic in the same order: the results are the same bits.
+    ///
+    /// # Safety
+    /// As [`Kernel::run`], with `NR` columns of `kc` values at `b + j·ldb`;
+    /// only called when [`Kernel::B_IN_PLACE`].
+    unsafe fn run_in_place(
+        _kc: usize,
+        _a: *const f32,
+        _b: *const f32,
+        _ldb: usize,
+        _out: *mut f32,
+        _ld: usize,
+        _accumulate: bool,
+    ) {
+        unreachable!("only kernels with B_IN_PLACE read B in place")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn packed_avx512(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: MatMut,
+) {
+    unsafe { packed::<Avx512Kernel>(m, k, n, alpha, a, b, beta, c) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn packed_avx2(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: MatMut,
+) {
+    unsafe { packed::<Avx2Kernel>(m, k, n, alpha, a, b, beta, c) }
+}
+
+/// The blocked product on processors without AVX2.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn packed_portable(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: MatMut,
+) {
+    unsafe { packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c) }
+}
+
+/// The blocked product; inlined into each ISA's entry point so the packing and
+/// the tile stores are compiled for that ISA too.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    let (mr, nr) = (K::MR, K::NR);
+    // Blocks of equal size: `k = 784` is three slices of 262, not 256, 256,
+    // 256 and a 16-deep one that would cost a full pass over `C` for little work.
+    const { assert!(K::KC <= KC_MAX, "the packing buffers are sized for KC_MAX") };
+    let kc_max = k.div_ceil(k.div_ceil(K::KC));
+    let mc_max = m.div_ceil(m.div_ceil(MC)).div_ceil(mr) * mr;
+    let nc_max = n.div_ceil(n.div_ceil(NC)).div_ceil(nr) * nr;
+    let a_len = mc_max * kc_max;
+    let b_len = nc_max * kc_max;
+    // 64-byte alignment for the packed panels.
+    let need = a_len + b_len + 32;
+    // The closure only hands out the buffer: code inside a closure would not be
+    // compiled with this function's target features.
+    let (base, _local) = pack_buffer(need);
+    let off = base.align_offset(64).min(16);
+    let (ap, bp) = unsafe {
+        let ap = base.add(off);
+        (ap, ap.add(a_len))
+    };
+    let mut tile = [0.0f32; 32 * 16];
+    let in_place = K::B_IN_PLACE && b.rs == 1 && b.cs > 0;
+    let mut jc = 0;
+    while jc < n {
+        let nc = (n - jc).min(nc_max);
+        let mut pc = 0;
+        while pc < k {
+            let kc = (k - pc).min(kc_max);
+            // Later slices accumulate onto the first.
+            let beta = if pc == 0 { beta } else { 1.0 };
+            // Whole tiles go straight into C when it is column-major and unscaled.
+            let direct = c.rs == 1 && c.cs > 0 && alpha == 1.0 && (beta == 0.0 || beta == 1.0);
+            // Whole panels of a B whose columns are contiguous are read where they
+            // lie (each part of a product split by rows would otherwise pack all
+            // of it); a last, narrower panel is packed, zero-padded, at `bp`.
+            let in_place_cols = if in_place { nc / nr * nr } else { 0 };
+            unsafe { pack_b(kc, nc - in_place_cols, nr, b, pc, jc + in_place_cols, bp, K::AVX) };
+            let mut ic = 0;
+            while ic < m {
+                let mc = (m - ic).min(mc_max);
+                unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
+                let mut jr = 0;
+                while jr < nc {
+                    let nr_ = (nc - jr).min(nr);
+                    let in_place_panel = jr < in_place_cols;
+                    let bpanel = unsafe {
+                        if in_place_panel {
+                            b.ptr.offset(pc as isize + (jc + jr) as isize * b.cs)
+                        } else {
+                            bp.add((jr - in_place_cols) * kc)
+                        }
+                    };
+                    let mut ir = 0;
+                    while ir < mc {
+                        let mr_ = (mc - ir).min(mr);
+                        let apanel = unsafe { ap.add(ir * kc) };
+                        unsafe {
+                            let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
+                            let whole = direct && mr_ == mr && nr_ == nr;
+                            let (out, ld) = if whole { (cp, c.cs as usize) } else { (tile.as_mut_ptr(), mr) };
+                            let accumulate = whole && beta != 0.0;
+                            if in_place_panel {
+                                K::run_in_place(kc, apanel, bpanel, b.cs as usize, out, ld, accumulate);
+                            } else {
+                                K::run(kc, apanel, bpanel, out, ld, accumulate);
+                            }
+                            if !whole {
+                                store_tile(&tile, mr, mr_, nr_, alpha, beta, cp, c.rs, c.cs);
+                            }
+                        }
+                        ir += mr;
+                    }
+                    jr += nr;
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+        jc += nc;
+    }
+}
+
+/// This thread's packing buffer with room for `need` elements, as a raw
+/// pointer valid until the next call on this thread (products never nest).
+/// Should the buffer be in use anyway, a fresh one is returned with its owner.
+fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
+    PACK.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < need {
+                buf.resize(need.max(PACK_CAPACITY), 0.0);
+            }
+            (buf.as_mut_ptr(), None)
+        }
+        Err(_) => {
+            let mut local = vec![0.0; need];
+            (local.as_mut_ptr(), Some(local))
+        }
+    })
+}
+
+/// Packs `B[pc.., jc..]` (`kc × nc`) into `NR`-wide panels, `bp[panel][p][j]`, zero-padded.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, bp: *mut f32, avx: bool) {
+    let mut j0 = 0;
+    let mut dst = bp;
+    while j0 < nc {
+        let w = (nc - j0).min(nr);
+        let src = unsafe { b.ptr.offset(pc as isize * b.rs + (jc + j0) as isize * b.cs) };
+        unsafe {
+            if b.cs == 1 && w == nr {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.offset(p as isize * b.rs), dst.add(p * nr), nr);
+                }
+            } else if avx && b.rs == 1 && w == nr && nr.is_multiple_of(8) {
+                // Columns contiguous along p: transpose 8×8 blocks in registers.
+                let mut p = 0;
+                while p + 8 <= kc {
+                    for j in (0..nr).step_by(8) {
+                        transpose8x8(
+                            src.offset(p as isize + j as isize * b.cs),
+                            b.cs,
+                            8,
+                            dst.add(p * nr + j),
+                            nr,
+                        );
+                    }
+                    p += 8;
+                }
+                for p in p..kc {
+                    for j in 0..nr {
+                        *dst.add(p * nr + j) = *src.offset(p as isize + j as isize * b.cs);
+                    }
+                }
+            } else {
+                for j in 0..nr {
+                    if j < w {
+                        let s = src.offset(j as isize * b.cs);
+                        for p in 0..kc {
+                            *dst.add(p * nr + j) = *s.offset(p as isize * b.rs);
+                        }
+                    } else {
+                        for p in 0..kc {
+                            *dst.add(p * nr + j) = 0.0;
+                        }
+                    }
+                }
+            }
+            dst = dst.add(kc * nr);
+        }
+        j0 += nr;
+    }
+}
+
+/// Packs `A[ic.., pc..]` (`mc × kc`) into `MR`-tall panels, `ap[panel][p][i]`, zero-padded.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, ap: *mut f32, avx: bool) {
+    let mut i0 = 0;
+    let mut dst = ap;
+    while i0 < mc {
+        let h = (mc - i0).min(mr);
+        let src = unsafe { a.ptr.offset((ic + i0) as isize * a.rs + pc as isize * a.cs) };
+        unsafe {
+            if a.rs == 1 && h == mr {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.offset(p as isize * a.cs), dst.add(p * mr), mr);
+                }
+            } else if avx && a.cs == 1 && h == mr && mr.is_multiple_of(8) {
+                // Rows contiguous along p: transpose 8×8 blocks in registers.
+                let mut p = 0;
+                while p + 8 <= kc {
+                    for i in (0..mr).step_by(8) {
+                        transpose8x8(
+                            src.offset(i as isize * a.rs + p as isize),
+                            a.rs,
+                            8,
+                            dst.add(p * mr + i),
+                            mr,
+                        );
+                    }
+                    p += 8;
+                }
+                for p in p..kc {
+                    for i in 0..mr {
+                        *dst.add(p * mr + i) = *src.offset(i as isize * a.rs + p as isize);
+                    }
+                }
+            } else if a.cs == 1 {
+                // Rows contiguous along p: a transposing copy.
+                for i in 0..mr {
+                    if i < h {
+                        let s = src.offset(i as isize * a.rs);
+                        for p in 0..kc {
+                            *dst.add(p * mr + i) = *s.add(p);
+                        }
+                    } else {
+                        for p in 0..kc {
+                            *dst.add(p * mr + i) = 0.0;
+                        }
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    for i in 0..mr {
+                        *dst.add(p * mr + i) =
+                            if i < h { *src.offset(i as isize * a.rs + p as isize * a.cs) } else { 0.0 };
+                    }
+                }
+            }
+            dst = dst.add(kc * mr);
+        }
+        i0 += mr;
+    }
+}
+
+/// `C[0..mr_, 0..nr_] = alpha·tile + beta·C` (C not read when beta is 0).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_tile(
+    tile: &[f32],
+    mr: usize,
+    mr_: usize,
+    nr_: usize,
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    unsafe {
+        if rsc == 1 {
+            for j in 0..nr_ {
+                let t = &tile[j * mr..j * mr + mr_];
+                let cc = std::slice::from_raw_parts_mut(c.offset(j as isize * csc), mr_);
+                if beta == 0.0 {
+                    if alpha == 1.0 {
+                        cc.copy_from_slice(t);
+                    } else {
+                        cc.iter_mut().zip(t).for_each(|(c, &t)| *c = alpha * t);
+                    }
+                } else if alpha == 1.0 && beta == 1.0 {
+                    cc.iter_mut().zip(t).for_each(|(c, &t)| *c += t);
+                } else {
+                    cc.iter_mut().zip(t).for_each(|(c, &t)| *c = alpha * t + beta * *c);
+                }
+            }
+        } else {
+            for i in 0..mr_ {
+                for j in 0..nr_ {
+                    let p = c.offset(i as isize * rsc + j as isize * csc);
+                    let t = tile[j * mr + i];
+                    *p = if beta == 0.0 { alpha * t } else { alpha * t + beta * *p };
+                }
+            }
+        }
+    }
+}
+
+/// 32×8 tiles in 16 ZMM accumulators (10 loads per 16 FMAs).
+#[cfg(target_arch = "x86_64")]
+struct Avx512Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx512Kernel {
+    const MR: usize = 32;
+    const NR: usize = 8;
+    const KC: usize = 256;
+    const AVX: bool = true;
+    #[inline(always)]
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
+        use std::arch::x86_64::*;
+        unsafe {
+            let mut c0 = [_mm512_setzero_ps(); 8];
+            let mut c1 = [_mm512_setzero_ps(); 8];
+            let (mut a, mut b) = (a, b);
+            for _ in 0..kc {
+                let a0 = _mm512_loadu_ps(a);
+                let a1 = _mm512_loadu_ps(a.add(16));
+                for j in 0..8 {
+                    let bj = _mm512_set1_ps(*b.add(j));
+                    c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
+                    c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
+                }
+                a = a.add(32);
+                b = b.add(8);
+            }
+            for j in 0..8 {
+                let (p0, p1) = (out.add(j * ld), out.add(j * ld + 16));
+                if accumulate {
+                    c0[j] = _mm512_add_ps(c0[j], _mm512_loadu_ps(p0));
+                    c1[j] = _mm512_add_ps(c1[j], _mm512_loadu_ps(p1));
+                }
+                _mm512_storeu_ps(p0, c0[j]);
+                _mm512_storeu_ps(p1, c1[j]);
+            }
+        }
+    }
+}
+
+/// 16×6 tiles in 12 YMM accumulators.
+#[cfg(target_arch = "x86_64")]
+struct Avx2Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx2Kernel {
+    const MR: usize = 16;
+    const NR: usize = 6;
+    // Deeper than AVX-512's: the 784-deep products in 2 slices, not 4, so C's
+    // tiles are loaded and stored half as often (mlp_train_b128 ~6% faster
+    // on Zen 3, whose 32 KiB L1 still holds a 6-wide B panel of that depth).
+    const KC: usize = 400;
+    const AVX: bool = true;
+    #[inline(always)]
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
+        unsafe { avx2_tile::<6>(kc, a, b, 1, out, ld, accumulate) }
+    }
+    const B_IN_PLACE: bool = true;
+    #[inline(always)]
+    unsafe fn run_in_place(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        out: *mut f32,
+        ld: usize,
+        accumulate: bool,
+    ) {
+        unsafe { avx2_tile::<1>(kc, a, b, ldb, out, ld, accumulate) }
+    }
+}
+
+/// The body of [`Avx2Kernel`]: element `p` of the B panel's column `j` at
+/// `b + j·ldb + p·STEP` (packed: `STEP` 6, `ldb` 1; in place: `STEP` 1).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn avx2_tile<const STEP: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    out: *mut f32,
+    ld: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let mut c0 = [_mm256_setzero_ps(); 6];
+        let mut c1 = [_mm256_setzero_ps(); 6];
+        let cols: [*const f32; 6] = std::array::from_fn(|j| b.add(j * ldb));
+        let mut a = a;
+        for p in 0..kc {
+            let a0 = _mm256_loadu_ps(a);
+            let a1 = _mm256_loadu_ps(a.add(8));
+            for j in 0..6 {
+                let bj = _mm256_broadcast_ss(&*cols[j].add(p * STEP));
+                c0[j] = _mm256_fmadd_ps(a0, bj, c0[j]);
+                c1[j] = _mm256_fmadd_ps(a1, bj, c1[j]);
+            }
+            a = a.add(16);
+        }
+        for j in 0..6 {
+            let (p0, p1) = (out.add(j * ld), out.add(j * ld + 8));
+            if accumulate {
+                c0[j] = _mm256_add_ps(c0[j], _mm256_loadu_ps(p0));
+                c1[j] = _mm256_add_ps(c1[j], _mm256_loadu_ps(p1));
+            }
+            _mm256_storeu_ps(p0, c0[j]);
+            _mm256_storeu_ps(p1, c1[j]);
+        }
+    }
+}
+
+/// Portable 8×4 tiles for processors without AVX2.
+struct GenericKernel;
+
+impl Kernel for GenericKernel {
+    const MR: usize = 8;
+    const NR: usize = 4;
+    const KC: usize = 256;
+    const AVX: bool = false;
+    #[inline(always)]
+    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
+        let mut acc = [[0.0f32; 8]; 4];
+        for p in 0..kc {
+            let (ap, bp) =
+                unsafe { (&*(a.add(p * 8) as *const [f32; 8]), &*(b.add(p * 4) as *const [f32; 4])) };
+            for j in 0..4 {
+                for i in 0..8 {
+                    acc[j][i] += ap[i] * bp[j];
+                }
+            }
+        }
+        for (j, col) in acc.iter().enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                let p = unsafe { out.add(j * ld + i) };
+                unsafe { *p = if accumulate { *p + v } else { v } };
+            }
+        }
+    }
+}
