@@ -658,6 +658,35 @@ mod tests {
     }
 
     #[test]
+    fn a_narrow_last_panel_gives_the_bits_of_a_full_one() {
+        // Columns 6 and 7 of an 8-column product are a last panel of two (the
+        // AVX2 kernel's narrow tile); of a 12-column product, part of a whole
+        // panel. The same bits, with B read in place or packed, and with a
+        // row count that leaves one 16-row panel without a partner.
+        let (k, n) = (300, 8);
+        for m in [64, 80] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.37).collect();
+            let wide: Vec<f32> = (0..k * 12).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.29).collect();
+            for b_rows in [false, true] {
+                let run = |cols: usize| {
+                    let mut c = vec![0.0; m * cols];
+                    let (rs, cs) = if b_rows { (12, 1) } else { (1, k as isize) };
+                    let (a, b, ldc) = (a.as_ptr(), wide.as_ptr(), m as isize);
+                    unsafe {
+                        sgemm(m, k, cols, 1.0, a, 1, ldc, b, rs, cs, 0.0, c.as_mut_ptr(), 1, ldc, None)
+                    };
+                    c
+                };
+                let (narrow, full) = (run(n), run(12));
+                assert!(
+                    narrow.iter().zip(&full).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "m {m}, B row-major {b_rows}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn matches_the_definition_for_every_shape_path_and_layout() {
         for &(m, k, n) in &[
             (1, 1, 1),

@@ -71,6 +71,27 @@ trait Kernel {
     ) {
         unreachable!("only kernels with B_IN_PLACE read B in place")
     }
+    /// Whether [`Kernel::run_narrow`] exists.
+    const NARROW: bool = false;
+    /// The first two columns of a packed `B` panel against two `A` panels
+    /// (`2·MR` rows) into `out` (column stride `ld`, overwritten), with the
+    /// same arithmetic per element as [`Kernel::run`]: for a last panel of at
+    /// most two columns, where `run` would spend most of its multiply-adds on
+    /// the zero padding.
+    ///
+    /// # Safety
+    /// `a0` and `a1` hold `kc·MR` elements, `b` `kc·NR`; `out` addresses a
+    /// `2·MR × 2` tile; only called when [`Kernel::NARROW`].
+    unsafe fn run_narrow(
+        _kc: usize,
+        _a0: *const f32,
+        _a1: *const f32,
+        _b: *const f32,
+        _out: *mut f32,
+        _ld: usize,
+    ) {
+        unreachable!("only kernels with NARROW have a narrow tile")
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -182,6 +203,20 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
                         let apanel = unsafe { ap.add(ir * kc) };
                         unsafe {
                             let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
+                            // A last panel of one or two columns: two row panels at a time.
+                            if K::NARROW && !in_place_panel && nr_ <= 2 && mc - ir >= 2 * mr {
+                                K::run_narrow(
+                                    kc,
+                                    apanel,
+                                    apanel.add(mr * kc),
+                                    bpanel,
+                                    tile.as_mut_ptr(),
+                                    2 * mr,
+                                );
+                                store_tile(&tile, 2 * mr, 2 * mr, nr_, alpha, beta, cp, c.rs, c.cs);
+                                ir += 2 * mr;
+                                continue;
+                            }
                             let whole = direct && mr_ == mr && nr_ == nr;
                             let (out, ld) = if whole { (cp, c.cs as usize) } else { (tile.as_mut_ptr(), mr) };
                             let accumulate = whole && beta != 0.0;
@@ -453,6 +488,35 @@ impl Kernel for Avx2Kernel {
         accumulate: bool,
     ) {
         unsafe { avx2_tile::<1>(kc, a, b, ldb, out, ld, accumulate) }
+    }
+    const NARROW: bool = true;
+    /// 32×2 in eight YMM accumulators: as many independent sums as the 16×6
+    /// tile's multiply-adds need in flight, at a third of its padding's cost.
+    #[inline(always)]
+    unsafe fn run_narrow(kc: usize, a0: *const f32, a1: *const f32, b: *const f32, out: *mut f32, ld: usize) {
+        use std::arch::x86_64::*;
+        unsafe {
+            let mut c = [[_mm256_setzero_ps(); 4]; 2];
+            for p in 0..kc {
+                let a = [
+                    _mm256_loadu_ps(a0.add(p * 16)),
+                    _mm256_loadu_ps(a0.add(p * 16 + 8)),
+                    _mm256_loadu_ps(a1.add(p * 16)),
+                    _mm256_loadu_ps(a1.add(p * 16 + 8)),
+                ];
+                for (j, c) in c.iter_mut().enumerate() {
+                    let bj = _mm256_broadcast_ss(&*b.add(p * 6 + j));
+                    for (c, &a) in c.iter_mut().zip(&a) {
+                        *c = _mm256_fmadd_ps(a, bj, *c);
+                    }
+                }
+            }
+            for (j, c) in c.iter().enumerate() {
+                for (i, &c) in c.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(j * ld + i * 8), c);
+                }
+            }
+        }
     }
 }
 
