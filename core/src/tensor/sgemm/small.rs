@@ -88,26 +88,30 @@ pub(super) unsafe fn small_avx2(
             let w = (n - j).min(w_max);
             let mut sums = [_mm256_setzero_ps(); 8];
             // Whole blocks of an unscaled column-major C: stored by the tile itself.
-            let direct = c.rs == 1 && alpha == 1.0 && beta == 0.0 && m >= (blk + r) * LANES;
-            let to = unsafe { c.ptr.offset((blk * LANES) as isize + j as isize * c.cs) };
-            let tile = (SmallTile { k, a, step, b, j, direct: direct.then_some((to, c.cs)) }, &mut sums);
+            // (An `if`, not `bool::then`: its closure would not be inlined here.)
+            let direct = if c.rs == 1 && alpha == 1.0 && beta == 0.0 && m >= (blk + r) * LANES {
+                Some((unsafe { c.ptr.offset((blk * LANES) as isize + j as isize * c.cs) }, c.cs))
+            } else {
+                None
+            };
+            let tile = SmallTile { k, a, step, b, j, direct };
             unsafe {
                 match (r, w) {
-                    (2, 4) => small_tile_avx2::<2, 4>(tile),
-                    (2, 3) => small_tile_avx2::<2, 3>(tile),
-                    (2, 2) => small_tile_avx2::<2, 2>(tile),
-                    (2, 1) => small_tile_avx2::<2, 1>(tile),
-                    (_, 8) => small_tile_avx2::<1, 8>(tile),
-                    (_, 7) => small_tile_avx2::<1, 7>(tile),
-                    (_, 6) => small_tile_avx2::<1, 6>(tile),
-                    (_, 5) => small_tile_avx2::<1, 5>(tile),
-                    (_, 4) => small_tile_avx2::<1, 4>(tile),
-                    (_, 3) => small_tile_avx2::<1, 3>(tile),
-                    (_, 2) => small_tile_avx2::<1, 2>(tile),
-                    _ => small_tile_avx2::<1, 1>(tile),
+                    (2, 4) => small_tile_avx2::<2, 4>(tile, &mut sums),
+                    (2, 3) => small_tile_avx2::<2, 3>(tile, &mut sums),
+                    (2, 2) => small_tile_avx2::<2, 2>(tile, &mut sums),
+                    (2, 1) => small_tile_avx2::<2, 1>(tile, &mut sums),
+                    (_, 8) => small_tile_avx2::<1, 8>(tile, &mut sums),
+                    (_, 7) => small_tile_avx2::<1, 7>(tile, &mut sums),
+                    (_, 6) => small_tile_avx2::<1, 6>(tile, &mut sums),
+                    (_, 5) => small_tile_avx2::<1, 5>(tile, &mut sums),
+                    (_, 4) => small_tile_avx2::<1, 4>(tile, &mut sums),
+                    (_, 3) => small_tile_avx2::<1, 3>(tile, &mut sums),
+                    (_, 2) => small_tile_avx2::<1, 2>(tile, &mut sums),
+                    _ => small_tile_avx2::<1, 1>(tile, &mut sums),
                 }
             }
-            if direct {
+            if direct.is_some() {
                 j += w;
                 continue;
             }
@@ -182,7 +186,8 @@ struct SmallTile {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn small_tile_avx2<const R: usize, const W: usize>(
-    (SmallTile { k, a, step, b, j, direct }, sums): (SmallTile, &mut [std::arch::x86_64::__m256; 8]),
+    SmallTile { k, a, step, b, j, direct }: SmallTile,
+    sums: &mut [std::arch::x86_64::__m256; 8],
 ) {
     use std::arch::x86_64::*;
     const LANES: usize = 8;
