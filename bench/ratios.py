@@ -5,7 +5,7 @@ criterion medians against the best peer of the same sitting, per case and thread
     python3 bench/ratios.py /tmp/staticnet-sitting
 
 Reads staticnet.txt (criterion lines) and the peers' peers_rust.md and peers.md
-tables; standard library only."""
+tables, and prints head_to_head.txt when the sitting has one; standard library only."""
 import re
 import sys
 from pathlib import Path
@@ -49,6 +49,11 @@ def main():
         if (out / name).exists():
             print(f"\n{name} (before the peers)" if name == "staticnet.txt" else f"\n{name} (after the peers)")
             table(staticnet(out / name), theirs)
+    if (out / "head_to_head.txt").exists():
+        print("\nhead to head, alternating rounds on the same CPU (bench/head_to_head.py):")
+        print("| case | threads | peer | ratio, median of rounds (quartiles) | medians staticnet / peer | per round |")
+        print("|---|---|---|---|---|---|")
+        print((out / "head_to_head.txt").read_text().strip())
 
 
 def table(ours, theirs):

@@ -4,7 +4,8 @@
 # Python peers (JAX jit, TensorFlow tf.function + the sgemm roofline), then staticnet's
 # reference cases once more (staticnet-after.txt: the machine drifts over a sitting, and a
 # ratio is only worth something if both passes agree) and the 2-thread speed-up with
-# alternating windows (scaling.txt), into $OUT (default
+# alternating windows (scaling.txt), and three one-thread cases against their best Rust peer in
+# alternating rounds on the same CPU (head_to_head.txt), into $OUT (default
 # /tmp/staticnet-sitting). `python3 bench/ratios.py $OUT` prints the ratio tables.
 # Run from the repository root. The Python venv: tools/.venv (jax, numpy, threadpoolctl, tensorflow-cpu).
 # The Rust peers are built first (burn takes minutes on a cold target directory), one framework
@@ -38,4 +39,8 @@ for b in mlp cnn; do
 done
 # 2 threads vs 1 with alternating windows, so the drift cancels out (benches/scaling.rs).
 cargo bench --bench scaling 2>&1 | grep -E '^(mlp|cnn)_' > "$OUT/scaling.txt"
+# One thread against the best Rust peer in alternating rounds on the same CPU (bench/head_to_head.py).
+for c in "mlp_infer_b128 candle" "mlp_infer_b1 candle" "tiny_train_b32 dfdx"; do
+  python3 bench/head_to_head.py $c --rounds 8 >> "$OUT/head_to_head.txt" 2>&1 || echo "head_to_head $c failed" >> "$OUT/head_to_head.txt"
+done
 uptime >> "$OUT/staticnet.txt"
