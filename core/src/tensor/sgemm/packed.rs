@@ -259,58 +259,13 @@ fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
     })
 }
 
-/// Packs `B[pc.., jc..]` (`kc × nc`) into `NR`-wide panels, `bp[panel][p][j]`, zero-padded.
+/// Packs `B[pc.., jc..]` (`kc × nc`) into `NR`-wide panels, `bp[panel][p][j]`,
+/// zero-padded: the packing of `A` applied to `Bᵀ` (the same layout, rows for columns).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, bp: *mut f32, avx: bool) {
-    let mut j0 = 0;
-    let mut dst = bp;
-    while j0 < nc {
-        let w = (nc - j0).min(nr);
-        let src = unsafe { b.ptr.offset(pc as isize * b.rs + (jc + j0) as isize * b.cs) };
-        unsafe {
-            if b.cs == 1 && w == nr {
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(src.offset(p as isize * b.rs), dst.add(p * nr), nr);
-                }
-            } else if avx && b.rs == 1 && w == nr && nr.is_multiple_of(8) {
-                // Columns contiguous along p: transpose 8×8 blocks in registers.
-                let mut p = 0;
-                while p + 8 <= kc {
-                    for j in (0..nr).step_by(8) {
-                        transpose8x8(
-                            src.offset(p as isize + j as isize * b.cs),
-                            b.cs,
-                            8,
-                            dst.add(p * nr + j),
-                            nr,
-                        );
-                    }
-                    p += 8;
-                }
-                for p in p..kc {
-                    for j in 0..nr {
-                        *dst.add(p * nr + j) = *src.offset(p as isize + j as isize * b.cs);
-                    }
-                }
-            } else {
-                for j in 0..nr {
-                    if j < w {
-                        let s = src.offset(j as isize * b.cs);
-                        for p in 0..kc {
-                            *dst.add(p * nr + j) = *s.offset(p as isize * b.rs);
-                        }
-                    } else {
-                        for p in 0..kc {
-                            *dst.add(p * nr + j) = 0.0;
-                        }
-                    }
-                }
-            }
-            dst = dst.add(kc * nr);
-        }
-        j0 += nr;
-    }
+    let bt = Mat { ptr: b.ptr, rs: b.cs, cs: b.rs };
+    unsafe { pack_a(nc, kc, nr, bt, jc, pc, bp, avx) }
 }
 
 /// Packs `A[ic.., pc..]` (`mc × kc`) into `MR`-tall panels, `ap[panel][p][i]`, zero-padded.
