@@ -14,8 +14,8 @@
 //!
 //! The products run per sample (a single product over the batch would need
 //! the output in another layout and a copy). Small layers use the loops of
-//! [`small`], large ones matrixmultiply (see [`GEMM_MIN_WEIGHTS`]); both take
-//! the same memory, viewed column-major by the latter. A 1×1 convolution
+//! [`small`], large ones `tensor::gemm` (see [`products_through_gemm`]); both
+//! take the same memory, viewed column-major by the latter. A 1×1 convolution
 //! with stride 1 and no padding skips im2col: its input already is `C`.
 
 use super::{Layer, MaxPool2d, MaxPoolWorkspace};
@@ -24,7 +24,7 @@ use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
 #[cfg(target_arch = "x86_64")]
-use crate::tensor::simd::{as_f32, as_f32_mut, has_avx512};
+use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
 use crate::tensor::threads::{self, SharedSlice};
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
 use nalgebra::{DMatrixView, DMatrixViewMut};
@@ -147,8 +147,8 @@ pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usiz
     /// One bias per output channel, or none for `conv2d(.., bias = false)`.
     pub bias: Option<HeapMatrix<T, COUT, 1>>,
     geometry: Conv2dGeometry,
-    /// Whether the products go through matrixmultiply (large layers) or the
-    /// small kernels of [`small`]; see [`GEMM_MIN_WEIGHTS`].
+    /// Whether the products go through `tensor::gemm` (large layers) or the
+    /// small kernels of [`small`]; see [`products_through_gemm`].
     gemm: bool,
 }
 
@@ -173,6 +173,23 @@ const MIN_SAMPLES_PER_THREAD: usize = 4;
 /// the AVX-512 kernels of [`avx512`], which favour the small path further: on
 /// the cnn benchmark's 9×8 layer the packed product is now slower still.)
 const GEMM_MIN_WEIGHTS: usize = 128 * 128;
+
+/// [`GEMM_MIN_WEIGHTS`] for f32 on CPUs with AVX2 but not AVX-512, where
+/// [`small`]'s loops are the portable ones and `tensor::gemm` is staticnet's
+/// own f32 product (register tiles for small products, the packed kernel for
+/// the rest). Per layer at batch 64 (AMD Zen 3, 2026-11-28): the product wins
+/// every pass from 27×32 weights up (16×13×13 → 32, the `mnist_cnn`'s second
+/// layer: forward 0.80×, weight gradient 0.51×, input gradient 0.67× the time)
+/// and two of three at 27×16 and 72×8; the loops win below (9×8: 0.85× the
+/// forward, 0.55× the weight gradient).
+const GEMM_MIN_WEIGHTS_AVX2: usize = 256;
+
+/// Whether a layer of `weights = PATCH·COUT` computing in `T` sends its
+/// products to `tensor::gemm` rather than [`small`].
+fn products_through_gemm<T: 'static>(weights: usize) -> bool {
+    let avx2_f32 = as_f32::<T>(&[]).is_some() && has_avx2() && !has_avx512();
+    weights >= if avx2_f32 { GEMM_MIN_WEIGHTS_AVX2 } else { GEMM_MIN_WEIGHTS }
+}
 
 /// The gradient of a loss with respect to a [`Conv2d`] layer's parameters.
 pub struct Conv2dGrad<T: Float, const PATCH: usize, const COUT: usize> {
@@ -265,7 +282,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             weight: heap_zeros(),
             bias: bias.then(heap_zeros),
             geometry,
-            gemm: PATCH * COUT >= GEMM_MIN_WEIGHTS,
+            gemm: products_through_gemm::<T>(PATCH * COUT),
         })
     }
 
