@@ -832,11 +832,25 @@ fn im2col<T: Float>(g: &Conv2dGeometry, x: &[T], cols: &mut [T]) {
     let taps = g.kernel[0] * g.kernel[1];
     let sw = g.stride[1];
     let zero = T::zero();
+    // With stride 1 and rows as wide as the input's, a tap's columns are the
+    // channel shifted by a constant, so they are one copy (and the padding's
+    // zeros put back), not one short copy per row.
+    let shifted = g.stride == [1, 1] && ow_n == w;
     for (xc, cc) in x.chunks_exact(g.height * w).zip(cols.chunks_exact_mut(taps * ohw)) {
         for_each_tap(g, |k, row_off, (oh_lo, oh_hi), col_off, (ow_lo, ow_hi)| {
             let dst = &mut cc[k * ohw..(k + 1) * ohw];
             dst[..oh_lo * ow_n].fill(zero);
             dst[oh_hi * ow_n..].fill(zero);
+            if shifted {
+                return im2col_shifted(
+                    dst,
+                    xc,
+                    w,
+                    row_off * w as isize + col_off,
+                    (oh_lo, oh_hi),
+                    (ow_lo, ow_hi),
+                );
+            }
             let len = ow_hi - ow_lo;
             let iw0 = ((ow_lo * sw) as isize + col_off) as usize;
             for (oh, d) in dst.chunks_exact_mut(ow_n).enumerate().take(oh_hi).skip(oh_lo) {
@@ -853,6 +867,31 @@ fn im2col<T: Float>(g: &Conv2dGeometry, x: &[T], cols: &mut [T]) {
                 }
             }
         });
+    }
+}
+
+/// One tap of [`im2col`] when `dst[q] = x[q + shift]` (stride 1, output as
+/// wide as the input, `w`): the valid rows in one copy, then zeros in the
+/// columns that fall in the padding (the copy put neighbouring rows' values
+/// there, or left them when they would come from before or after `x`).
+fn im2col_shifted<T: Float>(
+    dst: &mut [T],
+    x: &[T],
+    w: usize,
+    shift: isize,
+    (oh_lo, oh_hi): (usize, usize),
+    (ow_lo, ow_hi): (usize, usize),
+) {
+    if oh_lo >= oh_hi {
+        return;
+    }
+    let (lo, hi) = ((oh_lo * w) as isize, (oh_hi * w) as isize);
+    let (src_lo, src_hi) = ((lo + shift).max(0), (hi + shift).min(x.len() as isize));
+    dst[(src_lo - shift) as usize..(src_hi - shift) as usize]
+        .copy_from_slice(&x[src_lo as usize..src_hi as usize]);
+    // Column by column: a padding is a value or two per row, too few for `fill`'s `memset`.
+    for c in (0..ow_lo).chain(ow_hi..w) {
+        dst[lo as usize + c..hi as usize].iter_mut().step_by(w).for_each(|v| *v = T::zero());
     }
 }
 
@@ -1139,6 +1178,30 @@ mod tests {
         );
         check_against_naive::<{ 3 * 4 * 5 }, { 2 * 4 * 5 }, 3, 2>(
             Conv2dGeometry::symmetric(3, 4, 5, 2, [1, 1], [1, 1], [0, 0], [1, 1]),
+            true,
+        );
+        // Stride 1 with the input's width: each tap's columns are one shifted
+        // copy (`im2col_shifted`), padded left and right, with dilation, with
+        // no vertical padding, and with whole padded rows.
+        check_against_naive::<{ 2 * 6 * 7 }, { 3 * 6 * 7 }, 18, 3>(
+            Conv2dGeometry::symmetric(2, 6, 7, 3, [3, 3], [1, 1], [1, 1], [1, 1]),
+            true,
+        );
+        check_against_naive::<{ 2 * 6 * 7 }, { 3 * 6 * 7 }, 18, 3>(
+            Conv2dGeometry::symmetric(2, 6, 7, 3, [3, 3], [1, 1], [2, 2], [2, 2]),
+            false,
+        );
+        check_against_naive::<{ 2 * 6 * 7 }, { 3 * 4 * 7 }, 18, 3>(
+            Conv2dGeometry::symmetric(2, 6, 7, 3, [3, 3], [1, 1], [0, 1], [1, 1]),
+            true,
+        );
+        check_against_naive::<{ 6 * 7 }, { 2 * 10 * 7 }, 3, 2>(
+            Conv2dGeometry::symmetric(1, 6, 7, 2, [1, 3], [1, 1], [2, 1], [1, 1]),
+            true,
+        );
+        // The input's width but a vertical stride: not one shifted copy.
+        check_against_naive::<{ 2 * 6 * 7 }, { 3 * 3 * 7 }, 18, 3>(
+            Conv2dGeometry::symmetric(2, 6, 7, 3, [3, 3], [2, 1], [1, 1], [1, 1]),
             true,
         );
         // A 1×1 kernel with stride is not pointwise: it goes through im2col.
