@@ -315,27 +315,11 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
 
     /// The inference pass; `y` is resized to the batch if needed.
     ///
-    /// Unfolds one sample at a time into a single scratch buffer of
-    /// `PATCH·OH·OW` elements, allocated once per call (none for a pointwise
-    /// convolution), and runs the same products as the training pass, so both
-    /// give bit-identical outputs.
+    /// [`Conv2d::forward_with`] with scratch allocated for this call: one
+    /// sample's columns per thread (none for a pointwise convolution). Runs
+    /// the same products as the training pass, so both give bit-identical outputs.
     pub fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
-        ensure_batch(y, x.ncols());
-        let g = &self.geometry;
-        if self.direct() {
-            return self.forward_direct_split(x.as_slice(), y.as_mut_slice(), &mut Vec::new());
-        }
-        if g.is_pointwise() {
-            for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
-                self.forward_sample(xs, ys);
-            }
-            return;
-        }
-        let mut cols = vec![T::zero(); PATCH * g.out_spatial()];
-        for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
-            im2col(g, xs, &mut cols);
-            self.forward_sample(&cols, ys);
-        }
+        self.forward_with(x, y, &mut Conv2dWorkspace::default())
     }
 
     /// The inference pass with its scratch in `ws`: allocates nothing once `ws`
@@ -350,16 +334,23 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
         if self.direct() {
             return self.forward_direct_split(x.as_slice(), y.as_mut_slice(), &mut ws.padded);
         }
-        let samples = x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT));
-        if g.is_pointwise() {
-            samples.for_each(|(xs, ys)| self.forward_sample(xs, ys));
-            return;
-        }
-        ensure_len(&mut ws.dcols, PATCH * g.out_spatial());
-        for (xs, ys) in samples {
-            im2col(g, xs, &mut ws.dcols);
-            self.forward_sample(&ws.dcols, ys);
-        }
+        // Sample by sample on the threads, each with one sample's columns as
+        // scratch (none in the pointwise case: the input is the columns).
+        let per_part = if g.is_pointwise() { 0 } else { PATCH * g.out_spatial() };
+        let ys = SharedSlice::new(y.as_mut_slice());
+        Self::by_samples(x.ncols(), &mut ws.dcols, per_part, &|samples, cols| {
+            // SAFETY: every part has its own samples of `y`.
+            let ys = unsafe { ys.range(samples.start * OUT..samples.end * OUT) };
+            let xs = &x.as_slice()[samples.start * IN..samples.end * IN];
+            for (xs, ys) in xs.chunks_exact(IN).zip(ys.chunks_exact_mut(OUT)) {
+                if per_part == 0 {
+                    self.forward_sample(xs, ys);
+                } else {
+                    im2col(g, xs, cols);
+                    self.forward_sample(cols, ys);
+                }
+            }
+        });
     }
 
     /// The training pass: as [`Conv2d::forward`], keeping the columns in `ws`.
