@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         weight_decay: 0.1,
         seed: 42,
         augment: true,
+        threads: None,
         out: PathBuf::from("target/mnist"),
     };
     common::main("mnist", defaults, Mlp::summary(), Mlp::new)

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         weight_decay: 0.05,
         seed: 42,
         augment: true,
+        threads: None,
         out: PathBuf::from("target/mnist_resnet"),
     };
     common::main("mnist_resnet", defaults, SmallResNet::summary(), SmallResNet::new)

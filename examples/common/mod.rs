@@ -67,11 +67,14 @@ pub struct Options {
     pub weight_decay: f64,
     pub seed: u64,
     pub augment: bool,
+    /// Threads for the products and convolutions; `None`: one per core the
+    /// machine has (the results are the same bits on any count).
+    pub threads: Option<usize>,
     /// Where the trained model and its training curves go.
     pub out: PathBuf,
 }
 
-const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment] [--out DIR]";
+const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment] [--threads N] [--out DIR]";
 
 impl Options {
     /// Parses `std::env::args` over `defaults`.
@@ -93,6 +96,7 @@ impl Options {
                 "--lr" => opts.lr = num(&flag, value()?)?,
                 "--weight-decay" => opts.weight_decay = num(&flag, value()?)?,
                 "--seed" => opts.seed = num(&flag, value()?)?,
+                "--threads" => opts.threads = Some(num(&flag, value()?)?),
                 "--out" => opts.out = PathBuf::from(value()?),
                 "--augment" => opts.augment = true,
                 "--no-augment" => opts.augment = false,
@@ -113,6 +117,8 @@ where
 {
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let opts = Options::from_args(name, defaults)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        staticnet::set_threads(opts.threads.unwrap_or(cores));
         println!("{summary}");
         let mut net = build(opts.seed);
         train_and_test(&mut net, &opts)?;
@@ -141,10 +147,11 @@ where
 {
     let data = mnist::load::<f32>(&opts.data)?;
     println!(
-        "{} training and {} test digits from {}",
+        "{} training and {} test digits from {}, {} thread(s)",
         data.train.len(),
         data.test.len(),
-        opts.data.display()
+        opts.data.display(),
+        staticnet::threads()
     );
     // One-pixel shifts quintuple the training digits and teach small translations.
     let train = if opts.augment { mnist::with_shifts(&data.train) } else { data.train.clone() };
