@@ -199,12 +199,12 @@ fn dense_relu_passes_give_the_bits_of_the_layers_one_by_one() {
 network! {
     /// Convolutions outside the fused pattern (batch norm between convolution
     /// and ReLU, a convolution feeding another): their sample-by-sample passes
-    /// are split between threads too. On AVX2 CPUs without AVX-512, `b` and `c`
-    /// (from 256 weights) take the products of `tensor::gemm`, `a` the small loops.
+    /// are split between threads too. On AVX2 CPUs without AVX-512, `b` (2,304
+    /// weights) takes the products of `tensor::gemm`, `a` and `c` the small kernels.
     struct Plain {
         input: [3, 12, 12],
-        a: conv2d(6, kernel = 3, padding = 1), batch_norm, relu,
-        b: conv2d(8, kernel = 3),
+        a: conv2d(16, kernel = 3, padding = 1), batch_norm, relu,
+        b: conv2d(16, kernel = 3),
         c: conv2d(4, kernel = 3, padding = 1), relu, avg_pool(2) => [4, 5, 5],
         flatten,
         fc: dense(3),

@@ -32,6 +32,8 @@ use std::fmt;
 use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
 /// Sizes of a 2-D convolution, computed by `network!`.
@@ -175,17 +177,16 @@ const MIN_SAMPLES_PER_THREAD: usize = 4;
 const GEMM_MIN_WEIGHTS: usize = 128 * 128;
 
 /// [`GEMM_MIN_WEIGHTS`] for f32 on CPUs with AVX2 but not AVX-512, where
-/// [`small`]'s loops are the portable ones and `tensor::gemm` is staticnet's
-/// own f32 product (register tiles for small products, the packed kernel for
-/// the rest). Per layer at batch 64 (AMD Zen 3, 2026-11-28): the product wins
-/// every pass from 27×32 weights up (16×13×13 → 32, the `mnist_cnn`'s second
-/// layer: forward 0.80×, weight gradient 0.51×, input gradient 0.67× the time)
-/// and two of three at 27×16 and 72×8; the loops win below (9×8: 0.85× the
-/// forward, 0.55× the weight gradient).
-const GEMM_MIN_WEIGHTS_AVX2: usize = 256;
+/// [`small`]'s kernels are those of [`avx2`] and `tensor::gemm` is staticnet's
+/// own f32 product. A training pass (forward, weight and input gradients) per
+/// layer at batch 64 (AMD Zen 3, 2026-11-28): the small kernels are faster up
+/// to 72×16 weights (1.9× at 9×8, 1.6× at 9×16, 1.1× at 27×16, 72×8 and
+/// 72×16, even with 27×32), the product from 144×16 (1.04× there, 1.2× at
+/// 144×32, 1.3× at 288×64: mostly the weight gradient).
+const GEMM_MIN_WEIGHTS_AVX2: usize = 2048;
 
 /// Whether a layer of `weights = PATCH·COUT` computing in `T` sends its
-/// products to `tensor::gemm` rather than [`small`].
+/// products to `tensor::gemm` rather than to [`small`]'s kernels.
 fn products_through_gemm<T: 'static>(weights: usize) -> bool {
     let avx2_f32 = as_f32::<T>(&[]).is_some() && has_avx2() && !has_avx512();
     weights >= if avx2_f32 { GEMM_MIN_WEIGHTS_AVX2 } else { GEMM_MIN_WEIGHTS }
@@ -1540,14 +1541,13 @@ mod tests {
 /// across explicit 8-lane accumulators), with no bounds checks in inner loops.
 ///
 /// f32 on a CPU with AVX-512 goes to the hand-written kernels of [`avx512`]
-/// (fused multiply-adds, 16 positions per vector); otherwise, on x86-64, a
-/// copy of the loops compiled for AVX2 runs when the processor has it (the
-/// baseline target only has SSE2). The loops perform the same operations in
-/// the same order in either copy (Rust never fuses a multiply and an add); as
-/// for the matrix product, results depend only on which kernel the CPU selects.
+/// (fused multiply-adds, 16 positions per vector), on one with AVX2 and FMA
+/// to those of [`avx2`] (8 per vector); f64, and f32 on older CPUs, run the
+/// portable loops. As for the matrix product, results depend only on which
+/// kernel the CPU selects.
 mod small {
     use crate::float::Float;
-    use crate::tensor::simd::{as_f32, as_f32_mut, has_avx512};
+    use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
 
     /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]` (`init` zero if
     /// absent): `out` is `rows × n`, `a` is `rows × inner`, `b` is `inner × n`.
@@ -1567,9 +1567,11 @@ mod small {
             };
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor supports AVX2, just checked.
-            return unsafe { product_avx2(out, n, a, inner, b, init) };
+        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx2()) {
+            // SAFETY: the processor supports AVX2 and FMA, just checked.
+            return unsafe {
+                super::avx2::product(out, n, a, inner, b, init.map(|i| as_f32(i).unwrap_or_default()))
+            };
         }
         product_impl(out, n, a, inner, b, init)
     }
@@ -1583,9 +1585,9 @@ mod small {
             return unsafe { super::avx512::gram_add(out, n, a, b) };
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor supports AVX2, just checked.
-            return unsafe { gram_add_avx2(out, n, a, b) };
+        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx2()) {
+            // SAFETY: the processor supports AVX2 and FMA, just checked.
+            return unsafe { super::avx2::gram_add(out, n, a, b) };
         }
         gram_add_impl(out, n, a, b)
     }
@@ -1600,18 +1602,6 @@ mod small {
             }
         }
         reduce(acc) + tail.iter().fold(T::zero(), |s, &x| s + x)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn product_avx2<T: Float>(out: &mut [T], n: usize, a: &[T], inner: usize, b: &[T], init: Option<&[T]>) {
-        product_impl(out, n, a, inner, b, init)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn gram_add_avx2<T: Float>(out: &mut [T], n: usize, a: &[T], b: &[T]) {
-        gram_add_impl(out, n, a, b)
     }
 
     /// Two output rows at a time, two terms of the inner sum per pass, so every
@@ -1701,5 +1691,72 @@ mod small {
     fn reduce<T: Float>(acc: [T; 8]) -> T {
         let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
         (h[0] + h[2]) + (h[1] + h[3])
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn values(len: usize, seed: usize) -> Vec<f32> {
+            (0..len).map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) / 17.0).collect()
+        }
+
+        /// Every row and position count around the vector kernels' blocks
+        /// (2, 4 or 8 rows; 8 to 24 positions; 3 columns), with and without
+        /// a starting value: the f32 kernel the CPU selects against f64 sums.
+        #[test]
+        fn products_match_f64_sums_on_every_block_edge() {
+            for (rows, inner, n) in
+                [(1, 1, 1), (3, 9, 7), (4, 9, 8), (5, 2, 23), (8, 9, 24), (9, 13, 25), (16, 27, 50)]
+            {
+                let (a, b, init) = (values(rows * inner, 1), values(inner * n, 2), values(rows, 3));
+                for init in [None, Some(&init[..])] {
+                    let mut out = vec![f32::NAN; rows * n];
+                    product(&mut out, n, &a, inner, &b, init);
+                    for (r, p) in (0..rows).flat_map(|r| (0..n).map(move |p| (r, p))) {
+                        let start = init.map_or(0.0, |i| i[r] as f64);
+                        let exact =
+                            (0..inner).fold(start, |s, j| s + a[r * inner + j] as f64 * b[j * n + p] as f64);
+                        let got = out[r * n + p] as f64;
+                        assert!(
+                            (got - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                            "product {rows}×{inner}×{n} at ({r}, {p}): {got} vs {exact}"
+                        );
+                    }
+                }
+            }
+            for (rows, cols, n) in [(1, 1, 1), (3, 2, 7), (4, 3, 8), (5, 4, 9), (8, 9, 23), (9, 7, 676)] {
+                let (a, b) = (values(rows * n, 4), values(cols * n, 5));
+                let before = values(rows * cols, 6);
+                let mut out = before.clone();
+                gram_add(&mut out, n, &a, &b);
+                for (r, c) in (0..rows).flat_map(|r| (0..cols).map(move |c| (r, c))) {
+                    let dot = (0..n).map(|p| a[r * n + p] as f64 * b[c * n + p] as f64).sum::<f64>();
+                    let (got, exact) = (out[r * cols + c] as f64, before[r * cols + c] as f64 + dot);
+                    assert!(
+                        (got - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                        "gram {rows}×{cols}×{n} at ({r}, {c}): {got} vs {exact}"
+                    );
+                }
+            }
+        }
+
+        /// The vector kernels (AVX2 and AVX-512 alike) add the terms of each
+        /// output of `product` in order with fused multiply-adds: the same bits
+        /// on either kind of CPU.
+        #[test]
+        fn the_vector_product_is_an_ordered_fused_sum() {
+            if !(has_avx2() || has_avx512()) {
+                return;
+            }
+            let (rows, inner, n) = (9, 11, 29);
+            let (a, b, init) = (values(rows * inner, 7), values(inner * n, 8), values(rows, 9));
+            let mut out = vec![0.0f32; rows * n];
+            product(&mut out, n, &a, inner, &b, Some(&init));
+            for (r, p) in (0..rows).flat_map(|r| (0..n).map(move |p| (r, p))) {
+                let fused = (0..inner).fold(init[r], |s, j| a[r * inner + j].mul_add(b[j * n + p], s));
+                assert_eq!(out[r * n + p].to_bits(), fused.to_bits(), "({r}, {p})");
+            }
+        }
     }
 }

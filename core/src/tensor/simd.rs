@@ -173,6 +173,15 @@ pub(crate) mod avx512 {
 pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
+    /// The first `n ≤ 8` lanes of a register, as AVX2's masked loads and stores take them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn first_lanes(n: usize) -> __m256i {
+        static ONES_THEN_ZEROS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        debug_assert!(n <= 8);
+        unsafe { _mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(8 - n).cast()) }
+    }
+
     /// `2^n` for integral `n` in −126..=127, built from its exponent bits.
     #[inline]
     #[target_feature(enable = "avx2,fma")]

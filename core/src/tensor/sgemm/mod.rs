@@ -437,16 +437,6 @@ unsafe fn scale(m: usize, n: usize, beta: f32, c: MatMut) {
 // Register helpers shared by the routines.
 // ---------------------------------------------------------------------------
 
-/// The first `n ≤ 8` lanes of a register, as AVX2's masked loads and stores take them.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-fn first_lanes(n: usize) -> std::arch::x86_64::__m256i {
-    static ONES_THEN_ZEROS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
-    debug_assert!(n <= 8);
-    unsafe { std::arch::x86_64::_mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(8 - n).cast()) }
-}
-
 /// Transposes an 8×8 block: row `r` of the source (8 contiguous values at
 /// `src + r·stride`) becomes the values at `dst + c·dst_stride + r` for `c` in
 /// 0..8. Only the first `rows` source rows are read; the others count as zeros.

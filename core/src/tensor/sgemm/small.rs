@@ -1,7 +1,9 @@
 //! Small products (a tiny network's layers, `m, k ≤ 32`): `A` copied once into
 //! whole registers (or read in place), no panels; `C` in register tiles.
 
-use super::{first_lanes, transpose8x8, Mat, MatMut};
+use super::{transpose8x8, Mat, MatMut};
+#[cfg(target_arch = "x86_64")]
+use crate::tensor::simd::avx2::first_lanes;
 
 /// Rows and inner size up to which [`small`] holds `A` on the stack.
 pub(super) const SMALL_DIM: usize = 32;

@@ -1,7 +1,9 @@
 //! Products without packing: batch 1 (matrix-vector, and one sample through
 //! a small dense layer with its bias and ReLU) and rank 1 (outer products).
 
-use super::{first_lanes, Mat, MatMut};
+use super::{Mat, MatMut};
+#[cfg(target_arch = "x86_64")]
+use crate::tensor::simd::avx2::first_lanes;
 
 /// Entry points that compile an `#[inline(always)]` product routine for AVX-512
 /// and for AVX2 (the CPU is checked once, in `isa`, before either is called).
