@@ -157,6 +157,24 @@ fn channel_mut<T, const N: usize>(data: &mut [T], c: usize, sp: usize) -> impl I
     data.chunks_exact_mut(N).map(move |col| &mut col[c * sp..(c + 1) * sp])
 }
 
+/// `Σ f(a, b)` over the values of paired runs (a channel of two batches), in 8
+/// interleaved partial sums that the compiler vectorises: one running sum waits
+/// on every add's latency, which made batch norm ~12% of a small CNN's step.
+fn lane_sum<'a, T: Float>(runs: impl Iterator<Item = (&'a [T], &'a [T])>, f: impl Fn(T, T) -> T) -> T {
+    let (mut acc, mut tail) = ([T::zero(); 8], T::zero());
+    for (a, b) in runs {
+        let ((ac, at), (bc, bt)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+        for (x, y) in ac.iter().zip(bc) {
+            for l in 0..8 {
+                acc[l] += f(x[l], y[l]);
+            }
+        }
+        tail = at.iter().zip(bt).fold(tail, |s, (&x, &y)| s + f(x, y));
+    }
+    let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    (h[0] + h[2]) + (h[1] + h[3]) + tail
+}
+
 impl<T: Float, const N: usize, const C: usize> Layer<T, N, N> for BatchNorm<T, N, C> {
     type Workspace = BatchNormWorkspace<T, N, C>;
     type Gradients = BatchNormGrad<T, C>;
@@ -194,12 +212,9 @@ impl<T: Float, const N: usize, const C: usize> Layer<T, N, N> for BatchNorm<T, N
         // PyTorch's Bessel correction; undefined for a single value, where the biased value (0) is used.
         let unbias = if n > 1 { T::cast(n as f64 / (n - 1) as f64) } else { T::one() };
         for c in 0..C {
-            let sum = channel::<T, N>(x.as_slice(), c, sp).flatten().fold(T::zero(), |s, &v| s + v);
-            let mean = sum * inv_n;
-            let sq = channel::<T, N>(x.as_slice(), c, sp).flatten().fold(T::zero(), |s, &v| {
-                let d = v - mean;
-                s + d * d
-            });
+            let xc = || channel::<T, N>(x.as_slice(), c, sp);
+            let mean = lane_sum(xc().zip(xc()), |v, _| v) * inv_n;
+            let sq = lane_sum(xc().zip(xc()), |v, _| (v - mean) * (v - mean));
             let var = sq * inv_n;
             let inv_std = T::one() / (var + eps).sqrt();
             ws.inv_std[c] = inv_std;
@@ -237,14 +252,10 @@ impl<T: Float, const N: usize, const C: usize> Layer<T, N, N> for BatchNorm<T, N
         let n = batch * sp;
         let inv_n = if n > 0 { T::one() / T::cast(n as f64) } else { T::zero() };
         for c in 0..C {
-            let (mut sum_dy, mut sum_dy_xhat) = (T::zero(), T::zero());
-            let hs = channel::<T, N>(ws.x_hat.as_slice(), c, sp);
-            for (gc, hc) in channel::<T, N>(dy.as_slice(), c, sp).zip(hs) {
-                for (&g, &h) in gc.iter().zip(hc) {
-                    sum_dy += g;
-                    sum_dy_xhat += g * h;
-                }
-            }
+            let runs =
+                || channel::<T, N>(dy.as_slice(), c, sp).zip(channel::<T, N>(ws.x_hat.as_slice(), c, sp));
+            let sum_dy = lane_sum(runs(), |g, _| g);
+            let sum_dy_xhat = lane_sum(runs(), |g, h| g * h);
             grads.bias[c] = sum_dy;
             grads.weight[c] = sum_dy_xhat;
             if let Some(dx) = dx.as_deref_mut() {
@@ -569,3 +580,4 @@ mod tests {
         assert_eq!(count, BatchNorm::<f64, 8, 2>::PARAM_COUNT);
     }
 }
+
