@@ -580,4 +580,3 @@ mod tests {
         assert_eq!(count, BatchNorm::<f64, 8, 2>::PARAM_COUNT);
     }
 }
-
