@@ -188,7 +188,10 @@ const GEMM_MIN_WEIGHTS_AVX2: usize = 2048;
 /// Whether a layer of `weights = PATCH·COUT` computing in `T` sends its
 /// products to `tensor::gemm` rather than to [`small`]'s kernels.
 fn products_through_gemm<T: 'static>(weights: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
     let avx2_f32 = as_f32::<T>(&[]).is_some() && has_avx2() && !has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2_f32 = false;
     weights >= if avx2_f32 { GEMM_MIN_WEIGHTS_AVX2 } else { GEMM_MIN_WEIGHTS }
 }
 
