@@ -9,7 +9,7 @@ use super::Layer;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{Param, ParamMut, ParamPath, Params};
-use crate::tensor::{ensure_batch, heap_clone, heap_zeros, Batch, HeapMatrix};
+use crate::tensor::{ensure_batch, heap_clone, heap_zeros, lane_sum, Batch, HeapMatrix};
 use std::fmt;
 
 /// Batch normalisation of `C` channels of a sample with `N` features
@@ -155,24 +155,6 @@ fn channel<T, const N: usize>(data: &[T], c: usize, sp: usize) -> impl Iterator<
 /// Mutable [`channel`].
 fn channel_mut<T, const N: usize>(data: &mut [T], c: usize, sp: usize) -> impl Iterator<Item = &mut [T]> {
     data.chunks_exact_mut(N).map(move |col| &mut col[c * sp..(c + 1) * sp])
-}
-
-/// `Σ f(a, b)` over the values of paired runs (a channel of two batches), in 8
-/// interleaved partial sums that the compiler vectorises: one running sum waits
-/// on every add's latency, which made batch norm ~12% of a small CNN's step.
-fn lane_sum<'a, T: Float>(runs: impl Iterator<Item = (&'a [T], &'a [T])>, f: impl Fn(T, T) -> T) -> T {
-    let (mut acc, mut tail) = ([T::zero(); 8], T::zero());
-    for (a, b) in runs {
-        let ((ac, at), (bc, bt)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
-        for (x, y) in ac.iter().zip(bc) {
-            for l in 0..8 {
-                acc[l] += f(x[l], y[l]);
-            }
-        }
-        tail = at.iter().zip(bt).fold(tail, |s, (&x, &y)| s + f(x, y));
-    }
-    let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
-    (h[0] + h[2]) + (h[1] + h[3]) + tail
 }
 
 impl<T: Float, const N: usize, const C: usize> Layer<T, N, N> for BatchNorm<T, N, C> {

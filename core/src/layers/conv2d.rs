@@ -1550,6 +1550,7 @@ mod tests {
 /// kernel the CPU selects.
 mod small {
     use crate::float::Float;
+    use crate::tensor::lane_sum;
     use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
 
     /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]` (`init` zero if
@@ -1563,18 +1564,16 @@ mod small {
         init: Option<&[T]>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx512()) {
-            // SAFETY: the processor supports AVX-512, just checked.
-            return unsafe {
-                super::avx512::product(out, n, a, inner, b, init.map(|i| as_f32(i).unwrap_or_default()))
-            };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx2()) {
-            // SAFETY: the processor supports AVX2 and FMA, just checked.
-            return unsafe {
-                super::avx2::product(out, n, a, inner, b, init.map(|i| as_f32(i).unwrap_or_default()))
-            };
+        if let (Some(out), Some(a), Some(b)) = (as_f32_mut(out), as_f32(a), as_f32(b)) {
+            let init = init.map(|i| as_f32(i).unwrap_or_default());
+            if has_avx512() {
+                // SAFETY: the processor supports AVX-512, just checked.
+                return unsafe { super::avx512::product(out, n, a, inner, b, init) };
+            }
+            if has_avx2() {
+                // SAFETY: the processor supports AVX2 and FMA, just checked.
+                return unsafe { super::avx2::product(out, n, a, inner, b, init) };
+            }
         }
         product_impl(out, n, a, inner, b, init)
     }
@@ -1583,28 +1582,22 @@ mod small {
     /// row of `a` (`rows × n`) with every row of `b` (`cols × n`).
     pub(super) fn gram_add<T: Float>(out: &mut [T], n: usize, a: &[T], b: &[T]) {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx512()) {
-            // SAFETY: the processor supports AVX-512, just checked.
-            return unsafe { super::avx512::gram_add(out, n, a, b) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(out), Some(a), Some(b), true) = (as_f32_mut(out), as_f32(a), as_f32(b), has_avx2()) {
-            // SAFETY: the processor supports AVX2 and FMA, just checked.
-            return unsafe { super::avx2::gram_add(out, n, a, b) };
+        if let (Some(out), Some(a), Some(b)) = (as_f32_mut(out), as_f32(a), as_f32(b)) {
+            if has_avx512() {
+                // SAFETY: the processor supports AVX-512, just checked.
+                return unsafe { super::avx512::gram_add(out, n, a, b) };
+            }
+            if has_avx2() {
+                // SAFETY: the processor supports AVX2 and FMA, just checked.
+                return unsafe { super::avx2::gram_add(out, n, a, b) };
+            }
         }
         gram_add_impl(out, n, a, b)
     }
 
     /// The sum of `v`, over 8 interleaved partial sums.
     pub(super) fn sum<T: Float>(v: &[T]) -> T {
-        let mut acc = [T::zero(); 8];
-        let (chunks, tail) = v.as_chunks::<8>();
-        for c in chunks {
-            for l in 0..8 {
-                acc[l] += c[l];
-            }
-        }
-        reduce(acc) + tail.iter().fold(T::zero(), |s, &x| s + x)
+        lane_sum(std::iter::once((v, v)), |x, _| x)
     }
 
     /// Two output rows at a time, two terms of the inner sum per pass, so every
@@ -1678,22 +1671,7 @@ mod small {
     /// `Σ a[p]·b[p]` over 8 interleaved partial sums.
     #[inline(always)]
     fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-        let mut acc = [T::zero(); 8];
-        let (ac, at) = a.as_chunks::<8>();
-        let (bc, bt) = b.as_chunks::<8>();
-        for (x, y) in ac.iter().zip(bc) {
-            for l in 0..8 {
-                acc[l] += x[l] * y[l];
-            }
-        }
-        reduce(acc) + at.iter().zip(bt).fold(T::zero(), |s, (&x, &y)| s + x * y)
-    }
-
-    /// The sum of 8 partial sums, pairwise.
-    #[inline(always)]
-    fn reduce<T: Float>(acc: [T; 8]) -> T {
-        let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
-        (h[0] + h[2]) + (h[1] + h[3])
+        lane_sum(std::iter::once((a, b)), |x, y| x * y)
     }
 
     #[cfg(test)]
