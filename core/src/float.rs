@@ -27,6 +27,14 @@ pub trait Float:
     /// The error function, for the exact GELU.
     fn erf(self) -> Self;
 
+    /// `s` as f32 values when `Self` is `f32`: how generic layer code hands data
+    /// to the f32-only vector kernels (`None` for f64, which takes the portable path).
+    #[doc(hidden)]
+    fn f32s(s: &[Self]) -> Option<&[f32]>;
+    /// [`Float::f32s`] for a mutable slice.
+    #[doc(hidden)]
+    fn f32s_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+
     /// `C = alpha * A * B + beta * C` on raw strided storage (matrixmultiply's contract),
     /// then `then(rows, cols)` on each finished block of `C`, on the thread that computed it.
     ///
@@ -56,7 +64,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $dtype:literal, $erf:path, $gemm:path) => {
+    ($t:ty, $dtype:literal, $erf:path, $gemm:path, |$s:ident| $f32s:expr) => {
         impl Float for $t {
             const DTYPE: &'static str = $dtype;
             #[inline]
@@ -70,6 +78,14 @@ macro_rules! impl_float {
             #[inline]
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            #[inline(always)]
+            fn f32s($s: &[Self]) -> Option<&[f32]> {
+                $f32s
+            }
+            #[inline(always)]
+            fn f32s_mut($s: &mut [Self]) -> Option<&mut [f32]> {
+                $f32s
             }
             #[inline]
             unsafe fn gemm_raw(
@@ -98,8 +114,11 @@ macro_rules! impl_float {
 
 // f32 goes through our own kernels (no allocation per call, batch-1 paths, threads);
 // f64, used for gradient checks and references, through matrixmultiply.
-impl_float!(f32, "F32", libm::erff, crate::tensor::sgemm::sgemm);
-impl_float!(f64, "F64", libm::erf, dgemm);
+impl_float!(f32, "F32", libm::erff, crate::kernels::sgemm::sgemm, |s| Some(s));
+impl_float!(f64, "F64", libm::erf, dgemm, |s| {
+    let _ = s;
+    None
+});
 
 /// matrixmultiply's f64 product (one thread), then the epilogue over all of `C`.
 #[allow(clippy::too_many_arguments)]

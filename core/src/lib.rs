@@ -23,6 +23,7 @@ pub mod gradcheck;
 #[allow(clippy::expect_used)]
 pub mod init;
 pub mod inspect;
+pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod network;

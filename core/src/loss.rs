@@ -5,9 +5,9 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::softmax_into;
 #[cfg(target_arch = "x86_64")]
-use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
+use crate::kernels::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
+use crate::layers::softmax_into;
 use crate::tensor::{ensure_batch, Batch};
 
 /// What a loss compares the network's output with, stored for a whole
@@ -184,7 +184,7 @@ unsafe fn softmax_cross_entropy_avx512<const N: usize>(
     labels: &[usize],
     scale: f32,
 ) -> f32 {
-    use crate::tensor::simd::avx512::{exp, ln};
+    use crate::kernels::simd::avx512::{exp, ln};
     use std::arch::x86_64::*;
     let exp_in_place = |v: &mut [f32]| {
         let m = ((1u32 << v.len()) - 1) as __mmask16;
@@ -211,7 +211,7 @@ unsafe fn softmax_cross_entropy_avx2<const N: usize>(
     labels: &[usize],
     scale: f32,
 ) -> f32 {
-    use crate::tensor::simd::avx2::{exp, ln};
+    use crate::kernels::simd::avx2::{exp, ln};
     use std::arch::x86_64::*;
     let exp_in_place = |v: &mut [f32]| {
         // The last chunk may be partial: through a full register, not a

@@ -492,6 +492,7 @@ mod tests {
         let grad = |w: &[f64]| w.iter().enumerate().map(|(i, x)| x * 0.3 + (i as f64 * 0.01).sin()).collect();
         let start: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos()).collect();
         let mut results = Vec::new();
+        let _threads = crate::tensor::threads::thread_count_lock();
         for threads in [1, 2] {
             crate::tensor::set_threads(threads);
             let (mut a, mut b, mut c) = (start.clone(), start.clone(), start.clone());

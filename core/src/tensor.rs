@@ -8,8 +8,6 @@
 use crate::float::Float;
 use nalgebra::{Const, Dim, Dyn, Matrix, OMatrix, RawStorage, RawStorageMut, SMatrix};
 
-pub(crate) mod sgemm;
-pub(crate) mod simd;
 pub(crate) mod threads;
 
 use std::ops::Range;
@@ -183,7 +181,7 @@ pub(crate) fn gemm_then<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
 
 /// `y = A·x + bias`, and `relu = max(y, 0)` when given, for one sample of a
 /// small f32 dense layer (`A`: `y.len()` rows of `x.len()` contiguous values)
-/// in one fused kernel ([`sgemm::small_affine`]). Returns `false`, having
+/// in one fused kernel ([`small_affine`](crate::kernels::sgemm::small_affine)). Returns `false`, having
 /// written nothing, where that kernel does not apply (f64, a larger layer, a
 /// CPU without AVX2): the caller then takes [`gemm_then`].
 pub(crate) fn small_affine<T: Float>(
@@ -193,13 +191,17 @@ pub(crate) fn small_affine<T: Float>(
     y: &mut [T],
     relu: Option<&mut [T]>,
 ) -> bool {
-    let (Some(a), Some(x), Some(y)) = (simd::as_f32(a), simd::as_f32(x), simd::as_f32_mut(y)) else {
+    let (Some(a), Some(x), Some(y)) = (
+        crate::kernels::simd::as_f32(a),
+        crate::kernels::simd::as_f32(x),
+        crate::kernels::simd::as_f32_mut(y),
+    ) else {
         return false;
     };
     // `T` is f32 here, so the casts below cannot fail.
-    let bias = bias.and_then(simd::as_f32);
-    let relu = relu.and_then(simd::as_f32_mut);
-    sgemm::small_affine(a, x, bias, y, relu)
+    let bias = bias.and_then(crate::kernels::simd::as_f32);
+    let relu = relu.and_then(crate::kernels::simd::as_f32_mut);
+    crate::kernels::sgemm::small_affine(a, x, bias, y, relu)
 }
 
 /// # Safety

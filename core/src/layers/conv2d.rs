@@ -22,9 +22,9 @@ use super::{Layer, MaxPool2d, MaxPoolWorkspace};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
-use crate::params::{Param, ParamMut, ParamPath, Params};
 #[cfg(target_arch = "x86_64")]
-use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
+use crate::kernels::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
+use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::threads::{self, SharedSlice};
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
 use nalgebra::{DMatrixView, DMatrixViewMut};
@@ -1492,7 +1492,7 @@ mod tests {
         assert_eq!((ws.cols.as_ptr(), ws.padded.as_ptr()), (before.0, before.6));
         // Kernels that read the input directly keep no columns.
         assert_eq!(ws.cols.len(), if c.direct() { 0 } else { 3 * 27 * 64 });
-        assert_eq!(c.direct(), !gemm && cfg!(target_arch = "x86_64") && crate::tensor::simd::has_avx512());
+        assert_eq!(c.direct(), !gemm && cfg!(target_arch = "x86_64") && crate::kernels::simd::has_avx512());
     }
 
     #[test]
@@ -1550,8 +1550,8 @@ mod tests {
 /// kernel the CPU selects.
 mod small {
     use crate::float::Float;
+    use crate::kernels::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
     use crate::tensor::lane_sum;
-    use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
 
     /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]` (`init` zero if
     /// absent): `out` is `rows × n`, `a` is `rows × inner`, `b` is `inner × n`.

@@ -401,6 +401,7 @@ mod tests {
     fn fused_relu_passes_match_layer_by_layer_bit_for_bit_on_any_thread_count() {
         let (d, x, dy) = split_sized();
         let relu = Relu;
+        let _threads = crate::tensor::threads::thread_count_lock();
         // Layer by layer, one thread: the reference.
         crate::set_threads(1);
         let (mut y, mut r) = (Batch::zeros(0), Batch::zeros(0));

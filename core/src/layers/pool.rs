@@ -6,7 +6,7 @@
 
 use super::{Activation, Layer, Relu};
 use crate::float::Float;
-use crate::tensor::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
+use crate::kernels::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
 use crate::tensor::{ensure_batch, Batch};
 
 /// Sizes of a 2-D pooling, computed by `network!`.

@@ -26,6 +26,14 @@ pub fn set_threads(n: usize) {
     THREADS.store(n.clamp(1, MAX_WORKERS + 1), Relaxed);
 }
 
+/// Serialises the tests that change the global thread count, so that a
+/// "1 vs 2 threads" check running beside another such test compares what it says.
+#[cfg(test)]
+pub(crate) fn thread_count_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The thread count products may use: what [`set_threads`] set, else the
 /// `STATICNET_THREADS` environment variable, else 1.
 pub fn threads() -> usize {
@@ -140,7 +148,7 @@ impl Pool {
 
 /// A worker's loop; `seen` is the epoch at its spawning, so it never misses the first job.
 fn worker(pool: &'static Pool, mut seen: u64) {
-    super::sgemm::reserve_pack_buffer();
+    crate::kernels::sgemm::reserve_pack_buffer();
     pool.ready.fetch_add(1, Release);
     loop {
         // Wait for a new epoch: spin a little, then sleep.

@@ -9,7 +9,7 @@
 //! multiply-adds, so the two give the same bits; `gram_add` sums 8 lanes
 //! rather than 16, so its bits differ from the AVX-512 kernel's.
 
-use crate::tensor::simd::avx2::first_lanes;
+use crate::kernels::simd::avx2::first_lanes;
 use std::arch::x86_64::*;
 
 /// Output rows × registers of 8 positions that [`product`] keeps in registers:

@@ -3,7 +3,7 @@
 
 use super::{transpose8x8, Mat, MatMut};
 #[cfg(target_arch = "x86_64")]
-use crate::tensor::simd::avx2::first_lanes;
+use crate::kernels::simd::avx2::first_lanes;
 
 /// Rows and inner size up to which [`small`] holds `A` on the stack.
 pub(super) const SMALL_DIM: usize = 32;

@@ -19,7 +19,8 @@ mod packed;
 mod small;
 mod vector;
 
-use super::threads;
+use super::Isa;
+use crate::tensor::threads;
 pub(crate) use packed::reserve_pack_buffer;
 use packed::{packed_avx2, packed_avx512, packed_portable};
 use small::{is_small, small, small_avx2, small_avx512, SMALL_DIM, SMALL_ROWS};
@@ -124,7 +125,7 @@ pub(crate) fn small_affine(
     relu: Option<&mut [f32]>,
 ) -> bool {
     let (m, k) = (y.len(), x.len());
-    if m == 0 || k == 0 || m * k >= PAR_MIN_MV_MACS || !super::simd::has_avx2() {
+    if m == 0 || k == 0 || m * k >= PAR_MIN_MV_MACS || !crate::kernels::simd::has_avx2() {
         return false;
     }
     assert!(
@@ -141,26 +142,6 @@ pub(crate) fn small_affine(
     true
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Isa {
-    Avx512,
-    Avx2,
-    Generic,
-}
-
-fn isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Generic
-}
-
 #[allow(clippy::too_many_arguments)]
 unsafe fn dispatch(
     m: usize,
@@ -173,7 +154,7 @@ unsafe fn dispatch(
     c: MatMut,
     then: Option<Then<'_>>,
 ) {
-    let plan = plan(isa(), m, k, n);
+    let plan = plan(Isa::active(), m, k, n);
     let then = |rows: Range<usize>, cols: Range<usize>| {
         if let Some(f) = then {
             f(rows, cols)
@@ -718,7 +699,7 @@ mod tests {
 
     #[test]
     fn small_affine_is_the_product_plus_bias_and_its_relu() {
-        if !crate::tensor::simd::has_avx2() {
+        if !crate::kernels::simd::has_avx2() {
             return; // the caller's general path; nothing else to test
         }
         // Rows in whole blocks of four and not; depths in whole registers, masked tails and both.

@@ -23,30 +23,16 @@ pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
         .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
 }
 
-/// Whether the CPU has AVX2 and FMA (the fallback kernels' level; every x86-64 CPU since 2013–2015).
+/// Whether the active level has AVX2 and FMA (see [`Isa::active`](super::Isa::active)).
 #[inline(always)]
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::Isa::active() >= super::Isa::Avx2
 }
 
-/// Whether the CPU has the AVX-512 subset the hand-written kernels use.
+/// Whether the active level is AVX-512 (F, VL, with AVX2 and FMA).
 #[inline(always)]
 pub(crate) fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::Isa::active() == super::Isa::Avx512
 }
 
 /// The polynomials and constants the vector `exp` and `ln` of every width share.
@@ -136,7 +122,7 @@ pub(crate) mod avx512 {
     #[cfg(test)]
     mod tests {
         use super::*;
-        use crate::tensor::simd::tests::{check, exp_inputs, ln_inputs};
+        use crate::kernels::simd::tests::{check, exp_inputs, ln_inputs};
 
         fn lanes(f: impl Fn(__m512) -> __m512, xs: &[f32]) -> Vec<f32> {
             xs.chunks(16)
@@ -152,7 +138,7 @@ pub(crate) mod avx512 {
 
         #[test]
         fn exp_and_ln_are_within_2_ulp_and_keep_special_values() {
-            if !crate::tensor::simd::has_avx512() {
+            if !crate::kernels::simd::has_avx512() {
                 return;
             }
             let xs = exp_inputs();
@@ -256,7 +242,7 @@ pub(crate) mod avx2 {
     #[cfg(test)]
     mod tests {
         use super::*;
-        use crate::tensor::simd::tests::{check, exp_inputs, ln_inputs};
+        use crate::kernels::simd::tests::{check, exp_inputs, ln_inputs};
 
         fn lanes(f: impl Fn(__m256) -> __m256, xs: &[f32]) -> Vec<f32> {
             xs.chunks(8)
@@ -272,7 +258,7 @@ pub(crate) mod avx2 {
 
         #[test]
         fn exp_and_ln_are_within_2_ulp_and_keep_special_values() {
-            if !crate::tensor::simd::has_avx2() {
+            if !crate::kernels::simd::has_avx2() {
                 return;
             }
             let xs = exp_inputs();

@@ -3,7 +3,7 @@
 
 use super::{Mat, MatMut};
 #[cfg(target_arch = "x86_64")]
-use crate::tensor::simd::avx2::first_lanes;
+use crate::kernels::simd::avx2::first_lanes;
 
 /// Entry points that compile an `#[inline(always)]` product routine for AVX-512
 /// and for AVX2 (the CPU is checked once, in `isa`, before either is called).

@@ -1,0 +1,9 @@
+//! Every hand-written vector kernel of the crate, and the one way they are
+//! chosen: an [`Isa`] level detected once, passed to a family's safe entry point,
+//! which matches on it.
+
+mod isa;
+pub(crate) mod sgemm;
+pub(crate) mod simd;
+
+pub use isa::Isa;
