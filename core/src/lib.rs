@@ -17,6 +17,7 @@ pub mod float;
 // Finite-difference checks for tests: failing loudly (assert, expect) is their purpose.
 #[allow(clippy::expect_used)]
 pub mod gradcheck;
+pub mod history;
 // `Init::fill` builds its distributions from a standard deviation and a range
 // that are finite and ordered for every fan-in and fan-out (`max(1)`), so its
 // two `expect`s cannot fire; they are not reachable from user input.

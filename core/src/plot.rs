@@ -1,12 +1,20 @@
 //! Training curves as an SVG file: loss and accuracy per epoch, train and validation.
 
 use crate::error::{Error, Result};
-use crate::train::History;
+use crate::history::{EpochReport, History};
 use plotters::prelude::*;
 use std::path::Path;
 
 const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION: RGBColor = RGBColor(255, 127, 14);
+
+impl History {
+    /// Writes the loss and accuracy curves (train and validation) to an SVG file
+    /// (see [`plot_history`]).
+    pub fn plot_svg(&self, path: impl AsRef<Path>) -> Result<()> {
+        plot_history(self, path)
+    }
+}
 
 /// Draws `history` as two panels, loss and accuracy by epoch, to an SVG file at `path`.
 ///
@@ -23,7 +31,7 @@ pub fn plot_history(history: &History, path: impl AsRef<Path>) -> Result<()> {
 
 type Series = Vec<(f64, f64)>;
 
-fn series(history: &History, pick: impl Fn(&crate::train::EpochReport) -> Option<f64>) -> Series {
+fn series(history: &History, pick: impl Fn(&EpochReport) -> Option<f64>) -> Series {
     history.epochs.iter().filter_map(|r| pick(r).map(|v| (r.epoch as f64, v))).collect()
 }
 
@@ -81,7 +89,7 @@ fn render(history: &History) -> std::result::Result<String, Box<dyn std::error::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::{EpochReport, Metrics};
+    use crate::history::Metrics;
 
     fn history(validation: bool) -> History {
         let epochs = (1..=4)

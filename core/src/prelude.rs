@@ -3,6 +3,7 @@
 pub use crate::data::{mnist, Dataset, MiniBatch};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
+pub use crate::history::{History, Metrics};
 pub use crate::init::{seeded_rng, Init};
 pub use crate::layers::{Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use crate::loss::{BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SoftmaxCrossEntropy, Targets};
@@ -11,4 +12,4 @@ pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;
 pub use crate::tensor::Batch;
-pub use crate::train::{evaluate, History, Metrics, Schedule, Trainer};
+pub use crate::train::{evaluate, Schedule, Trainer};

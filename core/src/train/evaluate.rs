@@ -1,0 +1,41 @@
+//! [`evaluate`]: a network's loss and accuracy on a dataset, in inference mode.
+
+use crate::data::{Dataset, MiniBatch};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::history::Metrics;
+use crate::loss::Loss;
+use crate::network::Network;
+
+/// The loss and accuracy of `net` on `data`, computed in batches of `batch_size`.
+pub fn evaluate<T, N, L, const IN: usize, const OUT: usize>(
+    net: &N,
+    loss: &L,
+    data: &Dataset<T, IN, L::Target>,
+    batch_size: usize,
+) -> Result<Metrics>
+where
+    T: Float,
+    N: Network<T, IN, OUT>,
+    L: Loss<T, OUT>,
+{
+    if batch_size == 0 {
+        return Err(Error::InvalidConfig("batch size must be at least 1".into()));
+    }
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut batch = MiniBatch::new();
+    let (mut loss_sum, mut right, mut judged) = (0.0, 0usize, 0usize);
+    for chunk in indices.chunks(batch_size) {
+        batch.fill_from(data, chunk);
+        let out = net.forward(&batch.features);
+        loss_sum += loss.loss(&out, &batch.targets)?.as_f64() * chunk.len() as f64;
+        if let Some((r, n)) = loss.correct(&out, &batch.targets) {
+            right += r;
+            judged += n;
+        }
+    }
+    Ok(Metrics {
+        loss: loss_sum / data.len().max(1) as f64,
+        accuracy: (judged > 0).then(|| right as f64 / judged as f64),
+    })
+}

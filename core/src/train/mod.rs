@@ -1,0 +1,399 @@
+//! Training in the spirit of Keras' `fit`: epochs of shuffled mini-batches,
+//! per-epoch loss and accuracy, validation, a progress bar and a history.
+//!
+//! With [`Trainer::checkpoint`] the trainer saves a checkpoint (network,
+//! optimizer state, epoch, step and every generator) after each epoch;
+//! [`Trainer::resume`] restores one, and the next [`Trainer::fit`] continues
+//! with the following epoch, ending with exactly the weights of an
+//! uninterrupted run.
+//!
+//! # Numerics
+//!
+//! A NaN or infinite loss always stops training with [`Error::NonFinite`]
+//! before the optimizer step of that batch. With [`Trainer::check_finite`]
+//! (on by default in debug builds, off in release builds) the trainer also
+//! checks the input batch, every layer's output and every gradient, and the
+//! error names the first place the value appeared ([`NonFiniteAt`]): a
+//! training sample and feature, a layer, or a parameter such as `fc1.weight`.
+//! Checkpoints are written only after a completed epoch, so the last one
+//! written stays as it was.
+//!
+//! [`Trainer::clip_grad_norm`] and [`Trainer::clip_grad_value`] clip the
+//! gradients between the backward pass and the optimizer step, like
+//! `torch.nn.utils.clip_grad_norm_` and `clip_grad_value_`.
+//!
+//! Here: the [`Trainer`] and its epochs. Beside it: checkpoints (saving and
+//! [`Trainer::resume`]), the learning-rate [`Schedule`], gradient clipping
+//! ([`clip_grad_norm`], [`clip_grad_value`]), [`evaluate`] and the non-finite
+//! checks. What a run achieved ([`History`]) lives in [`crate::history`].
+
+mod checkpoint;
+mod clip;
+mod evaluate;
+mod finite;
+mod schedule;
+
+pub use crate::history::{format_report, EpochReport, History, Metrics};
+pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
+pub use evaluate::evaluate;
+pub use schedule::Schedule;
+
+use crate::data::{Dataset, MiniBatch};
+use crate::error::{Error, NonFiniteAt, Result};
+use crate::float::Float;
+use crate::init::seeded_rng;
+use crate::loss::Loss;
+use crate::network::Network;
+use crate::optim::Optimizer;
+use crate::tensor::Batch;
+use checkpoint::Resumed;
+use clip::{clipped_norm, norm_scale, Clipped};
+use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Trains a network with an optimizer: `Trainer::new(Adam::new(1e-3)).epochs(5).fit(...)`.
+///
+/// Each epoch visits the samples in an order drawn afresh from the trainer's
+/// generator (seeded by [`Trainer::seed`]), so an epoch's order depends only on
+/// the generator's state, which checkpoints save.
+pub struct Trainer<O> {
+    optimizer: O,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+    shuffle: bool,
+    verbose: bool,
+    schedule: Schedule,
+    checkpoint: Option<PathBuf>,
+    /// Whether to check inputs, layer outputs and gradients for NaN/Inf.
+    check_finite: bool,
+    /// The largest global L2 norm of the gradients, if clipped.
+    clip_norm: Option<f64>,
+    /// The largest absolute value of a gradient element, if clipped.
+    clip_value: Option<f64>,
+    /// Where the next `fit` starts, when a checkpoint was resumed.
+    resumed: Option<Resumed>,
+    /// Epochs completed in the current run.
+    epoch: usize,
+    /// Optimizer steps taken in the current run.
+    step: u64,
+}
+
+impl<O> Trainer<O> {
+    /// A trainer with 10 epochs, batches of 32, seed 0, shuffling, per-epoch
+    /// lines on stderr, no gradient clipping, and [`Trainer::check_finite`] on
+    /// in debug builds only.
+    pub fn new(optimizer: O) -> Self {
+        Trainer {
+            optimizer,
+            epochs: 10,
+            batch_size: 32,
+            seed: 0,
+            shuffle: true,
+            verbose: true,
+            schedule: Schedule::Constant,
+            checkpoint: None,
+            check_finite: cfg!(debug_assertions),
+            clip_norm: None,
+            clip_value: None,
+            resumed: None,
+            epoch: 0,
+            step: 0,
+        }
+    }
+
+    /// How many passes over the training data.
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Samples per mini-batch; the last batch of an epoch may be smaller.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// The seed of the shuffling order: the same seed and initial weights give the same trained weights.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Whether to shuffle the samples each epoch (on by default).
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// How the learning rate changes over the epochs of a `fit` (constant by default).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Whether to print a line per epoch on stderr (the progress bar shows only on a terminal).
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Whether to check every input batch, layer output and gradient for NaN
+    /// and Inf (on by default in debug builds, where `cfg!(debug_assertions)`
+    /// holds, and off in release builds). The first non-finite value stops
+    /// training with [`Error::NonFinite`] naming the epoch, the batch and where
+    /// it appeared ([`NonFiniteAt`]), before the optimizer step, so the
+    /// parameters keep the values of the last finite step and the last
+    /// checkpoint is left as it was. The loss is checked either way.
+    ///
+    /// Costs one pass over the batch's activations and the gradients per step.
+    pub fn check_finite(mut self, check: bool) -> Self {
+        self.check_finite = check;
+        self
+    }
+
+    /// Clips gradients by their global L2 norm before each optimizer step, as
+    /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` does: the norm is taken
+    /// over all parameters' gradients as one vector, and when it exceeds
+    /// `max_norm` every gradient is scaled by `max_norm / (norm + 1e-6)`.
+    /// `max_norm` must be positive (`fit` says so otherwise); infinity clips nothing.
+    /// With [`Trainer::clip_grad_value`] too, values are clipped first.
+    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip_norm = Some(max_norm);
+        self
+    }
+
+    /// Clips every gradient element to `[-max_value, max_value]` before each
+    /// optimizer step, as `torch.nn.utils.clip_grad_value_` does. `max_value`
+    /// must be positive (`fit` says so otherwise). NaN stays NaN.
+    pub fn clip_grad_value(mut self, max_value: f64) -> Self {
+        self.clip_value = Some(max_value);
+        self
+    }
+
+    /// Saves a checkpoint to `path` after every epoch, atomically (the previous
+    /// one stays intact if the process dies while saving): the network's
+    /// parameters, buffers and dropout generators, the optimizer's state, the
+    /// epoch, the step and the shuffling generator. See [`crate::persist`] for
+    /// the format and [`Trainer::resume`] to continue from it.
+    ///
+    /// `fit` fails before training if the optimizer cannot export its state.
+    pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
+        self
+    }
+
+    /// Epochs completed in the current (or resumed) run: the next `fit` after
+    /// [`Trainer::resume`] starts with epoch `completed_epochs() + 1`.
+    pub fn completed_epochs(&self) -> usize {
+        self.epoch
+    }
+
+    /// Optimizer steps (mini-batches) taken in the current (or resumed) run.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The optimizer, e.g. to read its learning rate.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// The optimizer, e.g. to change the learning rate between calls to `fit`.
+    pub fn optimizer_mut(&mut self) -> &mut O {
+        &mut self.optimizer
+    }
+
+    /// Trains `net` on `train`, evaluating on `validation` after each epoch.
+    ///
+    /// A fresh trainer runs epochs 1 to [`Trainer::epochs`]; after
+    /// [`Trainer::resume`] it continues from the checkpoint's epoch. With
+    /// [`Trainer::checkpoint`] set, a checkpoint is saved after every epoch.
+    ///
+    /// Errors: a zero batch size or a clipping threshold that is not positive
+    /// ([`Error::InvalidConfig`]), targets the loss rejects (labels out of
+    /// range, mismatched lengths), a NaN or Inf in training
+    /// ([`Error::NonFinite`]; see [`Trainer::check_finite`]), or a checkpoint
+    /// that cannot be written. After an error the optimizer's learning rate is
+    /// back at its base value.
+    pub fn fit<T, N, L, const IN: usize, const OUT: usize>(
+        &mut self,
+        net: &mut N,
+        loss: &L,
+        train: &Dataset<T, IN, L::Target>,
+        validation: Option<&Dataset<T, IN, L::Target>>,
+    ) -> Result<History>
+    where
+        T: Float,
+        N: Network<T, IN, OUT>,
+        L: Loss<T, OUT>,
+        O: Optimizer<T>,
+    {
+        if self.batch_size == 0 {
+            return Err(Error::InvalidConfig("batch size must be at least 1".into()));
+        }
+        for (what, limit) in [("clip_grad_norm", self.clip_norm), ("clip_grad_value", self.clip_value)] {
+            if let Some(limit) = limit.filter(|l| l.is_nan() || *l <= 0.0) {
+                return Err(Error::InvalidConfig(format!("{what} must be positive, got {limit}")));
+            }
+        }
+        loss.validate(train.targets())?;
+        if let Some(v) = validation {
+            loss.validate(v.targets())?;
+        }
+        if self.checkpoint.is_some() {
+            // Fail now rather than after the first epoch.
+            self.optimizer.state()?;
+        }
+        let base_lr = self.optimizer.learning_rate();
+        let result = self.run(net, loss, train, validation, base_lr);
+        // Leave the optimizer as it came, so a second `fit` starts from the same rate.
+        self.optimizer.set_learning_rate(base_lr);
+        result
+    }
+
+    /// The epochs of [`Trainer::fit`], once its settings are checked.
+    fn run<T, N, L, const IN: usize, const OUT: usize>(
+        &mut self,
+        net: &mut N,
+        loss: &L,
+        train: &Dataset<T, IN, L::Target>,
+        validation: Option<&Dataset<T, IN, L::Target>>,
+        base_lr: f64,
+    ) -> Result<History>
+    where
+        T: Float,
+        N: Network<T, IN, OUT>,
+        L: Loss<T, OUT>,
+        O: Optimizer<T>,
+    {
+        let (first_epoch, mut rng) = match self.resumed.take() {
+            // Saturating: a checkpoint's epoch is bounded by persist, but a count never panics.
+            Some(r) => (r.epoch.saturating_add(1), r.rng),
+            None => {
+                self.epoch = 0;
+                self.step = 0;
+                (1, seeded_rng(self.seed))
+            }
+        };
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let mut batch = MiniBatch::new();
+        let mut trace = N::Trace::default();
+        let mut grads = net.zero_gradients();
+        let mut d_out = Batch::<T, OUT>::zeros(0);
+        let mut history = History::default();
+        let mut scratch = Vec::new();
+        let batches = train.len().div_ceil(self.batch_size);
+
+        for epoch in first_epoch..=self.epochs {
+            let start = Instant::now();
+            self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
+            if self.shuffle {
+                // From the identity each epoch, so the order depends on the generator alone.
+                order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+                order.shuffle(&mut rng);
+            }
+            let bar = self.progress_bar(batches as u64, epoch);
+            let (mut loss_sum, mut right, mut judged) = (0.0, 0usize, 0usize);
+            for (b, indices) in order.chunks(self.batch_size).enumerate() {
+                let stop = |value: f64, at: NonFiniteAt| {
+                    bar.abandon();
+                    Error::NonFinite { epoch, batch: b, value, at }
+                };
+                batch.fill_from(train, indices);
+                if self.check_finite {
+                    if let Some((i, value)) = first_non_finite(batch.features.as_slice()) {
+                        let sample = indices.get(i / IN).copied().unwrap_or(i / IN);
+                        return Err(stop(value, NonFiniteAt::Input { sample, feature: i % IN }));
+                    }
+                }
+                net.forward_train(&batch.features, &mut trace);
+                if self.check_finite {
+                    if let Some((name, i, len, value)) = first_non_finite_output::<T, N, IN, OUT>(&trace) {
+                        // Outputs are column-major: one sample's `len / batch` values after another.
+                        let per_sample = (len / indices.len().max(1)).max(1);
+                        let sample = indices.get(i / per_sample).copied().unwrap_or(i / per_sample);
+                        return Err(stop(value, NonFiniteAt::Layer { name, sample }));
+                    }
+                }
+                let out = N::trace_output(&trace);
+                let value = loss.loss_and_grad(out, &batch.targets, &mut d_out)?.as_f64();
+                if !value.is_finite() {
+                    return Err(stop(value, NonFiniteAt::Loss));
+                }
+                if let Some((r, n)) = loss.correct(out, &batch.targets) {
+                    right += r;
+                    judged += n;
+                }
+                net.backward(&batch.features, &mut trace, &d_out, &mut grads, None);
+                if self.check_finite {
+                    if let Some((param, index, value)) = first_non_finite_grad::<T, N>(&grads) {
+                        let name = param_name(&*net, param);
+                        return Err(stop(value, NonFiniteAt::Gradient { name, index }));
+                    }
+                }
+                if self.clip_norm.is_some() || self.clip_value.is_some() {
+                    let value = self.clip_value;
+                    let scale = match self.clip_norm {
+                        Some(max) => norm_scale(clipped_norm::<T, N>(&grads, value), max),
+                        None => 1.0,
+                    };
+                    let mut clipped = Clipped { net: &mut *net, value, scale, scratch: &mut scratch };
+                    self.optimizer.step(&mut clipped, &grads)?;
+                } else {
+                    self.optimizer.step(net, &grads)?;
+                }
+                self.step = self.step.saturating_add(1);
+                loss_sum += value * indices.len() as f64;
+                bar.inc(1);
+                // Formatting allocates: only for a bar that is drawn (a terminal), not per step in CI.
+                if b % 16 == 0 && !bar.is_hidden() {
+                    bar.set_message(format!(
+                        "loss {:.4}",
+                        loss_sum / ((b * self.batch_size + indices.len()) as f64)
+                    ));
+                }
+            }
+            bar.finish_and_clear();
+            let train_metrics = Metrics {
+                loss: loss_sum / train.len().max(1) as f64,
+                accuracy: (judged > 0).then(|| right as f64 / judged as f64),
+            };
+            let validation =
+                validation.map(|v| evaluate(net, loss, v, self.batch_size.max(256))).transpose()?;
+            let report = EpochReport {
+                epoch,
+                train: train_metrics,
+                validation,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            if self.verbose {
+                eprintln!("{}", format_report(&report, self.epochs));
+            }
+            history.epochs.push(report);
+            self.epoch = epoch;
+            // Only after a completed epoch: a failed one leaves the last checkpoint as it was.
+            if let Some(path) = self.checkpoint.clone() {
+                self.save_checkpoint(net, &rng, base_lr, &path)?;
+            }
+        }
+        Ok(history)
+    }
+
+    fn progress_bar(&self, batches: u64, epoch: usize) -> ProgressBar {
+        if !self.verbose {
+            return ProgressBar::hidden();
+        }
+        // stderr() draws nothing when stderr is not a terminal (CI, pipes, tests).
+        let bar = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+        bar
+    }
+}
