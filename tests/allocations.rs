@@ -12,6 +12,7 @@
 use staticnet::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
 
 struct Counting;
 
@@ -148,11 +149,20 @@ fn check_all(threads: usize) -> Vec<String> {
     failures
 }
 
+/// Held for the whole of every test here that changes the global thread count
+/// (one today), so a test added beside it cannot change the count under it.
+fn thread_count_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn training_steps_and_inference_allocate_nothing_once_sized() {
+    let _threads = thread_count_lock();
     // With two threads, the parts of a split product go to whichever thread
     // claims them first, so this also checks that no thread's first part allocates.
     let mut failures = check_all(1);
     failures.extend(check_all(2));
+    staticnet::set_threads(1);
     assert!(failures.is_empty(), "allocations found:\n{}", failures.join("\n"));
 }

@@ -10,6 +10,14 @@
 //! the very bits of the layers called one by one.
 
 use staticnet::prelude::*;
+use std::sync::{Mutex, MutexGuard};
+
+/// Held for the whole of every test here that changes the global thread count,
+/// so a "1 vs 2 threads" check is not disturbed by another test of this binary.
+fn thread_count_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 network! {
     /// A padded first convolution (its input gradient is not needed) and a second
@@ -119,6 +127,7 @@ fn step_with_threads(net: &mut Fused, x: &Batch<f32, 200>, threads: usize) -> Ve
 
 #[test]
 fn fused_passes_give_the_same_bits_on_one_and_two_threads() {
+    let _threads = thread_count_lock();
     // 21 samples: threads split them, and the weight gradient's chunks of 8
     // end with a partial one.
     let mut net = Fused::new(3);
@@ -135,6 +144,7 @@ network! {
 
 #[test]
 fn dense_relu_passes_give_the_bits_of_the_layers_one_by_one() {
+    let _threads = thread_count_lock();
     use staticnet::layers::{Activation, Relu};
     let mut net = Mlp::new(11);
     let x = Batch::<f32, 128>::from_fn(64, |i, j| ((i * 3 + j * 7) as f32 * 0.21).sin());
@@ -213,6 +223,7 @@ network! {
 
 #[test]
 fn plain_convolutions_give_the_same_bits_on_one_and_two_threads() {
+    let _threads = thread_count_lock();
     // 37 samples: threads split them unevenly, and the last chunk of 8 is partial.
     let x = Batch::<f32, 432>::from_fn(37, |i, j| ((i * 5 + j * 11) as f32 * 0.23).sin());
     let labels: Labels = (0..37).map(|j| j % 3).collect();

@@ -488,11 +488,11 @@ mod tests {
     fn large_tensors_update_the_same_on_any_thread_count() {
         // Above PAR_MIN_ELEMENTS the update is split between threads; every
         // element's arithmetic is unchanged, so the results are bit-for-bit equal.
+        let _threads = crate::tensor::threads::thread_count_lock();
         let n = 3 * PAR_MIN_ELEMENTS + 7;
         let grad = |w: &[f64]| w.iter().enumerate().map(|(i, x)| x * 0.3 + (i as f64 * 0.01).sin()).collect();
         let start: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos()).collect();
         let mut results = Vec::new();
-        let _threads = crate::tensor::threads::thread_count_lock();
         for threads in [1, 2] {
             crate::tensor::set_threads(threads);
             let (mut a, mut b, mut c) = (start.clone(), start.clone(), start.clone());
