@@ -4,7 +4,7 @@
     python3 bench/head_to_head.py mlp_infer_b128 candle [--threads 1] [--rounds 8]
 
 Why: a sitting times staticnet and the peers minutes apart, and on a shared 2-vCPU host one
-vCPU can run 25-30% slower than the other for minutes (BENCHMARKS.md, amd9), so a ratio of two
+vCPU can run 25-30% slower than the other for minutes (bench/results/JOURNAL.md, amd9), so a ratio of two
 medians taken apart can move by that much. Here each round times both, back to back, pinned
 to the same CPUs (the peer binaries pin themselves to their first `threads` CPUs; staticnet's
 criterion binary is started under `taskset` on the same ones), alternating which goes first;
