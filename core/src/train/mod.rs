@@ -22,10 +22,11 @@
 //! gradients between the backward pass and the optimizer step, like
 //! `torch.nn.utils.clip_grad_norm_` and `clip_grad_value_`.
 //!
-//! Here: the [`Trainer`] and its epochs. Beside it: checkpoints (saving and
-//! [`Trainer::resume`]), the learning-rate [`Schedule`], gradient clipping
-//! ([`clip_grad_norm`], [`clip_grad_value`]), [`evaluate`] and the non-finite
-//! checks. What a run achieved ([`History`]) lives in [`crate::history`].
+//! This file holds the [`Trainer`] and its epochs; files of their own hold the
+//! checkpoints (saving, [`Trainer::resume`]), the learning-rate [`Schedule`],
+//! gradient clipping ([`clip_grad_norm`], [`clip_grad_value`]), [`evaluate`]
+//! and the non-finite checks. What a run achieved, [`History`], lives in
+//! [`crate::history`] and is re-exported here.
 
 mod checkpoint;
 mod clip;
