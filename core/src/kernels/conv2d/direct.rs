@@ -1,7 +1,7 @@
 //! The convolution straight from the input, without im2col (AVX-512 only):
 //! [`Direct`] exists only where it runs, and [`Padded`] says what it reads.
 
-use super::Isa;
+use super::{runs_here, Isa};
 use crate::layers::Conv2dGeometry;
 
 /// The direct convolution kernels of one layer: they read the input (or a
@@ -16,10 +16,11 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// The kernels for `g` at level `isa`, or `None` where they do not apply.
+    /// The kernels for `g` at level `isa`, or `None` where they do not apply
+    /// (or this CPU cannot run `isa`).
     pub(crate) fn new(isa: Isa, g: &Conv2dGeometry) -> Option<Direct> {
         match isa {
-            Isa::Avx512 if cfg!(target_arch = "x86_64") && g.stride[1] == 1 => {
+            Isa::Avx512 if cfg!(target_arch = "x86_64") && runs_here(isa) && g.stride[1] == 1 => {
                 Some(Direct { g: *g, pad: Padded::of(g) })
             }
             _ => None,
@@ -47,8 +48,8 @@ impl Direct {
     ) {
         let source = self.pad.source(&self.g, x, scratch);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Direct::new` checked the level (whose CPU features were checked when
-        // it was chosen) and the stride; the kernel asserts the lengths.
+        // SAFETY: `Direct::new` checked that this CPU has AVX-512 (F, VL, AVX2, FMA) and
+        // that the stride is 1 along the width; the kernel asserts the lengths.
         unsafe {
             super::avx512::direct_forward(&self.g, w, bias, source, y)
         };

@@ -23,6 +23,7 @@ mod tests;
 pub(crate) use direct::Direct;
 
 use super::Isa;
+use std::sync::OnceLock;
 
 /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]` (`init` zero if
 /// absent): `out` is `rows × n`, `a` is `rows × inner`, `b` is `inner × n`.
@@ -37,12 +38,15 @@ pub(crate) fn product(
 ) {
     let rows = out.len() / n.max(1);
     assert!(
-        a.len() >= rows * inner && b.len() >= inner * n && init.is_none_or(|i| i.len() >= rows),
-        "conv2d::product: operands too short"
+        runs_here(isa)
+            && a.len() >= rows * inner
+            && b.len() >= inner * n
+            && init.is_none_or(|i| i.len() >= rows),
+        "conv2d::product: operands too short, or a level this CPU lacks"
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level's CPU features were checked when `isa` was chosen; lengths asserted above.
+        // SAFETY: `runs_here` checked the level's CPU features; lengths asserted above.
         Isa::Avx512 => unsafe { avx512::product(out, n, a, inner, b, init) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -55,7 +59,10 @@ pub(crate) fn product(
 /// row of `a` (`rows × n`) with every row of `b` (`cols × n`).
 pub(crate) fn gram_add(isa: Isa, out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
     let (rows, cols) = (a.len() / n.max(1), b.len() / n.max(1));
-    assert!(out.len() >= rows * cols, "conv2d::gram_add: output too short");
+    assert!(
+        runs_here(isa) && out.len() >= rows * cols,
+        "conv2d::gram_add: output too short, or a level this CPU lacks"
+    );
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the level's CPU features were checked when `isa` was chosen; length asserted above.
@@ -65,4 +72,11 @@ pub(crate) fn gram_add(isa: Isa, out: &mut [f32], n: usize, a: &[f32], b: &[f32]
         Isa::Avx2 => unsafe { avx2::gram_add(out, n, a, b) },
         _ => portable::gram_add(out, n, a, b),
     }
+}
+
+/// Whether this CPU has every feature of `isa` (detected once): the entry
+/// points check it on every call, so no caller can run a level the CPU lacks.
+fn runs_here(isa: Isa) -> bool {
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    isa <= *BEST.get_or_init(|| Isa::available().into_iter().max().unwrap_or(Isa::Portable))
 }

@@ -75,6 +75,15 @@ fn the_vector_products_are_the_same_ordered_fused_sum() {
     }
 }
 
+#[test]
+fn the_direct_kernels_exist_at_avx512_for_stride_1_along_the_width_only() {
+    let g = Conv2dGeometry::symmetric(2, 9, 13, 11, [3, 3], [2, 1], [1, 1], [1, 1]);
+    let strided = Conv2dGeometry::symmetric(2, 9, 13, 11, [3, 3], [1, 2], [1, 1], [1, 1]);
+    assert!(Direct::new(Isa::Portable, &g).is_none() && Direct::new(Isa::Avx2, &g).is_none());
+    assert_eq!(Direct::new(Isa::Avx512, &g).is_some(), Isa::Avx512.supported());
+    assert!(Direct::new(Isa::Avx512, &strided).is_none());
+}
+
 /// The input of `g` at `(c, ih, iw)` (padded positions read as zero).
 fn input_at(g: &Conv2dGeometry, x: &[f32], c: usize, ih: isize, iw: isize) -> f64 {
     let inside = (0..g.height as isize).contains(&ih) && (0..g.width as isize).contains(&iw);

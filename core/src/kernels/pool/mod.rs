@@ -17,6 +17,7 @@ pub(crate) mod portable;
 mod tests;
 
 use super::Isa;
+use std::sync::OnceLock;
 
 /// 2×2 max pooling with stride 2 of one channel plane `xp` (rows `w` wide)
 /// into `y` (`out_w` wide), recording each output's window position (0..4,
@@ -34,15 +35,16 @@ pub(crate) fn max_pool_2x2(
 ) {
     let rows = xp.len() / (2 * w).max(1);
     assert!(
-        2 * out_w <= w
+        runs_here(isa)
+            && 2 * out_w <= w
             && y.len() >= rows * out_w
             && arg.as_ref().is_none_or(|a| a.len() >= rows * out_w)
             && relu.as_ref().is_none_or(|r| r.len() >= 2 * rows * w),
-        "pool::max_pool_2x2: operands of the wrong length"
+        "pool::max_pool_2x2: operands of the wrong length, or a level this CPU lacks"
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level's CPU features were checked when `isa` was chosen; lengths asserted above.
+        // SAFETY: `runs_here` checked the level's CPU features; lengths asserted above.
         Isa::Avx512 => unsafe { avx512::max_pool_2x2(xp, w, y, out_w, arg, relu) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
@@ -72,15 +74,16 @@ pub(crate) fn max_pool_2x2_backward(
 ) {
     let rows = dxp.len() / (2 * w).max(1);
     assert!(
-        2 * out_w <= w
+        runs_here(isa)
+            && 2 * out_w <= w
             && dy.len() >= rows * out_w
             && arg.len() >= rows * out_w
             && relu.as_ref().is_none_or(|(y, dx)| y.len() >= rows * out_w && dx.len() >= 2 * rows * w),
-        "pool::max_pool_2x2_backward: operands of the wrong length"
+        "pool::max_pool_2x2_backward: operands of the wrong length, or a level this CPU lacks"
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level's CPU features were checked when `isa` was chosen; lengths asserted above.
+        // SAFETY: `runs_here` checked the level's CPU features; lengths asserted above.
         Isa::Avx512 => unsafe { avx512::max_pool_2x2_backward(dxp, w, dy, arg, out_w, relu) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
@@ -92,4 +95,11 @@ pub(crate) fn max_pool_2x2_backward(
         }
         _ => portable::max_pool_2x2_backward(dxp, w, dy, arg, out_w, relu),
     }
+}
+
+/// Whether this CPU has every feature of `isa` (detected once): the entry
+/// points check it on every call, so no caller can run a level the CPU lacks.
+fn runs_here(isa: Isa) -> bool {
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    isa <= *BEST.get_or_init(|| Isa::available().into_iter().max().unwrap_or(Isa::Portable))
 }

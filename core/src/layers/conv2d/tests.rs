@@ -462,3 +462,19 @@ fn he_init_uses_pytorch_fan_in() {
     let var = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
     assert!((var / (2.0 / 144.0) - 1.0).abs() < 0.1, "{var}");
 }
+
+#[test]
+fn the_product_routine_is_a_function_of_the_level_and_the_float_type() {
+    use super::products::products_through_gemm;
+    // At AVX2, f32 layers from 2048 weights take the packed product; elsewhere from 128·128.
+    for (isa, weights, f32_gemm, f64_gemm) in [
+        (Isa::Avx2, 2047, false, false),
+        (Isa::Avx2, 2048, true, false),
+        (Isa::Avx512, 2048, false, false),
+        (Isa::Portable, 2048, false, false),
+        (Isa::Avx512, 128 * 128, true, true),
+    ] {
+        assert_eq!(products_through_gemm::<f32>(isa, weights), f32_gemm, "f32, {isa:?}, {weights}");
+        assert_eq!(products_through_gemm::<f64>(isa, weights), f64_gemm, "f64, {isa:?}, {weights}");
+    }
+}
