@@ -1,7 +1,6 @@
 //! Fully connected layer: `y = W x + b`.
 
 use super::Layer;
-use super::Relu;
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
@@ -50,17 +49,19 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         self.forward_then(x, y, None)
     }
 
-    /// [`Dense::forward`] and the ReLU after it in one pass: `y = W x + b` and
-    /// `r = relu(y)`, both resized to the batch if needed. Each thread of the
-    /// product adds the bias and applies the ReLU to the block of `y` it has just
-    /// computed, so neither is a separate pass over memory on one core.
-    pub fn forward_relu(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, r: &mut Batch<T, OUT>) {
-        ensure_batch(r, x.ncols());
-        self.forward_then(x, y, Some(r))
-    }
-
-    fn forward_then(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, mut relu: Option<&mut Batch<T, OUT>>) {
+    /// `y = W x + b` and, with `relu = Some((r, relu_of))`, `r = relu(y)`
+    /// (`relu_of(r, y)` on each finished block of `y`, by the thread that computed it).
+    pub(super) fn forward_then(
+        &self,
+        x: &Batch<T, IN>,
+        y: &mut Batch<T, OUT>,
+        relu: Option<(&mut Batch<T, OUT>, Epilogue<T>)>,
+    ) {
         ensure_batch(y, x.ncols());
+        let (mut relu, relu_of) = match relu {
+            Some((r, f)) => (Some(r), Some(f)),
+            None => (None, None),
+        };
         let bias = self.bias.as_deref().map(|b| b.as_slice());
         if x.ncols() == 1 {
             // The weight's columns are the rows of `W`, contiguous: one sample is one fused pass.
@@ -73,7 +74,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         if bias.is_none() && relu.is_none() {
             return gemm(T::one(), w, x, T::zero(), y);
         }
-        let relu = relu.map(|r| SharedSlice::new(r.as_mut_slice()));
+        let relu = relu.map(|r| SharedSlice::new(r.as_mut_slice())).zip(relu_of);
         gemm_then(T::one(), w, x, T::zero(), y, &|mut block| {
             let cols = block.cols.clone();
             if let Some(y) = block.whole_columns() {
@@ -81,7 +82,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
                 if let Some(b) = bias {
                     add_to_samples(y.as_chunks_mut::<OUT>().0, &b.as_chunks::<OUT>().0[0]);
                 }
-                if let Some(r) = &relu {
+                if let Some((r, relu_of)) = &relu {
                     // SAFETY: the block's elements of `r`, which only this block's thread writes.
                     relu_of(unsafe { r.range(cols.start * OUT..cols.end * OUT) }, y);
                 }
@@ -93,7 +94,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
                 if let Some(b) = bias {
                     add_bias(y, &b[rows.clone()]);
                 }
-                if let Some(r) = &relu {
+                if let Some((r, relu_of)) = &relu {
                     // SAFETY: the block's elements of `r`, which only this block's thread writes.
                     relu_of(unsafe { r.range(j * OUT + rows.start..j * OUT + rows.end) }, y);
                 }
@@ -119,41 +120,14 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         }
     }
 
-    /// [`Dense::backward`] of a layer whose input `x = relu(pre)` is a ReLU's
-    /// output, and the ReLU's backward in the same pass: `dx` receives the
-    /// gradient with respect to `x`, `d_pre` the one with respect to `pre`
-    /// (each thread of the input-gradient product gates the block it computed).
-    pub fn backward_through_relu(
-        &self,
-        (pre, x): (&Batch<T, IN>, &Batch<T, IN>),
-        dy: &Batch<T, OUT>,
-        grad: &mut DenseGrad<T, IN, OUT>,
-        dx: &mut Batch<T, IN>,
-        d_pre: &mut Batch<T, IN>,
-    ) {
-        self.parameter_gradients(x, dy, grad);
-        ensure_batch(dx, x.ncols());
-        ensure_batch(d_pre, x.ncols());
-        let (pre, d_pre) = (pre.as_slice(), SharedSlice::new(d_pre.as_mut_slice()));
-        gemm_then(T::one(), MatRef::of(&*self.weight), MatRef::of(dy), T::zero(), dx, &|mut block| {
-            let cols = block.cols.clone();
-            if let Some(g) = block.whole_columns() {
-                let range = cols.start * IN..cols.end * IN;
-                // SAFETY: the block's elements of `d_pre`, which only this block's thread writes.
-                return relu_gradient_of(unsafe { d_pre.range(range.clone()) }, &pre[range], g);
-            }
-            let rows = block.rows.clone();
-            for j in cols {
-                let range = j * IN + rows.start..j * IN + rows.end;
-                // SAFETY: the block's elements of `d_pre`, which only this block's thread writes.
-                relu_gradient_of(unsafe { d_pre.range(range.clone()) }, &pre[range], block.column(j));
-            }
-        });
-    }
-
     /// `dW = x · dyᵀ` and `db` (the sums of `dy` over the batch). The thread
     /// that computes a block of `dW`'s columns (outputs) also sums their biases.
-    fn parameter_gradients(&self, x: &Batch<T, IN>, dy: &Batch<T, OUT>, grad: &mut DenseGrad<T, IN, OUT>) {
+    pub(super) fn parameter_gradients(
+        &self,
+        x: &Batch<T, IN>,
+        dy: &Batch<T, OUT>,
+        grad: &mut DenseGrad<T, IN, OUT>,
+    ) {
         let (x, dy_t) = (MatRef::of(x), MatRef::of(dy).t());
         let Some(db) = &mut grad.bias else {
             return gemm(T::one(), x, dy_t, T::zero(), &mut *grad.weight);
@@ -185,11 +159,12 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
 
 // The epilogue's loops are functions of their own, not inlined into the
 // closures that call them: there, the compiler cannot tell that the slices of
-// `C` (reached through a shared pointer) and the bias do not overlap, so it ran
-// them element by element, reloading and storing every sum (the epilogue of a
-// product split by rows took a tenth of a 2-thread inference; the bias gradient
-// of a 16-wide layer was 7% of a tiny training step). As arguments, the
-// references are known apart: the loops vectorise and the sums stay in registers.
+// `C` (reached through a shared pointer) and the bias do not overlap, and would
+// not vectorise them; as arguments, the references are known apart.
+
+/// An element-wise function of a product's finished block, `f(out, block)`
+/// (the ReLU of `Dense::forward_relu`).
+pub(super) type Epilogue<T> = fn(&mut [T], &[T]);
 
 /// `y += b` over part of a column (or part of the bias gradient).
 #[inline(never)]
@@ -207,18 +182,6 @@ fn add_to_samples<T: Float, const N: usize>(samples: &mut [[T; N]], b: &[T; N]) 
 #[inline(never)]
 fn sum_samples<T: Float, const N: usize>(sums: &mut [T; N], samples: &[[T; N]]) {
     samples.iter().for_each(|g| sums.iter_mut().zip(g).for_each(|(s, &g)| *s += g));
-}
-
-/// `d_pre` = the gradient `g` through a ReLU whose input was `pre`.
-#[inline(never)]
-fn relu_gradient_of<T: Float>(d_pre: &mut [T], pre: &[T], g: &[T]) {
-    d_pre.iter_mut().zip(pre).zip(g).for_each(|((d, &x), &g)| *d = Relu::gradient(x, g));
-}
-
-/// `r = relu(y)`.
-#[inline(never)]
-fn relu_of<T: Float>(r: &mut [T], y: &[T]) {
-    r.iter_mut().zip(y).for_each(|(r, &y)| *r = Relu::value(y));
 }
 
 impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, IN, OUT> {
@@ -386,87 +349,6 @@ mod tests {
         assert_close(g.bias.as_ref().unwrap().as_slice(), &num_b, 1e-7, "dense bias");
         let num_x = numeric_grad(x.as_slice(), |xs| loss(&d, &Batch::from_column_slice(xs)));
         assert_close(dx.as_slice(), &num_x, 1e-7, "dense input");
-    }
-
-    /// A layer and batch large enough that every product of a step is split on 2 threads.
-    fn split_sized() -> (Dense<f32, 128, 96>, Batch<f32, 128>, Batch<f32, 96>) {
-        let mut d = Dense::<f32, 128, 96>::new(true, Init::He, &mut seeded_rng(5));
-        d.bias.as_mut().unwrap().iter_mut().enumerate().for_each(|(i, b)| *b = (i as f32 * 0.3).sin());
-        let x = Batch::<f32, 128>::from_fn(128, |i, j| ((i * 7 + j * 3) as f32 * 0.11).sin());
-        let dy = Batch::<f32, 96>::from_fn(128, |i, j| ((i * 5 + j * 11) as f32 * 0.13).cos());
-        (d, x, dy)
-    }
-
-    #[test]
-    fn fused_relu_passes_match_layer_by_layer_bit_for_bit_on_any_thread_count() {
-        let (d, x, dy) = split_sized();
-        let relu = Relu;
-        let _threads = crate::tensor::threads::thread_count_lock();
-        // Layer by layer, one thread: the reference.
-        crate::set_threads(1);
-        let (mut y, mut r) = (Batch::zeros(0), Batch::zeros(0));
-        d.forward(&x, &mut y);
-        crate::layers::Activation::forward(&relu, &y, &mut r);
-        let mut g = d.zero_gradients();
-        let (mut dx, mut d_pre) = (Batch::zeros(0), Batch::zeros(0));
-        // As if `x` were a ReLU's output of `pre = x`: relu(x) is the input.
-        let mut input = Batch::zeros(0);
-        crate::layers::Activation::forward(&relu, &x, &mut input);
-        d.backward(&input, &dy, &mut g, Some(&mut dx));
-        crate::layers::Activation::backward(&relu, &x, &input, &dx, &mut d_pre);
-        assert!(r.iter().any(|&v| v == 0.0) && r.iter().any(|&v| v > 0.0), "the ReLU gates some values");
-        // The bias gradient is the sum of dy over the batch.
-        for (o, &db) in g.bias.as_ref().unwrap().iter().enumerate() {
-            let sum: f32 = dy.row(o).iter().sum();
-            assert!((db - sum).abs() <= 1e-4 * (1.0 + sum.abs()), "bias gradient {o}: {db} vs {sum}");
-        }
-        for threads in [1, 2] {
-            crate::set_threads(threads);
-            let (mut y2, mut r2) = (Batch::zeros(0), Batch::zeros(0));
-            d.forward_relu(&x, &mut y2, &mut r2);
-            assert_eq!(
-                (y2.as_slice(), r2.as_slice()),
-                (y.as_slice(), r.as_slice()),
-                "forward, {threads} threads"
-            );
-            let mut g2 = d.zero_gradients();
-            let (mut dx2, mut d_pre2) = (Batch::zeros(0), Batch::zeros(0));
-            d.backward_through_relu((&x, &input), &dy, &mut g2, &mut dx2, &mut d_pre2);
-            assert_eq!(g2.weight.as_slice(), g.weight.as_slice(), "weight gradient, {threads} threads");
-            assert_eq!(g2.bias, g.bias, "bias gradient, {threads} threads");
-            assert_eq!(
-                (dx2.as_slice(), d_pre2.as_slice()),
-                (dx.as_slice(), d_pre.as_slice()),
-                "{threads} threads"
-            );
-        }
-        crate::set_threads(1);
-    }
-
-    #[test]
-    fn a_forward_split_by_rows_matches_one_thread_bit_for_bit() {
-        // 256 outputs of 300 inputs for 128 samples: deeper than the batch, so 2 threads
-        // split the product by rows (outputs), and each thread's epilogue sees part columns.
-        let mut d = Dense::<f32, 300, 256>::new(true, Init::He, &mut seeded_rng(6));
-        d.bias.as_mut().unwrap().iter_mut().enumerate().for_each(|(i, b)| *b = (i as f32 * 0.3).sin());
-        let x = Batch::<f32, 300>::from_fn(128, |i, j| ((i * 7 + j * 3) as f32 * 0.11).sin());
-        let [one, two] = [1, 2].map(|threads| {
-            crate::set_threads(threads);
-            let (mut y, mut r) = (Batch::zeros(0), Batch::zeros(0));
-            d.forward_relu(&x, &mut y, &mut r);
-            (y, r)
-        });
-        crate::set_threads(1);
-        assert!(
-            one.1.iter().any(|&v| v == 0.0) && one.1.iter().any(|&v| v > 0.0),
-            "the ReLU gates some values"
-        );
-        assert!(one == two, "2 threads differ from 1");
-        // And the one-thread result is W x + b.
-        let (j, o) = (77, 200);
-        let want: f64 = d.bias.as_ref().unwrap()[o] as f64
-            + (0..300).map(|i| d.weight[(i, o)] as f64 * x[(i, j)] as f64).sum::<f64>();
-        assert!((one.0[(o, j)] as f64 - want).abs() < 1e-4, "{} vs {want}", one.0[(o, j)]);
     }
 
     #[test]

@@ -1,9 +1,7 @@
-//! f32 kernels for [`super::small`]'s products on CPUs with AVX2 and FMA but
-//! not AVX-512: the blocking of [`super::avx512`] with 8 output positions per
-//! register. A block of output rows by a few registers of positions stays in
-//! registers over the whole inner sum, so every load of `b` serves several
-//! rows (the portable loops, compiled for AVX2, load and store the output
-//! for every two terms, and round each product before adding it).
+//! The small products with AVX2 and FMA (CPUs without AVX-512): the blocking
+//! of [`super::avx512`] with 8 output positions per register. A block of
+//! output rows by a few registers of positions stays in registers over the
+//! whole inner sum, so every load of `b` serves several rows.
 //!
 //! `product` sums in the order of the AVX-512 kernel, with the same fused
 //! multiply-adds, so the two give the same bits; `gram_add` sums 8 lanes
@@ -17,11 +15,10 @@ use std::arch::x86_64::*;
 const PRODUCT_ROWS: usize = 4;
 const PRODUCT_REGISTERS: usize = 3;
 
-/// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]`, as
-/// `super::small::product`.
+/// [`super::product`].
 ///
 /// # Safety
-/// The CPU supports AVX2 and FMA.
+/// The CPU supports AVX2 and FMA; the lengths are those `super::product` asserts.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn product(
     out: &mut [f32],
@@ -32,7 +29,6 @@ pub(super) unsafe fn product(
     init: Option<&[f32]>,
 ) {
     let rows = out.len() / n.max(1);
-    assert!(a.len() >= rows * inner && b.len() >= inner * n && init.is_none_or(|i| i.len() >= rows));
     for r0 in (0..rows).step_by(PRODUCT_ROWS) {
         // Rows past the end repeat the last real one (computed, never stored).
         let real = (rows - r0).min(PRODUCT_ROWS);
@@ -80,10 +76,14 @@ unsafe fn product_tile<const R: usize>(
     p0: usize,
     width: usize,
 ) {
-    let mask = first_lanes(width);
+    // SAFETY: the caller's CPU has AVX2.
+    let mask = unsafe { first_lanes(width) };
     let mut acc = block.start.map(|s| [s; R]);
     for j in 0..inner {
+        // SAFETY: row `j < inner` of `b` (`inner·n` values) at position `p0 < n`.
         let at = unsafe { b.add(j * n + p0) };
+        // SAFETY: positions `p0..p0 + width` (`8·R` when `width` is 8) lie in the row;
+        // masked-off lanes are not read.
         let x: [__m256; R] = std::array::from_fn(|u| unsafe {
             if width == 8 {
                 _mm256_loadu_ps(at.add(8 * u))
@@ -92,6 +92,7 @@ unsafe fn product_tile<const R: usize>(
             }
         });
         for (acc, &ar) in acc.iter_mut().zip(&block.a) {
+            // SAFETY: every row pointer starts a row of `inner` values of `a`, and `j < inner`.
             let w = _mm256_set1_ps(unsafe { *ar.add(j) });
             for (acc, &x) in acc.iter_mut().zip(&x) {
                 *acc = _mm256_fmadd_ps(w, x, *acc);
@@ -99,8 +100,10 @@ unsafe fn product_tile<const R: usize>(
         }
     }
     for (i, acc) in acc.iter().enumerate().take(block.real) {
+        // SAFETY: real row `i` of the block, position `p0 < n`.
         let at = unsafe { block.out.add(i * n + p0) };
         for (u, &v) in acc.iter().enumerate() {
+            // SAFETY: as for the loads of `b`, in a row of `out`.
             unsafe {
                 if width == 8 {
                     _mm256_storeu_ps(at.add(8 * u), v);
@@ -113,20 +116,17 @@ unsafe fn product_tile<const R: usize>(
 }
 
 /// Rows of `a` and of `b` whose dot products [`gram_add`] accumulates at once:
-/// 6 sums, and per step 2 + 3 loads. Larger blocks (4 × 3, 3 × 3, 2 × 4) ran
-/// 1.05–1.5× slower: with 12 sums the 16 registers spill, and every block
-/// streams its rows from L2 for the long rows of a first layer.
+/// 6 sums, and per step 2 + 3 loads (with 12 sums the 16 registers spill).
 const GRAM_ROWS: usize = 2;
 const GRAM_COLS: usize = 3;
 
-/// `out[r·cols + c] += Σ_p a[r·n + p] · b[c·n + p]`, as `super::small::gram_add`.
+/// [`super::gram_add`].
 ///
 /// # Safety
 /// The CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn gram_add(out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
     let (rows, cols) = (a.len() / n.max(1), b.len() / n.max(1));
-    assert!(out.len() >= rows * cols);
     let tail = first_lanes(n % 8);
     for r0 in (0..rows).step_by(GRAM_ROWS) {
         let real_rows = (rows - r0).min(GRAM_ROWS);

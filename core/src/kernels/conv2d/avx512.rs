@@ -1,14 +1,11 @@
-//! f32 kernels for [`super::small`]'s products with AVX-512: 16 output
+//! The small products and the direct convolution with AVX-512: 16 output
 //! positions per vector, a block of rows kept in registers, fused
 //! multiply-adds. Rows and positions past the end are handled without a
 //! scalar tail: positions by masked loads and stores, rows by repeating the
 //! last real row (computed, never stored).
-//!
-//! They sum in another order than the portable loops (and with fused
-//! multiply-adds), so results depend on the kernel the CPU selects, as for
-//! the f32 matrix product (`tensor::sgemm`).
 
-use super::Conv2dGeometry;
+use super::direct::Padded;
+use crate::layers::Conv2dGeometry;
 use std::arch::x86_64::*;
 
 /// The lowest `n` bits set (`n ≤ 16`).
@@ -38,11 +35,10 @@ fn row_block<'a>(
     (real, start, std::array::from_fn(|i| &a[row(i) * inner..(row(i) + 1) * inner]))
 }
 
-/// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]`, as
-/// `super::small::product`.
+/// [`super::product`].
 ///
 /// # Safety
-/// The CPU supports AVX-512F.
+/// The CPU supports AVX-512F; the lengths are those `super::product` asserts.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn product(
     out: &mut [f32],
@@ -53,7 +49,6 @@ pub(super) unsafe fn product(
     init: Option<&[f32]>,
 ) {
     let rows = out.len() / n.max(1);
-    assert!(a.len() >= rows * inner && b.len() >= inner * n && init.is_none_or(|i| i.len() >= rows));
     for r0 in (0..rows).step_by(PRODUCT_ROWS) {
         let (real, start, a_rows) = row_block(a, inner, init, r0, rows);
         for p0 in (0..n).step_by(16) {
@@ -78,14 +73,13 @@ pub(super) unsafe fn product(
 const GRAM_ROWS: usize = 8;
 const GRAM_COLS: usize = 3;
 
-/// `out[r·cols + c] += Σ_p a[r·n + p] · b[c·n + p]`, as `super::small::gram_add`.
+/// [`super::gram_add`].
 ///
 /// # Safety
 /// The CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn gram_add(out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
     let (rows, cols) = (a.len() / n.max(1), b.len() / n.max(1));
-    assert!(out.len() >= rows * cols);
     for r0 in (0..rows).step_by(GRAM_ROWS) {
         let real_rows = (rows - r0).min(GRAM_ROWS);
         let a_rows: [*const f32; GRAM_ROWS] =
@@ -102,6 +96,7 @@ pub(super) unsafe fn gram_add(out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
                 let bv: [__m512; GRAM_COLS] =
                     std::array::from_fn(|j| unsafe { _mm512_maskz_loadu_ps(m, b_rows[j].add(p0)) });
                 for (acc, &ar) in acc.iter_mut().zip(&a_rows) {
+                    // SAFETY: as for `b`'s rows.
                     let av = unsafe { _mm512_maskz_loadu_ps(m, ar.add(p0)) };
                     for (acc, &bv) in acc.iter_mut().zip(&bv) {
                         *acc = _mm512_fmadd_ps(av, bv, *acc);
@@ -113,79 +108,6 @@ pub(super) unsafe fn gram_add(out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
                     out[(r0 + i) * cols + c0 + j] += _mm512_reduce_add_ps(*acc);
                 }
             }
-        }
-    }
-}
-
-/// Whether [`direct_forward`] and [`direct_weight_grad`] apply: along the
-/// width, consecutive outputs read consecutive inputs (stride 1), so each tap
-/// of a block of outputs is one contiguous load from an input row.
-pub(super) fn direct_applies(g: &Conv2dGeometry) -> bool {
-    g.stride[1] == 1
-}
-
-/// An input sample as the direct kernels read it: every tap of every output
-/// lies inside (`rows × cols` per channel, rows `cols` apart), either the input
-/// itself (no padding) or a zero-padded copy of it.
-#[derive(Clone, Copy)]
-pub(super) struct Padded {
-    rows: usize,
-    cols: usize,
-}
-
-impl Padded {
-    /// The extent the taps of `g` reach, padding included.
-    pub(super) fn of(g: &Conv2dGeometry) -> Self {
-        Padded {
-            rows: (g.out_height - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0] + 1,
-            cols: g.out_width - 1 + (g.kernel[1] - 1) * g.dilation[1] + 1,
-        }
-    }
-
-    /// Whether the input itself can be read (no padding, so the taps stay inside it).
-    pub(super) fn is_input(&self, g: &Conv2dGeometry) -> bool {
-        g.padding == [0, 0]
-    }
-
-    /// What the kernels read for sample `x`: the sample itself when the layer
-    /// does not pad, else its padded copy, written into `scratch` (`len` values).
-    /// The flag says which (the `input` argument of the kernels).
-    pub(super) fn source<'a>(
-        &self,
-        g: &Conv2dGeometry,
-        x: &'a [f32],
-        scratch: &'a mut [f32],
-    ) -> (&'a [f32], bool) {
-        if self.is_input(g) {
-            return (x, true);
-        }
-        self.fill(g, x, scratch);
-        (scratch, false)
-    }
-
-    /// Values of the padded copy of one sample.
-    pub(super) fn len(&self, g: &Conv2dGeometry) -> usize {
-        g.in_channels * self.rows * self.cols
-    }
-
-    /// Copies sample `x` into `out` (`len` values) with its zero border.
-    pub(super) fn fill(&self, g: &Conv2dGeometry, x: &[f32], out: &mut [f32]) {
-        let [ph, pw] = g.padding;
-        out.fill(0.0);
-        let (h, w) = (g.height.min(self.rows.saturating_sub(ph)), g.width.min(self.cols.saturating_sub(pw)));
-        for (xc, oc) in x.chunks_exact(g.height * g.width).zip(out.chunks_exact_mut(self.rows * self.cols)) {
-            for r in 0..h {
-                oc[(r + ph) * self.cols + pw..][..w].copy_from_slice(&xc[r * g.width..][..w]);
-            }
-        }
-    }
-
-    /// (row stride, channel stride) of what the kernels read.
-    fn strides(&self, g: &Conv2dGeometry, input: bool) -> (usize, usize) {
-        if input {
-            (g.width, g.height * g.width)
-        } else {
-            (self.cols, self.rows * self.cols)
         }
     }
 }
@@ -204,7 +126,7 @@ fn tap_offset(g: &Conv2dGeometry, k: usize, (row, plane): (usize, usize)) -> usi
 /// says whether `x` is the sample itself or its copy by [`Padded::fill`].
 ///
 /// # Safety
-/// The CPU supports AVX-512F; `direct_applies(g)`.
+/// The CPU supports AVX-512F; `g.stride[1]` is 1.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn direct_forward(
     g: &Conv2dGeometry,
@@ -217,7 +139,7 @@ pub(super) unsafe fn direct_forward(
     let [kh, kw] = g.kernel;
     let strides = Padded::of(g).strides(g, input);
     assert!(x.len() >= g.in_channels * strides.1 && y.len() >= rows * ohw && w.len() >= rows * patch);
-    assert!(bias.is_none_or(|b| b.len() >= rows) && direct_applies(g));
+    assert!(bias.is_none_or(|b| b.len() >= rows) && g.stride[1] == 1);
     for r0 in (0..rows).step_by(PRODUCT_ROWS) {
         let (real, start, w_rows) = row_block(w, patch, bias, r0, rows);
         for oh in 0..g.out_height {
@@ -261,6 +183,7 @@ pub(super) unsafe fn direct_forward(
 #[inline(always)]
 unsafe fn load(x: &[f32], at: usize, n: usize) -> __m512 {
     debug_assert!(at + n <= x.len());
+    // SAFETY: the caller's bound; masked-off lanes are not read.
     unsafe { _mm512_maskz_loadu_ps(mask(n), x.as_ptr().add(at)) }
 }
 
@@ -269,7 +192,7 @@ unsafe fn load(x: &[f32], at: usize, n: usize) -> __m512 {
 /// what [`gram_add`] computes from the im2col columns, in another order.
 ///
 /// # Safety
-/// The CPU supports AVX-512F; `direct_applies(g)`.
+/// The CPU supports AVX-512F; `g.stride[1]` is 1.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn direct_weight_grad(
     g: &Conv2dGeometry,
@@ -281,7 +204,7 @@ pub(super) unsafe fn direct_weight_grad(
     let (rows, patch, ow_n, ohw) = (g.out_channels, g.patch(), g.out_width, g.out_spatial());
     let strides = Padded::of(g).strides(g, input);
     assert!(x.len() >= g.in_channels * strides.1 && dy.len() >= rows * ohw && dw.len() >= rows * patch);
-    assert!(db.as_ref().is_none_or(|b| b.len() >= rows) && direct_applies(g));
+    assert!(db.as_ref().is_none_or(|b| b.len() >= rows) && g.stride[1] == 1);
     for r0 in (0..rows).step_by(GRAM_ROWS) {
         let real_rows = (rows - r0).min(GRAM_ROWS);
         let dy_rows: [&[f32]; GRAM_ROWS] =
@@ -297,10 +220,12 @@ pub(super) unsafe fn direct_weight_grad(
                     let first = oh * g.stride[0] * strides.0 + ow0;
                     let xv: [__m512; GRAM_COLS] = std::array::from_fn(
                         #[inline(always)]
-                        |t| load(x, first + taps[t], n),
+                        // SAFETY: every tap of every output lies inside `x` (`Padded`).
+                        |t| unsafe { load(x, first + taps[t], n) },
                     );
                     for (acc, dr) in acc.iter_mut().zip(&dy_rows) {
-                        let dv = load(dr, oh * ow_n + ow0, n);
+                        // SAFETY: positions `oh·ow_n + ow0 ..+ n` lie in the row of `ohw` values.
+                        let dv = unsafe { load(dr, oh * ow_n + ow0, n) };
                         for (acc, &xv) in acc.iter_mut().zip(&xv) {
                             *acc = _mm512_fmadd_ps(dv, xv, *acc);
                         }
@@ -319,7 +244,8 @@ pub(super) unsafe fn direct_weight_grad(
         for (db, d) in db.iter_mut().zip(dy.chunks_exact(ohw)) {
             let mut sum = _mm512_setzero_ps();
             for p0 in (0..ohw).step_by(16) {
-                sum = _mm512_add_ps(sum, load(d, p0, (ohw - p0).min(16)));
+                // SAFETY: `p0 + (ohw − p0).min(16) ≤ ohw = d.len()`.
+                sum = _mm512_add_ps(sum, unsafe { load(d, p0, (ohw - p0).min(16)) });
             }
             *db += _mm512_reduce_add_ps(sum);
         }
