@@ -2,7 +2,7 @@
 //! gradient in one pass, several samples at a time, with the vector `exp` and
 //! `ln` of [`simd`](super::simd) instead of libm's scalar ones.
 
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use super::Isa;
 

@@ -1,6 +1,8 @@
 //! Which instruction set the kernels run: detected once, checking every
 //! feature any kernel of a level is compiled with.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::sync::OnceLock;
 
 /// An instruction-set level of the hand-written kernels, lowest first.

@@ -5,7 +5,7 @@
 //! layer code used to reach them (`as_f32`, `has_avx2`, `has_avx512`): new
 //! code uses [`Float::f32s`](crate::Float::f32s) and an [`Isa`](super::Isa) instead.
 
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 /// `s` as `&[f32]` when `T` is `f32`. Superseded by
 /// [`Float::f32s`](crate::Float::f32s); kept for layer code until it moves.

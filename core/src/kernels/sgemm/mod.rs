@@ -16,7 +16,7 @@
 //! Results depend only on the shapes and on the level, never on the thread
 //! count: threads split `C` by columns (or rows), not the inner sum.
 
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod balance;
 mod packed;
@@ -366,8 +366,17 @@ fn plan(isa: Isa, m: usize, k: usize, n: usize) -> Plan {
 }
 
 /// One thread's product (or part of one) with the kernel `plan` chose.
+///
+/// # Safety
+/// As [`sgemm`] for these operands; the CPU supports the plan's level.
 #[allow(clippy::too_many_arguments)]
 unsafe fn single(plan: Plan, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    // SAFETY: every routine's contract is `sgemm`'s (the caller's promise) plus
+    // its level's CPU features, which the caller promises for the plan's level;
+    // the guarded matrix-vector kernels also need `n = 1`, contiguous rows of
+    // `A` and a contiguous `b`, which their arms check; the transposed plans
+    // pass the same matrices with strides swapped; the small routines need
+    // `m, k ≤ SMALL_DIM`, which `plan` checked (`is_small`) on the shape they get.
     unsafe {
         match plan {
             #[cfg(target_arch = "x86_64")]
@@ -420,11 +429,17 @@ fn transposed(m: usize, n: usize, a: Mat, b: Mat, c: MatMut) -> (usize, usize, M
 }
 
 /// `C = beta·C` (an empty inner dimension).
+///
+/// # Safety
+/// `c` addresses an `m×n` matrix with its strides.
 unsafe fn scale(m: usize, n: usize, beta: f32, c: MatMut) {
     for j in 0..n {
         for i in 0..m {
-            let p = unsafe { c.ptr.offset(i as isize * c.rs + j as isize * c.cs) };
-            unsafe { *p = if beta == 0.0 { 0.0 } else { beta * *p } };
+            // SAFETY: element (i, j) of the caller's `m×n` matrix.
+            unsafe {
+                let p = c.ptr.offset(i as isize * c.rs + j as isize * c.cs);
+                *p = if beta == 0.0 { 0.0 } else { beta * *p };
+            }
         }
     }
 }
@@ -436,9 +451,14 @@ unsafe fn scale(m: usize, n: usize, beta: f32, c: MatMut) {
 /// Transposes an 8×8 block: row `r` of the source (8 contiguous values at
 /// `src + r·stride`) becomes the values at `dst + c·dst_stride + r` for `c` in
 /// 0..8. Only the first `rows` source rows are read; the others count as zeros.
-/// Only called where the kernel in use has checked for AVX.
+///
+/// # Safety
+/// The first `rows` source rows and the 8 destination runs of 8 lie in their
+/// buffers; on x86-64 the CPU supports AVX (the caller is an AVX2 or AVX-512 kernel).
 #[inline(always)]
 unsafe fn transpose8x8(src: *const f32, stride: isize, rows: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: reads only the first `rows` source rows and writes the eight
+    // destination runs, all in their buffers; AVX is the caller's promise.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         use std::arch::x86_64::*;
@@ -472,6 +492,7 @@ unsafe fn transpose8x8(src: *const f32, stride: isize, rows: usize, dst: *mut f3
             _mm256_storeu_ps(dst.add(c * dst_stride), v);
         }
     }
+    // SAFETY: as above, without intrinsics.
     #[cfg(not(target_arch = "x86_64"))]
     unsafe {
         for r in 0..8 {

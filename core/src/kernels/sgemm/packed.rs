@@ -47,7 +47,9 @@ trait Kernel {
     const AVX: bool;
     /// # Safety
     /// `a` holds `kc·MR`, `b` `kc·NR` elements; `out` addresses an `MR×NR`
-    /// tile with column stride `ld`, read only when `accumulate`.
+    /// tile with column stride `ld`, read only when `accumulate`. The CPU
+    /// supports the kernel's level (every kernel method is reached only through
+    /// its level's `packed_*` entry point).
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool);
     /// Whether [`Kernel::run_in_place`] exists: the kernel can read `NR`
     /// columns of `B` where they lie when each is contiguous along the inner
@@ -94,6 +96,10 @@ trait Kernel {
     }
 }
 
+/// The blocked product with AVX-512's kernel.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm); the CPU supports AVX-512 F and VL, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -107,9 +113,14 @@ pub(super) unsafe fn packed_avx512(
     beta: f32,
     c: MatMut,
 ) {
+    // SAFETY: the caller's promise, passed on; the CPU has the kernel's features.
     unsafe { packed::<Avx512Kernel>(m, k, n, alpha, a, b, beta, c) }
 }
 
+/// The blocked product with AVX2's kernel.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm); the CPU supports AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -123,10 +134,14 @@ pub(super) unsafe fn packed_avx2(
     beta: f32,
     c: MatMut,
 ) {
+    // SAFETY: the caller's promise, passed on; the CPU has the kernel's features.
     unsafe { packed::<Avx2Kernel>(m, k, n, alpha, a, b, beta, c) }
 }
 
 /// The blocked product on processors without AVX2.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm).
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn packed_portable(
     m: usize,
@@ -138,11 +153,15 @@ pub(super) unsafe fn packed_portable(
     beta: f32,
     c: MatMut,
 ) {
+    // SAFETY: the caller's promise, passed on; the kernel is plain Rust.
     unsafe { packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c) }
 }
 
 /// The blocked product; inlined into each ISA's entry point so the packing and
 /// the tile stores are compiled for that ISA too.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm); the CPU supports `K`'s level.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
@@ -161,6 +180,8 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
     // compiled with this function's target features.
     let (base, _local) = pack_buffer(need);
     let off = base.align_offset(64).min(16);
+    // SAFETY: the buffer holds `need = a_len + b_len + 32` values and `off ≤ 16`,
+    // so the A panels (`a_len`) and then the B panels (`b_len`) fit in it.
     let (ap, bp) = unsafe {
         let ap = base.add(off);
         (ap, ap.add(a_len))
@@ -181,15 +202,23 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
             // lie (each part of a product split by rows would otherwise pack all
             // of it); a last, narrower panel is packed, zero-padded, at `bp`.
             let in_place_cols = if in_place { nc / nr * nr } else { 0 };
+            // SAFETY: rows `pc..pc + kc` of columns `jc + in_place_cols..jc + nc` are
+            // inside B; their panels, `nc` rounded up to `nr` by `kc`, fit in the
+            // `nc_max·kc_max` values at `bp` (`nc_max` is a multiple of `nr`).
             unsafe { pack_b(kc, nc - in_place_cols, nr, b, pc, jc + in_place_cols, bp, K::AVX) };
             let mut ic = 0;
             while ic < m {
                 let mc = (m - ic).min(mc_max);
+                // SAFETY: as for B: rows `ic..ic + mc` of A by `kc` columns, into
+                // the `mc_max·kc_max` values at `ap`.
                 unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
                 let mut jr = 0;
                 while jr < nc {
                     let nr_ = (nc - jr).min(nr);
                     let in_place_panel = jr < in_place_cols;
+                    // SAFETY: a panel read in place is `nr` whole columns of B
+                    // (`jr < in_place_cols`, whole panels only) from row `pc`;
+                    // a packed one starts inside the panels `pack_b` wrote.
                     let bpanel = unsafe {
                         if in_place_panel {
                             b.ptr.offset(pc as isize + (jc + jr) as isize * b.cs)
@@ -200,7 +229,17 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
                     let mut ir = 0;
                     while ir < mc {
                         let mr_ = (mc - ir).min(mr);
+                        // SAFETY: `ir < mc`: a panel `pack_a` wrote.
                         let apanel = unsafe { ap.add(ir * kc) };
+                        // SAFETY: `cp` is C's element (ic + ir, jc + jr). The narrow
+                        // tile reads two whole A panels (`mc - ir ≥ 2·mr`) and one
+                        // packed B panel, and writes `2·mr × 2` values into `tile`
+                        // (512 values, more than any tile); `store_tile` writes the
+                        // `mr_ × nr_` block of C at `cp`, inside C. A whole tile is
+                        // written straight into column-major C (`ld = c.cs`); any
+                        // other into `tile`. An in-place panel is `nr` whole
+                        // columns of B. The CPU supports `K`'s level (the caller's
+                        // promise).
                         unsafe {
                             let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
                             // A last panel of one or two columns: two row panels at a time.
@@ -261,14 +300,22 @@ fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
 
 /// Packs `B[pc.., jc..]` (`kc × nc`) into `NR`-wide panels, `bp[panel][p][j]`,
 /// zero-padded: the packing of `A` applied to `Bᵀ` (the same layout, rows for columns).
+///
+/// # Safety
+/// As [`pack_a`] for `Bᵀ`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, bp: *mut f32, avx: bool) {
     let bt = Mat { ptr: b.ptr, rs: b.cs, cs: b.rs };
+    // SAFETY: the caller's promise for B is `pack_a`'s for `Bᵀ`, the same memory.
     unsafe { pack_a(nc, kc, nr, bt, jc, pc, bp, avx) }
 }
 
 /// Packs `A[ic.., pc..]` (`mc × kc`) into `MR`-tall panels, `ap[panel][p][i]`, zero-padded.
+///
+/// # Safety
+/// Rows `ic..ic + mc` by columns `pc..pc + kc` lie in `A`; `ap` has room for
+/// `mc` rounded up to `mr`, by `kc`; with `avx`, the CPU supports AVX.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, ap: *mut f32, avx: bool) {
@@ -276,7 +323,11 @@ unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, 
     let mut dst = ap;
     while i0 < mc {
         let h = (mc - i0).min(mr);
+        // SAFETY: element (ic + i0, pc), inside A (`i0 < mc`).
         let src = unsafe { a.ptr.offset((ic + i0) as isize * a.rs + pc as isize * a.cs) };
+        // SAFETY: each branch reads the panel's `h` rows (whole 8×8 blocks only
+        // when `h = mr`, with AVX only when `avx`) by `kc` columns, all inside
+        // A, and writes `kc·mr` values at `dst`, inside the room the caller gave.
         unsafe {
             if a.rs == 1 && h == mr {
                 for p in 0..kc {
@@ -331,6 +382,10 @@ unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, 
 }
 
 /// `C[0..mr_, 0..nr_] = alpha·tile + beta·C` (C not read when beta is 0).
+///
+/// # Safety
+/// `c` addresses an `mr_ × nr_` block with strides `rsc`, `csc`, `mr_ ≤ mr`,
+/// and `tile` holds `nr_` columns of `mr`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn store_tile(
@@ -344,6 +399,8 @@ unsafe fn store_tile(
     rsc: isize,
     csc: isize,
 ) {
+    // SAFETY: only elements of the caller's `mr_ × nr_` block are reached
+    // (as contiguous columns when `rsc` is 1); `tile` is indexed with bounds checks.
     unsafe {
         if rsc == 1 {
             for j in 0..nr_ {
@@ -386,6 +443,8 @@ impl Kernel for Avx512Kernel {
     #[inline(always)]
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
         use std::arch::x86_64::*;
+        // SAFETY: reads `kc` steps of 32 values of `a` and 8 of `b`, and the 32×8
+        // tile at `out`, as `run`'s contract allows; AVX-512F is its promise too.
         unsafe {
             let mut c0 = [_mm512_setzero_ps(); 8];
             let mut c1 = [_mm512_setzero_ps(); 8];
@@ -422,13 +481,14 @@ struct Avx2Kernel;
 impl Kernel for Avx2Kernel {
     const MR: usize = 16;
     const NR: usize = 6;
-    // Deeper than AVX-512's: the 784-deep products in 2 slices, not 4, so C's
-    // tiles are loaded and stored half as often (mlp_train_b128 ~6% faster
-    // on Zen 3, whose 32 KiB L1 still holds a 6-wide B panel of that depth).
+    // Deeper than AVX-512's: a 784-deep product in 2 slices, not 4, so C's tiles
+    // are loaded and stored half as often (a 32 KiB L1 still holds a 6-wide B
+    // panel of that depth).
     const KC: usize = 400;
     const AVX: bool = true;
     #[inline(always)]
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
+        // SAFETY: `run`'s contract: the packed panel's column `j` is at `b + j`, step 6.
         unsafe { avx2_tile::<6>(kc, a, b, 1, out, ld, accumulate) }
     }
     const B_IN_PLACE: bool = true;
@@ -442,6 +502,7 @@ impl Kernel for Avx2Kernel {
         ld: usize,
         accumulate: bool,
     ) {
+        // SAFETY: `run_in_place`'s contract: column `j` is `kc` values at `b + j·ldb`.
         unsafe { avx2_tile::<1>(kc, a, b, ldb, out, ld, accumulate) }
     }
     const NARROW: bool = true;
@@ -450,6 +511,8 @@ impl Kernel for Avx2Kernel {
     #[inline(always)]
     unsafe fn run_narrow(kc: usize, a0: *const f32, a1: *const f32, b: *const f32, out: *mut f32, ld: usize) {
         use std::arch::x86_64::*;
+        // SAFETY: reads `kc` steps of 16 values of `a0` and `a1` and the first 2
+        // of each 6 of `b`, writes the 32×2 tile at `out`: `run_narrow`'s contract.
         unsafe {
             let mut c = [[_mm256_setzero_ps(); 4]; 2];
             for p in 0..kc {
@@ -477,6 +540,9 @@ impl Kernel for Avx2Kernel {
 
 /// The body of [`Avx2Kernel`]: element `p` of the B panel's column `j` at
 /// `b + j·ldb + p·STEP` (packed: `STEP` 6, `ldb` 1; in place: `STEP` 1).
+///
+/// # Safety
+/// As [`Kernel::run`], with the B panel laid out as above.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn avx2_tile<const STEP: usize>(
@@ -489,6 +555,8 @@ unsafe fn avx2_tile<const STEP: usize>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
+    // SAFETY: reads `kc` steps of 16 values of `a` and 6 of B's columns, and the
+    // 16×6 tile at `out`, as the caller promises; AVX2 and FMA too.
     unsafe {
         let mut c0 = [_mm256_setzero_ps(); 6];
         let mut c1 = [_mm256_setzero_ps(); 6];
@@ -528,6 +596,8 @@ impl Kernel for GenericKernel {
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
         let mut acc = [[0.0f32; 8]; 4];
         for p in 0..kc {
+            // SAFETY: `p < kc`, so 8 values of `a` and 4 of `b` from step `p` are
+            // in the panels (`run`'s contract); f32 arrays need only f32 alignment.
             let (ap, bp) =
                 unsafe { (&*(a.add(p * 8) as *const [f32; 8]), &*(b.add(p * 4) as *const [f32; 4])) };
             for j in 0..4 {
@@ -538,8 +608,11 @@ impl Kernel for GenericKernel {
         }
         for (j, col) in acc.iter().enumerate() {
             for (i, &v) in col.iter().enumerate() {
-                let p = unsafe { out.add(j * ld + i) };
-                unsafe { *p = if accumulate { *p + v } else { v } };
+                // SAFETY: element (i, j) of the 8×4 tile at `out` (`run`'s contract).
+                unsafe {
+                    let p = out.add(j * ld + i);
+                    *p = if accumulate { *p + v } else { v };
+                }
             }
         }
     }
