@@ -90,8 +90,7 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// `Σ f(a, b)` over the values of paired runs (a dot product: one pair; a
 /// channel of two batches: one pair per sample), in 8 interleaved partial sums
 /// added pairwise, then the runs' tails: the compiler vectorises it, where one
-/// running sum waits on every add's latency (batch norm's sums were ~12% of a
-/// small CNN's step that way).
+/// running sum waits on every add's latency.
 #[inline]
 pub(crate) fn lane_sum<'a, T: Float>(
     runs: impl Iterator<Item = (&'a [T], &'a [T])>,

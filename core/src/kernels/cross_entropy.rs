@@ -91,7 +91,7 @@ unsafe fn softmax_cross_entropy_avx2<const N: usize>(
     use std::arch::x86_64::*;
     let exp_in_place = |v: &mut [f32]| {
         // A last, partial chunk goes through a whole register rather than a
-        // masked store (slow on AMD's Zen 3).
+        // masked store (slow on AMD).
         let mut lanes = [0.0f32; 8];
         lanes[..v.len()].copy_from_slice(v);
         // SAFETY: 8 values, a whole register; AVX2 and FMA are this function's.

@@ -58,8 +58,8 @@ pub fn threads() -> usize {
 const MAX_WORKERS: usize = 63;
 
 /// How long an idle worker spins before it sleeps: long enough to cover the
-/// gaps between the products of one training step (the optimizer step of the
-/// mlp takes about 60 µs), short enough not to burn a shared core when nothing runs.
+/// gaps between the products of one training step (an optimizer step between
+/// them), short enough not to burn a shared core when nothing runs.
 const SPIN: Duration = Duration::from_micros(200);
 
 /// A job: a borrowed closure called with the part index, reached through the

@@ -158,7 +158,7 @@ pub(super) unsafe fn small_avx2(
                                 _mm256_mul_ps(_mm256_set1_ps(beta), old()),
                             ),
                         };
-                        // A masked store costs a dozen cycles on AMD's Zen 3: only for partial blocks.
+                        // A masked store is slow on AMD: only for partial blocks.
                         if h == LANES {
                             _mm256_storeu_ps(cj, v);
                         } else {
