@@ -77,7 +77,8 @@ static HOOK_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// such as a buffer sized once): a worker started later runs it when it
 /// starts, one already running by the end of the next parallel call. Either
 /// way its allocations belong to that call, never to a later one, so the
-/// training steps after the first allocate nothing. Register each hook once.
+/// training steps after the first allocate nothing. Register each hook once;
+/// a hook must not panic.
 pub(crate) fn on_worker_start(hook: fn()) {
     let mut hooks = HOOKS.lock().unwrap_or_else(|p| p.into_inner());
     hooks.push(hook);
