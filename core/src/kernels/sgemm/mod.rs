@@ -4,8 +4,8 @@
 //!
 //! Why not matrixmultiply for f32: it allocates its packing buffers on every
 //! call (so a training step could never be allocation-free), it packs even when
-//! one side is a single column (batch-1 inference),
-//! and its threading cannot be told which products are worth splitting.
+//! one side is a single column (batch-1 inference), and its threading cannot
+//! be told which products are worth splitting.
 //!
 //! This module is the entry (`sgemm`, `sgemm_with`, `small_affine`), the
 //! choice of a routine per shape and level (`plan`, `single`) and the split of
