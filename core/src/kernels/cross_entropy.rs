@@ -14,6 +14,7 @@ use super::Isa;
 /// `None`, having written nothing, at the portable level: the caller's generic
 /// code is the portable version. Panics if the CPU lacks `isa`, if the lengths
 /// disagree, or if a label is not below `N`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub(crate) fn softmax_cross_entropy<const N: usize>(
     isa: Isa,
     z: &[f32],
@@ -109,6 +110,7 @@ unsafe fn softmax_cross_entropy_avx2<const N: usize>(
 /// The body of the vector softmax cross-entropies, `L` samples at a time:
 /// `exp_in_place` takes up to `L` values, `ln_in_place` exactly `L`. Inlined
 /// into each level's entry point, so it is compiled for that level.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn softmax_cross_entropy_lanes<const N: usize, const L: usize>(
     z: &[f32],
