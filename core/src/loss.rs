@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-#[cfg(target_arch = "x86_64")]
-use crate::kernels::simd::{as_f32, as_f32_mut, has_avx2, has_avx512};
+use crate::kernels::cross_entropy::softmax_cross_entropy;
+use crate::kernels::Isa;
 use crate::layers::softmax_into;
 use crate::tensor::{ensure_batch, Batch};
 
@@ -108,38 +108,20 @@ impl SoftmaxCrossEntropy {
         check_len("softmax cross-entropy", output.ncols(), labels.len())?;
         Loss::<T, N>::validate(&SoftmaxCrossEntropy, labels)
     }
-}
 
-impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
-    type Target = Labels;
-
-    fn loss(&self, output: &Batch<T, N>, labels: &Labels) -> Result<T> {
-        Self::check(output, labels)?;
-        let mut total = T::zero();
-        for (col, &label) in output.column_iter().zip(labels) {
-            total += logsumexp(col.as_slice()) - col[label];
-        }
-        Ok(total / T::cast(labels.len().max(1) as f64))
-    }
-
-    fn loss_and_grad(&self, output: &Batch<T, N>, labels: &Labels, grad: &mut Batch<T, N>) -> Result<T> {
+    /// [`Loss::loss_and_grad`] with the kernels of level `isa` (f32 only; the
+    /// portable level and f64 take the generic code below).
+    fn loss_and_grad_at<T: Float, const N: usize>(
+        isa: Isa,
+        output: &Batch<T, N>,
+        labels: &Labels,
+        grad: &mut Batch<T, N>,
+    ) -> Result<T> {
         Self::check(output, labels)?;
         ensure_batch(grad, output.ncols());
         let scale = T::one() / T::cast(labels.len().max(1) as f64);
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(z), Some(g)) = (as_f32(output.as_slice()), as_f32_mut(grad.as_mut_slice())) {
-            let scale = scale.as_f64() as f32;
-            // SAFETY: the CPU's features are checked first; `check` matched the labels to the batch.
-            let total = unsafe {
-                if has_avx512() {
-                    Some(softmax_cross_entropy_avx512::<N>(z, g, labels, scale))
-                } else if has_avx2() {
-                    Some(softmax_cross_entropy_avx2::<N>(z, g, labels, scale))
-                } else {
-                    None
-                }
-            };
-            if let Some(total) = total {
+        if let (Some(z), Some(g)) = (T::f32s(output.as_slice()), T::f32s_mut(grad.as_mut_slice())) {
+            if let Some(total) = softmax_cross_entropy::<N>(isa, z, g, labels, scale.as_f64() as f32) {
                 return Ok(T::cast(total as f64));
             }
         }
@@ -155,6 +137,23 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
         }
         Ok(total * scale)
     }
+}
+
+impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
+    type Target = Labels;
+
+    fn loss(&self, output: &Batch<T, N>, labels: &Labels) -> Result<T> {
+        Self::check(output, labels)?;
+        let mut total = T::zero();
+        for (col, &label) in output.column_iter().zip(labels) {
+            total += logsumexp(col.as_slice()) - col[label];
+        }
+        Ok(total / T::cast(labels.len().max(1) as f64))
+    }
+
+    fn loss_and_grad(&self, output: &Batch<T, N>, labels: &Labels, grad: &mut Batch<T, N>) -> Result<T> {
+        Self::loss_and_grad_at(Isa::active(), output, labels, grad)
+    }
 
     fn correct(&self, output: &Batch<T, N>, labels: &Labels) -> Option<(usize, usize)> {
         let right = output.column_iter().zip(labels).filter(|(col, &label)| col.imax() == label).count();
@@ -167,103 +166,6 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
             None => Ok(()),
         }
     }
-}
-
-/// [`SoftmaxCrossEntropy::loss_and_grad`] for f32 with AVX-512: the same
-/// arithmetic sixteen samples at a time, with vector `exp` and `ln`
-/// (`tensor::simd::avx512`) instead of libm's scalar ones.
-///
-/// # Safety
-/// The CPU supports AVX-512F; `z` and `g` hold `labels.len()` samples of `N`,
-/// every label below `N`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_cross_entropy_avx512<const N: usize>(
-    z: &[f32],
-    g: &mut [f32],
-    labels: &[usize],
-    scale: f32,
-) -> f32 {
-    use crate::kernels::simd::avx512::{exp, ln};
-    use std::arch::x86_64::*;
-    let exp_in_place = |v: &mut [f32]| {
-        let m = ((1u32 << v.len()) - 1) as __mmask16;
-        // SAFETY: the mask covers exactly `v`.
-        unsafe { _mm512_mask_storeu_ps(v.as_mut_ptr(), m, exp(_mm512_maskz_loadu_ps(m, v.as_ptr()))) };
-    };
-    // SAFETY: 16 values.
-    let ln_in_place =
-        |v: &mut [f32; 16]| unsafe { _mm512_storeu_ps(v.as_mut_ptr(), ln(_mm512_loadu_ps(v.as_ptr()))) };
-    softmax_cross_entropy_lanes::<N, 16>(z, g, labels, scale, exp_in_place, ln_in_place)
-}
-
-/// [`softmax_cross_entropy_avx512`] for AVX2 CPUs, eight samples at a time
-/// (`tensor::simd::avx2`'s `exp` and `ln`).
-///
-/// # Safety
-/// The CPU supports AVX2 and FMA; `z` and `g` hold `labels.len()` samples of
-/// `N`, every label below `N`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_cross_entropy_avx2<const N: usize>(
-    z: &[f32],
-    g: &mut [f32],
-    labels: &[usize],
-    scale: f32,
-) -> f32 {
-    use crate::kernels::simd::avx2::{exp, ln};
-    use std::arch::x86_64::*;
-    let exp_in_place = |v: &mut [f32]| {
-        // The last chunk may be partial: through a full register, not a
-        // masked store (a dozen cycles on AMD's Zen 3).
-        let mut lanes = [0.0f32; 8];
-        lanes[..v.len()].copy_from_slice(v);
-        // SAFETY: 8 values.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), exp(_mm256_loadu_ps(lanes.as_ptr()))) };
-        let len = v.len();
-        v.copy_from_slice(&lanes[..len]);
-    };
-    // SAFETY: 8 values.
-    let ln_in_place =
-        |v: &mut [f32; 8]| unsafe { _mm256_storeu_ps(v.as_mut_ptr(), ln(_mm256_loadu_ps(v.as_ptr()))) };
-    softmax_cross_entropy_lanes::<N, 8>(z, g, labels, scale, exp_in_place, ln_in_place)
-}
-
-/// The body of the vector softmax cross-entropies, `L` samples at a time:
-/// `exp_in_place` takes up to `L` values, `ln_in_place` exactly `L`. Inlined
-/// into each instruction set's entry point, so it is compiled for that set.
-#[inline(always)]
-fn softmax_cross_entropy_lanes<const N: usize, const L: usize>(
-    z: &[f32],
-    g: &mut [f32],
-    labels: &[usize],
-    scale: f32,
-    exp_in_place: impl Fn(&mut [f32]),
-    ln_in_place: impl Fn(&mut [f32; L]),
-) -> f32 {
-    let mut total = 0.0f32;
-    let chunks = z.chunks(L * N).zip(g.chunks_mut(L * N)).zip(labels.chunks(L));
-    for ((zc, gc), lc) in chunks {
-        let (mut maxs, mut sums) = ([0.0f32; L], [1.0f32; L]);
-        for ((zs, gs), max) in zc.chunks_exact(N).zip(gc.chunks_exact_mut(N)).zip(&mut maxs) {
-            *max = zs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            gs.iter_mut().zip(zs).for_each(|(g, &z)| *g = z - *max);
-        }
-        gc.chunks_mut(L).for_each(&exp_in_place);
-        for (gs, sum) in gc.chunks_exact(N).zip(&mut sums) {
-            *sum = gs.iter().sum();
-        }
-        let mut lse = sums;
-        ln_in_place(&mut lse);
-        let samples = zc.chunks_exact(N).zip(gc.chunks_exact_mut(N)).zip(lc);
-        for (((zs, gs), &label), ((&sum, &lse), &max)) in samples.zip(sums.iter().zip(&lse).zip(&maxs)) {
-            total += (max + lse) - zs[label];
-            let inv = scale / sum;
-            gs.iter_mut().for_each(|v| *v *= inv);
-            gs[label] -= scale;
-        }
-    }
-    total * scale
 }
 
 /// `log Σ e^{z_i}`, shifted by the maximum so it is finite for logits of any size.
@@ -378,14 +280,16 @@ mod tests {
 
     #[test]
     fn cross_entropy_is_finite_for_huge_logits() {
-        let z = Batch::<f32, 3>::from_column_slice(&[1e4, -1e4, 0.0]);
-        let mut g = Batch::zeros(0);
-        let right = SoftmaxCrossEntropy.loss_and_grad(&z, &vec![0], &mut g).unwrap();
-        assert_eq!(right, 0.0);
-        let wrong = SoftmaxCrossEntropy.loss_and_grad(&z, &vec![1], &mut g).unwrap();
-        assert_eq!(wrong, 2e4);
-        assert!(g.iter().all(|v| v.is_finite()));
-        assert_eq!(g.as_slice(), &[1.0, -1.0, 0.0]);
+        for isa in crate::kernels::tested_levels("softmax cross-entropy") {
+            let z = Batch::<f32, 3>::from_column_slice(&[1e4, -1e4, 0.0]);
+            let mut g = Batch::zeros(0);
+            let right = SoftmaxCrossEntropy::loss_and_grad_at(isa, &z, &vec![0], &mut g).unwrap();
+            assert_eq!(right, 0.0, "{isa:?}");
+            let wrong = SoftmaxCrossEntropy::loss_and_grad_at(isa, &z, &vec![1], &mut g).unwrap();
+            assert_eq!(wrong, 2e4, "{isa:?}");
+            assert!(g.iter().all(|v| v.is_finite()), "{isa:?}");
+            assert_eq!(g.as_slice(), &[1.0, -1.0, 0.0], "{isa:?}");
+        }
     }
 
     #[test]
@@ -431,28 +335,36 @@ mod tests {
             .is_err());
     }
 
-    /// The f32 softmax cross-entropy (vectorised where the CPU allows, sixteen
-    /// samples at a time) agrees with f64, tails of the sixteen included.
-    fn f32_agrees<const N: usize>(batch: usize, spread: f64) {
+    /// The f32 softmax cross-entropy at level `isa` (vectorised, several
+    /// samples at a time, above the portable level) agrees with f64, tails of
+    /// the registers included.
+    fn f32_agrees<const N: usize>(isa: Isa, batch: usize, spread: f64) {
         let out = Batch::<f64, N>::from_fn(batch, |i, j| ((i * 13 + j * 7) as f64 * 0.77).sin() * spread);
         let labels: Labels = (0..batch).map(|j| (j * 5) % N).collect();
         let (mut g64, mut g32) = (Batch::zeros(0), Batch::zeros(0));
         let l64 = SoftmaxCrossEntropy.loss_and_grad(&out, &labels, &mut g64).unwrap();
-        let l32 = SoftmaxCrossEntropy.loss_and_grad(&out.map(|v| v as f32), &labels, &mut g32).unwrap();
+        let out32 = out.map(|v| v as f32);
+        let l32 = SoftmaxCrossEntropy::loss_and_grad_at(isa, &out32, &labels, &mut g32).unwrap();
         assert_close(&[l32 as f64], &[l64], 1e-5, "loss");
         let g32: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
-        assert!(g32.iter().zip(g64.iter()).all(|(a, b)| (a - b).abs() <= 1e-6), "{spread}: gradients differ");
+        assert!(
+            g32.iter().zip(g64.iter()).all(|(a, b)| (a - b).abs() <= 1e-6),
+            "{isa:?} {spread}: gradients differ"
+        );
     }
 
     #[test]
-    fn f32_softmax_cross_entropy_agrees_with_f64() {
-        f32_agrees::<3>(37, 2.0);
-        f32_agrees::<10>(5, 30.0);
-        f32_agrees::<10>(64, 1e4);
-        f32_agrees::<1>(17, 1.0);
-        // NaN logits give a NaN loss, as in f64.
-        let out = Batch::<f32, 3>::from_column_slice(&[0.0, f32::NAN, 1.0, 2.0, 3.0, 4.0]);
-        let mut g = Batch::zeros(0);
-        assert!(SoftmaxCrossEntropy.loss_and_grad(&out, &vec![0, 1], &mut g).unwrap().is_nan());
+    fn f32_softmax_cross_entropy_agrees_with_f64_at_every_level() {
+        for isa in crate::kernels::tested_levels("softmax cross-entropy") {
+            f32_agrees::<3>(isa, 37, 2.0);
+            f32_agrees::<10>(isa, 5, 30.0);
+            f32_agrees::<10>(isa, 64, 1e4);
+            f32_agrees::<1>(isa, 17, 1.0);
+            // NaN logits give a NaN loss, as in f64.
+            let out = Batch::<f32, 3>::from_column_slice(&[0.0, f32::NAN, 1.0, 2.0, 3.0, 4.0]);
+            let mut g = Batch::zeros(0);
+            let loss = SoftmaxCrossEntropy::loss_and_grad_at(isa, &out, &vec![0, 1], &mut g).unwrap();
+            assert!(loss.is_nan(), "{isa:?}");
+        }
     }
 }

@@ -90,8 +90,7 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// `Σ f(a, b)` over the values of paired runs (a dot product: one pair; a
 /// channel of two batches: one pair per sample), in 8 interleaved partial sums
 /// added pairwise, then the runs' tails: the compiler vectorises it, where one
-/// running sum waits on every add's latency (batch norm's sums were ~12% of a
-/// small CNN's step that way).
+/// running sum waits on every add's latency.
 #[inline]
 pub(crate) fn lane_sum<'a, T: Float>(
     runs: impl Iterator<Item = (&'a [T], &'a [T])>,
@@ -181,9 +180,10 @@ pub(crate) fn gemm_then<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
 
 /// `y = A·x + bias`, and `relu = max(y, 0)` when given, for one sample of a
 /// small f32 dense layer (`A`: `y.len()` rows of `x.len()` contiguous values)
-/// in one fused kernel ([`small_affine`](crate::kernels::sgemm::small_affine)). Returns `false`, having
-/// written nothing, where that kernel does not apply (f64, a larger layer, a
-/// CPU without AVX2): the caller then takes [`gemm_then`].
+/// in one fused kernel ([`small_affine`](crate::kernels::sgemm::small_affine))
+/// at the [active](crate::kernels::Isa::active) level. Returns `false`, having
+/// written nothing, where that kernel does not apply (f64, a larger layer, the
+/// portable level): the caller then takes [`gemm_then`].
 pub(crate) fn small_affine<T: Float>(
     a: &[T],
     x: &[T],
@@ -191,17 +191,13 @@ pub(crate) fn small_affine<T: Float>(
     y: &mut [T],
     relu: Option<&mut [T]>,
 ) -> bool {
-    let (Some(a), Some(x), Some(y)) = (
-        crate::kernels::simd::as_f32(a),
-        crate::kernels::simd::as_f32(x),
-        crate::kernels::simd::as_f32_mut(y),
-    ) else {
+    let (Some(a), Some(x), Some(y)) = (T::f32s(a), T::f32s(x), T::f32s_mut(y)) else {
         return false;
     };
-    // `T` is f32 here, so the casts below cannot fail.
-    let bias = bias.and_then(crate::kernels::simd::as_f32);
-    let relu = relu.and_then(crate::kernels::simd::as_f32_mut);
-    crate::kernels::sgemm::small_affine(a, x, bias, y, relu)
+    // `T` is f32 here, so these cannot fail.
+    let bias = bias.and_then(T::f32s);
+    let relu = relu.and_then(T::f32s_mut);
+    crate::kernels::sgemm::small_affine(crate::kernels::Isa::active(), a, x, bias, y, relu)
 }
 
 /// # Safety

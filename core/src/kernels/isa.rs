@@ -51,8 +51,34 @@ impl Isa {
     }
 
     /// Whether this CPU has every feature of the level.
+    #[inline]
     pub fn supported(self) -> bool {
-        self.features().iter().all(|f| cpu_has(f))
+        // Each level needs every feature of the levels below it (a test checks
+        // the lists), so the supported ones are those up to the best.
+        self <= Isa::best()
+    }
+
+    /// The highest level whose every feature this CPU has, detected once.
+    #[inline]
+    fn best() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            Isa::ALL
+                .into_iter()
+                .filter(|isa| isa.features().iter().all(|f| cpu_has(f)))
+                .max()
+                .unwrap_or(Isa::Portable)
+        })
+    }
+
+    /// This level, after asserting that the CPU supports it: what a kernel
+    /// family's safe entry point matches on, so a level a caller names (a test
+    /// forcing one) can never reach instructions the CPU lacks.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn checked(self) -> Isa {
+        assert!(self.supported(), "this CPU lacks {:?} ({:?})", self, self.features());
+        self
     }
 
     /// The levels this CPU can run, lowest first (always starts with [`Isa::Portable`]).
@@ -69,9 +95,8 @@ impl Isa {
     pub fn active() -> Isa {
         static ACTIVE: OnceLock<Isa> = OnceLock::new();
         *ACTIVE.get_or_init(|| {
-            let best = Isa::available().into_iter().max().unwrap_or(Isa::Portable);
             let requested = std::env::var("STATICNET_ISA").ok().and_then(|v| Isa::parse(v.trim()));
-            requested.map_or(best, |r| r.min(best))
+            requested.map_or(Isa::best(), |r| r.min(Isa::best()))
         })
     }
 
@@ -122,12 +147,20 @@ mod tests {
 
     #[test]
     fn the_active_level_is_available_and_says_what_runs() {
-        let available = Isa::available();
+        // Says which levels this machine cannot test, rather than pass silently.
+        let available = crate::kernels::tested_levels("every kernel");
         assert_eq!(available[0], Isa::Portable);
         assert!(available.contains(&Isa::active()));
-        // Say which levels this machine cannot test, rather than pass silently.
-        for isa in Isa::ALL.into_iter().filter(|isa| !available.contains(isa)) {
-            eprintln!("note: this CPU lacks {:?} ({:?}): its kernels are not run here", isa, isa.features());
+        for isa in Isa::ALL {
+            assert_eq!(isa.supported(), isa.features().iter().all(|f| cpu_has(f)), "{isa:?}");
+            assert_eq!(isa.supported(), available.contains(&isa), "{isa:?}");
+        }
+    }
+
+    #[test]
+    fn a_level_the_cpu_lacks_is_refused() {
+        for isa in Isa::ALL {
+            assert_eq!(std::panic::catch_unwind(|| isa.checked()).is_ok(), isa.supported(), "{isa:?}");
         }
     }
 }

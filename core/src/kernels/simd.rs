@@ -1,39 +1,5 @@
-//! What hand-written vector kernels in generic layer code need: a way to see
-//! `&[T]` as `&[f32]` (the kernels are f32 only) and the CPU check.
-//!
-//! Generic layer code is monomorphised in the user's crate, compiled for the
-//! x86-64 baseline (SSE2) unless the user sets `target-cpu`; kernels behind a
-//! `#[target_feature]` and a run-time check let the same binary use AVX-512
-//! where the CPU has it and still run on older ones.
-
-/// `s` as `&[f32]` when `T` is `f32`: lets generic layer code hand f32 data to
-/// hand-written vector kernels.
-#[inline(always)]
-pub(crate) fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: `T` is `f32`, checked by its type id.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
-}
-
-/// [`as_f32`] for a mutable slice.
-#[inline(always)]
-pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: as in `as_f32`.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
-}
-
-/// Whether the active level has AVX2 and FMA (see [`Isa::active`](super::Isa::active)).
-#[inline(always)]
-pub(crate) fn has_avx2() -> bool {
-    super::Isa::active() >= super::Isa::Avx2
-}
-
-/// Whether the active level is AVX-512 (F, VL, with AVX2 and FMA).
-#[inline(always)]
-pub(crate) fn has_avx512() -> bool {
-    super::Isa::active() == super::Isa::Avx512
-}
+//! The vector math the kernels share: `exp` and `ln` for each level's
+//! registers, and AVX2's `first_lanes` mask.
 
 /// The polynomials and constants the vector `exp` and `ln` of every width share.
 #[cfg(target_arch = "x86_64")]
@@ -58,10 +24,10 @@ mod cephes {
     ];
 }
 
-/// Vector `exp` and `ln` for f32 with AVX-512: the softmax cross-entropy of a
-/// small network spent a tenth of its training step in libm's scalar `expf`
-/// and `logf`. Within 2 ulp of the exact values (Cephes' polynomials, the
-/// exponent handled by `vscalefps` / `vgetexpps`), NaN passing through.
+/// Vector `exp` and `ln` for f32 with AVX-512, for the softmax cross-entropy
+/// in place of libm's scalar `expf` and `logf`. Within 2 ulp of the exact
+/// values (Cephes' polynomials, the exponent handled by `vscalefps` /
+/// `vgetexpps`), NaN passing through.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
     use std::arch::x86_64::*;
@@ -118,37 +84,6 @@ pub(crate) mod avx512 {
         let out = _mm512_mask_mov_ps(out, zero, _mm512_set1_ps(f32::NEG_INFINITY));
         _mm512_mask_mov_ps(out, inf, _mm512_set1_ps(f32::INFINITY))
     }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use crate::kernels::simd::tests::{check, exp_inputs, ln_inputs};
-
-        fn lanes(f: impl Fn(__m512) -> __m512, xs: &[f32]) -> Vec<f32> {
-            xs.chunks(16)
-                .flat_map(|c| {
-                    let mut v = [0.0f32; 16];
-                    v[..c.len()].copy_from_slice(c);
-                    let mut out = [0.0f32; 16];
-                    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f(_mm512_loadu_ps(v.as_ptr()))) };
-                    out[..c.len()].to_vec()
-                })
-                .collect()
-        }
-
-        #[test]
-        fn exp_and_ln_are_within_2_ulp_and_keep_special_values() {
-            if !crate::kernels::simd::has_avx512() {
-                return;
-            }
-            let xs = exp_inputs();
-            let got = lanes(|v| unsafe { exp(v) }, &xs);
-            check("exp", &got, &xs, f64::exp);
-            let ys = ln_inputs();
-            let got = lanes(|v| unsafe { ln(v) }, &ys);
-            check("ln", &got, &ys, f64::ln);
-        }
-    }
 }
 
 /// Vector `exp` and `ln` for f32 with AVX2 and FMA, for CPUs without AVX-512
@@ -165,7 +100,10 @@ pub(crate) mod avx2 {
     pub(crate) fn first_lanes(n: usize) -> __m256i {
         static ONES_THEN_ZEROS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
         debug_assert!(n <= 8);
-        unsafe { _mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(8 - n).cast()) }
+        let lanes = &ONES_THEN_ZEROS[8 - n.min(8)..][..8];
+        // SAFETY: `lanes` holds 8 i32s, one 256-bit register (an unaligned load);
+        // the CPU has AVX, part of this function's AVX2.
+        unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) }
     }
 
     /// `2^n` for integral `n` in −126..=127, built from its exponent bits.
@@ -238,42 +176,14 @@ pub(crate) mod avx2 {
         let out = special(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, _mm256_set1_ps(f32::INFINITY)), f32::INFINITY, out);
         special(_mm256_cmp_ps::<_CMP_NGE_UQ>(x, _mm256_setzero_ps()), f32::NAN, out)
     }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use crate::kernels::simd::tests::{check, exp_inputs, ln_inputs};
-
-        fn lanes(f: impl Fn(__m256) -> __m256, xs: &[f32]) -> Vec<f32> {
-            xs.chunks(8)
-                .flat_map(|c| {
-                    let mut v = [0.0f32; 8];
-                    v[..c.len()].copy_from_slice(c);
-                    let mut out = [0.0f32; 8];
-                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), f(_mm256_loadu_ps(v.as_ptr()))) };
-                    out[..c.len()].to_vec()
-                })
-                .collect()
-        }
-
-        #[test]
-        fn exp_and_ln_are_within_2_ulp_and_keep_special_values() {
-            if !crate::kernels::simd::has_avx2() {
-                return;
-            }
-            let xs = exp_inputs();
-            check("exp", &lanes(|v| unsafe { exp(v) }, &xs), &xs, f64::exp);
-            let ys = ln_inputs();
-            check("ln", &lanes(|v| unsafe { ln(v) }, &ys), &ys, f64::ln);
-        }
-    }
 }
 
-/// What the vector `exp` / `ln` tests of every instruction set share.
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
+    use crate::kernels::{tested_levels, Isa};
+
     /// Inputs for `exp`: a fine grid over the whole range and the edges.
-    pub(crate) fn exp_inputs() -> Vec<f32> {
+    fn exp_inputs() -> Vec<f32> {
         let mut xs: Vec<f32> = (-2080..=1780).map(|i| i as f32 * 0.05 + 0.013).collect();
         xs.extend([0.0, -0.0, 1.0, -1.0, 88.7, 89.5, -103.0, -150.0, -1e30, 1e30]);
         xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-7, -1e-7]);
@@ -281,7 +191,7 @@ pub(crate) mod tests {
     }
 
     /// Inputs for `ln`: 60 decades, a fine grid near 1 and the edges.
-    pub(crate) fn ln_inputs() -> Vec<f32> {
+    fn ln_inputs() -> Vec<f32> {
         let mut ys: Vec<f32> = (-300..=300).map(|i| 10f32.powf(i as f32 * 0.1) * 1.37).collect();
         ys.extend((1..2000).map(|i| i as f32 * 1e-3));
         ys.extend([1.0, 2.0, 0.5, std::f32::consts::SQRT_2, 1.4142134, f32::MIN_POSITIVE, 0.0, -1.0]);
@@ -290,7 +200,7 @@ pub(crate) mod tests {
     }
 
     /// Whether every result is within 2 ulp of the exact value (special values exactly).
-    pub(crate) fn check(name: &str, got: &[f32], xs: &[f32], exact: impl Fn(f64) -> f64) {
+    fn check(name: &str, got: &[f32], xs: &[f32], exact: impl Fn(f64) -> f64) {
         for (&g, &x) in got.iter().zip(xs) {
             // The exact value rounded to f32 (so beyond f32::MAX, ∞).
             let want = exact(x as f64) as f32 as f64;
@@ -302,6 +212,62 @@ pub(crate) mod tests {
                 ((g as f64 - want) / want).abs() <= 2.5e-7
             };
             assert!(ok, "{name}({x}) = {g}, want {want}");
+        }
+    }
+
+    /// `exp` (or `ln`) of each of `xs` at level `isa`, a register at a time (the
+    /// portable level: the standard library's scalar functions).
+    fn at_level(isa: Isa, xs: &[f32], ln: bool) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        fn lanes<const L: usize>(xs: &[f32], f: impl Fn(&mut [f32; L])) -> Vec<f32> {
+            let mut out = Vec::new();
+            for c in xs.chunks(L) {
+                let mut v = [0.0f32; L];
+                v[..c.len()].copy_from_slice(c);
+                f(&mut v);
+                out.extend_from_slice(&v[..c.len()]);
+            }
+            out
+        }
+        match isa.checked() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => lanes::<16>(xs, |v| {
+                use std::arch::x86_64::*;
+                #[target_feature(enable = "avx512f")]
+                fn apply(v: &mut [f32; 16], ln: bool) {
+                    // SAFETY: 16 values, one whole register; AVX-512F is this function's.
+                    let x = unsafe { _mm512_loadu_ps(v.as_ptr()) };
+                    let y = if ln { super::avx512::ln(x) } else { super::avx512::exp(x) };
+                    // SAFETY: as for the load.
+                    unsafe { _mm512_storeu_ps(v.as_mut_ptr(), y) };
+                }
+                // SAFETY: `checked` asserted that the CPU has the level's features.
+                unsafe { apply(v, ln) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => lanes::<8>(xs, |v| {
+                use std::arch::x86_64::*;
+                #[target_feature(enable = "avx2,fma")]
+                fn apply(v: &mut [f32; 8], ln: bool) {
+                    // SAFETY: 8 values, one whole register; AVX2 is this function's.
+                    let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+                    let y = if ln { super::avx2::ln(x) } else { super::avx2::exp(x) };
+                    // SAFETY: as for the load.
+                    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), y) };
+                }
+                // SAFETY: `checked` asserted that the CPU has the level's features.
+                unsafe { apply(v, ln) }
+            }),
+            _ => xs.iter().map(|&x| if ln { x.ln() } else { x.exp() }).collect(),
+        }
+    }
+
+    #[test]
+    fn exp_and_ln_are_within_2_ulp_and_keep_special_values_at_every_level() {
+        let (xs, ys) = (exp_inputs(), ln_inputs());
+        for isa in tested_levels("vector exp and ln") {
+            check(&format!("{isa:?} exp"), &at_level(isa, &xs, false), &xs, f64::exp);
+            check(&format!("{isa:?} ln"), &at_level(isa, &ys, true), &ys, f64::ln);
         }
     }
 }

@@ -10,9 +10,12 @@
 //! dimension of a product, so every output element is computed by the same
 //! operations in the same order whatever the thread count: results do not
 //! depend on it.
+//!
+//! The pool knows nothing of the kernels it runs: per-thread set-up (the
+//! product's packing buffer) is a hook the kernels register with
+//! [`on_worker_start`].
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -55,16 +58,51 @@ pub fn threads() -> usize {
 const MAX_WORKERS: usize = 63;
 
 /// How long an idle worker spins before it sleeps: long enough to cover the
-/// gaps between the products of one training step (the optimizer step of the
-/// mlp takes about 60 µs), short enough not to burn a shared core when nothing runs.
+/// gaps between the products of one training step (an optimizer step between
+/// them), short enough not to burn a shared core when nothing runs.
 const SPIN: Duration = Duration::from_micros(200);
 
-/// A job: a borrowed closure called with the part index.
-type Job = *const (dyn Fn(usize) + Sync);
+/// A job: a borrowed closure called with the part index, reached through the
+/// dispatcher's reference to it (a thin pointer, so it is published atomically).
+/// Its lifetime is erased: the dispatcher returns only once every part is done.
+type Job = *const &'static (dyn Fn(usize) + Sync);
+
+/// Set-up every worker runs once before its first part: what
+/// [`on_worker_start`] registered.
+static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+/// How many hooks `HOOKS` holds, readable without its lock.
+static HOOK_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers `hook` to run once on every worker thread (per-thread set-up
+/// such as a buffer sized once): a worker started later runs it when it
+/// starts, one already running by the end of the next parallel call. Either
+/// way its allocations belong to that call, never to a later one, so the
+/// training steps after the first allocate nothing. Register each hook once;
+/// a hook must not panic.
+pub(crate) fn on_worker_start(hook: fn()) {
+    let mut hooks = HOOKS.lock().unwrap_or_else(|p| p.into_inner());
+    hooks.push(hook);
+    HOOK_COUNT.store(hooks.len(), Release);
+}
+
+/// Runs the hooks registered since this worker ran its first `ran`, then
+/// publishes the new count in `slot` (the lock is not held while a hook runs).
+fn catch_up(ran: &mut usize, slot: &AtomicUsize) {
+    while *ran < HOOK_COUNT.load(Acquire) {
+        let hook = HOOKS.lock().unwrap_or_else(|p| p.into_inner()).get(*ran).copied();
+        match hook {
+            Some(hook) => hook(),
+            None => break,
+        }
+        *ran += 1;
+    }
+    slot.store(*ran, Release);
+}
 
 struct Pool {
-    /// Published job; written only by the dispatcher holding `dispatch`, before `state` moves.
-    job: UnsafeCell<Option<Job>>,
+    /// Published job (null before the first); written only by the dispatcher
+    /// holding `dispatch`, before `state` moves, and called only through a claim.
+    job: AtomicPtr<&'static (dyn Fn(usize) + Sync)>,
     /// How many parts the current job has.
     parts: AtomicUsize,
     /// `epoch << 32 | next part to claim`: parts are claimed by compare-and-swap,
@@ -78,6 +116,10 @@ struct Pool {
     started: AtomicUsize,
     /// Workers that have finished setting up (their allocations are behind them).
     ready: AtomicUsize,
+    /// How many hooks each worker (by index) has run.
+    hooked: [AtomicUsize; MAX_WORKERS],
+    /// How many hooks every started worker is known to have run (the dispatcher's).
+    synced: AtomicUsize,
     /// One dispatcher at a time; others run their work serially.
     dispatch: Mutex<()>,
     sleep: Mutex<()>,
@@ -86,23 +128,17 @@ struct Pool {
     poisoned: AtomicBool,
 }
 
-// SAFETY: `job` and `parts` are written only while `dispatch` is held and every
-// part of the previous job has finished, and read by workers only after they
-// observed the new epoch with Acquire ordering; a claim (compare-and-swap on
-// `state`) succeeds only while that epoch is still running.
-unsafe impl Sync for Pool {}
-// SAFETY: as above; the pool lives in a static and is never moved between threads.
-unsafe impl Send for Pool {}
-
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
-        job: UnsafeCell::new(None),
+        job: AtomicPtr::new(std::ptr::null_mut()),
         parts: AtomicUsize::new(0),
         state: AtomicU64::new(0),
         done: AtomicUsize::new(0),
         started: AtomicUsize::new(0),
         ready: AtomicUsize::new(0),
+        hooked: [const { AtomicUsize::new(0) }; MAX_WORKERS],
+        synced: AtomicUsize::new(0),
         dispatch: Mutex::new(()),
         sleep: Mutex::new(()),
         wake: Condvar::new(),
@@ -136,19 +172,51 @@ impl Pool {
 
     /// Runs one claimed part and counts it done.
     fn run_part(&self, job: Job, part: usize) {
-        // SAFETY: the part was claimed in a running epoch, whose dispatcher
-        // keeps the closure alive until every part is counted done.
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job)(part) }));
+        // SAFETY: the part was claimed in a running epoch, so `job` is that
+        // epoch's (published before the epoch, replaced only after every part of
+        // it is done), and its dispatcher keeps the closure and the reference
+        // `job` points to alive until every part is counted done.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (**job)(part) }));
         if run.is_err() {
             self.poisoned.store(true, Relaxed);
         }
         self.done.fetch_add(1, Release);
     }
+
+    /// Wakes the workers asleep waiting for an epoch.
+    fn wake_sleepers(&self) {
+        if self.sleeping.load(SeqCst) > 0 {
+            drop(self.sleep.lock().unwrap_or_else(|p| p.into_inner()));
+            self.wake.notify_all();
+        }
+    }
+
+    /// Makes every started worker run the hooks registered so far, before the
+    /// dispatcher returns: an epoch without parts wakes them, and each catches
+    /// up before it looks for work. Called by the dispatcher (holding `dispatch`)
+    /// once every part of its job is done.
+    fn sync_hooks(&self) {
+        let count = HOOK_COUNT.load(Acquire);
+        let started = self.started.load(Relaxed);
+        let behind = || self.hooked[..started].iter().any(|ran| ran.load(Acquire) < count);
+        if behind() {
+            self.parts.store(0, Release);
+            let epoch = (self.state.load(Acquire) >> 32) + 1;
+            self.state.store(epoch << 32, SeqCst);
+            self.wake_sleepers();
+            while behind() {
+                std::thread::yield_now();
+            }
+        }
+        self.synced.store(count, Relaxed);
+    }
 }
 
-/// A worker's loop; `seen` is the epoch at its spawning, so it never misses the first job.
-fn worker(pool: &'static Pool, mut seen: u64) {
-    crate::kernels::sgemm::reserve_pack_buffer();
+/// A worker's loop; `index` is its slot in `hooked`, `seen` the epoch at its
+/// spawning, so it never misses the first job.
+fn worker(pool: &'static Pool, index: usize, mut seen: u64) {
+    let mut ran = 0;
+    catch_up(&mut ran, &pool.hooked[index]);
     pool.ready.fetch_add(1, Release);
     loop {
         // Wait for a new epoch: spin a little, then sleep.
@@ -174,8 +242,11 @@ fn worker(pool: &'static Pool, mut seen: u64) {
             }
         };
         seen = epoch;
-        // SAFETY: read after observing the epoch; only used through a successful claim.
-        if let Some(job) = unsafe { *pool.job.get() } {
+        // Hooks registered since the last epoch, before any part of this one.
+        catch_up(&mut ran, &pool.hooked[index]);
+        // Read after observing the epoch; used only through a claim in it.
+        let job = pool.job.load(Acquire);
+        if !job.is_null() {
             pool.work(epoch, job);
         }
     }
@@ -197,8 +268,9 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     while pool.started.load(Relaxed) < workers {
         let index = pool.started.load(Relaxed) + 1;
         let epoch = pool.state.load(Acquire) >> 32;
-        let spawned =
-            std::thread::Builder::new().name(format!("staticnet-{index}")).spawn(move || worker(pool, epoch));
+        let spawned = std::thread::Builder::new()
+            .name(format!("staticnet-{index}"))
+            .spawn(move || worker(pool, index - 1, epoch));
         if spawned.is_err() {
             break;
         }
@@ -209,9 +281,9 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     while pool.ready.load(Acquire) < pool.started.load(Relaxed) {
         std::thread::yield_now();
     }
-    // SAFETY: lifetime erased; we return only once every part has finished.
-    let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
-    unsafe { *pool.job.get() = Some(job) };
+    // `f` lives on this frame, which returns only once every part has finished.
+    let job: Job = std::ptr::from_ref(&f).cast();
+    pool.job.store(job.cast_mut(), Release);
     pool.parts.store(parts, Release);
     pool.done.store(0, Release);
     let epoch = (pool.state.load(Acquire) >> 32) + 1;
@@ -219,10 +291,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     // starts on it at once and the same part of every product (the same rows
     // or columns, so the same data) stays on the same core from step to step.
     pool.state.store(epoch << 32 | 1, SeqCst);
-    if pool.sleeping.load(SeqCst) > 0 {
-        drop(pool.sleep.lock().unwrap_or_else(|p| p.into_inner()));
-        pool.wake.notify_all();
-    }
+    pool.wake_sleepers();
     pool.run_part(job, 0);
     // Then any part no worker has claimed yet (a worker the OS has not run).
     pool.work(epoch, job);
@@ -235,6 +304,11 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
             std::hint::spin_loop();
         }
     }
+    // Hooks registered before or during this call (a kernel's first use may be
+    // inside a part): run on every worker before returning.
+    if HOOK_COUNT.load(Acquire) > pool.synced.load(Relaxed) {
+        pool.sync_hooks();
+    }
     if pool.poisoned.swap(false, Relaxed) {
         // A bug in a kernel, not a user error: carry the failure to the caller.
         std::panic::resume_unwind(Box::new("a staticnet worker thread panicked"));
@@ -244,7 +318,9 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 /// Mutable slices split between threads: each part gets disjoint ranges.
 pub(crate) struct SharedSlice<T>(*mut T, usize);
 
-// SAFETY: only handed out as disjoint ranges, one per part of a `for_ranges` call.
+// SAFETY: the slice is reached only through `range`, whose callers promise
+// disjoint ranges (one per part of a split call), so sharing it between threads
+// moves `T`s across them as `&mut [T]` does, which `T: Send` allows.
 unsafe impl<T: Send> Sync for SharedSlice<T> {}
 
 impl<T> SharedSlice<T> {
@@ -253,10 +329,13 @@ impl<T> SharedSlice<T> {
     }
 
     /// # Safety
-    /// `range` lies within the slice and no other live reference overlaps it.
+    /// `range` lies within the slice, which is still alive (neither freed nor
+    /// moved since [`SharedSlice::new`]), and no other live reference overlaps it.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn range(&self, range: std::ops::Range<usize>) -> &mut [T] {
         debug_assert!(range.end <= self.1);
+        // SAFETY: inside the slice `new` borrowed (the caller's promise), and not
+        // overlapping any other live reference to it.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
     }
 }

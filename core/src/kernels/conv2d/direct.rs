@@ -1,7 +1,7 @@
 //! The convolution straight from the input, without im2col (AVX-512 only):
 //! [`Direct`] exists only where it runs, and [`Padded`] says what it reads.
 
-use super::{runs_here, Isa};
+use super::Isa;
 use crate::layers::Conv2dGeometry;
 
 /// The direct convolution kernels of one layer: they read the input (or a
@@ -20,7 +20,7 @@ impl Direct {
     /// (or this CPU cannot run `isa`).
     pub(crate) fn new(isa: Isa, g: &Conv2dGeometry) -> Option<Direct> {
         match isa {
-            Isa::Avx512 if cfg!(target_arch = "x86_64") && runs_here(isa) && g.stride[1] == 1 => {
+            Isa::Avx512 if cfg!(target_arch = "x86_64") && isa.supported() && g.stride[1] == 1 => {
                 Some(Direct { g: *g, pad: Padded::of(g) })
             }
             _ => None,

@@ -9,8 +9,6 @@
 //! (and with fused multiply-adds), so results depend on the level, never on
 //! anything else; the AVX2 and AVX-512 `product` give the same bits.
 
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -23,7 +21,6 @@ mod tests;
 pub(crate) use direct::Direct;
 
 use super::Isa;
-use std::sync::OnceLock;
 
 /// `out[r·n + p] = init[r] + Σ_j a[r·inner + j] · b[j·n + p]` (`init` zero if
 /// absent): `out` is `rows × n`, `a` is `rows × inner`, `b` is `inner × n`.
@@ -38,7 +35,7 @@ pub(crate) fn product(
 ) {
     let rows = out.len() / n.max(1);
     assert!(
-        runs_here(isa)
+        isa.supported()
             && a.len() >= rows * inner
             && b.len() >= inner * n
             && init.is_none_or(|i| i.len() >= rows),
@@ -46,7 +43,7 @@ pub(crate) fn product(
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `runs_here` checked the level's CPU features; lengths asserted above.
+        // SAFETY: `isa.supported()` checked the level's CPU features; lengths asserted above.
         Isa::Avx512 => unsafe { avx512::product(out, n, a, inner, b, init) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -60,7 +57,7 @@ pub(crate) fn product(
 pub(crate) fn gram_add(isa: Isa, out: &mut [f32], n: usize, a: &[f32], b: &[f32]) {
     let (rows, cols) = (a.len() / n.max(1), b.len() / n.max(1));
     assert!(
-        runs_here(isa) && out.len() >= rows * cols,
+        isa.supported() && out.len() >= rows * cols,
         "conv2d::gram_add: output too short, or a level this CPU lacks"
     );
     match isa {
@@ -72,11 +69,4 @@ pub(crate) fn gram_add(isa: Isa, out: &mut [f32], n: usize, a: &[f32], b: &[f32]
         Isa::Avx2 => unsafe { avx2::gram_add(out, n, a, b) },
         _ => portable::gram_add(out, n, a, b),
     }
-}
-
-/// Whether this CPU has every feature of `isa` (detected once): the entry
-/// points check it on every call, so no caller can run a level the CPU lacks.
-fn runs_here(isa: Isa) -> bool {
-    static BEST: OnceLock<Isa> = OnceLock::new();
-    isa <= *BEST.get_or_init(|| Isa::available().into_iter().max().unwrap_or(Isa::Portable))
 }

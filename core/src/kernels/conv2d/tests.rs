@@ -3,15 +3,6 @@
 use super::*;
 use crate::layers::Conv2dGeometry;
 
-/// The levels to test, after a note naming the ones this CPU cannot run.
-fn levels() -> Vec<Isa> {
-    let available = Isa::available();
-    for isa in Isa::ALL.into_iter().filter(|isa| !available.contains(isa)) {
-        eprintln!("note: this CPU lacks {isa:?}: its convolution kernels are not run here");
-    }
-    available
-}
-
 fn values(len: usize, seed: usize) -> Vec<f32> {
     (0..len).map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) / 17.0).collect()
 }
@@ -25,7 +16,7 @@ fn assert_near(got: f32, exact: f64, what: &str) {
 /// against f64 sums.
 #[test]
 fn products_match_f64_sums_on_every_block_edge_at_every_level() {
-    for isa in levels() {
+    for isa in crate::kernels::tested_levels("convolution") {
         for (rows, inner, n) in
             [(1, 1, 1), (3, 9, 7), (4, 9, 8), (5, 2, 23), (8, 9, 24), (9, 13, 25), (16, 27, 50)]
         {
@@ -65,7 +56,7 @@ fn products_match_f64_sums_on_every_block_edge_at_every_level() {
 fn the_vector_products_are_the_same_ordered_fused_sum() {
     let (rows, inner, n) = (9, 11, 29);
     let (a, b, init) = (values(rows * inner, 7), values(inner * n, 8), values(rows, 9));
-    for isa in levels().into_iter().filter(|&isa| isa > Isa::Portable) {
+    for isa in crate::kernels::tested_levels("convolution").into_iter().filter(|&isa| isa > Isa::Portable) {
         let mut out = vec![0.0f32; rows * n];
         product(isa, &mut out, n, &a, inner, &b, Some(&init));
         for (r, p) in (0..rows).flat_map(|r| (0..n).map(move |p| (r, p))) {
@@ -119,7 +110,7 @@ fn the_direct_kernels_compute_the_convolution() {
         Conv2dGeometry::symmetric(2, 9, 13, 11, [2, 5], [2, 1], [2, 2], [3, 1]),
     ];
     let mut ran = false;
-    for isa in levels() {
+    for isa in crate::kernels::tested_levels("convolution") {
         for g in &geometries {
             let Some(direct) = Direct::new(isa, g) else { continue };
             ran = true;

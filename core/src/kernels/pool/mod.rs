@@ -6,8 +6,6 @@
 //! directly. Pooling only compares and copies, so every level gives the same
 //! bits.
 
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -17,7 +15,6 @@ pub(crate) mod portable;
 mod tests;
 
 use super::Isa;
-use std::sync::OnceLock;
 
 /// 2×2 max pooling with stride 2 of one channel plane `xp` (rows `w` wide)
 /// into `y` (`out_w` wide), recording each output's window position (0..4,
@@ -35,7 +32,7 @@ pub(crate) fn max_pool_2x2(
 ) {
     let rows = xp.len() / (2 * w).max(1);
     assert!(
-        runs_here(isa)
+        isa.supported()
             && 2 * out_w <= w
             && y.len() >= rows * out_w
             && arg.as_ref().is_none_or(|a| a.len() >= rows * out_w)
@@ -44,7 +41,7 @@ pub(crate) fn max_pool_2x2(
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `runs_here` checked the level's CPU features; lengths asserted above.
+        // SAFETY: `isa.supported()` checked the level's CPU features; lengths asserted above.
         Isa::Avx512 => unsafe { avx512::max_pool_2x2(xp, w, y, out_w, arg, relu) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
@@ -74,7 +71,7 @@ pub(crate) fn max_pool_2x2_backward(
 ) {
     let rows = dxp.len() / (2 * w).max(1);
     assert!(
-        runs_here(isa)
+        isa.supported()
             && 2 * out_w <= w
             && dy.len() >= rows * out_w
             && arg.len() >= rows * out_w
@@ -83,7 +80,7 @@ pub(crate) fn max_pool_2x2_backward(
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `runs_here` checked the level's CPU features; lengths asserted above.
+        // SAFETY: `isa.supported()` checked the level's CPU features; lengths asserted above.
         Isa::Avx512 => unsafe { avx512::max_pool_2x2_backward(dxp, w, dy, arg, out_w, relu) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
@@ -95,11 +92,4 @@ pub(crate) fn max_pool_2x2_backward(
         }
         _ => portable::max_pool_2x2_backward(dxp, w, dy, arg, out_w, relu),
     }
-}
-
-/// Whether this CPU has every feature of `isa` (detected once): the entry
-/// points check it on every call, so no caller can run a level the CPU lacks.
-fn runs_here(isa: Isa) -> bool {
-    static BEST: OnceLock<Isa> = OnceLock::new();
-    isa <= *BEST.get_or_init(|| Isa::available().into_iter().max().unwrap_or(Isa::Portable))
 }

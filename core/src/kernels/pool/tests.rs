@@ -3,15 +3,6 @@
 
 use super::*;
 
-/// The levels to test, after a note naming the ones this CPU cannot run.
-fn levels() -> Vec<Isa> {
-    let available = Isa::available();
-    for isa in Isa::ALL.into_iter().filter(|isa| !available.contains(isa)) {
-        eprintln!("note: this CPU lacks {isa:?}: its pooling kernels are not run here");
-    }
-    available
-}
-
 /// Values with ties, zeros of both signs, negatives, NaN and infinities, all exact in f32.
 fn awkward(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
@@ -71,7 +62,7 @@ fn run_f64((w, h, out_w): (usize, usize, usize), relu: bool, seed: usize) -> [Ve
 
 #[test]
 fn every_level_gives_the_bits_of_the_portable_f64_loops() {
-    for isa in levels() {
+    for isa in crate::kernels::tested_levels("pooling") {
         for (k, &plane) in PLANES.iter().enumerate() {
             let tiles = plane.0 == 2 * plane.2 && plane.1 % 2 == 0;
             for relu in [false, tiles] {
@@ -89,7 +80,7 @@ fn every_level_gives_the_bits_of_the_portable_f64_loops() {
 /// The ReLU fused into the pooling gives what a ReLU and then the pooling give.
 #[test]
 fn the_fused_relu_equals_a_relu_then_the_pooling_at_every_level() {
-    for isa in levels() {
+    for isa in crate::kernels::tested_levels("pooling") {
         for (k, &(w, h, out_w)) in PLANES.iter().enumerate().filter(|(_, p)| p.0 == 2 * p.2 && p.1 % 2 == 0) {
             let x = awkward(w * h, k);
             let out = (h / 2) * out_w;

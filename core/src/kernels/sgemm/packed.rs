@@ -2,16 +2,19 @@
 //! each `KC`-deep slice of the inner dimension, `B` is packed into `NR`-wide
 //! panels and `A` into `MR`-tall panels (zero-padded, per thread, into a reused
 //! buffer), and an `MR×NR` register tile of `C` is accumulated by the
-//! micro-kernel (AVX-512, AVX2, or portable). The AVX2 kernel reads a `B`
-//! whose columns are contiguous (a batch of samples) where it lies instead:
-//! [`Kernel::run_in_place`], the same bits.
+//! micro-kernel (`micro.rs`: AVX-512, AVX2, or portable). The AVX2 kernel reads
+//! a `B` whose columns are contiguous (a batch of samples) where it lies
+//! instead: `Kernel::run_in_place`, the same bits.
 
+#[cfg(target_arch = "x86_64")]
+use super::micro::{Avx2Kernel, Avx512Kernel};
+use super::micro::{GenericKernel, Kernel};
 use super::{transpose8x8, Mat, MatMut};
 use std::cell::RefCell;
 
 /// The deepest packed slice of the inner dimension any kernel uses
 /// ([`Kernel::KC`]), for sizing the packing buffers.
-const KC_MAX: usize = 400;
+pub(super) const KC_MAX: usize = 400;
 /// Rows of `A` packed at once (kept in L2).
 const MC: usize = 192;
 /// Columns of `B` packed at once.
@@ -34,66 +37,10 @@ pub(crate) fn reserve_pack_buffer() {
     let _ = pack_buffer(PACK_CAPACITY);
 }
 
-/// A micro-kernel: `out[i + j·ld] (+)= Σ_p a[p·MR + i]·b[p·NR + j]` for an
-/// `MR×NR` tile whose columns are `ld` apart (rows contiguous): either a scratch
-/// tile, or `C` itself when the tile is whole and needs no scaling, which saves
-/// a pass through memory per tile.
-trait Kernel {
-    const MR: usize;
-    const NR: usize;
-    /// Depth of one packed slice of the inner dimension (at most [`KC_MAX`]).
-    const KC: usize;
-    /// Whether AVX is available, so packing may transpose 8×8 blocks in registers.
-    const AVX: bool;
-    /// # Safety
-    /// `a` holds `kc·MR`, `b` `kc·NR` elements; `out` addresses an `MR×NR`
-    /// tile with column stride `ld`, read only when `accumulate`.
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool);
-    /// Whether [`Kernel::run_in_place`] exists: the kernel can read `NR`
-    /// columns of `B` where they lie when each is contiguous along the inner
-    /// dimension, so such a `B` (a batch of samples) is never packed.
-    const B_IN_PLACE: bool = false;
-    /// [`Kernel::run`] with column `j` of the `B` panel read from
-    /// `b + j·ldb .. + kc` rather than from a packed panel, with the same
-    /// arithmetic in the same order: the results are the same bits.
-    ///
-    /// # Safety
-    /// As [`Kernel::run`], with `NR` columns of `kc` values at `b + j·ldb`;
-    /// only called when [`Kernel::B_IN_PLACE`].
-    unsafe fn run_in_place(
-        _kc: usize,
-        _a: *const f32,
-        _b: *const f32,
-        _ldb: usize,
-        _out: *mut f32,
-        _ld: usize,
-        _accumulate: bool,
-    ) {
-        unreachable!("only kernels with B_IN_PLACE read B in place")
-    }
-    /// Whether [`Kernel::run_narrow`] exists.
-    const NARROW: bool = false;
-    /// The first two columns of a packed `B` panel against two `A` panels
-    /// (`2·MR` rows) into `out` (column stride `ld`, overwritten), with the
-    /// same arithmetic per element as [`Kernel::run`]: for a last panel of at
-    /// most two columns, where `run` would spend most of its multiply-adds on
-    /// the zero padding.
-    ///
-    /// # Safety
-    /// `a0` and `a1` hold `kc·MR` elements, `b` `kc·NR`; `out` addresses a
-    /// `2·MR × 2` tile; only called when [`Kernel::NARROW`].
-    unsafe fn run_narrow(
-        _kc: usize,
-        _a0: *const f32,
-        _a1: *const f32,
-        _b: *const f32,
-        _out: *mut f32,
-        _ld: usize,
-    ) {
-        unreachable!("only kernels with NARROW have a narrow tile")
-    }
-}
-
+/// The blocked product with AVX-512's kernel.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm); the CPU supports AVX-512 F and VL, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -107,9 +54,14 @@ pub(super) unsafe fn packed_avx512(
     beta: f32,
     c: MatMut,
 ) {
+    // SAFETY: the caller's promise, passed on; the CPU has the kernel's features.
     unsafe { packed::<Avx512Kernel>(m, k, n, alpha, a, b, beta, c) }
 }
 
+/// The blocked product with AVX2's kernel.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm); the CPU supports AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -123,10 +75,14 @@ pub(super) unsafe fn packed_avx2(
     beta: f32,
     c: MatMut,
 ) {
+    // SAFETY: the caller's promise, passed on; the CPU has the kernel's features.
     unsafe { packed::<Avx2Kernel>(m, k, n, alpha, a, b, beta, c) }
 }
 
 /// The blocked product on processors without AVX2.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm).
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn packed_portable(
     m: usize,
@@ -138,11 +94,15 @@ pub(super) unsafe fn packed_portable(
     beta: f32,
     c: MatMut,
 ) {
+    // SAFETY: the caller's promise, passed on; the kernel is plain Rust.
     unsafe { packed::<GenericKernel>(m, k, n, alpha, a, b, beta, c) }
 }
 
 /// The blocked product; inlined into each ISA's entry point so the packing and
 /// the tile stores are compiled for that ISA too.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm); the CPU supports `K`'s level.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
@@ -161,6 +121,8 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
     // compiled with this function's target features.
     let (base, _local) = pack_buffer(need);
     let off = base.align_offset(64).min(16);
+    // SAFETY: the buffer holds `need = a_len + b_len + 32` values and `off ≤ 16`,
+    // so the A panels (`a_len`) and then the B panels (`b_len`) fit in it.
     let (ap, bp) = unsafe {
         let ap = base.add(off);
         (ap, ap.add(a_len))
@@ -181,15 +143,23 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
             // lie (each part of a product split by rows would otherwise pack all
             // of it); a last, narrower panel is packed, zero-padded, at `bp`.
             let in_place_cols = if in_place { nc / nr * nr } else { 0 };
+            // SAFETY: rows `pc..pc + kc` of columns `jc + in_place_cols..jc + nc` are
+            // inside B; their panels, `nc` rounded up to `nr` by `kc`, fit in the
+            // `nc_max·kc_max` values at `bp` (`nc_max` is a multiple of `nr`).
             unsafe { pack_b(kc, nc - in_place_cols, nr, b, pc, jc + in_place_cols, bp, K::AVX) };
             let mut ic = 0;
             while ic < m {
                 let mc = (m - ic).min(mc_max);
+                // SAFETY: as for B: rows `ic..ic + mc` of A by `kc` columns, into
+                // the `mc_max·kc_max` values at `ap`.
                 unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
                 let mut jr = 0;
                 while jr < nc {
                     let nr_ = (nc - jr).min(nr);
                     let in_place_panel = jr < in_place_cols;
+                    // SAFETY: a panel read in place is `nr` whole columns of B
+                    // (`jr < in_place_cols`, whole panels only) from row `pc`;
+                    // a packed one starts inside the panels `pack_b` wrote.
                     let bpanel = unsafe {
                         if in_place_panel {
                             b.ptr.offset(pc as isize + (jc + jr) as isize * b.cs)
@@ -200,7 +170,17 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
                     let mut ir = 0;
                     while ir < mc {
                         let mr_ = (mc - ir).min(mr);
+                        // SAFETY: `ir < mc`: a panel `pack_a` wrote.
                         let apanel = unsafe { ap.add(ir * kc) };
+                        // SAFETY: `cp` is C's element (ic + ir, jc + jr). The narrow
+                        // tile reads two whole A panels (`mc - ir ≥ 2·mr`) and one
+                        // packed B panel, and writes `2·mr × 2` values into `tile`
+                        // (512 values, more than any tile); `store_tile` writes the
+                        // `mr_ × nr_` block of C at `cp`, inside C. A whole tile is
+                        // written straight into column-major C (`ld = c.cs`); any
+                        // other into `tile`. An in-place panel is `nr` whole
+                        // columns of B. The CPU supports `K`'s level (the caller's
+                        // promise).
                         unsafe {
                             let cp = c.ptr.offset((ic + ir) as isize * c.rs + (jc + jr) as isize * c.cs);
                             // A last panel of one or two columns: two row panels at a time.
@@ -261,14 +241,22 @@ fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
 
 /// Packs `B[pc.., jc..]` (`kc × nc`) into `NR`-wide panels, `bp[panel][p][j]`,
 /// zero-padded: the packing of `A` applied to `Bᵀ` (the same layout, rows for columns).
+///
+/// # Safety
+/// As [`pack_a`] for `Bᵀ`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, bp: *mut f32, avx: bool) {
     let bt = Mat { ptr: b.ptr, rs: b.cs, cs: b.rs };
+    // SAFETY: the caller's promise for B is `pack_a`'s for `Bᵀ`, the same memory.
     unsafe { pack_a(nc, kc, nr, bt, jc, pc, bp, avx) }
 }
 
 /// Packs `A[ic.., pc..]` (`mc × kc`) into `MR`-tall panels, `ap[panel][p][i]`, zero-padded.
+///
+/// # Safety
+/// Rows `ic..ic + mc` by columns `pc..pc + kc` lie in `A`; `ap` has room for
+/// `mc` rounded up to `mr`, by `kc`; with `avx`, the CPU supports AVX.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, ap: *mut f32, avx: bool) {
@@ -276,7 +264,11 @@ unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, 
     let mut dst = ap;
     while i0 < mc {
         let h = (mc - i0).min(mr);
+        // SAFETY: element (ic + i0, pc), inside A (`i0 < mc`).
         let src = unsafe { a.ptr.offset((ic + i0) as isize * a.rs + pc as isize * a.cs) };
+        // SAFETY: each branch reads the panel's `h` rows (whole 8×8 blocks only
+        // when `h = mr`, with AVX only when `avx`) by `kc` columns, all inside
+        // A, and writes `kc·mr` values at `dst`, inside the room the caller gave.
         unsafe {
             if a.rs == 1 && h == mr {
                 for p in 0..kc {
@@ -331,6 +323,10 @@ unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, 
 }
 
 /// `C[0..mr_, 0..nr_] = alpha·tile + beta·C` (C not read when beta is 0).
+///
+/// # Safety
+/// `c` addresses an `mr_ × nr_` block with strides `rsc`, `csc`, `mr_ ≤ mr`,
+/// and `tile` holds `nr_` columns of `mr`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn store_tile(
@@ -344,6 +340,8 @@ unsafe fn store_tile(
     rsc: isize,
     csc: isize,
 ) {
+    // SAFETY: only elements of the caller's `mr_ × nr_` block are reached
+    // (as contiguous columns when `rsc` is 1); `tile` is indexed with bounds checks.
     unsafe {
         if rsc == 1 {
             for j in 0..nr_ {
@@ -368,178 +366,6 @@ unsafe fn store_tile(
                     let t = tile[j * mr + i];
                     *p = if beta == 0.0 { alpha * t } else { alpha * t + beta * *p };
                 }
-            }
-        }
-    }
-}
-
-/// 32×8 tiles in 16 ZMM accumulators (10 loads per 16 FMAs).
-#[cfg(target_arch = "x86_64")]
-struct Avx512Kernel;
-
-#[cfg(target_arch = "x86_64")]
-impl Kernel for Avx512Kernel {
-    const MR: usize = 32;
-    const NR: usize = 8;
-    const KC: usize = 256;
-    const AVX: bool = true;
-    #[inline(always)]
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
-        use std::arch::x86_64::*;
-        unsafe {
-            let mut c0 = [_mm512_setzero_ps(); 8];
-            let mut c1 = [_mm512_setzero_ps(); 8];
-            let (mut a, mut b) = (a, b);
-            for _ in 0..kc {
-                let a0 = _mm512_loadu_ps(a);
-                let a1 = _mm512_loadu_ps(a.add(16));
-                for j in 0..8 {
-                    let bj = _mm512_set1_ps(*b.add(j));
-                    c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
-                    c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
-                }
-                a = a.add(32);
-                b = b.add(8);
-            }
-            for j in 0..8 {
-                let (p0, p1) = (out.add(j * ld), out.add(j * ld + 16));
-                if accumulate {
-                    c0[j] = _mm512_add_ps(c0[j], _mm512_loadu_ps(p0));
-                    c1[j] = _mm512_add_ps(c1[j], _mm512_loadu_ps(p1));
-                }
-                _mm512_storeu_ps(p0, c0[j]);
-                _mm512_storeu_ps(p1, c1[j]);
-            }
-        }
-    }
-}
-
-/// 16×6 tiles in 12 YMM accumulators.
-#[cfg(target_arch = "x86_64")]
-struct Avx2Kernel;
-
-#[cfg(target_arch = "x86_64")]
-impl Kernel for Avx2Kernel {
-    const MR: usize = 16;
-    const NR: usize = 6;
-    // Deeper than AVX-512's: the 784-deep products in 2 slices, not 4, so C's
-    // tiles are loaded and stored half as often (mlp_train_b128 ~6% faster
-    // on Zen 3, whose 32 KiB L1 still holds a 6-wide B panel of that depth).
-    const KC: usize = 400;
-    const AVX: bool = true;
-    #[inline(always)]
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
-        unsafe { avx2_tile::<6>(kc, a, b, 1, out, ld, accumulate) }
-    }
-    const B_IN_PLACE: bool = true;
-    #[inline(always)]
-    unsafe fn run_in_place(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        ldb: usize,
-        out: *mut f32,
-        ld: usize,
-        accumulate: bool,
-    ) {
-        unsafe { avx2_tile::<1>(kc, a, b, ldb, out, ld, accumulate) }
-    }
-    const NARROW: bool = true;
-    /// 32×2 in eight YMM accumulators: as many independent sums as the 16×6
-    /// tile's multiply-adds need in flight, at a third of its padding's cost.
-    #[inline(always)]
-    unsafe fn run_narrow(kc: usize, a0: *const f32, a1: *const f32, b: *const f32, out: *mut f32, ld: usize) {
-        use std::arch::x86_64::*;
-        unsafe {
-            let mut c = [[_mm256_setzero_ps(); 4]; 2];
-            for p in 0..kc {
-                let a = [
-                    _mm256_loadu_ps(a0.add(p * 16)),
-                    _mm256_loadu_ps(a0.add(p * 16 + 8)),
-                    _mm256_loadu_ps(a1.add(p * 16)),
-                    _mm256_loadu_ps(a1.add(p * 16 + 8)),
-                ];
-                for (j, c) in c.iter_mut().enumerate() {
-                    let bj = _mm256_broadcast_ss(&*b.add(p * 6 + j));
-                    for (c, &a) in c.iter_mut().zip(&a) {
-                        *c = _mm256_fmadd_ps(a, bj, *c);
-                    }
-                }
-            }
-            for (j, c) in c.iter().enumerate() {
-                for (i, &c) in c.iter().enumerate() {
-                    _mm256_storeu_ps(out.add(j * ld + i * 8), c);
-                }
-            }
-        }
-    }
-}
-
-/// The body of [`Avx2Kernel`]: element `p` of the B panel's column `j` at
-/// `b + j·ldb + p·STEP` (packed: `STEP` 6, `ldb` 1; in place: `STEP` 1).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn avx2_tile<const STEP: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    ldb: usize,
-    out: *mut f32,
-    ld: usize,
-    accumulate: bool,
-) {
-    use std::arch::x86_64::*;
-    unsafe {
-        let mut c0 = [_mm256_setzero_ps(); 6];
-        let mut c1 = [_mm256_setzero_ps(); 6];
-        let cols: [*const f32; 6] = std::array::from_fn(|j| b.add(j * ldb));
-        let mut a = a;
-        for p in 0..kc {
-            let a0 = _mm256_loadu_ps(a);
-            let a1 = _mm256_loadu_ps(a.add(8));
-            for j in 0..6 {
-                let bj = _mm256_broadcast_ss(&*cols[j].add(p * STEP));
-                c0[j] = _mm256_fmadd_ps(a0, bj, c0[j]);
-                c1[j] = _mm256_fmadd_ps(a1, bj, c1[j]);
-            }
-            a = a.add(16);
-        }
-        for j in 0..6 {
-            let (p0, p1) = (out.add(j * ld), out.add(j * ld + 8));
-            if accumulate {
-                c0[j] = _mm256_add_ps(c0[j], _mm256_loadu_ps(p0));
-                c1[j] = _mm256_add_ps(c1[j], _mm256_loadu_ps(p1));
-            }
-            _mm256_storeu_ps(p0, c0[j]);
-            _mm256_storeu_ps(p1, c1[j]);
-        }
-    }
-}
-
-/// Portable 8×4 tiles for processors without AVX2.
-struct GenericKernel;
-
-impl Kernel for GenericKernel {
-    const MR: usize = 8;
-    const NR: usize = 4;
-    const KC: usize = 256;
-    const AVX: bool = false;
-    #[inline(always)]
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
-        let mut acc = [[0.0f32; 8]; 4];
-        for p in 0..kc {
-            let (ap, bp) =
-                unsafe { (&*(a.add(p * 8) as *const [f32; 8]), &*(b.add(p * 4) as *const [f32; 4])) };
-            for j in 0..4 {
-                for i in 0..8 {
-                    acc[j][i] += ap[i] * bp[j];
-                }
-            }
-        }
-        for (j, col) in acc.iter().enumerate() {
-            for (i, &v) in col.iter().enumerate() {
-                let p = unsafe { out.add(j * ld + i) };
-                unsafe { *p = if accumulate { *p + v } else { v } };
             }
         }
     }

@@ -17,13 +17,11 @@ pub(super) fn is_small(m: usize, k: usize, n: usize) -> bool {
 
 /// [`small`] with AVX2 intrinsics: the portable loop compiled for AVX2 keeps
 /// its eight 16-lane sums in all sixteen YMM registers, spills, and rounds
-/// every product before adding it (tiny_train_b32 spent two thirds of its step
-/// there). `C` is computed in register tiles ([`small_tile_avx2`]) of two row
-/// blocks of eight by four columns, or one block by eight columns for a last
-/// odd block: eight independent sums in either, so a product with only 3 or 4
-/// columns (a 3-class layer's weight gradient) no longer waits on the
-/// multiply-add's latency with one sum per column (the tiny network's products
-/// ran ~2× faster, interleaved).
+/// every product before adding it. `C` is computed in register tiles
+/// ([`small_tile_avx2`]) of two row blocks of eight by four columns, or one
+/// block by eight columns for a last odd block: eight independent sums in
+/// either, so a product with only 3 or 4 columns (a 3-class layer's weight
+/// gradient) does not wait on the multiply-add's latency with one sum per column.
 ///
 /// # Safety
 /// As [`sgemm`](super::sgemm), with `m, k ≤ SMALL_DIM`; the CPU supports AVX2 and FMA.
@@ -61,6 +59,11 @@ pub(super) unsafe fn small_avx2(
         for blk in 0..blocks {
             let i0 = blk * LANES;
             for p0 in (0..whole).step_by(LANES) {
+                // SAFETY: rows `i0..min(i0 + 8, m)` of A, 8 contiguous values
+                // (`a.cs = 1` when `whole > 0`) from column `p0 + 8 ≤ k`; the eight
+                // runs written, `blocks·LANES` apart from block `blk` of column
+                // `p0`, end within the `k·blocks` registers of `buf` (`k ≤ 32`,
+                // `blocks ≤ 4`); AVX is this function's.
                 unsafe {
                     let src = a.ptr.offset(i0 as isize * a.rs + p0 as isize);
                     let dst = b32.add((p0 * blocks + blk) * LANES);
@@ -70,6 +73,7 @@ pub(super) unsafe fn small_avx2(
         }
         for p in whole..k {
             for i in 0..m {
+                // SAFETY: element (i, p) of A; lane `i` of column `p`'s blocks in `buf`.
                 unsafe {
                     *b32.add(p * blocks * LANES + i) = *a.ptr.offset(p as isize * a.cs + i as isize * a.rs)
                 };
@@ -81,6 +85,8 @@ pub(super) unsafe fn small_avx2(
         if in_place { (a.ptr, a.cs as usize) } else { (buf.as_ptr() as *const f32, blocks * LANES) };
     let mut blk = 0;
     while blk < blocks {
+        // SAFETY: row block `blk < blocks` of column 0: in A (in place, `m` a
+        // multiple of 8) or in `buf`.
         let a = unsafe { cols.add(blk * LANES) };
         // Two row blocks by four columns: eight independent sums (enough to
         // hide the multiply-add's latency) even when `C` has only 3 or 4 columns.
@@ -92,11 +98,17 @@ pub(super) unsafe fn small_avx2(
             // Whole blocks of an unscaled column-major C: stored by the tile itself.
             // (An `if`, not `bool::then`: its closure would not be inlined here.)
             let direct = if c.rs == 1 && alpha == 1.0 && beta == 0.0 && m >= (blk + r) * LANES {
+                // SAFETY: element (blk·8, j) of C (`j < n`), whose tile of
+                // `r·8 ≤ m − blk·8` rows by `w` columns lies in C.
                 Some((unsafe { c.ptr.offset((blk * LANES) as isize + j as isize * c.cs) }, c.cs))
             } else {
                 None
             };
             let tile = SmallTile { k, a, step, b, j, direct };
+            // SAFETY: `tile` reads `k` columns of `r` row blocks of A (in place or
+            // in `buf`, `step` apart), rows `0..k` of B's columns `j..j + w`
+            // (`j + w ≤ n`), and stores only into C's tile when `direct`; AVX2 and
+            // FMA are this function's.
             unsafe {
                 match (r, w) {
                     (2, 4) => small_tile_avx2::<2, 4>(tile, &mut sums),
@@ -124,6 +136,9 @@ pub(super) unsafe fn small_avx2(
                 let (q, i) =
                     if r == 2 { (j + idx / 2, (blk + idx % 2) * LANES) } else { (j + idx, blk * LANES) };
                 let h = (m - i).min(LANES);
+                // SAFETY: the `h` rows of C's column `q < n` from row `i < m`: as
+                // whole or masked (`first_lanes(h)`) registers when contiguous,
+                // else element by element; AVX2 and FMA are this function's.
                 unsafe {
                     let cj = c.ptr.offset(i as isize * c.rs + q as isize * c.cs);
                     if c.rs == 1 {
@@ -143,7 +158,7 @@ pub(super) unsafe fn small_avx2(
                                 _mm256_mul_ps(_mm256_set1_ps(beta), old()),
                             ),
                         };
-                        // A masked store costs a dozen cycles on AMD's Zen 3: only for partial blocks.
+                        // A masked store is slow on AMD: only for partial blocks.
                         if h == LANES {
                             _mm256_storeu_ps(cj, v);
                         } else {
@@ -185,6 +200,11 @@ struct SmallTile {
 /// product, `R·W` in registers over the `k` columns of `A`: stored into `C`
 /// when `direct`, else into `sums[q·R + r]` (row block `r`, column `j + q`)
 /// for the caller to store.
+///
+/// # Safety
+/// `a + p·step` holds `8·R` values for each `p < k`; B's rows `0..k` of
+/// columns `j..j + W` exist; `direct`, if given, addresses an `8·R × W` tile
+/// (column stride `ld`); the CPU supports AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn small_tile_avx2<const R: usize, const W: usize>(
@@ -193,6 +213,7 @@ unsafe fn small_tile_avx2<const R: usize, const W: usize>(
 ) {
     use std::arch::x86_64::*;
     const LANES: usize = 8;
+    // SAFETY: only the memory the caller's contract names is reached.
     unsafe {
         let bcols: [*const f32; W] = std::array::from_fn(|q| b.ptr.offset((j + q) as isize * b.cs));
         let mut acc = [[_mm256_setzero_ps(); R]; W];
@@ -223,6 +244,9 @@ unsafe fn small_tile_avx2<const R: usize, const W: usize>(
 /// column-major stack buffer (rows padded with zeros to blocks of
 /// `SMALL_ROWS`), then each block of a column of `C` is a sum of `k` columns
 /// of `A`, accumulated in one register.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm), with `m, k ≤ SMALL_DIM`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
@@ -232,9 +256,9 @@ pub(super) unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
     let mut buf = [std::mem::MaybeUninit::<f32>::uninit(); SMALL_DIM * SMALL_DIM];
     for p in 0..k {
         let (rows, pad) = buf[p * mp..(p + 1) * mp].split_at_mut(m);
-        let col = unsafe { a.ptr.offset(p as isize * a.cs) };
         for (i, v) in rows.iter_mut().enumerate() {
-            v.write(unsafe { *col.offset(i as isize * a.rs) });
+            // SAFETY: element (i, p) of A (`i < m`, `p < k`).
+            v.write(unsafe { *a.ptr.offset(p as isize * a.cs + i as isize * a.rs) });
         }
         pad.iter_mut().for_each(|v| {
             v.write(0.0);
@@ -251,11 +275,16 @@ pub(super) unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
             let w = (n - j).min(NJ);
             let mut acc = [[0.0f32; SMALL_ROWS]; NJ];
             for p in 0..k {
+                // SAFETY: `i0 + 16 ≤ mp`, so the 16 values are in the part of
+                // `buf` written above (column `p < k`, rows and padding); an f32
+                // array needs only f32 alignment.
                 let col: &[f32; SMALL_ROWS] = unsafe { &*(ac.add(p * mp + i0) as *const [f32; SMALL_ROWS]) };
+                // SAFETY: element (p, j) of B (`p < k`, `j < n`).
                 let bp = unsafe { b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
                 if w == NJ {
                     // A fixed trip count keeps the sums in registers.
                     for (q, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: element (p, j + q) of B, `j + q < j + w ≤ n`.
                         let bv = unsafe { *bp.offset(q as isize * b.cs) };
                         for l in 0..SMALL_ROWS {
                             acc[l] += col[l] * bv;
@@ -263,6 +292,7 @@ pub(super) unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
                     }
                 } else {
                     for (q, acc) in acc.iter_mut().enumerate().take(w) {
+                        // SAFETY: as above, `q < w`.
                         let bv = unsafe { *bp.offset(q as isize * b.cs) };
                         for l in 0..SMALL_ROWS {
                             acc[l] += col[l] * bv;
@@ -271,9 +301,12 @@ pub(super) unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
                 }
             }
             for (q, acc) in acc.iter().enumerate().take(w) {
+                // SAFETY: element (i0, j + q) of C.
                 let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
                 if c.rs == 1 {
                     // A contiguous column block: slice loops the compiler vectorises.
+                    // SAFETY: rows `i0..i0 + h ≤ m` of that column, contiguous,
+                    // reached by nothing else meanwhile (C aliases neither A nor B).
                     let cc = unsafe { std::slice::from_raw_parts_mut(cj, h) };
                     if beta == 0.0 {
                         cc.iter_mut().zip(acc).for_each(|(c, &s)| *c = alpha * s);
@@ -283,8 +316,11 @@ pub(super) unsafe fn small(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: 
                     continue;
                 }
                 for (i, &s) in acc[..h].iter().enumerate() {
-                    let q = unsafe { cj.offset(i as isize * c.rs) };
-                    unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
+                    // SAFETY: element (i0 + i, j + q) of C, `i < h`.
+                    unsafe {
+                        let q = cj.offset(i as isize * c.rs);
+                        *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q };
+                    }
                 }
             }
             j += w;
@@ -326,6 +362,8 @@ pub(super) unsafe fn small_avx512(
         let b32 = buf.as_mut_ptr() as *mut f32;
         for p in 0..k {
             for i in 0..m {
+                // SAFETY: element (i, p) of A; lane `i` of column `p`'s blocks, in
+                // the `k·blocks ≤ 64` registers of `buf`.
                 unsafe {
                     *b32.add(p * blocks * SMALL_ROWS + i) =
                         *a.ptr.offset(p as isize * a.cs + i as isize * a.rs)
@@ -337,6 +375,8 @@ pub(super) unsafe fn small_avx512(
     for blk in 0..blocks {
         let i0 = blk * SMALL_ROWS;
         let h = (m - i0).min(SMALL_ROWS);
+        // SAFETY: in place, the first `h` rows of block `blk` of A's column
+        // `p < k` (masked, `a.rs = 1`); else a register of `buf` written above.
         let col = |p: usize| unsafe {
             if in_place {
                 _mm512_maskz_loadu_ps(mask(h), a.ptr.offset(p as isize * a.cs + i0 as isize))
@@ -350,45 +390,50 @@ pub(super) unsafe fn small_avx512(
             const NJ: usize = 8;
             let w = (n - j).min(NJ);
             let mut acc = [_mm512_setzero_ps(); NJ];
+            // SAFETY: element (0, j) of B, `j < n`.
             let bp = unsafe { b.ptr.offset(j as isize * b.cs) };
             for p in 0..k {
                 let av = col(p);
+                // SAFETY: element (p, j) of B, `p < k`.
                 let row = unsafe { bp.offset(p as isize * b.rs) };
                 if w == NJ {
                     for (q, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm512_fmadd_ps(
-                            av,
-                            _mm512_set1_ps(unsafe { *row.offset(q as isize * b.cs) }),
-                            *acc,
-                        );
+                        // SAFETY: element (p, j + q) of B, `j + q < j + w ≤ n`.
+                        let bv = unsafe { *row.offset(q as isize * b.cs) };
+                        *acc = _mm512_fmadd_ps(av, _mm512_set1_ps(bv), *acc);
                     }
                 } else {
                     for (q, acc) in acc.iter_mut().enumerate().take(w) {
-                        *acc = _mm512_fmadd_ps(
-                            av,
-                            _mm512_set1_ps(unsafe { *row.offset(q as isize * b.cs) }),
-                            *acc,
-                        );
+                        // SAFETY: as above, `q < w`.
+                        let bv = unsafe { *row.offset(q as isize * b.cs) };
+                        *acc = _mm512_fmadd_ps(av, _mm512_set1_ps(bv), *acc);
                     }
                 }
             }
             for (q, &acc) in acc.iter().enumerate().take(w) {
+                // SAFETY: element (i0, j + q) of C.
                 let cj = unsafe { c.ptr.offset(i0 as isize * c.rs + (j + q) as isize * c.cs) };
                 if c.rs == 1 {
                     let v = if beta == 0.0 {
                         _mm512_mul_ps(alpha_v, acc)
                     } else {
+                        // SAFETY: the mask keeps to rows `i0..i0 + h ≤ m` of the column.
                         let old = unsafe { _mm512_maskz_loadu_ps(mask(h), cj) };
                         _mm512_fmadd_ps(alpha_v, acc, _mm512_mul_ps(beta_v, old))
                     };
+                    // SAFETY: as for the load.
                     unsafe { _mm512_mask_storeu_ps(cj, mask(h), v) };
                     continue;
                 }
                 let mut t = [0.0f32; SMALL_ROWS];
+                // SAFETY: `t` holds a whole register.
                 unsafe { _mm512_storeu_ps(t.as_mut_ptr(), acc) };
                 for (i, &s) in t[..h].iter().enumerate() {
-                    let q = unsafe { cj.offset(i as isize * c.rs) };
-                    unsafe { *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q } };
+                    // SAFETY: element (i0 + i, j + q) of C, `i < h`.
+                    unsafe {
+                        let q = cj.offset(i as isize * c.rs);
+                        *q = if beta == 0.0 { alpha * s } else { alpha * s + beta * *q };
+                    }
                 }
             }
             j += w;

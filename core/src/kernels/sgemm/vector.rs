@@ -6,20 +6,30 @@ use super::{Mat, MatMut};
 use crate::kernels::simd::avx2::first_lanes;
 
 /// Entry points that compile an `#[inline(always)]` product routine for AVX-512
-/// and for AVX2 (the CPU is checked once, in `isa`, before either is called).
+/// and for AVX2 (the level is chosen once, by the product's plan).
 macro_rules! isa_entry_points {
     ($($routine:ident => $avx512:ident, $avx2:ident;)*) => {$(
+        /// The routine compiled for AVX-512.
+        ///
+        /// # Safety
+        /// As the routine; the CPU supports AVX-512 F and VL, AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         pub(super) unsafe fn $avx512(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+            // SAFETY: the caller's promise, passed on.
             unsafe { $routine(m, k, n, alpha, a, b, beta, c) }
         }
 
+        /// The routine compiled for AVX2.
+        ///
+        /// # Safety
+        /// As the routine; the CPU supports AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         pub(super) unsafe fn $avx2(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+            // SAFETY: the caller's promise, passed on.
             unsafe { $routine(m, k, n, alpha, a, b, beta, c) }
         }
     )*};
@@ -32,8 +42,7 @@ isa_entry_points! {
 /// `c = alpha·A·b + beta·c` for a matrix `A` whose rows are contiguous (a dense
 /// layer's forward pass at batch 1: `Wᵀ·x`). Bound by reading `A` (from L2 when
 /// it fits), so eight rows are read side by side, 32 elements of each per step
-/// with fused multiply-adds into sixteen accumulators: ~20% more bandwidth than
-/// the portable four-row loop.
+/// with fused multiply-adds into sixteen accumulators.
 ///
 /// # Safety
 /// As [`sgemm`](super::sgemm) with `n = 1`, `a.cs = 1`, `b` contiguous; the CPU supports AVX-512F.
@@ -50,16 +59,21 @@ pub(super) unsafe fn matrix_vector_avx512(
 ) {
     let mut i = 0;
     while i + 8 <= m {
+        // SAFETY: rows `i..i + 8 ≤ m`; the rest is the caller's promise.
         unsafe { matrix_vector_rows::<8>(i, k, alpha, a, b, beta, c) };
         i += 8;
     }
     while i < m {
+        // SAFETY: row `i < m`; the rest is the caller's promise.
         unsafe { matrix_vector_rows::<1>(i, k, alpha, a, b, beta, c) };
         i += 1;
     }
 }
 
 /// Rows `i..i + R` of [`matrix_vector_avx512`].
+///
+/// # Safety
+/// As [`matrix_vector_avx512`], with `i + R ≤ m`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
@@ -73,28 +87,36 @@ unsafe fn matrix_vector_rows<const R: usize>(
     c: MatMut,
 ) {
     use std::arch::x86_64::*;
+    // SAFETY: row `i + r < m` of A (every `r` used is below `R`).
     let row = |r: usize| unsafe { a.ptr.offset((i + r) as isize * a.rs) };
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let mut p = 0;
     while p + 32 <= k {
+        // SAFETY: values `p..p + 32 ≤ k` of `b`, which holds `k`.
         let x = unsafe { [_mm512_loadu_ps(b.add(p)), _mm512_loadu_ps(b.add(p + 16))] };
         for (r, acc) in acc.iter_mut().enumerate() {
             for (u, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm512_fmadd_ps(unsafe { _mm512_loadu_ps(row(r).add(p + 16 * u)) }, x[u], *acc);
+                // SAFETY: values `p + 16u..+ 16`, below `k`, of a row of `k` contiguous values.
+                let v = unsafe { _mm512_loadu_ps(row(r).add(p + 16 * u)) };
+                *acc = _mm512_fmadd_ps(v, x[u], *acc);
             }
         }
         p += 32;
     }
     while p < k {
         let mask = (u32::MAX >> (32 - (k - p).min(16))) as __mmask16;
+        // SAFETY: the mask keeps to values `p..min(p + 16, k)`.
         let x = unsafe { _mm512_maskz_loadu_ps(mask, b.add(p)) };
         for (r, acc) in acc.iter_mut().enumerate() {
-            acc[0] = _mm512_fmadd_ps(unsafe { _mm512_maskz_loadu_ps(mask, row(r).add(p)) }, x, acc[0]);
+            // SAFETY: as for `x`, in row `r`.
+            let v = unsafe { _mm512_maskz_loadu_ps(mask, row(r).add(p)) };
+            acc[0] = _mm512_fmadd_ps(v, x, acc[0]);
         }
         p += 16;
     }
     for (r, acc) in acc.iter().enumerate() {
         let v = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        // SAFETY: element `i + r < m` of the column `c`, which nothing else reaches meanwhile.
         let out = unsafe { &mut *c.ptr.offset((i + r) as isize * c.rs) };
         *out = if beta == 0.0 { alpha * v } else { alpha * v + beta * *out };
     }
@@ -103,7 +125,7 @@ unsafe fn matrix_vector_rows<const R: usize>(
 /// [`matrix_vector_avx512`] for AVX2 CPUs: four rows side by side, 16
 /// elements of each per step, fused multiply-adds into eight accumulators
 /// (the portable loop, compiled for AVX2, rounds every product before adding
-/// it and spills its sixteen 32-lane sums out of the sixteen YMM registers).
+/// it and spills its sums out of the sixteen YMM registers).
 ///
 /// # Safety
 /// As [`sgemm`](super::sgemm) with `n = 1`, `a.cs = 1`, `b` contiguous; the CPU supports AVX2 and FMA.
@@ -120,16 +142,21 @@ pub(super) unsafe fn matrix_vector_avx2(
 ) {
     let mut i = 0;
     while i + 4 <= m {
+        // SAFETY: rows `i..i + 4 ≤ m`; the rest is the caller's promise.
         unsafe { matrix_vector_rows_avx2::<4>(i, k, alpha, a, b, beta, c) };
         i += 4;
     }
     while i < m {
+        // SAFETY: row `i < m`; the rest is the caller's promise.
         unsafe { matrix_vector_rows_avx2::<1>(i, k, alpha, a, b, beta, c) };
         i += 1;
     }
 }
 
 /// Rows `i..i + R` of [`matrix_vector_avx2`].
+///
+/// # Safety
+/// As [`matrix_vector_avx2`], with `i + R ≤ m`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -143,19 +170,24 @@ unsafe fn matrix_vector_rows_avx2<const R: usize>(
     c: MatMut,
 ) {
     use std::arch::x86_64::*;
+    // SAFETY: row `i + r < m` of A.
     let rows = std::array::from_fn(|r| unsafe { a.ptr.offset((i + r) as isize * a.rs) });
+    // SAFETY: each row and `b` hold `k` contiguous values (the caller's promise).
     let sums = unsafe { row_sums_avx2::<R>(rows, k, b) };
     let out = |r: usize, v: f32| {
+        // SAFETY: element `i + r < m` of the column `c`, which nothing else reaches meanwhile.
         let out = unsafe { &mut *c.ptr.offset((i + r) as isize * c.rs) };
         *out = if beta == 0.0 { alpha * v } else { alpha * v + beta * *out };
     };
     if let Ok(four) = sums[..].try_into() {
         let mut lanes = [0.0f32; 4];
+        // SAFETY: `lanes` holds a whole 128-bit register.
         unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), four_sums_avx2(four)) };
         lanes.iter().enumerate().for_each(|(r, &v)| out(r, v));
     } else {
         for (r, &sum) in sums.iter().enumerate() {
             let mut lanes = [0.0f32; 8];
+            // SAFETY: `lanes` holds a whole 256-bit register.
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
             out(r, lanes.iter().sum());
         }
@@ -180,16 +212,21 @@ unsafe fn row_sums_avx2<const R: usize>(
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     let mut p = 0;
     while p + 16 <= k {
+        // SAFETY: values `p..p + 16 ≤ k` of `x`.
         let xv = unsafe { [_mm256_loadu_ps(x.add(p)), _mm256_loadu_ps(x.add(p + 8))] };
         for (acc, row) in acc.iter_mut().zip(rows) {
             for (u, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(row.add(p + 8 * u)) }, xv[u], *acc);
+                // SAFETY: values `p + 8u..+ 8`, below `k`, of the row.
+                let v = unsafe { _mm256_loadu_ps(row.add(p + 8 * u)) };
+                *acc = _mm256_fmadd_ps(v, xv[u], *acc);
             }
         }
         p += 16;
     }
     if p < k {
         // The last 1 to 15 values: a whole or masked register, and a masked one.
+        // SAFETY: every call below passes a pointer to value `q` of a run of `k`
+        // and `n = k − q` values left: 8 whole lanes when `n ≥ 8`, else the first `n`.
         let load = |ptr: *const f32, n: usize| unsafe {
             if n >= 8 {
                 _mm256_loadu_ps(ptr)
@@ -197,14 +234,17 @@ unsafe fn row_sums_avx2<const R: usize>(
                 _mm256_maskload_ps(ptr, first_lanes(n))
             }
         };
-        let xv = load(unsafe { x.add(p) }, k - p);
-        for (acc, row) in acc.iter_mut().zip(rows) {
-            acc[0] = _mm256_fmadd_ps(load(unsafe { row.add(p) }, k - p), xv, acc[0]);
-        }
-        if k - p > 8 {
-            let xv = load(unsafe { x.add(p + 8) }, k - p - 8);
+        // SAFETY: `p < k`: inside `x`, and below, inside each row; likewise `p + 8 < k`.
+        unsafe {
+            let xv = load(x.add(p), k - p);
             for (acc, row) in acc.iter_mut().zip(rows) {
-                acc[1] = _mm256_fmadd_ps(load(unsafe { row.add(p + 8) }, k - p - 8), xv, acc[1]);
+                acc[0] = _mm256_fmadd_ps(load(row.add(p), k - p), xv, acc[0]);
+            }
+            if k - p > 8 {
+                let xv = load(x.add(p + 8), k - p - 8);
+                for (acc, row) in acc.iter_mut().zip(rows) {
+                    acc[1] = _mm256_fmadd_ps(load(row.add(p + 8), k - p - 8), xv, acc[1]);
+                }
             }
         }
     }
@@ -244,20 +284,28 @@ pub(super) unsafe fn small_affine_avx2(
     use std::arch::x86_64::*;
     let mut i = 0;
     while i < m {
+        // SAFETY: row `min(i + r, m − 1) < m` of A.
         let rows = std::array::from_fn(|r| unsafe { a.add((i + r).min(m - 1) * k) });
+        // SAFETY: each row and `x` hold `k` values.
         let sums = four_sums_avx2(unsafe { row_sums_avx2::<4>(rows, k, x) });
         // A last block of fewer than four rows goes through memory rather than
-        // masked loads and stores (a masked store costs a dozen cycles on AMD).
+        // masked loads and stores (a masked store is slow on AMD).
         let n = (m - i).min(4);
         let v = if bias.is_null() {
             sums
         } else if n == 4 {
+            // SAFETY: values `i..i + 4 ≤ m` of `bias`.
             _mm_add_ps(sums, unsafe { _mm_loadu_ps(bias.add(i)) })
         } else {
             let mut lanes = [0.0f32; 4];
+            // SAFETY: values `i..i + n = m` of `bias` into `lanes`, which holds 4 ≥ n.
             unsafe { std::ptr::copy_nonoverlapping(bias.add(i), lanes.as_mut_ptr(), n) };
+            // SAFETY: `lanes` holds a whole register.
             _mm_add_ps(sums, unsafe { _mm_loadu_ps(lanes.as_ptr()) })
         };
+        // SAFETY: called below with `y + i` or `relu + i`, which hold values
+        // `i..i + n ≤ m`: a whole register when `n` is 4, else `n` values
+        // through `lanes`.
         let store = |dst: *mut f32, v: __m128| unsafe {
             if n == 4 {
                 _mm_storeu_ps(dst, v);
@@ -267,9 +315,11 @@ pub(super) unsafe fn small_affine_avx2(
                 std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
             }
         };
+        // SAFETY: `i < m`, inside `y`.
         store(unsafe { y.add(i) }, v);
         if !relu.is_null() {
             // `max` returns its second operand for NaN and for ±0, as `Relu::value` does.
+            // SAFETY: `i < m`, inside `relu`.
             store(unsafe { relu.add(i) }, _mm_max_ps(_mm_setzero_ps(), v));
         }
         i += 4;
@@ -277,9 +327,16 @@ pub(super) unsafe fn small_affine_avx2(
 }
 
 /// `n == 1` (matrix-vector) or `k == 1` (outer product), without packing.
+///
+/// # Safety
+/// As [`sgemm`](super::sgemm), with `n = 1` or `k = 1`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn simple(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    // SAFETY: every element reached is (i < m, p < k) of A, (p, j < n) of B or
+    // (i, j) of C; the slices are made only of runs with unit stride (`a.rs`,
+    // `c.rs`, `a.cs` or `b.rs` checked to be 1), and C's are the only mutable
+    // ones, over memory that aliases neither A nor B.
     unsafe {
         if k == 1 {
             // C[i, j] = alpha·a[i]·b[j] + beta·C[i, j]
