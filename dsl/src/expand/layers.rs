@@ -2,7 +2,7 @@
 //! (initialised or zeroed), geometry literals, and the expression a pass calls
 //! a layer through (a field, or a value written inline).
 
-use super::composite::composite_name;
+use super::composite;
 use super::types::{layer_type, nested_type};
 use crate::model::{Activation, ConvGeometry, Layer, LayerKind, Model, PoolGeometry};
 use proc_macro2::TokenStream;
@@ -84,14 +84,7 @@ pub fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             let ty = nested_type(path, quote!(T));
             quote!(#layers::Nested(<#ty>::zeros()))
         }
-        LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
-            let ty = composite_name(&model.name, l);
-            if random {
-                quote!(#ty::new(init, &mut rng))
-            } else {
-                quote!(#ty::zeros())
-            }
-        }
+        LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite::construct(model, l, random),
         _ => unreachable!("only layers with parameters or state are fields"),
     }
 }

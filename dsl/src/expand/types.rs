@@ -3,7 +3,7 @@
 //! their `Default`, the network's `Clone` and `Debug`, and the core type of
 //! each layer.
 
-use super::composite::composite_name;
+use super::composite::composite_type;
 use super::Net;
 use crate::model::{Activation, Layer, LayerKind, Model, Size};
 use proc_macro2::TokenStream;
@@ -241,11 +241,7 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
         LayerKind::BatchNorm { channels, .. } => quote!(#layers::BatchNorm<T, #o, #channels>),
         LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #o>),
         LayerKind::Dropout { .. } => quote!(#layers::Dropout),
-        LayerKind::Residual { .. } | LayerKind::Parallel { .. } => {
-            let ty = composite_name(&model.name, l);
-            let ga = Generics::of(model).args;
-            quote!(#ty<#ga T>)
-        }
+        LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite_type(model, l),
         LayerKind::Nested { path } => {
             let ty = nested_type(path, quote!(T));
             quote!(#layers::Nested<#ty>)
