@@ -13,6 +13,8 @@
 
 mod args;
 mod blocks;
+#[cfg(test)]
+mod geometry;
 mod shapes;
 mod table;
 #[cfg(test)]
