@@ -8,6 +8,7 @@ use super::shapes::shape_of;
 use crate::ast::{Block, Item, LayerDef};
 use crate::ctxt::Ctxt;
 use crate::model::{ConvGeometry, Join, LayerKind, Shape};
+use proc_macro2::Span;
 use syn::ext::IdentExt;
 
 /// A layer (`None` when it cannot be built, the error reported) and the shape after it.
@@ -63,10 +64,22 @@ pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
         }
         return (Some(LayerKind::Residual { body, projection: None }), out);
     }
-    let projection = match (shape.features(), out.features(), shape.chw(), out.chw()) {
+    let projection = projection_between(shape, &out);
+    match projection {
+        Some(p) => (Some(LayerKind::Residual { body, projection: Some(Box::new(p)) }), out),
+        None => {
+            cx.error_at(*span, format!("no projection takes {shape} to {out}: the body of {name} must keep the rank, and shrink height and width by a whole stride"));
+            (None, out)
+        }
+    }
+}
+
+/// The projection from `shape` to `out` on a residual block's skip path: a
+/// dense layer, or a 1×1 convolution whose stride brings the spatial size down.
+fn projection_between(shape: &Shape, out: &Shape) -> Option<LayerKind> {
+    match (shape.features(), out.features(), shape.chw(), out.chw()) {
         (Some(inputs), Some(outputs), _, _) => Some(LayerKind::Dense { inputs, outputs, bias: true }),
         (_, _, Some([c, h, w]), Some([c2, h2, w2])) => {
-            // A 1×1 convolution whose stride brings the spatial size down to the body's.
             let stride = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
             match (stride(h, h2), stride(w, w2)) {
                 (Some(sh), Some(sw)) => Some(LayerKind::Conv2d {
@@ -89,13 +102,6 @@ pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
             }
         }
         _ => None,
-    };
-    match projection {
-        Some(p) => (Some(LayerKind::Residual { body, projection: Some(Box::new(p)) }), out),
-        None => {
-            cx.error_at(*span, format!("no projection takes {shape} to {out}: the body of {name} must keep the rank, and shrink height and width by a whole stride"));
-            (None, out)
-        }
     }
 }
 
@@ -126,13 +132,25 @@ pub fn parallel(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
     if outs.iter().any(|s| matches!(s, Shape::Unknown)) {
         return (None, Shape::Unknown);
     }
+    let out = joined_shape(join, &outs, &name, *span, cx);
+    match out {
+        Some(out) => {
+            let branches = checked.into_iter().map(|(layers, _, _)| layers).collect();
+            (Some(LayerKind::Parallel { join, branches }), out)
+        }
+        None => (None, Shape::Unknown),
+    }
+}
+
+/// The shape of the joined branch outputs `outs`, or the error saying why they do not join.
+fn joined_shape(join: Join, outs: &[&Shape], name: &str, span: Span, cx: &Ctxt) -> Option<Shape> {
     let listing =
         outs.iter().enumerate().map(|(b, s)| format!("branch {b} gives {s}")).collect::<Vec<_>>().join(", ");
-    let out = match join {
+    match join {
         Join::Add if outs.iter().all(|s| *s == outs[0]) => Some(outs[0].clone()),
         Join::Add => {
             cx.error_at(
-                *span,
+                span,
                 format!(
                     "the branches of {name} cannot be added: {listing}; `parallel(add)` needs equal shapes"
                 ),
@@ -141,7 +159,7 @@ pub fn parallel(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
         }
         Join::Concat if outs.iter().any(|s| matches!(s, Shape::Generic(_))) => {
             cx.error_at(
-                *span,
+                span,
                 format!(
                     "the branches of {name} cannot be concatenated: {listing}; the joined size would be a sum \
                      involving a size parameter, which a type cannot hold on stable Rust; use `parallel(add)` \
@@ -170,19 +188,12 @@ pub fn parallel(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
                     "they must have the same rank"
                 };
                 cx.error_at(
-                    *span,
+                    span,
                     format!("the branches of {name} cannot be concatenated: {listing}; {along}"),
                 );
                 None
             }
         }
-    };
-    match out {
-        Some(out) => {
-            let branches = checked.into_iter().map(|(layers, _, _)| layers).collect();
-            (Some(LayerKind::Parallel { join, branches }), out)
-        }
-        None => (None, Shape::Unknown),
     }
 }
 
