@@ -327,3 +327,37 @@ fn edit_distance_suggests_close_names_only() {
     assert_eq!(closest("rlu", &names), Some("relu"));
     assert_eq!(closest("convolution", &names), None);
 }
+
+#[test]
+fn every_table_entry_resolves_and_shapes_an_example() {
+    // One use of every kind: its resolver's `Spec` reaches its own shape rule
+    // (a mismatched pair would hit the rule's `unreachable!`).
+    let examples = [
+        ("dense", "[4]", "dense(3)"),
+        ("conv2d", "[1, 4, 4]", "conv2d(2, kernel = 3)"),
+        ("max_pool", "[1, 4, 4]", "max_pool(2)"),
+        ("avg_pool", "[1, 4, 4]", "avg_pool(2)"),
+        ("global_avg_pool", "[1, 4, 4]", "global_avg_pool"),
+        ("flatten", "[1, 4, 4]", "flatten, dense(2)"),
+        ("batch_norm", "[4]", "batch_norm"),
+        ("layer_norm", "[4]", "layer_norm"),
+        ("dropout", "[4]", "dropout(0.5)"),
+        ("relu", "[4]", "relu"),
+        ("leaky_relu", "[4]", "leaky_relu(0.2)"),
+        ("sigmoid", "[4]", "sigmoid"),
+        ("tanh", "[4]", "tanh"),
+        ("gelu", "[4]", "gelu"),
+        ("softmax", "[4]", "softmax"),
+        ("identity", "[4]", "identity"),
+        ("residual", "[4]", "residual { dense(4) }"),
+        ("parallel", "[4]", "parallel(add) { branch { dense(2) } branch { dense(2) } }"),
+    ];
+    let names: Vec<&str> = LAYERS.iter().map(|e| e.name).collect();
+    assert_eq!(names, examples.map(|(name, _, _)| name));
+    for (name, input, layers) in examples {
+        let tokens: TokenStream = format!("struct N {{ input: {input}, {layers} }}").parse().unwrap();
+        let (model, errs) = run(tokens);
+        assert!(errs.is_empty(), "{name}: {errs:?}");
+        assert_eq!(model.unwrap().layers[0].kind.to_string().split('(').next(), Some(name), "{name}");
+    }
+}
