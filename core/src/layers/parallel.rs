@@ -1,14 +1,6 @@
 //! Parallel branches (`parallel(concat | add) { branch { .. } .. }` in
 //! `network!`): networks over the same input whose outputs are joined, by
 //! concatenation along channels or features, or by an element-wise sum.
-//!
-//! The branches are a list, `Branch<A, 4, Branch<B, 2, ()>>`: each cell holds
-//! one branch network with its output size and the branches after it. A list
-//! rather than one type per number of branches, because stable Rust has no
-//! variadic generics; rather than nested `Parallel<A, Parallel<B, C>>`, because
-//! every branch writes straight into its rows of the one output and adds its
-//! input gradient to the one `dx` in branch order, as layer-by-layer code
-//! does, with no intermediate joined output to copy and the same sums.
 
 use super::{same_size, Layer};
 use crate::float::Float;
@@ -19,6 +11,15 @@ use crate::tensor::{ensure_batch, Batch};
 use std::fmt;
 
 /// Branches over the same input, joined by `J` ([`Concat`] or [`Add`]).
+///
+/// The branches are a list, `Branch<A, 4, Branch<B, 2, ()>>`: each cell holds
+/// one branch network with its output size and the branches after it. A list
+/// rather than one type per number of branches, because stable Rust has no
+/// variadic generics; rather than nested pairs `Parallel<A, Parallel<B, C>>`,
+/// because a list lets every branch write straight into its rows of the one
+/// output and add its input gradient to the one `dx` in branch order, as
+/// before, where an inner pair would need an output of its own to copy from
+/// and would add `d1 + d2` before `d0`, changing the bits of the sum.
 ///
 /// Parameters are named by branch position under the layer's name
 /// (`par.0.…`, `par.1.0.weight`), in branch order.
