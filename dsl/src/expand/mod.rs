@@ -94,7 +94,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let net = Net::of(model);
     let checks = inherent::SizeChecks::of(&net);
     let composites = composite::all(model);
-    let types = types::declarations(&net);
+    let network_struct = types::network_struct(&net);
+    let pass_types = types::pass_types(&net);
     let defaults = types::defaults(&net);
     let constants = inherent::constants(&net, &checks);
     let methods = inherent::methods(&net, &checks);
@@ -105,7 +106,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let network = passes::network_impl(&net);
     quote! {
         #composites
-        #types
+        #network_struct
+        #pass_types
         #defaults
         #constants
         #methods
