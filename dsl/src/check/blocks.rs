@@ -178,9 +178,20 @@ fn joined_shape(join: Join, outs: &[&Shape], name: &str, span: Span, cx: &Ctxt) 
                 .collect();
             let rank = dims[0].len();
             if dims.iter().all(|d| d.len() == rank && d[1..] == dims[0][1..]) {
-                let mut joined = dims[0].clone();
-                joined[0] = dims.iter().map(|d| d[0]).sum();
-                Some(Shape::Known(joined))
+                // The channels (or features) add up; a sum or a size past `usize` is refused.
+                let channels = dims.iter().try_fold(0usize, |sum, d| sum.checked_add(d[0]));
+                let joined = channels.map(|c| Shape::Known([&[c], &dims[0][1..]].concat()));
+                let joined = joined.filter(|j| j.size_checked().is_some());
+                if joined.is_none() {
+                    cx.error_at(
+                        span,
+                        format!(
+                            "the branches of {name} cannot be concatenated: {listing}; the joined shape has more \
+                             elements than fit in usize"
+                        ),
+                    );
+                }
+                joined
             } else {
                 let along = if rank == 3 {
                     "they must agree in height and width"

@@ -213,6 +213,13 @@ fn malformed_layers_are_spanned_errors() {
             quote! { struct N { input: [4294967296], dense(4294967296), dense(4294967296) } },
             "too many parameters",
         ),
+        (
+            quote! { struct N { input: [1, 1, 1], parallel(concat) {
+                branch { conv2d(18446744073709551615, kernel = 1) }
+                branch { conv2d(18446744073709551615, kernel = 1) }
+            } } },
+            "the joined shape has more elements than fit in usize",
+        ),
     ];
     for (tokens, expected) in cases {
         let errs = errors(tokens.clone());
