@@ -14,7 +14,9 @@ mod dropout;
 mod fused;
 mod layer_norm;
 mod nested;
+mod parallel;
 mod pool;
+mod residual;
 mod softmax;
 
 pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
@@ -24,7 +26,14 @@ pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
 pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
+pub use parallel::{
+    Add, Branch, BranchGrad, BranchParams, BranchWorkspace, Branches, Concat, Join, Parallel,
+    ParallelWorkspace,
+};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
+pub use residual::{
+    NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
+};
 pub use softmax::Softmax;
 
 pub(crate) use activation::sigmoid;

@@ -1,0 +1,316 @@
+//! The passes: inference (`forward`, and `infer` into the trace's buffers),
+//! the training forward pass and the backward pass, each straight-line code
+//! over the layers, some of them fused (`fused.rs`); and the impls that carry
+//! them: `Network`, `Layer` (a network is a layer too) and `NestedNetwork`.
+
+use super::fused::{fused_steps, Fused, Pass};
+use super::layers::layer_ref;
+use super::Net;
+use crate::model::{Layer, LayerKind, Model};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// `impl Network for Net`: the passes over the trace.
+pub fn network_impl(net: &Net<'_>) -> TokenStream {
+    let Net { model, sn, gp, ga, cfg, input_size, output_size, trace, grads, .. } = net;
+    let name = &model.name;
+    let steps = net.steps();
+    let forward = forward_body(model, &steps);
+    let forward_train = forward_train_body(model, &steps);
+    let infer = infer_body(model, &steps);
+    let visit_outputs = steps.iter().map(|l| {
+        let (ident, name) = (&l.ident, &l.name);
+        quote! { f(#name, t.out.#ident.as_slice()); }
+    });
+    let backward = backward_body(model, &steps);
+    let last = &steps.last().expect("checked: a layer besides flatten").ident;
+    quote! {
+        #cfg
+        impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
+            type Trace = #trace<#ga T>;
+
+            #[allow(non_snake_case)]
+            fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
+                #forward
+            }
+
+            fn forward_train<'t>(&mut self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<#ga T>) -> &'t #sn::Batch<T, #output_size> {
+                #forward_train
+                &t.out.#last
+            }
+
+            fn backward(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                t: &mut #trace<#ga T>,
+                d_out: &#sn::Batch<T, #output_size>,
+                g: &mut #grads<#ga T>,
+                d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+            ) {
+                let _ = &g;
+                #backward
+            }
+
+            fn infer<'t>(&self, x: &#sn::Batch<T, #input_size>, t: &'t mut #trace<#ga T>) -> &'t #sn::Batch<T, #output_size> {
+                #infer
+                &t.out.#last
+            }
+
+            fn visit_outputs(t: &#trace<#ga T>, f: &mut dyn FnMut(&str, &[T])) {
+                #(#visit_outputs)*
+            }
+
+            fn trace_output(t: &#trace<#ga T>) -> &#sn::Batch<T, #output_size> {
+                &t.out.#last
+            }
+        }
+    }
+}
+
+/// `Layer` and `NestedNetwork` for the network, so another can use it as a layer.
+pub fn layer_impls(net: &Net<'_>) -> TokenStream {
+    let Net { model, sn, gp, ga, cfg, input_size, output_size, trace, grads, .. } = net;
+    let name = &model.name;
+    quote! {
+        #cfg
+        /// A network is a layer too, so it can be nested in another (`encoder: Encoder => [..]`).
+        impl<#gp T: #sn::Float> #sn::layers::Layer<T, #input_size, #output_size> for #name<#ga T> {
+            type Workspace = #trace<#ga T>;
+            type Gradients = #grads<#ga T>;
+
+            fn forward(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>) {
+                *y = <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x);
+            }
+
+            fn forward_with(&self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<#ga T>) {
+                let out = <Self as #sn::Network<T, #input_size, #output_size>>::infer(self, x, ws);
+                #sn::tensor::ensure_batch(y, x.ncols());
+                y.copy_from(out);
+            }
+
+            fn forward_train(&mut self, x: &#sn::Batch<T, #input_size>, y: &mut #sn::Batch<T, #output_size>, ws: &mut #trace<#ga T>) {
+                let out = <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, ws);
+                #sn::tensor::ensure_batch(y, x.ncols());
+                y.copy_from(out);
+            }
+
+            fn backward(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                _y: &#sn::Batch<T, #output_size>,
+                dy: &#sn::Batch<T, #output_size>,
+                ws: &mut #trace<#ga T>,
+                g: &mut #grads<#ga T>,
+                dx: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+            ) {
+                <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, ws, dy, g, dx)
+            }
+        }
+
+        #cfg
+        /// Nesting: the `Layer` passes over batches of any size, which a `const`
+        /// assertion of the outer network has checked to be this network's.
+        impl<#gp T: #sn::Float> #sn::layers::NestedNetwork<T> for #name<#ga T> {
+            type Trace = #trace<#ga T>;
+
+            fn nested_forward<const __I: usize, const __O: usize>(&self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>) {
+                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward(self, x, y)
+            }
+
+            fn nested_forward_with<const __I: usize, const __O: usize>(&self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>, ws: &mut #trace<#ga T>) {
+                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward_with(self, x, y, ws)
+            }
+
+            fn nested_forward_train<const __I: usize, const __O: usize>(&mut self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>, ws: &mut #trace<#ga T>) {
+                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward_train(self, x, y, ws)
+            }
+
+            fn nested_backward<const __I: usize, const __O: usize>(
+                &self,
+                x: &#sn::Batch<T, __I>,
+                y: &#sn::Batch<T, __O>,
+                dy: &#sn::Batch<T, __O>,
+                ws: &mut #trace<#ga T>,
+                g: &mut #grads<#ga T>,
+                dx: ::core::option::Option<&mut #sn::Batch<T, __I>>,
+            ) {
+                let (x, y, dy) = (#sn::layers::same_size(x), #sn::layers::same_size(y), #sn::layers::same_size(dy));
+                let dx = dx.map(|dx| #sn::layers::same_size_mut(dx));
+                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::backward(self, x, y, dy, ws, g, dx)
+            }
+        }
+    }
+}
+
+/// Inference: a fresh buffer per layer; activations work in place and dropout is skipped.
+fn forward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
+    let mut current: Option<syn::Ident> = None;
+    let mut code = Vec::new();
+    for l in steps {
+        let local = format_ident!("__{}", l.ident.to_string().trim_start_matches("r#"));
+        let input = match &current {
+            Some(c) => quote!(&#c),
+            None => quote!(x),
+        };
+        let layer = layer_ref(model, l);
+        code.push(match &l.kind {
+            LayerKind::Dropout { .. } => quote! {},
+            LayerKind::Activation(_) => match &current {
+                Some(c) => quote! { ::staticnet::layers::Activation::forward_in_place(&#layer, &mut #c); },
+                None => {
+                    current = Some(local.clone());
+                    quote! {
+                        let mut #local = x.clone();
+                        ::staticnet::layers::Activation::forward_in_place(&#layer, &mut #local);
+                    }
+                }
+            },
+            _ => {
+                let n = l.output.size();
+                current = Some(local.clone());
+                quote! {
+                    let mut #local = ::staticnet::Batch::<T, #n>::zeros(0);
+                    ::staticnet::layers::Layer::forward(&#layer, #input, &mut #local);
+                }
+            }
+        });
+    }
+    let result = match current {
+        Some(c) => quote!(#c),
+        None => quote!(x.clone()),
+    };
+    quote! { #(#code)* #result }
+}
+
+/// The expression for the input of step `k`: `x` or the previous step's output.
+fn step_input(steps: &[&Layer], k: usize) -> TokenStream {
+    match k {
+        0 => quote!(x),
+        _ => {
+            let prev = &steps[k - 1].ident;
+            quote!(&t.out.#prev)
+        }
+    }
+}
+
+/// `Dense::forward_relu` for the dense layer at step `k` and the ReLU after it.
+fn dense_relu(model: &Model, steps: &[&Layer], k: usize) -> TokenStream {
+    let (dense, relu) = (&steps[k].ident, &steps[k + 1].ident);
+    let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k]));
+    quote! { #layer.forward_relu(#input, &mut t.out.#dense, &mut t.out.#relu); }
+}
+
+/// Training forward: every layer's output is kept in `t.out` for the backward pass.
+fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
+    let code = fused_steps(steps, Pass::Train).into_iter().map(|group| match group {
+        Fused::Single(k) => {
+            let (ident, input, layer) = (&steps[k].ident, step_input(steps, k), layer_ref(model, steps[k]));
+            quote! {
+                ::staticnet::layers::Layer::forward_train(&mut #layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+            }
+        }
+        Fused::ReluPool(k) => {
+            let (relu, pool) = (&steps[k].ident, &steps[k + 1].ident);
+            let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k + 1]));
+            quote! {
+                #layer.forward_train_after_relu(#input, &mut t.out.#relu, &mut t.out.#pool, &mut t.ws.#pool);
+            }
+        }
+        Fused::ConvReluPool(k) => {
+            let (conv, relu, pool) = (&steps[k].ident, &steps[k + 1].ident, &steps[k + 2].ident);
+            let (input, layer, pool_layer) = (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 2]));
+            quote! {
+                #layer.forward_train_relu_max_pool(
+                    &mut #pool_layer, #input, &mut t.out.#conv, &mut t.out.#relu, &mut t.out.#pool, &mut t.ws.#conv, &mut t.ws.#pool,
+                );
+            }
+        }
+        Fused::DenseRelu(k) => dense_relu(model, steps, k),
+        Fused::ReluDense(_) => unreachable!("a backward group"),
+    });
+    quote! { #(#code)* }
+}
+
+/// Inference into the trace's buffers: allocation-free once they exist.
+fn infer_body(model: &Model, steps: &[&Layer]) -> TokenStream {
+    let code = fused_steps(steps, Pass::Infer).into_iter().map(|group| match group {
+        Fused::Single(k) => {
+            let (ident, input, layer) = (&steps[k].ident, step_input(steps, k), layer_ref(model, steps[k]));
+            quote! {
+                ::staticnet::layers::Layer::forward_with(&#layer, #input, &mut t.out.#ident, &mut t.ws.#ident);
+            }
+        }
+        Fused::DenseRelu(k) => dense_relu(model, steps, k),
+        _ => unreachable!("a training group"),
+    });
+    quote! { #(#code)* }
+}
+
+/// Backward: the layers in reverse, each turning the gradient of its output
+/// (`t.d.<layer>`, or `d_out` for the last) into its parameter gradient and
+/// the gradient of its input (`t.d.<previous layer>`, or `d_input` for the first).
+fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
+    let n = steps.len();
+    let d_input_of = |k: usize| match k {
+        0 => quote!(d_input),
+        _ => {
+            let prev = &steps[k - 1].ident;
+            quote!(::core::option::Option::Some(&mut t.d.#prev))
+        }
+    };
+    let d_output_of = |k: usize| {
+        let ident = &steps[k].ident;
+        if k + 1 == n {
+            quote!(d_out)
+        } else {
+            quote!(&t.d.#ident)
+        }
+    };
+    let code = fused_steps(steps, Pass::Backward).into_iter().rev().map(|group| match group {
+        Fused::Single(k) => {
+            let l = steps[k];
+            let (ident, input, layer) = (&l.ident, step_input(steps, k), layer_ref(model, l));
+            let (d_output, d_input) = (d_output_of(k), d_input_of(k));
+            let grads = if l.kind.has_params() { quote!(&mut g.#ident) } else { quote!(&mut ()) };
+            quote! {
+                ::staticnet::layers::Layer::backward(&#layer, #input, &t.out.#ident, #d_output, &mut t.ws.#ident, #grads, #d_input);
+            }
+        }
+        Fused::ReluPool(k) => {
+            let (relu, pool) = (&steps[k].ident, &steps[k + 1].ident);
+            let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k + 1]));
+            let (d_output, d_input) = (d_output_of(k + 1), d_input_of(k));
+            quote! {
+                #layer.backward_after_relu(#input, &t.out.#relu, &t.out.#pool, #d_output, &mut t.ws.#pool, &mut t.d.#relu, #d_input);
+            }
+        }
+        Fused::ConvReluPool(k) => {
+            let (conv, relu, pool) = (&steps[k].ident, &steps[k + 1].ident, &steps[k + 2].ident);
+            let (input, layer, pool_layer) = (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 2]));
+            let (d_output, d_input) = (d_output_of(k + 2), d_input_of(k));
+            quote! {
+                #layer.backward_relu_max_pool(
+                    &#pool_layer,
+                    (#input, &t.out.#conv, &t.out.#relu, &t.out.#pool),
+                    #d_output,
+                    (&mut t.ws.#conv, &mut t.ws.#pool),
+                    &mut g.#conv,
+                    (&mut t.d.#relu, &mut t.d.#conv),
+                    #d_input,
+                );
+            }
+        }
+        Fused::ReluDense(k) => {
+            let (pre, relu, dense) = (&steps[k - 1].ident, &steps[k].ident, &steps[k + 1].ident);
+            let (input, layer, d_output) = (step_input(steps, k), layer_ref(model, steps[k + 1]), d_output_of(k + 1));
+            quote! {
+                #layer.backward_through_relu((#input, &t.out.#relu), #d_output, &mut g.#dense, &mut t.d.#relu, &mut t.d.#pre);
+            }
+        }
+        Fused::DenseRelu(_) => unreachable!("a forward group"),
+    });
+    quote! { #(#code)* }
+}
