@@ -14,6 +14,7 @@
 pub mod data;
 pub mod error;
 pub mod float;
+pub mod geometry;
 // Finite-difference checks for tests: failing loudly (assert, expect) is their purpose.
 #[allow(clippy::expect_used)]
 pub mod gradcheck;

@@ -5,7 +5,7 @@
 //! last real row (computed, never stored).
 
 use super::direct::Padded;
-use crate::layers::Conv2dGeometry;
+use crate::geometry::Conv2dGeometry;
 use std::arch::x86_64::*;
 
 /// The lowest `n` bits set (`n ≤ 16`).

@@ -2,7 +2,7 @@
 //! [`Direct`] exists only where it runs, and [`Padded`] says what it reads.
 
 use super::Isa;
-use crate::layers::Conv2dGeometry;
+use crate::geometry::Conv2dGeometry;
 
 /// The direct convolution kernels of one layer: they read the input (or a
 /// zero-padded copy of one sample) instead of its im2col columns. Built only

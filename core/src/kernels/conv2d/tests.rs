@@ -1,7 +1,7 @@
 //! The convolution kernels at every level this CPU runs, portable included.
 
 use super::*;
-use crate::layers::Conv2dGeometry;
+use crate::geometry::Conv2dGeometry;
 
 fn values(len: usize, seed: usize) -> Vec<f32> {
     (0..len).map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) / 17.0).collect()

@@ -1,9 +1,9 @@
 //! im2col and its adjoint col2im: one input sample unfolded into the columns
 //! the products read, and column gradients folded back onto the input.
 
-use super::geometry::for_each_tap;
 use super::Conv2dGeometry;
 use crate::float::Float;
+use crate::geometry::for_each_tap;
 
 /// Unfolds one input sample `x` (`[CIN, H, W]`) into point-major columns:
 /// `cols[k·OH·OW + oh·OW + ow]` is the input under kernel tap `k` for output

@@ -18,13 +18,12 @@
 //! both take the same memory, viewed column-major by the latter. A 1×1
 //! convolution with stride 1 and no padding skips im2col: its input already is `C`.
 //!
-//! The files: `geometry.rs` (the sizes), `im2col.rs` (unfolding and folding
+//! The files (the sizes are `crate::geometry`): `im2col.rs` (unfolding and folding
 //! back), `products.rs` (which kernels, and the per-sample products),
 //! `threads.rs` (the split between threads, the chunked weight gradients),
 //! `params.rs` (the parameters under PyTorch's names); the pass fused with a
 //! ReLU and a max pooling is in `layers/fused.rs`.
 
-mod geometry;
 mod im2col;
 mod params;
 mod products;
@@ -32,7 +31,7 @@ mod products;
 mod tests;
 mod threads;
 
-pub use geometry::Conv2dGeometry;
+pub use crate::geometry::Conv2dGeometry;
 
 use super::Layer;
 use crate::error::{Error, Result};

@@ -92,7 +92,7 @@ impl Conv2dGeometry {
 
     /// Whether im2col is the identity (a 1×1 kernel, stride 1, no padding):
     /// the input sample, viewed as `(H·W) × CIN`, already is the column matrix.
-    pub(super) const fn is_pointwise(&self) -> bool {
+    pub(crate) const fn is_pointwise(&self) -> bool {
         self.kernel[0] == 1
             && self.kernel[1] == 1
             && self.stride[0] == 1
@@ -123,7 +123,7 @@ fn valid_range(offset: isize, stride: usize, len_in: usize, len_out: usize) -> (
 /// output position to its input position (`ih = oh·sh + row_offset`), the ranges
 /// are the output rows and columns whose input position is inside the image.
 #[inline]
-pub(super) fn for_each_tap(
+pub(crate) fn for_each_tap(
     g: &Conv2dGeometry,
     mut f: impl FnMut(usize, isize, (usize, usize), isize, (usize, usize)),
 ) {
