@@ -5,6 +5,8 @@
 //! this crate holds everything the generated code calls. See `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
+// Every `unsafe` block says why it is sound (kernels/ denies it too, where most of them are).
+#![deny(clippy::undocumented_unsafe_blocks)]
 // User-controlled input never panics the library (ARCHITECTURE.md): no
 // `unwrap`, `expect` or `panic!` outside tests. Files, data, labels and settings
 // give `Error`s. Invariant asserts that guard `unsafe` code or const-generic

@@ -129,6 +129,50 @@ pub trait Params<T: Float> {
     }
 }
 
+/// Implements [`Params`] for a one-field wrapper `Wrapper<Inner>` by handing
+/// every call to the field (`self.0`): its parameters are the inner ones, under
+/// the same path (`layers::Nested`, `layers::Projection`).
+macro_rules! params_of_inner {
+    ($(#[$doc:meta])* $wrapper:ident<$inner:ident>) => {
+        $(#[$doc])*
+        impl<T: $crate::float::Float, $inner: $crate::params::Params<T>> $crate::params::Params<T> for $wrapper<$inner> {
+            type Gradients = $inner::Gradients;
+            const PARAM_COUNT: usize = $inner::PARAM_COUNT;
+
+            fn zero_gradients(&self) -> $inner::Gradients {
+                self.0.zero_gradients()
+            }
+            fn visit_params(&self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::Param<'_, T>)) {
+                self.0.visit_params(path, f)
+            }
+            fn visit_params_mut(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::ParamMut<'_, T>)) {
+                self.0.visit_params_mut(path, f)
+            }
+            fn visit_params_with_grads(
+                &mut self,
+                grads: &$inner::Gradients,
+                path: &$crate::params::ParamPath<'_>,
+                f: &mut dyn FnMut($crate::params::ParamMut<'_, T>, &[T]),
+            ) {
+                self.0.visit_params_with_grads(grads, path, f)
+            }
+            fn visit_grads(grads: &$inner::Gradients, f: &mut dyn FnMut(&[T])) {
+                $inner::visit_grads(grads, f)
+            }
+            fn visit_buffers(&self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::Param<'_, T>)) {
+                self.0.visit_buffers(path, f)
+            }
+            fn visit_buffers_mut(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::ParamMut<'_, T>)) {
+                self.0.visit_buffers_mut(path, f)
+            }
+            fn visit_rngs(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::ParamPath<'_>, &mut $crate::init::SeededRng)) {
+                self.0.visit_rngs(path, f)
+            }
+        }
+    };
+}
+pub(crate) use params_of_inner;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,7 @@
 
 use super::Layer;
 use crate::float::Float;
-use crate::init::SeededRng;
-use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::params::Params;
 use crate::tensor::Batch;
 use std::any::Any;
 use std::ops::{Deref, DerefMut};
@@ -126,40 +125,9 @@ impl<T: Float, N: NestedNetwork<T>, const I: usize, const O: usize> Layer<T, I, 
     }
 }
 
-/// The parameters are the network's, under the layer's name.
-impl<T: Float, N: Params<T>> Params<T> for Nested<N> {
-    type Gradients = N::Gradients;
-    const PARAM_COUNT: usize = N::PARAM_COUNT;
-
-    fn zero_gradients(&self) -> N::Gradients {
-        self.0.zero_gradients()
-    }
-    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        self.0.visit_params(path, f)
-    }
-    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        self.0.visit_params_mut(path, f)
-    }
-    fn visit_params_with_grads(
-        &mut self,
-        grads: &N::Gradients,
-        path: &ParamPath<'_>,
-        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
-    ) {
-        self.0.visit_params_with_grads(grads, path, f)
-    }
-    fn visit_grads(grads: &N::Gradients, f: &mut dyn FnMut(&[T])) {
-        N::visit_grads(grads, f)
-    }
-    fn visit_buffers(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        self.0.visit_buffers(path, f)
-    }
-    fn visit_buffers_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        self.0.visit_buffers_mut(path, f)
-    }
-    fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
-        self.0.visit_rngs(path, f)
-    }
+crate::params::params_of_inner! {
+    /// The parameters are the network's, under the layer's name.
+    Nested<N>
 }
 
 #[cfg(test)]

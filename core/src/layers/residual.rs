@@ -219,40 +219,9 @@ impl<T: Float> Params<T> for NoProjection {
     fn visit_grads(_: &(), _: &mut dyn FnMut(&[T])) {}
 }
 
-/// The projection's parameters are its layer's, under `projection`.
-impl<T: Float, L: Params<T>> Params<T> for Projection<L> {
-    type Gradients = L::Gradients;
-    const PARAM_COUNT: usize = L::PARAM_COUNT;
-
-    fn zero_gradients(&self) -> L::Gradients {
-        self.0.zero_gradients()
-    }
-    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        self.0.visit_params(path, f)
-    }
-    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        self.0.visit_params_mut(path, f)
-    }
-    fn visit_params_with_grads(
-        &mut self,
-        grads: &L::Gradients,
-        path: &ParamPath<'_>,
-        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
-    ) {
-        self.0.visit_params_with_grads(grads, path, f)
-    }
-    fn visit_grads(grads: &L::Gradients, f: &mut dyn FnMut(&[T])) {
-        L::visit_grads(grads, f)
-    }
-    fn visit_buffers(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        self.0.visit_buffers(path, f)
-    }
-    fn visit_buffers_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        self.0.visit_buffers_mut(path, f)
-    }
-    fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
-        self.0.visit_rngs(path, f)
-    }
+crate::params::params_of_inner! {
+    /// The projection's parameters are its layer's, under `projection`.
+    Projection<L>
 }
 
 /// The body's parameters under `body`, then the projection's under `projection`.
