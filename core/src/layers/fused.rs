@@ -9,7 +9,10 @@
 //! - `dense, relu` ([`Dense::forward_relu`]) and, backward, `relu, dense`
 //!   ([`Dense::backward_through_relu`]): the ReLU in the product's epilogue.
 //!
-//! The fusions live here so that no layer file depends on another.
+//! The fusions live here so that no layer file depends on another. Their
+//! arguments come grouped in small structs of borrowed values named after the
+//! sequence ([`ConvReluPoolTrace`], [`ConvReluPoolGrads`], [`ReluPoolTrace`],
+//! [`ReluDenseTrace`]…), so a call says which buffer is which.
 
 use super::pool::{max_pool_2x2, max_pool_2x2_backward};
 use super::{
@@ -23,26 +26,93 @@ use crate::tensor::{ensure_batch, gemm_then, Batch, MatRef};
 #[cfg(test)]
 mod tests;
 
+/// The values a training pass of `conv2d, relu, max_pool` keeps and its
+/// backward pass reads: the convolution's input and each layer's output.
+#[derive(Clone, Copy)]
+pub struct ConvReluPoolTrace<'a, T: Float, const IN: usize, const OUT: usize, const POUT: usize> {
+    /// The convolution's input.
+    pub x: &'a Batch<T, IN>,
+    /// The convolution's output.
+    pub conv: &'a Batch<T, OUT>,
+    /// The ReLU's output.
+    pub relu: &'a Batch<T, OUT>,
+    /// The max pooling's output.
+    pub pooled: &'a Batch<T, POUT>,
+}
+
+/// Where a training pass of `conv2d, relu, max_pool` writes each layer's
+/// output (each resized to the batch if needed).
+pub struct ConvReluPoolOutputs<'a, T: Float, const OUT: usize, const POUT: usize> {
+    /// The convolution's output.
+    pub conv: &'a mut Batch<T, OUT>,
+    /// The ReLU's output.
+    pub relu: &'a mut Batch<T, OUT>,
+    /// The max pooling's output.
+    pub pooled: &'a mut Batch<T, POUT>,
+}
+
+/// The workspaces of the layers of `conv2d, relu, max_pool` (the ReLU has none).
+pub struct ConvReluPoolWorkspaces<'a, T: Float> {
+    /// The convolution's workspace.
+    pub conv: &'a mut Conv2dWorkspace<T>,
+    /// The max pooling's workspace.
+    pub pool: &'a mut MaxPoolWorkspace,
+}
+
+/// The gradients of the loss with respect to the values of a
+/// [`ConvReluPoolTrace`]: the pooling's output gradient is given, the others
+/// are computed (the input's only when asked for).
+pub struct ConvReluPoolGrads<'a, T: Float, const IN: usize, const OUT: usize, const POUT: usize> {
+    /// With respect to the max pooling's output (given).
+    pub pooled: &'a Batch<T, POUT>,
+    /// With respect to the ReLU's output.
+    pub relu: &'a mut Batch<T, OUT>,
+    /// With respect to the convolution's output.
+    pub conv: &'a mut Batch<T, OUT>,
+    /// With respect to the convolution's input, when asked for.
+    pub x: Option<&'a mut Batch<T, IN>>,
+}
+
+/// The values a training pass of `relu, max_pool` keeps and its backward pass
+/// reads: the ReLU's input and each layer's output.
+#[derive(Clone, Copy)]
+pub struct ReluPoolTrace<'a, T: Float, const IN: usize, const OUT: usize> {
+    /// The ReLU's input.
+    pub x: &'a Batch<T, IN>,
+    /// The ReLU's output, the pooling's input.
+    pub relu: &'a Batch<T, IN>,
+    /// The max pooling's output.
+    pub pooled: &'a Batch<T, OUT>,
+}
+
+/// The input of a dense layer that follows a ReLU, as the backward pass of
+/// `relu, dense` reads it: the ReLU's input `pre` and output `x = relu(pre)`.
+#[derive(Clone, Copy)]
+pub struct ReluDenseTrace<'a, T: Float, const IN: usize> {
+    /// The ReLU's input.
+    pub pre: &'a Batch<T, IN>,
+    /// The ReLU's output, the dense layer's input.
+    pub x: &'a Batch<T, IN>,
+}
+
 impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>
     Conv2d<T, IN, OUT, PATCH, COUT>
 {
     /// The training passes of this convolution, a `relu` after it and a max
     /// pooling after that, as `Layer::forward_train` of each in turn would run
-    /// them (`y`, `relu_out`, `pooled` their outputs). `network!` calls this for
+    /// them (`out` receives their outputs). `network!` calls this for
     /// `conv2d(..), relu, max_pool(..)`. With the kernels that read the input
     /// directly and 2×2 pooling tiles it runs sample by sample, so a sample's
     /// convolution output is pooled while it is still in cache.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward_train_relu_max_pool<const POUT: usize>(
         &mut self,
         pool: &mut MaxPool2d,
         x: &Batch<T, IN>,
-        y: &mut Batch<T, OUT>,
-        relu_out: &mut Batch<T, OUT>,
-        pooled: &mut Batch<T, POUT>,
-        ws: &mut Conv2dWorkspace<T>,
-        pool_ws: &mut MaxPoolWorkspace,
+        out: ConvReluPoolOutputs<'_, T, OUT, POUT>,
+        ws: ConvReluPoolWorkspaces<'_, T>,
     ) {
+        let ConvReluPoolOutputs { conv: y, relu: relu_out, pooled } = out;
+        let ConvReluPoolWorkspaces { conv: ws, pool: pool_ws } = ws;
         let Some(direct) = self.direct().filter(|_| pool.tiles_2x2()) else {
             Conv2d::forward_train(self, x, y, ws);
             return pool.forward_train_after_relu(y, relu_out, pooled, pool_ws);
@@ -72,23 +142,24 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     }
 
     /// The backward passes matching [`Conv2d::forward_train_relu_max_pool`]:
-    /// from `d_pooled`, the gradients of the ReLU's output into `d_relu_out`, of
-    /// this layer's output into `dy`, of its parameters into `grad` and, when
-    /// asked for, of its input into `dx`, as `Layer::backward` of the pooling,
-    /// the ReLU and this layer in turn would compute them.
-    #[allow(clippy::too_many_arguments)]
+    /// from `d.pooled`, the gradients of the ReLU's output into `d.relu`, of
+    /// this layer's output into `d.conv`, of its parameters into `grad` and,
+    /// when asked for, of its input into `d.x`, as `Layer::backward` of the
+    /// pooling, the ReLU and this layer in turn would compute them.
     pub fn backward_relu_max_pool<const POUT: usize>(
         &self,
         pool: &MaxPool2d,
-        (x, y, relu_out, pooled): (&Batch<T, IN>, &Batch<T, OUT>, &Batch<T, OUT>, &Batch<T, POUT>),
-        d_pooled: &Batch<T, POUT>,
-        (ws, pool_ws): (&mut Conv2dWorkspace<T>, &mut MaxPoolWorkspace),
+        trace: ConvReluPoolTrace<'_, T, IN, OUT, POUT>,
+        ws: ConvReluPoolWorkspaces<'_, T>,
         grad: &mut Conv2dGrad<T, PATCH, COUT>,
-        (d_relu_out, dy): (&mut Batch<T, OUT>, &mut Batch<T, OUT>),
-        dx: Option<&mut Batch<T, IN>>,
+        d: ConvReluPoolGrads<'_, T, IN, OUT, POUT>,
     ) {
+        let ConvReluPoolTrace { x, conv: y, relu: relu_out, pooled } = trace;
+        let ConvReluPoolWorkspaces { conv: ws, pool: pool_ws } = ws;
+        let ConvReluPoolGrads { pooled: d_pooled, relu: d_relu_out, conv: dy, x: dx } = d;
         let Some(direct) = self.direct().filter(|_| pool.tiles_2x2()) else {
-            pool.backward_after_relu(y, relu_out, pooled, d_pooled, pool_ws, d_relu_out, Some(&mut *dy));
+            let relu_pool = ReluPoolTrace { x: y, relu: relu_out, pooled };
+            pool.backward_after_relu(relu_pool, d_pooled, pool_ws, d_relu_out, Some(&mut *dy));
             return Conv2d::backward(self, x, dy, ws, grad, dx);
         };
         let n = x.ncols();
@@ -158,20 +229,19 @@ impl MaxPool2d {
     }
 
     /// The backward passes matching [`MaxPool2d::forward_train_after_relu`]:
-    /// the gradient of the ReLU's output into `d_relu_out` and, when asked for,
-    /// of its input `x` into `dx`, as `Layer::backward` of the pooling, then of
-    /// the ReLU, would compute them.
-    #[allow(clippy::too_many_arguments)]
+    /// from `dy`, the gradient of the pooling's output, the gradient of the
+    /// ReLU's output into `d_relu_out` and, when asked for, of its input into
+    /// `dx`, as `Layer::backward` of the pooling, then of the ReLU, would
+    /// compute them.
     pub fn backward_after_relu<T: Float, const IN: usize, const OUT: usize>(
         &self,
-        x: &Batch<T, IN>,
-        relu_out: &Batch<T, IN>,
-        y: &Batch<T, OUT>,
+        trace: ReluPoolTrace<'_, T, IN, OUT>,
         dy: &Batch<T, OUT>,
         ws: &mut MaxPoolWorkspace,
         d_relu_out: &mut Batch<T, IN>,
         dx: Option<&mut Batch<T, IN>>,
     ) {
+        let ReluPoolTrace { x, relu: relu_out, pooled: y } = trace;
         if !self.tiles_2x2() {
             Layer::backward(self, relu_out, y, dy, ws, &mut (), Some(&mut *d_relu_out));
             if let Some(dx) = dx {
@@ -227,12 +297,13 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// (each thread of the input-gradient product gates the block it computed).
     pub fn backward_through_relu(
         &self,
-        (pre, x): (&Batch<T, IN>, &Batch<T, IN>),
+        trace: ReluDenseTrace<'_, T, IN>,
         dy: &Batch<T, OUT>,
         grad: &mut DenseGrad<T, IN, OUT>,
         dx: &mut Batch<T, IN>,
         d_pre: &mut Batch<T, IN>,
     ) {
+        let ReluDenseTrace { pre, x } = trace;
         self.parameter_gradients(x, dy, grad);
         ensure_batch(dx, x.ncols());
         ensure_batch(d_pre, x.ncols());

@@ -24,6 +24,10 @@ pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
+pub use fused::{
+    ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
+    ReluPoolTrace,
+};
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
 pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
 pub use parallel::{

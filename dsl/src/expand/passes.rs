@@ -224,7 +224,10 @@ fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             let (input, layer, pool_layer) = (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 2]));
             quote! {
                 #layer.forward_train_relu_max_pool(
-                    &mut #pool_layer, #input, &mut t.out.#conv, &mut t.out.#relu, &mut t.out.#pool, &mut t.ws.#conv, &mut t.ws.#pool,
+                    &mut #pool_layer,
+                    #input,
+                    ::staticnet::layers::ConvReluPoolOutputs { conv: &mut t.out.#conv, relu: &mut t.out.#relu, pooled: &mut t.out.#pool },
+                    ::staticnet::layers::ConvReluPoolWorkspaces { conv: &mut t.ws.#conv, pool: &mut t.ws.#pool },
                 );
             }
         }
@@ -284,7 +287,13 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             let (input, layer) = (step_input(steps, k), layer_ref(model, steps[k + 1]));
             let (d_output, d_input) = (d_output_of(k + 1), d_input_of(k));
             quote! {
-                #layer.backward_after_relu(#input, &t.out.#relu, &t.out.#pool, #d_output, &mut t.ws.#pool, &mut t.d.#relu, #d_input);
+                #layer.backward_after_relu(
+                    ::staticnet::layers::ReluPoolTrace { x: #input, relu: &t.out.#relu, pooled: &t.out.#pool },
+                    #d_output,
+                    &mut t.ws.#pool,
+                    &mut t.d.#relu,
+                    #d_input,
+                );
             }
         }
         Fused::ConvReluPool(k) => {
@@ -294,12 +303,10 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             quote! {
                 #layer.backward_relu_max_pool(
                     &#pool_layer,
-                    (#input, &t.out.#conv, &t.out.#relu, &t.out.#pool),
-                    #d_output,
-                    (&mut t.ws.#conv, &mut t.ws.#pool),
+                    ::staticnet::layers::ConvReluPoolTrace { x: #input, conv: &t.out.#conv, relu: &t.out.#relu, pooled: &t.out.#pool },
+                    ::staticnet::layers::ConvReluPoolWorkspaces { conv: &mut t.ws.#conv, pool: &mut t.ws.#pool },
                     &mut g.#conv,
-                    (&mut t.d.#relu, &mut t.d.#conv),
-                    #d_input,
+                    ::staticnet::layers::ConvReluPoolGrads { pooled: #d_output, relu: &mut t.d.#relu, conv: &mut t.d.#conv, x: #d_input },
                 );
             }
         }
@@ -307,7 +314,13 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             let (pre, relu, dense) = (&steps[k - 1].ident, &steps[k].ident, &steps[k + 1].ident);
             let (input, layer, d_output) = (step_input(steps, k), layer_ref(model, steps[k + 1]), d_output_of(k + 1));
             quote! {
-                #layer.backward_through_relu((#input, &t.out.#relu), #d_output, &mut g.#dense, &mut t.d.#relu, &mut t.d.#pre);
+                #layer.backward_through_relu(
+                    ::staticnet::layers::ReluDenseTrace { pre: #input, x: &t.out.#relu },
+                    #d_output,
+                    &mut g.#dense,
+                    &mut t.d.#relu,
+                    &mut t.d.#pre,
+                );
             }
         }
         Fused::DenseRelu(_) => unreachable!("a forward group"),

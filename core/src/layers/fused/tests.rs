@@ -3,7 +3,9 @@
 use crate::float::Float;
 use crate::init::{seeded_rng, Init};
 use crate::layers::pool::tests::{assert_same, awkward, bits};
-use crate::layers::{Dense, Layer, MaxPool2d, MaxPoolWorkspace, PoolGeometry, Relu};
+use crate::layers::{
+    Dense, Layer, MaxPool2d, MaxPoolWorkspace, PoolGeometry, Relu, ReluDenseTrace, ReluPoolTrace,
+};
 use crate::params::Params;
 use crate::tensor::Batch;
 
@@ -27,7 +29,8 @@ fn relu_pool_both_ways<T: Float, const IN: usize, const OUT: usize>(
     let (mut r, mut y, mut dr) = (Batch::from_element(1, T::one()), Batch::zeros(0), Batch::zeros(0));
     let mut dx = Batch::from_element(x.ncols(), T::cast(f64::NAN));
     pool.forward_train_after_relu(&x, &mut r, &mut y, &mut ws);
-    pool.backward_after_relu(&x, &r, &y, &dy, &mut ws, &mut dr, Some(&mut dx));
+    let trace = ReluPoolTrace { x: &x, relu: &r, pooled: &y };
+    pool.backward_after_relu(trace, &dy, &mut ws, &mut dr, Some(&mut dx));
     let fused = [bits(r.as_slice()), bits(y.as_slice()), bits(dr.as_slice()), bits(dx.as_slice())];
     [apart, fused]
 }
@@ -106,7 +109,7 @@ fn fused_relu_passes_match_layer_by_layer_bit_for_bit_on_any_thread_count() {
         );
         let mut g2 = d.zero_gradients();
         let (mut dx2, mut d_pre2) = (Batch::zeros(0), Batch::zeros(0));
-        d.backward_through_relu((&x, &input), &dy, &mut g2, &mut dx2, &mut d_pre2);
+        d.backward_through_relu(ReluDenseTrace { pre: &x, x: &input }, &dy, &mut g2, &mut dx2, &mut d_pre2);
         assert_eq!(g2.weight.as_slice(), g.weight.as_slice(), "weight gradient, {threads} threads");
         assert_eq!(g2.bias, g.bias, "bias gradient, {threads} threads");
         assert_eq!(
