@@ -242,8 +242,11 @@ fn worker(pool: &'static Pool, index: usize, mut seen: u64) {
             }
         };
         seen = epoch;
-        // Hooks registered since the last epoch, before any part of this one.
-        catch_up(&mut ran, &pool.hooked[index]);
+        // Hooks registered since the last epoch, before any part of this one
+        // (checked first: the common case writes nothing shared).
+        if HOOK_COUNT.load(Acquire) > ran {
+            catch_up(&mut ran, &pool.hooked[index]);
+        }
         // Read after observing the epoch; used only through a claim in it.
         let job = pool.job.load(Acquire);
         if !job.is_null() {
