@@ -10,6 +10,14 @@
 //! sound. Every family has a portable version, and its tests run at every
 //! level the machine supports ([`Isa::available`]), comparing bits wherever
 //! the design promises equal bits.
+//!
+//! Testing a level the machine lacks: a CPU without AVX-512 prints a note
+//! naming the untested level. Debian packages no AVX-512 emulator (Intel SDE is
+//! not in the registries; qemu-user's emulation stops at AVX2); where SDE is
+//! installed, `sde64 -spr -- cargo test -p staticnet-core --lib kernels::` runs
+//! the AVX-512 kernels. The other way round, `STATICNET_ISA=portable` or `avx2`
+//! runs everything, layers included, as a CPU with only that level would (CI
+//! does both).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
