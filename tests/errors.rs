@@ -189,6 +189,78 @@ fn io_a_file_that_cannot_be_read_or_written() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Runs `f` on a thread and waits at most a second for its result, so a call
+/// that blocks fails the test instead of hanging it.
+fn within_a_second<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(1))
+        .expect("the call blocked instead of returning an error")
+}
+
+/// Every reader of the library, on `path`, each on its own thread within a second: the messages.
+fn every_reader(path: &Path) -> [String; 4] {
+    let [a, b, c, d] = [0, 1, 2, 3].map(|k| {
+        let path = path.to_path_buf();
+        within_a_second(move || {
+            let err = match k {
+                0 => Mlp::<f32>::load(&path).map(drop),
+                1 => quiet(Sgd::new(0.1)).resume(&mut Mlp::<f32>::new(0), &path),
+                2 => idx::read(&path).map(drop),
+                _ => image::read_png(&path).map(drop),
+            }
+            .unwrap_err();
+            assert!(matches!(err, Error::Io { .. }), "{err}");
+            err.to_string()
+        })
+    });
+    [a, b, c, d]
+}
+
+#[cfg(unix)]
+#[test]
+fn io_a_fifo_socket_or_device_is_refused_at_once() {
+    let dir = scratch("special");
+    let fifo = dir.join("p");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success(), "mkfifo failed");
+    let p = fifo.display();
+    assert_eq!(
+        every_reader(&fifo),
+        [
+            format!("{p}: is a FIFO (named pipe), not a safetensors file"),
+            format!("{p}: is a FIFO (named pipe), not a safetensors file"),
+            format!("{p}: is a FIFO (named pipe), not an IDX file"),
+            format!("{p}: is a FIFO (named pipe), not a PNG image"),
+        ]
+    );
+    // A symbolic link is followed: a link to the FIFO is refused the same way.
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    assert!(every_reader(&link).iter().all(|m| m.contains("is a FIFO (named pipe)")));
+
+    let socket = dir.join("s");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let s = socket.display();
+    assert_eq!(every_reader(&socket)[2], format!("{s}: is a socket, not an IDX file"));
+
+    let device = Path::new("/dev/null");
+    assert_eq!(every_reader(device)[3], "/dev/null: is a character device, not a PNG image");
+    assert_eq!(every_reader(&dir)[2], format!("{}: is a directory, not an IDX file", dir.display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn io_an_empty_path_is_named_in_the_message() {
+    let err = Mlp::<f32>::new(0).save("").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }));
+    assert_eq!(err.to_string(), "\"\" (empty path): the path does not name a file");
+    let err = Mlp::<f32>::load("").unwrap_err();
+    assert_eq!(err.to_string(), "\"\" (empty path): No such file or directory (os error 2)");
+}
+
 // ---------------------------------------------------------------------------
 // Error::Format
 
@@ -397,6 +469,21 @@ fn shape_data_of_the_wrong_size() {
         err.to_string(),
         "images in y.idx: expected u8 values of shape [n, 28, 28], found 784 u8 values for shape [5, 28, 28]"
     );
+    // Dimensions whose product overflows are refused, not a multiply overflow.
+    let dir = scratch("shape");
+    let path = dir.join("huge.idx");
+    let err = idx::write_u8(&path, &[1 << 32, 1 << 32, 1 << 32], &[]).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "IDX data for {}: expected [4294967296, 4294967296, 4294967296] = more values than fit in memory, \
+             found 0 values",
+            path.display()
+        )
+    );
+    assert!(!path.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---------------------------------------------------------------------------

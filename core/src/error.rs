@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be opened, read or written.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be opened, read or written, or is not a regular file
+    /// (a directory, FIFO, socket or device, refused without opening it).
+    #[error("{}: {source}", ShowPath(path))]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -18,7 +19,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file was read but its contents are not what its format requires.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", ShowPath(path))]
     Format {
         /// The file involved.
         path: PathBuf,
@@ -215,6 +216,20 @@ fn non_finite_message(epoch: usize, batch: usize, value: f64, at: &NonFiniteAt) 
     }
 }
 
+/// A path in a message: as it is, or `"" (empty path)` for the empty path,
+/// which would otherwise show as nothing.
+struct ShowPath<'a>(&'a Path);
+
+impl fmt::Display for ShowPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.as_os_str().is_empty() {
+            f.write_str("\"\" (empty path)")
+        } else {
+            self.0.display().fmt(f)
+        }
+    }
+}
+
 /// `[3, 64]`; `[]` for a scalar.
 struct ShapeList<'a>(&'a [usize]);
 
@@ -253,7 +268,7 @@ fn mismatch_message(path: &Path, problems: &[TensorProblem]) -> String {
         1 => "1 problem".to_string(),
         n => format!("{n} problems"),
     };
-    let mut message = format!("{}: the stored tensors do not fit the network ({count}):", path.display());
+    let mut message = format!("{}: the stored tensors do not fit the network ({count}):", ShowPath(path));
     for problem in problems {
         message += &format!("\n  - {problem}");
     }

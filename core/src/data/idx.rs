@@ -48,7 +48,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Reads an IDX file; gzip compression is detected from the content, not the name.
 pub fn read(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::fs::open_regular(path, "an IDX file")?;
     let mut reader = std::io::BufReader::new(file);
     let mut magic = [0u8; 2];
     let peeked = {
@@ -146,11 +146,15 @@ fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Res
 /// Writes a `u8` IDX file (uncompressed); used by tests and tools that make data.
 pub fn write_u8(path: impl AsRef<Path>, dims: &[usize], data: &[u8]) -> Result<()> {
     let path = path.as_ref();
-    let expected: usize = dims.iter().product();
-    if expected != data.len() || dims.is_empty() || dims.len() > 255 {
+    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if expected != Some(data.len()) || dims.is_empty() || dims.len() > 255 {
+        let expected = match expected {
+            Some(n) => format!("{dims:?} = {n} values"),
+            None => format!("{dims:?} = more values than fit in memory"),
+        };
         return Err(Error::Shape {
             what: format!("IDX data for {}", path.display()),
-            expected: format!("{dims:?} = {expected} values"),
+            expected,
             found: format!("{} values", data.len()),
         });
     }

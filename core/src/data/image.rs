@@ -24,7 +24,7 @@ const MAX_INFLATION: u64 = 1032;
 /// (colour is averaged, alpha composited onto black, 16-bit values rounded).
 pub fn read_png(path: impl AsRef<Path>) -> Result<GreyImage> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fs::read_regular(path, "a PNG image")?;
     decode_png(&bytes, path)
 }
 

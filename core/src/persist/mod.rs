@@ -66,9 +66,10 @@
 //! # Atomic writes
 //!
 //! [`save`] and [`save_checkpoint`] write a temporary file next to the target
-//! (`.<file name>.<random>.tmp`), flush and `fsync` it, rename it over the target,
+//! (`.<file name>.staticnet-tmp.<pid>.<n>`), flush and `fsync` it, rename it over the target,
 //! then `fsync` the directory (on Unix). A process killed while saving leaves the
-//! previous file intact (and possibly a stray temporary file, which is safe to delete).
+//! previous file intact (and possibly a stray temporary file, which is safe to delete;
+//! the next save to the same path deletes it once the process that wrote it has ended).
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 //! [`Float::DTYPE`]: crate::float::Float::DTYPE
