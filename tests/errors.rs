@@ -246,6 +246,13 @@ fn io_a_fifo_socket_or_device_is_refused_at_once() {
     let s = socket.display();
     assert_eq!(every_reader(&socket)[2], format!("{s}: is a socket, not an IDX file"));
 
+    // Writers replace the FIFO with a regular file (atomically), without blocking either.
+    let q = dir.join("q");
+    assert!(std::process::Command::new("mkfifo").arg(&q).status().unwrap().success());
+    let target = q.clone();
+    within_a_second(move || idx::write_u8(&target, &[1], &[7])).unwrap();
+    assert_eq!(idx::read(&q).unwrap().as_u8(), Some(&[7u8][..]));
+
     let device = Path::new("/dev/null");
     assert_eq!(every_reader(device)[3], "/dev/null: is a character device, not a PNG image");
     assert_eq!(every_reader(&dir)[2], format!("{}: is a directory, not an IDX file", dir.display()));

@@ -143,7 +143,8 @@ fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Res
     })
 }
 
-/// Writes a `u8` IDX file (uncompressed); used by tests and tools that make data.
+/// Writes a `u8` IDX file (uncompressed), atomically as [`crate::persist::write_atomic`]
+/// does; used by tests and tools that make data.
 pub fn write_u8(path: impl AsRef<Path>, dims: &[usize], data: &[u8]) -> Result<()> {
     let path = path.as_ref();
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
@@ -165,7 +166,7 @@ pub fn write_u8(path: impl AsRef<Path>, dims: &[usize], data: &[u8]) -> Result<(
         out.extend_from_slice(&d.to_be_bytes());
     }
     out.extend_from_slice(data);
-    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+    crate::persist::write_atomic(path, &out)
 }
 
 #[cfg(test)]
