@@ -49,7 +49,10 @@ use crate::optim::Optimizer;
 use crate::tensor::Batch;
 use checkpoint::Resumed;
 use clip::{clipped_norm, norm_scale, Clipped};
-use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
+use finite::{
+    first_non_finite, first_non_finite_grad, first_non_finite_output, first_non_finite_param, param_name,
+    restore_params, save_params,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
@@ -287,6 +290,7 @@ impl<O> Trainer<O> {
         let mut d_out = Batch::<T, OUT>::zeros(0);
         let mut history = History::default();
         let mut scratch = Vec::new();
+        let mut saved = Vec::new();
         let batches = train.len().div_ceil(self.batch_size);
 
         for epoch in first_epoch..=self.epochs {
@@ -336,6 +340,8 @@ impl<O> Trainer<O> {
                         return Err(stop(value, NonFiniteAt::Gradient { name, index }));
                     }
                 }
+                // The weights before the step, restored if it makes any of them non-finite.
+                save_params(&*net, &mut saved);
                 if self.clip_norm.is_some() || self.clip_value.is_some() {
                     let value = self.clip_value;
                     let scale = match self.clip_norm {
@@ -346,6 +352,10 @@ impl<O> Trainer<O> {
                     self.optimizer.step(&mut clipped, &grads)?;
                 } else {
                     self.optimizer.step(net, &grads)?;
+                }
+                if let Some((name, index, value)) = first_non_finite_param(&*net) {
+                    restore_params(net, &saved);
+                    return Err(stop(value, NonFiniteAt::Parameter { name, index }));
                 }
                 self.step = self.step.saturating_add(1);
                 loss_sum += value * indices.len() as f64;
@@ -365,6 +375,10 @@ impl<O> Trainer<O> {
             };
             let validation =
                 validation.map(|v| evaluate(net, loss, v, self.batch_size.max(256))).transpose()?;
+            if let Some(value) = validation.as_ref().map(|m| m.loss).filter(|l| !l.is_finite()) {
+                let batch = batches.saturating_sub(1);
+                return Err(Error::NonFinite { epoch, batch, value, at: NonFiniteAt::Validation });
+            }
             let report = EpochReport {
                 epoch,
                 train: train_metrics,
