@@ -158,6 +158,25 @@ fn activations_stay_finite_at_extreme_inputs_in_f32_and_f64() {
     activations_at_extremes::<f64>();
 }
 
+#[test]
+fn a_non_finite_target_is_an_error_naming_the_sample() {
+    let out = Batch::<f64, 2>::from_column_slice(&[0.5, -1.0, 2.0, 0.0]);
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let target = Batch::<f64, 2>::from_column_slice(&[0.0, 1.0, 1.0, bad]);
+        let mut grad = Batch::zeros(0);
+        let mse = MeanSquaredError.loss(&out, &target).unwrap_err().to_string();
+        assert_eq!(
+            mse,
+            format!("invalid setting: mean squared error target {bad} at sample 1, element 1 is not finite")
+        );
+        assert!(MeanSquaredError.loss_and_grad(&out, &target, &mut grad).is_err());
+        assert!(Loss::<f64, 2>::validate(&MeanSquaredError, &target).is_err());
+        let bce = BinaryCrossEntropy.loss(&out, &target).unwrap_err().to_string();
+        assert!(bce.contains("target") && bce.contains("at sample 1, element 1"), "{bce}");
+        assert!(BinaryCrossEntropy.loss_and_grad(&out, &target, &mut grad).is_err());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The trainer's non-finite checks
 
