@@ -15,8 +15,11 @@
 //! checks the input batch, every layer's output and every gradient, and the
 //! error names the first place the value appeared ([`NonFiniteAt`]): a
 //! training sample and feature, a layer, or a parameter such as `fc1.weight`.
+//! Whatever that setting, a step that makes any parameter non-finite is
+//! undone and reported ([`NonFiniteAt::Parameter`]), and a non-finite loss on
+//! the validation data is an error ([`NonFiniteAt::Validation`]).
 //! Checkpoints are written only after a completed epoch, so the last one
-//! written stays as it was.
+//! written stays as it was and never holds a non-finite weight.
 //!
 //! [`Trainer::clip_grad_norm`] and [`Trainer::clip_grad_value`] clip the
 //! gradients between the backward pass and the optimizer step, like
