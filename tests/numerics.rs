@@ -158,6 +158,25 @@ fn activations_stay_finite_at_extreme_inputs_in_f32_and_f64() {
     activations_at_extremes::<f64>();
 }
 
+#[test]
+fn a_non_finite_target_is_an_error_naming_the_sample() {
+    let out = Batch::<f64, 2>::from_column_slice(&[0.5, -1.0, 2.0, 0.0]);
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let target = Batch::<f64, 2>::from_column_slice(&[0.0, 1.0, 1.0, bad]);
+        let mut grad = Batch::zeros(0);
+        let mse = MeanSquaredError.loss(&out, &target).unwrap_err().to_string();
+        assert_eq!(
+            mse,
+            format!("invalid setting: mean squared error target {bad} at sample 1, element 1 is not finite")
+        );
+        assert!(MeanSquaredError.loss_and_grad(&out, &target, &mut grad).is_err());
+        assert!(Loss::<f64, 2>::validate(&MeanSquaredError, &target).is_err());
+        let bce = BinaryCrossEntropy.loss(&out, &target).unwrap_err().to_string();
+        assert!(bce.contains("target") && bce.contains("at sample 1, element 1"), "{bce}");
+        assert!(BinaryCrossEntropy.loss_and_grad(&out, &target, &mut grad).is_err());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The trainer's non-finite checks
 
@@ -294,16 +313,17 @@ fn an_overflowing_gradient_names_the_parameter_before_the_step() {
     assert_eq!(non_finite(err).3, NonFiniteAt::Gradient { name: "fc1.weight".into(), index: 0 });
     assert_eq!(weights(&net), before, "no step was taken");
 
-    // Without the check the step is taken with infinite gradients and the weights are ruined…
+    // Without the check the step is taken with infinite gradients, found in the weights and undone…
     let (mut net, data) = overflowing_gradients();
-    Trainer::new(Sgd::new(0.1))
+    let err = Trainer::new(Sgd::new(0.1))
         .epochs(1)
         .batch_size(4)
         .verbose(false)
         .check_finite(false)
         .fit(&mut net, &SoftmaxCrossEntropy, &data, None)
-        .unwrap();
-    assert!(weights(&net).iter().any(|&w| !f32::from_bits(w).is_finite()));
+        .unwrap_err();
+    assert_eq!(non_finite(err).3, NonFiniteAt::Parameter { name: "fc1.weight".into(), index: 0 });
+    assert_eq!(weights(&net), before, "the step was undone");
     // …while clipping the values keeps them finite.
     let (mut net, data) = overflowing_gradients();
     Trainer::new(Sgd::new(0.1))
@@ -354,6 +374,57 @@ fn a_nan_mid_run_leaves_the_last_checkpoint_untouched() {
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(files, ["run.ckpt"], "no temporary file left behind");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn all_weights_finite(net: &Mlp) -> bool {
+    weights(net).iter().all(|&w| f32::from_bits(w).is_finite())
+}
+
+#[test]
+fn a_step_that_makes_the_weights_non_finite_is_undone_and_named() {
+    // 1e39 is infinite in f32: the first step writes inf and NaN (inf · 0) into every weight.
+    for check in [true, false] {
+        let mut net = Mlp::new(1);
+        let before = weights(&net);
+        let mut t = Trainer::new(Sgd::new(1e39)).epochs(1).batch_size(12).verbose(false).check_finite(check);
+        let err = t.fit(&mut net, &SoftmaxCrossEntropy, &data(None), None).unwrap_err();
+        assert!(err.to_string().contains("the step was undone"), "{err}");
+        let (epoch, batch, value, at) = non_finite(err);
+        assert_eq!((epoch, batch), (1, 0));
+        assert!(!value.is_finite());
+        assert_eq!(at, NonFiniteAt::Parameter { name: "fc1.weight".into(), index: 0 });
+        assert_eq!(weights(&net), before, "the weights of the last finite step");
+    }
+}
+
+#[test]
+fn a_huge_learning_rate_never_writes_a_non_finite_checkpoint() {
+    let dir = scratch("huge-rate");
+    let path = dir.join("run.ckpt");
+    let mut net = Mlp::new(2);
+    let sgd = Sgd::new(1e36);
+    let mut t = Trainer::new(sgd).epochs(3).batch_size(4).shuffle(false).verbose(false).checkpoint(&path);
+    let err = t.fit(&mut net, &SoftmaxCrossEntropy, &data(None), None).unwrap_err();
+    non_finite(err);
+    assert!(all_weights_finite(&net));
+    if path.exists() {
+        let mut saved = Mlp::zeros();
+        persist::load_checkpoint(&mut saved, &path).unwrap();
+        assert!(all_weights_finite(&saved), "the checkpoint holds finite weights only");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn non_finite_outputs_on_validation_data_are_an_error() {
+    // One step at 1e30 leaves finite weights whose outputs overflow on ordinary inputs.
+    let mut net = Mlp::new(1);
+    let mut t = Trainer::new(Sgd::new(1e30)).epochs(1).batch_size(12).verbose(false);
+    let err = t.fit(&mut net, &SoftmaxCrossEntropy, &data(None), Some(&data(None))).unwrap_err();
+    let (epoch, batch, value, at) = non_finite(err);
+    assert_eq!((epoch, batch, at), (1, 0, NonFiniteAt::Validation));
+    assert!(!value.is_finite());
+    assert!(all_weights_finite(&net));
 }
 
 // ---------------------------------------------------------------------------

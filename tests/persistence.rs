@@ -9,6 +9,7 @@
 
 use serde_json::{json, Value};
 use staticnet::init::SeededRng;
+use staticnet::persist::TrainingState;
 use staticnet::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -280,6 +281,110 @@ fn a_checkpoint_of_another_optimizer_or_network_changes_nothing() {
     persist::load_into(&mut plain, &checkpoint).unwrap();
     assert_eq!(bits(&plain), bits(&net));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A checkpoint of `optimizer` after one epoch of 8 steps on `net`, in memory.
+fn checkpoint_bytes<O: Optimizer<f32>>(test: &str, optimizer: O) -> (Vec<u8>, TrainingState<f32>) {
+    let dir = scratch(test);
+    let path = dir.join(format!("{}.safetensors", optimizer.state().unwrap().kind));
+    let mut net = Mlp::new(4);
+    let data = dataset::<f32, 4>(3, 16);
+    let mut trainer = Trainer::new(optimizer).epochs(1).batch_size(2).verbose(false).checkpoint(&path);
+    trainer.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let state = persist::load_checkpoint_from_bytes(&mut Mlp::<f32>::zeros(), &bytes).unwrap();
+    assert_eq!(state.step, 8);
+    let _ = std::fs::remove_dir_all(&dir);
+    (bytes, state)
+}
+
+#[test]
+fn hostile_optimizer_state_is_refused_naming_the_field() {
+    type Edit = fn(&mut TrainingState<f32>);
+    fn fill(state: &mut TrainingState<f32>, slot: &str, value: f32) {
+        let (_, vectors) = state.optimizer.slots.iter_mut().find(|(name, _)| name == slot).unwrap();
+        vectors.iter_mut().flatten().for_each(|v| *v = value);
+    }
+    let adam: [(&str, &str, Edit); 5] = [
+        ("step 2^53+1", "`optimizer.step`", |s| s.optimizer.step = (1 << 53) + 1),
+        ("eps NaN", "`optimizer.eps`", |s| _ = s.optimizer.hyper.insert("eps".into(), f64::NAN)),
+        ("eps negative", "`optimizer.eps`", |s| _ = s.optimizer.hyper.insert("eps".into(), -1e-8)),
+        ("exp_avg_sq -1", "`optimizer.exp_avg_sq.fc1.weight`", |s| fill(s, "exp_avg_sq", -1.0)),
+        ("exp_avg NaN", "`optimizer.exp_avg.fc1.weight`", |s| fill(s, "exp_avg", f32::NAN)),
+    ];
+    let sgd: [(&str, &str, Edit); 3] = [
+        ("momentum_buffer inf", "`optimizer.momentum_buffer.fc1.weight`", |s| {
+            fill(s, "momentum_buffer", f32::INFINITY)
+        }),
+        ("nesterov NaN", "`optimizer.nesterov`", |s| {
+            _ = s.optimizer.hyper.insert("nesterov".into(), f64::NAN)
+        }),
+        ("momentum slot missing at step 8", "`optimizer.momentum_buffer`", |s| s.optimizer.slots.clear()),
+    ];
+    let cases = [
+        (checkpoint_bytes("hostile-adam", Adam::new(0.01)), &adam[..]),
+        (checkpoint_bytes("hostile-sgd", Sgd::new(0.05).momentum(0.9).nesterov(true)), &sgd[..]),
+    ];
+    for ((good, state), edits) in cases {
+        let kind = state.optimizer.kind.clone();
+        let mut net = Mlp::<f32>::zeros();
+        // The unedited checkpoint resumes.
+        resume(&kind, &mut net, &good).unwrap();
+        for (what, field, edit) in edits {
+            let mut bad = state.clone();
+            edit(&mut bad);
+            let bytes = persist::checkpoint_to_bytes(&mut Mlp::<f32>::zeros(), &bad).unwrap();
+            let mut target = Mlp::<f32>::new(9);
+            let before = bits(&target);
+            let err = resume(&kind, &mut target, &bytes).expect_err(what);
+            assert!(matches!(err, Error::Format { .. }), "{what}: {err}");
+            assert!(err.to_string().contains(field), "{what}: {err}");
+            assert_eq!(bits(&target), before, "{what}");
+            let err = persist::load_checkpoint_from_bytes(&mut target, &bytes).unwrap_err();
+            assert!(err.to_string().contains(field), "{what}: {err}");
+        }
+    }
+}
+
+#[test]
+fn adam_resumes_from_any_step_count_without_wrapping_around() {
+    // Bias correction raised beta to the step count cast to i32: these wrapped to
+    // negative powers and the first step turned every weight into NaN.
+    let (_, state) = checkpoint_bytes("late-adam", Adam::new(0.01));
+    let data = dataset::<f32, 4>(5, 16);
+    for step in [2_147_483_647, 4_294_967_295, 1 << 53] {
+        let mut late = state.clone();
+        late.optimizer.step = step;
+        let bytes = persist::checkpoint_to_bytes(&mut Mlp::<f32>::zeros(), &late).unwrap();
+        let mut net = Mlp::<f32>::zeros();
+        let mut trainer = Trainer::new(Adam::new(1.0)).epochs(2).batch_size(4).verbose(false);
+        trainer.resume_from_bytes(&mut net, &bytes).unwrap();
+        trainer.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap();
+        let finite = bits(&net).iter().all(|(_, v)| v.iter().all(|b| f64::from_bits(*b).is_finite()));
+        assert!(finite, "step {step}");
+        assert_eq!(trainer.optimizer().state().unwrap().step, step + 4);
+    }
+}
+
+/// Resumes a trainer with a default optimizer of `kind` from checkpoint bytes.
+fn resume(kind: &str, net: &mut Mlp<f32>, bytes: &[u8]) -> Result<()> {
+    match kind {
+        "adam" => Trainer::new(Adam::new(1.0)).resume_from_bytes(net, bytes),
+        _ => Trainer::new(Sgd::new(1.0)).resume_from_bytes(net, bytes),
+    }
+}
+
+#[test]
+fn optimizer_state_loaded_directly_is_checked_too() {
+    let mut adam = Adam::<f32>::new(0.01);
+    let mut state = adam.state().unwrap();
+    state.hyper.insert("beta2".into(), 1.0);
+    let err = adam.load_state(state).unwrap_err();
+    assert!(err.to_string().contains("`optimizer.beta2` = 1.0 must be in [0, 1)"), "{err}");
+    let mut state = Sgd::<f32>::new(0.1).momentum(0.9).state().unwrap();
+    state.slots[0].1 = vec![vec![f32::NAN]];
+    let err = Sgd::<f32>::new(0.1).load_state(state).unwrap_err();
+    assert!(err.to_string().contains("`optimizer.momentum_buffer` of parameter 0 holds NaN"), "{err}");
 }
 
 // ---------------------------------------------------------------------------

@@ -177,6 +177,16 @@ pub enum NonFiniteAt {
         /// The element, row-major over the parameter's PyTorch shape.
         index: usize,
     },
+    /// A parameter after the optimizer step (its `state_dict` name), the first
+    /// in visiting order; the step was undone.
+    Parameter {
+        /// The parameter's name.
+        name: String,
+        /// The element, row-major over the parameter's PyTorch shape.
+        index: usize,
+    },
+    /// The loss on the validation data after the epoch (`batch` is the last one).
+    Validation,
 }
 
 impl fmt::Display for NonFiniteAt {
@@ -190,6 +200,8 @@ impl fmt::Display for NonFiniteAt {
             }
             NonFiniteAt::Loss => f.write_str("the loss"),
             NonFiniteAt::Gradient { name, index } => write!(f, "the gradient of `{name}` (element {index})"),
+            NonFiniteAt::Parameter { name, index } => write!(f, "the parameter `{name}` (element {index})"),
+            NonFiniteAt::Validation => f.write_str("the validation loss"),
         }
     }
 }
@@ -213,6 +225,14 @@ fn non_finite_message(epoch: usize, batch: usize, value: f64, at: &NonFiniteAt) 
         NonFiniteAt::Gradient { name, index } => {
             format!("the gradient of `{name}` became {value} (element {index}) {when}: {tuning}")
         }
+        NonFiniteAt::Parameter { name, index } => format!(
+            "the optimizer step made parameter `{name}` {value} (element {index}) {when}; \
+             the step was undone, the weights are those of the last finite step: {tuning}"
+        ),
+        NonFiniteAt::Validation => format!(
+            "the validation loss became {value} after epoch {epoch} (the weights of its last batch, {batch}, \
+             give non-finite outputs): lower the learning rate or clip gradients (Trainer::clip_grad_norm)"
+        ),
     }
 }
 

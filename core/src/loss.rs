@@ -95,6 +95,20 @@ fn check_len(what: &str, outputs: usize, targets: usize) -> Result<()> {
     }
 }
 
+/// Refuses a NaN or infinite target, naming its sample (column) and element (row).
+/// Losses call it when their sum is not finite, so valid batches pay nothing.
+fn check_finite_targets<T: Float, const N: usize>(what: &str, target: &Batch<T, N>) -> Result<()> {
+    match target.iter().position(|t| !t.is_finite()) {
+        Some(i) => Err(Error::InvalidConfig(format!(
+            "{what} target {} at sample {}, element {} is not finite",
+            target[i],
+            i / N,
+            i % N
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Softmax followed by cross-entropy, on logits, with class-index labels.
 ///
 /// Fused: the loss is `logsumexp(z) − z_label`, computed after shifting by the
@@ -185,6 +199,9 @@ impl<T: Float, const N: usize> Loss<T, N> for MeanSquaredError {
         check_len("mean squared error", output.ncols(), target.ncols())?;
         let sum =
             output.iter().zip(target.iter()).map(|(&o, &t)| (o - t) * (o - t)).fold(T::zero(), |a, b| a + b);
+        if !sum.is_finite() {
+            check_finite_targets("mean squared error", target)?;
+        }
         Ok(sum / T::cast(output.len().max(1) as f64))
     }
 
@@ -196,6 +213,10 @@ impl<T: Float, const N: usize> Loss<T, N> for MeanSquaredError {
             *g = scale * (o - t);
         }
         Ok(loss)
+    }
+
+    fn validate(&self, target: &Batch<T, N>) -> Result<()> {
+        check_finite_targets("mean squared error", target)
     }
 }
 
@@ -217,6 +238,9 @@ impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
             .zip(target.iter())
             .map(|(&z, &t)| z.max(T::zero()) - z * t + (-z.abs()).exp().ln_1p())
             .fold(T::zero(), |a, b| a + b);
+        if !sum.is_finite() {
+            check_finite_targets("binary cross-entropy", target)?;
+        }
         Ok(sum / T::cast(output.len().max(1) as f64))
     }
 

@@ -36,6 +36,58 @@ pub struct OptimizerState<T> {
     pub slots: Vec<(String, Vec<Vec<T>>)>,
 }
 
+/// The largest step count a state may hold (2^53, exact in f64), as in checkpoints.
+const MAX_STEP: u64 = 1 << 53;
+
+impl<T: Float> OptimizerState<T> {
+    /// Why this state must not be resumed from, naming the field by its checkpoint key
+    /// (`optimizer.eps`, `optimizer.step`…), or `None`. Hyper-parameters must be finite
+    /// and in range (`nesterov` 0 or 1, betas in [0, 1)), state vectors finite and
+    /// `exp_avg_sq` non-negative: one bad value would turn every weight into NaN on
+    /// the next step. `tensor(slot, k)` names (quoted) the `k`-th parameter's vector of `slot`.
+    pub(crate) fn problem(&self, tensor: &dyn Fn(&str, usize) -> String) -> Option<String> {
+        let adam = matches!(self.kind.as_str(), "adam" | "adamw");
+        for (key, &v) in &self.hyper {
+            let (ok, rule) = match key.as_str() {
+                "nesterov" => (v == 0.0 || v == 1.0, "0 (false) or 1 (true)"),
+                "beta1" | "beta2" if adam => ((0.0..1.0).contains(&v), "in [0, 1)"),
+                "lr" | "momentum" | "weight_decay" | "eps" => {
+                    (v.is_finite() && v >= 0.0, "finite and non-negative")
+                }
+                _ => (v.is_finite(), "finite"),
+            };
+            if !ok {
+                return Some(format!("`optimizer.{key}` = {v:?} must be {rule}"));
+            }
+        }
+        if self.step > MAX_STEP {
+            return Some(format!("`optimizer.step` = {} is out of range: at most 2^53", self.step));
+        }
+        for (slot, vectors) in &self.slots {
+            for (k, values) in vectors.iter().enumerate() {
+                let bad = |v: &T| !v.is_finite() || (slot == "exp_avg_sq" && *v < T::zero());
+                if let Some(i) = values.iter().position(bad) {
+                    let rule = if slot == "exp_avg_sq" { "finite and non-negative" } else { "finite" };
+                    return Some(format!(
+                        "{} holds {:?} at element {i}: optimizer state must be {rule}",
+                        tensor(slot, k),
+                        values[i].as_f64()
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// Refuses a state [`OptimizerState::problem`] finds fault with.
+    fn check_values(&self) -> Result<()> {
+        match self.problem(&|slot, k| format!("`optimizer.{slot}` of parameter {k}")) {
+            None => Ok(()),
+            Some(reason) => Err(Error::InvalidConfig(format!("{} optimizer state: {reason}", self.kind))),
+        }
+    }
+}
+
 impl<T> OptimizerState<T> {
     /// The hyper-parameter `key`, or an error naming it.
     fn hyper(&self, key: &str) -> Result<f64> {
@@ -226,6 +278,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 
     fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
         state.check_kind("sgd")?;
+        state.check_values()?;
         let (lr, momentum) = (state.hyper("lr")?, state.hyper("momentum")?);
         let (nesterov, weight_decay) = (state.hyper("nesterov")?, state.hyper("weight_decay")?);
         let mut slots = state.take_slots("sgd", &["momentum_buffer"])?;
@@ -304,6 +357,7 @@ impl<T: Float> Moments<T> {
     /// Moments from an [`OptimizerState`] of `kind`, with its `lr` and `weight_decay`.
     fn from_state(state: OptimizerState<T>, kind: &str) -> Result<(Self, f64, f64)> {
         state.check_kind(kind)?;
+        state.check_values()?;
         let (lr, weight_decay) = (state.hyper("lr")?, state.hyper("weight_decay")?);
         let (beta1, beta2, eps) = (state.hyper("beta1")?, state.hyper("beta2")?, state.hyper("eps")?);
         let step = state.step;
@@ -332,9 +386,11 @@ impl<T: Float> Moments<T> {
                 return Err(Error::InvalidConfig(format!("{what} must be in [0, 1), got {b}")));
             }
         }
-        let t = self.step.max(1) as i32;
-        let bias1 = 1.0 - self.beta1.powi(t);
-        let bias2 = 1.0 - self.beta2.powi(t);
+        let t = self.step.max(1);
+        // `powi` for every step a run reaches; past i32 (only from a restored count) no wrap-around.
+        let pow = |b: f64| i32::try_from(t).map_or_else(|_| b.powf(t as f64), |t| b.powi(t));
+        let bias1 = 1.0 - pow(self.beta1);
+        let bias2 = 1.0 - pow(self.beta2);
         let (b1, b2, eps) = (T::cast(self.beta1), T::cast(self.beta2), T::cast(self.eps));
         let (l2, step) = (T::cast(l2), T::cast(lr / bias1));
         let inv_sqrt_bias2 = T::cast(1.0 / bias2.sqrt());

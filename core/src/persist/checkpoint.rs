@@ -326,6 +326,48 @@ pub(crate) fn read_checkpoint<'a, T: Float, N: Params<T>>(
         step: number("optimizer.step")?,
         slots: optimizer_slots,
     };
+    let tensor = |slot: &str, k: usize| {
+        let param = params.get(k).map_or_else(|| k.to_string(), |p| p.name.clone());
+        format!("`{OPTIMIZER_PREFIX}{slot}.{param}`")
+    };
+    if let Some(reason) = optimizer.problem(&tensor) {
+        return Err(format_error(format!("checkpoint {reason}")));
+    }
+    if !params.is_empty() {
+        check_slots_present(&optimizer, step).map_err(format_error)?;
+    }
     let state = TrainingState { epoch, step, rng: trainer_rng, optimizer, settings };
     Ok(LoadedCheckpoint { state, restore: Restore { stored, rngs } })
+}
+
+/// Refuses optimizer state whose slots are missing where its kind and step say they
+/// must exist (or present where they cannot): resuming would silently restart the
+/// momentum or moments from zero. `step` is the run's step count (SGD counts none).
+fn check_slots_present<T>(optimizer: &OptimizerState<T>, step: u64) -> std::result::Result<(), String> {
+    let has = |slot: &str| optimizer.slots.iter().any(|(name, _)| name == slot);
+    let (needed, slots): (bool, &[&str]) = match optimizer.kind.as_str() {
+        "sgd" => {
+            let momentum = optimizer.hyper.get("momentum").copied().unwrap_or(0.0);
+            if momentum == 0.0 {
+                (false, &["momentum_buffer"])
+            } else if step > 0 {
+                (true, &["momentum_buffer"])
+            } else {
+                return Ok(());
+            }
+        }
+        "adam" | "adamw" => (optimizer.step > 0, &["exp_avg", "exp_avg_sq"]),
+        _ => return Ok(()),
+    };
+    for slot in slots {
+        if has(slot) != needed {
+            let (what, why) = if needed { ("lacks", "needs it") } else { ("has", "cannot have one") };
+            return Err(format!(
+                "checkpoint {what} optimizer slot `{OPTIMIZER_PREFIX}{slot}`: {} optimizer state at step {} {why}",
+                optimizer.kind,
+                if optimizer.kind == "sgd" { step } else { optimizer.step },
+            ));
+        }
+    }
+    Ok(())
 }

@@ -32,7 +32,9 @@ impl<O> Trainer<O> {
     /// epochs for a cosine schedule) and fits the same data with the same loss.
     ///
     /// Errors: those of [`persist::load_checkpoint`] ([`Error::Io`],
-    /// [`Error::Format`], [`Error::Mismatch`]), or [`Error::InvalidConfig`] if the
+    /// [`Error::Format`], [`Error::Mismatch`]; [`Error::Format`] also for optimizer state
+    /// that is not finite, out of range or missing a slot its step needs, naming the
+    /// field), or [`Error::InvalidConfig`] if the
     /// checkpoint was made with another kind of optimizer. On any error `net`,
     /// the optimizer and the trainer are unchanged.
     pub fn resume<T, N>(&mut self, net: &mut N, path: impl AsRef<Path>) -> Result<()>

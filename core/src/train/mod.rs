@@ -15,8 +15,11 @@
 //! checks the input batch, every layer's output and every gradient, and the
 //! error names the first place the value appeared ([`NonFiniteAt`]): a
 //! training sample and feature, a layer, or a parameter such as `fc1.weight`.
+//! Whatever that setting, a step that makes any parameter non-finite is
+//! undone and reported ([`NonFiniteAt::Parameter`]), and a non-finite loss on
+//! the validation data is an error ([`NonFiniteAt::Validation`]).
 //! Checkpoints are written only after a completed epoch, so the last one
-//! written stays as it was.
+//! written stays as it was and never holds a non-finite weight.
 //!
 //! [`Trainer::clip_grad_norm`] and [`Trainer::clip_grad_value`] clip the
 //! gradients between the backward pass and the optimizer step, like
@@ -49,7 +52,10 @@ use crate::optim::Optimizer;
 use crate::tensor::Batch;
 use checkpoint::Resumed;
 use clip::{clipped_norm, norm_scale, Clipped};
-use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
+use finite::{
+    first_non_finite, first_non_finite_grad, first_non_finite_output, first_non_finite_param, param_name,
+    restore_params, save_params,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
@@ -287,6 +293,7 @@ impl<O> Trainer<O> {
         let mut d_out = Batch::<T, OUT>::zeros(0);
         let mut history = History::default();
         let mut scratch = Vec::new();
+        let mut saved = Vec::new();
         let batches = train.len().div_ceil(self.batch_size);
 
         for epoch in first_epoch..=self.epochs {
@@ -336,6 +343,8 @@ impl<O> Trainer<O> {
                         return Err(stop(value, NonFiniteAt::Gradient { name, index }));
                     }
                 }
+                // The weights before the step, restored if it makes any of them non-finite.
+                save_params(&*net, &mut saved);
                 if self.clip_norm.is_some() || self.clip_value.is_some() {
                     let value = self.clip_value;
                     let scale = match self.clip_norm {
@@ -346,6 +355,10 @@ impl<O> Trainer<O> {
                     self.optimizer.step(&mut clipped, &grads)?;
                 } else {
                     self.optimizer.step(net, &grads)?;
+                }
+                if let Some((name, index, value)) = first_non_finite_param(&*net) {
+                    restore_params(net, &saved);
+                    return Err(stop(value, NonFiniteAt::Parameter { name, index }));
                 }
                 self.step = self.step.saturating_add(1);
                 loss_sum += value * indices.len() as f64;
@@ -365,6 +378,10 @@ impl<O> Trainer<O> {
             };
             let validation =
                 validation.map(|v| evaluate(net, loss, v, self.batch_size.max(256))).transpose()?;
+            if let Some(value) = validation.as_ref().map(|m| m.loss).filter(|l| !l.is_finite()) {
+                let batch = batches.saturating_sub(1);
+                return Err(Error::NonFinite { epoch, batch, value, at: NonFiniteAt::Validation });
+            }
             let report = EpochReport {
                 epoch,
                 train: train_metrics,
