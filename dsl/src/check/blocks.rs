@@ -80,8 +80,7 @@ fn projection_between(shape: &Shape, out: &Shape) -> Option<LayerKind> {
     match (shape.features(), out.features(), shape.chw(), out.chw()) {
         (Some(inputs), Some(outputs), _, _) => Some(LayerKind::Dense { inputs, outputs, bias: true }),
         (_, _, Some([c, h, w]), Some([c2, h2, w2])) => {
-            let stride = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
-            match (stride(h, h2), stride(w, w2)) {
+            match (projection_stride(h, h2), projection_stride(w, w2)) {
                 (Some(sh), Some(sw)) => Some(LayerKind::Conv2d {
                     geometry: ConvGeometry {
                         in_channels: c,
@@ -103,6 +102,25 @@ fn projection_between(shape: &Shape, out: &Shape) -> Option<LayerKind> {
         }
         _ => None,
     }
+}
+
+/// The smallest stride `s` of a 1×1 convolution that takes `from` rows to
+/// `to` (`(from - 1) / s + 1 == to`), in closed form: the sizes may be as
+/// large as `usize`, so a search over strides could run for hours.
+///
+/// With `n = from - 1` and `q = to - 1`, `n / s == q` holds exactly when
+/// `n / (q + 1) < s <= n / q`; the smallest such `s` is `n / (q + 1) + 1`.
+fn projection_stride(from: usize, to: usize) -> Option<usize> {
+    if from == 0 || to == 0 {
+        return None;
+    }
+    let (n, q) = (from - 1, to - 1);
+    if q == 0 {
+        // Any stride past `n` leaves one row; the search took the first, `from`.
+        return Some(from);
+    }
+    let s = n / to + 1;
+    (s <= n / q).then_some(s)
 }
 
 /// `parallel(concat | add) { branch { .. } branch { .. } }`.
@@ -232,5 +250,24 @@ pub fn nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> Sha
             (None, Shape::Unknown)
         }
         None => (None, Shape::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projection_stride;
+
+    /// The closed form gives what the former search over every stride gave.
+    #[test]
+    fn projection_stride_agrees_with_the_search() {
+        let search = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
+        for from in 0..400 {
+            for to in 0..=from + 2 {
+                assert_eq!(projection_stride(from, to), search(from, to), "{from} -> {to}");
+            }
+        }
+        assert_eq!(projection_stride(usize::MAX, 1), Some(usize::MAX));
+        assert_eq!(projection_stride(usize::MAX, usize::MAX), Some(1));
+        assert_eq!(projection_stride(1_000_000_000_000, 999_999_999_998), None);
     }
 }

@@ -368,3 +368,22 @@ fn every_table_entry_resolves_and_shapes_an_example() {
         assert_eq!(model.unwrap().layers[0].kind.to_string().split('(').next(), Some(name), "{name}");
     }
 }
+
+/// A projection over a huge height is found (or refused) at once, not by
+/// trying every stride up to the height.
+#[test]
+fn a_projection_over_a_huge_input_is_computed_at_once() {
+    let start = std::time::Instant::now();
+    let errs = errors(quote! {
+        struct N { input: [1, 1000000000000, 1], r: residual(projection) { conv2d(2, kernel = [3, 1]) } }
+    });
+    assert!(errs.iter().any(|e| e.contains("no projection takes [1, 1000000000000, 1]")), "{errs:?}");
+    let (model, errs) = run(quote! {
+        struct N { input: [1, 1000000000000, 1], r: residual(projection) { conv2d(2, kernel = 1, stride = [1000, 1]) } }
+    });
+    assert!(errs.is_empty(), "{errs:?}");
+    let LayerKind::Residual { projection: Some(p), .. } = &model.unwrap().layers[0].kind else { panic!() };
+    let LayerKind::Conv2d { geometry, .. } = &**p else { panic!() };
+    assert_eq!(geometry.stride, [1000, 1]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(1), "{:?}", start.elapsed());
+}
