@@ -14,6 +14,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod model;
+mod nesting;
 mod parse;
 
 /// The whole pipeline: the generated code, or every error found as

@@ -12,6 +12,10 @@ use syn::{braced, bracketed, parenthesized, Attribute, Ident, Lit, Token, Visibi
 
 /// Parses the whole macro input; `None` if even the `struct Name { .. }` frame is broken.
 pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
+    // Before anything recurses over the tokens.
+    if !crate::nesting::within_limits(&input, cx) {
+        return None;
+    }
     let frame = |input: ParseStream| -> syn::Result<_> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
