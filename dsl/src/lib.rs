@@ -77,9 +77,10 @@ mod property {
         "struct Huge { input: [18446744073709551615], dense(18446744073709551615), conv2d(0), max_pool(99999999999) }",
     ];
 
-    /// A random token that the language uses somewhere, or garbage.
-    fn token(rng: &mut Rng) -> TokenTree {
-        match rng.below(9) {
+    /// A random token that the language uses somewhere, or garbage, spanned
+    /// like a token the user wrote (at `span`).
+    fn token(rng: &mut Rng, span: proc_macro2::Span) -> TokenTree {
+        let mut tree = match rng.below(9) {
             0 => TokenTree::Literal(Literal::usize_unsuffixed([0, 1, 3, 28, usize::MAX][rng.below(5)])),
             1 => TokenTree::Literal(Literal::f64_unsuffixed([0.0, 0.5, 1.0, 1e300][rng.below(4)])),
             2 => TokenTree::Literal(Literal::string("same")),
@@ -101,21 +102,25 @@ mod property {
                     proc_macro2::Span::call_site(),
                 ))
             }
-        }
+        };
+        tree.set_span(span);
+        tree
     }
 
     /// One random edit at any depth: delete, insert, swap, duplicate or truncate.
-    fn mutate(tokens: TokenStream, rng: &mut Rng) -> TokenStream {
+    /// New tokens take the span of the token they replace or precede (or `span`).
+    fn mutate(tokens: TokenStream, span: proc_macro2::Span, rng: &mut Rng) -> TokenStream {
         let mut trees: Vec<TokenTree> = tokens.into_iter().collect();
         if trees.is_empty() {
-            return std::iter::once(token(rng)).collect();
+            return std::iter::once(token(rng, span)).collect();
         }
         let at = rng.below(trees.len());
+        let span = trees[at].span();
         match rng.below(6) {
             0 => {
                 trees.remove(at);
             }
-            1 => trees.insert(at, token(rng)),
+            1 => trees.insert(at, token(rng, span)),
             2 => {
                 let other = rng.below(trees.len());
                 trees.swap(at, other);
@@ -127,15 +132,47 @@ mod property {
             }
             _ => {
                 if let TokenTree::Group(g) = &trees[at] {
-                    let mut inner = Group::new(g.delimiter(), mutate(g.stream(), rng));
+                    let mut inner = Group::new(g.delimiter(), mutate(g.stream(), g.span_open(), rng));
                     inner.set_span(g.span());
                     trees[at] = TokenTree::Group(inner);
                 } else {
-                    trees[at] = token(rng);
+                    trees[at] = token(rng, span);
                 }
             }
         }
         trees.into_iter().collect()
+    }
+
+    /// Whether a span is the macro's call site rather than a token of the input.
+    fn at_call_site(span: proc_macro2::Span) -> bool {
+        span.byte_range() == proc_macro2::Span::call_site().byte_range()
+    }
+
+    /// Every error points at the user's tokens, never at the whole macro call
+    /// (unless there are no tokens).
+    #[test]
+    fn mutated_inputs_are_never_reported_at_the_call_site() {
+        let mut rng = Rng(0xca11_517e_0000_0001);
+        let mut found = Vec::new();
+        for case in 0..4000 {
+            let mut tokens: TokenStream = SEEDS[case % SEEDS.len()].parse().expect("seed parses");
+            let span = tokens.clone().into_iter().next().map(|t| t.span()).expect("a seed has tokens");
+            for _ in 0..1 + rng.below(4) {
+                tokens = mutate(tokens, span, &mut rng);
+            }
+            if tokens.is_empty() {
+                continue; // Nothing to point at but the call.
+            }
+            let input = tokens.to_string();
+            let cx = crate::ctxt::Ctxt::new();
+            let _ = crate::parse::parse(tokens, &cx).and_then(|def| crate::check::check(def, &cx));
+            for (span, message) in cx.spanned_messages() {
+                if at_call_site(span) {
+                    found.push(format!("{message}   in: {input}"));
+                }
+            }
+        }
+        assert!(found.is_empty(), "{} at the call site:\n{}", found.len(), found.join("\n"));
     }
 
     #[test]
@@ -145,8 +182,9 @@ mod property {
         for case in 0..4000 {
             let seed: TokenStream = SEEDS[case % SEEDS.len()].parse().expect("seed parses");
             let mut tokens = seed;
+            let span = tokens.clone().into_iter().next().map(|t| t.span()).expect("a seed has tokens");
             for _ in 0..1 + rng.below(4) {
-                tokens = mutate(tokens, &mut rng);
+                tokens = mutate(tokens, span, &mut rng);
             }
             let input = tokens.to_string();
             let out = std::panic::catch_unwind(|| super::run(tokens))

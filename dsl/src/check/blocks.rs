@@ -20,7 +20,7 @@ fn block_layers(items: &[Item], cx: &Ctxt) -> Vec<Option<LayerDef>> {
         .iter()
         .filter_map(|item| match item {
             Item::Layer(l) => Some(Some(l.clone())),
-            Item::Invalid(_) => Some(None),
+            Item::Invalid(..) => Some(None),
             Item::Input { key, .. } | Item::Output { key, .. } => {
                 cx.error_at(key.span(), format!("`{key}:` belongs to the network, not inside a block"));
                 None

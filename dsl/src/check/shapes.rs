@@ -9,7 +9,6 @@ use super::table;
 use crate::ast::{LayerDef, ShapeLit};
 use crate::ctxt::Ctxt;
 use crate::model::{ConvGeometry, LayerKind, PoolGeometry, Shape, Size};
-use proc_macro2::Span;
 use syn::ext::IdentExt;
 
 /// What a shape rule gives: the layer (`None` when it cannot be built, the
@@ -168,10 +167,11 @@ fn conv_geometry(
     let (padding, same) = match c.padding {
         Padding::Same => {
             if c.stride != [1, 1] {
-                cx.error_at(
-                    c.same_span.unwrap_or_else(Span::call_site),
-                    "`padding = same` needs stride 1, as in PyTorch",
-                );
+                let message = "`padding = same` needs stride 1, as in PyTorch";
+                match c.same_span {
+                    Some(span) => cx.error_at(span, message),
+                    None => cx.error_spanned_by(&def.tokens, message),
+                }
                 return (None, Shape::Unknown);
             }
             // PyTorch pads the extra row/column of an even kernel at the bottom/right.

@@ -387,3 +387,35 @@ fn a_projection_over_a_huge_input_is_computed_at_once() {
     assert_eq!(geometry.stride, [1000, 1]);
     assert!(start.elapsed() < std::time::Duration::from_secs(1), "{:?}", start.elapsed());
 }
+
+/// The messages and the columns they point at, for a one-line input.
+fn error_columns(source: &str) -> Vec<(String, usize)> {
+    let cx = Ctxt::new();
+    let tokens: TokenStream = source.parse().expect("tokens");
+    let _ = parse(tokens, &cx).and_then(|def| check(def, &cx));
+    cx.spanned_messages().into_iter().map(|(span, message)| (message, span.start().column)).collect()
+}
+
+/// A broken `output:` entry before a layer is misplaced: said on the entry, not at the call site.
+#[test]
+fn a_misplaced_broken_output_is_reported_on_the_entry() {
+    let source = "struct N { input: [4], output: (3), dense(3) }";
+    let errs = error_columns(source);
+    let at = source.find("output").unwrap();
+    assert!(errs.iter().any(|(m, c)| m.contains("`output:` must be the last entry") && *c == at), "{errs:?}");
+}
+
+/// An entry that ends too early is reported on its last token, not at the call site.
+#[test]
+fn an_entry_cut_short_is_reported_on_its_last_token() {
+    for (source, last) in [
+        ("struct N { input: [4], dense(3) => }", "=>"),
+        ("struct N { input: [4], fc: residual { dense(4) } => }", "=>"),
+        ("struct N", "N"),
+        ("pub struct", "struct"),
+    ] {
+        let errs = error_columns(source);
+        let at = source.rfind(last).unwrap();
+        assert!(errs.iter().any(|(_, c)| (at..at + last.len()).contains(c)), "{source}: {errs:?}");
+    }
+}
