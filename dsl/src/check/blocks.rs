@@ -29,6 +29,11 @@ fn block_layers(items: &[Item], cx: &Ctxt) -> Vec<Option<LayerDef>> {
         .collect()
 }
 
+/// Whether every layer is `flatten` (which emits no code).
+fn only_flatten(layers: &[Option<LayerDef>]) -> bool {
+    layers.iter().all(|l| l.as_ref().is_some_and(|l| l.kind == "flatten" && l.nested.is_none()))
+}
+
 /// `residual { .. }` and `residual(projection) { .. }`.
 pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     let Spec::Residual { projection } = spec else {
@@ -45,6 +50,10 @@ pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
     let layers = block_layers(items, cx);
     if layers.is_empty() {
         cx.error_at(*span, format!("the body of {name} is empty; a residual block needs at least one layer"));
+        return (None, Shape::Unknown);
+    }
+    if only_flatten(&layers) {
+        cx.error_at(*span, format!("the body of {name} needs at least one layer besides `flatten`"));
         return (None, Shape::Unknown);
     }
     let (body, out, _) = check_sequence(&layers, shape.clone(), producer.to_string(), cx);
@@ -142,6 +151,11 @@ pub fn parallel(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
         let layers = block_layers(items, cx);
         if layers.is_empty() {
             cx.error_at(*branch_span, "an empty branch; it needs at least one layer");
+            return (None, Shape::Unknown);
+        }
+        if only_flatten(&layers) {
+            // `flatten` emits no code, so such a branch would have no output of its own.
+            cx.error_at(*branch_span, "a branch needs at least one layer besides `flatten`");
             return (None, Shape::Unknown);
         }
         checked.push(check_sequence(&layers, shape.clone(), producer.to_string(), cx));

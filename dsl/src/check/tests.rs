@@ -419,3 +419,19 @@ fn an_entry_cut_short_is_reported_on_its_last_token() {
         assert!(errs.iter().any(|(_, c)| (at..at + last.len()).contains(c)), "{source}: {errs:?}");
     }
 }
+
+/// `flatten` emits no code, so a block body of nothing else is refused (it panicked the expansion).
+#[test]
+fn a_block_of_only_flatten_is_refused() {
+    for body in [
+        "parallel(concat) { branch { flatten } branch { flatten } }",
+        "parallel(add) { branch { flatten, flatten } branch { flatten } }",
+        "residual(projection) { flatten }",
+    ] {
+        let source = format!("struct N {{ input: [2, 3, 4], {body} }}");
+        let tokens: TokenStream = source.parse().unwrap();
+        let errs = errors(tokens.clone());
+        assert!(errs.iter().any(|e| e.contains("besides `flatten`")), "{source}: {errs:?}");
+        assert!(crate::expand(tokens).to_string().contains("compile_error"));
+    }
+}
