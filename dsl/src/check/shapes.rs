@@ -107,9 +107,10 @@ pub fn pool(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt
 /// `global_avg_pool`: `[C, H, W]` to `[C]`.
 pub fn global_avg_pool(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     match rank3("global_avg_pool", shape, def, producer, cx) {
-        Some([c, h, w]) => {
-            (Some(LayerKind::GlobalAvgPool { channels: c, spatial: h * w }), Shape::Known(vec![c]))
-        }
+        Some([c, h, w]) => match h.checked_mul(w) {
+            Some(spatial) => (Some(LayerKind::GlobalAvgPool { channels: c, spatial }), Shape::Known(vec![c])),
+            None => overflow(def, cx),
+        },
         None => (None, Shape::Unknown),
     }
 }
@@ -117,9 +118,19 @@ pub fn global_avg_pool(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, c
 /// `flatten`: `[C, H, W]` to `[C·H·W]`.
 pub fn flatten(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     match rank3("flatten", shape, def, producer, cx) {
-        Some([c, h, w]) => (Some(LayerKind::Flatten), Shape::Known(vec![c * h * w])),
+        Some([c, h, w]) => match c.checked_mul(h).and_then(|ch| ch.checked_mul(w)) {
+            Some(size) => (Some(LayerKind::Flatten), Shape::Known(vec![size])),
+            None => overflow(def, cx),
+        },
         None => (None, Shape::Unknown),
     }
+}
+
+/// A size past `usize`: unreachable while every shape's size is checked where
+/// it is made, but reported rather than trusted.
+fn overflow(def: &LayerDef, cx: &Ctxt) -> Shaped {
+    cx.error_spanned_by(&def.tokens, "the layer's sizes overflow usize");
+    (None, Shape::Unknown)
 }
 
 /// `batch_norm`: normalises over the first size (channels or features).
