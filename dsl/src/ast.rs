@@ -24,8 +24,9 @@ pub enum Item {
     Output { key: Ident, shape: ShapeLit },
     /// `fc1: dense(256) => [256]`
     Layer(LayerDef),
-    /// An entry that failed to parse (already reported), meant as the given role.
-    Invalid(Role),
+    /// An entry that failed to parse (already reported), meant as the given
+    /// role; the span of its first token, for errors about where it stands.
+    Invalid(Role, Span),
 }
 
 /// What a broken entry was meant to be, so checking can treat it as present.

@@ -42,6 +42,12 @@ impl Ctxt {
         self.errors.borrow().iter().map(|e| e.to_string()).collect()
     }
 
+    /// Each error's span (its first) and message (for tests).
+    #[cfg(test)]
+    pub fn spanned_messages(&self) -> Vec<(proc_macro2::Span, String)> {
+        self.errors.borrow().iter().map(|e| (e.span(), e.to_string())).collect()
+    }
+
     /// The errors' messages, for callers outside the compiler.
     pub fn into_messages(self) -> Vec<String> {
         self.errors.into_inner().iter().map(|e| e.to_string()).collect()

@@ -14,6 +14,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod model;
+mod nesting;
 mod parse;
 
 /// The whole pipeline: the generated code, or every error found as
@@ -42,119 +43,7 @@ fn run(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     }
 }
 
-/// The front end must answer every input with code or spanned errors, never a
-/// panic: thousands of malformed and mutated inputs, from a fixed seed.
 #[cfg(test)]
-mod property {
-    use proc_macro2::{Delimiter, Group, Literal, Punct, Spacing, TokenStream, TokenTree};
-
-    /// A small xorshift generator: reproducible without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
-    const SEEDS: [&str; 4] = [
-        "pub struct Mlp { input: [784], fc1: dense(256), relu, fc2: dense(256 -> 128, bias = false) => [128], \
-         leaky_relu(0.1), head: dense(10), output: [10] }",
-        "struct Cnn { input: [1, 28, 28], c: conv2d(16, kernel = [3, 3], stride = 2, padding = same, dilation = 1), \
-         batch_norm(eps = 1e-5, momentum = 0.1), relu, max_pool(2, stride = 2), avg_pool(1), flatten, dropout(0.25), \
-         layer_norm, dense(10) }",
-        "struct Res { input: [2, 8, 8], b: residual { conv2d(2, kernel = 3, padding = 1), relu }, \
-         d: residual(projection) { conv2d(4, kernel = 3, stride = 2, padding = 1) }, \
-         p: parallel(concat) { branch { conv2d(1, kernel = 1) } branch { max_pool(1) } }, global_avg_pool, \
-         s: parallel(add) { branch { dense(3) } branch { dense(3), tanh } }, e: Encoder => [3] }",
-        "struct Huge { input: [18446744073709551615], dense(18446744073709551615), conv2d(0), max_pool(99999999999) }",
-    ];
-
-    /// A random token that the language uses somewhere, or garbage.
-    fn token(rng: &mut Rng) -> TokenTree {
-        match rng.below(9) {
-            0 => TokenTree::Literal(Literal::usize_unsuffixed([0, 1, 3, 28, usize::MAX][rng.below(5)])),
-            1 => TokenTree::Literal(Literal::f64_unsuffixed([0.0, 0.5, 1.0, 1e300][rng.below(4)])),
-            2 => TokenTree::Literal(Literal::string("same")),
-            3 => TokenTree::Punct(Punct::new(
-                [',', ':', '=', '>', '-', '#', '<'][rng.below(7)],
-                Spacing::Alone,
-            )),
-            4 => TokenTree::Group(Group::new(
-                [Delimiter::Parenthesis, Delimiter::Bracket, Delimiter::Brace][rng.below(3)],
-                TokenStream::new(),
-            )),
-            _ => {
-                let words = [
-                    "dense", "conv2d", "relu", "input", "output", "residual", "parallel", "branch", "kernel",
-                    "stride", "padding", "same", "bias", "true", "struct", "type", "Encoder", "flatten", "x",
-                ];
-                TokenTree::Ident(proc_macro2::Ident::new(
-                    words[rng.below(words.len())],
-                    proc_macro2::Span::call_site(),
-                ))
-            }
-        }
-    }
-
-    /// One random edit at any depth: delete, insert, swap, duplicate or truncate.
-    fn mutate(tokens: TokenStream, rng: &mut Rng) -> TokenStream {
-        let mut trees: Vec<TokenTree> = tokens.into_iter().collect();
-        if trees.is_empty() {
-            return std::iter::once(token(rng)).collect();
-        }
-        let at = rng.below(trees.len());
-        match rng.below(6) {
-            0 => {
-                trees.remove(at);
-            }
-            1 => trees.insert(at, token(rng)),
-            2 => {
-                let other = rng.below(trees.len());
-                trees.swap(at, other);
-            }
-            3 => trees.truncate(at),
-            4 => {
-                let copy = trees[at].clone();
-                trees.insert(at, copy);
-            }
-            _ => {
-                if let TokenTree::Group(g) = &trees[at] {
-                    let mut inner = Group::new(g.delimiter(), mutate(g.stream(), rng));
-                    inner.set_span(g.span());
-                    trees[at] = TokenTree::Group(inner);
-                } else {
-                    trees[at] = token(rng);
-                }
-            }
-        }
-        trees.into_iter().collect()
-    }
-
-    #[test]
-    fn mutated_inputs_give_errors_or_code_never_a_panic() {
-        let mut rng = Rng(0x5eed_5eed_5eed_5eed);
-        let mut errors = 0;
-        for case in 0..4000 {
-            let seed: TokenStream = SEEDS[case % SEEDS.len()].parse().expect("seed parses");
-            let mut tokens = seed;
-            for _ in 0..1 + rng.below(4) {
-                tokens = mutate(tokens, &mut rng);
-            }
-            let input = tokens.to_string();
-            let out = std::panic::catch_unwind(|| super::run(tokens))
-                .unwrap_or_else(|_| panic!("panicked on: {input}"));
-            if out.to_string().contains("compile_error") {
-                errors += 1;
-            }
-        }
-        // Most mutations break something, and each is reported rather than ignored.
-        assert!(errors > 2000, "{errors}");
-    }
-}
+mod generate;
+#[cfg(test)]
+mod property;

@@ -57,8 +57,9 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// Values per output position; saturating, though the checker has refused any that overflow.
     pub fn patch(&self) -> usize {
-        self.in_channels * self.kernel[0] * self.kernel[1]
+        self.in_channels.saturating_mul(self.kernel[0]).saturating_mul(self.kernel[1])
     }
 
     pub fn patch_checked(&self) -> Option<usize> {
@@ -424,7 +425,7 @@ impl Shape {
     /// has made sure it does not overflow.
     pub fn size(&self) -> Size {
         match self {
-            Shape::Known(d) => Size::Lit(d.iter().product()),
+            Shape::Known(d) => Size::Lit(d.iter().fold(1, |a, &b| a.saturating_mul(b))),
             Shape::Generic(p) => Size::Param(p.clone()),
             Shape::Unknown => Size::Lit(0),
         }

@@ -12,6 +12,10 @@ use syn::{braced, bracketed, parenthesized, Attribute, Ident, Lit, Token, Visibi
 
 /// Parses the whole macro input; `None` if even the `struct Name { .. }` frame is broken.
 pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
+    // Before anything recurses over the tokens.
+    if !crate::nesting::within_limits(&input, cx) {
+        return None;
+    }
     let frame = |input: ParseStream| -> syn::Result<_> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
@@ -37,7 +41,7 @@ pub fn parse(input: TokenStream, cx: &Ctxt) -> Option<NetworkDef> {
         }
         Ok((attrs, vis, name, generics, body))
     };
-    let (attrs, vis, name, generics, body) = match frame.parse2(input) {
+    let (attrs, vis, name, generics, body) = match parse_spanned(input, frame) {
         Ok(parts) => parts,
         Err(e) => {
             cx.syn_error(e);
@@ -87,14 +91,44 @@ fn parse_items(body: TokenStream, generics: &[Ident], cx: &Ctxt) -> Vec<Item> {
         .into_iter()
         .map(|tokens| {
             let role = role_of(&tokens);
-            (|input: ParseStream| parse_item(input, generics, cx)).parse2(tokens).unwrap_or_else(|e| {
+            let span = entry_span(&tokens);
+            parse_spanned(tokens, |input: ParseStream| parse_item(input, generics, cx)).unwrap_or_else(|e| {
                 // Keep a placeholder so the checker knows something stood here
                 // and does not report its absence as further mistakes.
                 cx.syn_error(e);
-                Item::Invalid(role)
+                Item::Invalid(role, span)
             })
         })
         .collect()
+}
+
+/// Runs `parser` over `tokens` so that an error at their end points at their
+/// last token: syn reports the end of a whole input at the macro's call site
+/// but the end of a group at its closing bracket, so the tokens are parsed as
+/// the contents of a group spanned on their last token.
+fn parse_spanned<T>(
+    tokens: TokenStream,
+    parser: impl FnOnce(ParseStream) -> syn::Result<T>,
+) -> syn::Result<T> {
+    let last = match tokens.clone().into_iter().last() {
+        Some(TokenTree::Group(g)) => g.span_close(),
+        Some(last) => last.span(),
+        None => return parser.parse2(tokens),
+    };
+    let mut group = proc_macro2::Group::new(Delimiter::Bracket, tokens);
+    group.set_span(last);
+    let inside = |input: ParseStream| {
+        let content;
+        bracketed!(content in input);
+        parser(&content)
+    };
+    inside.parse2(TokenTree::Group(group).into())
+}
+
+/// The span of an entry's first token (an entry is never empty), so that
+/// errors about the entry as a whole point into it.
+fn entry_span(tokens: &TokenStream) -> proc_macro2::Span {
+    tokens.clone().into_iter().next().map_or_else(proc_macro2::Span::call_site, |t| t.span())
 }
 
 /// Splits a body into entries at commas that are not inside brackets.
@@ -454,7 +488,7 @@ mod tests {
         assert!(msgs[4].contains("expected `output: [..]` with a colon"), "{msgs:?}");
         // Broken entries stay as placeholders, so the checker does not report them missing.
         assert_eq!(def.items.len(), 7);
-        let broken = def.items.iter().filter(|i| matches!(i, Item::Invalid(Role::Layer))).count();
+        let broken = def.items.iter().filter(|i| matches!(i, Item::Invalid(Role::Layer, _))).count();
         assert_eq!(broken, 4);
     }
 

@@ -20,13 +20,18 @@ fn block_layers(items: &[Item], cx: &Ctxt) -> Vec<Option<LayerDef>> {
         .iter()
         .filter_map(|item| match item {
             Item::Layer(l) => Some(Some(l.clone())),
-            Item::Invalid(_) => Some(None),
+            Item::Invalid(..) => Some(None),
             Item::Input { key, .. } | Item::Output { key, .. } => {
                 cx.error_at(key.span(), format!("`{key}:` belongs to the network, not inside a block"));
                 None
             }
         })
         .collect()
+}
+
+/// Whether every layer is `flatten` (which emits no code).
+fn only_flatten(layers: &[Option<LayerDef>]) -> bool {
+    layers.iter().all(|l| l.as_ref().is_some_and(|l| l.kind == "flatten" && l.nested.is_none()))
 }
 
 /// `residual { .. }` and `residual(projection) { .. }`.
@@ -45,6 +50,10 @@ pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
     let layers = block_layers(items, cx);
     if layers.is_empty() {
         cx.error_at(*span, format!("the body of {name} is empty; a residual block needs at least one layer"));
+        return (None, Shape::Unknown);
+    }
+    if only_flatten(&layers) {
+        cx.error_at(*span, format!("the body of {name} needs at least one layer besides `flatten`"));
         return (None, Shape::Unknown);
     }
     let (body, out, _) = check_sequence(&layers, shape.clone(), producer.to_string(), cx);
@@ -80,8 +89,7 @@ fn projection_between(shape: &Shape, out: &Shape) -> Option<LayerKind> {
     match (shape.features(), out.features(), shape.chw(), out.chw()) {
         (Some(inputs), Some(outputs), _, _) => Some(LayerKind::Dense { inputs, outputs, bias: true }),
         (_, _, Some([c, h, w]), Some([c2, h2, w2])) => {
-            let stride = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
-            match (stride(h, h2), stride(w, w2)) {
+            match (projection_stride(h, h2), projection_stride(w, w2)) {
                 (Some(sh), Some(sw)) => Some(LayerKind::Conv2d {
                     geometry: ConvGeometry {
                         in_channels: c,
@@ -105,6 +113,25 @@ fn projection_between(shape: &Shape, out: &Shape) -> Option<LayerKind> {
     }
 }
 
+/// The smallest stride `s` of a 1×1 convolution that takes `from` rows to
+/// `to` (`(from - 1) / s + 1 == to`), in closed form: the sizes may be as
+/// large as `usize`, so a search over strides could run for hours.
+///
+/// With `n = from - 1` and `q = to - 1`, `n / s == q` holds exactly when
+/// `n / (q + 1) < s <= n / q`; the smallest such `s` is `n / (q + 1) + 1`.
+fn projection_stride(from: usize, to: usize) -> Option<usize> {
+    if from == 0 || to == 0 {
+        return None;
+    }
+    let (n, q) = (from - 1, to - 1);
+    if q == 0 {
+        // Any stride past `n` leaves one row; the search took the first, `from`.
+        return Some(from);
+    }
+    let s = n / to + 1;
+    (s <= n / q).then_some(s)
+}
+
 /// `parallel(concat | add) { branch { .. } branch { .. } }`.
 pub fn parallel(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     let Spec::Parallel(join) = spec else {
@@ -124,6 +151,11 @@ pub fn parallel(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
         let layers = block_layers(items, cx);
         if layers.is_empty() {
             cx.error_at(*branch_span, "an empty branch; it needs at least one layer");
+            return (None, Shape::Unknown);
+        }
+        if only_flatten(&layers) {
+            // `flatten` emits no code, so such a branch would have no output of its own.
+            cx.error_at(*branch_span, "a branch needs at least one layer besides `flatten`");
             return (None, Shape::Unknown);
         }
         checked.push(check_sequence(&layers, shape.clone(), producer.to_string(), cx));
@@ -232,5 +264,24 @@ pub fn nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> Sha
             (None, Shape::Unknown)
         }
         None => (None, Shape::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projection_stride;
+
+    /// The closed form gives what the former search over every stride gave.
+    #[test]
+    fn projection_stride_agrees_with_the_search() {
+        let search = |from: usize, to: usize| (1..=from).find(|s| (from - 1) / s + 1 == to);
+        for from in 0..400 {
+            for to in 0..=from + 2 {
+                assert_eq!(projection_stride(from, to), search(from, to), "{from} -> {to}");
+            }
+        }
+        assert_eq!(projection_stride(usize::MAX, 1), Some(usize::MAX));
+        assert_eq!(projection_stride(usize::MAX, usize::MAX), Some(1));
+        assert_eq!(projection_stride(1_000_000_000_000, 999_999_999_998), None);
     }
 }

@@ -105,7 +105,7 @@ fn order_entries(items: Vec<Item>, cx: &Ctxt) -> Entries {
                 }
                 entries.input.get_or_insert(Some(shape));
             }
-            Item::Invalid(Role::Input) => {
+            Item::Invalid(Role::Input, _) => {
                 entries.input.get_or_insert(None);
             }
             Item::Output { key, shape } => {
@@ -115,10 +115,10 @@ fn order_entries(items: Vec<Item>, cx: &Ctxt) -> Entries {
                     entries.output = Some((key.span(), Some(shape)));
                 }
             }
-            Item::Invalid(Role::Output) => {
-                entries.output.get_or_insert((Span::call_site(), None));
+            Item::Invalid(Role::Output, span) => {
+                entries.output.get_or_insert((span, None));
             }
-            Item::Layer(_) | Item::Invalid(Role::Layer) => {
+            Item::Layer(_) | Item::Invalid(Role::Layer, _) => {
                 if let (Some((key, _)), false) = (&entries.output, output_misplaced) {
                     cx.error_at(*key, "`output:` must be the last entry, after every layer");
                     output_misplaced = true;

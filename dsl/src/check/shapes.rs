@@ -9,7 +9,6 @@ use super::table;
 use crate::ast::{LayerDef, ShapeLit};
 use crate::ctxt::Ctxt;
 use crate::model::{ConvGeometry, LayerKind, PoolGeometry, Shape, Size};
-use proc_macro2::Span;
 use syn::ext::IdentExt;
 
 /// What a shape rule gives: the layer (`None` when it cannot be built, the
@@ -108,9 +107,10 @@ pub fn pool(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt
 /// `global_avg_pool`: `[C, H, W]` to `[C]`.
 pub fn global_avg_pool(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     match rank3("global_avg_pool", shape, def, producer, cx) {
-        Some([c, h, w]) => {
-            (Some(LayerKind::GlobalAvgPool { channels: c, spatial: h * w }), Shape::Known(vec![c]))
-        }
+        Some([c, h, w]) => match h.checked_mul(w) {
+            Some(spatial) => (Some(LayerKind::GlobalAvgPool { channels: c, spatial }), Shape::Known(vec![c])),
+            None => overflow(def, cx),
+        },
         None => (None, Shape::Unknown),
     }
 }
@@ -118,9 +118,19 @@ pub fn global_avg_pool(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, c
 /// `flatten`: `[C, H, W]` to `[C·H·W]`.
 pub fn flatten(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     match rank3("flatten", shape, def, producer, cx) {
-        Some([c, h, w]) => (Some(LayerKind::Flatten), Shape::Known(vec![c * h * w])),
+        Some([c, h, w]) => match c.checked_mul(h).and_then(|ch| ch.checked_mul(w)) {
+            Some(size) => (Some(LayerKind::Flatten), Shape::Known(vec![size])),
+            None => overflow(def, cx),
+        },
         None => (None, Shape::Unknown),
     }
+}
+
+/// A size past `usize`: unreachable while every shape's size is checked where
+/// it is made, but reported rather than trusted.
+fn overflow(def: &LayerDef, cx: &Ctxt) -> Shaped {
+    cx.error_spanned_by(&def.tokens, "the layer's sizes overflow usize");
+    (None, Shape::Unknown)
 }
 
 /// `batch_norm`: normalises over the first size (channels or features).
@@ -168,10 +178,11 @@ fn conv_geometry(
     let (padding, same) = match c.padding {
         Padding::Same => {
             if c.stride != [1, 1] {
-                cx.error_at(
-                    c.same_span.unwrap_or_else(Span::call_site),
-                    "`padding = same` needs stride 1, as in PyTorch",
-                );
+                let message = "`padding = same` needs stride 1, as in PyTorch";
+                match c.same_span {
+                    Some(span) => cx.error_at(span, message),
+                    None => cx.error_spanned_by(&def.tokens, message),
+                }
                 return (None, Shape::Unknown);
             }
             // PyTorch pads the extra row/column of an even kernel at the bottom/right.

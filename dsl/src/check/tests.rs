@@ -368,3 +368,70 @@ fn every_table_entry_resolves_and_shapes_an_example() {
         assert_eq!(model.unwrap().layers[0].kind.to_string().split('(').next(), Some(name), "{name}");
     }
 }
+
+/// A projection over a huge height is found (or refused) at once, not by
+/// trying every stride up to the height.
+#[test]
+fn a_projection_over_a_huge_input_is_computed_at_once() {
+    let start = std::time::Instant::now();
+    let errs = errors(quote! {
+        struct N { input: [1, 1000000000000, 1], r: residual(projection) { conv2d(2, kernel = [3, 1]) } }
+    });
+    assert!(errs.iter().any(|e| e.contains("no projection takes [1, 1000000000000, 1]")), "{errs:?}");
+    let (model, errs) = run(quote! {
+        struct N { input: [1, 1000000000000, 1], r: residual(projection) { conv2d(2, kernel = 1, stride = [1000, 1]) } }
+    });
+    assert!(errs.is_empty(), "{errs:?}");
+    let LayerKind::Residual { projection: Some(p), .. } = &model.unwrap().layers[0].kind else { panic!() };
+    let LayerKind::Conv2d { geometry, .. } = &**p else { panic!() };
+    assert_eq!(geometry.stride, [1000, 1]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(1), "{:?}", start.elapsed());
+}
+
+/// The messages and the columns they point at, for a one-line input.
+fn error_columns(source: &str) -> Vec<(String, usize)> {
+    let cx = Ctxt::new();
+    let tokens: TokenStream = source.parse().expect("tokens");
+    let _ = parse(tokens, &cx).and_then(|def| check(def, &cx));
+    cx.spanned_messages().into_iter().map(|(span, message)| (message, span.start().column)).collect()
+}
+
+/// A broken `output:` entry before a layer is misplaced: said on the entry, not at the call site.
+#[test]
+fn a_misplaced_broken_output_is_reported_on_the_entry() {
+    let source = "struct N { input: [4], output: (3), dense(3) }";
+    let errs = error_columns(source);
+    let at = source.find("output").unwrap();
+    assert!(errs.iter().any(|(m, c)| m.contains("`output:` must be the last entry") && *c == at), "{errs:?}");
+}
+
+/// An entry that ends too early is reported on its last token, not at the call site.
+#[test]
+fn an_entry_cut_short_is_reported_on_its_last_token() {
+    for (source, last) in [
+        ("struct N { input: [4], dense(3) => }", "=>"),
+        ("struct N { input: [4], fc: residual { dense(4) } => }", "=>"),
+        ("struct N", "N"),
+        ("pub struct", "struct"),
+    ] {
+        let errs = error_columns(source);
+        let at = source.rfind(last).unwrap();
+        assert!(errs.iter().any(|(_, c)| (at..at + last.len()).contains(c)), "{source}: {errs:?}");
+    }
+}
+
+/// `flatten` emits no code, so a block body of nothing else is refused (it panicked the expansion).
+#[test]
+fn a_block_of_only_flatten_is_refused() {
+    for body in [
+        "parallel(concat) { branch { flatten } branch { flatten } }",
+        "parallel(add) { branch { flatten, flatten } branch { flatten } }",
+        "residual(projection) { flatten }",
+    ] {
+        let source = format!("struct N {{ input: [2, 3, 4], {body} }}");
+        let tokens: TokenStream = source.parse().unwrap();
+        let errs = errors(tokens.clone());
+        assert!(errs.iter().any(|e| e.contains("besides `flatten`")), "{source}: {errs:?}");
+        assert!(crate::expand(tokens).to_string().contains("compile_error"));
+    }
+}
