@@ -1,12 +1,15 @@
 //! The checkpoint loader (`persist::load_checkpoint_from_bytes`) into a fixed
 //! CNN with batch norm and dropout, and `Trainer::resume_from_bytes` with
 //! Adam and SGD, then a short `fit` from whatever state resumed. A refused
-//! checkpoint must leave the network, its generators and the trainer unchanged.
+//! checkpoint must leave the network, its generators and the trainer unchanged;
+//! training from an accepted one must never make finite weights non-finite (a
+//! hostile optimizer state is refused when loading, and a step that would make
+//! a weight non-finite is undone).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use staticnet::prelude::*;
-use staticnet_fuzz::{state, tiny_dataset, FuzzCnn};
+use staticnet_fuzz::{params_finite, state, tiny_dataset, FuzzCnn};
 
 fn resume<O: Optimizer<f32>>(optimizer: O, data: &[u8]) {
     let mut net = FuzzCnn::<f32>::new(2);
@@ -14,8 +17,11 @@ fn resume<O: Optimizer<f32>>(optimizer: O, data: &[u8]) {
     let mut trainer = Trainer::new(optimizer).epochs(2).batch_size(2).verbose(false);
     match trainer.resume_from_bytes(&mut net, data) {
         Ok(()) => {
-            // Whatever resumed (any epoch, step, learning rate, moment) trains or fails cleanly.
-            let _ = trainer.fit(&mut net, &SoftmaxCrossEntropy, &tiny_dataset(), None);
+            // Whatever resumed (any epoch, step, learning rate, moment) trains or fails cleanly,
+            // and never poisons weights that were finite.
+            let finite = params_finite(&net);
+            let fit = trainer.fit(&mut net, &SoftmaxCrossEntropy, &tiny_dataset(), None);
+            assert!(!finite || params_finite(&net), "training after resuming made the weights non-finite: {fit:?}");
         }
         Err(e) => {
             let _ = e.to_string();

@@ -29,6 +29,13 @@ pub fn values<T: Float, N: Params<T>>(net: &N) -> Vec<(String, Vec<u64>)> {
     out
 }
 
+/// Whether every parameter (not the buffers) is finite.
+pub fn params_finite<T: Float, N: Params<T>>(net: &N) -> bool {
+    let mut finite = true;
+    net.visit_params(&ParamPath::ROOT, &mut |p| finite &= p.value.iter().all(|x| x.as_f64().is_finite()));
+    finite
+}
+
 /// [`values`] and every dropout generator: the whole state a checkpoint restores.
 pub fn state<T: Float, N: Params<T>>(
     net: &mut N,
