@@ -21,7 +21,10 @@ fn resume<O: Optimizer<f32>>(optimizer: O, data: &[u8]) {
             // and never poisons weights that were finite.
             let finite = params_finite(&net);
             let fit = trainer.fit(&mut net, &SoftmaxCrossEntropy, &tiny_dataset(), None);
-            assert!(!finite || params_finite(&net), "training after resuming made the weights non-finite: {fit:?}");
+            assert!(
+                !finite || params_finite(&net),
+                "training after resuming made the weights non-finite: {fit:?}"
+            );
         }
         Err(e) => {
             let _ = e.to_string();
