@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 secs=${1:-600}
-for t in ${TARGETS:-idx weights checkpoint png}; do
+for t in ${TARGETS:-idx weights checkpoint png dsl}; do
   mkdir -p fuzz/work/$t
   RUSTC_BOOTSTRAP=1 cargo fuzz run $t fuzz/work/$t fuzz/corpus/$t -- \
     -max_total_time=$secs -timeout=10 -print_final_stats=1 > fuzz/work/$t.log 2>&1
