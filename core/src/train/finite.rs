@@ -1,4 +1,5 @@
-//! Where a NaN or infinity first appeared in a training step (for [`crate::train::Trainer::check_finite`]).
+//! Where a NaN or infinity first appeared in a training step (for [`crate::train::Trainer::check_finite`]),
+//! and the copy of the weights that undoes a step making any of them non-finite.
 
 use crate::float::Float;
 use crate::network::Network;
