@@ -46,6 +46,20 @@ pub enum Error {
         /// How many classes there are.
         classes: usize,
     },
+    /// A class label at one step of a sequence is not below the number of classes.
+    #[error(
+        "label {label} of sample {sample} at step {step} is out of range: the network has {classes} classes"
+    )]
+    StepLabelOutOfRange {
+        /// The offending label.
+        label: usize,
+        /// The sample's position in the batch or dataset.
+        sample: usize,
+        /// The step within the sample.
+        step: usize,
+        /// How many classes there are.
+        classes: usize,
+    },
     /// Two collections that must be equally long are not.
     #[error("{what}: {left} vs {right} samples")]
     LengthMismatch {
