@@ -60,6 +60,18 @@ pub enum Error {
         /// How many classes there are.
         classes: usize,
     },
+    /// A token id in a network's input is not a whole number below the vocabulary's size.
+    #[error("token id {token} of sample {sample} at step {step} is not in the vocabulary: ids are whole numbers below {vocab}")]
+    TokenOutOfRange {
+        /// The offending value.
+        token: f64,
+        /// The sample's position in the batch or dataset.
+        sample: usize,
+        /// The step within the sample.
+        step: usize,
+        /// How many tokens the embedding knows.
+        vocab: usize,
+    },
     /// Two collections that must be equally long are not.
     #[error("{what}: {left} vs {right} samples")]
     LengthMismatch {
