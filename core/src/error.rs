@@ -72,6 +72,16 @@ pub enum Error {
         /// How many tokens the embedding knows.
         vocab: usize,
     },
+    /// A text holds a character its vocabulary does not know.
+    #[error("character {character:?} at line {line}, column {column} is not in the vocabulary (the characters of the training text)")]
+    UnknownCharacter {
+        /// The character.
+        character: char,
+        /// Its line, from 1.
+        line: usize,
+        /// Its column in characters, from 1.
+        column: usize,
+    },
     /// Two collections that must be equally long are not.
     #[error("{what}: {left} vs {right} samples")]
     LengthMismatch {
