@@ -3,6 +3,7 @@
 pub use crate::data::{mnist, Dataset, MiniBatch};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
+pub use crate::generate::{generate, Sampling};
 pub use crate::history::{History, Metrics};
 pub use crate::init::{seeded_rng, Init};
 pub use crate::layers::{Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
