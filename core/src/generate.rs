@@ -6,7 +6,6 @@ use crate::float::Float;
 use crate::init::{seeded_rng, SeededRng};
 use crate::network::Network;
 use crate::tensor::Batch;
-use rand_distr::{Distribution, Uniform};
 
 /// How [`generate`] draws each token.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,7 +44,7 @@ where
     N: Network<T, STEPS, OUT>,
 {
     let vocab = const {
-        assert!(STEPS > 0 && OUT % STEPS == 0, "a language model gives [STEPS, V] logits");
+        assert!(STEPS > 0 && OUT.is_multiple_of(STEPS), "a language model gives [STEPS, V] logits");
         OUT / STEPS
     };
     check(prompt, vocab, sampling)?;
@@ -98,8 +97,9 @@ fn draw<T: Float>(logits: &[T], sampling: &Sampling, weights: &mut Vec<f64>, rng
     }
     let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     weights.iter_mut().for_each(|w| *w = (*w - max).exp());
-    let unit = Uniform::new(0.0, 1.0).expect("an ordered range");
-    let mut u = unit.sample(rng) * weights.iter().sum::<f64>();
+    // A uniform draw in [0, 1) from the top 53 bits.
+    let unit = (rand::Rng::next_u64(rng) >> 11) as f64 / (1u64 << 53) as f64;
+    let mut u = unit * weights.iter().sum::<f64>();
     for (id, &w) in weights.iter().enumerate() {
         if u < w {
             return id;
