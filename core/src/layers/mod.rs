@@ -15,6 +15,7 @@ mod fused;
 mod layer_norm;
 mod nested;
 mod parallel;
+mod per_step;
 mod pool;
 mod residual;
 mod softmax;
@@ -34,6 +35,7 @@ pub use parallel::{
     Add, Branch, BranchGrad, BranchParams, BranchWorkspace, Branches, Concat, Join, Parallel,
     ParallelWorkspace,
 };
+pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
