@@ -8,6 +8,7 @@
 
 mod activation;
 mod batch_norm;
+mod conv1d;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -18,10 +19,13 @@ mod parallel;
 mod per_step;
 mod pool;
 mod residual;
+#[cfg(test)]
+mod seq_check;
 mod softmax;
 
 pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
+pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};

@@ -194,8 +194,9 @@ impl<T: Float, L: Params<T>, const STEPS: usize, const F: usize, const H: usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{assert_close, numeric_grad};
+    use crate::gradcheck::assert_close;
     use crate::init::{seeded_rng, Init};
+    use crate::layers::seq_check::check_gradients;
     use crate::layers::{Dense, LayerNorm};
 
     type Fc = PerStep<Dense<f64, 3, 2>, 4, 3, 2>;
@@ -242,53 +243,10 @@ mod tests {
         assert_eq!(dx.as_ptr(), dx_at);
     }
 
-    /// Checks the parameter and input gradients of `layer` against finite differences.
-    fn check_gradients<L, const IN: usize, const OUT: usize>(layer: &mut L, what: &str)
-    where
-        L: Layer<f64, IN, OUT> + Params<f64> + Clone,
-        L: Params<f64, Gradients = <L as Layer<f64, IN, OUT>>::Gradients>,
-    {
-        let (x, c) = (input::<IN>(3), weights::<OUT>(3));
-        let loss = |l: &L, x: &Batch<f64, IN>| {
-            let (mut y, mut l) = (Batch::zeros(0), l.clone());
-            l.forward_train(x, &mut y, &mut Default::default());
-            y.component_mul(&c).sum()
-        };
-        let (mut y, mut ws) = (Batch::zeros(0), L::Workspace::default());
-        layer.forward_train(&x, &mut y, &mut ws);
-        let mut y_inf = Batch::zeros(0);
-        layer.forward(&x, &mut y_inf);
-        assert_eq!(y, y_inf, "{what}: inference and training differ");
-        let (mut grads, mut dx) = (Params::zero_gradients(layer), Batch::from_element(3, f64::NAN));
-        layer.backward(&x, &y, &c, &mut ws, &mut grads, Some(&mut dx));
-        let num_x = numeric_grad(x.as_slice(), |xs| loss(layer, &Batch::from_column_slice(xs)));
-        assert_close(dx.as_slice(), &num_x, 1e-7, what);
-
-        let mut analytic = Vec::new();
-        L::visit_grads(&grads, &mut |g| analytic.push(g.to_vec()));
-        let mut values = Vec::new();
-        layer.visit_params(&ParamPath::ROOT, &mut |p| values.push(p.value.to_vec()));
-        assert!(!values.is_empty());
-        for (k, (v, a)) in values.iter().zip(&analytic).enumerate() {
-            let num = numeric_grad(v, |v| {
-                let mut l = layer.clone();
-                let mut i = 0;
-                l.visit_params_mut(&ParamPath::ROOT, &mut |p| {
-                    if i == k {
-                        p.value.copy_from_slice(v);
-                    }
-                    i += 1;
-                });
-                loss(&l, &x)
-            });
-            assert_close(a, &num, 1e-7, &format!("{what}: parameter {k}"));
-        }
-    }
-
     #[test]
     fn dense_at_every_step_matches_finite_differences() {
         let mut layer = Fc::new(Dense::new(true, Init::Glorot, &mut seeded_rng(2)));
-        check_gradients::<_, 12, 8>(&mut layer, "per-step dense");
+        check_gradients::<_, 12, 8>(&mut layer, &input(3), "per-step dense");
     }
 
     #[test]
@@ -297,7 +255,7 @@ mod tests {
         norm.weight.as_mut_slice().copy_from_slice(&[1.5, -0.5, 0.75]);
         norm.bias.as_mut_slice().copy_from_slice(&[0.1, 0.2, -0.3]);
         let mut layer = PerStep::<_, 4, 3, 3>::new(norm);
-        check_gradients::<_, 12, 12>(&mut layer, "per-step layer norm");
+        check_gradients::<_, 12, 12>(&mut layer, &input(3), "per-step layer norm");
         // Each step is normalised on its own: step 2 is the inner layer on step 2 alone.
         let x = input::<12>(1);
         let (mut y, mut y0) = (Batch::<f64, 12>::zeros(0), Batch::<f64, 3>::zeros(0));
