@@ -13,11 +13,13 @@ mod conv2d;
 mod dense;
 mod dropout;
 mod fused;
+mod last;
 mod layer_norm;
 mod nested;
 mod parallel;
 mod per_step;
 mod pool;
+mod pool1d;
 mod residual;
 #[cfg(test)]
 mod seq_check;
@@ -33,6 +35,7 @@ pub use fused::{
     ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
     ReluPoolTrace,
 };
+pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
 pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
 pub use parallel::{
@@ -41,6 +44,7 @@ pub use parallel::{
 };
 pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
+pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
