@@ -70,6 +70,19 @@ macro_rules! window_constructors {
                 Ok($name { kernel, stride })
             }
 
+            /// The same pooling built in a `const` context, for sizes already
+            /// checked (`network!` can write it inline as
+            #[doc = concat!("`const { ", stringify!($name), "::<STEPS, F, OSTEPS>::with_window(k, s) }`).")]
+            ///
+            /// Panics (at compile time in a `const` context) where
+            #[doc = concat!("[`", stringify!($name), "::new`] returns an error.")]
+            pub const fn with_window(kernel: usize, stride: usize) -> Self {
+                assert!(kernel >= 1 && stride >= 1 && F >= 1, "kernel, stride and features must be at least 1");
+                assert!(kernel <= STEPS, "the pooling window is longer than the steps");
+                assert!((STEPS - kernel) / stride + 1 == OSTEPS, "the window and stride do not give OSTEPS steps");
+                $name { kernel, stride }
+            }
+
             /// The window length, in steps.
             pub fn kernel(&self) -> usize {
                 self.kernel

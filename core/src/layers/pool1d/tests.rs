@@ -117,6 +117,19 @@ fn impossible_windows_are_errors() {
 }
 
 #[test]
+fn const_construction_agrees_with_new() {
+    const MAX: MaxPool1d<7, 2, 3> = MaxPool1d::with_window(2, 2);
+    const AVG: AvgPool1d<7, 2, 5> = AvgPool1d::with_window(3, 1);
+    assert_eq!((MAX, AVG), (MaxPool1d::new(2, 2).unwrap(), AvgPool1d::new(3, 1).unwrap()));
+}
+
+#[test]
+#[should_panic(expected = "do not give OSTEPS steps")]
+fn const_construction_refuses_sizes_that_disagree() {
+    std::hint::black_box(MaxPool1d::<7, 2, 4>::with_window(2, 2));
+}
+
+#[test]
 #[should_panic(expected = "training pass on the same batch")]
 fn max_pool_backward_refuses_a_workspace_of_another_batch() {
     let mut pool = MaxPool1d::<7, 2, 3>::new(2, 2).unwrap();
