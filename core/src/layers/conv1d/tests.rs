@@ -158,3 +158,23 @@ fn f32_agrees_with_f64() {
     Layer::forward(&l32, &x64.map(|v| v as f32), &mut y32);
     assert_close(y32.as_slice(), y64.as_slice(), 1e-5, "f32 conv1d");
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let _lock = crate::tensor::threads::thread_count_lock();
+    let g = Conv1dGeometry::new(64, 3, 1, 1, 1).unwrap();
+    let layer = Conv1d::<f32, 64, 64, 64, 128, 3>::new(g, true, Init::He, &mut seeded_rng(10)).unwrap();
+    let x = wavy::<4096>(16, 1).map(|v| v as f32);
+    let dy = wavy::<8192>(16, 2).map(|v| v as f32);
+    let run = |threads: usize| {
+        crate::tensor::set_threads(threads);
+        let (mut l, mut ws, mut y) = (layer.clone(), Conv1dWorkspace::default(), Batch::zeros(0));
+        l.forward_train(&x, &mut y, &mut ws);
+        let (mut g, mut dx) = (l.zero_gradients(), Batch::zeros(0));
+        l.backward(&x, &y, &dy, &mut ws, &mut g, Some(&mut dx));
+        (y, g.weight().to_vec(), g.bias.as_ref().unwrap().as_slice().to_vec(), dx)
+    };
+    let (one, two) = (run(1), run(2));
+    crate::tensor::set_threads(1);
+    assert!(one == two, "1 and 2 threads differ");
+}
