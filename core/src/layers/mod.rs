@@ -16,6 +16,7 @@ mod layer_norm;
 mod nested;
 mod parallel;
 mod pool;
+mod recurrent;
 mod residual;
 mod softmax;
 
@@ -35,6 +36,7 @@ pub use parallel::{
     ParallelWorkspace,
 };
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
+pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
