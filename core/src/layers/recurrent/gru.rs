@@ -11,7 +11,8 @@
 //! ```
 
 use super::{
-    col, ensure_len, product, sigmoid, step, sum_columns, transposed, view, view_mut, RecurrentWeights,
+    col, ensure_len, product, sigmoid_in_place, step, sum_columns, tanh_in_place, transposed, view, view_mut,
+    RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -180,18 +181,23 @@ fn cell_forward<T: Float>(
     h: &mut [T],
 ) {
     let n = h.len();
-    let (r, gi) = gi.split_at_mut(n);
-    let (z, nn) = gi.split_at_mut(n);
-    let (ghr, ghz, ghn) = (&gh[..n], &gh[n..2 * n], &gh[2 * n..3 * n]);
-    let (bir, biz, bin) = (&b_ih[..n], &b_ih[n..2 * n], &b_ih[2 * n..3 * n]);
-    let (bhr, bhz, bhn) = (&b_hh[..n], &b_hh[n..2 * n], &b_hh[2 * n..3 * n]);
-    let (nn, h_prev, hn) = (&mut nn[..n], &h_prev[..n], &mut hn[..n]);
+    let (rz, nn) = gi.split_at_mut(2 * n);
+    // r and z: σ(W_i· x + b_i· + W_h· h + b_h·).
+    for (k, v) in rz.iter_mut().enumerate() {
+        *v = *v + b_ih[k] + gh[k] + b_hh[k];
+    }
+    sigmoid_in_place(rz);
+    let (r, z) = rz.split_at(n);
+    // n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
+    let (ghn, bin, bhn) = (&gh[2 * n..3 * n], &b_ih[2 * n..3 * n], &b_hh[2 * n..3 * n]);
+    let (nn, hn, z, h_prev) = (&mut nn[..n], &mut hn[..n], &z[..n], &h_prev[..n]);
+    for j in 0..n {
+        hn[j] = ghn[j] + bhn[j];
+        nn[j] = nn[j] + bin[j] + r[j] * hn[j];
+    }
+    tanh_in_place(nn);
     let one = T::one();
     for j in 0..n {
-        r[j] = sigmoid(r[j] + bir[j] + ghr[j] + bhr[j]);
-        z[j] = sigmoid(z[j] + biz[j] + ghz[j] + bhz[j]);
-        hn[j] = ghn[j] + bhn[j];
-        nn[j] = (nn[j] + bin[j] + r[j] * hn[j]).tanh();
         h[j] = (one - z[j]) * nn[j] + z[j] * h_prev[j];
     }
 }

@@ -13,8 +13,8 @@
 //! ```
 
 use super::{
-    col, ensure_len, product, sigmoid, step, step_mut, sum_columns, transposed, view, view_mut,
-    RecurrentWeights,
+    col, ensure_len, product, sigmoid_in_place, step, step_mut, sum_columns, tanh_in_place, transposed, view,
+    view_mut, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -176,22 +176,20 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
 #[inline]
 fn cell_forward<T: Float>(z: &mut [T], bias: &[T], c_prev: &[T], c: &mut [T], tanh_c: &mut [T], h: &mut [T]) {
     let n = c.len();
-    let (i, z) = z.split_at_mut(n);
-    let (f, z) = z.split_at_mut(n);
+    z.iter_mut().zip(bias).for_each(|(z, &b)| *z += b);
+    let (i_f, z) = z.split_at_mut(2 * n);
     let (g, o) = z.split_at_mut(n);
-    let (bi, bias) = bias.split_at(n);
-    let (bf, bias) = bias.split_at(n);
-    let (bg, bo) = bias.split_at(n);
-    let (o, bo, c_prev, tanh_c, h) = (&mut o[..n], &bo[..n], &c_prev[..n], &mut tanh_c[..n], &mut h[..n]);
+    sigmoid_in_place(i_f);
+    tanh_in_place(g);
+    sigmoid_in_place(o);
+    let (i, f) = i_f.split_at(n);
+    let (f, g, c_prev) = (&f[..n], &g[..n], &c_prev[..n]);
     for j in 0..n {
-        i[j] = sigmoid(i[j] + bi[j]);
-        f[j] = sigmoid(f[j] + bf[j]);
-        g[j] = (g[j] + bg[j]).tanh();
-        o[j] = sigmoid(o[j] + bo[j]);
         c[j] = f[j] * c_prev[j] + i[j] * g[j];
-        tanh_c[j] = c[j].tanh();
-        h[j] = o[j] * tanh_c[j];
     }
+    tanh_c.copy_from_slice(c);
+    tanh_in_place(tanh_c);
+    h.iter_mut().zip(o.iter().zip(tanh_c.iter())).for_each(|(h, (&o, &t))| *h = o * t);
 }
 
 /// One step of one sample backwards. In: the gates i, f, g, o, `c_{t−1}`,

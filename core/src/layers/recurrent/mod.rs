@@ -18,7 +18,8 @@
 //!   step, over the whole batch: step `t` of every sample is the strided view
 //!   [`step`] (columns `STEPS` apart).
 //!
-//! The gate nonlinearities are element-wise loops over one sample's `H` units.
+//! The gate nonlinearities run over one sample's gates at a time, through the
+//! vector kernels of [`crate::kernels`] in f32.
 //! Buffers are sized when the batch size changes, never inside a step.
 
 mod gru;
@@ -26,12 +27,15 @@ mod lstm;
 mod params;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timing;
 
 pub use gru::{Gru, GruWorkspace};
 pub use lstm::{Lstm, LstmWorkspace};
 pub use params::RecurrentWeights;
 
 use crate::float::Float;
+use crate::kernels::{gates, Isa};
 use crate::tensor::{gemm, MatRef};
 use nalgebra::{Const, Dyn, MatrixView, MatrixViewMut};
 
@@ -93,8 +97,19 @@ fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
-/// The logistic function `1/(1 + e^−x)`: branch-free, 0 (not NaN) as `e^−x` overflows.
-#[inline(always)]
-fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
+/// `v = σ(v) = 1/(1 + e^−v)` in place: f32 through the vector kernels at the
+/// active level, f64 through their portable loop.
+fn sigmoid_in_place<T: Float>(v: &mut [T]) {
+    match T::f32s_mut(v) {
+        Some(v) => gates::sigmoid(Isa::active(), v),
+        None => gates::portable::sigmoid(v),
+    }
+}
+
+/// `v = tanh(v)` in place, like [`sigmoid_in_place`].
+fn tanh_in_place<T: Float>(v: &mut [T]) {
+    match T::f32s_mut(v) {
+        Some(v) => gates::tanh(Isa::active(), v),
+        None => gates::portable::tanh(v),
+    }
 }
