@@ -11,8 +11,8 @@
 //! ```
 
 use super::{
-    col, ensure_len, product, sigmoid_in_place, step, sum_columns, tanh_in_place, transposed, view, view_mut,
-    RecurrentWeights,
+    col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, sum_columns, tanh_in_place,
+    transposed, view, view_mut, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -92,22 +92,24 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
                 let mut r = view_mut(&mut ws.recurrent, g, batch, g);
                 product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::zero(), &mut r);
             }
-            for b in 0..batch {
+            let (gates, hn, h_out, h_prev) =
+                (share(&mut ws.gates), share(&mut ws.hn), share(y), share(&mut ws.h_prev));
+            let recurrent = &ws.recurrent;
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
-                let h = &mut y[c * H..(c + 1) * H];
-                cell_forward(
-                    &mut ws.gates[c * g..(c + 1) * g],
-                    &ws.recurrent[b * g..(b + 1) * g],
-                    w.bias_ih(),
-                    w.bias_hh(),
-                    &ws.h_prev[c * H..(c + 1) * H],
-                    &mut ws.hn[c * H..(c + 1) * H],
-                    h,
-                );
+                // SAFETY: columns of sample `b` (steps t and t + 1 of it), which
+                // `per_sample` hands to this call alone; the buffers outlive the loop.
+                let [hn, h, h_before] =
+                    [(&hn, c), (&h_out, c), (&h_prev, c)].map(|(buf, j)| unsafe { column(buf, H, j) });
+                let (b_ih, b_hh) = (w.bias_ih(), w.bias_hh());
+                // SAFETY: as above.
+                let gi = unsafe { column(&gates, g, c) };
+                cell_forward(gi, &recurrent[b * g..(b + 1) * g], b_ih, b_hh, h_before, hn, h);
                 if t + 1 < STEPS {
-                    ws.h_prev[(c + 1) * H..(c + 2) * H].copy_from_slice(h);
+                    // SAFETY: as above.
+                    unsafe { column(&h_prev, H, c + 1) }.copy_from_slice(h);
                 }
-            }
+            });
         }
     }
 
@@ -133,18 +135,24 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
                 product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::one(), &mut dh);
             }
-            for b in 0..batch {
+            let (dh_next, d_input, d_recurrent) =
+                (share(&mut ws.dh_next), share(&mut ws.d_input), share(&mut ws.d_recurrent));
+            let (gates, hn, h_prev) = (&ws.gates, &ws.hn, &ws.h_prev);
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
                 cell_backward(
-                    &ws.gates[c * g..(c + 1) * g],
-                    &ws.hn[c * H..(c + 1) * H],
-                    &ws.h_prev[c * H..(c + 1) * H],
+                    &gates[c * g..(c + 1) * g],
+                    &hn[c * H..(c + 1) * H],
+                    &h_prev[c * H..(c + 1) * H],
                     &dy[c * H..(c + 1) * H],
-                    &mut ws.dh_next[b * H..(b + 1) * H],
-                    &mut ws.d_input[c * g..(c + 1) * g],
-                    &mut ws.d_recurrent[c * g..(c + 1) * g],
+                    // SAFETY: sample `b`'s own columns, which `per_sample` hands to this call alone.
+                    unsafe { column(&dh_next, H, b) },
+                    // SAFETY: as above.
+                    unsafe { column(&d_input, g, c) },
+                    // SAFETY: as above.
+                    unsafe { column(&d_recurrent, g, c) },
                 );
-            }
+            });
         }
 
         // Every step of every sample at once: dW_ih = X · dG^iᵀ, dW_hh = H_prev · dG^hᵀ,

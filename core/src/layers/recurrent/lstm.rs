@@ -13,8 +13,8 @@
 //! ```
 
 use super::{
-    col, ensure_len, product, sigmoid_in_place, step, step_mut, sum_columns, tanh_in_place, transposed, view,
-    view_mut, RecurrentWeights,
+    col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, step_mut, sum_columns,
+    tanh_in_place, transposed, view, view_mut, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -97,23 +97,24 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                 let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
                 product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
             }
-            for b in 0..batch {
+            let (gates, cells, tanh_cells) =
+                (share(&mut ws.gates), share(&mut ws.cells), share(&mut ws.tanh_cells));
+            let (h_out, h_prev, bias, zeros) = (share(y), share(&mut ws.h_prev), &ws.bias[..], &ws.zeros[..]);
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
-                let (before, cells) = ws.cells.split_at_mut(c * H);
-                let c_prev = if t == 0 { &ws.zeros[..] } else { &before[(c - 1) * H..] };
-                let h = &mut y[c * H..(c + 1) * H];
-                cell_forward(
-                    &mut ws.gates[c * g..(c + 1) * g],
-                    &ws.bias,
-                    &c_prev[..H],
-                    &mut cells[..H],
-                    &mut ws.tanh_cells[c * H..(c + 1) * H],
-                    h,
-                );
+                // SAFETY: columns of sample `b` (steps t − 1, t and t + 1 of it), which
+                // `per_sample` hands to this call alone; the buffers outlive the loop.
+                let [c_now, tanh_c, h] =
+                    [&cells, &tanh_cells, &h_out].map(|buf| unsafe { column(buf, H, c) });
+                // SAFETY: as above.
+                let c_prev = if t == 0 { zeros } else { unsafe { column(&cells, H, c - 1) } };
+                // SAFETY: as above.
+                cell_forward(unsafe { column(&gates, g, c) }, bias, c_prev, c_now, tanh_c, h);
                 if t + 1 < STEPS {
-                    ws.h_prev[(c + 1) * H..(c + 2) * H].copy_from_slice(h);
+                    // SAFETY: as above.
+                    unsafe { column(&h_prev, H, c + 1) }.copy_from_slice(h);
                 }
-            }
+            });
         }
     }
 
@@ -140,19 +141,24 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
                 product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
             }
-            for b in 0..batch {
+            let (d_gates, dc_next) = (share(&mut ws.d_gates), share(&mut ws.dc_next));
+            let (gates, cells, tanh_cells, dh_next, zeros) =
+                (&ws.gates, &ws.cells, &ws.tanh_cells, &ws.dh_next, &ws.zeros);
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
-                let c_prev = if t == 0 { &ws.zeros[..] } else { &ws.cells[(c - 1) * H..c * H] };
+                let c_prev = if t == 0 { &zeros[..] } else { &cells[(c - 1) * H..c * H] };
                 cell_backward(
-                    &ws.gates[c * g..(c + 1) * g],
+                    &gates[c * g..(c + 1) * g],
                     c_prev,
-                    &ws.tanh_cells[c * H..(c + 1) * H],
+                    &tanh_cells[c * H..(c + 1) * H],
                     &dy[c * H..(c + 1) * H],
-                    &ws.dh_next[b * H..(b + 1) * H],
-                    &mut ws.dc_next[b * H..(b + 1) * H],
-                    &mut ws.d_gates[c * g..(c + 1) * g],
+                    &dh_next[b * H..(b + 1) * H],
+                    // SAFETY: sample `b`'s own columns, which `per_sample` hands to this call alone.
+                    unsafe { column(&dc_next, H, b) },
+                    // SAFETY: as above.
+                    unsafe { column(&d_gates, g, c) },
                 );
-            }
+            });
         }
 
         // Every step of every sample at once: dW_ih = X · dGᵀ, dW_hh = H_prev · dGᵀ,

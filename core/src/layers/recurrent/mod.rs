@@ -36,6 +36,7 @@ pub use params::RecurrentWeights;
 
 use crate::float::Float;
 use crate::kernels::{gates, Isa};
+use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{gemm, MatRef};
 use nalgebra::{Const, Dyn, MatrixView, MatrixViewMut};
 
@@ -87,6 +88,31 @@ fn sum_columns<T: Float>(out: &mut [T], seq: &[T]) {
     for column in seq.chunks_exact(out.len()) {
         out.iter_mut().zip(column).for_each(|(o, &v)| *o += v);
     }
+}
+
+/// Calls `f(b)` for every sample `b` of the batch, the samples split between
+/// threads when each part would hold enough work (`gate_rows` values a sample):
+/// one step's gate nonlinearities are independent between samples, so the
+/// result does not depend on the split.
+fn per_sample(batch: usize, gate_rows: usize, f: &(dyn Fn(usize) + Sync)) {
+    const MIN_VALUES: usize = 4096;
+    for_ranges(batch, MIN_VALUES.div_ceil(gate_rows.max(1)), &|samples| samples.for_each(f))
+}
+
+/// A buffer shared between the threads of [`per_sample`], each writing its samples' columns.
+fn share<T>(buf: &mut [T]) -> SharedSlice<T> {
+    SharedSlice::new(buf)
+}
+
+/// Column `j` (`rows` values) of a sequence buffer shared between the threads of [`per_sample`].
+///
+/// # Safety
+/// As [`SharedSlice::range`]: the column lies in the buffer, which lives, and
+/// no other live reference overlaps it (each sample's columns go to one call).
+#[allow(clippy::mut_from_ref)]
+unsafe fn column<T>(buf: &SharedSlice<T>, rows: usize, j: usize) -> &mut [T] {
+    // SAFETY: the caller's promise.
+    unsafe { buf.range(j * rows..(j + 1) * rows) }
 }
 
 /// Makes `buf` hold `len` values, reallocating only when the length changes

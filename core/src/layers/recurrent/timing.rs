@@ -30,6 +30,7 @@ fn now() -> f64 {
 fn timing() {
     use std::time::Instant;
     const T: usize = 64;
+    let _threads = crate::tensor::threads::thread_count_lock();
     crate::tensor::set_threads(1);
     let mut l = Lstm::<f32, T, 64, 256>::new(Init::Auto, &mut seeded_rng(1));
     let x = Batch::<f32, { T * 64 }>::from_fn(32, |i, j| ((i * 7 + j) as f32 * 0.1).sin());
@@ -55,6 +56,7 @@ fn timing() {
 #[test]
 #[ignore = "a timing, not a test"]
 fn product_timing() {
+    let _threads = crate::tensor::threads::thread_count_lock();
     crate::tensor::set_threads(1);
     let (t, f, h, b) = (64, 64, 256, 32);
     let n = t * b;
