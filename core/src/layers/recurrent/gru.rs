@@ -124,12 +124,16 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         dx: Option<&mut [T]>,
     ) {
         assert_eq!(ws.batch, batch, "Gru::backward needs the workspace of forward_train on this batch");
+        if batch == 0 {
+            grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
+            return;
+        }
         let (n, g) = (batch * STEPS, GATES * H);
         let w = &self.weights;
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
         for t in (0..STEPS).rev() {
-            if t + 1 < STEPS && batch > 0 {
+            if t + 1 < STEPS {
                 // dh_next (z_{t+1} ⊙ dh_{t+1} so far) += W_hhᵀ · dG^h_{t+1}.
                 let d_next = step(&ws.d_recurrent, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
@@ -317,6 +321,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usi
         grads: &mut RecurrentWeights<T>,
         dx: Option<&mut Batch<T, IN>>,
     ) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H, "a Gru takes [STEPS, F] to [STEPS, H]") };
         let dx = dx.map(|dx| {
             ensure_batch(dx, x.ncols());
             dx.as_mut_slice()

@@ -129,13 +129,17 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         dx: Option<&mut [T]>,
     ) {
         assert_eq!(ws.batch, batch, "Lstm::backward needs the workspace of forward_train on this batch");
+        if batch == 0 {
+            grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
+            return;
+        }
         let (n, g) = (batch * STEPS, GATES * H);
         let w = &self.weights;
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
         ws.dc_next.fill(T::zero());
         for t in (0..STEPS).rev() {
-            if t + 1 < STEPS && batch > 0 {
+            if t + 1 < STEPS {
                 // What reaches h_t through step t + 1: W_hhᵀ · dG_{t+1}.
                 let d_next = step(&ws.d_gates, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
@@ -312,6 +316,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usi
         grads: &mut RecurrentWeights<T>,
         dx: Option<&mut Batch<T, IN>>,
     ) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H, "an Lstm takes [STEPS, F] to [STEPS, H]") };
         let dx = dx.map(|dx| {
             ensure_batch(dx, x.ncols());
             dx.as_mut_slice()

@@ -322,6 +322,7 @@ fn an_empty_batch_gives_empty_outputs() {
     let mut l = l;
     let (mut ws, mut y, mut dx, mut grads) =
         (LstmWorkspace::default(), Batch::zeros(0), Batch::zeros(0), l.zero_gradients());
+    grads.tensors_mut().into_iter().for_each(|t| t.fill(1.0));
     l.forward_train(&x, &mut y, &mut ws);
     Layer::<f64, IN, OUT>::backward(&l, &x, &y, &y, &mut ws, &mut grads, Some(&mut dx));
     assert_eq!(dx.ncols(), 0);
