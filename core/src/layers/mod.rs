@@ -7,6 +7,7 @@
 //! allocating.
 
 mod activation;
+mod attention;
 mod batch_norm;
 mod conv2d;
 mod dense;
@@ -16,10 +17,12 @@ mod layer_norm;
 mod nested;
 mod parallel;
 mod pool;
+mod positional;
 mod residual;
 mod softmax;
 
 pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
@@ -35,6 +38,7 @@ pub use parallel::{
     ParallelWorkspace,
 };
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
+pub use positional::{Positional, PositionalGrad};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
