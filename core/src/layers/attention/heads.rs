@@ -16,8 +16,10 @@
 //! results do not depend on the thread count).
 
 use crate::float::Float;
+use crate::kernels::softmax::softmax_prefix;
+use crate::kernels::Isa;
 use crate::tensor::threads::{for_ranges, SharedSlice};
-use crate::tensor::{gemm, MatRef};
+use crate::tensor::{gemm, lane_sum, MatRef};
 use nalgebra::{DMatrixView, DMatrixViewMut};
 
 /// Queries per block of a causal pass. A block computes about `BLOCK²/2`
@@ -126,6 +128,7 @@ impl Core {
 
     fn forward_sample<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) {
         let (s, d, dh) = (self.steps, self.dim, self.head_dim());
+        let isa = Isa::active();
         let qkv = DMatrixView::from_slice(qkv, 3 * d, s);
         let mut ctx = DMatrixViewMut::from_slice(ctx, d, s);
         for (h, p) in probs.chunks_exact_mut(s * s).enumerate() {
@@ -137,8 +140,9 @@ impl Core {
                 let mut out = m.view_mut((0, first), (keys, len));
                 gemm(self.scale(), MatRef::of(&kt).t(), MatRef::of(&qt), T::zero(), &mut out);
             }
+            // Probabilities: a softmax over the keys each query sees, zeros after them.
             for (t, column) in p.chunks_exact_mut(s).enumerate() {
-                softmax_prefix(column, self.seen(t));
+                softmax_prefix(isa, column, self.seen(t));
             }
             // Context: ctx_t = Σ_s M[s, t] v_s, i.e. ctxᵀ = vᵀ M.
             let m = DMatrixView::from_slice(p, s, s);
@@ -226,26 +230,11 @@ impl Core {
     }
 }
 
-/// The softmax of `column[..seen]` in place (shifted by its maximum, so `exp`
-/// never overflows); the masked rest of the column becomes 0.
-fn softmax_prefix<T: Float>(column: &mut [T], seen: usize) {
-    let (live, masked) = column.split_at_mut(seen);
-    let max = live.iter().copied().fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
-    let mut sum = T::zero();
-    for v in live.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = T::one() / sum;
-    live.iter_mut().for_each(|v| *v *= inv);
-    masked.fill(T::zero());
-}
-
 /// `dp[..seen] = p ⊙ (dp − ⟨dp, p⟩)` in place: the gradient of the scores
 /// from that of the probabilities `p`; the masked rest becomes 0.
 fn softmax_prefix_backward<T: Float>(p: &[T], dp: &mut [T], seen: usize) {
     let (live, masked) = dp.split_at_mut(seen);
-    let dot = live.iter().zip(p).fold(T::zero(), |acc, (&g, &p)| acc + g * p);
+    let dot = lane_sum(std::iter::once((&*live, &p[..seen])), |g, p| g * p);
     live.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
     masked.fill(T::zero());
 }
