@@ -238,7 +238,7 @@ fn non_finite_message(epoch: usize, batch: usize, value: f64, at: &NonFiniteAt) 
 
 /// A path in a message: as it is, or `"" (empty path)` for the empty path,
 /// which would otherwise show as nothing.
-struct ShowPath<'a>(&'a Path);
+pub(crate) struct ShowPath<'a>(pub(crate) &'a Path);
 
 impl fmt::Display for ShowPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
