@@ -1,0 +1,303 @@
+//! [`Adam`] and [`AdamW`]: the moments and step count they share, and their
+//! element-wise [`Rule`]s.
+
+use super::finite::{self, NonFiniteUpdate, Rule};
+use super::{check_rate, Optimizer, OptimizerState, Slots};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::params::{ParamMut, Params};
+
+/// Adam's moments and step count, shared by [`Adam`] and [`AdamW`].
+#[derive(Clone, Debug)]
+struct Moments<T> {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step: u64,
+    first: Slots<T>,
+    second: Slots<T>,
+}
+
+impl<T: Float> Moments<T> {
+    /// The moments' part of an [`OptimizerState`], with `lr` and `weight_decay` beside it.
+    fn state(&self, kind: &str, lr: f64, weight_decay: f64) -> OptimizerState<T> {
+        let hyper = [
+            ("lr", lr),
+            ("weight_decay", weight_decay),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+        ];
+        OptimizerState {
+            kind: kind.into(),
+            hyper: hyper.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            step: self.step,
+            slots: vec![
+                ("exp_avg".into(), self.first.0.clone()),
+                ("exp_avg_sq".into(), self.second.0.clone()),
+            ],
+        }
+    }
+
+    /// Moments from an [`OptimizerState`] of `kind`, with its `lr` and `weight_decay`.
+    fn from_state(state: OptimizerState<T>, kind: &str) -> Result<(Self, f64, f64)> {
+        state.check_kind(kind)?;
+        state.check_values()?;
+        let (lr, weight_decay) = (state.hyper("lr")?, state.hyper("weight_decay")?);
+        let (beta1, beta2, eps) = (state.hyper("beta1")?, state.hyper("beta2")?, state.hyper("eps")?);
+        let step = state.step;
+        let mut slots = state.take_slots(kind, &["exp_avg", "exp_avg_sq"])?;
+        let second = Slots(slots.pop().unwrap_or_default());
+        let first = Slots(slots.pop().unwrap_or_default());
+        Ok((Moments { beta1, beta2, eps, step, first, second }, lr, weight_decay))
+    }
+
+    fn new() -> Self {
+        Moments {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step: 0,
+            first: Slots(Vec::new()),
+            second: Slots(Vec::new()),
+        }
+    }
+
+    /// The rule of step `t` (from 1) at rate `lr` with the L2 term `l2` in the
+    /// gradient, once the settings are checked (a schedule may change the rate
+    /// between steps).
+    fn rule(&self, t: u64, lr: f64, l2: f64) -> Result<AdamRule<T>> {
+        check_rate("learning rate", lr)?;
+        for (what, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::InvalidConfig(format!("{what} must be in [0, 1), got {b}")));
+            }
+        }
+        let t = t.max(1);
+        // `powi` for every step a run reaches; past i32 (only from a restored count) no wrap-around.
+        let pow = |b: f64| i32::try_from(t).map_or_else(|_| b.powf(t as f64), |t| b.powi(t));
+        let bias1 = 1.0 - pow(self.beta1);
+        let bias2 = 1.0 - pow(self.beta2);
+        let (b1, b2) = (T::cast(self.beta1), T::cast(self.beta2));
+        Ok(AdamRule {
+            b1,
+            b2,
+            one_minus_b1: T::one() - b1,
+            one_minus_b2: T::one() - b2,
+            eps: T::cast(self.eps),
+            l2: T::cast(l2),
+            step: T::cast(lr / bias1),
+            inv_sqrt_bias2: T::cast(1.0 / bias2.sqrt()),
+        })
+    }
+
+    /// Updates parameter `index` and its moments by `rule`.
+    fn update(&mut self, rule: &impl Rule<T, 2>, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        let n = p.value.len().min(grad.len());
+        let m = self.first.get(index, n, &p.name)?;
+        let v = self.second.get(index, n, &p.name)?;
+        finite::write_param(rule, p.value, grad, [m, v]);
+        Ok(())
+    }
+
+    /// [`Optimizer::step_if_finite`] by `rule`, the rule of step `t`; counts the step if it is taken.
+    fn step_if_finite<N: Params<T>>(
+        &mut self,
+        rule: &impl Rule<T, 2>,
+        t: u64,
+        net: &mut N,
+        grads: &N::Gradients,
+    ) -> Result<Option<NonFiniteUpdate>> {
+        let step = &mut self.step;
+        finite::step(rule, [&mut self.first, &mut self.second], net, grads, || *step = t)
+    }
+}
+
+/// `w -= lr · m̂ / (√v̂ + eps)` with `g + l2 · w` as the gradient; `step` is
+/// `lr / (1 − β₁ᵗ)` and `inv_sqrt_bias2` is `1 / √(1 − β₂ᵗ)`.
+struct AdamRule<T> {
+    b1: T,
+    b2: T,
+    one_minus_b1: T,
+    one_minus_b2: T,
+    eps: T,
+    l2: T,
+    step: T,
+    inv_sqrt_bias2: T,
+}
+
+impl<T: Float> Rule<T, 2> for AdamRule<T> {
+    const SLOTS: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
+
+    #[inline(always)]
+    fn next(&self, w: T, g: T, [m, v]: [T; 2]) -> (T, [T; 2]) {
+        let g = g + self.l2 * w;
+        let m = self.b1 * m + self.one_minus_b1 * g;
+        let v = self.b2 * v + self.one_minus_b2 * g * g;
+        (w - self.step * m / (v.sqrt() * self.inv_sqrt_bias2 + self.eps), [m, v])
+    }
+}
+
+/// AdamW: the weight decays by `decay = 1 − lr · weight_decay`, then Adam's rule without L2.
+struct AdamWRule<T> {
+    decay: T,
+    adam: AdamRule<T>,
+}
+
+impl<T: Float> Rule<T, 2> for AdamWRule<T> {
+    const SLOTS: [&'static str; 2] = AdamRule::<T>::SLOTS;
+
+    #[inline(always)]
+    fn next(&self, w: T, g: T, state: [T; 2]) -> (T, [T; 2]) {
+        self.adam.next(w * self.decay, g, state)
+    }
+}
+
+/// Adam (Kingma & Ba), as `torch.optim.Adam`: weight decay, if any, is added
+/// to the gradient (L2). For decoupled decay use [`AdamW`].
+#[derive(Clone, Debug)]
+pub struct Adam<T> {
+    lr: f64,
+    weight_decay: f64,
+    moments: Moments<T>,
+}
+
+impl<T: Float> Adam<T> {
+    /// Adam with learning rate `lr` (typically 1e-3), betas (0.9, 0.999), eps 1e-8.
+    pub fn new(lr: f64) -> Self {
+        Adam { lr, weight_decay: 0.0, moments: Moments::new() }
+    }
+
+    /// Sets the moment decay rates.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.moments.beta1 = beta1;
+        self.moments.beta2 = beta2;
+        self
+    }
+
+    /// Sets the term added to the denominator for stability.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.moments.eps = eps;
+        self
+    }
+
+    /// Adds `weight_decay · w` to each gradient (L2, coupled with the moments).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<T: Float> Optimizer<T> for Adam<T> {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn begin_step(&mut self) {
+        self.moments.step = self.moments.step.saturating_add(1);
+    }
+    fn state(&self) -> Result<OptimizerState<T>> {
+        Ok(self.moments.state("adam", self.lr, self.weight_decay))
+    }
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        let (moments, lr, weight_decay) = Moments::from_state(state, "adam")?;
+        *self = Adam { lr, weight_decay, moments };
+        Ok(())
+    }
+    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        let rule = self.rule(self.moments.step)?;
+        self.moments.update(&rule, index, p, grad)
+    }
+    fn step_if_finite<N: Params<T>>(
+        &mut self,
+        net: &mut N,
+        grads: &N::Gradients,
+        _undo: &mut Vec<T>,
+    ) -> Result<Option<NonFiniteUpdate>> {
+        let t = self.moments.step.saturating_add(1);
+        let rule = self.rule(t)?;
+        self.moments.step_if_finite(&rule, t, net, grads)
+    }
+}
+
+impl<T: Float> Adam<T> {
+    /// The rule of step `t`.
+    fn rule(&self, t: u64) -> Result<AdamRule<T>> {
+        check_rate("weight decay", self.weight_decay)?;
+        self.moments.rule(t, self.lr, self.weight_decay)
+    }
+}
+
+/// AdamW (Loshchilov & Hutter), as `torch.optim.AdamW`: weights decay by
+/// `lr · weight_decay · w` each step, separately from the adaptive update.
+#[derive(Clone, Debug)]
+pub struct AdamW<T> {
+    lr: f64,
+    weight_decay: f64,
+    moments: Moments<T>,
+}
+
+impl<T: Float> AdamW<T> {
+    /// AdamW with learning rate `lr` and decoupled weight decay (PyTorch's default is 0.01).
+    pub fn new(lr: f64, weight_decay: f64) -> Self {
+        AdamW { lr, weight_decay, moments: Moments::new() }
+    }
+
+    /// Sets the moment decay rates.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.moments.beta1 = beta1;
+        self.moments.beta2 = beta2;
+        self
+    }
+
+    /// Sets the term added to the denominator for stability.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.moments.eps = eps;
+        self
+    }
+}
+
+impl<T: Float> Optimizer<T> for AdamW<T> {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn begin_step(&mut self) {
+        self.moments.step = self.moments.step.saturating_add(1);
+    }
+    fn state(&self) -> Result<OptimizerState<T>> {
+        Ok(self.moments.state("adamw", self.lr, self.weight_decay))
+    }
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        let (moments, lr, weight_decay) = Moments::from_state(state, "adamw")?;
+        *self = AdamW { lr, weight_decay, moments };
+        Ok(())
+    }
+    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        let rule = self.rule(self.moments.step)?;
+        self.moments.update(&rule, index, p, grad)
+    }
+    fn step_if_finite<N: Params<T>>(
+        &mut self,
+        net: &mut N,
+        grads: &N::Gradients,
+        _undo: &mut Vec<T>,
+    ) -> Result<Option<NonFiniteUpdate>> {
+        let t = self.moments.step.saturating_add(1);
+        let rule = self.rule(t)?;
+        self.moments.step_if_finite(&rule, t, net, grads)
+    }
+}
+
+impl<T: Float> AdamW<T> {
+    /// The rule of step `t`.
+    fn rule(&self, t: u64) -> Result<AdamWRule<T>> {
+        check_rate("weight decay", self.weight_decay)?;
+        let decay = T::one() - T::cast(self.lr * self.weight_decay);
+        Ok(AdamWRule { decay, adam: self.moments.rule(t, self.lr, 0.0)? })
+    }
+}
