@@ -79,7 +79,13 @@ impl<T: Float> Moments<T> {
         let bias1 = 1.0 - pow(self.beta1);
         let bias2 = 1.0 - pow(self.beta2);
         let (b1, b2) = (T::cast(self.beta1), T::cast(self.beta2));
+        let max = T::max_value().map_or(f64::MAX, |m| m.as_f64());
+        // NaN or 0 eps: never sure, every element takes the exact test.
+        let limit = if self.eps > 0.0 { (self.eps * max / 4.0).min(max) } else { -1.0 };
         Ok(AdamRule {
+            max: T::cast(max),
+            quarter_max: T::cast(max / 4.0),
+            limit: T::cast(limit),
             b1,
             b2,
             one_minus_b1: T::one() - b1,
@@ -114,8 +120,14 @@ impl<T: Float> Moments<T> {
 }
 
 /// `w -= lr · m̂ / (√v̂ + eps)` with `g + l2 · w` as the gradient; `step` is
-/// `lr / (1 − β₁ᵗ)` and `inv_sqrt_bias2` is `1 / √(1 − β₂ᵗ)`.
+/// `lr / (1 − β₁ᵗ)` and `inv_sqrt_bias2` is `1 / √(1 − β₂ᵗ)`. `max` is the
+/// largest finite value, `quarter_max` a quarter of it, and `limit` is
+/// `eps · max / 4` (at most `max`; −1 when eps is not positive), for
+/// [`Rule::surely_finite`].
 struct AdamRule<T> {
+    max: T,
+    quarter_max: T,
+    limit: T,
     b1: T,
     b2: T,
     one_minus_b1: T,
@@ -136,6 +148,23 @@ impl<T: Float> Rule<T, 2> for AdamRule<T> {
         let v = self.b2 * v + self.one_minus_b2 * g * g;
         (w - self.step * m / (v.sqrt() * self.inv_sqrt_bias2 + self.eps), [m, v])
     }
+
+    /// Without the square root and the division, which cost as much as the
+    /// rest of the check: with `m` finite, `0 ≤ v ≤ max` and eps > 0, the
+    /// denominator `√v · c + eps` is at least eps (rounding is monotonic), so
+    /// `|step · m| ≤ eps · max/4` bounds the update by about max/4 and, with
+    /// `|w| ≤ max/4`, the new weight by about max/2: finite.
+    #[inline(always)]
+    fn surely_finite(&self, w: T, g: T, [m, v]: [T; 2]) -> bool {
+        let g = g + self.l2 * w;
+        let m = self.b1 * m + self.one_minus_b1 * g;
+        let v = self.b2 * v + self.one_minus_b2 * g * g;
+        ((self.step * m).abs() <= self.limit)
+            & (m.abs() <= self.max)
+            & (v >= T::zero())
+            & (v <= self.max)
+            & (w.abs() <= self.quarter_max)
+    }
 }
 
 /// AdamW: the weight decays by `decay = 1 − lr · weight_decay`, then Adam's rule without L2.
@@ -150,6 +179,11 @@ impl<T: Float> Rule<T, 2> for AdamWRule<T> {
     #[inline(always)]
     fn next(&self, w: T, g: T, state: [T; 2]) -> (T, [T; 2]) {
         self.adam.next(w * self.decay, g, state)
+    }
+
+    #[inline(always)]
+    fn surely_finite(&self, w: T, g: T, state: [T; 2]) -> bool {
+        self.adam.surely_finite(w * self.decay, g, state)
     }
 }
 
@@ -299,5 +333,66 @@ impl<T: Float> AdamW<T> {
         check_rate("weight decay", self.weight_decay)?;
         let decay = T::one() - T::cast(self.lr * self.weight_decay);
         Ok(AdamWRule { decay, adam: self.moments.rule(t, self.lr, 0.0)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values at and past every edge: zeros, tiny, ordinary, huge, the largest, infinities, NaN.
+    fn edges<T: Float>() -> Vec<T> {
+        let max = T::max_value().map_or(f64::MAX, |m| m.as_f64());
+        let mut v =
+            vec![0.0, 1e-30, 1e-3, 1.0, 3e19, 1e30, max / 4.0, max / 3.0, max, f64::INFINITY, f64::NAN];
+        v.extend(v.clone().iter().map(|x| -x));
+        v.into_iter().map(T::cast).collect()
+    }
+
+    /// `surely_finite` may only say yes when `next` is finite, for every rule setting and element.
+    fn the_quick_test_never_lies<T: Float>() {
+        let (values, mut sure) = (edges::<T>(), 0usize);
+        for (lr, eps, l2, decay) in [
+            (1e-3, 1e-8, 0.0, 1.0),
+            (1e30, 1e-8, 0.1, 0.9),
+            (1e39, 1e-8, 0.0, 1.0),
+            (1e-3, 0.0, 0.0, 1.0),
+            (1e-3, 1e30, 0.0, 1.0),
+            (1e-3, f64::NAN, 0.0, 1.0),
+            (0.0, 1e-8, 1e30, 1e30),
+        ] {
+            for t in [1, 1000] {
+                let mut moments = Moments::<T>::new();
+                moments.eps = eps;
+                let adam = moments.rule(t, lr, l2).unwrap();
+                let adamw = AdamWRule { decay: T::cast(decay), adam: moments.rule(t, lr, 0.0).unwrap() };
+                for &w in &values {
+                    for &g in &values {
+                        for &m in &values {
+                            for &v in values.iter().filter(|v| **v >= T::zero()) {
+                                for (quick, (new, s)) in [
+                                    (adam.surely_finite(w, g, [m, v]), adam.next(w, g, [m, v])),
+                                    (adamw.surely_finite(w, g, [m, v]), adamw.next(w, g, [m, v])),
+                                ] {
+                                    let finite = new.is_finite() && s.iter().all(|x| x.is_finite());
+                                    assert!(
+                                        !quick || finite,
+                                        "lr {lr} eps {eps} t {t}: w {w} g {g} m {m} v {v}"
+                                    );
+                                    sure += usize::from(quick);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(sure > 10_000, "the quick test must say yes for ordinary values: {sure}");
+    }
+
+    #[test]
+    fn the_quick_finiteness_test_never_passes_a_non_finite_update() {
+        the_quick_test_never_lies::<f32>();
+        the_quick_test_never_lies::<f64>();
     }
 }

@@ -39,12 +39,21 @@ pub struct NonFiniteUpdate {
 /// One optimizer's update of one element: the weight `w`, its gradient `g`
 /// and its `S` state values give the new weight and state values. Constants
 /// (rates, bias corrections) are fields, computed once per step.
-pub(super) trait Rule<T, const S: usize>: Sync {
+pub(super) trait Rule<T: Float, const S: usize>: Sync {
     /// The state slots, as named in [`super::OptimizerState`].
     const SLOTS: [&'static str; S];
 
     /// The new weight and state values.
     fn next(&self, w: T, g: T, state: [T; S]) -> (T, [T; S]);
+
+    /// `true` only if every value [`Rule::next`] gives is finite; `false` if it
+    /// is not, or (for a rule with a cheaper sufficient test) not sure, and
+    /// then [`Rule::next`] itself decides. By default, that exact test.
+    #[inline(always)]
+    fn surely_finite(&self, w: T, g: T, state: [T; S]) -> bool {
+        let (w, s) = self.next(w, g, state);
+        s.iter().fold(w.is_finite(), |f, v| f & v.is_finite())
+    }
 }
 
 /// Elements computed between looks at whether they were finite: enough for
@@ -168,26 +177,34 @@ fn first_bad_in<T: Float, R: Rule<T, S>, const S: usize>(
     while start < range.end {
         let end = (start + BLOCK).min(range.end);
         let block = state.map(|s| s.map_or(&zeros[..end - start], |s| &s[start..end]));
-        if !all_finite(rule, &w[start..end], &g[start..end], block) {
-            return (start..end).find(|&i| {
+        if !surely_finite(rule, &w[start..end], &g[start..end], block) {
+            let bad = (start..end).find(|&i| {
                 let (new, s) = rule.next(w[i], g[i], block.map(|s| s[i - start]));
                 !new.is_finite() || s.iter().any(|v| !v.is_finite())
             });
+            if bad.is_some() {
+                return bad;
+            }
         }
         start = end;
     }
     None
 }
 
-/// Whether every new weight and state value of these elements is finite.
+/// `true` only if every new weight and state value of these elements is finite
+/// ([`Rule::surely_finite`] for each).
 #[inline]
-fn all_finite<T: Float, R: Rule<T, S>, const S: usize>(rule: &R, w: &[T], g: &[T], state: [&[T]; S]) -> bool {
+fn surely_finite<T: Float, R: Rule<T, S>, const S: usize>(
+    rule: &R,
+    w: &[T],
+    g: &[T],
+    state: [&[T]; S],
+) -> bool {
     let n = w.len();
     let (g, state) = (&g[..n], state.map(|s| &s[..n]));
     let mut finite = true;
     for i in 0..n {
-        let (w, s) = rule.next(w[i], g[i], state.map(|s| s[i]));
-        finite &= s.iter().fold(w.is_finite(), |f, v| f & v.is_finite());
+        finite &= rule.surely_finite(w[i], g[i], state.map(|s| s[i]));
     }
     finite
 }

@@ -386,3 +386,29 @@ fn state_that_does_not_fit_refuses_the_step_before_writing() {
     assert_eq!(net.bits(), before, "not even `a` was written");
     assert_eq!(opt.state().unwrap(), state);
 }
+
+#[test]
+fn weights_the_quick_test_is_unsure_of_are_checked_exactly() {
+    // |w| above a quarter of f64::MAX: Adam's quick test is not sure, the exact one passes,
+    // and the check goes on to the later blocks rather than stopping there.
+    for bad_at in [None, Some(B - 9)] {
+        let (mut net, mut undo) = (Two::new(), Vec::new());
+        (net.a[1], net.b[0]) = (1e308, -1e308);
+        let mut opt = Adam::new(0.01);
+        let mut g = net.grads();
+        (g.0[1], g.1[0]) = (1.0, -1.0);
+        if let Some(i) = bad_at {
+            g.1[i] = f64::NAN;
+        }
+        let before = net.bits();
+        let refused = opt.step_if_finite(&mut net, &g, &mut undo).unwrap();
+        assert_eq!(refused.map(|r| (r.name, r.index)), bad_at.map(|i| ("b".to_string(), i)));
+        if bad_at.is_some() {
+            assert_eq!(net.bits(), before);
+        } else {
+            assert!(net.a.iter().chain(&net.b).all(|w| w.is_finite()));
+            assert_eq!(net.b[0], -1e308, "a step of 0.01 is below its rounding");
+            assert_ne!(net.bits(), before, "the step was taken");
+        }
+    }
+}
