@@ -80,8 +80,10 @@ impl<T: Float> Moments<T> {
         let bias2 = 1.0 - pow(self.beta2);
         let (b1, b2) = (T::cast(self.beta1), T::cast(self.beta2));
         let max = T::max_value().map_or(f64::MAX, |m| m.as_f64());
-        // NaN or 0 eps: never sure, every element takes the exact test.
-        let limit = if self.eps > 0.0 { (self.eps * max / 4.0).min(max) } else { -1.0 };
+        // From eps as the update uses it, in T (1e-50 is 0 in f32). NaN or 0: never sure,
+        // every element takes the exact test.
+        let eps = T::cast(self.eps).as_f64();
+        let limit = if eps > 0.0 { (eps * max / 4.0).min(max) } else { -1.0 };
         Ok(AdamRule {
             max: T::cast(max),
             quarter_max: T::cast(max / 4.0),
@@ -122,7 +124,7 @@ impl<T: Float> Moments<T> {
 /// `w -= lr · m̂ / (√v̂ + eps)` with `g + l2 · w` as the gradient; `step` is
 /// `lr / (1 − β₁ᵗ)` and `inv_sqrt_bias2` is `1 / √(1 − β₂ᵗ)`. `max` is the
 /// largest finite value, `quarter_max` a quarter of it, and `limit` is
-/// `eps · max / 4` (at most `max`; −1 when eps is not positive), for
+/// `eps · max / 4` (at most `max`; −1 when eps, in `T`, is not positive), for
 /// [`Rule::surely_finite`].
 struct AdamRule<T> {
     max: T,
@@ -352,18 +354,21 @@ mod tests {
     /// `surely_finite` may only say yes when `next` is finite, for every rule setting and element.
     fn the_quick_test_never_lies<T: Float>() {
         let (values, mut sure) = (edges::<T>(), 0usize);
-        for (lr, eps, l2, decay) in [
-            (1e-3, 1e-8, 0.0, 1.0),
-            (1e30, 1e-8, 0.1, 0.9),
-            (1e39, 1e-8, 0.0, 1.0),
-            (1e-3, 0.0, 0.0, 1.0),
-            (1e-3, 1e30, 0.0, 1.0),
-            (1e-3, f64::NAN, 0.0, 1.0),
-            (0.0, 1e-8, 1e30, 1e30),
-        ] {
+        let settings = [
+            (1e-3, 1e-8, 0.0, 1.0, 0.9),
+            (1e30, 1e-8, 0.1, 0.9, 0.9),
+            (1e39, 1e-8, 0.0, 1.0, 0.0),
+            (1e-3, 0.0, 0.0, 1.0, 0.9),
+            // 0 in f32: the bound must come from eps as the update sees it.
+            (1e-3, 1e-50, 0.0, 1.0, 0.9),
+            (1e-3, 1e30, 0.0, 1.0, 0.99999997),
+            (1e-3, f64::NAN, 0.0, 1.0, 0.9),
+            (0.0, 1e-8, 1e30, 1e30, 0.9),
+        ];
+        for (lr, eps, l2, decay, beta1) in settings {
             for t in [1, 1000] {
                 let mut moments = Moments::<T>::new();
-                moments.eps = eps;
+                (moments.eps, moments.beta1) = (eps, beta1);
                 let adam = moments.rule(t, lr, l2).unwrap();
                 let adamw = AdamWRule { decay: T::cast(decay), adam: moments.rule(t, lr, 0.0).unwrap() };
                 for &w in &values {
@@ -377,7 +382,7 @@ mod tests {
                                     let finite = new.is_finite() && s.iter().all(|x| x.is_finite());
                                     assert!(
                                         !quick || finite,
-                                        "lr {lr} eps {eps} t {t}: w {w} g {g} m {m} v {v}"
+                                        "lr {lr} eps {eps} b1 {beta1} t {t}: {w} {g} {m} {v}"
                                     );
                                     sure += usize::from(quick);
                                 }
