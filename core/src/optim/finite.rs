@@ -6,7 +6,9 @@
 //! value is finite, writing nothing, then computes it again and writes. The
 //! second pass is the same arithmetic on the same inputs, so it writes exactly
 //! the values the first pass checked. This costs a second computation but no
-//! copy, and a refused step leaves the optimizer's state untouched too.
+//! copy, and a refused step leaves the optimizer's state untouched too. A rule
+//! may check with a cheaper sufficient test ([`Rule::surely_finite`], Adam's
+//! skips the square root and division), falling back to the exact update.
 //!
 //! The trait's default for other optimizers instead copies the weights before
 //! the step and restores them ([`save_params`], [`restore_params`]).
