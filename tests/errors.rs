@@ -266,6 +266,18 @@ fn io_an_empty_path_is_named_in_the_message() {
     assert_eq!(err.to_string(), "\"\" (empty path): the path does not name a file");
     let err = Mlp::<f32>::load("").unwrap_err();
     assert_eq!(err.to_string(), "\"\" (empty path): No such file or directory (os error 2)");
+    // The shape messages of IDX and MNIST name an empty path the same way.
+    let err = idx::write_u8("", &[2], &[1]).unwrap_err();
+    assert_eq!(err.to_string(), "IDX data for \"\" (empty path): expected [2] = 2 values, found 1 values");
+    let array = idx::IdxArray { dims: vec![1, 2, 2], data: idx::IdxData::U8(vec![0; 4]) };
+    let err = mnist::images_from_idx::<f32>(&array, Path::new("")).unwrap_err();
+    assert!(err.to_string().starts_with("images in \"\" (empty path): expected"), "{err}");
+    let array = idx::IdxArray { dims: vec![1, 1], data: idx::IdxData::U8(vec![0]) };
+    let err = mnist::labels_from_idx(&array, Path::new("")).unwrap_err();
+    assert!(err.to_string().starts_with("labels in \"\" (empty path): expected"), "{err}");
+    let image = image::GreyImage { width: 1, height: 1, pixels: vec![0] };
+    let err = mnist::sample_from_image::<f32>(&image, Path::new("")).unwrap_err();
+    assert!(err.to_string().starts_with("digit image \"\" (empty path): expected"), "{err}");
 }
 
 // ---------------------------------------------------------------------------

@@ -415,6 +415,81 @@ fn a_huge_learning_rate_never_writes_a_non_finite_checkpoint() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Trains `Mlp` one epoch with `optimizer` twice over, the second run meeting
+/// a refused step in between (a fit at a rate of 1e39, infinite in f32): the
+/// refused fit leaves the weights and the optimizer's whole state (buffers,
+/// moments, step count) as they were, and the next fit continues bit for bit
+/// as if it had never happened.
+fn a_refused_step_is_as_if_never_tried<O: Optimizer<f32> + Clone>(what: &str, optimizer: O) {
+    let fit = |t: &mut Trainer<O>, net: &mut Mlp| t.fit(net, &SoftmaxCrossEntropy, &data(None), None);
+    let run = || Trainer::new(optimizer.clone()).epochs(1).batch_size(4).shuffle(false).verbose(false);
+    let (mut t, mut net) = (run(), Mlp::new(4));
+    let (mut never, mut never_net) = (run(), Mlp::new(4));
+    fit(&mut t, &mut net).unwrap();
+    fit(&mut never, &mut never_net).unwrap();
+
+    t.optimizer_mut().set_learning_rate(1e39);
+    let (state, before) = (t.optimizer().state().unwrap(), weights(&net));
+    let (epoch, batch, value, at) = non_finite(fit(&mut t, &mut net).unwrap_err());
+    assert_eq!(
+        (epoch, batch, at),
+        (1, 0, NonFiniteAt::Parameter { name: "fc1.weight".into(), index: 0 }),
+        "{what}"
+    );
+    assert!(!value.is_finite());
+    assert_eq!(weights(&net), before, "{what}: the weights");
+    assert_eq!(t.optimizer().state().unwrap(), state, "{what}: the optimizer's state");
+
+    t.optimizer_mut().set_learning_rate(0.1);
+    fit(&mut t, &mut net).unwrap();
+    fit(&mut never, &mut never_net).unwrap();
+    assert_eq!(weights(&net), weights(&never_net), "{what}");
+    assert_eq!(t.optimizer().state().unwrap(), never.optimizer().state().unwrap(), "{what}");
+}
+
+#[test]
+fn a_refused_step_leaves_the_optimizer_state_and_training_continues() {
+    a_refused_step_is_as_if_never_tried("sgd", Sgd::new(0.1));
+    a_refused_step_is_as_if_never_tried("momentum", Sgd::new(0.1).momentum(0.9).weight_decay(1e-3));
+    a_refused_step_is_as_if_never_tried("nesterov", Sgd::new(0.1).momentum(0.9).nesterov(true));
+    a_refused_step_is_as_if_never_tried("adam", Adam::new(0.1));
+    a_refused_step_is_as_if_never_tried("adamw", AdamW::new(0.1, 0.01));
+}
+
+#[test]
+fn an_optimizer_state_that_would_overflow_refuses_the_step_naming_the_slot() {
+    // The gradient of `fc1.weight` is 1e21, finite in f32, but Adam's `exp_avg_sq`,
+    // (0.001 · g) · g = 1e39, is not; the weight's update m̂/√v̂ would be 0, finite.
+    let mut net = Linear::new(0);
+    set_param(&mut net, "fc1.weight", &[1e-30; 4]);
+    set_param(&mut net, "fc1.bias", &[0.0; 2]);
+    set_param(&mut net, "head.weight", &[1e16, 1e16, -1e16, -1e16]);
+    set_param(&mut net, "head.bias", &[0.0; 2]);
+    let data = Dataset::new(Batch::<f32, 2>::from_element(4, 1e5), vec![1; 4]).unwrap();
+    let before = weights(&net);
+    let mut t = Trainer::new(Adam::new(0.01)).epochs(1).batch_size(4).verbose(false).check_finite(true);
+    let fresh = t.optimizer().state().unwrap();
+    let err = t.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the optimizer step would make the `exp_avg_sq` of parameter `fc1.weight` inf (element 0) at epoch 1, \
+         batch 0; the step was not taken, the weights and the optimizer's state are those of the last finite \
+         step: lower the learning rate, clip gradients (Trainer::clip_grad_norm) or check the data for NaN/Inf"
+    );
+    let at = NonFiniteAt::OptimizerState { name: "fc1.weight".into(), slot: "exp_avg_sq".into(), index: 0 };
+    assert_eq!(non_finite(err).3, at);
+    assert_eq!(weights(&net), before);
+    assert_eq!(t.optimizer().state().unwrap(), fresh, "no moments and no step count");
+    // Clipping the gradients' norm keeps the moments finite.
+    Trainer::new(Adam::new(0.01))
+        .epochs(1)
+        .batch_size(4)
+        .verbose(false)
+        .clip_grad_norm(1.0)
+        .fit(&mut net, &SoftmaxCrossEntropy, &data, None)
+        .unwrap();
+}
+
 #[test]
 fn non_finite_outputs_on_validation_data_are_an_error() {
     // One step at 1e30 leaves finite weights whose outputs overflow on ordinary inputs.

@@ -221,6 +221,18 @@ pub enum NonFiniteAt {
         /// The element, row-major over the parameter's PyTorch shape.
         index: usize,
     },
+    /// A value of the optimizer's state for an element of a parameter (its
+    /// `state_dict` name), which the step would have made non-finite while the
+    /// weight stayed finite, e.g. Adam's `exp_avg_sq` overflowing; the step was
+    /// not taken.
+    OptimizerState {
+        /// The parameter's name.
+        name: String,
+        /// The state slot: `momentum_buffer`, `exp_avg` or `exp_avg_sq`.
+        slot: String,
+        /// The element, row-major over the parameter's PyTorch shape.
+        index: usize,
+    },
     /// The loss on the validation data after the epoch (`batch` is the last one).
     Validation,
 }
@@ -237,6 +249,9 @@ impl fmt::Display for NonFiniteAt {
             NonFiniteAt::Loss => f.write_str("the loss"),
             NonFiniteAt::Gradient { name, index } => write!(f, "the gradient of `{name}` (element {index})"),
             NonFiniteAt::Parameter { name, index } => write!(f, "the parameter `{name}` (element {index})"),
+            NonFiniteAt::OptimizerState { name, slot, index } => {
+                write!(f, "the optimizer's `{slot}` of `{name}` (element {index})")
+            }
             NonFiniteAt::Validation => f.write_str("the validation loss"),
         }
     }
@@ -265,6 +280,11 @@ fn non_finite_message(epoch: usize, batch: usize, value: f64, at: &NonFiniteAt) 
             "the optimizer step made parameter `{name}` {value} (element {index}) {when}; \
              the step was undone, the weights are those of the last finite step: {tuning}"
         ),
+        NonFiniteAt::OptimizerState { name, slot, index } => format!(
+            "the optimizer step would make the `{slot}` of parameter `{name}` {value} (element {index}) {when}; \
+             the step was not taken, the weights and the optimizer's state are those of the last finite step: \
+             {tuning}"
+        ),
         NonFiniteAt::Validation => format!(
             "the validation loss became {value} after epoch {epoch} (the weights of its last batch, {batch}, \
              give non-finite outputs): lower the learning rate or clip gradients (Trainer::clip_grad_norm)"
@@ -274,7 +294,7 @@ fn non_finite_message(epoch: usize, batch: usize, value: f64, at: &NonFiniteAt) 
 
 /// A path in a message: as it is, or `"" (empty path)` for the empty path,
 /// which would otherwise show as nothing.
-struct ShowPath<'a>(&'a Path);
+pub(crate) struct ShowPath<'a>(pub(crate) &'a Path);
 
 impl fmt::Display for ShowPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

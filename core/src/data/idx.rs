@@ -3,7 +3,7 @@
 //! Layout: two zero bytes, a type code, the number of dimensions `d`, then `d`
 //! big-endian `u32` sizes, then the values, big-endian, row-major.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShowPath};
 use std::io::Read;
 use std::path::Path;
 
@@ -154,7 +154,7 @@ pub fn write_u8(path: impl AsRef<Path>, dims: &[usize], data: &[u8]) -> Result<(
             None => format!("{dims:?} = more values than fit in memory"),
         };
         return Err(Error::Shape {
-            what: format!("IDX data for {}", path.display()),
+            what: format!("IDX data for {}", ShowPath(path)),
             expected,
             found: format!("{} values", data.len()),
         });

@@ -2,7 +2,7 @@
 
 use super::idx::{self, IdxArray};
 use super::Dataset;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShowPath};
 use crate::float::Float;
 use crate::loss::Labels;
 use crate::tensor::Batch;
@@ -55,7 +55,7 @@ pub fn images_from_idx<T: Float>(array: &IdxArray, path: &Path) -> Result<Batch<
         (Some(p), &[n, 28, 28]) if n.checked_mul(PIXELS) == Some(p.len()) => p,
         _ => {
             return Err(Error::Shape {
-                what: format!("images in {}", path.display()),
+                what: format!("images in {}", ShowPath(path)),
                 expected: "u8 values of shape [n, 28, 28]".into(),
                 found: match (array.as_u8(), array.dims.as_slice()) {
                     (Some(p), [_, 28, 28]) => format!("{} u8 values for shape {:?}", p.len(), array.dims),
@@ -73,7 +73,7 @@ pub fn images_from_idx<T: Float>(array: &IdxArray, path: &Path) -> Result<Batch<
 pub fn sample_from_image<T: Float>(image: &super::image::GreyImage, path: &Path) -> Result<Batch<T, PIXELS>> {
     if (image.width, image.height) != (28, 28) || image.pixels.len() != PIXELS {
         return Err(Error::Shape {
-            what: format!("digit image {}", path.display()),
+            what: format!("digit image {}", ShowPath(path)),
             expected: "28×28 pixels, like MNIST".into(),
             found: match image.pixels.len() {
                 n if n == image.width.saturating_mul(image.height) => {
@@ -93,7 +93,7 @@ pub fn labels_from_idx(array: &IdxArray, path: &Path) -> Result<Labels> {
         (Some(l), [_]) => l,
         _ => {
             return Err(Error::Shape {
-                what: format!("labels in {}", path.display()),
+                what: format!("labels in {}", ShowPath(path)),
                 expected: "u8 values of shape [n]".into(),
                 found: format!("{} values of shape {:?}", type_name(array), array.dims),
             })

@@ -1,5 +1,6 @@
-//! Where a NaN or infinity first appeared in a training step (for [`crate::train::Trainer::check_finite`]),
-//! and the copy of the weights that undoes a step making any of them non-finite.
+//! Where a NaN or infinity first appeared in a training step (for [`crate::train::Trainer::check_finite`]).
+//! A step that would make the weights non-finite is refused by the optimizer
+//! ([`crate::optim::Optimizer::step_if_finite`]).
 
 use crate::float::Float;
 use crate::network::Network;
@@ -57,33 +58,4 @@ pub(super) fn param_name<T: Float, N: Params<T>>(net: &N, index: usize) -> Strin
         k += 1;
     });
     name.unwrap_or_else(|| format!("parameter {index}"))
-}
-
-/// Copies every parameter of `net`, in visiting order, into `saved` (reusing its memory).
-pub(super) fn save_params<T: Float, N: Params<T>>(net: &N, saved: &mut Vec<T>) {
-    saved.clear();
-    net.visit_params(&ParamPath::ROOT, &mut |p| saved.extend_from_slice(p.value));
-}
-
-/// Writes back the parameters [`save_params`] copied from the same network.
-pub(super) fn restore_params<T: Float, N: Params<T>>(net: &mut N, saved: &[T]) {
-    let mut at = 0;
-    net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
-        let n = p.value.len().min(saved.len().saturating_sub(at));
-        p.value[..n].copy_from_slice(&saved[at..at + n]);
-        at += n;
-    });
-}
-
-/// The first parameter holding a NaN or infinity: its name, the element and the value.
-pub(super) fn first_non_finite_param<T: Float, N: Params<T>>(net: &N) -> Option<(String, usize, f64)> {
-    let mut found = None;
-    net.visit_params(&ParamPath::ROOT, &mut |p| {
-        if found.is_none() {
-            if let Some((i, value)) = first_non_finite(p.value) {
-                found = Some((p.name.to_string(), i, value));
-            }
-        }
-    });
-    found
 }

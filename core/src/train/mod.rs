@@ -15,9 +15,13 @@
 //! checks the input batch, every layer's output and every gradient, and the
 //! error names the first place the value appeared ([`NonFiniteAt`]): a
 //! training sample and feature, a layer, or a parameter such as `fc1.weight`.
-//! Whatever that setting, a step that makes any parameter non-finite is
-//! undone and reported ([`NonFiniteAt::Parameter`]), and a non-finite loss on
-//! the validation data is an error ([`NonFiniteAt::Validation`]).
+//! Whatever that setting, a step that would make any parameter non-finite is
+//! not taken and is reported ([`NonFiniteAt::Parameter`]; see
+//! [`Optimizer::step_if_finite`]): with [`crate::optim::Sgd`], [`crate::optim::Adam`]
+//! and [`crate::optim::AdamW`] neither the weights nor the optimizer's state
+//! change, and a step that would make only that state non-finite is refused too
+//! ([`NonFiniteAt::OptimizerState`]). A non-finite loss on the validation data
+//! is an error ([`NonFiniteAt::Validation`]).
 //! Checkpoints are written only after a completed epoch, so the last one
 //! written stays as it was and never holds a non-finite weight.
 //!
@@ -48,14 +52,11 @@ use crate::float::Float;
 use crate::init::seeded_rng;
 use crate::loss::Loss;
 use crate::network::Network;
-use crate::optim::Optimizer;
+use crate::optim::{NonFiniteUpdate, Optimizer};
 use crate::tensor::Batch;
 use checkpoint::Resumed;
 use clip::{clipped_norm, norm_scale, Clipped};
-use finite::{
-    first_non_finite, first_non_finite_grad, first_non_finite_output, first_non_finite_param, param_name,
-    restore_params, save_params,
-};
+use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
@@ -293,7 +294,8 @@ impl<O> Trainer<O> {
         let mut d_out = Batch::<T, OUT>::zeros(0);
         let mut history = History::default();
         let mut scratch = Vec::new();
-        let mut saved = Vec::new();
+        // The weights' copy for optimizers that undo a step rather than check it first.
+        let mut undo = Vec::new();
         let batches = train.len().div_ceil(self.batch_size);
 
         for epoch in first_epoch..=self.epochs {
@@ -343,22 +345,24 @@ impl<O> Trainer<O> {
                         return Err(stop(value, NonFiniteAt::Gradient { name, index }));
                     }
                 }
-                // The weights before the step, restored if it makes any of them non-finite.
-                save_params(&*net, &mut saved);
-                if self.clip_norm.is_some() || self.clip_value.is_some() {
+                // Taken only if every new weight (and, for the built-in optimizers, state value) is finite.
+                let refused = if self.clip_norm.is_some() || self.clip_value.is_some() {
                     let value = self.clip_value;
                     let scale = match self.clip_norm {
                         Some(max) => norm_scale(clipped_norm::<T, N>(&grads, value), max),
                         None => 1.0,
                     };
                     let mut clipped = Clipped { net: &mut *net, value, scale, scratch: &mut scratch };
-                    self.optimizer.step(&mut clipped, &grads)?;
+                    self.optimizer.step_if_finite(&mut clipped, &grads, &mut undo)?
                 } else {
-                    self.optimizer.step(net, &grads)?;
-                }
-                if let Some((name, index, value)) = first_non_finite_param(&*net) {
-                    restore_params(net, &saved);
-                    return Err(stop(value, NonFiniteAt::Parameter { name, index }));
+                    self.optimizer.step_if_finite(net, &grads, &mut undo)?
+                };
+                if let Some(NonFiniteUpdate { name, index, value, slot }) = refused {
+                    let at = match slot {
+                        None => NonFiniteAt::Parameter { name, index },
+                        Some(slot) => NonFiniteAt::OptimizerState { name, slot, index },
+                    };
+                    return Err(stop(value, at));
                 }
                 self.step = self.step.saturating_add(1);
                 loss_sum += value * indices.len() as f64;
