@@ -22,12 +22,13 @@ where
     if batch_size == 0 {
         return Err(Error::InvalidConfig("batch size must be at least 1".into()));
     }
+    N::check_input(data.features())?;
     let indices: Vec<usize> = (0..data.len()).collect();
-    let mut batch = MiniBatch::new();
+    let (mut batch, mut trace) = (MiniBatch::new(), N::Trace::default());
     let (mut loss_sum, mut right, mut judged) = (0.0, 0usize, 0usize);
     for chunk in indices.chunks(batch_size) {
         batch.fill_from(data, chunk);
-        let out = net.forward(&batch.features);
+        let out = net.infer(&batch.features, &mut trace);
         loss_sum += loss.loss(&out, &batch.targets)?.as_f64() * chunk.len() as f64;
         if let Some((r, n)) = loss.correct(&out, &batch.targets) {
             right += r;

@@ -249,8 +249,10 @@ impl<O> Trainer<O> {
             }
         }
         loss.validate(train.targets())?;
+        N::check_input(train.features())?;
         if let Some(v) = validation {
             loss.validate(v.targets())?;
+            N::check_input(v.features())?;
         }
         if self.checkpoint.is_some() {
             // Fail now rather than after the first epoch.
