@@ -20,6 +20,7 @@ mod parallel;
 mod per_step;
 mod pool;
 mod pool1d;
+mod recurrent;
 mod residual;
 #[cfg(test)]
 mod seq_check;
@@ -45,6 +46,7 @@ pub use parallel::{
 pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
+pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
