@@ -7,6 +7,7 @@
 //! allocating.
 
 mod activation;
+mod attention;
 mod batch_norm;
 mod conv1d;
 mod conv2d;
@@ -20,6 +21,7 @@ mod parallel;
 mod per_step;
 mod pool;
 mod pool1d;
+mod positional;
 mod recurrent;
 mod residual;
 #[cfg(test)]
@@ -27,6 +29,7 @@ mod seq_check;
 mod softmax;
 
 pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
@@ -46,6 +49,7 @@ pub use parallel::{
 pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
+pub use positional::{Positional, PositionalGrad};
 pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
