@@ -85,6 +85,32 @@ network! {
     }
 }
 
+network! {
+    /// A sequence network to nest.
+    struct Encoder {
+        input: [6, 4],
+        lstm(5),
+    }
+}
+
+network! {
+    /// A rank-2 nested network: its `=> [6, 5]` is checked by the compiler.
+    struct WithEncoder {
+        input: [6, 4],
+        enc: Encoder => [6, 5],
+        last,
+        head: dense(2),
+    }
+}
+
+network! {
+    /// `softmax` on `[T, F]`: over each step's features.
+    struct StepSoftmax {
+        input: [3, 4],
+        softmax,
+    }
+}
+
 const TOL: f64 = 1e-6;
 
 fn inputs<const N: usize>(batch: usize) -> Batch<f64, N> {
@@ -354,4 +380,43 @@ fn a_sequence_network_trains() {
         opt.step(&mut net, &grads).unwrap();
     }
     assert!(losses[199] < 0.25 * losses[0], "{:?}", &losses[..]);
+}
+
+#[test]
+fn a_nested_sequence_network_backpropagates_under_its_name() {
+    let mut net = WithEncoder::<f64>::init(Init::Glorot, 21);
+    jitter_biases(&mut net);
+    let x = inputs::<24>(3);
+    let target = Batch::<f64, 2>::from_fn(3, |i, j| (i as f64 - j as f64) * 0.3);
+    check_network(&mut net, &MeanSquaredError, &x, &target, TOL);
+    check_input_gradient(&mut net, &MeanSquaredError, &x, &target);
+    let names: Vec<String> = names_and_shapes(&net).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "enc.0.weight_ih_l0",
+            "enc.0.weight_hh_l0",
+            "enc.0.bias_ih_l0",
+            "enc.0.bias_hh_l0",
+            "head.weight",
+            "head.bias"
+        ]
+    );
+    assert_eq!(WithEncoder::LAYERS[0].output_shape, [6, 5]);
+}
+
+#[test]
+fn softmax_on_a_sequence_is_per_step() {
+    let x =
+        Batch::<f64, 12>::from_column_slice(&[1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0, -1.0, 5.0, 2.0, 0.5]);
+    let y = StepSoftmax::<f64>::zeros().forward(&x);
+    for (xs, ys) in x.as_slice().chunks(4).zip(y.as_slice().chunks(4)) {
+        let total: f64 = xs.iter().map(|v| v.exp()).sum();
+        for (xi, yi) in xs.iter().zip(ys) {
+            assert!((xi.exp() / total - yi).abs() < 1e-12, "{xs:?} -> {ys:?}");
+        }
+    }
+    let mut net = StepSoftmax::<f64>::zeros();
+    let target = Batch::<f64, 12>::from_fn(2, |i, j| ((i * 5 + j) % 7) as f64 * 0.1);
+    check_input_gradient(&mut net, &MeanSquaredError, &inputs::<12>(2), &target);
 }
