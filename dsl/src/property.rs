@@ -189,7 +189,7 @@ const BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 #[test]
 fn generated_networks_are_answered_quickly_and_never_panic() {
     let mut rng = Rng(0x0dd_ba11_5eed);
-    let (mut valid, mut refused) = (0, 0);
+    let (mut valid, mut refused, mut valid_rank2) = (0, 0, 0);
     for _ in 0..1500 {
         let source = crate::generate::network(&mut |n| rng.below(n));
         let tokens: TokenStream = source.parse().expect("generated networks lex");
@@ -204,10 +204,14 @@ fn generated_networks_are_answered_quickly_and_never_panic() {
         assert!(expanded.len() < 2000 * source.len() + 200_000, "{} bytes from: {source}", expanded.len());
         if checked.is_ok() {
             valid += 1;
+            let rank2 = source.split(']').next().is_some_and(|input| input.matches(',').count() == 1);
+            valid_rank2 += usize::from(rank2);
         } else {
             refused += 1;
         }
     }
     // Both sides are exercised: some networks are valid, most are refused.
     assert!(valid > 20 && refused > 500, "{valid} valid, {refused} refused");
+    // Sequences among them: valid networks on a rank-2 input.
+    assert!(valid_rank2 > 10, "{valid_rank2} valid on rank 2 of {valid}");
 }

@@ -78,7 +78,7 @@ pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
         Some(p) => (Some(LayerKind::Residual { body, projection: Some(Box::new(p)) }), out),
         None => {
             let why = if shape.rank() == Some(2) {
-                "the body of a rank-2 block must keep the number of steps (the projection is a dense layer at every step)"
+                "the body of a rank-2 block must end in [steps, features] with its input's steps (the projection is a dense layer at every step)"
             } else {
                 "the body of {name} must keep the rank, and shrink height and width by a whole stride"
             };

@@ -231,8 +231,12 @@ fn each_mistake_is_one_message_naming_the_layer_the_shape_and_the_fix() {
         ),
         (
             quote! { struct N { input: [4, 3], residual(projection) { max_pool(2) } } },
-            "no projection takes [4, 3] to [2, 3]: the body of a rank-2 block must keep the number of steps \
-             (the projection is a dense layer at every step)",
+            "no projection takes [4, 3] to [2, 3]: the body of a rank-2 block must end in [steps, features] \
+             with its input's steps (the projection is a dense layer at every step)",
+        ),
+        (
+            quote! { struct N { input: [4, 3], residual(projection) { last } } },
+            "no projection takes [4, 3] to [3]: the body of a rank-2 block must end in [steps, features]",
         ),
         (
             quote! { struct N<const H: usize> { input: [4, 3], dense(H) } },
