@@ -23,6 +23,7 @@
 
 pub(crate) mod conv2d;
 pub(crate) mod cross_entropy;
+pub(crate) mod gates;
 mod isa;
 pub(crate) mod pool;
 pub(crate) mod sgemm;
