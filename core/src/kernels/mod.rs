@@ -28,6 +28,7 @@ mod isa;
 pub(crate) mod pool;
 pub(crate) mod sgemm;
 pub(crate) mod simd;
+pub(crate) mod softmax;
 
 pub use isa::Isa;
 
