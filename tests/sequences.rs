@@ -420,3 +420,21 @@ fn softmax_on_a_sequence_is_per_step() {
     let target = Batch::<f64, 12>::from_fn(2, |i, j| ((i * 5 + j) % 7) as f64 * 0.1);
     check_input_gradient(&mut net, &MeanSquaredError, &inputs::<12>(2), &target);
 }
+
+/// Sequence networks save and load under their PyTorch names, and a network of
+/// another architecture refuses the file.
+#[test]
+fn sequence_networks_round_trip_through_safetensors() {
+    let net = Block::<f64>::init(Init::Glorot, 31);
+    let bytes = staticnet::persist::to_bytes(&net).unwrap();
+    let mut loaded = Block::<f64>::zeros();
+    staticnet::persist::load_from_bytes(&mut loaded, &bytes).unwrap();
+    let x = inputs::<512>(2);
+    assert_eq!(net.forward(&x), loaded.forward(&x));
+    let rows = Rows::new(4);
+    let mut other = Rows::zeros();
+    staticnet::persist::load_from_bytes(&mut other, &staticnet::persist::to_bytes(&rows).unwrap()).unwrap();
+    let x = Batch::<f32, 784>::from_fn(2, |i, j| ((i * 3 + j) % 13) as f32 / 13.0);
+    assert_eq!(rows.forward(&x), other.forward(&x));
+    assert!(staticnet::persist::load_from_bytes(&mut SmallRows::<f32>::zeros(), &bytes).is_err());
+}
