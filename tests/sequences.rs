@@ -111,6 +111,18 @@ network! {
     }
 }
 
+network! {
+    /// `dense, relu` at every step (never fused), then `relu, flatten, dense`
+    /// (fused backward through the flattened view).
+    struct PerStepRelu {
+        input: [4, 3],
+        dense(5), relu,
+        dense(2), relu,
+        flatten,
+        dense(2),
+    }
+}
+
 const TOL: f64 = 1e-6;
 
 fn inputs<const N: usize>(batch: usize) -> Batch<f64, N> {
@@ -437,4 +449,20 @@ fn sequence_networks_round_trip_through_safetensors() {
     let x = Batch::<f32, 784>::from_fn(2, |i, j| ((i * 3 + j) % 13) as f32 / 13.0);
     assert_eq!(rows.forward(&x), other.forward(&x));
     assert!(staticnet::persist::load_from_bytes(&mut SmallRows::<f32>::zeros(), &bytes).is_err());
+}
+
+#[test]
+fn per_step_dense_and_relu_backpropagate() {
+    let mut net = PerStepRelu::<f64>::init(Init::He, 41);
+    jitter_biases(&mut net);
+    let x = inputs::<12>(3);
+    let target = Batch::<f64, 2>::from_fn(3, |i, j| (i * 2 + j) as f64 * 0.25);
+    check_network(&mut net, &MeanSquaredError, &x, &target, TOL);
+    check_input_gradient(&mut net, &MeanSquaredError, &x, &target);
+    // Inference (`forward`, `infer`) agrees with the training pass.
+    let mut trace = Default::default();
+    let train = net.forward_train(&x, &mut trace).clone();
+    let mut infer_trace = Default::default();
+    assert_eq!(net.forward(&x), train);
+    assert_eq!(*net.infer(&x, &mut infer_trace), train);
 }
