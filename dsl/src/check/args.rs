@@ -3,9 +3,7 @@
 //! are not known here; `shapes.rs` and `blocks.rs` apply the spec to them.
 
 use super::table::{closest, Entry};
-use super::values::{
-    bool_value, feature_value, float_value, padding_value, pair_value, single_value, size_value,
-};
+use super::values::{bool_value, feature_value, float_value, padding_value, pair_value, size_value};
 use crate::ast::{Arg, LayerDef, Value};
 use crate::ctxt::Ctxt;
 use crate::model::{Activation, Cell, Join, Size};
@@ -78,31 +76,31 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     /// The layer kind's name, `dense`.
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         self.entry.name
     }
 
     /// A checker for the keyword arguments the table allows this kind.
-    fn keywords(&self) -> Keywords {
+    pub(super) fn keywords(&self) -> Keywords {
         Keywords { layer: self.entry.name, allowed: self.entry.keywords, seen: Vec::new() }
     }
 
     /// Where a missing argument is reported: the parentheses, or the kind's name.
-    fn args_span(&self) -> Span {
+    pub(super) fn args_span(&self) -> Span {
         self.def.args.as_ref().map_or(self.def.kind.span(), |a| a.span)
     }
 }
 
 /// Keyword arguments, each used at most once; unknown and repeated ones are errors.
-struct Keywords {
+pub(super) struct Keywords {
     layer: &'static str,
     allowed: &'static [&'static str],
-    seen: Vec<String>,
+    pub(super) seen: Vec<String>,
 }
 
 impl Keywords {
     /// Whether `key` may be used here; reports why not.
-    fn accept(&mut self, key: &syn::Ident, cx: &Ctxt) -> bool {
+    pub(super) fn accept(&mut self, key: &syn::Ident, cx: &Ctxt) -> bool {
         let name = key.to_string();
         if !self.allowed.contains(&name.as_str()) {
             let expected: Vec<String> = self.allowed.iter().map(|k| format!("`{k}`")).collect();
@@ -143,7 +141,7 @@ pub fn none(call: &Call<'_>, spec: Spec, cx: &Ctxt) -> Option<Spec> {
 
 /// The size argument of `dense` and `conv2d`, `n` or `in -> out`: the first
 /// argument that is not a keyword (keywords may come before it).
-fn leading_size<S>(
+pub(super) fn leading_size<S>(
     call: &Call<'_>,
     what: &str,
     value: fn(&Value, &Ctxt) -> Option<S>,
@@ -170,7 +168,7 @@ fn leading_size<S>(
 }
 
 /// The arguments after the size: every keyword, and any further positional one (an error).
-fn rest(args: &[Arg]) -> impl Iterator<Item = &Arg> {
+pub(super) fn rest(args: &[Arg]) -> impl Iterator<Item = &Arg> {
     let first = args.iter().position(|a| !matches!(a, Arg::Keyword { .. }));
     args.iter().enumerate().filter(move |(i, _)| Some(*i) != first).map(|(_, a)| a)
 }
@@ -418,130 +416,5 @@ pub fn parallel(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
             );
             None
         }
-    }
-}
-
-/// `conv1d(filters, kernel = .., stride = .., padding = .., dilation = .., bias = ..)`:
-/// one size each, since it slides along the steps only.
-pub fn conv1d(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
-    let size = leading_size(call, "number of filters", size_value, cx);
-    let mut spec = Conv1dSpec {
-        expects: None,
-        filters: 0,
-        kernel: 0,
-        stride: 1,
-        padding: Some(0),
-        dilation: 1,
-        bias: true,
-        same_span: None,
-    };
-    let mut ok = true;
-    let mut kw = call.keywords();
-    for arg in rest(call.args) {
-        match arg {
-            Arg::Keyword { key, value } if kw.accept(key, cx) => {
-                let done = match key.to_string().as_str() {
-                    "kernel" => single_value(value, false, cx).map(|v| spec.kernel = v),
-                    "stride" => single_value(value, false, cx).map(|v| spec.stride = v),
-                    "dilation" => single_value(value, false, cx).map(|v| spec.dilation = v),
-                    "bias" => bool_value(value, cx).map(|b| spec.bias = b),
-                    _ => match value {
-                        Value::Ident(i) if i == "same" => {
-                            spec.padding = None;
-                            spec.same_span = Some(i.span());
-                            Some(())
-                        }
-                        Value::Ident(i) if i == "valid" => {
-                            spec.padding = Some(0);
-                            Some(())
-                        }
-                        Value::Ident(_) | Value::Lit(syn::Lit::Str(_)) => {
-                            padding_value(value, cx).map(|_| ())
-                        }
-                        other => single_value(other, true, cx).map(|p| spec.padding = Some(p)),
-                    },
-                };
-                ok &= done.is_some();
-            }
-            Arg::Keyword { .. } => ok = false,
-            other => {
-                cx.error_at(
-                    other.span(),
-                    "`conv1d` takes the filters first, then keyword arguments such as `kernel = 3`",
-                );
-                ok = false;
-            }
-        }
-    }
-    if ok && size.is_some() && !kw.seen.iter().any(|k| k == "kernel") {
-        cx.error_at(call.args_span(), "`conv1d` needs a kernel size, e.g. `conv1d(32, kernel = 3)`");
-        ok = false;
-    }
-    let (expects, filters) = size?;
-    spec.expects = expects;
-    spec.filters = filters;
-    ok.then_some(Spec::Conv1d(spec))
-}
-
-/// `lstm(hidden)`, `lstm(in -> hidden)`, and the same for `gru`.
-pub fn recurrent(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
-    let cell = if call.name() == "lstm" { Cell::Lstm } else { Cell::Gru };
-    let size = leading_size(call, "hidden size", size_value, cx);
-    let mut ok = true;
-    for arg in rest(call.args) {
-        let message = match arg {
-            Arg::Keyword { key, .. } => {
-                format!("unknown argument `{key}` for `{}`; it takes no keyword arguments", cell.name())
-            }
-            _ => format!("`{}` takes one size (or `in -> hidden`); unexpected argument", cell.name()),
-        };
-        cx.error_at(arg.span(), message);
-        ok = false;
-    }
-    let (expects, hidden) = size?;
-    ok.then_some(Spec::Recurrent { cell, expects, hidden })
-}
-
-/// `attention(heads = 4)`, `attention(heads = 4, causal)` (or `causal = true`).
-pub fn attention(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
-    let mut heads = None;
-    let mut causal = false;
-    let mut ok = true;
-    let mut kw = call.keywords();
-    for arg in call.args {
-        match arg {
-            Arg::Positional(Value::Ident(i)) if i == "causal" => {
-                let key = syn::Ident::new("causal", i.span());
-                ok &= kw.accept(&key, cx);
-                causal = true;
-            }
-            Arg::Keyword { key, value } if kw.accept(key, cx) => {
-                if key == "heads" {
-                    heads = size_value(value, cx);
-                    ok &= heads.is_some();
-                } else {
-                    match bool_value(value, cx) {
-                        Some(b) => causal = b,
-                        None => ok = false,
-                    }
-                }
-            }
-            Arg::Keyword { .. } => ok = false,
-            other => {
-                cx.error_at(
-                    other.span(),
-                    "`attention` takes `heads = ..` and optionally `causal`, e.g. `attention(heads = 4, causal)`",
-                );
-                ok = false;
-            }
-        }
-    }
-    if ok && !kw.seen.iter().any(|k| k == "heads") {
-        cx.error_at(call.args_span(), "`attention` needs its number of heads, e.g. `attention(heads = 4)`");
-        ok = false;
-    }
-    match (ok, heads) {
-        (true, Some(heads)) => Some(Spec::Attention { heads, causal }),
-        _ => None,
     }
 }

@@ -3,7 +3,7 @@
 //! here by name, and "unknown layer" messages list and suggest these names.
 
 use super::args::{self, Call, Spec};
-use super::{blocks, sequences, shapes};
+use super::{blocks, seq_args, sequences, shapes};
 use crate::ast::LayerDef;
 use crate::ctxt::Ctxt;
 use crate::model::{Activation, LayerKind, Shape};
@@ -159,28 +159,28 @@ pub const LAYERS: &[Entry] = &[
     Entry {
         name: "conv1d",
         keywords: &["kernel", "stride", "padding", "dilation", "bias"],
-        resolve: args::conv1d,
+        resolve: seq_args::conv1d,
         shape: sequences::conv1d,
         keeps_shape: false,
     },
     Entry {
         name: "lstm",
         keywords: &[],
-        resolve: args::recurrent,
+        resolve: seq_args::recurrent,
         shape: sequences::recurrent,
         keeps_shape: false,
     },
     Entry {
         name: "gru",
         keywords: &[],
-        resolve: args::recurrent,
+        resolve: seq_args::recurrent,
         shape: sequences::recurrent,
         keeps_shape: false,
     },
     Entry {
         name: "attention",
         keywords: &["heads", "causal"],
-        resolve: args::attention,
+        resolve: seq_args::attention,
         shape: sequences::attention,
         keeps_shape: true,
     },
