@@ -42,7 +42,9 @@ pub fn conv1d(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
                             spec.padding = Some(0);
                             Some(())
                         }
-                        Value::Ident(_) | Value::Lit(syn::Lit::Str(_)) => {
+                        // An unknown word, or `"same"` in quotes: said as for `conv2d`.
+                        Value::Ident(_) => padding_value(value, cx).map(|_| ()),
+                        Value::Lit(syn::Lit::Str(q)) if q.value() == "same" || q.value() == "valid" => {
                             padding_value(value, cx).map(|_| ())
                         }
                         other => single_value(other, true, cx).map(|p| spec.padding = Some(p)),

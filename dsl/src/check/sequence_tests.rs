@@ -272,6 +272,8 @@ fn each_mistake_is_one_message_naming_the_layer_the_shape_and_the_fix() {
         ),
         (quote! { struct N { input: [8, 3], conv1d(2, kernel = 3, padding = full) } }, "unknown padding `full`"),
         (quote! { struct N { input: [8, 3], conv1d(2, kernal = 3) } }, "did you mean `kernel`?"),
+        (quote! { struct N { input: [8, 3], conv1d(2, kernel = 3, padding = "same") } }, "without quotes"),
+        (quote! { struct N { input: [8, 3], conv1d(2, kernel = 3, padding = "full") } }, "expected a size"),
         (
             quote! { struct N { input: [8, 3], enc: Encoder => [2, 3, 4, 5] } },
             "a shape is `[features]`, `[steps, features]` or `[channels, height, width]`, found [2, 3, 4, 5]",
