@@ -26,8 +26,9 @@ use nalgebra::{DMatrixView, DMatrixViewMut};
 /// masked scores besides the `BLOCK × t` it needs. Smaller blocks skip more of
 /// the mask but make smaller products: at `[64, 128]` with 4 heads (heads of 32
 /// features), blocks of 16 or 32 made the core slower than one block of 64 in
-/// both passes (forward 3.6–3.9 and 3.4–3.6 ms against 3.0–3.1 ms for a batch
-/// of 32, CPU time on one thread), so sequences up to 64 steps run as one
+/// both passes (forward 3.6–3.9 and 3.4–3.6 ms against 3.0–3.1 ms, backward
+/// 4.6–6.0 ms against 4.3 ms, for a batch of 32: CPU time on one thread, with
+/// the scalar softmax of the time), so sequences up to 64 steps run as one
 /// block and only longer ones skip whole blocks of the mask.
 const BLOCK: usize = 64;
 

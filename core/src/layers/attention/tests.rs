@@ -452,3 +452,22 @@ fn results_do_not_depend_on_the_thread_count() {
     crate::tensor::set_threads(previous);
     assert!(one == two, "1 and 2 threads differ");
 }
+
+#[test]
+fn an_empty_batch_gives_empty_outputs_and_zero_gradients() {
+    fn case<T: Float>() {
+        let mut layer = random_layer::<T, 5, 4, 2>(true, 81);
+        let x = Batch::<T, 20>::zeros(0);
+        let (mut y, mut dx) = (Batch::<T, 20>::zeros(3), Batch::<T, 20>::zeros(3));
+        let mut ws = AttentionWorkspace::default();
+        let mut g = layer.zero_gradients();
+        g.in_proj_weight.fill(T::one());
+        g.out_proj_weight.fill(T::one());
+        Layer::forward_train(&mut layer, &x, &mut y, &mut ws);
+        Layer::backward(&layer, &x, &y, &y, &mut ws, &mut g, Some(&mut dx));
+        assert_eq!((y.ncols(), dx.ncols()), (0, 0));
+        Attention::<T, 5, 4, 2>::visit_grads(&g, &mut |g| assert!(g.iter().all(|&v| v == T::zero())));
+    }
+    case::<f32>();
+    case::<f64>();
+}

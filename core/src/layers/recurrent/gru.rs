@@ -1,14 +1,5 @@
 //! Gated recurrent unit: PyTorch's `nn.GRU(F, H, batch_first=True)`, one
 //! layer, `h_0 = 0`, every step's `h_t` out.
-//!
-//! At step `t`, with the gates in PyTorch's order r, z, n:
-//!
-//! ```text
-//! r = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr)
-//! z = σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)
-//! n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn))
-//! h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
-//! ```
 
 use super::{
     col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, sum_columns, tanh_in_place,
@@ -25,8 +16,17 @@ use std::fmt;
 const GATES: usize = 3;
 
 /// A GRU layer over `STEPS` steps of `F` features with `H` hidden units:
-/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (see the module docs
-/// for the equations). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (the equations
+/// below). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+///
+/// At step `t`, with the gates in PyTorch's order r, z, n:
+///
+/// ```text
+/// r = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr)
+/// z = σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)
+/// n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn))
+/// h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+/// ```
 #[derive(Clone)]
 pub struct Gru<T: Float, const STEPS: usize, const F: usize, const H: usize> {
     /// `weight_ih_l0` `[3H, F]`, `weight_hh_l0` `[3H, H]`, `bias_ih_l0` `[3H]`,
@@ -36,8 +36,9 @@ pub struct Gru<T: Float, const STEPS: usize, const F: usize, const H: usize> {
 
 /// What a [`Gru`] pass keeps: every step's gates, `W_hn h_{t−1} + b_hn` and
 /// previous hidden state, for backpropagation through time, and the backward
-/// pass's gradients. Every sequence buffer is `rows × (B·STEPS)` (see the
-/// [module docs](super)); all are resized only when the batch size changes.
+/// pass's gradients. Every sequence buffer holds `rows` values per step of
+/// every sample, step `t` of sample `b` in column `b·STEPS + t`, like the
+/// batches; all are resized only when the batch size changes.
 pub struct GruWorkspace<T: Float> {
     batch: usize,
     /// r, z, n after their nonlinearities (`3H` rows).

@@ -1,16 +1,5 @@
 //! Long short-term memory: PyTorch's `nn.LSTM(F, H, batch_first=True)`, one
 //! layer, `h_0 = c_0 = 0`, every step's `h_t` out.
-//!
-//! At step `t`, with the gates in PyTorch's order i, f, g, o:
-//!
-//! ```text
-//! i = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)
-//! f = σ(W_if x_t + b_if + W_hf h_{t−1} + b_hf)
-//! g = tanh(W_ig x_t + b_ig + W_hg h_{t−1} + b_hg)
-//! o = σ(W_io x_t + b_io + W_ho h_{t−1} + b_ho)
-//! c_t = f ⊙ c_{t−1} + i ⊙ g
-//! h_t = o ⊙ tanh(c_t)
-//! ```
 
 use super::{
     col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, step_mut, sum_columns,
@@ -27,8 +16,19 @@ use std::fmt;
 const GATES: usize = 4;
 
 /// An LSTM layer over `STEPS` steps of `F` features with `H` hidden units:
-/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (see the module docs
-/// for the equations). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (the equations
+/// below). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+///
+/// At step `t`, with the gates in PyTorch's order i, f, g, o:
+///
+/// ```text
+/// i = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)
+/// f = σ(W_if x_t + b_if + W_hf h_{t−1} + b_hf)
+/// g = tanh(W_ig x_t + b_ig + W_hg h_{t−1} + b_hg)
+/// o = σ(W_io x_t + b_io + W_ho h_{t−1} + b_ho)
+/// c_t = f ⊙ c_{t−1} + i ⊙ g
+/// h_t = o ⊙ tanh(c_t)
+/// ```
 #[derive(Clone)]
 pub struct Lstm<T: Float, const STEPS: usize, const F: usize, const H: usize> {
     /// `weight_ih_l0` `[4H, F]`, `weight_hh_l0` `[4H, H]`, `bias_ih_l0` `[4H]`,
@@ -38,8 +38,9 @@ pub struct Lstm<T: Float, const STEPS: usize, const F: usize, const H: usize> {
 
 /// What an [`Lstm`] pass keeps: every step's gates, cell states and previous
 /// hidden state, for backpropagation through time, and the backward pass's
-/// gradients. Every buffer is `rows × (B·STEPS)` (see the
-/// [module docs](super)); all are resized only when the batch size changes.
+/// gradients. Every sequence buffer holds `rows` values per step of every
+/// sample, step `t` of sample `b` in column `b·STEPS + t`, like the batches;
+/// all are resized only when the batch size changes.
 pub struct LstmWorkspace<T: Float> {
     batch: usize,
     /// b_ih + b_hh.
