@@ -165,11 +165,14 @@ fn each_mistake_is_one_message_naming_the_layer_the_shape_and_the_fix() {
         ),
         (
             quote! { struct N { input: [8], rnn: lstm(4) } },
-            "`rnn: lstm` needs a rank-2 input [steps, features], but `input` gives [8]",
+            "`rnn: lstm` needs a rank-2 input [steps, features], but `input` gives [8]; sequence layers go before the \
+             layer that ends the steps (`last`, `global_avg_pool`, `flatten`), in a network whose `input:` is \
+             `[steps, features]`",
         ),
         (
             quote! { struct N { input: [1, 8, 8], gru(4) } },
-            "`gru` needs a rank-2 input [steps, features], but `input` gives [1, 8, 8]",
+            "`gru` needs a rank-2 input [steps, features], but `input` gives [1, 8, 8]; an image is not a sequence: \
+             declare the input as `[steps, features]` (e.g. `[28, 28]`, rows of pixels)",
         ),
         (
             quote! { struct N { input: [8], dense(4), conv1d(2, kernel = 3) } },

@@ -19,10 +19,16 @@ const PAIRED: &str = "the layer table pairs each resolver with its shape rule";
 /// `[steps, features]` of the incoming shape, or an error naming the shape `what` got.
 fn rank2(what: &str, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Option<[usize; 2]> {
     if shape.is_known() && shape.steps_features().is_none() {
+        let fix = if shape.rank() == Some(3) {
+            "an image is not a sequence: declare the input as `[steps, features]` (e.g. `[28, 28]`, rows of pixels)"
+        } else {
+            "sequence layers go before the layer that ends the steps (`last`, `global_avg_pool`, \
+             `flatten`), in a network whose `input:` is `[steps, features]`"
+        };
         cx.error_spanned_by(
             &def.tokens,
             format!(
-                "{} needs a rank-2 input [steps, features], but {producer} gives {shape}",
+                "{} needs a rank-2 input [steps, features], but {producer} gives {shape}; {fix}",
                 describe(def, what)
             ),
         );
