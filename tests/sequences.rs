@@ -123,6 +123,16 @@ network! {
     }
 }
 
+network! {
+    /// A sequence network with a size parameter after its steps end.
+    struct SizedHead<const CLASSES: usize = 3> {
+        input: [5, 4],
+        gru(6),
+        global_avg_pool,
+        head: dense(CLASSES),
+    }
+}
+
 const TOL: f64 = 1e-6;
 
 fn inputs<const N: usize>(batch: usize) -> Batch<f64, N> {
@@ -465,4 +475,14 @@ fn per_step_dense_and_relu_backpropagate() {
     let mut infer_trace = Default::default();
     assert_eq!(net.forward(&x), train);
     assert_eq!(*net.infer(&x, &mut infer_trace), train);
+}
+
+#[test]
+fn a_sequence_network_takes_size_parameters_after_its_steps() {
+    assert_eq!(SizedHead::<7>::OUTPUT_SHAPE, [7]);
+    assert_eq!(SizedHead::<3>::PARAM_COUNT, 3 * 6 * (4 + 6 + 2) + 6 * 3 + 3);
+    let mut net = SizedHead::<2, f64>::init(Init::Glorot, 2);
+    jitter_biases(&mut net);
+    let target = Batch::<f64, 2>::from_fn(2, |i, j| (i + j) as f64);
+    check_network(&mut net, &MeanSquaredError, &inputs::<20>(2), &target, TOL);
 }
