@@ -2,7 +2,7 @@
 //! (`property.rs`) and the `dsl` fuzz target (which includes this file by
 //! path): valid-looking layers with sizes from tiny to `usize::MAX`, blocks
 //! inside blocks (sometimes thousands deep), huge spatial sizes under
-//! projections. Every choice comes from `pick(n)`, a number below `n`, so a
+//! projections, sequences `[steps, features]` and their layers. Every choice comes from `pick(n)`, a number below `n`, so a
 //! seeded generator and a fuzzer's bytes drive it alike.
 
 /// Sizes that are ordinary, at the edges, or past what any shape can hold.
@@ -21,10 +21,10 @@ const SIZES: [&str; 10] = [
 
 /// A whole network: `struct N { input: [..], layers.. }`.
 pub fn network(pick: &mut dyn FnMut(usize) -> usize) -> String {
-    let input = if pick(2) == 0 {
-        format!("[{}]", size(pick))
-    } else {
-        format!("[{}, {}, {}]", size(pick), size(pick), size(pick))
+    let input = match pick(3) {
+        0 => format!("[{}]", size(pick)),
+        1 => format!("[{}, {}]", size(pick), size(pick)),
+        _ => format!("[{}, {}, {}]", size(pick), size(pick), size(pick)),
     };
     let mut body = String::new();
     for _ in 0..1 + pick(4) {
@@ -42,8 +42,22 @@ fn size(pick: &mut dyn FnMut(usize) -> usize) -> &'static str {
 fn layer(pick: &mut dyn FnMut(usize) -> usize, depth: usize) -> String {
     // Past a few levels, only plain layers, so that generated inputs stay small
     // (`deep` makes the deeply nested ones, without recursion).
-    let choice = if depth > 4 { pick(8) } else { pick(13) };
+    let choice = if depth > 4 { pick(8) } else { pick(21) };
     match choice {
+        13 => format!(
+            "conv1d({}, kernel = {}, stride = {}, padding = {}, dilation = {})",
+            size(pick),
+            size(pick),
+            size(pick),
+            ["0", "1", "same", "18446744073709551615"][pick(4)],
+            size(pick)
+        ),
+        14 => format!("{}({})", ["lstm", "gru"][pick(2)], size(pick)),
+        15 => format!("attention(heads = {}{})", size(pick), ["", ", causal"][pick(2)]),
+        16 => ["positional", "last", "layer_norm", "softmax"][pick(4)].into(),
+        17 => format!("{}({}, stride = {})", ["max_pool", "avg_pool"][pick(2)], size(pick), size(pick)),
+        18 => format!("dense({} -> {})", size(pick), size(pick)),
+        19 => format!("residual {{ layer_norm, attention(heads = {}) }}", size(pick)),
         0 => format!("dense({})", size(pick)),
         1 => format!("conv2d({}, kernel = {}, stride = {})", size(pick), size(pick), size(pick)),
         2 => format!("conv2d({}, kernel = [{}, 1], padding = same)", size(pick), size(pick)),

@@ -79,6 +79,31 @@ pub struct PoolGeometry {
     pub out_width: usize,
 }
 
+/// Sizes of a convolution over the steps of a `[steps, features]` input (the
+/// features are its channels): mirrors `staticnet::layers::Conv1dGeometry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv1dGeometry {
+    pub steps: usize,
+    pub in_features: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    /// Zero padding at both ends.
+    pub padding: usize,
+    pub dilation: usize,
+    pub out_steps: usize,
+}
+
+/// Sizes of a pooling window over the steps of a `[steps, features]` input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool1dGeometry {
+    pub steps: usize,
+    pub features: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub out_steps: usize,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerKind {
     Dense {
@@ -124,6 +149,76 @@ pub enum LayerKind {
     Nested {
         path: syn::Path,
     },
+    /// A rank-1 layer (`dense`, `layer_norm`, `softmax`) applied to every step
+    /// of a `[steps, inputs]` input, giving `[steps, outputs]`.
+    PerStep {
+        steps: usize,
+        inputs: usize,
+        outputs: usize,
+        inner: Box<LayerKind>,
+    },
+    /// `conv1d`: over the steps, the features as channels.
+    Conv1d {
+        geometry: Conv1dGeometry,
+        bias: bool,
+        same: bool,
+    },
+    MaxPool1d(Pool1dGeometry),
+    AvgPool1d(Pool1dGeometry),
+    /// The mean over the steps: `[steps, features]` to `[features]`.
+    GlobalAvgPool1d {
+        steps: usize,
+        features: usize,
+    },
+    /// The last step: `[steps, features]` to `[features]`.
+    Last {
+        steps: usize,
+        features: usize,
+    },
+    /// `lstm(H)`, `gru(H)`: `[steps, inputs]` to `[steps, hidden]`, every step's hidden state.
+    Recurrent {
+        cell: Cell,
+        steps: usize,
+        inputs: usize,
+        hidden: usize,
+    },
+    /// Multi-head self-attention, `[steps, dim]` to `[steps, dim]`.
+    Attention {
+        steps: usize,
+        dim: usize,
+        heads: usize,
+        causal: bool,
+    },
+    /// A learned `[steps, dim]` table added to the input.
+    Positional {
+        steps: usize,
+        dim: usize,
+    },
+}
+
+/// The cell of a recurrent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    /// The name written in `network!`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+        }
+    }
+
+    /// Gates per hidden unit: PyTorch stacks them in its weights (`[4H, F]`, `[3H, F]`).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
 }
 
 /// How `parallel` joins its branches.
@@ -179,6 +274,23 @@ impl LayerKind {
             LayerKind::Parallel { branches, .. } => {
                 branches.iter().fold(Count::Lit(0), |acc, b| acc.add(&sequence_params(b)))
             }
+            LayerKind::PerStep { outputs, inner, .. } => inner.param_count(&Size::Lit(*outputs)),
+            LayerKind::Conv1d { geometry: g, bias, .. } => {
+                let weights =
+                    Count::Lit(g.in_features).mul(&Count::Lit(g.kernel)).mul(&Count::Lit(g.out_channels));
+                weights.add(&Count::Lit(if *bias { g.out_channels } else { 0 }))
+            }
+            LayerKind::Recurrent { cell, inputs, hidden, .. } => {
+                // weight_ih [gH, F], weight_hh [gH, H], bias_ih and bias_hh [gH].
+                let rows = Count::Lit(cell.gates()).mul(&Count::Lit(*hidden));
+                let per_row = Count::Lit(*inputs).add(&Count::Lit(*hidden)).add(&Count::Lit(2));
+                rows.mul(&per_row)
+            }
+            LayerKind::Attention { dim, .. } => {
+                // in_proj [3D, D] + [3D], out_proj [D, D] + [D]: 4·D·(D + 1).
+                Count::Lit(4).mul(&Count::Lit(*dim)).mul(&Count::Lit(*dim).add(&Count::Lit(1)))
+            }
+            LayerKind::Positional { steps, dim } => Count::Lit(*steps).mul(&Count::Lit(*dim)),
             _ => Count::Lit(0),
         }
     }
@@ -194,7 +306,11 @@ impl LayerKind {
                 | LayerKind::Residual { .. }
                 | LayerKind::Parallel { .. }
                 | LayerKind::Nested { .. }
-        )
+                | LayerKind::Conv1d { .. }
+                | LayerKind::Recurrent { .. }
+                | LayerKind::Attention { .. }
+                | LayerKind::Positional { .. }
+        ) || matches!(self, LayerKind::PerStep { inner, .. } if inner.has_params())
     }
 
     /// Whether the layer is a field of the network struct: it has parameters or state.
@@ -254,6 +370,42 @@ impl fmt::Display for LayerKind {
                 f.write_str(&names.join("::"))
             }
             LayerKind::Activation(a) => f.write_str(&format!("{a:?}").to_lowercase()),
+            LayerKind::PerStep { inner, .. } => inner.fmt(f),
+            LayerKind::Conv1d { geometry: g, bias, same } => {
+                write!(f, "conv1d({} -> {}, kernel = {}", g.in_features, g.out_channels, g.kernel)?;
+                if g.stride != 1 {
+                    write!(f, ", stride = {}", g.stride)?;
+                }
+                if *same {
+                    write!(f, ", padding = same")?;
+                } else if g.padding != 0 {
+                    write!(f, ", padding = {}", g.padding)?;
+                }
+                if g.dilation != 1 {
+                    write!(f, ", dilation = {}", g.dilation)?;
+                }
+                if !bias {
+                    write!(f, ", bias = false")?;
+                }
+                f.write_str(")")
+            }
+            LayerKind::MaxPool1d(g) | LayerKind::AvgPool1d(g) => {
+                let name = if matches!(self, LayerKind::MaxPool1d(_)) { "max_pool" } else { "avg_pool" };
+                write!(f, "{name}({}", g.kernel)?;
+                if g.stride != g.kernel {
+                    write!(f, ", stride = {}", g.stride)?;
+                }
+                f.write_str(")")
+            }
+            LayerKind::GlobalAvgPool1d { .. } => f.write_str("global_avg_pool"),
+            LayerKind::Last { .. } => f.write_str("last"),
+            LayerKind::Recurrent { cell, inputs, hidden, .. } => {
+                write!(f, "{}({inputs} -> {hidden})", cell.name())
+            }
+            LayerKind::Attention { heads, causal, .. } => {
+                write!(f, "attention(heads = {heads}{})", if *causal { ", causal" } else { "" })
+            }
+            LayerKind::Positional { .. } => f.write_str("positional"),
         }
     }
 }
@@ -383,7 +535,7 @@ impl ToTokens for Count {
     }
 }
 
-/// A shape, `[784]` or `[C, H, W]`, or `[HIDDEN]` for a const generic feature
+/// A shape, `[784]`, `[steps, features]` or `[C, H, W]`, or `[HIDDEN]` for a const generic feature
 /// count; `Unknown` after an error, so that one mistake is reported once and
 /// not again by every layer after it.
 ///
@@ -409,6 +561,14 @@ impl Shape {
         match self {
             Shape::Known(d) if d.len() == 1 => Some(Size::Lit(d[0])),
             Shape::Generic(p) => Some(Size::Param(p.clone())),
+            _ => None,
+        }
+    }
+
+    /// `[steps, features]` of a rank-2 shape.
+    pub fn steps_features(&self) -> Option<[usize; 2]> {
+        match self {
+            Shape::Known(d) if d.len() == 2 => Some([d[0], d[1]]),
             _ => None,
         }
     }

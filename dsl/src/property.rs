@@ -20,7 +20,7 @@ impl Rng {
     }
 }
 
-const SEEDS: [&str; 4] = [
+const SEEDS: [&str; 5] = [
     "pub struct Mlp { input: [784], fc1: dense(256), relu, fc2: dense(256 -> 128, bias = false) => [128], \
      leaky_relu(0.1), head: dense(10), output: [10] }",
     "struct Cnn { input: [1, 28, 28], c: conv2d(16, kernel = [3, 3], stride = 2, padding = same, dilation = 1), \
@@ -31,6 +31,10 @@ const SEEDS: [&str; 4] = [
      p: parallel(concat) { branch { conv2d(1, kernel = 1) } branch { max_pool(1) } }, global_avg_pool, \
      s: parallel(add) { branch { dense(3) } branch { dense(3), tanh } }, e: Encoder => [3] }",
     "struct Huge { input: [18446744073709551615], dense(18446744073709551615), conv2d(0), max_pool(99999999999) }",
+    "struct Seq { input: [28, 32], c: conv1d(32, kernel = 3, stride = 1, padding = same, dilation = 1, bias = true), \
+     relu, max_pool(2), rnn: lstm(32 -> 64), gru(32), pos: positional, \
+     att: residual { layer_norm, attention(heads = 4, causal) }, ff: residual { layer_norm, dense(64), gelu, dense(32) }, \
+     softmax, avg_pool(2, stride = 1), last, dense(10), output: [10] }",
 ];
 
 /// A random token that the language uses somewhere, or garbage, spanned
@@ -47,8 +51,33 @@ fn token(rng: &mut Rng, span: proc_macro2::Span) -> TokenTree {
         )),
         _ => {
             let words = [
-                "dense", "conv2d", "relu", "input", "output", "residual", "parallel", "branch", "kernel",
-                "stride", "padding", "same", "bias", "true", "struct", "type", "Encoder", "flatten", "x",
+                "dense",
+                "conv2d",
+                "relu",
+                "input",
+                "output",
+                "residual",
+                "parallel",
+                "branch",
+                "kernel",
+                "stride",
+                "padding",
+                "same",
+                "bias",
+                "true",
+                "struct",
+                "type",
+                "Encoder",
+                "flatten",
+                "x",
+                "conv1d",
+                "lstm",
+                "gru",
+                "attention",
+                "heads",
+                "causal",
+                "positional",
+                "last",
             ];
             TokenTree::Ident(proc_macro2::Ident::new(
                 words[rng.below(words.len())],
@@ -160,7 +189,7 @@ const BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 #[test]
 fn generated_networks_are_answered_quickly_and_never_panic() {
     let mut rng = Rng(0x0dd_ba11_5eed);
-    let (mut valid, mut refused) = (0, 0);
+    let (mut valid, mut refused, mut valid_rank2) = (0, 0, 0);
     for _ in 0..1500 {
         let source = crate::generate::network(&mut |n| rng.below(n));
         let tokens: TokenStream = source.parse().expect("generated networks lex");
@@ -175,10 +204,14 @@ fn generated_networks_are_answered_quickly_and_never_panic() {
         assert!(expanded.len() < 2000 * source.len() + 200_000, "{} bytes from: {source}", expanded.len());
         if checked.is_ok() {
             valid += 1;
+            let rank2 = source.split(']').next().is_some_and(|input| input.matches(',').count() == 1);
+            valid_rank2 += usize::from(rank2);
         } else {
             refused += 1;
         }
     }
     // Both sides are exercised: some networks are valid, most are refused.
     assert!(valid > 20 && refused > 500, "{valid} valid, {refused} refused");
+    // Sequences among them: valid networks on a rank-2 input.
+    assert!(valid_rank2 > 10, "{valid_rank2} valid on rank 2 of {valid}");
 }

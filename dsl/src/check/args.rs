@@ -6,7 +6,7 @@ use super::table::{closest, Entry};
 use super::values::{bool_value, feature_value, float_value, padding_value, pair_value, size_value};
 use crate::ast::{Arg, LayerDef, Value};
 use crate::ctxt::Ctxt;
-use crate::model::{Activation, Join, Size};
+use crate::model::{Activation, Cell, Join, Size};
 use proc_macro2::Span;
 
 /// PyTorch's defaults.
@@ -27,6 +27,25 @@ pub enum Spec {
     Activation(Activation),
     Residual { projection: bool },
     Parallel(Join),
+    Conv1d(Conv1dSpec),
+    Recurrent { cell: Cell, expects: Option<(usize, Span)>, hidden: usize },
+    Attention { heads: usize, causal: bool },
+    Positional,
+    Last,
+}
+
+/// A convolution over steps: its arguments.
+pub struct Conv1dSpec {
+    pub expects: Option<(usize, Span)>,
+    pub filters: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    /// `None` for `padding = same`.
+    pub padding: Option<usize>,
+    pub dilation: usize,
+    pub bias: bool,
+    /// Where a `padding = same` was written, for its errors.
+    pub same_span: Option<Span>,
 }
 
 /// A convolution's arguments.
@@ -57,31 +76,31 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     /// The layer kind's name, `dense`.
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         self.entry.name
     }
 
     /// A checker for the keyword arguments the table allows this kind.
-    fn keywords(&self) -> Keywords {
+    pub(super) fn keywords(&self) -> Keywords {
         Keywords { layer: self.entry.name, allowed: self.entry.keywords, seen: Vec::new() }
     }
 
     /// Where a missing argument is reported: the parentheses, or the kind's name.
-    fn args_span(&self) -> Span {
+    pub(super) fn args_span(&self) -> Span {
         self.def.args.as_ref().map_or(self.def.kind.span(), |a| a.span)
     }
 }
 
 /// Keyword arguments, each used at most once; unknown and repeated ones are errors.
-struct Keywords {
+pub(super) struct Keywords {
     layer: &'static str,
     allowed: &'static [&'static str],
-    seen: Vec<String>,
+    pub(super) seen: Vec<String>,
 }
 
 impl Keywords {
     /// Whether `key` may be used here; reports why not.
-    fn accept(&mut self, key: &syn::Ident, cx: &Ctxt) -> bool {
+    pub(super) fn accept(&mut self, key: &syn::Ident, cx: &Ctxt) -> bool {
         let name = key.to_string();
         if !self.allowed.contains(&name.as_str()) {
             let expected: Vec<String> = self.allowed.iter().map(|k| format!("`{k}`")).collect();
@@ -122,16 +141,18 @@ pub fn none(call: &Call<'_>, spec: Spec, cx: &Ctxt) -> Option<Spec> {
 
 /// The size argument of `dense` and `conv2d`, `n` or `in -> out`: the first
 /// argument that is not a keyword (keywords may come before it).
-fn leading_size<S>(
+pub(super) fn leading_size<S>(
     call: &Call<'_>,
     what: &str,
     value: fn(&Value, &Ctxt) -> Option<S>,
     cx: &Ctxt,
 ) -> Option<(Option<(S, Span)>, S)> {
-    let example = if call.name() == "dense" {
-        "`dense(128)` or `dense(784 -> 128)`"
-    } else {
-        "`conv2d(16, kernel = 3)` or `conv2d(1 -> 16, kernel = 3)`"
+    let example = match call.name() {
+        "dense" => "`dense(128)` or `dense(784 -> 128)`",
+        "conv1d" => "`conv1d(32, kernel = 3)` or `conv1d(28 -> 32, kernel = 3)`",
+        "lstm" => "`lstm(64)` or `lstm(28 -> 64)`",
+        "gru" => "`gru(64)` or `gru(28 -> 64)`",
+        _ => "`conv2d(16, kernel = 3)` or `conv2d(1 -> 16, kernel = 3)`",
     };
     match call.args.iter().find(|a| !matches!(a, Arg::Keyword { .. })) {
         Some(Arg::Positional(v)) => Some((None, value(v, cx)?)),
@@ -147,7 +168,7 @@ fn leading_size<S>(
 }
 
 /// The arguments after the size: every keyword, and any further positional one (an error).
-fn rest(args: &[Arg]) -> impl Iterator<Item = &Arg> {
+pub(super) fn rest(args: &[Arg]) -> impl Iterator<Item = &Arg> {
     let first = args.iter().position(|a| !matches!(a, Arg::Keyword { .. }));
     args.iter().enumerate().filter(move |(i, _)| Some(*i) != first).map(|(_, a)| a)
 }

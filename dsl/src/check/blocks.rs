@@ -7,7 +7,7 @@ use super::check_sequence;
 use super::shapes::shape_of;
 use crate::ast::{Block, Item, LayerDef};
 use crate::ctxt::Ctxt;
-use crate::model::{ConvGeometry, Join, LayerKind, Shape};
+use crate::model::{ConvGeometry, Join, LayerKind, Shape, Size};
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 
@@ -77,15 +77,36 @@ pub fn residual(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &
     match projection {
         Some(p) => (Some(LayerKind::Residual { body, projection: Some(Box::new(p)) }), out),
         None => {
-            cx.error_at(*span, format!("no projection takes {shape} to {out}: the body of {name} must keep the rank, and shrink height and width by a whole stride"));
+            let why = if shape.rank() == Some(2) {
+                "the body of a rank-2 block must end in [steps, features] with its input's steps (the projection is a dense layer at every step)"
+            } else {
+                "the body of {name} must keep the rank, and shrink height and width by a whole stride"
+            };
+            let why = why.replace("{name}", &name);
+            cx.error_at(*span, format!("no projection takes {shape} to {out}: {why}"));
             (None, out)
         }
     }
 }
 
 /// The projection from `shape` to `out` on a residual block's skip path: a
-/// dense layer, or a 1×1 convolution whose stride brings the spatial size down.
+/// dense layer (at every step on rank 2), or a 1×1 convolution whose stride
+/// brings the spatial size down.
 fn projection_between(shape: &Shape, out: &Shape) -> Option<LayerKind> {
+    if let (Some([steps, inputs]), Some([out_steps, outputs])) =
+        (shape.steps_features(), out.steps_features())
+    {
+        return (steps == out_steps).then(|| LayerKind::PerStep {
+            steps,
+            inputs,
+            outputs,
+            inner: Box::new(LayerKind::Dense {
+                inputs: Size::Lit(inputs),
+                outputs: Size::Lit(outputs),
+                bias: true,
+            }),
+        });
+    }
     match (shape.features(), out.features(), shape.chw(), out.chw()) {
         (Some(inputs), Some(outputs), _, _) => Some(LayerKind::Dense { inputs, outputs, bias: true }),
         (_, _, Some([c, h, w]), Some([c2, h2, w2])) => {
@@ -200,6 +221,17 @@ fn joined_shape(join: Join, outs: &[&Shape], name: &str, span: Span, cx: &Ctxt) 
             );
             None
         }
+        Join::Concat if outs.iter().any(|s| s.rank() == Some(2)) => {
+            cx.error_at(
+                span,
+                format!(
+                    "the branches of {name} cannot be concatenated: {listing}; `parallel(concat)` does not join \
+                     rank-2 [steps, features] shapes (stacking a sample's values would join the steps, not the \
+                     features); use `parallel(add)`, or `flatten` each branch first"
+                ),
+            );
+            None
+        }
         Join::Concat => {
             let dims: Vec<&Vec<usize>> = outs
                 .iter()
@@ -253,13 +285,13 @@ pub fn nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> Sha
         return (None, Shape::Unknown);
     };
     match shape_of(assert, cx) {
-        Some(out) if out.rank().is_some_and(|r| r == 1 || r == 3) => {
+        Some(out) if out.rank().is_some_and(|r| (1..=3).contains(&r)) => {
             (shape.is_known().then(|| LayerKind::Nested { path: path.clone() }), out)
         }
         Some(out) => {
             cx.error_at(
                 assert.span,
-                format!("a shape is `[features]` or `[channels, height, width]`, found {out}"),
+                format!("a shape is `[features]`, `[steps, features]` or `[channels, height, width]`, found {out}"),
             );
             (None, Shape::Unknown)
         }

@@ -1,11 +1,14 @@
 //! The checker's convolution and pooling sizes against core's own geometry
 //! constructors (`staticnet_core::layers::Conv2dGeometry::symmetric`,
-//! `PoolGeometry::new`): the same output size, and the same inputs refused,
-//! for many kernels, strides, paddings (`same` included), dilations and sizes.
+//! `PoolGeometry::new`, `Conv1dGeometry::new`): the same output size, and the
+//! same inputs refused, for many kernels, strides, paddings (`same` included),
+//! dilations and sizes.
 
 use crate::ctxt::Ctxt;
 use crate::model::{ConvGeometry, LayerKind, PoolGeometry};
-use staticnet_core::layers::{Conv2dGeometry as CoreConv, PoolGeometry as CorePool};
+use staticnet_core::layers::{
+    Conv1dGeometry as CoreConv1d, Conv2dGeometry as CoreConv, PoolGeometry as CorePool,
+};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A small xorshift generator: reproducible cases without a dependency.
@@ -121,6 +124,53 @@ fn pooling_sizes_agree_with_core() {
         }
     }
     assert!(agreed > 300 && refused > 100, "{agreed} {refused}");
+}
+
+/// `conv1d` on `[steps, features]`: the checker and `Conv1dGeometry::new` agree
+/// on the output steps and on what they refuse (`same` is the padding it stands for).
+#[test]
+fn conv1d_sizes_agree_with_core() {
+    let mut rng = Rng(0x6a09_e667_f3bc_c908);
+    let (mut agreed, mut refused) = (0, 0);
+    for _ in 0..1500 {
+        let (steps, features) = (1 + rng.below(12), 1 + rng.below(3));
+        let (kernel, stride, dilation, padding) =
+            (1 + rng.below(6), 1 + rng.below(3), 1 + rng.below(3), rng.below(3));
+        let same = rng.below(4) == 0;
+        let padding_arg = if same { "same".to_string() } else { padding.to_string() };
+        let layer = format!(
+            "conv1d(2, kernel = {kernel}, stride = {}, padding = {padding_arg}, dilation = {dilation})",
+            if same { 1 } else { stride }
+        );
+        let source = format!("struct N {{ input: [{steps}, {features}], layer: {layer} }}");
+        let cx = Ctxt::new();
+        let model =
+            crate::parse::parse(source.parse().expect("tokens"), &cx).and_then(|d| super::check(d, &cx));
+        let _ = cx.into_messages();
+        let ours = model.map(|m| m.layers[0].kind.clone());
+        let span = dilation * (kernel - 1) + 1;
+        let (stride, padding) = if same { (1, (span - 1) / 2) } else { (stride, padding) };
+        let theirs = CoreConv1d::new(steps, kernel, stride, padding, dilation).ok();
+        match (ours, theirs) {
+            (Some(LayerKind::Conv1d { geometry: g, .. }), Some(t)) => {
+                let ours = (g.steps, g.kernel, g.stride, g.padding, g.dilation, g.out_steps);
+                assert_eq!(
+                    ours,
+                    (t.steps, t.kernel, t.stride, t.padding, t.dilation, t.out_steps),
+                    "{source}"
+                );
+                if same {
+                    assert_eq!(g.out_steps, steps, "{source}: `same` keeps the steps");
+                }
+                agreed += 1;
+            }
+            // The checker refuses `same` with an even span, which core would take as a shorter output.
+            (None, Some(_)) if same && span % 2 == 0 => refused += 1,
+            (None, None) => refused += 1,
+            (ours, theirs) => panic!("{source}: the checker gives {ours:?}, core {theirs:?}"),
+        }
+    }
+    assert!(agreed > 400 && refused > 100, "{agreed} {refused}");
 }
 
 fn as_core_conv(g: &ConvGeometry) -> CoreConv {

@@ -9,12 +9,18 @@
 //! - `table.rs`: every layer kind (name, keywords, resolver, shape rule) and "did you mean";
 //! - `args.rs`: a layer's arguments to a `Spec` (`values.rs`: the values inside them);
 //! - `shapes.rs`: the shape rules of plain layers, written shapes, assertions;
+//! - `sequences.rs`: the rules on rank 2, `[steps, features]` (sequence layers, per-step forms),
+//!   `seq_args.rs` the sequence layers' arguments;
 //! - `blocks.rs`: `residual`, `parallel` and nested networks.
 
 mod args;
 mod blocks;
 #[cfg(test)]
 mod geometry;
+mod seq_args;
+#[cfg(test)]
+mod sequence_tests;
+mod sequences;
 mod shapes;
 mod table;
 #[cfg(test)]

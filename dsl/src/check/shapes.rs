@@ -5,10 +5,10 @@
 //! only ever see literal sizes.
 
 use super::args::{ConvSpec, Padding, Spec};
-use super::table;
+use super::{sequences, table};
 use crate::ast::{LayerDef, ShapeLit};
 use crate::ctxt::Ctxt;
-use crate::model::{ConvGeometry, LayerKind, PoolGeometry, Shape, Size};
+use crate::model::{Activation, ConvGeometry, LayerKind, PoolGeometry, Shape, Size};
 use syn::ext::IdentExt;
 
 /// What a shape rule gives: the layer (`None` when it cannot be built, the
@@ -21,9 +21,14 @@ const PAIRED: &str = "the layer table pairs each resolver with its shape rule";
 /// `[C, H, W]` of the incoming shape, or an error naming `what` needs it.
 fn rank3(what: &str, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Option<[usize; 3]> {
     if shape.is_known() && shape.chw().is_none() {
+        let (also, hint) = match (what, shape.rank()) {
+            ("conv2d", Some(2)) => ("", "; over the steps of a sequence [steps, features], use `conv1d`"),
+            ("conv2d", _) => ("", ""),
+            _ => (" or a rank-2 input [steps, features]", ""),
+        };
         cx.error_spanned_by(
             &def.tokens,
-            format!("`{what}` needs a rank-3 input [C, H, W], but {producer} gives {shape}"),
+            format!("`{what}` needs a rank-3 input [C, H, W]{also}, but {producer} gives {shape}{hint}"),
         );
     }
     shape.chw()
@@ -31,6 +36,9 @@ fn rank3(what: &str, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -
 
 /// `dense`: a rank-1 input of the declared size, if one is declared.
 pub fn dense(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
+    if let Some(steps_features) = shape.steps_features() {
+        return sequences::dense(spec, steps_features, shape, def, producer, cx);
+    }
     let Spec::Dense { expects, outputs, bias } = spec else { unreachable!("{PAIRED}") };
     let given = shape.features();
     if shape.is_known() {
@@ -77,6 +85,9 @@ pub fn conv2d(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ct
 
 /// `max_pool` and `avg_pool`: a window that fits the rank-3 input.
 pub fn pool(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
+    if let Some(steps_features) = shape.steps_features() {
+        return sequences::pool(spec, steps_features, shape, def, producer, cx);
+    }
     let Spec::Pool { max, kernel, stride } = spec else { unreachable!("{PAIRED}") };
     let name = if max { "max_pool" } else { "avg_pool" };
     let Some([channels, h, w]) = rank3(name, shape, def, producer, cx) else { return (None, Shape::Unknown) };
@@ -104,8 +115,11 @@ pub fn pool(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt
     (Some(if max { LayerKind::MaxPool(g) } else { LayerKind::AvgPool(g) }), out)
 }
 
-/// `global_avg_pool`: `[C, H, W]` to `[C]`.
+/// `global_avg_pool`: `[C, H, W]` to `[C]` (or `[T, F]` to `[F]`).
 pub fn global_avg_pool(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
+    if let Some(steps_features) = shape.steps_features() {
+        return sequences::global_avg_pool(steps_features);
+    }
     match rank3("global_avg_pool", shape, def, producer, cx) {
         Some([c, h, w]) => match h.checked_mul(w) {
             Some(spatial) => (Some(LayerKind::GlobalAvgPool { channels: c, spatial }), Shape::Known(vec![c])),
@@ -115,8 +129,14 @@ pub fn global_avg_pool(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, c
     }
 }
 
-/// `flatten`: `[C, H, W]` to `[C·H·W]`.
+/// `flatten`: `[C, H, W]` to `[C·H·W]`, `[T, F]` to `[T·F]`.
 pub fn flatten(_: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
+    if let Some([steps, features]) = shape.steps_features() {
+        return match steps.checked_mul(features) {
+            Some(size) => (Some(LayerKind::Flatten), Shape::Known(vec![size])),
+            None => overflow(def, cx),
+        };
+    }
     match rank3("flatten", shape, def, producer, cx) {
         Some([c, h, w]) => match c.checked_mul(h).and_then(|ch| ch.checked_mul(w)) {
             Some(size) => (Some(LayerKind::Flatten), Shape::Known(vec![size])),
@@ -133,18 +153,26 @@ fn overflow(def: &LayerDef, cx: &Ctxt) -> Shaped {
     (None, Shape::Unknown)
 }
 
-/// `batch_norm`: normalises over the first size (channels or features).
-pub fn batch_norm(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Shaped {
+/// `batch_norm`: normalises over the first size (channels or features); not on rank 2.
+pub fn batch_norm(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -> Shaped {
     let Spec::BatchNorm { eps, momentum } = spec else { unreachable!("{PAIRED}") };
+    if shape.rank() == Some(2) {
+        let hint = "normalise each step over its features with `layer_norm`";
+        sequences::not_on_rank2("batch_norm", hint, shape, def, producer, cx);
+        return (None, shape.clone());
+    }
     match shape.dims().into_iter().next() {
         Some(channels) => (Some(LayerKind::BatchNorm { channels, eps, momentum }), shape.clone()),
         None => (None, Shape::Unknown),
     }
 }
 
-/// `layer_norm`: over the whole sample.
+/// `layer_norm`: over the whole sample; on `[T, F]`, over each step's features.
 pub fn layer_norm(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Shaped {
     let Spec::LayerNorm { eps } = spec else { unreachable!("{PAIRED}") };
+    if let Some(steps_features) = shape.steps_features() {
+        return sequences::per_step(LayerKind::LayerNorm { eps }, steps_features, shape);
+    }
     (shape.is_known().then_some(LayerKind::LayerNorm { eps }), shape.clone())
 }
 
@@ -154,9 +182,12 @@ pub fn dropout(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Sh
     (Some(LayerKind::Dropout { p }), shape.clone())
 }
 
-/// Element-wise activations: any shape.
+/// Element-wise activations: any shape; `softmax` on `[T, F]` is over each step's features.
 pub fn activation(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Shaped {
     let Spec::Activation(a) = spec else { unreachable!("{PAIRED}") };
+    if let (Activation::Softmax, Some(steps_features)) = (a, shape.steps_features()) {
+        return sequences::softmax(steps_features, shape);
+    }
     (Some(LayerKind::Activation(a)), shape.clone())
 }
 
@@ -237,10 +268,10 @@ fn conv_geometry(
     (Some(LayerKind::Conv2d { geometry, bias: c.bias, same }), out)
 }
 
-/// The `input:` shape: rank 1 or 3, its size within `usize`.
+/// The `input:` shape: rank 1, 2 or 3, its size within `usize`.
 pub fn input_shape(shape: &ShapeLit, cx: &Ctxt) -> Shape {
     match shape_of(shape, cx) {
-        Some(s) if matches!(s.rank(), Some(1 | 3)) => {
+        Some(s) if matches!(s.rank(), Some(1..=3)) => {
             if s.size_checked().is_none() {
                 cx.error_at(shape.span, format!("the input shape {s} has more elements than fit in usize"));
                 return Shape::Unknown;
@@ -250,7 +281,9 @@ pub fn input_shape(shape: &ShapeLit, cx: &Ctxt) -> Shape {
         Some(s) => {
             cx.error_at(
                 shape.span,
-                format!("an input is `[features]` or `[channels, height, width]`, found {s}"),
+                format!(
+                    "an input is `[features]`, `[steps, features]` or `[channels, height, width]`, found {s}"
+                ),
             );
             Shape::Unknown
         }

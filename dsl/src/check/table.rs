@@ -3,7 +3,7 @@
 //! here by name, and "unknown layer" messages list and suggest these names.
 
 use super::args::{self, Call, Spec};
-use super::{blocks, shapes};
+use super::{blocks, seq_args, sequences, shapes};
 use crate::ast::LayerDef;
 use crate::ctxt::Ctxt;
 use crate::model::{Activation, LayerKind, Shape};
@@ -155,6 +155,48 @@ pub const LAYERS: &[Entry] = &[
         resolve: |call, cx| args::none(call, Spec::Activation(Activation::Identity), cx),
         shape: shapes::activation,
         keeps_shape: true,
+    },
+    Entry {
+        name: "conv1d",
+        keywords: &["kernel", "stride", "padding", "dilation", "bias"],
+        resolve: seq_args::conv1d,
+        shape: sequences::conv1d,
+        keeps_shape: false,
+    },
+    Entry {
+        name: "lstm",
+        keywords: &[],
+        resolve: seq_args::recurrent,
+        shape: sequences::recurrent,
+        keeps_shape: false,
+    },
+    Entry {
+        name: "gru",
+        keywords: &[],
+        resolve: seq_args::recurrent,
+        shape: sequences::recurrent,
+        keeps_shape: false,
+    },
+    Entry {
+        name: "attention",
+        keywords: &["heads", "causal"],
+        resolve: seq_args::attention,
+        shape: sequences::attention,
+        keeps_shape: true,
+    },
+    Entry {
+        name: "positional",
+        keywords: &[],
+        resolve: |call, cx| args::none(call, Spec::Positional, cx),
+        shape: sequences::positional,
+        keeps_shape: true,
+    },
+    Entry {
+        name: "last",
+        keywords: &[],
+        resolve: |call, cx| args::none(call, Spec::Last, cx),
+        shape: sequences::last,
+        keeps_shape: false,
     },
     Entry {
         name: "residual",

@@ -143,8 +143,8 @@ fn malformed_layers_are_spanned_errors() {
         (quote! { struct N { input: [0], dense(3) } }, "at least 1"),
         (quote! { struct N { input: [1, 28, 28], dense(3) } }, "add `flatten` before it"),
         (
-            quote! { struct N { input: [28, 28], dense(3) } },
-            "an input is `[features]` or `[channels, height, width]`",
+            quote! { struct N { input: [2, 28, 28, 1], dense(3) } },
+            "an input is `[features]`, `[steps, features]` or `[channels, height, width]`",
         ),
         (
             quote! { struct N { input: [4], conv2d(3, kernel = 3) } },
@@ -356,6 +356,12 @@ fn every_table_entry_resolves_and_shapes_an_example() {
         ("gelu", "[4]", "gelu"),
         ("softmax", "[4]", "softmax"),
         ("identity", "[4]", "identity"),
+        ("conv1d", "[5, 4]", "conv1d(2, kernel = 3)"),
+        ("lstm", "[5, 4]", "lstm(3)"),
+        ("gru", "[5, 4]", "gru(3)"),
+        ("attention", "[5, 4]", "attention(heads = 2)"),
+        ("positional", "[5, 4]", "positional"),
+        ("last", "[5, 4]", "last"),
         ("residual", "[4]", "residual { dense(4) }"),
         ("parallel", "[4]", "parallel(add) { branch { dense(2) } branch { dense(2) } }"),
     ];

@@ -50,6 +50,18 @@ pub fn pair_value(v: &Value, zero_ok: bool, cx: &Ctxt) -> Option<[usize; 2]> {
     }
 }
 
+/// One size (a layer over steps has no `[height, width]`); with `zero_ok`, zero is allowed (padding).
+pub fn single_value(v: &Value, zero_ok: bool, cx: &Ctxt) -> Option<usize> {
+    match v {
+        Value::List(_, span) => {
+            cx.error_at(*span, "expected one size: a layer over steps slides along one axis");
+            None
+        }
+        other if zero_ok => count_value(other, cx),
+        other => size_value(other, cx),
+    }
+}
+
 pub fn size_value(v: &Value, cx: &Ctxt) -> Option<usize> {
     match count_value(v, cx)? {
         0 => {

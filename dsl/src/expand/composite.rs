@@ -151,7 +151,11 @@ fn construct_projection(kind: &LayerKind, random: bool) -> TokenStream {
                 checked(quote!(#layers::Conv2d::zeros(#g, true)))
             }
         }
-        _ => unreachable!("the checker makes projections dense or conv2d"),
+        LayerKind::PerStep { .. } if random => {
+            quote!(#layers::PerStep::new(#layers::Dense::new(true, init.resolve(false), &mut rng)))
+        }
+        LayerKind::PerStep { .. } => quote!(#layers::PerStep::new(#layers::Dense::zeros(true))),
+        _ => unreachable!("the checker makes projections dense (at every step on rank 2) or conv2d"),
     }
 }
 

@@ -105,6 +105,33 @@ mod tests {
         );
     }
 
+    /// A dense layer at every step of a sequence is a `PerStep`, never fused with
+    /// the ReLU after it (its epilogue is per sample, not per step); a rank-1 dense after `last` still is.
+    #[test]
+    fn a_per_step_dense_is_not_fused() {
+        let seq = "input: [3, 8], dense(6), relu, dense(4), relu, last, dense(2), relu, dense(2)";
+        for pass in [Pass::Train, Pass::Infer] {
+            let expected = vec![
+                ("single", 0),
+                ("single", 1),
+                ("single", 2),
+                ("single", 3),
+                ("single", 4),
+                ("dense_relu", 5),
+                ("single", 7),
+            ];
+            assert_eq!(groups(seq, pass), expected);
+        }
+        let backward = groups(seq, Pass::Backward);
+        assert_eq!(
+            backward[..6],
+            [("single", 0), ("single", 1), ("single", 2), ("single", 3), ("single", 4), ("single", 5)]
+        );
+        assert_eq!(backward[6..], [("relu_dense", 6)]);
+        let pools = "input: [8, 3], relu, max_pool(2), conv1d(2, kernel = 1), relu, max_pool(2)";
+        assert_eq!(groups(pools, Pass::Train), (0..5).map(|k| ("single", k)).collect::<Vec<_>>());
+    }
+
     #[test]
     fn pooling_groups_are_for_training_only() {
         let cnn = "input: [1, 8, 8], conv2d(2, kernel = 3), relu, max_pool(2), relu, max_pool(1), flatten, dense(3)";

@@ -4,7 +4,7 @@
 
 use super::composite;
 use super::types::{layer_type, nested_type};
-use crate::model::{Activation, ConvGeometry, Layer, LayerKind, Model, PoolGeometry};
+use crate::model::{Activation, Cell, ConvGeometry, Layer, LayerKind, Model, PoolGeometry};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -85,6 +85,45 @@ pub fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             quote!(#layers::Nested(<#ty>::zeros()))
         }
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite::construct(model, l, random),
+        LayerKind::PerStep { inputs, inner, .. } => {
+            let inner = match &**inner {
+                LayerKind::Dense { bias, .. } if random => {
+                    quote!(#layers::Dense::new(#bias, init.resolve(#relu_like), &mut rng))
+                }
+                LayerKind::Dense { bias, .. } => quote!(#layers::Dense::zeros(#bias)),
+                LayerKind::LayerNorm { eps } => checked(quote!(#layers::LayerNorm::new(&[#inputs], #eps))),
+                _ => unreachable!("only dense and layer_norm are fields per step"),
+            };
+            quote!(#layers::PerStep::new(#inner))
+        }
+        LayerKind::Conv1d { geometry: g, bias, .. } => {
+            let (steps, k, s, p, d) = (g.steps, g.kernel, g.stride, g.padding, g.dilation);
+            let g = checked(quote!(#layers::Conv1dGeometry::new(#steps, #k, #s, #p, #d)));
+            if random {
+                checked(quote!(#layers::Conv1d::new(#g, #bias, init.resolve(#relu_like), &mut rng)))
+            } else {
+                checked(quote!(#layers::Conv1d::zeros(#g, #bias)))
+            }
+        }
+        LayerKind::Recurrent { cell, .. } => {
+            let ty = match cell {
+                Cell::Lstm => quote!(#layers::Lstm),
+                Cell::Gru => quote!(#layers::Gru),
+            };
+            if random {
+                quote!(#ty::new(init.resolve(false), &mut rng))
+            } else {
+                quote!(#ty::zeros())
+            }
+        }
+        LayerKind::Attention { causal, .. } if random => {
+            checked(quote!(#layers::Attention::new(#causal, init.resolve(false), &mut rng)))
+        }
+        LayerKind::Attention { causal, .. } => checked(quote!(#layers::Attention::zeros(#causal))),
+        LayerKind::Positional { .. } if random => {
+            quote!(#layers::Positional::new(init.resolve(false), &mut rng))
+        }
+        LayerKind::Positional { .. } => quote!(#layers::Positional::zeros()),
         _ => unreachable!("only layers with parameters or state are fields"),
     }
 }
@@ -100,7 +139,12 @@ fn relu_follows(model: &Model, l: &Layer) -> bool {
     for next in &model.layers[l.position + 1..] {
         match next.kind {
             LayerKind::Activation(a) => return a.is_relu_like(),
-            LayerKind::Dense { .. } | LayerKind::Conv2d { .. } => return false,
+            LayerKind::Dense { .. }
+            | LayerKind::Conv2d { .. }
+            | LayerKind::PerStep { .. }
+            | LayerKind::Conv1d { .. }
+            | LayerKind::Recurrent { .. }
+            | LayerKind::Attention { .. } => return false,
             _ => {}
         }
     }
@@ -125,6 +169,21 @@ pub fn layer_ref(model: &Model, l: &Layer) -> TokenStream {
             quote!(#layers::GlobalAvgPool { channels: #channels, spatial: #spatial })
         }
         LayerKind::Activation(Activation::LeakyRelu(alpha)) => quote!(#layers::LeakyRelu::new(#alpha)),
+        LayerKind::PerStep { steps, inputs, outputs, .. } => {
+            // Only `softmax` per step is not a field.
+            quote!(#layers::PerStep::<#layers::Softmax, #steps, #inputs, #outputs>::new(#layers::Softmax))
+        }
+        LayerKind::MaxPool1d(g) | LayerKind::AvgPool1d(g) => {
+            let ty =
+                if matches!(l.kind, LayerKind::MaxPool1d(_)) { quote!(MaxPool1d) } else { quote!(AvgPool1d) };
+            let (steps, f, out_steps, k, s) = (g.steps, g.features, g.out_steps, g.kernel, g.stride);
+            // Sizes the checker computed: built in a `const` block, checked at compile time.
+            quote!(const { #layers::#ty::<#steps, #f, #out_steps>::with_window(#k, #s) })
+        }
+        LayerKind::GlobalAvgPool1d { steps, features } => {
+            quote!(#layers::GlobalAvgPool1d::<#steps, #features>::new())
+        }
+        LayerKind::Last { steps, features } => quote!(#layers::Last::<#steps, #features>::new()),
         _ => layer_type(model, l),
     }
 }

@@ -5,7 +5,7 @@
 
 use super::composite::composite_type;
 use super::Net;
-use crate::model::{Activation, Layer, LayerKind, Model, Size};
+use crate::model::{Activation, Cell, Layer, LayerKind, Model, Size};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -254,6 +254,37 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
             let ty = nested_type(path, quote!(T));
             quote!(#layers::Nested<#ty>)
         }
+        LayerKind::PerStep { steps, inputs, outputs, inner } => {
+            let inner = match &**inner {
+                LayerKind::Dense { .. } => quote!(#layers::Dense<T, #inputs, #outputs>),
+                LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #inputs>),
+                LayerKind::Activation(Activation::Softmax) => quote!(#layers::Softmax),
+                _ => unreachable!("the checker applies only dense, layer_norm and softmax per step"),
+            };
+            quote!(#layers::PerStep<#inner, #steps, #inputs, #outputs>)
+        }
+        LayerKind::Conv1d { geometry: g, .. } => {
+            let (steps, f, out_steps, c, k) = (g.steps, g.in_features, g.out_steps, g.out_channels, g.kernel);
+            quote!(#layers::Conv1d<T, #steps, #f, #out_steps, #c, #k>)
+        }
+        LayerKind::MaxPool1d(g) => {
+            let (steps, f, out_steps) = (g.steps, g.features, g.out_steps);
+            quote!(#layers::MaxPool1d<#steps, #f, #out_steps>)
+        }
+        LayerKind::AvgPool1d(g) => {
+            let (steps, f, out_steps) = (g.steps, g.features, g.out_steps);
+            quote!(#layers::AvgPool1d<#steps, #f, #out_steps>)
+        }
+        LayerKind::GlobalAvgPool1d { steps, features } => quote!(#layers::GlobalAvgPool1d<#steps, #features>),
+        LayerKind::Last { steps, features } => quote!(#layers::Last<#steps, #features>),
+        LayerKind::Recurrent { cell: Cell::Lstm, steps, inputs, hidden } => {
+            quote!(#layers::Lstm<T, #steps, #inputs, #hidden>)
+        }
+        LayerKind::Recurrent { cell: Cell::Gru, steps, inputs, hidden } => {
+            quote!(#layers::Gru<T, #steps, #inputs, #hidden>)
+        }
+        LayerKind::Attention { steps, dim, heads, .. } => quote!(#layers::Attention<T, #steps, #dim, #heads>),
+        LayerKind::Positional { steps, dim } => quote!(#layers::Positional<T, #steps, #dim>),
         LayerKind::Activation(a) => match a {
             Activation::Relu => quote!(#layers::Relu),
             Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
