@@ -46,6 +46,42 @@ pub enum Error {
         /// How many classes there are.
         classes: usize,
     },
+    /// A class label at one step of a sequence is not below the number of classes.
+    #[error(
+        "label {label} of sample {sample} at step {step} is out of range: the network has {classes} classes"
+    )]
+    StepLabelOutOfRange {
+        /// The offending label.
+        label: usize,
+        /// The sample's position in the batch or dataset.
+        sample: usize,
+        /// The step within the sample.
+        step: usize,
+        /// How many classes there are.
+        classes: usize,
+    },
+    /// A token id in a network's input is not a whole number below the vocabulary's size.
+    #[error("token id {token} of sample {sample} at step {step} is not in the vocabulary: ids are whole numbers below {vocab}")]
+    TokenOutOfRange {
+        /// The offending value.
+        token: f64,
+        /// The sample's position in the batch or dataset.
+        sample: usize,
+        /// The step within the sample.
+        step: usize,
+        /// How many tokens the embedding knows.
+        vocab: usize,
+    },
+    /// A text holds a character its vocabulary does not know.
+    #[error("character {character:?} at line {line}, column {column} is not in the vocabulary (the characters of the training text)")]
+    UnknownCharacter {
+        /// The character.
+        character: char,
+        /// Its line, from 1.
+        line: usize,
+        /// Its column in characters, from 1.
+        column: usize,
+    },
     /// Two collections that must be equally long are not.
     #[error("{what}: {left} vs {right} samples")]
     LengthMismatch {

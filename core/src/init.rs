@@ -47,9 +47,7 @@ impl Init {
     pub fn fill<T: Float>(self, weights: &mut [T], fan_in: usize, fan_out: usize, rng: &mut SeededRng) {
         match self.resolve(false) {
             Init::He => {
-                let std = (2.0 / fan_in.max(1) as f64).sqrt();
-                let normal = Normal::new(0.0, std).expect("a finite, positive standard deviation");
-                weights.iter_mut().for_each(|w| *w = T::cast(normal.sample(rng)));
+                fill_normal(weights, (2.0 / fan_in.max(1) as f64).sqrt(), rng);
             }
             _ => {
                 let limit = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
@@ -58,6 +56,13 @@ impl Init {
             }
         }
     }
+}
+
+/// Fills `weights` from N(0, std²): embeddings (PyTorch's `nn.Embedding`
+/// draws from N(0, 1)) and learned position tables.
+pub fn fill_normal<T: Float>(weights: &mut [T], std: f64, rng: &mut SeededRng) {
+    let normal = Normal::new(0.0, std).expect("a finite, non-negative standard deviation");
+    weights.iter_mut().for_each(|w| *w = T::cast(normal.sample(rng)));
 }
 
 #[cfg(test)]

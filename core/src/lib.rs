@@ -17,6 +17,7 @@ pub mod data;
 pub mod error;
 pub mod float;
 mod fs;
+pub mod generate;
 pub mod geometry;
 // Finite-difference checks for tests: failing loudly (assert, expect) is their purpose.
 #[allow(clippy::expect_used)]

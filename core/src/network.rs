@@ -77,6 +77,16 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     /// The output that the last [`Network::forward_train`] left in `trace`.
     fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT>;
 
+    /// Checks that `x` is an input this network can take: for a network of
+    /// token ids (`input: tokens[..]`), that every value is an id its embedding
+    /// has ([`crate::error::Error::TokenOutOfRange`] otherwise). Any float is an
+    /// input of the other networks. The trainer and `evaluate` check a
+    /// dataset's inputs with it before the first batch.
+    fn check_input(x: &Batch<T, IN>) -> crate::error::Result<()> {
+        let _ = x;
+        Ok(())
+    }
+
     /// Class probabilities for a batch: the softmax of each sample's outputs.
     /// For networks that end in logits (trained with `SoftmaxCrossEntropy`);
     /// the raw outputs are [`Network::forward`].
@@ -229,6 +239,10 @@ where
     fn visit_outputs(trace: &Self::Trace, f: &mut dyn FnMut(&str, &[T])) {
         A::visit_outputs(&trace.first, f);
         B::visit_outputs(&trace.second, f);
+    }
+
+    fn check_input(x: &Batch<T, IN>) -> crate::error::Result<()> {
+        A::check_input(x)
     }
 
     fn trace_output(trace: &Self::Trace) -> &Batch<T, OUT> {

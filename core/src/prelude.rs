@@ -3,10 +3,14 @@
 pub use crate::data::{mnist, Dataset, MiniBatch};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
+pub use crate::generate::{generate, Sampling};
 pub use crate::history::{History, Metrics};
 pub use crate::init::{seeded_rng, Init};
 pub use crate::layers::{Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
-pub use crate::loss::{BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SoftmaxCrossEntropy, Targets};
+pub use crate::loss::{
+    BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
+    StepLabels, Targets,
+};
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};

@@ -3,6 +3,7 @@
 pub mod idx;
 pub mod image;
 pub mod mnist;
+pub mod text;
 
 use crate::error::{Error, Result};
 use crate::float::Float;

@@ -11,6 +11,7 @@ mod batch_norm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod fused;
 mod layer_norm;
 mod nested;
@@ -24,6 +25,7 @@ pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
+pub use embedding::{Embedding, EmbeddingGrad};
 pub use fused::{
     ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
     ReluPoolTrace,

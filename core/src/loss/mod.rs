@@ -10,6 +10,10 @@ use crate::kernels::Isa;
 use crate::layers::softmax_into;
 use crate::tensor::{ensure_batch, Batch};
 
+mod sequence;
+
+pub use sequence::{SequenceCrossEntropy, StepLabels};
+
 /// What a loss compares the network's output with, stored for a whole
 /// dataset and gathered into mini-batches by index.
 pub trait Targets: Sized + Send {
@@ -124,7 +128,7 @@ impl SoftmaxCrossEntropy {
     }
 
     /// [`Loss::loss_and_grad`] with the kernels of level `isa` (f32 only; the
-    /// portable level and f64 take the generic code below).
+    /// portable level and f64 take the generic code of [`cross_entropy_at`]).
     fn loss_and_grad_at<T: Float, const N: usize>(
         isa: Isa,
         output: &Batch<T, N>,
@@ -133,23 +137,50 @@ impl SoftmaxCrossEntropy {
     ) -> Result<T> {
         Self::check(output, labels)?;
         ensure_batch(grad, output.ncols());
-        let scale = T::one() / T::cast(labels.len().max(1) as f64);
-        if let (Some(z), Some(g)) = (T::f32s(output.as_slice()), T::f32s_mut(grad.as_mut_slice())) {
-            if let Some(total) = softmax_cross_entropy::<N>(isa, z, g, labels, scale.as_f64() as f32) {
-                return Ok(T::cast(total as f64));
-            }
+        Ok(cross_entropy_at::<T, N>(isa, output.as_slice(), grad.as_mut_slice(), labels))
+    }
+}
+
+/// The mean softmax cross-entropy of the rows of `z` (`N` logits each, one
+/// label each, in range) and its gradient into `g`, with the kernels of level
+/// `isa` for f32. Shared by [`SoftmaxCrossEntropy`] and the per-step
+/// [`SequenceCrossEntropy`], whose steps are rows like samples.
+fn cross_entropy_at<T: Float, const N: usize>(isa: Isa, z: &[T], g: &mut [T], labels: &[usize]) -> T {
+    let scale = T::one() / T::cast(labels.len().max(1) as f64);
+    if let (Some(z), Some(g)) = (T::f32s(z), T::f32s_mut(g)) {
+        if let Some(total) = softmax_cross_entropy::<N>(isa, z, g, labels, scale.as_f64() as f32) {
+            return T::cast(total as f64);
         }
-        let mut total = T::zero();
-        let samples = output.as_slice().chunks_exact(N).zip(grad.as_mut_slice().chunks_exact_mut(N));
-        for ((z, g), &label) in samples.zip(labels) {
-            // One pass of exponentials gives the softmax and the log-sum-exp; the
-            // loss comes from logits, not log(p) (a saturated softmax would give log(0)).
-            let lse = softmax_into(z, g);
-            total += lse - z[label];
-            g.iter_mut().for_each(|v| *v *= scale);
-            g[label] -= scale;
-        }
-        Ok(total * scale)
+    }
+    let mut total = T::zero();
+    for ((z, g), &label) in z.chunks_exact(N).zip(g.chunks_exact_mut(N)).zip(labels) {
+        // One pass of exponentials gives the softmax and the log-sum-exp; the
+        // loss comes from logits, not log(p) (a saturated softmax would give log(0)).
+        let lse = softmax_into(z, g);
+        total += lse - z[label];
+        g.iter_mut().for_each(|v| *v *= scale);
+        g[label] -= scale;
+    }
+    total * scale
+}
+
+/// The mean softmax cross-entropy of the rows of `z` (`N` logits each), without a gradient.
+fn cross_entropy<T: Float, const N: usize>(z: &[T], labels: &[usize]) -> T {
+    let total = z.chunks_exact(N).zip(labels).fold(T::zero(), |t, (z, &l)| t + logsumexp(z) - z[l]);
+    total / T::cast(labels.len().max(1) as f64)
+}
+
+/// How many rows of `z` (`N` logits each) have their largest logit at the label.
+fn argmax_hits<T: Float, const N: usize>(z: &[T], labels: &[usize]) -> usize {
+    let argmax = |z: &[T]| (0..z.len()).fold(0, |best, i| if z[i] > z[best] { i } else { best });
+    z.chunks_exact(N).zip(labels).filter(|(z, &l)| argmax(z) == l).count()
+}
+
+/// The first label `>= classes`, as the error naming it and its position.
+fn check_labels(labels: &[usize], classes: usize) -> Result<()> {
+    match labels.iter().position(|&l| l >= classes) {
+        Some(sample) => Err(Error::LabelOutOfRange { label: labels[sample], sample, classes }),
+        None => Ok(()),
     }
 }
 
@@ -158,11 +189,7 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
 
     fn loss(&self, output: &Batch<T, N>, labels: &Labels) -> Result<T> {
         Self::check(output, labels)?;
-        let mut total = T::zero();
-        for (col, &label) in output.column_iter().zip(labels) {
-            total += logsumexp(col.as_slice()) - col[label];
-        }
-        Ok(total / T::cast(labels.len().max(1) as f64))
+        Ok(cross_entropy::<T, N>(output.as_slice(), labels))
     }
 
     fn loss_and_grad(&self, output: &Batch<T, N>, labels: &Labels, grad: &mut Batch<T, N>) -> Result<T> {
@@ -170,15 +197,11 @@ impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
     }
 
     fn correct(&self, output: &Batch<T, N>, labels: &Labels) -> Option<(usize, usize)> {
-        let right = output.column_iter().zip(labels).filter(|(col, &label)| col.imax() == label).count();
-        Some((right, labels.len()))
+        Some((argmax_hits::<T, N>(output.as_slice(), labels), labels.len()))
     }
 
     fn validate(&self, labels: &Labels) -> Result<()> {
-        match labels.iter().position(|&l| l >= N) {
-            Some(sample) => Err(Error::LabelOutOfRange { label: labels[sample], sample, classes: N }),
-            None => Ok(()),
-        }
+        check_labels(labels, N)
     }
 }
 
