@@ -7,21 +7,32 @@
 //! allocating.
 
 mod activation;
+mod attention;
 mod batch_norm;
+mod conv1d;
 mod conv2d;
 mod dense;
 mod dropout;
 mod embedding;
 mod fused;
+mod last;
 mod layer_norm;
 mod nested;
 mod parallel;
+mod per_step;
 mod pool;
+mod pool1d;
+mod positional;
+mod recurrent;
 mod residual;
+#[cfg(test)]
+mod seq_check;
 mod softmax;
 
 pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
+pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
 pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
@@ -30,13 +41,18 @@ pub use fused::{
     ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
     ReluPoolTrace,
 };
+pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
 pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
 pub use parallel::{
     Add, Branch, BranchGrad, BranchParams, BranchWorkspace, Branches, Concat, Join, Parallel,
     ParallelWorkspace,
 };
+pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
+pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
+pub use positional::{Positional, PositionalGrad};
+pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };

@@ -30,12 +30,18 @@ fn rank2(what: &str, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt) -
     shape.steps_features()
 }
 
-/// `[steps, features]` as a shape, or an overflow error.
-fn shape2(steps: usize, features: usize, def: &LayerDef, cx: &Ctxt) -> Option<Shape> {
+/// `[steps, features]` as the output of `what`, or an overflow error.
+fn shape2(what: &str, steps: usize, features: usize, def: &LayerDef, cx: &Ctxt) -> Option<Shape> {
     match steps.checked_mul(features) {
         Some(_) => Some(Shape::Known(vec![steps, features])),
         None => {
-            cx.error_spanned_by(&def.tokens, "the layer's sizes overflow usize");
+            cx.error_spanned_by(
+                &def.tokens,
+                format!(
+                    "{} would give [{steps}, {features}]: the layer's sizes overflow usize",
+                    describe(def, what)
+                ),
+            );
             None
         }
     }
@@ -76,7 +82,7 @@ pub fn dense(
         None => Some(features),
     };
     let Some(outputs) = written(&outputs) else { return (None, Shape::Unknown) };
-    let Some(out) = shape2(steps, outputs, def, cx) else { return (None, Shape::Unknown) };
+    let Some(out) = shape2("dense", steps, outputs, def, cx) else { return (None, Shape::Unknown) };
     let kind = inputs.map(|inputs| LayerKind::PerStep {
         steps,
         inputs,
@@ -123,7 +129,10 @@ pub fn pool(
     if kernel > steps {
         cx.error_spanned_by(
             &def.tokens,
-            format!("`{name}` window {kernel} is longer than the {steps} steps of the input {shape} from {producer}"),
+            format!(
+                "`{name}` window {kernel} is longer than the {steps} steps of the input {shape} from {producer}; \
+                 use a window of at most {steps}"
+            ),
         );
         return (None, Shape::Unknown);
     }
@@ -189,7 +198,13 @@ fn conv1d_geometry(
         None => (span - 1) / 2,
     };
     let Some(padded) = padding.checked_mul(2).and_then(|p| p.checked_add(steps)) else {
-        cx.error_spanned_by(&def.tokens, "the padded input size overflows usize: the padding is too large");
+        cx.error_spanned_by(
+            &def.tokens,
+            format!(
+                "{}: the padded input size overflows usize: the padding is too large",
+                describe(def, "conv1d")
+            ),
+        );
         return (None, Shape::Unknown);
     };
     if span > padded {
@@ -197,7 +212,8 @@ fn conv1d_geometry(
         cx.error_spanned_by(
             &def.tokens,
             format!(
-                "{} kernel {}{dilated} is longer than the {padded} padded steps: {producer} gives {shape}",
+                "{} kernel {}{dilated} is longer than the {padded} padded steps: {producer} gives {shape}; \
+                 use a shorter kernel or more padding",
                 describe(def, "conv1d"),
                 c.kernel
             ),
@@ -216,7 +232,7 @@ fn conv1d_geometry(
         out_steps,
     };
     let patch = features.checked_mul(c.kernel);
-    let Some(out) = patch.and_then(|_| shape2(out_steps, c.filters, def, cx)) else {
+    let Some(out) = patch.and_then(|_| shape2("conv1d", out_steps, c.filters, def, cx)) else {
         if patch.is_none() {
             cx.error_spanned_by(&def.tokens, "the layer's sizes overflow usize");
         }
@@ -245,7 +261,7 @@ pub fn recurrent(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: 
         }
         _ => features,
     };
-    match shape2(steps, hidden, def, cx) {
+    match shape2(name, steps, hidden, def, cx) {
         Some(out) => (Some(LayerKind::Recurrent { cell, steps, inputs, hidden }), out),
         None => (None, Shape::Unknown),
     }

@@ -179,7 +179,8 @@ pub fn layer_ref(model: &Model, l: &Layer) -> TokenStream {
             let ty =
                 if matches!(l.kind, LayerKind::MaxPool1d(_)) { quote!(MaxPool1d) } else { quote!(AvgPool1d) };
             let (steps, f, out_steps, k, s) = (g.steps, g.features, g.out_steps, g.kernel, g.stride);
-            checked(quote!(#layers::#ty::<#steps, #f, #out_steps>::new(#k, #s)))
+            // Sizes the checker computed: built in a `const` block, checked at compile time.
+            quote!(const { #layers::#ty::<#steps, #f, #out_steps>::with_window(#k, #s) })
         }
         LayerKind::GlobalAvgPool1d { steps, features } => {
             quote!(#layers::GlobalAvgPool1d::<#steps, #features>::new())

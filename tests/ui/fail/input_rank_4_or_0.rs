@@ -1,13 +1,5 @@
-// An input is `[features]` or `[channels, height, width]`.
+// An input is `[features]`, `[steps, features]` or `[channels, height, width]`.
 use staticnet::prelude::*;
-
-network! {
-    struct Rank2 {
-        input: [28, 28],
-        flatten,
-        dense(10),
-    }
-}
 
 network! {
     struct Rank4 {

@@ -1,0 +1,245 @@
+//! The attention core, sample by sample and head by head: the scores, their
+//! softmax and the context forward; the gradients of `q`, `k` and `v` backward.
+//!
+//! A sample's `[q k v]` is a `3D × STEPS` column-major matrix (one column per
+//! step), so head `h`'s `qᵀ`, `kᵀ`, `vᵀ` are `D/HEADS`-row strided views of it
+//! and every product is a `tensor::gemm` on views, with no copy. A head's
+//! probabilities are a `STEPS × STEPS` matrix `M` whose column `t` holds query
+//! `t`'s probabilities over the keys (`M = Pᵀ`: the softmax runs down a
+//! contiguous column, and its memory is PyTorch's `[query][key]` row-major).
+//!
+//! With a causal mask, queries go in blocks of [`BLOCK`] steps and a block's
+//! products reach only the keys up to its last step; inside a block the few
+//! masked scores computed are zeroed by the softmax, which covers only the keys
+//! each query sees. Samples are split between threads (whole samples, so the
+//! results do not depend on the thread count).
+
+use crate::float::Float;
+use crate::tensor::threads::{for_ranges, SharedSlice};
+use crate::tensor::{gemm, MatRef};
+use nalgebra::{DMatrixView, DMatrixViewMut};
+
+/// Queries per block of a causal pass: the masked scores a block still computes
+/// are at most `BLOCK²/2` of the `BLOCK × t` it needs.
+const BLOCK: usize = 16;
+
+/// A thread's share of the samples is at least this many multiply-adds.
+const MIN_MACS_PER_THREAD: usize = 1 << 15;
+
+/// The sizes of the attention core.
+#[derive(Clone, Copy)]
+pub(super) struct Core {
+    pub(super) steps: usize,
+    pub(super) dim: usize,
+    pub(super) heads: usize,
+    pub(super) causal: bool,
+}
+
+/// A run of queries `first..first + len` and the keys `0..keys` they see.
+struct Queries {
+    first: usize,
+    len: usize,
+    keys: usize,
+}
+
+/// A run of keys `first..first + len` and the queries `from..steps` that see them.
+struct Keys {
+    first: usize,
+    len: usize,
+    from: usize,
+}
+
+impl Core {
+    fn head_dim(&self) -> usize {
+        self.dim / self.heads
+    }
+
+    fn block(&self) -> usize {
+        if self.causal {
+            BLOCK
+        } else {
+            self.steps
+        }
+    }
+
+    /// How many keys query `t` sees.
+    fn seen(&self, t: usize) -> usize {
+        if self.causal {
+            t + 1
+        } else {
+            self.steps
+        }
+    }
+
+    /// The queries in blocks, each with the keys it sees.
+    fn query_blocks(&self) -> impl Iterator<Item = Queries> {
+        let (steps, block, causal) = (self.steps, self.block(), self.causal);
+        (0..steps).step_by(block).map(move |first| {
+            let end = (first + block).min(steps);
+            Queries { first, len: end - first, keys: if causal { end } else { steps } }
+        })
+    }
+
+    /// The keys in blocks, each with the queries that see it.
+    fn key_blocks(&self) -> impl Iterator<Item = Keys> {
+        let (steps, block, causal) = (self.steps, self.block(), self.causal);
+        (0..steps).step_by(block).map(move |first| Keys {
+            first,
+            len: (first + block).min(steps) - first,
+            from: if causal { first } else { 0 },
+        })
+    }
+
+    /// `1/sqrt(D/HEADS)`.
+    fn scale<T: Float>(&self) -> T {
+        T::one() / T::cast(self.head_dim() as f64).sqrt()
+    }
+
+    /// Calls `f(sample)` for every sample in `0..batch`, split between threads.
+    fn per_sample(&self, batch: usize, f: &(dyn Fn(usize) + Sync)) {
+        let macs = 2 * self.steps * self.steps * self.dim;
+        let min_samples = MIN_MACS_PER_THREAD.div_ceil(macs.max(1));
+        for_ranges(batch, min_samples, &|samples| samples.for_each(f));
+    }
+
+    /// `ctx` (`D × STEPS` per sample) from `qkv` (`3D × STEPS` per sample), keeping
+    /// the probabilities in `probs` (`HEADS·STEPS²` per sample).
+    pub(super) fn forward<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) {
+        let (s, d) = (self.steps, self.dim);
+        let (per_qkv, per_probs, per_ctx) = (3 * d * s, self.heads * s * s, d * s);
+        let batch = ctx.len() / per_ctx;
+        let (probs, ctx) = (SharedSlice::new(probs), SharedSlice::new(ctx));
+        self.per_sample(batch, &|b| {
+            // SAFETY: sample `b`'s parts of the buffers; every sample goes to one thread only.
+            let (p, c) = unsafe {
+                (probs.range(b * per_probs..(b + 1) * per_probs), ctx.range(b * per_ctx..(b + 1) * per_ctx))
+            };
+            self.forward_sample(&qkv[b * per_qkv..(b + 1) * per_qkv], p, c);
+        });
+    }
+
+    fn forward_sample<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) {
+        let (s, d, dh) = (self.steps, self.dim, self.head_dim());
+        let qkv = DMatrixView::from_slice(qkv, 3 * d, s);
+        let mut ctx = DMatrixViewMut::from_slice(ctx, d, s);
+        for (h, p) in probs.chunks_exact_mut(s * s).enumerate() {
+            let (q, k, v) = (qkv.rows(h * dh, dh), qkv.rows(d + h * dh, dh), qkv.rows(2 * d + h * dh, dh));
+            // Scores: M[s, t] = k_s · q_t / √dh, over the keys each block of queries sees.
+            let mut m = DMatrixViewMut::from_slice(p, s, s);
+            for Queries { first, len, keys } in self.query_blocks() {
+                let (kt, qt) = (k.columns(0, keys), q.columns(first, len));
+                let mut out = m.view_mut((0, first), (keys, len));
+                gemm(self.scale(), MatRef::of(&kt).t(), MatRef::of(&qt), T::zero(), &mut out);
+            }
+            for (t, column) in p.chunks_exact_mut(s).enumerate() {
+                softmax_prefix(column, self.seen(t));
+            }
+            // Context: ctx_t = Σ_s M[s, t] v_s, i.e. ctxᵀ = vᵀ M.
+            let m = DMatrixView::from_slice(p, s, s);
+            for Queries { first, len, keys } in self.query_blocks() {
+                let (vt, mt) = (v.columns(0, keys), m.view((0, first), (keys, len)));
+                let mut out = ctx.view_mut((h * dh, first), (dh, len));
+                gemm(T::one(), MatRef::of(&vt), MatRef::of(&mt), T::zero(), &mut out);
+            }
+        }
+    }
+
+    /// `dqkv` from `dctx`, with the forward pass's `qkv` and `probs`; `dprobs`
+    /// (shaped like `probs`) is scratch.
+    pub(super) fn backward<T: Float>(
+        &self,
+        qkv: &[T],
+        probs: &[T],
+        dctx: &[T],
+        dprobs: &mut [T],
+        dqkv: &mut [T],
+    ) {
+        let (s, d) = (self.steps, self.dim);
+        let (per_qkv, per_probs, per_ctx) = (3 * d * s, self.heads * s * s, d * s);
+        let batch = dctx.len() / per_ctx;
+        let (dprobs, dqkv) = (SharedSlice::new(dprobs), SharedSlice::new(dqkv));
+        self.per_sample(batch, &|b| {
+            // SAFETY: sample `b`'s parts of the buffers; every sample goes to one thread only.
+            let (dp, dq) = unsafe {
+                (dprobs.range(b * per_probs..(b + 1) * per_probs), dqkv.range(b * per_qkv..(b + 1) * per_qkv))
+            };
+            let qkv = &qkv[b * per_qkv..(b + 1) * per_qkv];
+            let probs = &probs[b * per_probs..(b + 1) * per_probs];
+            self.backward_sample(qkv, probs, &dctx[b * per_ctx..(b + 1) * per_ctx], dp, dq);
+        });
+    }
+
+    fn backward_sample<T: Float>(
+        &self,
+        qkv: &[T],
+        probs: &[T],
+        dctx: &[T],
+        dprobs: &mut [T],
+        dqkv: &mut [T],
+    ) {
+        let (s, d, dh) = (self.steps, self.dim, self.head_dim());
+        let qkv = DMatrixView::from_slice(qkv, 3 * d, s);
+        let dctx = DMatrixView::from_slice(dctx, d, s);
+        let mut dqkv = DMatrixViewMut::from_slice(dqkv, 3 * d, s);
+        let heads = probs.chunks_exact(s * s).zip(dprobs.chunks_exact_mut(s * s));
+        for (h, (p, dp)) in heads.enumerate() {
+            let (q, k, v) = (qkv.rows(h * dh, dh), qkv.rows(d + h * dh, dh), qkv.rows(2 * d + h * dh, dh));
+            let dc = dctx.rows(h * dh, dh);
+            let m = DMatrixView::from_slice(p, s, s);
+            // dv_s = Σ_t M[s, t] dctx_t: dvᵀ = dctxᵀ Mᵀ, over the queries that see each block of keys.
+            for Keys { first, len, from } in self.key_blocks() {
+                let (dct, mt) = (dc.columns(from, s - from), m.view((first, from), (len, s - from)));
+                let mut out = dqkv.view_mut((2 * d + h * dh, first), (dh, len));
+                gemm(T::one(), MatRef::of(&dct), MatRef::of(&mt).t(), T::zero(), &mut out);
+            }
+            // dM[s, t] = v_s · dctx_t.
+            let mut dm = DMatrixViewMut::from_slice(dp, s, s);
+            for Queries { first, len, keys } in self.query_blocks() {
+                let (vt, dct) = (v.columns(0, keys), dc.columns(first, len));
+                let mut out = dm.view_mut((0, first), (keys, len));
+                gemm(T::one(), MatRef::of(&vt).t(), MatRef::of(&dct), T::zero(), &mut out);
+            }
+            // Through the softmax: dS = M ⊙ (dM − Σ_s dM ⊙ M), per query.
+            for (t, (pc, gc)) in p.chunks_exact(s).zip(dp.chunks_exact_mut(s)).enumerate() {
+                softmax_prefix_backward(pc, gc, self.seen(t));
+            }
+            let ds = DMatrixView::from_slice(dp, s, s);
+            // dq_t = Σ_s dS[s, t] k_s / √dh: dqᵀ = kᵀ dS / √dh.
+            for Queries { first, len, keys } in self.query_blocks() {
+                let (kt, dst) = (k.columns(0, keys), ds.view((0, first), (keys, len)));
+                let mut out = dqkv.view_mut((h * dh, first), (dh, len));
+                gemm(self.scale(), MatRef::of(&kt), MatRef::of(&dst), T::zero(), &mut out);
+            }
+            // dk_s = Σ_t dS[s, t] q_t / √dh: dkᵀ = qᵀ dSᵀ / √dh.
+            for Keys { first, len, from } in self.key_blocks() {
+                let (qt, dst) = (q.columns(from, s - from), ds.view((first, from), (len, s - from)));
+                let mut out = dqkv.view_mut((d + h * dh, first), (dh, len));
+                gemm(self.scale(), MatRef::of(&qt), MatRef::of(&dst).t(), T::zero(), &mut out);
+            }
+        }
+    }
+}
+
+/// The softmax of `column[..seen]` in place (shifted by its maximum, so `exp`
+/// never overflows); the masked rest of the column becomes 0.
+fn softmax_prefix<T: Float>(column: &mut [T], seen: usize) {
+    let (live, masked) = column.split_at_mut(seen);
+    let max = live.iter().copied().fold(T::cast(f64::NEG_INFINITY), |a, b| a.max(b));
+    let mut sum = T::zero();
+    for v in live.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = T::one() / sum;
+    live.iter_mut().for_each(|v| *v *= inv);
+    masked.fill(T::zero());
+}
+
+/// `dp[..seen] = p ⊙ (dp − ⟨dp, p⟩)` in place: the gradient of the scores
+/// from that of the probabilities `p`; the masked rest becomes 0.
+fn softmax_prefix_backward<T: Float>(p: &[T], dp: &mut [T], seen: usize) {
+    let (live, masked) = dp.split_at_mut(seen);
+    let dot = live.iter().zip(p).fold(T::zero(), |acc, (&g, &p)| acc + g * p);
+    live.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
+    masked.fill(T::zero());
+}

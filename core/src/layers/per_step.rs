@@ -1,0 +1,297 @@
+//! A layer applied at every step of a rank-2 sample: PyTorch's `nn.Linear` or
+//! `nn.LayerNorm(F)` on a `[B, T, F]` tensor.
+//!
+//! A sample `[STEPS, F]` is `STEPS·F` values, step after step, so a batch of `B`
+//! such samples has exactly the memory of a batch of `STEPS·B` samples of `F`
+//! values. [`PerStep`] therefore runs its inner layer once, on that reshaped
+//! batch, and no step is handled on its own.
+//!
+//! The reshaping: the output (and the input gradient) is *moved* into a
+//! `Batch<T, H>` of `STEPS·B` columns and back (`std::mem::replace`, then
+//! `Matrix::from_data`: the `Vec` changes hands, nothing is copied or
+//! allocated). Borrowed batches (the input, and in the backward pass the output
+//! and its gradient) cannot be moved, so they are copied into buffers of the
+//! workspace ([`PerStepWorkspace`]), sized on the first pass with a batch size
+//! and reused after: a step allocates nothing once sized. A view-taking method
+//! on every inner layer would save these copies; they are linear in the
+//! activations, next to the inner layer's product, and are not measured yet.
+
+use super::Layer;
+use crate::float::Float;
+use crate::init::SeededRng;
+use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::tensor::{ensure_batch, Batch};
+use nalgebra::{Const, Dyn, Matrix, VecStorage};
+use std::fmt;
+
+/// The layer `L` (`F` to `H` features) applied to each of the `STEPS` steps of
+/// a `[STEPS, F]` sample, giving `[STEPS, H]`: `Layer<T, IN, OUT>` with
+/// `IN = STEPS·F` and `OUT = STEPS·H` (checked when the impl is instantiated).
+///
+/// Its parameters are exactly the inner layer's, under the same names
+/// (`fc1.weight`, as PyTorch names an `nn.Linear` applied to a sequence).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerStep<L, const STEPS: usize, const F: usize, const H: usize> {
+    /// The layer applied at every step.
+    pub inner: L,
+}
+
+impl<L, const STEPS: usize, const F: usize, const H: usize> PerStep<L, STEPS, F, H> {
+    /// `inner` applied at every step.
+    pub const fn new(inner: L) -> Self {
+        PerStep { inner }
+    }
+}
+
+/// What a [`PerStep`] pass keeps: the inner layer's workspace and the buffers
+/// that hold borrowed batches as `STEPS·B` samples of one step each.
+pub struct PerStepWorkspace<T: Float, W, const F: usize, const H: usize> {
+    /// The inner layer's workspace.
+    pub inner: W,
+    /// The input, one step per column.
+    x: Batch<T, F>,
+    /// The output, one step per column (backward pass only).
+    y: Batch<T, H>,
+    /// The output's gradient, one step per column (backward pass only).
+    dy: Batch<T, H>,
+}
+
+impl<T: Float, W: Default, const F: usize, const H: usize> Default for PerStepWorkspace<T, W, F, H> {
+    fn default() -> Self {
+        PerStepWorkspace { inner: W::default(), x: Batch::zeros(0), y: Batch::zeros(0), dy: Batch::zeros(0) }
+    }
+}
+
+impl<T: Float, W: fmt::Debug, const F: usize, const H: usize> fmt::Debug for PerStepWorkspace<T, W, F, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PerStepWorkspace({:?}, steps held: {})", self.inner, self.x.ncols())
+    }
+}
+
+/// The same values as a batch of `M` features per column: `N·cols` must be a
+/// multiple of `M` (a move of the `Vec`, no copy).
+fn reshape<T: Float, const N: usize, const M: usize>(m: Batch<T, N>) -> Batch<T, M> {
+    let data: Vec<T> = m.data.into();
+    let cols = data.len() / M;
+    Matrix::from_data(VecStorage::new(Const::<M>, Dyn(cols), data))
+}
+
+/// Copies `src` (any feature count) into `dst`, viewed as `M` features per column.
+fn copy_into<T: Float, const N: usize, const M: usize>(src: &Batch<T, N>, dst: &mut Batch<T, M>) {
+    ensure_batch(dst, src.len() / M);
+    dst.as_mut_slice().copy_from_slice(src.as_slice());
+}
+
+/// Runs `f` on `m` viewed as a batch of `M` features per column, then puts the
+/// values back: `m` has `cols` columns of `N` afterwards (allocated only if it
+/// had another batch size).
+fn as_steps<T: Float, const N: usize, const M: usize>(
+    m: &mut Batch<T, N>,
+    cols: usize,
+    f: impl FnOnce(&mut Batch<T, M>),
+) {
+    ensure_batch(m, cols);
+    let mut steps = reshape::<T, N, M>(std::mem::replace(m, Batch::zeros(0)));
+    f(&mut steps);
+    *m = reshape(steps);
+}
+
+impl<T, L, const STEPS: usize, const F: usize, const H: usize, const IN: usize, const OUT: usize>
+    Layer<T, IN, OUT> for PerStep<L, STEPS, F, H>
+where
+    T: Float,
+    L: Layer<T, F, H>,
+{
+    type Workspace = PerStepWorkspace<T, L::Workspace, F, H>;
+    type Gradients = L::Gradients;
+
+    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        self.forward_with(x, y, &mut Self::Workspace::default())
+    }
+
+    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Self::Workspace) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H && F > 0 && H > 0, "PerStep: sizes disagree") };
+        copy_into(x, &mut ws.x);
+        as_steps(y, x.ncols(), |y| self.inner.forward_with(&ws.x, y, &mut ws.inner));
+    }
+
+    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Self::Workspace) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H && F > 0 && H > 0, "PerStep: sizes disagree") };
+        copy_into(x, &mut ws.x);
+        let inner = &mut self.inner;
+        as_steps(y, x.ncols(), |y| inner.forward_train(&ws.x, y, &mut ws.inner));
+    }
+
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        y: &Batch<T, OUT>,
+        dy: &Batch<T, OUT>,
+        ws: &mut Self::Workspace,
+        grads: &mut L::Gradients,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H && F > 0 && H > 0, "PerStep: sizes disagree") };
+        // `x` again (not the training pass's copy), so an inference pass with
+        // the same workspace in between changes nothing.
+        copy_into(x, &mut ws.x);
+        copy_into(y, &mut ws.y);
+        copy_into(dy, &mut ws.dy);
+        let PerStepWorkspace { inner: inner_ws, x: xs, y: ys, dy: dys } = ws;
+        match dx {
+            Some(dx) => {
+                as_steps(dx, x.ncols(), |dx| self.inner.backward(xs, ys, dys, inner_ws, grads, Some(dx)))
+            }
+            None => self.inner.backward(xs, ys, dys, inner_ws, grads, None),
+        }
+    }
+}
+
+impl<T: Float, L: Params<T>, const STEPS: usize, const F: usize, const H: usize> Params<T>
+    for PerStep<L, STEPS, F, H>
+{
+    type Gradients = L::Gradients;
+    const PARAM_COUNT: usize = L::PARAM_COUNT;
+
+    fn zero_gradients(&self) -> L::Gradients {
+        self.inner.zero_gradients()
+    }
+
+    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.inner.visit_params(path, f)
+    }
+
+    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        self.inner.visit_params_mut(path, f)
+    }
+
+    fn visit_params_with_grads(
+        &mut self,
+        grads: &L::Gradients,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+    ) {
+        self.inner.visit_params_with_grads(grads, path, f)
+    }
+
+    fn visit_grads(grads: &L::Gradients, f: &mut dyn FnMut(&[T])) {
+        L::visit_grads(grads, f)
+    }
+
+    fn visit_buffers(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.inner.visit_buffers(path, f)
+    }
+
+    fn visit_buffers_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        self.inner.visit_buffers_mut(path, f)
+    }
+
+    fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
+        self.inner.visit_rngs(path, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::assert_close;
+    use crate::init::{seeded_rng, Init};
+    use crate::layers::seq_check::check_gradients;
+    use crate::layers::{Dense, LayerNorm};
+
+    type Fc = PerStep<Dense<f64, 3, 2>, 4, 3, 2>;
+
+    fn input<const N: usize>(batch: usize) -> Batch<f64, N> {
+        Batch::from_fn(batch, |i, j| ((i * 7 + j * 13) as f64 * 0.37).sin())
+    }
+
+    /// `L = Σ c ⊙ y` for fixed `c`: `dL/dy = c`.
+    fn weights<const N: usize>(batch: usize) -> Batch<f64, N> {
+        Batch::from_fn(batch, |i, j| ((i + 3 * j) as f64 * 0.61).cos())
+    }
+
+    #[test]
+    fn every_step_is_the_inner_layer_on_that_step() {
+        let mut dense = Dense::<f64, 3, 2>::zeros(true);
+        // PyTorch weight [[1, 2, 3], [-1, 0, 0.5]], bias [0.5, -1].
+        dense.weight.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, -1.0, 0.0, 0.5]);
+        dense.bias.as_mut().unwrap().as_mut_slice().copy_from_slice(&[0.5, -1.0]);
+        let layer = PerStep::<_, 2, 3, 2>::new(dense);
+        // Two samples of two steps: [[1, 1, 1], [2, 0, -2]] and [[0, 0, 0], [1, 0, 0]].
+        let x = Batch::<f64, 6>::from_column_slice(&[
+            1.0, 1.0, 1.0, 2.0, 0.0, -2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0,
+        ]);
+        let mut y = Batch::<f64, 4>::zeros(0);
+        Layer::forward(&layer, &x, &mut y);
+        assert_eq!(y.as_slice(), &[6.5, -1.5, -3.5, -4.0, 0.5, -1.0, 1.5, -2.0]);
+    }
+
+    #[test]
+    fn the_output_keeps_its_memory_across_passes() {
+        let mut layer = Fc::new(Dense::new(true, Init::Glorot, &mut seeded_rng(1)));
+        let x = input::<12>(5);
+        let (mut y, mut ws) = (Batch::<f64, 8>::zeros(0), PerStepWorkspace::default());
+        layer.forward_train(&x, &mut y, &mut ws);
+        let (y_at, x_at) = (y.as_ptr(), ws.x.as_ptr());
+        let first = y.clone();
+        layer.forward_train(&x, &mut y, &mut ws);
+        assert_eq!((y.as_ptr(), ws.x.as_ptr()), (y_at, x_at), "a second pass reallocated");
+        assert_eq!((y.ncols(), &y), (5, &first));
+        let (mut dx, mut g) = (Batch::<f64, 12>::zeros(5), layer.zero_gradients());
+        let dx_at = dx.as_ptr();
+        layer.backward(&x, &y, &weights(5), &mut ws, &mut g, Some(&mut dx));
+        assert_eq!(dx.as_ptr(), dx_at);
+    }
+
+    #[test]
+    fn dense_at_every_step_matches_finite_differences() {
+        let mut layer = Fc::new(Dense::new(true, Init::Glorot, &mut seeded_rng(2)));
+        check_gradients::<_, 12, 8>(&mut layer, &input(3), "per-step dense");
+    }
+
+    #[test]
+    fn layer_norm_at_every_step_matches_finite_differences() {
+        let mut norm = LayerNorm::<f64, 3>::new(&[3], 1e-5).unwrap();
+        norm.weight.as_mut_slice().copy_from_slice(&[1.5, -0.5, 0.75]);
+        norm.bias.as_mut_slice().copy_from_slice(&[0.1, 0.2, -0.3]);
+        let mut layer = PerStep::<_, 4, 3, 3>::new(norm);
+        check_gradients::<_, 12, 12>(&mut layer, &input(3), "per-step layer norm");
+        // Each step is normalised on its own: step 2 is the inner layer on step 2 alone.
+        let x = input::<12>(1);
+        let (mut y, mut y0) = (Batch::<f64, 12>::zeros(0), Batch::<f64, 3>::zeros(0));
+        Layer::forward(&layer, &x, &mut y);
+        Layer::forward(&layer.inner, &Batch::<f64, 3>::from_column_slice(&x.as_slice()[6..9]), &mut y0);
+        assert_eq!(&y.as_slice()[6..9], y0.as_slice());
+    }
+
+    #[test]
+    fn params_are_the_inner_layers_under_the_same_names() {
+        let layer = Fc::new(Dense::zeros(true));
+        let mut seen = Vec::new();
+        layer.visit_params(&ParamPath::ROOT.join("fc1"), &mut |p| {
+            seen.push((p.name.to_string(), p.shape.to_vec()))
+        });
+        assert_eq!(seen, [("fc1.weight".to_string(), vec![2, 3]), ("fc1.bias".to_string(), vec![2])]);
+        assert_eq!(<Fc as Params<f64>>::PARAM_COUNT, 8);
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let d64 = Dense::<f64, 3, 2>::new(true, Init::Glorot, &mut seeded_rng(4));
+        let mut d32 = Dense::<f32, 3, 2>::zeros(true);
+        d32.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+            let src = if p.name.last() == "weight" {
+                d64.weight.as_slice()
+            } else {
+                d64.bias.as_ref().unwrap().as_slice()
+            };
+            p.value.iter_mut().zip(src).for_each(|(a, &b)| *a = b as f32);
+        });
+        let x64 = input::<12>(3);
+        let x32 = x64.map(|v| v as f32);
+        let (mut y64, mut y32) = (Batch::<f64, 8>::zeros(0), Batch::<f32, 8>::zeros(0));
+        Layer::forward(&Fc::new(d64), &x64, &mut y64);
+        Layer::forward(&PerStep::<_, 4, 3, 2>::new(d32), &x32, &mut y32);
+        assert_close(y32.as_slice(), y64.as_slice(), 1e-5, "f32 per-step dense");
+    }
+}

@@ -1,0 +1,349 @@
+//! Gated recurrent unit: PyTorch's `nn.GRU(F, H, batch_first=True)`, one
+//! layer, `h_0 = 0`, every step's `h_t` out.
+//!
+//! At step `t`, with the gates in PyTorch's order r, z, n:
+//!
+//! ```text
+//! r = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr)
+//! z = σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)
+//! n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn))
+//! h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+//! ```
+
+use super::{
+    col, ensure_len, product, sigmoid, step, sum_columns, transposed, view, view_mut, RecurrentWeights,
+};
+use crate::float::Float;
+use crate::init::{Init, SeededRng};
+use crate::layers::Layer;
+use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::tensor::{ensure_batch, Batch, MatRef};
+use std::fmt;
+
+/// The number of gates: r, z, n.
+const GATES: usize = 3;
+
+/// A GRU layer over `STEPS` steps of `F` features with `H` hidden units:
+/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (see the module docs
+/// for the equations). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+#[derive(Clone)]
+pub struct Gru<T: Float, const STEPS: usize, const F: usize, const H: usize> {
+    /// `weight_ih_l0` `[3H, F]`, `weight_hh_l0` `[3H, H]`, `bias_ih_l0` `[3H]`,
+    /// `bias_hh_l0` `[3H]` (gate blocks r, z, n), row-major like PyTorch.
+    pub weights: RecurrentWeights<T>,
+}
+
+/// What a [`Gru`] pass keeps: every step's gates, `W_hn h_{t−1} + b_hn` and
+/// previous hidden state, for backpropagation through time, and the backward
+/// pass's gradients. Every sequence buffer is `rows × (B·STEPS)` (see the
+/// [module docs](super)); all are resized only when the batch size changes.
+pub struct GruWorkspace<T: Float> {
+    batch: usize,
+    /// r, z, n after their nonlinearities (`3H` rows).
+    gates: Vec<T>,
+    /// `W_hh · h_{t−1}` of the current step (`3H × B`).
+    recurrent: Vec<T>,
+    /// `W_hn h_{t−1} + b_hn`, which `r` scales.
+    hn: Vec<T>,
+    /// `h_{t−1}` in column `(b, t)` (zero at `t = 0`).
+    h_prev: Vec<T>,
+    /// The gradient of the input side's pre-activations, `W_i· x + b_i·` (`3H` rows).
+    d_input: Vec<T>,
+    /// The gradient of the recurrent side's, `W_h· h_{t−1} + b_h·` (`3H` rows).
+    d_recurrent: Vec<T>,
+    /// What reaches `h_t` through step `t + 1` (`H × B`).
+    dh_next: Vec<T>,
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS, F, H> {
+    /// A layer with every parameter zero, to be filled by loading.
+    pub fn zeros() -> Self {
+        Gru { weights: RecurrentWeights::zeros(GATES, F, H) }
+    }
+
+    /// A layer initialised like PyTorch's: every weight and bias from
+    /// U(−1/√H, 1/√H). `init` is ignored (PyTorch has one rule for recurrent
+    /// layers); it is taken so every layer is built alike.
+    pub fn new(init: Init, rng: &mut SeededRng) -> Self {
+        let _ = init;
+        Gru { weights: RecurrentWeights::uniform(GATES, F, H, rng) }
+    }
+
+    /// The layer over a batch: `x` is `F × (B·STEPS)`, `y` `H × (B·STEPS)` (see the module docs).
+    fn run(&self, x: &[T], y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>) {
+        ws.resize(batch, STEPS, H);
+        if batch == 0 {
+            return;
+        }
+        let (n, g) = (batch * STEPS, GATES * H);
+        let w = &self.weights;
+        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
+        // The input side of every step of every sample: W_ih · X.
+        let x = view(x, F, n, F);
+        product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
+
+        for t in 0..STEPS {
+            if t == 0 {
+                ws.recurrent.fill(T::zero());
+            } else {
+                // The recurrent side, W_hh · h_{t−1}, for the whole batch.
+                let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
+                let mut r = view_mut(&mut ws.recurrent, g, batch, g);
+                product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::zero(), &mut r);
+            }
+            for b in 0..batch {
+                let c = col(STEPS, b, t);
+                let h = &mut y[c * H..(c + 1) * H];
+                cell_forward(
+                    &mut ws.gates[c * g..(c + 1) * g],
+                    &ws.recurrent[b * g..(b + 1) * g],
+                    w.bias_ih(),
+                    w.bias_hh(),
+                    &ws.h_prev[c * H..(c + 1) * H],
+                    &mut ws.hn[c * H..(c + 1) * H],
+                    h,
+                );
+                if t + 1 < STEPS {
+                    ws.h_prev[(c + 1) * H..(c + 2) * H].copy_from_slice(h);
+                }
+            }
+        }
+    }
+
+    /// Backpropagation through time after [`Gru::run`] on `x` with `ws`.
+    fn backprop(
+        &self,
+        x: &[T],
+        dy: &[T],
+        batch: usize,
+        ws: &mut GruWorkspace<T>,
+        grads: &mut RecurrentWeights<T>,
+        dx: Option<&mut [T]>,
+    ) {
+        assert_eq!(ws.batch, batch, "Gru::backward needs the workspace of forward_train on this batch");
+        let (n, g) = (batch * STEPS, GATES * H);
+        let w = &self.weights;
+        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
+        ws.dh_next.fill(T::zero());
+        for t in (0..STEPS).rev() {
+            if t + 1 < STEPS && batch > 0 {
+                // dh_next (z_{t+1} ⊙ dh_{t+1} so far) += W_hhᵀ · dG^h_{t+1}.
+                let d_next = step(&ws.d_recurrent, g, STEPS, batch, t + 1);
+                let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
+                product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::one(), &mut dh);
+            }
+            for b in 0..batch {
+                let c = col(STEPS, b, t);
+                cell_backward(
+                    &ws.gates[c * g..(c + 1) * g],
+                    &ws.hn[c * H..(c + 1) * H],
+                    &ws.h_prev[c * H..(c + 1) * H],
+                    &dy[c * H..(c + 1) * H],
+                    &mut ws.dh_next[b * H..(b + 1) * H],
+                    &mut ws.d_input[c * g..(c + 1) * g],
+                    &mut ws.d_recurrent[c * g..(c + 1) * g],
+                );
+            }
+        }
+
+        // Every step of every sample at once: dW_ih = X · dG^iᵀ, dW_hh = H_prev · dG^hᵀ,
+        // db_ih = Σ dG^i, db_hh = Σ dG^h, dX = W_ihᵀ · dG^i.
+        let (x, h_prev) = (view(x, F, n, F), view(&ws.h_prev, H, n, H));
+        let (d_in, d_rec) = (view(&ws.d_input, g, n, g), view(&ws.d_recurrent, g, n, g));
+        product(
+            MatRef::of(&x),
+            MatRef::of(&d_in).t(),
+            T::zero(),
+            &mut view_mut(grads.weight_ih_mut(), F, g, F),
+        );
+        let dw_hh = &mut view_mut(grads.weight_hh_mut(), H, g, H);
+        product(MatRef::of(&h_prev), MatRef::of(&d_rec).t(), T::zero(), dw_hh);
+        sum_columns(grads.bias_ih_mut(), &ws.d_input);
+        sum_columns(grads.bias_hh_mut(), &ws.d_recurrent);
+        if let Some(dx) = dx {
+            product(MatRef::of(&w_ih_t), MatRef::of(&d_in), T::zero(), &mut view_mut(dx, F, n, F));
+        }
+    }
+}
+
+/// One step of one sample: the input side `gi` (`W_ih x_t`, without bias)
+/// becomes r, z, n in place; `gh` is `W_hh h_{t−1}`; `hn` receives
+/// `W_hn h_{t−1} + b_hn` and `h` the new hidden state.
+#[inline]
+fn cell_forward<T: Float>(
+    gi: &mut [T],
+    gh: &[T],
+    b_ih: &[T],
+    b_hh: &[T],
+    h_prev: &[T],
+    hn: &mut [T],
+    h: &mut [T],
+) {
+    let n = h.len();
+    let (r, gi) = gi.split_at_mut(n);
+    let (z, nn) = gi.split_at_mut(n);
+    let (ghr, ghz, ghn) = (&gh[..n], &gh[n..2 * n], &gh[2 * n..3 * n]);
+    let (bir, biz, bin) = (&b_ih[..n], &b_ih[n..2 * n], &b_ih[2 * n..3 * n]);
+    let (bhr, bhz, bhn) = (&b_hh[..n], &b_hh[n..2 * n], &b_hh[2 * n..3 * n]);
+    let (nn, h_prev, hn) = (&mut nn[..n], &h_prev[..n], &mut hn[..n]);
+    let one = T::one();
+    for j in 0..n {
+        r[j] = sigmoid(r[j] + bir[j] + ghr[j] + bhr[j]);
+        z[j] = sigmoid(z[j] + biz[j] + ghz[j] + bhz[j]);
+        hn[j] = ghn[j] + bhn[j];
+        nn[j] = (nn[j] + bin[j] + r[j] * hn[j]).tanh();
+        h[j] = (one - z[j]) * nn[j] + z[j] * h_prev[j];
+    }
+}
+
+/// One step of one sample backwards. In: the gates r, z, n, `hn`, `h_{t−1}`,
+/// the output's gradient `dy` and `dh` (what reaches `h_t` through step
+/// `t + 1`). Out: the gradients of the input side's pre-activations `di` and
+/// of the recurrent side's `dr` (they differ in n, which `r` scales), and `dh`
+/// becomes the direct part of what reaches `h_{t−1}`, `z ⊙ dh_t`.
+#[inline]
+fn cell_backward<T: Float>(
+    gates: &[T],
+    hn: &[T],
+    h_prev: &[T],
+    dy: &[T],
+    dh: &mut [T],
+    di: &mut [T],
+    dr: &mut [T],
+) {
+    let n = dh.len();
+    let (r, z, nn) = (&gates[..n], &gates[n..2 * n], &gates[2 * n..3 * n]);
+    let (di_r, di) = di.split_at_mut(n);
+    let (di_z, di_n) = di.split_at_mut(n);
+    let (dr_r, dr) = dr.split_at_mut(n);
+    let (dr_z, dr_n) = dr.split_at_mut(n);
+    let (di_n, dr_n, hn, h_prev, dy) = (&mut di_n[..n], &mut dr_n[..n], &hn[..n], &h_prev[..n], &dy[..n]);
+    let one = T::one();
+    for j in 0..n {
+        let dh_t = dy[j] + dh[j];
+        let dn = dh_t * (one - z[j]) * (one - nn[j] * nn[j]);
+        let dz = dh_t * (h_prev[j] - nn[j]) * z[j] * (one - z[j]);
+        let d_r = dn * hn[j] * r[j] * (one - r[j]);
+        (di_r[j], di_z[j], di_n[j]) = (d_r, dz, dn);
+        (dr_r[j], dr_z[j], dr_n[j]) = (d_r, dz, dn * r[j]);
+        dh[j] = dh_t * z[j];
+    }
+}
+
+impl<T: Float> GruWorkspace<T> {
+    /// Sizes every buffer for `batch` samples (allocating only when it changes)
+    /// and zeroes `h_{−1}`.
+    fn resize(&mut self, batch: usize, steps: usize, hidden: usize) {
+        let (n, g) = (batch * steps, GATES * hidden);
+        if self.batch != batch || self.dh_next.len() != hidden * batch {
+            for buf in [&mut self.gates, &mut self.d_input, &mut self.d_recurrent] {
+                ensure_len(buf, g * n);
+            }
+            ensure_len(&mut self.hn, hidden * n);
+            ensure_len(&mut self.h_prev, hidden * n);
+            ensure_len(&mut self.recurrent, g * batch);
+            ensure_len(&mut self.dh_next, hidden * batch);
+            self.batch = batch;
+        }
+        for b in 0..batch {
+            let c = col(steps, b, 0);
+            self.h_prev[c * hidden..(c + 1) * hidden].fill(T::zero());
+        }
+    }
+}
+
+impl<T: Float> Default for GruWorkspace<T> {
+    fn default() -> Self {
+        let empty = Vec::new;
+        GruWorkspace {
+            batch: 0,
+            gates: empty(),
+            recurrent: empty(),
+            hn: empty(),
+            h_prev: empty(),
+            d_input: empty(),
+            d_recurrent: empty(),
+            dh_next: empty(),
+        }
+    }
+}
+
+impl<T: Float> fmt::Debug for GruWorkspace<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GruWorkspace(batch {})", self.batch)
+    }
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usize, const OUT: usize>
+    Layer<T, IN, OUT> for Gru<T, STEPS, F, H>
+{
+    type Workspace = GruWorkspace<T>;
+    type Gradients = RecurrentWeights<T>;
+
+    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        self.forward_with(x, y, &mut GruWorkspace::default())
+    }
+
+    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut GruWorkspace<T>) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H, "a Gru takes [STEPS, F] to [STEPS, H]") };
+        ensure_batch(y, x.ncols());
+        self.run(x.as_slice(), y.as_mut_slice(), x.ncols(), ws)
+    }
+
+    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut GruWorkspace<T>) {
+        self.forward_with(x, y, ws)
+    }
+
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        _y: &Batch<T, OUT>,
+        dy: &Batch<T, OUT>,
+        ws: &mut GruWorkspace<T>,
+        grads: &mut RecurrentWeights<T>,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        let dx = dx.map(|dx| {
+            ensure_batch(dx, x.ncols());
+            dx.as_mut_slice()
+        });
+        self.backprop(x.as_slice(), dy.as_slice(), x.ncols(), ws, grads, dx)
+    }
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Params<T> for Gru<T, STEPS, F, H> {
+    type Gradients = RecurrentWeights<T>;
+
+    const PARAM_COUNT: usize = GATES * H * (F + H + 2);
+
+    fn zero_gradients(&self) -> RecurrentWeights<T> {
+        RecurrentWeights::zeros(GATES, F, H)
+    }
+
+    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.weights.visit(path, f)
+    }
+
+    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        self.weights.visit_mut(path, f)
+    }
+
+    fn visit_params_with_grads(
+        &mut self,
+        grads: &RecurrentWeights<T>,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+    ) {
+        self.weights.visit_with_grads(grads, path, f)
+    }
+
+    fn visit_grads(grads: &RecurrentWeights<T>, f: &mut dyn FnMut(&[T])) {
+        grads.visit_values(f)
+    }
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize> fmt::Debug for Gru<T, STEPS, F, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Gru([{STEPS}, {F}] -> [{STEPS}, {H}])")
+    }
+}

@@ -1,0 +1,354 @@
+//! Long short-term memory: PyTorch's `nn.LSTM(F, H, batch_first=True)`, one
+//! layer, `h_0 = c_0 = 0`, every step's `h_t` out.
+//!
+//! At step `t`, with the gates in PyTorch's order i, f, g, o:
+//!
+//! ```text
+//! i = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)
+//! f = σ(W_if x_t + b_if + W_hf h_{t−1} + b_hf)
+//! g = tanh(W_ig x_t + b_ig + W_hg h_{t−1} + b_hg)
+//! o = σ(W_io x_t + b_io + W_ho h_{t−1} + b_ho)
+//! c_t = f ⊙ c_{t−1} + i ⊙ g
+//! h_t = o ⊙ tanh(c_t)
+//! ```
+
+use super::{
+    col, ensure_len, product, sigmoid, step, step_mut, sum_columns, transposed, view, view_mut,
+    RecurrentWeights,
+};
+use crate::float::Float;
+use crate::init::{Init, SeededRng};
+use crate::layers::Layer;
+use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::tensor::{ensure_batch, Batch, MatRef};
+use std::fmt;
+
+/// The number of gates: i, f, g, o.
+const GATES: usize = 4;
+
+/// An LSTM layer over `STEPS` steps of `F` features with `H` hidden units:
+/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (see the module docs
+/// for the equations). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+#[derive(Clone)]
+pub struct Lstm<T: Float, const STEPS: usize, const F: usize, const H: usize> {
+    /// `weight_ih_l0` `[4H, F]`, `weight_hh_l0` `[4H, H]`, `bias_ih_l0` `[4H]`,
+    /// `bias_hh_l0` `[4H]` (gate blocks i, f, g, o), row-major like PyTorch.
+    pub weights: RecurrentWeights<T>,
+}
+
+/// What an [`Lstm`] pass keeps: every step's gates, cell states and previous
+/// hidden state, for backpropagation through time, and the backward pass's
+/// gradients. Every buffer is `rows × (B·STEPS)` (see the
+/// [module docs](super)); all are resized only when the batch size changes.
+pub struct LstmWorkspace<T: Float> {
+    batch: usize,
+    /// b_ih + b_hh.
+    bias: Vec<T>,
+    /// `H` zeros: `c_{−1}`.
+    zeros: Vec<T>,
+    /// i, f, g, o after their nonlinearities (`4H` rows).
+    gates: Vec<T>,
+    /// `c_t`.
+    cells: Vec<T>,
+    /// `tanh(c_t)`.
+    tanh_cells: Vec<T>,
+    /// `h_{t−1}` in column `(b, t)` (zero at `t = 0`).
+    h_prev: Vec<T>,
+    /// The loss's gradient with respect to the gates' pre-activations (`4H` rows).
+    d_gates: Vec<T>,
+    /// `W_hhᵀ · dG_{t+1}`: what reaches `h_t` through step `t + 1` (`H × B`).
+    dh_next: Vec<T>,
+    /// What reaches `c_t` through step `t + 1` (`H × B`).
+    dc_next: Vec<T>,
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS, F, H> {
+    /// A layer with every parameter zero, to be filled by loading.
+    pub fn zeros() -> Self {
+        Lstm { weights: RecurrentWeights::zeros(GATES, F, H) }
+    }
+
+    /// A layer initialised like PyTorch's: every weight and bias from
+    /// U(−1/√H, 1/√H). `init` is ignored (PyTorch has one rule for recurrent
+    /// layers); it is taken so every layer is built alike.
+    pub fn new(init: Init, rng: &mut SeededRng) -> Self {
+        let _ = init;
+        Lstm { weights: RecurrentWeights::uniform(GATES, F, H, rng) }
+    }
+
+    /// The layer over a batch: `x` is `F × (B·STEPS)`, `y` `H × (B·STEPS)` (see the module docs).
+    fn run(&self, x: &[T], y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>) {
+        ws.resize(batch, STEPS, H);
+        if batch == 0 {
+            return;
+        }
+        let (n, g) = (batch * STEPS, GATES * H);
+        let w = &self.weights;
+        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
+        // The input projection of every step of every sample: G = W_ih · X.
+        let x = view(x, F, n, F);
+        product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
+        ws.bias.iter_mut().zip(w.bias_ih().iter().zip(w.bias_hh())).for_each(|(s, (&a, &b))| *s = a + b);
+
+        for t in 0..STEPS {
+            if t > 0 {
+                // G_t += W_hh · h_{t−1}, for the whole batch.
+                let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
+                let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
+                product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
+            }
+            for b in 0..batch {
+                let c = col(STEPS, b, t);
+                let (before, cells) = ws.cells.split_at_mut(c * H);
+                let c_prev = if t == 0 { &ws.zeros[..] } else { &before[(c - 1) * H..] };
+                let h = &mut y[c * H..(c + 1) * H];
+                cell_forward(
+                    &mut ws.gates[c * g..(c + 1) * g],
+                    &ws.bias,
+                    &c_prev[..H],
+                    &mut cells[..H],
+                    &mut ws.tanh_cells[c * H..(c + 1) * H],
+                    h,
+                );
+                if t + 1 < STEPS {
+                    ws.h_prev[(c + 1) * H..(c + 2) * H].copy_from_slice(h);
+                }
+            }
+        }
+    }
+
+    /// Backpropagation through time after [`Lstm::run`] on `x` with `ws`.
+    fn backprop(
+        &self,
+        x: &[T],
+        dy: &[T],
+        batch: usize,
+        ws: &mut LstmWorkspace<T>,
+        grads: &mut RecurrentWeights<T>,
+        dx: Option<&mut [T]>,
+    ) {
+        assert_eq!(ws.batch, batch, "Lstm::backward needs the workspace of forward_train on this batch");
+        let (n, g) = (batch * STEPS, GATES * H);
+        let w = &self.weights;
+        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
+        ws.dh_next.fill(T::zero());
+        ws.dc_next.fill(T::zero());
+        for t in (0..STEPS).rev() {
+            if t + 1 < STEPS && batch > 0 {
+                // What reaches h_t through step t + 1: W_hhᵀ · dG_{t+1}.
+                let d_next = step(&ws.d_gates, g, STEPS, batch, t + 1);
+                let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
+                product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
+            }
+            for b in 0..batch {
+                let c = col(STEPS, b, t);
+                let c_prev = if t == 0 { &ws.zeros[..] } else { &ws.cells[(c - 1) * H..c * H] };
+                cell_backward(
+                    &ws.gates[c * g..(c + 1) * g],
+                    c_prev,
+                    &ws.tanh_cells[c * H..(c + 1) * H],
+                    &dy[c * H..(c + 1) * H],
+                    &ws.dh_next[b * H..(b + 1) * H],
+                    &mut ws.dc_next[b * H..(b + 1) * H],
+                    &mut ws.d_gates[c * g..(c + 1) * g],
+                );
+            }
+        }
+
+        // Every step of every sample at once: dW_ih = X · dGᵀ, dW_hh = H_prev · dGᵀ,
+        // both biases Σ dG, dX = W_ihᵀ · dG.
+        let (x, d_gates) = (view(x, F, n, F), view(&ws.d_gates, g, n, g));
+        let h_prev = view(&ws.h_prev, H, n, H);
+        let dg_t = MatRef::of(&d_gates).t();
+        product(MatRef::of(&x), dg_t, T::zero(), &mut view_mut(grads.weight_ih_mut(), F, g, F));
+        product(MatRef::of(&h_prev), dg_t, T::zero(), &mut view_mut(grads.weight_hh_mut(), H, g, H));
+        sum_columns(grads.bias_ih_mut(), &ws.d_gates);
+        let [_, _, db_ih, db_hh] = grads.tensors_mut();
+        db_hh.copy_from_slice(db_ih);
+        if let Some(dx) = dx {
+            product(MatRef::of(&w_ih_t), MatRef::of(&d_gates), T::zero(), &mut view_mut(dx, F, n, F));
+        }
+    }
+}
+
+/// One step of one sample: the gates' pre-activations `z` (without the biases
+/// `bias`) become i, f, g, o in place; `c = f⊙c_prev + i⊙g`, `h = o⊙tanh(c)`.
+#[inline]
+fn cell_forward<T: Float>(z: &mut [T], bias: &[T], c_prev: &[T], c: &mut [T], tanh_c: &mut [T], h: &mut [T]) {
+    let n = c.len();
+    let (i, z) = z.split_at_mut(n);
+    let (f, z) = z.split_at_mut(n);
+    let (g, o) = z.split_at_mut(n);
+    let (bi, bias) = bias.split_at(n);
+    let (bf, bias) = bias.split_at(n);
+    let (bg, bo) = bias.split_at(n);
+    let (o, bo, c_prev, tanh_c, h) = (&mut o[..n], &bo[..n], &c_prev[..n], &mut tanh_c[..n], &mut h[..n]);
+    for j in 0..n {
+        i[j] = sigmoid(i[j] + bi[j]);
+        f[j] = sigmoid(f[j] + bf[j]);
+        g[j] = (g[j] + bg[j]).tanh();
+        o[j] = sigmoid(o[j] + bo[j]);
+        c[j] = f[j] * c_prev[j] + i[j] * g[j];
+        tanh_c[j] = c[j].tanh();
+        h[j] = o[j] * tanh_c[j];
+    }
+}
+
+/// One step of one sample backwards. In: the gates i, f, g, o, `c_{t−1}`,
+/// `tanh(c_t)`, the output's gradient `dy` and `dh_next` (what reaches `h_t`
+/// through step `t + 1`), `dc` (what reaches `c_t` through step `t + 1`).
+/// Out: `dz`, the gradient of the gates' pre-activations, and `dc` becomes what
+/// reaches `c_{t−1}`.
+#[inline]
+fn cell_backward<T: Float>(
+    gates: &[T],
+    c_prev: &[T],
+    tanh_c: &[T],
+    dy: &[T],
+    dh_next: &[T],
+    dc: &mut [T],
+    dz: &mut [T],
+) {
+    let n = dc.len();
+    let (i, gates) = gates.split_at(n);
+    let (f, gates) = gates.split_at(n);
+    let (g, o) = gates.split_at(n);
+    let (di, dz) = dz.split_at_mut(n);
+    let (df, dz) = dz.split_at_mut(n);
+    let (dg, d_o) = dz.split_at_mut(n);
+    let (o, d_o, c_prev, tanh_c, dy, dh_next) =
+        (&o[..n], &mut d_o[..n], &c_prev[..n], &tanh_c[..n], &dy[..n], &dh_next[..n]);
+    let one = T::one();
+    for j in 0..n {
+        let dh = dy[j] + dh_next[j];
+        let dc_t = dc[j] + dh * o[j] * (one - tanh_c[j] * tanh_c[j]);
+        di[j] = dc_t * g[j] * i[j] * (one - i[j]);
+        df[j] = dc_t * c_prev[j] * f[j] * (one - f[j]);
+        dg[j] = dc_t * i[j] * (one - g[j] * g[j]);
+        d_o[j] = dh * tanh_c[j] * o[j] * (one - o[j]);
+        dc[j] = dc_t * f[j];
+    }
+}
+
+impl<T: Float> LstmWorkspace<T> {
+    /// Sizes every buffer for `batch` samples (allocating only when it changes)
+    /// and zeroes `h_{−1}`.
+    fn resize(&mut self, batch: usize, steps: usize, hidden: usize) {
+        let (n, g) = (batch * steps, GATES * hidden);
+        if self.batch != batch || self.zeros.len() != hidden {
+            for (buf, rows) in [(&mut self.gates, g), (&mut self.d_gates, g)] {
+                ensure_len(buf, rows * n);
+            }
+            for buf in [&mut self.cells, &mut self.tanh_cells, &mut self.h_prev] {
+                ensure_len(buf, hidden * n);
+            }
+            ensure_len(&mut self.dh_next, hidden * batch);
+            ensure_len(&mut self.dc_next, hidden * batch);
+            ensure_len(&mut self.bias, g);
+            ensure_len(&mut self.zeros, hidden);
+            self.batch = batch;
+        }
+        for b in 0..batch {
+            let c = col(steps, b, 0);
+            self.h_prev[c * hidden..(c + 1) * hidden].fill(T::zero());
+        }
+    }
+}
+
+impl<T: Float> Default for LstmWorkspace<T> {
+    fn default() -> Self {
+        let empty = Vec::new;
+        LstmWorkspace {
+            batch: 0,
+            bias: empty(),
+            zeros: empty(),
+            gates: empty(),
+            cells: empty(),
+            tanh_cells: empty(),
+            h_prev: empty(),
+            d_gates: empty(),
+            dh_next: empty(),
+            dc_next: empty(),
+        }
+    }
+}
+
+impl<T: Float> fmt::Debug for LstmWorkspace<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LstmWorkspace(batch {})", self.batch)
+    }
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usize, const OUT: usize>
+    Layer<T, IN, OUT> for Lstm<T, STEPS, F, H>
+{
+    type Workspace = LstmWorkspace<T>;
+    type Gradients = RecurrentWeights<T>;
+
+    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+        self.forward_with(x, y, &mut LstmWorkspace::default())
+    }
+
+    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut LstmWorkspace<T>) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H, "an Lstm takes [STEPS, F] to [STEPS, H]") };
+        ensure_batch(y, x.ncols());
+        self.run(x.as_slice(), y.as_mut_slice(), x.ncols(), ws)
+    }
+
+    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut LstmWorkspace<T>) {
+        self.forward_with(x, y, ws)
+    }
+
+    fn backward(
+        &self,
+        x: &Batch<T, IN>,
+        _y: &Batch<T, OUT>,
+        dy: &Batch<T, OUT>,
+        ws: &mut LstmWorkspace<T>,
+        grads: &mut RecurrentWeights<T>,
+        dx: Option<&mut Batch<T, IN>>,
+    ) {
+        let dx = dx.map(|dx| {
+            ensure_batch(dx, x.ncols());
+            dx.as_mut_slice()
+        });
+        self.backprop(x.as_slice(), dy.as_slice(), x.ncols(), ws, grads, dx)
+    }
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Params<T> for Lstm<T, STEPS, F, H> {
+    type Gradients = RecurrentWeights<T>;
+
+    const PARAM_COUNT: usize = GATES * H * (F + H + 2);
+
+    fn zero_gradients(&self) -> RecurrentWeights<T> {
+        RecurrentWeights::zeros(GATES, F, H)
+    }
+
+    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.weights.visit(path, f)
+    }
+
+    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+        self.weights.visit_mut(path, f)
+    }
+
+    fn visit_params_with_grads(
+        &mut self,
+        grads: &RecurrentWeights<T>,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+    ) {
+        self.weights.visit_with_grads(grads, path, f)
+    }
+
+    fn visit_grads(grads: &RecurrentWeights<T>, f: &mut dyn FnMut(&[T])) {
+        grads.visit_values(f)
+    }
+}
+
+impl<T: Float, const STEPS: usize, const F: usize, const H: usize> fmt::Debug for Lstm<T, STEPS, F, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Lstm([{STEPS}, {F}] -> [{STEPS}, {H}])")
+    }
+}

@@ -1,0 +1,100 @@
+//! Recurrent layers over rank-2 samples `[STEPS, F]`: [`Lstm`] and [`Gru`],
+//! PyTorch's `nn.LSTM` / `nn.GRU` (one layer, `batch_first`, zero initial state)
+//! returning every step's hidden state, `[STEPS, H]`.
+//!
+//! # Layout and products
+//!
+//! A batch of `B` samples is `B` columns of `STEPS·F` values, steps first, so
+//! its memory is also an `F × (B·STEPS)` column-major matrix whose column
+//! `b·STEPS + t` is step `t` of sample `b` ([`col`]). Every per-step buffer of
+//! the workspaces uses that same order (`rows × (B·STEPS)`), so:
+//!
+//! - the input projection of every step of every sample is **one** product,
+//!   `W_ih · X` (`G·H × B·STEPS`), and so are the input-weight gradient
+//!   (`X · dGᵀ`), the recurrent-weight gradient (`H_prev · dGᵀ`, where
+//!   `H_prev` holds `h_{t−1}` in column `(b, t)`) and the input gradient
+//!   (`W_ihᵀ · dG`);
+//! - only `W_hh · h_{t−1}` (forward) and `W_hhᵀ · dG_t` (backward) run once per
+//!   step, over the whole batch: step `t` of every sample is the strided view
+//!   [`step`] (columns `STEPS` apart).
+//!
+//! The gate nonlinearities are element-wise loops over one sample's `H` units.
+//! Buffers are sized when the batch size changes, never inside a step.
+
+mod gru;
+mod lstm;
+mod params;
+#[cfg(test)]
+mod tests;
+
+pub use gru::{Gru, GruWorkspace};
+pub use lstm::{Lstm, LstmWorkspace};
+pub use params::RecurrentWeights;
+
+use crate::float::Float;
+use crate::tensor::{gemm, MatRef};
+use nalgebra::{Const, Dyn, MatrixView, MatrixViewMut};
+
+/// A column-major `rows × cols` view of `data` with columns `stride` apart.
+type View<'a, T> = MatrixView<'a, T, Dyn, Dyn, Const<1>, Dyn>;
+/// [`View`], writable.
+type ViewMut<'a, T> = MatrixViewMut<'a, T, Dyn, Dyn, Const<1>, Dyn>;
+
+/// `data` as `rows × cols`, column `j` starting at `j·stride`.
+fn view<T: Float>(data: &[T], rows: usize, cols: usize, stride: usize) -> View<'_, T> {
+    View::from_slice_with_strides_generic(data, Dyn(rows), Dyn(cols), Const::<1>, Dyn(stride))
+}
+
+/// [`view`], writable.
+fn view_mut<T: Float>(data: &mut [T], rows: usize, cols: usize, stride: usize) -> ViewMut<'_, T> {
+    ViewMut::from_slice_with_strides_generic(data, Dyn(rows), Dyn(cols), Const::<1>, Dyn(stride))
+}
+
+/// The column of step `t` of sample `b` in a `rows × (B·STEPS)` sequence buffer.
+#[inline]
+fn col(steps: usize, b: usize, t: usize) -> usize {
+    b * steps + t
+}
+
+/// Step `t` of every sample of a `rows × (B·STEPS)` buffer: `rows × B`, columns `STEPS` apart.
+fn step<T: Float>(seq: &[T], rows: usize, steps: usize, batch: usize, t: usize) -> View<'_, T> {
+    view(&seq[t * rows..], rows, batch, steps * rows)
+}
+
+/// [`step`], writable.
+fn step_mut<T: Float>(seq: &mut [T], rows: usize, steps: usize, batch: usize, t: usize) -> ViewMut<'_, T> {
+    view_mut(&mut seq[t * rows..], rows, batch, steps * rows)
+}
+
+/// The transpose `Wᵀ` (`cols × rows`, no copy) of a PyTorch row-major `[rows, cols]`
+/// weight `W`: row-major `W` is column-major `Wᵀ`. A product takes `W` as its `.t()`.
+fn transposed<T: Float>(w: &[T], rows: usize, cols: usize) -> View<'_, T> {
+    view(w, cols, rows, cols)
+}
+
+/// `c = alpha·a·b + beta·c` on views (the crate's product, which takes any strides).
+fn product<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: &mut ViewMut<'_, T>) {
+    gemm(T::one(), a, b, beta, c)
+}
+
+/// `out[r] = Σ_j seq[r + j·rows]`: a bias gradient, the sum of every column.
+fn sum_columns<T: Float>(out: &mut [T], seq: &[T]) {
+    out.fill(T::zero());
+    for column in seq.chunks_exact(out.len()) {
+        out.iter_mut().zip(column).for_each(|(o, &v)| *o += v);
+    }
+}
+
+/// Makes `buf` hold `len` values, reallocating only when the length changes
+/// (the contents are then unspecified; callers overwrite them).
+fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
+    if buf.len() != len {
+        *buf = vec![T::zero(); len];
+    }
+}
+
+/// The logistic function `1/(1 + e^−x)`: branch-free, 0 (not NaN) as `e^−x` overflows.
+#[inline(always)]
+fn sigmoid<T: Float>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
