@@ -27,7 +27,7 @@ fn greedy_next(net: &TinyLm<f64>, window: &[usize]) -> usize {
 
 #[test]
 fn greedy_generation_follows_the_logits_of_the_last_step() {
-    let net = TinyLm::<f64>::new(3);
+    let net = TinyLm::<f64>::init(Init::Auto, 3);
     let greedy = Sampling { top_k: 1, ..Sampling::default() };
     let new = generate(&net, &[2, 5], 6, &greedy).unwrap();
     assert_eq!(new.len(), 6);
@@ -41,7 +41,7 @@ fn greedy_generation_follows_the_logits_of_the_last_step() {
 
 #[test]
 fn the_seed_fixes_the_draws_and_bad_prompts_are_errors() {
-    let net = TinyLm::<f32>::new(3);
+    let net = TinyLm::new(3);
     let sampling = Sampling { temperature: 1.5, top_k: 0, seed: 9 };
     let a = generate(&net, &[1], 20, &sampling).unwrap();
     assert_eq!(a, generate(&net, &[1], 20, &sampling).unwrap());

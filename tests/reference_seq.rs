@@ -101,20 +101,28 @@ fn load_params<T: Float, N: Params<T>>(net: &mut N, f: &Fixture, prefix: &str) {
     assert_eq!(seen, f.0["params"].as_object().unwrap().len(), "parameter count");
 }
 
-/// What the loss is: `sum(y · r)` with the fixture's `r`, or the mean
-/// cross-entropy at every step against its `targets`.
-enum Objective<'a, const STEPS: usize, const CLASSES: usize> {
-    Weighted,
-    CrossEntropy(&'a StepLabels<STEPS>),
+/// The fixture's loss: `sum(y · r)` with its `r` (the gradient is `r`).
+fn weighted<T: Float, const OUT: usize>(f: &Fixture, y: &Batch<T, OUT>) -> (T, Batch<T, OUT>) {
+    let r: Batch<T, OUT> = f.batch("r");
+    (y.iter().zip(r.iter()).fold(T::zero(), |s, (&y, &r)| s + y * r), r)
+}
+
+/// The fixture's loss: the mean cross-entropy at every step against its `targets`.
+fn cross_entropy<T: Float, const OUT: usize, const S: usize, const C: usize>(
+    f: &Fixture,
+    y: &Batch<T, OUT>,
+) -> (T, Batch<T, OUT>) {
+    let mut d_out = Batch::zeros(0);
+    (SequenceCrossEntropy::<S, C>.loss_and_grad(y, &f.targets::<S>(), &mut d_out).unwrap(), d_out)
 }
 
 /// Training pass, loss, backward: the output, loss, every gradient and the
 /// input gradient against the fixture; inference agrees with training.
-fn check<T, N, const IN: usize, const OUT: usize, const S: usize, const C: usize>(
+fn check<T, N, const IN: usize, const OUT: usize>(
     mut net: N,
     f: &Fixture,
     prefix: &str,
-    objective: Objective<'_, S, C>,
+    loss: fn(&Fixture, &Batch<T, OUT>) -> (T, Batch<T, OUT>),
     tol: f64,
 ) where
     T: Float,
@@ -126,16 +134,7 @@ fn check<T, N, const IN: usize, const OUT: usize, const S: usize, const C: usize
     let y = net.forward_train(&x, &mut trace).clone();
     assert_close(y.as_slice(), &Fixture::flat(&f.0["y"]), tol, "output");
     assert_close(net.forward(&x).as_slice(), &Fixture::flat(&f.0["y"]), tol, "inference");
-    let (loss, d_out) = match objective {
-        Objective::Weighted => {
-            let r: Batch<T, OUT> = f.batch("r");
-            (y.iter().zip(r.iter()).fold(T::zero(), |s, (&y, &r)| s + y * r), r)
-        }
-        Objective::CrossEntropy(targets) => {
-            let mut d_out = Batch::zeros(0);
-            (SequenceCrossEntropy::<S, C>.loss_and_grad(&y, targets, &mut d_out).unwrap(), d_out)
-        }
-    };
+    let (loss, d_out) = loss(f, &y);
     assert_close(&[loss], &[f.0["loss"].as_f64().unwrap()], tol, "loss");
     let mut grads = net.zero_gradients();
     let mut dx = Batch::zeros(0);
@@ -156,39 +155,32 @@ fn check<T, N, const IN: usize, const OUT: usize, const S: usize, const C: usize
 const F64_TOL: f64 = 1e-10;
 const F32_TOL: f64 = 1e-4;
 
-/// Both precisions of a network under the weighted-sum loss.
-macro_rules! weighted {
-    ($net:ident, $file:literal, $prefix:literal, $in:literal, $out:literal) => {{
-        let f = Fixture::load($file);
-        check::<f64, _, $in, $out, 1, 1>($net::<f64>::zeros(), &f, $prefix, Objective::Weighted, F64_TOL);
-        check::<f32, _, $in, $out, 1, 1>($net::<f32>::zeros(), &f, $prefix, Objective::Weighted, F32_TOL);
-    }};
-}
-
 #[test]
 fn recurrent_network_matches_pytorch() {
-    weighted!(SeqLstmNet, "seq_lstm_net.json", "", 24, 2);
+    let f = Fixture::load("seq_lstm_net.json");
+    check::<f64, _, 24, 2>(SeqLstmNet::zeros(), &f, "", weighted, F64_TOL);
+    check::<f32, _, 24, 2>(SeqLstmNet::zeros(), &f, "", weighted, F32_TOL);
 }
 
 #[test]
 fn conv1d_network_with_pools_matches_pytorch() {
-    weighted!(SeqConvNet, "seq_conv_net.json", "", 24, 3);
+    let f = Fixture::load("seq_conv_net.json");
+    check::<f64, _, 24, 3>(SeqConvNet::zeros(), &f, "", weighted, F64_TOL);
+    check::<f32, _, 24, 3>(SeqConvNet::zeros(), &f, "", weighted, F32_TOL);
 }
 
 #[test]
 fn pre_ln_transformer_block_with_cross_entropy_matches_pytorch() {
     let f = Fixture::load("seq_block.json");
-    let targets = f.targets::<5>();
-    check::<f64, _, 40, 35, 5, 7>(SeqBlock::zeros(), &f, "", Objective::CrossEntropy(&targets), F64_TOL);
-    check::<f32, _, 40, 35, 5, 7>(SeqBlock::zeros(), &f, "", Objective::CrossEntropy(&targets), F32_TOL);
+    check::<f64, _, 40, 35>(SeqBlock::zeros(), &f, "", cross_entropy::<_, 35, 5, 7>, F64_TOL);
+    check::<f32, _, 40, 35>(SeqBlock::zeros(), &f, "", cross_entropy::<_, 35, 5, 7>, F32_TOL);
 }
 
 #[test]
 fn token_embedding_transformer_matches_pytorch() {
     let f = Fixture::load("seq_token_block.json");
-    let targets = f.targets::<5>();
-    check::<f64, _, 5, 55, 5, 11>(SeqTokenBlock::zeros(), &f, "", Objective::CrossEntropy(&targets), F64_TOL);
-    check::<f32, _, 5, 55, 5, 11>(SeqTokenBlock::zeros(), &f, "", Objective::CrossEntropy(&targets), F32_TOL);
+    check::<f64, _, 5, 55>(SeqTokenBlock::zeros(), &f, "", cross_entropy::<_, 55, 5, 11>, F64_TOL);
+    check::<f32, _, 5, 55>(SeqTokenBlock::zeros(), &f, "", cross_entropy::<_, 55, 5, 11>, F32_TOL);
     // The ids are checked before a pass: 11 is not among the 11 tokens.
     let mut ids: Batch<f64, 5> = f.batch("x");
     assert!(SeqTokenBlock::<f64>::check_input(&ids).is_ok());
