@@ -23,10 +23,12 @@
 
 pub(crate) mod conv2d;
 pub(crate) mod cross_entropy;
+pub(crate) mod gates;
 mod isa;
 pub(crate) mod pool;
 pub(crate) mod sgemm;
 pub(crate) mod simd;
+pub(crate) mod softmax;
 
 pub use isa::Isa;
 

@@ -35,8 +35,9 @@ use rand_distr::{Distribution, Uniform};
 /// is exactly PyTorch's row-major tensors.
 ///
 /// The causal mask is PyTorch's `attn_mask` with `−inf` above the diagonal,
-/// but nothing masked is computed: queries go in blocks, each block's products
-/// stop at its last step, and each softmax covers only the steps it sees.
+/// without the `−inf`: each softmax covers only the steps its query sees, and
+/// the masked probabilities are zeros. Longer sequences go in blocks of queries
+/// whose products stop at the block's last step (`heads.rs`).
 pub struct Attention<T: Float, const STEPS: usize, const D: usize, const HEADS: usize> {
     /// `in_proj_weight` transposed: column `j` is row `j` of PyTorch's `[3D, D]` tensor.
     in_proj_weight: DMatrix<T>,

@@ -144,7 +144,9 @@ fn forward_matches_the_definition() {
         case::<5, 4, 1, 20>(causal);
         case::<5, 6, 3, 30>(causal);
         case::<37, 4, 2, 148>(causal);
-        case::<16, 2, 1, 32>(causal);
+        case::<64, 2, 1, 128>(causal);
+        case::<70, 4, 2, 280>(causal);
+        case::<130, 2, 1, 260>(causal);
         case::<1, 3, 1, 3>(causal);
     }
 }
@@ -210,24 +212,25 @@ fn gradients_match_finite_differences_with_several_heads() {
 
 #[test]
 fn gradients_match_finite_differences_over_several_causal_blocks() {
-    check_gradients::<19, 4, 2, 76>(true, 2);
-    check_gradients::<19, 4, 2, 76>(false, 1);
+    check_gradients::<67, 4, 2, 268>(true, 2);
+    check_gradients::<67, 4, 2, 268>(false, 1);
+    check_gradients::<130, 2, 1, 260>(true, 1);
 }
 
 #[test]
 fn a_causal_step_does_not_see_later_steps() {
-    const S: usize = 20;
+    const S: usize = 70;
     let layer = random_layer::<f64, S, 4, 2>(true, 31);
-    let x = batch::<f64, 80>(2, 32);
-    let mut y = Batch::<f64, 80>::zeros(0);
+    let x = batch::<f64, 280>(2, 32);
+    let mut y = Batch::<f64, 280>::zeros(0);
     Layer::forward(&layer, &x, &mut y);
-    for t in [0, 7, 15, 16, 19] {
+    for t in [0, 7, 63, 64, 69] {
         // Change every input after step t.
         let mut changed = x.clone();
         changed
             .column_iter_mut()
             .for_each(|mut c| c.as_mut_slice()[(t + 1) * 4..].iter_mut().for_each(|v| *v += 3.0));
-        let mut y2 = Batch::<f64, 80>::zeros(0);
+        let mut y2 = Batch::<f64, 280>::zeros(0);
         Layer::forward(&layer, &changed, &mut y2);
         for b in 0..2 {
             let (before, after) =
@@ -240,7 +243,7 @@ fn a_causal_step_does_not_see_later_steps() {
     }
     // Without the mask, step 0 does see them.
     let open = random_layer::<f64, S, 4, 2>(false, 31);
-    let (mut y, mut y2) = (Batch::<f64, 80>::zeros(0), Batch::<f64, 80>::zeros(0));
+    let (mut y, mut y2) = (Batch::<f64, 280>::zeros(0), Batch::<f64, 280>::zeros(0));
     let mut changed = x.clone();
     changed[(S * 4 - 1, 0)] += 1.0;
     Layer::forward(&open, &x, &mut y);
@@ -448,4 +451,23 @@ fn results_do_not_depend_on_the_thread_count() {
     let two = run(&mut layer);
     crate::tensor::set_threads(previous);
     assert!(one == two, "1 and 2 threads differ");
+}
+
+#[test]
+fn an_empty_batch_gives_empty_outputs_and_zero_gradients() {
+    fn case<T: Float>() {
+        let mut layer = random_layer::<T, 5, 4, 2>(true, 81);
+        let x = Batch::<T, 20>::zeros(0);
+        let (mut y, mut dx) = (Batch::<T, 20>::zeros(3), Batch::<T, 20>::zeros(3));
+        let mut ws = AttentionWorkspace::default();
+        let mut g = layer.zero_gradients();
+        g.in_proj_weight.fill(T::one());
+        g.out_proj_weight.fill(T::one());
+        Layer::forward_train(&mut layer, &x, &mut y, &mut ws);
+        Layer::backward(&layer, &x, &y, &y, &mut ws, &mut g, Some(&mut dx));
+        assert_eq!((y.ncols(), dx.ncols()), (0, 0));
+        Attention::<T, 5, 4, 2>::visit_grads(&g, &mut |g| assert!(g.iter().all(|&v| v == T::zero())));
+    }
+    case::<f32>();
+    case::<f64>();
 }

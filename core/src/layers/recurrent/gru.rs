@@ -1,17 +1,9 @@
 //! Gated recurrent unit: PyTorch's `nn.GRU(F, H, batch_first=True)`, one
 //! layer, `h_0 = 0`, every step's `h_t` out.
-//!
-//! At step `t`, with the gates in PyTorch's order r, z, n:
-//!
-//! ```text
-//! r = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr)
-//! z = σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)
-//! n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn))
-//! h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
-//! ```
 
 use super::{
-    col, ensure_len, product, sigmoid, step, sum_columns, transposed, view, view_mut, RecurrentWeights,
+    col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, sum_columns, tanh_in_place,
+    transposed, view, view_mut, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -24,8 +16,17 @@ use std::fmt;
 const GATES: usize = 3;
 
 /// A GRU layer over `STEPS` steps of `F` features with `H` hidden units:
-/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (see the module docs
-/// for the equations). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (the equations
+/// below). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+///
+/// At step `t`, with the gates in PyTorch's order r, z, n:
+///
+/// ```text
+/// r = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr)
+/// z = σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)
+/// n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn))
+/// h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+/// ```
 #[derive(Clone)]
 pub struct Gru<T: Float, const STEPS: usize, const F: usize, const H: usize> {
     /// `weight_ih_l0` `[3H, F]`, `weight_hh_l0` `[3H, H]`, `bias_ih_l0` `[3H]`,
@@ -35,8 +36,9 @@ pub struct Gru<T: Float, const STEPS: usize, const F: usize, const H: usize> {
 
 /// What a [`Gru`] pass keeps: every step's gates, `W_hn h_{t−1} + b_hn` and
 /// previous hidden state, for backpropagation through time, and the backward
-/// pass's gradients. Every sequence buffer is `rows × (B·STEPS)` (see the
-/// [module docs](super)); all are resized only when the batch size changes.
+/// pass's gradients. Every sequence buffer holds `rows` values per step of
+/// every sample, step `t` of sample `b` in column `b·STEPS + t`, like the
+/// batches; all are resized only when the batch size changes.
 pub struct GruWorkspace<T: Float> {
     batch: usize,
     /// r, z, n after their nonlinearities (`3H` rows).
@@ -91,22 +93,24 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
                 let mut r = view_mut(&mut ws.recurrent, g, batch, g);
                 product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::zero(), &mut r);
             }
-            for b in 0..batch {
+            let (gates, hn, h_out, h_prev) =
+                (share(&mut ws.gates), share(&mut ws.hn), share(y), share(&mut ws.h_prev));
+            let recurrent = &ws.recurrent;
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
-                let h = &mut y[c * H..(c + 1) * H];
-                cell_forward(
-                    &mut ws.gates[c * g..(c + 1) * g],
-                    &ws.recurrent[b * g..(b + 1) * g],
-                    w.bias_ih(),
-                    w.bias_hh(),
-                    &ws.h_prev[c * H..(c + 1) * H],
-                    &mut ws.hn[c * H..(c + 1) * H],
-                    h,
-                );
+                // SAFETY: columns of sample `b` (steps t and t + 1 of it), which
+                // `per_sample` hands to this call alone; the buffers outlive the loop.
+                let [hn, h, h_before] =
+                    [(&hn, c), (&h_out, c), (&h_prev, c)].map(|(buf, j)| unsafe { column(buf, H, j) });
+                let (b_ih, b_hh) = (w.bias_ih(), w.bias_hh());
+                // SAFETY: as above.
+                let gi = unsafe { column(&gates, g, c) };
+                cell_forward(gi, &recurrent[b * g..(b + 1) * g], b_ih, b_hh, h_before, hn, h);
                 if t + 1 < STEPS {
-                    ws.h_prev[(c + 1) * H..(c + 2) * H].copy_from_slice(h);
+                    // SAFETY: as above.
+                    unsafe { column(&h_prev, H, c + 1) }.copy_from_slice(h);
                 }
-            }
+            });
         }
     }
 
@@ -121,29 +125,39 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         dx: Option<&mut [T]>,
     ) {
         assert_eq!(ws.batch, batch, "Gru::backward needs the workspace of forward_train on this batch");
+        if batch == 0 {
+            grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
+            return;
+        }
         let (n, g) = (batch * STEPS, GATES * H);
         let w = &self.weights;
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
         for t in (0..STEPS).rev() {
-            if t + 1 < STEPS && batch > 0 {
+            if t + 1 < STEPS {
                 // dh_next (z_{t+1} ⊙ dh_{t+1} so far) += W_hhᵀ · dG^h_{t+1}.
                 let d_next = step(&ws.d_recurrent, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
                 product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::one(), &mut dh);
             }
-            for b in 0..batch {
+            let (dh_next, d_input, d_recurrent) =
+                (share(&mut ws.dh_next), share(&mut ws.d_input), share(&mut ws.d_recurrent));
+            let (gates, hn, h_prev) = (&ws.gates, &ws.hn, &ws.h_prev);
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
                 cell_backward(
-                    &ws.gates[c * g..(c + 1) * g],
-                    &ws.hn[c * H..(c + 1) * H],
-                    &ws.h_prev[c * H..(c + 1) * H],
+                    &gates[c * g..(c + 1) * g],
+                    &hn[c * H..(c + 1) * H],
+                    &h_prev[c * H..(c + 1) * H],
                     &dy[c * H..(c + 1) * H],
-                    &mut ws.dh_next[b * H..(b + 1) * H],
-                    &mut ws.d_input[c * g..(c + 1) * g],
-                    &mut ws.d_recurrent[c * g..(c + 1) * g],
+                    // SAFETY: sample `b`'s own columns, which `per_sample` hands to this call alone.
+                    unsafe { column(&dh_next, H, b) },
+                    // SAFETY: as above.
+                    unsafe { column(&d_input, g, c) },
+                    // SAFETY: as above.
+                    unsafe { column(&d_recurrent, g, c) },
                 );
-            }
+            });
         }
 
         // Every step of every sample at once: dW_ih = X · dG^iᵀ, dW_hh = H_prev · dG^hᵀ,
@@ -180,18 +194,23 @@ fn cell_forward<T: Float>(
     h: &mut [T],
 ) {
     let n = h.len();
-    let (r, gi) = gi.split_at_mut(n);
-    let (z, nn) = gi.split_at_mut(n);
-    let (ghr, ghz, ghn) = (&gh[..n], &gh[n..2 * n], &gh[2 * n..3 * n]);
-    let (bir, biz, bin) = (&b_ih[..n], &b_ih[n..2 * n], &b_ih[2 * n..3 * n]);
-    let (bhr, bhz, bhn) = (&b_hh[..n], &b_hh[n..2 * n], &b_hh[2 * n..3 * n]);
-    let (nn, h_prev, hn) = (&mut nn[..n], &h_prev[..n], &mut hn[..n]);
+    let (rz, nn) = gi.split_at_mut(2 * n);
+    // r and z: σ(W_i· x + b_i· + W_h· h + b_h·).
+    for (k, v) in rz.iter_mut().enumerate() {
+        *v = *v + b_ih[k] + gh[k] + b_hh[k];
+    }
+    sigmoid_in_place(rz);
+    let (r, z) = rz.split_at(n);
+    // n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
+    let (ghn, bin, bhn) = (&gh[2 * n..3 * n], &b_ih[2 * n..3 * n], &b_hh[2 * n..3 * n]);
+    let (nn, hn, z, h_prev) = (&mut nn[..n], &mut hn[..n], &z[..n], &h_prev[..n]);
+    for j in 0..n {
+        hn[j] = ghn[j] + bhn[j];
+        nn[j] = nn[j] + bin[j] + r[j] * hn[j];
+    }
+    tanh_in_place(nn);
     let one = T::one();
     for j in 0..n {
-        r[j] = sigmoid(r[j] + bir[j] + ghr[j] + bhr[j]);
-        z[j] = sigmoid(z[j] + biz[j] + ghz[j] + bhz[j]);
-        hn[j] = ghn[j] + bhn[j];
-        nn[j] = (nn[j] + bin[j] + r[j] * hn[j]).tanh();
         h[j] = (one - z[j]) * nn[j] + z[j] * h_prev[j];
     }
 }
@@ -303,6 +322,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usi
         grads: &mut RecurrentWeights<T>,
         dx: Option<&mut Batch<T, IN>>,
     ) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H, "a Gru takes [STEPS, F] to [STEPS, H]") };
         let dx = dx.map(|dx| {
             ensure_batch(dx, x.ncols());
             dx.as_mut_slice()

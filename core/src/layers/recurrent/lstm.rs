@@ -1,20 +1,9 @@
 //! Long short-term memory: PyTorch's `nn.LSTM(F, H, batch_first=True)`, one
 //! layer, `h_0 = c_0 = 0`, every step's `h_t` out.
-//!
-//! At step `t`, with the gates in PyTorch's order i, f, g, o:
-//!
-//! ```text
-//! i = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)
-//! f = σ(W_if x_t + b_if + W_hf h_{t−1} + b_hf)
-//! g = tanh(W_ig x_t + b_ig + W_hg h_{t−1} + b_hg)
-//! o = σ(W_io x_t + b_io + W_ho h_{t−1} + b_ho)
-//! c_t = f ⊙ c_{t−1} + i ⊙ g
-//! h_t = o ⊙ tanh(c_t)
-//! ```
 
 use super::{
-    col, ensure_len, product, sigmoid, step, step_mut, sum_columns, transposed, view, view_mut,
-    RecurrentWeights,
+    col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, step_mut, sum_columns,
+    tanh_in_place, transposed, view, view_mut, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -27,8 +16,19 @@ use std::fmt;
 const GATES: usize = 4;
 
 /// An LSTM layer over `STEPS` steps of `F` features with `H` hidden units:
-/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (see the module docs
-/// for the equations). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+/// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (the equations
+/// below). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+///
+/// At step `t`, with the gates in PyTorch's order i, f, g, o:
+///
+/// ```text
+/// i = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)
+/// f = σ(W_if x_t + b_if + W_hf h_{t−1} + b_hf)
+/// g = tanh(W_ig x_t + b_ig + W_hg h_{t−1} + b_hg)
+/// o = σ(W_io x_t + b_io + W_ho h_{t−1} + b_ho)
+/// c_t = f ⊙ c_{t−1} + i ⊙ g
+/// h_t = o ⊙ tanh(c_t)
+/// ```
 #[derive(Clone)]
 pub struct Lstm<T: Float, const STEPS: usize, const F: usize, const H: usize> {
     /// `weight_ih_l0` `[4H, F]`, `weight_hh_l0` `[4H, H]`, `bias_ih_l0` `[4H]`,
@@ -38,8 +38,9 @@ pub struct Lstm<T: Float, const STEPS: usize, const F: usize, const H: usize> {
 
 /// What an [`Lstm`] pass keeps: every step's gates, cell states and previous
 /// hidden state, for backpropagation through time, and the backward pass's
-/// gradients. Every buffer is `rows × (B·STEPS)` (see the
-/// [module docs](super)); all are resized only when the batch size changes.
+/// gradients. Every sequence buffer holds `rows` values per step of every
+/// sample, step `t` of sample `b` in column `b·STEPS + t`, like the batches;
+/// all are resized only when the batch size changes.
 pub struct LstmWorkspace<T: Float> {
     batch: usize,
     /// b_ih + b_hh.
@@ -97,23 +98,24 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                 let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
                 product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
             }
-            for b in 0..batch {
+            let (gates, cells, tanh_cells) =
+                (share(&mut ws.gates), share(&mut ws.cells), share(&mut ws.tanh_cells));
+            let (h_out, h_prev, bias, zeros) = (share(y), share(&mut ws.h_prev), &ws.bias[..], &ws.zeros[..]);
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
-                let (before, cells) = ws.cells.split_at_mut(c * H);
-                let c_prev = if t == 0 { &ws.zeros[..] } else { &before[(c - 1) * H..] };
-                let h = &mut y[c * H..(c + 1) * H];
-                cell_forward(
-                    &mut ws.gates[c * g..(c + 1) * g],
-                    &ws.bias,
-                    &c_prev[..H],
-                    &mut cells[..H],
-                    &mut ws.tanh_cells[c * H..(c + 1) * H],
-                    h,
-                );
+                // SAFETY: columns of sample `b` (steps t − 1, t and t + 1 of it), which
+                // `per_sample` hands to this call alone; the buffers outlive the loop.
+                let [c_now, tanh_c, h] =
+                    [&cells, &tanh_cells, &h_out].map(|buf| unsafe { column(buf, H, c) });
+                // SAFETY: as above.
+                let c_prev = if t == 0 { zeros } else { unsafe { column(&cells, H, c - 1) } };
+                // SAFETY: as above.
+                cell_forward(unsafe { column(&gates, g, c) }, bias, c_prev, c_now, tanh_c, h);
                 if t + 1 < STEPS {
-                    ws.h_prev[(c + 1) * H..(c + 2) * H].copy_from_slice(h);
+                    // SAFETY: as above.
+                    unsafe { column(&h_prev, H, c + 1) }.copy_from_slice(h);
                 }
-            }
+            });
         }
     }
 
@@ -128,31 +130,40 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         dx: Option<&mut [T]>,
     ) {
         assert_eq!(ws.batch, batch, "Lstm::backward needs the workspace of forward_train on this batch");
+        if batch == 0 {
+            grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
+            return;
+        }
         let (n, g) = (batch * STEPS, GATES * H);
         let w = &self.weights;
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
         ws.dc_next.fill(T::zero());
         for t in (0..STEPS).rev() {
-            if t + 1 < STEPS && batch > 0 {
+            if t + 1 < STEPS {
                 // What reaches h_t through step t + 1: W_hhᵀ · dG_{t+1}.
                 let d_next = step(&ws.d_gates, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
                 product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
             }
-            for b in 0..batch {
+            let (d_gates, dc_next) = (share(&mut ws.d_gates), share(&mut ws.dc_next));
+            let (gates, cells, tanh_cells, dh_next, zeros) =
+                (&ws.gates, &ws.cells, &ws.tanh_cells, &ws.dh_next, &ws.zeros);
+            per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
-                let c_prev = if t == 0 { &ws.zeros[..] } else { &ws.cells[(c - 1) * H..c * H] };
+                let c_prev = if t == 0 { &zeros[..] } else { &cells[(c - 1) * H..c * H] };
                 cell_backward(
-                    &ws.gates[c * g..(c + 1) * g],
+                    &gates[c * g..(c + 1) * g],
                     c_prev,
-                    &ws.tanh_cells[c * H..(c + 1) * H],
+                    &tanh_cells[c * H..(c + 1) * H],
                     &dy[c * H..(c + 1) * H],
-                    &ws.dh_next[b * H..(b + 1) * H],
-                    &mut ws.dc_next[b * H..(b + 1) * H],
-                    &mut ws.d_gates[c * g..(c + 1) * g],
+                    &dh_next[b * H..(b + 1) * H],
+                    // SAFETY: sample `b`'s own columns, which `per_sample` hands to this call alone.
+                    unsafe { column(&dc_next, H, b) },
+                    // SAFETY: as above.
+                    unsafe { column(&d_gates, g, c) },
                 );
-            }
+            });
         }
 
         // Every step of every sample at once: dW_ih = X · dGᵀ, dW_hh = H_prev · dGᵀ,
@@ -176,22 +187,20 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
 #[inline]
 fn cell_forward<T: Float>(z: &mut [T], bias: &[T], c_prev: &[T], c: &mut [T], tanh_c: &mut [T], h: &mut [T]) {
     let n = c.len();
-    let (i, z) = z.split_at_mut(n);
-    let (f, z) = z.split_at_mut(n);
+    z.iter_mut().zip(bias).for_each(|(z, &b)| *z += b);
+    let (i_f, z) = z.split_at_mut(2 * n);
     let (g, o) = z.split_at_mut(n);
-    let (bi, bias) = bias.split_at(n);
-    let (bf, bias) = bias.split_at(n);
-    let (bg, bo) = bias.split_at(n);
-    let (o, bo, c_prev, tanh_c, h) = (&mut o[..n], &bo[..n], &c_prev[..n], &mut tanh_c[..n], &mut h[..n]);
+    sigmoid_in_place(i_f);
+    tanh_in_place(g);
+    sigmoid_in_place(o);
+    let (i, f) = i_f.split_at(n);
+    let (f, g, c_prev) = (&f[..n], &g[..n], &c_prev[..n]);
     for j in 0..n {
-        i[j] = sigmoid(i[j] + bi[j]);
-        f[j] = sigmoid(f[j] + bf[j]);
-        g[j] = (g[j] + bg[j]).tanh();
-        o[j] = sigmoid(o[j] + bo[j]);
         c[j] = f[j] * c_prev[j] + i[j] * g[j];
-        tanh_c[j] = c[j].tanh();
-        h[j] = o[j] * tanh_c[j];
     }
+    tanh_c.copy_from_slice(c);
+    tanh_in_place(tanh_c);
+    h.iter_mut().zip(o.iter().zip(tanh_c.iter())).for_each(|(h, (&o, &t))| *h = o * t);
 }
 
 /// One step of one sample backwards. In: the gates i, f, g, o, `c_{t−1}`,
@@ -308,6 +317,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usi
         grads: &mut RecurrentWeights<T>,
         dx: Option<&mut Batch<T, IN>>,
     ) {
+        const { assert!(IN == STEPS * F && OUT == STEPS * H, "an Lstm takes [STEPS, F] to [STEPS, H]") };
         let dx = dx.map(|dx| {
             ensure_batch(dx, x.ncols());
             dx.as_mut_slice()

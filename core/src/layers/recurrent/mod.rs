@@ -18,7 +18,8 @@
 //!   step, over the whole batch: step `t` of every sample is the strided view
 //!   [`step`] (columns `STEPS` apart).
 //!
-//! The gate nonlinearities are element-wise loops over one sample's `H` units.
+//! The gate nonlinearities run over one sample's gates at a time, through the
+//! vector kernels of [`crate::kernels`] in f32.
 //! Buffers are sized when the batch size changes, never inside a step.
 
 mod gru;
@@ -26,12 +27,16 @@ mod lstm;
 mod params;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timing;
 
 pub use gru::{Gru, GruWorkspace};
 pub use lstm::{Lstm, LstmWorkspace};
 pub use params::RecurrentWeights;
 
 use crate::float::Float;
+use crate::kernels::{gates, Isa};
+use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{gemm, MatRef};
 use nalgebra::{Const, Dyn, MatrixView, MatrixViewMut};
 
@@ -85,6 +90,31 @@ fn sum_columns<T: Float>(out: &mut [T], seq: &[T]) {
     }
 }
 
+/// Calls `f(b)` for every sample `b` of the batch, the samples split between
+/// threads when each part would hold enough work (`gate_rows` values a sample):
+/// one step's gate nonlinearities are independent between samples, so the
+/// result does not depend on the split.
+fn per_sample(batch: usize, gate_rows: usize, f: &(dyn Fn(usize) + Sync)) {
+    const MIN_VALUES: usize = 4096;
+    for_ranges(batch, MIN_VALUES.div_ceil(gate_rows.max(1)), &|samples| samples.for_each(f))
+}
+
+/// A buffer shared between the threads of [`per_sample`], each writing its samples' columns.
+fn share<T>(buf: &mut [T]) -> SharedSlice<T> {
+    SharedSlice::new(buf)
+}
+
+/// Column `j` (`rows` values) of a sequence buffer shared between the threads of [`per_sample`].
+///
+/// # Safety
+/// As [`SharedSlice::range`]: the column lies in the buffer, which lives, and
+/// no other live reference overlaps it (each sample's columns go to one call).
+#[allow(clippy::mut_from_ref)]
+unsafe fn column<T>(buf: &SharedSlice<T>, rows: usize, j: usize) -> &mut [T] {
+    // SAFETY: the caller's promise.
+    unsafe { buf.range(j * rows..(j + 1) * rows) }
+}
+
 /// Makes `buf` hold `len` values, reallocating only when the length changes
 /// (the contents are then unspecified; callers overwrite them).
 fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
@@ -93,8 +123,19 @@ fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
-/// The logistic function `1/(1 + e^−x)`: branch-free, 0 (not NaN) as `e^−x` overflows.
-#[inline(always)]
-fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
+/// `v = σ(v) = 1/(1 + e^−v)` in place: f32 through the vector kernels at the
+/// active level, f64 through their portable loop.
+fn sigmoid_in_place<T: Float>(v: &mut [T]) {
+    match T::f32s_mut(v) {
+        Some(v) => gates::sigmoid(Isa::active(), v),
+        None => gates::portable::sigmoid(v),
+    }
+}
+
+/// `v = tanh(v)` in place, like [`sigmoid_in_place`].
+fn tanh_in_place<T: Float>(v: &mut [T]) {
+    match T::f32s_mut(v) {
+        Some(v) => gates::tanh(Isa::active(), v),
+        None => gates::portable::tanh(v),
+    }
 }

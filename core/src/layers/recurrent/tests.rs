@@ -322,6 +322,7 @@ fn an_empty_batch_gives_empty_outputs() {
     let mut l = l;
     let (mut ws, mut y, mut dx, mut grads) =
         (LstmWorkspace::default(), Batch::zeros(0), Batch::zeros(0), l.zero_gradients());
+    grads.tensors_mut().into_iter().for_each(|t| t.fill(1.0));
     l.forward_train(&x, &mut y, &mut ws);
     Layer::<f64, IN, OUT>::backward(&l, &x, &y, &y, &mut ws, &mut grads, Some(&mut dx));
     assert_eq!(dx.ncols(), 0);
@@ -373,4 +374,35 @@ fn initialisation_is_pytorchs_uniform_and_seeded() {
     assert!(all.iter().all(|v| v.abs() <= k));
     assert!(all.iter().any(|v| v.abs() > 0.9 * k), "spread over the whole range");
     assert!(Gru64::zeros().weights.weight_hh().iter().all(|&v| v == 0.0));
+}
+
+/// One training and backward pass of a layer large enough that the products
+/// and the per-step gate loops split between threads, at `threads` threads.
+fn split_pass<L>(layer: &mut L, threads: usize) -> (Vec<f32>, Vec<Vec<f32>>, Vec<f32>)
+where
+    L: Layer<f32, { 6 * 24 }, { 6 * 64 }, Gradients = RecurrentWeights<f32>>
+        + Params<f32, Gradients = RecurrentWeights<f32>>,
+{
+    crate::set_threads(threads);
+    let x = Batch::<f32, { 6 * 24 }>::from_fn(40, |i, j| ((i * 7 + j * 3) as f32 * 0.23).sin());
+    let dy = Batch::<f32, { 6 * 64 }>::from_fn(40, |i, j| ((i + 5 * j) as f32 * 0.41).cos());
+    let (mut ws, mut y, mut dx) = (L::Workspace::default(), Batch::zeros(0), Batch::zeros(0));
+    let mut grads = Params::zero_gradients(layer);
+    layer.forward_train(&x, &mut y, &mut ws);
+    layer.backward(&x, &y, &dy, &mut ws, &mut grads, Some(&mut dx));
+    let mut g = Vec::new();
+    L::visit_grads(&grads, &mut |v| g.push(v.to_vec()));
+    (y.as_slice().to_vec(), g, dx.as_slice().to_vec())
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let _threads = crate::tensor::threads::thread_count_lock();
+    let mut l = Lstm::<f32, 6, 24, 64>::new(Init::Auto, &mut seeded_rng(3));
+    let mut g = Gru::<f32, 6, 24, 64>::new(Init::Auto, &mut seeded_rng(4));
+    let (l1, g1) = (split_pass(&mut l, 1), split_pass(&mut g, 1));
+    let (l2, g2) = (split_pass(&mut l, 2), split_pass(&mut g, 2));
+    crate::set_threads(1);
+    assert!(l1 == l2, "lstm: 1 and 2 threads differ");
+    assert!(g1 == g2, "gru: 1 and 2 threads differ");
 }
