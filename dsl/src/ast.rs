@@ -18,8 +18,8 @@ pub struct NetworkDef {
 /// One comma-separated entry of the body.
 #[derive(Clone)]
 pub enum Item {
-    /// `input: [784]`
-    Input { key: Ident, shape: ShapeLit },
+    /// `input: [784]`, or `input: tokens[64]` (`tokens` set): token ids
+    Input { key: Ident, shape: ShapeLit, tokens: bool },
     /// `output: [10]`
     Output { key: Ident, shape: ShapeLit },
     /// `fc1: dense(256) => [256]`

@@ -189,6 +189,12 @@ pub enum LayerKind {
         heads: usize,
         causal: bool,
     },
+    /// `embedding(V -> D)`: `tokens[steps]` to `[steps, dim]`.
+    Embedding {
+        steps: usize,
+        vocab: usize,
+        dim: usize,
+    },
     /// A learned `[steps, dim]` table added to the input.
     Positional {
         steps: usize,
@@ -291,6 +297,7 @@ impl LayerKind {
                 Count::Lit(4).mul(&Count::Lit(*dim)).mul(&Count::Lit(*dim).add(&Count::Lit(1)))
             }
             LayerKind::Positional { steps, dim } => Count::Lit(*steps).mul(&Count::Lit(*dim)),
+            LayerKind::Embedding { vocab, dim, .. } => Count::Lit(*vocab).mul(&Count::Lit(*dim)),
             _ => Count::Lit(0),
         }
     }
@@ -310,6 +317,7 @@ impl LayerKind {
                 | LayerKind::Recurrent { .. }
                 | LayerKind::Attention { .. }
                 | LayerKind::Positional { .. }
+                | LayerKind::Embedding { .. }
         ) || matches!(self, LayerKind::PerStep { inner, .. } if inner.has_params())
     }
 
@@ -406,6 +414,7 @@ impl fmt::Display for LayerKind {
                 write!(f, "attention(heads = {heads}{})", if *causal { ", causal" } else { "" })
             }
             LayerKind::Positional { .. } => f.write_str("positional"),
+            LayerKind::Embedding { vocab, dim, .. } => write!(f, "embedding({vocab} -> {dim})"),
         }
     }
 }
@@ -547,6 +556,8 @@ impl ToTokens for Count {
 pub enum Shape {
     Known(Vec<usize>),
     Generic(Ident),
+    /// `tokens[T]`: `T` token ids per sample, which only `embedding` takes.
+    Tokens(usize),
     Unknown,
 }
 
@@ -587,6 +598,7 @@ impl Shape {
         match self {
             Shape::Known(d) => Size::Lit(d.iter().fold(1, |a, &b| a.saturating_mul(b))),
             Shape::Generic(p) => Size::Param(p.clone()),
+            Shape::Tokens(t) => Size::Lit(*t),
             Shape::Unknown => Size::Lit(0),
         }
     }
@@ -596,6 +608,7 @@ impl Shape {
         match self {
             Shape::Known(d) => d.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).map(Size::Lit),
             Shape::Generic(p) => Some(Size::Param(p.clone())),
+            Shape::Tokens(t) => Some(Size::Lit(*t)),
             Shape::Unknown => None,
         }
     }
@@ -603,7 +616,7 @@ impl Shape {
     pub fn rank(&self) -> Option<usize> {
         match self {
             Shape::Known(d) => Some(d.len()),
-            Shape::Generic(_) => Some(1),
+            Shape::Generic(_) | Shape::Tokens(_) => Some(1),
             Shape::Unknown => None,
         }
     }
@@ -613,6 +626,7 @@ impl Shape {
         match self {
             Shape::Known(d) => d.iter().map(|&n| Size::Lit(n)).collect(),
             Shape::Generic(p) => vec![Size::Param(p.clone())],
+            Shape::Tokens(t) => vec![Size::Lit(*t)],
             Shape::Unknown => Vec::new(),
         }
     }
@@ -626,6 +640,7 @@ impl fmt::Display for Shape {
                 write!(f, "[{}]", dims.join(", "))
             }
             Shape::Generic(p) => write!(f, "[{p}]"),
+            Shape::Tokens(t) => write!(f, "tokens[{t}]"),
             Shape::Unknown => f.write_str("[?]"),
         }
     }

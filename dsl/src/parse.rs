@@ -202,12 +202,23 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
             return Err(syn::Error::new(key.span(), format!("expected a layer after `{key}:`")));
         }
         if key == "input" || key == "output" {
+            let tokens = key == "input"
+                && input.peek(Ident::peek_any)
+                && input.fork().call(Ident::parse_any)? == "tokens"
+                && input.peek2(syn::token::Bracket);
+            if tokens {
+                input.call(Ident::parse_any)?;
+            }
             if !input.peek(syn::token::Bracket) {
                 return Err(input.error(format!("expected a shape after `{key}:`, e.g. `{key}: [784]`")));
             }
             let shape = parse_shape(input, generics)?;
             expect_end(input, "after the shape")?;
-            return Ok(if key == "input" { Item::Input { key, shape } } else { Item::Output { key, shape } });
+            return Ok(if key == "input" {
+                Item::Input { key, shape, tokens }
+            } else {
+                Item::Output { key, shape }
+            });
         }
         name = Some(key);
     }

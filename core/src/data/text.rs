@@ -106,19 +106,30 @@ pub fn next_token_windows<T: Float, const STEPS: usize>(
     ids: &[usize],
     stride: usize,
 ) -> Result<Dataset<T, STEPS, StepLabels<STEPS>>> {
-    if stride == 0 || STEPS == 0 {
-        return Err(Error::InvalidConfig(format!(
-            "windows of {STEPS} steps every {stride} ids: both must be positive"
-        )));
+    if stride == 0 {
+        return Err(Error::InvalidConfig("windows every 0 ids: the stride must be positive".into()));
     }
-    let count = match ids.len().checked_sub(STEPS + 1) {
-        Some(room) => room / stride + 1,
-        None => 0,
-    };
-    let mut features = Batch::<T, STEPS>::zeros(count);
-    let mut targets = Vec::with_capacity(count);
-    for (i, mut column) in features.column_iter_mut().enumerate() {
-        let window = &ids[i * stride..i * stride + STEPS + 1];
+    let count = ids.len().checked_sub(STEPS + 1).map_or(0, |room| room / stride + 1);
+    let starts: Vec<usize> = (0..count).map(|i| i * stride).collect();
+    windows_at(ids, &starts)
+}
+
+/// The windows of [`next_token_windows`] that start at `starts` (e.g. drawn at
+/// random for each stretch of training); a window that runs past the end of
+/// `ids` is an error.
+pub fn windows_at<T: Float, const STEPS: usize>(
+    ids: &[usize],
+    starts: &[usize],
+) -> Result<Dataset<T, STEPS, StepLabels<STEPS>>> {
+    let mut features = Batch::<T, STEPS>::zeros(starts.len());
+    let mut targets = Vec::with_capacity(starts.len());
+    for (&start, mut column) in starts.iter().zip(features.column_iter_mut()) {
+        let Some(window) = ids.get(start..start.saturating_add(STEPS + 1)) else {
+            return Err(Error::InvalidConfig(format!(
+                "a window of {STEPS} steps at {start} runs past the {} ids",
+                ids.len()
+            )));
+        };
         column.iter_mut().zip(window).for_each(|(x, &id)| *x = T::cast(id as f64));
         targets.push(std::array::from_fn(|t| window[t + 1]));
     }
@@ -160,5 +171,8 @@ mod tests {
         assert_eq!(next_token_windows::<f64, 4>(&ids, 1).unwrap().len(), 6);
         assert_eq!(next_token_windows::<f64, 4>(&ids[..4], 1).unwrap().len(), 0);
         assert!(next_token_windows::<f64, 4>(&ids, 0).is_err());
+        let picked = windows_at::<f64, 4>(&ids, &[5, 0]).unwrap();
+        assert_eq!(picked.targets(), &vec![[6, 7, 8, 9], [1, 2, 3, 4]]);
+        assert!(windows_at::<f64, 4>(&ids, &[6]).is_err());
     }
 }

@@ -32,6 +32,7 @@ pub enum Spec {
     Attention { heads: usize, causal: bool },
     Positional,
     Last,
+    Embedding { vocab: usize, dim: usize },
 }
 
 /// A convolution over steps: its arguments.
@@ -413,6 +414,22 @@ pub fn parallel(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
             cx.error_at(
                 span,
                 "`parallel` needs its join: `parallel(concat) { .. }` or `parallel(add) { .. }`",
+            );
+            None
+        }
+    }
+}
+/// `embedding(V -> D)`: the vocabulary's size and the features of each token's vector.
+pub fn embedding(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
+    match call.args {
+        [Arg::Arrow { from, to }] => {
+            let (vocab, dim) = (size_value(from, cx), size_value(to, cx));
+            Some(Spec::Embedding { vocab: vocab?, dim: dim? })
+        }
+        _ => {
+            cx.error_at(
+                call.args_span(),
+                "`embedding` takes the vocabulary's size and the features, e.g. `embedding(63 -> 128)`",
             );
             None
         }

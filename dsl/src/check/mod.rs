@@ -11,7 +11,8 @@
 //! - `shapes.rs`: the shape rules of plain layers, written shapes, assertions;
 //! - `sequences.rs`: the rules on rank 2, `[steps, features]` (sequence layers, per-step forms),
 //!   `seq_args.rs` the sequence layers' arguments;
-//! - `blocks.rs`: `residual`, `parallel` and nested networks.
+//! - `blocks.rs`: `residual`, `parallel` and nested networks;
+//! - `tokens.rs`: `input: tokens[T]` and `embedding`, the one layer that takes token ids.
 
 mod args;
 mod blocks;
@@ -25,6 +26,9 @@ mod shapes;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;
+mod tokens;
 mod values;
 
 use crate::ast::{Item, LayerDef, NetworkDef, Role, ShapeLit};
@@ -41,7 +45,8 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
     check_attrs(&def.attrs, cx);
 
     let input_shape = match &entries.input {
-        Some(Some(shape)) => shapes::input_shape(shape, cx),
+        Some(Some((shape, false))) => shapes::input_shape(shape, cx),
+        Some(Some((shape, true))) => tokens::input(shape, cx),
         Some(None) => Shape::Unknown,
         None => {
             cx.error_at(
@@ -92,7 +97,7 @@ pub fn check(def: NetworkDef, cx: &Ctxt) -> Option<Model> {
 /// The network's entries sorted by role; `None` inside: the entry was there
 /// but broken (already reported).
 struct Entries {
-    input: Option<Option<ShapeLit>>,
+    input: Option<Option<(ShapeLit, bool)>>,
     output: Option<(Span, Option<ShapeLit>)>,
     layers: Vec<Option<LayerDef>>,
 }
@@ -103,13 +108,13 @@ fn order_entries(items: Vec<Item>, cx: &Ctxt) -> Entries {
     let mut output_misplaced = false;
     for item in items {
         match item {
-            Item::Input { key, shape } => {
+            Item::Input { key, shape, tokens } => {
                 if entries.input.is_some() {
                     cx.error_at(key.span(), "duplicate `input:`; a network has one input");
                 } else if !entries.layers.is_empty() || entries.output.is_some() {
                     cx.error_at(key.span(), "`input:` must come first, before any layer");
                 }
-                entries.input.get_or_insert(Some(shape));
+                entries.input.get_or_insert(Some((shape, tokens)));
             }
             Item::Invalid(Role::Input, _) => {
                 entries.input.get_or_insert(None);
@@ -162,7 +167,8 @@ fn check_sequence(
         };
         let name = ident.unraw().to_string();
         check_name(layers, position, &ident, &name, &mut names, cx);
-        let Some((kind, out_shape)) = check_layer(def, &shape, &producer, cx) else {
+        let taken = tokens::check_taker(def, &shape, &producer, cx);
+        let Some((kind, out_shape)) = taken.then(|| check_layer(def, &shape, &producer, cx)).flatten() else {
             shape = Shape::Unknown;
             continue;
         };

@@ -3,7 +3,7 @@
 //! here by name, and "unknown layer" messages list and suggest these names.
 
 use super::args::{self, Call, Spec};
-use super::{blocks, seq_args, sequences, shapes};
+use super::{blocks, seq_args, sequences, shapes, tokens};
 use crate::ast::LayerDef;
 use crate::ctxt::Ctxt;
 use crate::model::{Activation, LayerKind, Shape};
@@ -190,6 +190,13 @@ pub const LAYERS: &[Entry] = &[
         resolve: |call, cx| args::none(call, Spec::Positional, cx),
         shape: sequences::positional,
         keeps_shape: true,
+    },
+    Entry {
+        name: "embedding",
+        keywords: &[],
+        resolve: args::embedding,
+        shape: tokens::embedding,
+        keeps_shape: false,
     },
     Entry {
         name: "last",

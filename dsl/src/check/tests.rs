@@ -361,6 +361,7 @@ fn every_table_entry_resolves_and_shapes_an_example() {
         ("gru", "[5, 4]", "gru(3)"),
         ("attention", "[5, 4]", "attention(heads = 2)"),
         ("positional", "[5, 4]", "positional"),
+        ("embedding", "tokens[5]", "embedding(7 -> 4)"),
         ("last", "[5, 4]", "last"),
         ("residual", "[4]", "residual { dense(4) }"),
         ("parallel", "[4]", "parallel(add) { branch { dense(2) } branch { dense(2) } }"),

@@ -124,6 +124,8 @@ pub fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             quote!(#layers::Positional::new(init.resolve(false), &mut rng))
         }
         LayerKind::Positional { .. } => quote!(#layers::Positional::zeros()),
+        LayerKind::Embedding { .. } if random => quote!(#layers::Embedding::new(&mut rng)),
+        LayerKind::Embedding { .. } => quote!(#layers::Embedding::zeros()),
         _ => unreachable!("only layers with parameters or state are fields"),
     }
 }

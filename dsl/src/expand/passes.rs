@@ -5,8 +5,9 @@
 
 use super::fused::{fused_steps, Fused, Pass};
 use super::layers::layer_ref;
+use super::types::layer_type;
 use super::Net;
-use crate::model::{Layer, LayerKind, Model};
+use crate::model::{Layer, LayerKind, Model, Shape};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -24,6 +25,7 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
     });
     let backward = backward_body(model, &steps);
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
+    let check_input = check_input(net);
     quote! {
         #cfg
         impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
@@ -63,7 +65,26 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
             fn trace_output(t: &#trace<#ga T>) -> &#sn::Batch<T, #output_size> {
                 &t.out.#last
             }
+
+            #check_input
         }
+    }
+}
+
+/// A network of token ids (`input: tokens[T]`) checks them with its first
+/// layer, the embedding (the checker allows no other); others take any input.
+fn check_input(net: &Net<'_>) -> TokenStream {
+    let Net { model, sn, input_size, .. } = net;
+    match (&model.input, model.layers.first()) {
+        (Shape::Tokens(_), Some(first @ Layer { kind: LayerKind::Embedding { .. }, .. })) => {
+            let embedding = layer_type(model, first);
+            quote! {
+                fn check_input(x: &#sn::Batch<T, #input_size>) -> #sn::error::Result<()> {
+                    <#embedding>::check_ids(x)
+                }
+            }
+        }
+        _ => TokenStream::new(),
     }
 }
 

@@ -285,6 +285,7 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
         }
         LayerKind::Attention { steps, dim, heads, .. } => quote!(#layers::Attention<T, #steps, #dim, #heads>),
         LayerKind::Positional { steps, dim } => quote!(#layers::Positional<T, #steps, #dim>),
+        LayerKind::Embedding { steps, vocab, dim } => quote!(#layers::Embedding<T, #steps, #vocab, #dim>),
         LayerKind::Activation(a) => match a {
             Activation::Relu => quote!(#layers::Relu),
             Activation::LeakyRelu(_) => quote!(#layers::LeakyRelu),
