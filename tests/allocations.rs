@@ -48,6 +48,31 @@ network! {
     }
 }
 
+network! {
+    /// The sequence layers: a convolution over steps, recurrent layers, the last step.
+    struct Rows {
+        input: [12, 6],
+        conv1d(8, kernel = 3, padding = 1), relu, max_pool(2),
+        lstm(16), gru(8),
+        last,
+        dense(4),
+    }
+}
+
+network! {
+    /// A pre-LN transformer block on float sequences, then the mean over the steps.
+    struct Block {
+        input: [16, 8],
+        positional,
+        residual { layer_norm, attention(heads = 2, causal) },
+        residual { layer_norm, dense(32), gelu, dense(8) },
+        layer_norm,
+        conv1d(8, kernel = 3, stride = 2), avg_pool(2),
+        global_avg_pool,
+        dense(5),
+    }
+}
+
 /// A deterministic batch of `n` samples and labels below `classes`.
 fn batch<const N: usize>(n: usize, classes: usize) -> (Batch<f32, N>, Labels) {
     let x = Batch::from_fn(n, |i, j| ((i * 31 + j * 17) % 97) as f32 / 97.0 - 0.3);
@@ -115,6 +140,10 @@ fn check_all(threads: usize) -> Vec<String> {
         run(check(&format!("cnn b{n}, adam, {t}"), Cnn::new(0), adam(), n));
     }
     run(check(&format!("wide b16, adamw, {t}"), Wide::new(0), AdamW::new(1e-3, 0.01), 16));
+    for n in [1, 16] {
+        run(check(&format!("rows b{n}, adam, {t}"), Rows::new(0), adam(), n));
+        run(check(&format!("transformer block b{n}, adamw, {t}"), Block::new(0), AdamW::new(1e-3, 0.01), n));
+    }
     failures
 }
 
