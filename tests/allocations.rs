@@ -49,27 +49,30 @@ network! {
 }
 
 network! {
-    /// The sequence layers: a convolution over steps, recurrent layers, the last step.
+    /// Issue 19's `Rows`: a convolution over steps, recurrent layers, the last step.
     struct Rows {
-        input: [12, 6],
-        conv1d(8, kernel = 3, padding = 1), relu, max_pool(2),
-        lstm(16), gru(8),
+        input: [28, 28],
+        conv: conv1d(32, kernel = 3, padding = 1), relu,
+        rnn: lstm(64),
+        gru1: gru(32),
         last,
-        dense(4),
+        head: dense(10),
     }
 }
 
 network! {
-    /// A pre-LN transformer block on float sequences, then the mean over the steps.
+    /// A pre-LN transformer block with every other rank-2 layer around it.
     struct Block {
-        input: [16, 8],
-        positional,
-        residual { layer_norm, attention(heads = 2, causal) },
-        residual { layer_norm, dense(32), gelu, dense(8) },
-        layer_norm,
-        conv1d(8, kernel = 3, stride = 2), avg_pool(2),
+        input: [16, 32],
+        pos: positional,
+        att: residual { layer_norm, attention(heads = 4, causal) },
+        ff: residual { layer_norm, dense(64), gelu, dropout(0.1), dense(32) },
+        softmax,
+        c: conv1d(8, kernel = 3, stride = 2, padding = 1),
+        max_pool(2), avg_pool(2, stride = 1),
+        p: parallel(add) { branch { dense(6) } branch { gru(6) } },
         global_avg_pool,
-        dense(5),
+        dense(10),
     }
 }
 

@@ -1,5 +1,4 @@
-//! Sequence networks declared with `network!` against PyTorch (the layers
-//! alone are in `reference_seq_*.rs`): fixtures written by
+//! The sequence layers and networks, declared with `network!`, against PyTorch: fixtures written by
 //! `tools/gen_seq_fixtures.py` (torch, float64) hold parameters, inputs,
 //! outputs, the loss and every gradient. No Python is needed to run these tests.
 //!
@@ -11,6 +10,19 @@ use serde_json::Value;
 use staticnet::gradcheck::assert_close;
 use staticnet::prelude::*;
 use std::path::Path;
+
+network! { struct LstmOnly { input: [4, 3], rnn: lstm(5) } }
+network! { struct GruOnly { input: [4, 3], rnn: gru(5) } }
+network! { struct Conv1dOnly { input: [7, 3], conv: conv1d(4, kernel = 3) } }
+network! {
+    struct Conv1dStridePadDil {
+        input: [7, 3],
+        conv: conv1d(4, kernel = 3, stride = 2, padding = 2, dilation = 2, bias = false),
+    }
+}
+network! { struct AttentionOnly { input: [5, 6], att: attention(heads = 2) } }
+network! { struct CausalAttentionOnly { input: [5, 6], att: attention(heads = 2, causal) } }
+network! { struct LayerNormOnly { input: [4, 5], ln: layer_norm } }
 
 network! {
     struct SeqBlock {
@@ -154,6 +166,53 @@ fn check<T, N, const IN: usize, const OUT: usize>(
 
 const F64_TOL: f64 = 1e-10;
 const F32_TOL: f64 = 1e-4;
+
+/// Both precisions of a network under the weighted-sum loss; the fixture's
+/// names are the network's after `prefix`.
+macro_rules! weighted {
+    ($net:ident, $file:literal, $prefix:literal, $in:literal, $out:literal) => {{
+        let f = Fixture::load($file);
+        check::<f64, _, $in, $out>($net::zeros(), &f, $prefix, weighted, F64_TOL);
+        check::<f32, _, $in, $out>($net::zeros(), &f, $prefix, weighted, F32_TOL);
+    }};
+}
+
+#[test]
+fn lstm_and_gru_match_pytorch() {
+    weighted!(LstmOnly, "seq_lstm.json", "rnn.", 12, 20);
+    weighted!(GruOnly, "seq_gru.json", "rnn.", 12, 20);
+}
+
+#[test]
+fn conv1d_matches_pytorch() {
+    weighted!(Conv1dOnly, "seq_conv1d.json", "conv.", 21, 20);
+    weighted!(Conv1dStridePadDil, "seq_conv1d_stride_pad_dil.json", "conv.", 21, 16);
+}
+
+#[test]
+fn attention_matches_pytorch() {
+    weighted!(AttentionOnly, "seq_attention.json", "att.", 30, 30);
+    weighted!(CausalAttentionOnly, "seq_attention_causal.json", "att.", 30, 30);
+}
+
+#[test]
+fn layer_norm_at_every_step_matches_pytorch() {
+    weighted!(LayerNormOnly, "seq_layer_norm.json", "ln.", 20, 20);
+}
+
+/// The network fixtures were written for these very declarations.
+#[test]
+fn the_fixtures_declare_these_networks() {
+    for (file, name) in [
+        ("seq_block.json", "SeqBlock"),
+        ("seq_token_block.json", "SeqTokenBlock"),
+        ("seq_lstm_net.json", "SeqLstmNet"),
+        ("seq_conv_net.json", "SeqConvNet"),
+    ] {
+        let source = Fixture::load(file).0["config"]["staticnet"].as_str().expect("the source").to_string();
+        assert!(source.contains(&format!("struct {name} {{")), "{file}: {source}");
+    }
+}
 
 #[test]
 fn recurrent_network_matches_pytorch() {
