@@ -250,3 +250,56 @@ fn token_embedding_transformer_matches_pytorch() {
         "token id 11 of sample 2 at step 3 is not in the vocabulary: ids are whole numbers below 11"
     );
 }
+
+/// `staticnet_seq_<kind>.{safetensors,json}`: a model saved by staticnet, with
+/// an input and staticnet's output, which `tools/gen_seq_fixtures.py
+/// --check-load` loads into `nn.LSTM` / `nn.GRU` / `nn.MultiheadAttention` by
+/// name and runs. `STATICNET_WRITE_FIXTURES=1` rewrites them; otherwise the
+/// committed model must load and give the committed outputs again.
+fn saved_for_pytorch<N, const IN: usize, const OUT: usize>(kind: &str, net: N, extra: Value)
+where
+    N: Network<f32, IN, OUT>,
+    N: Clone,
+{
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (weights, json_path) = (
+        fixtures.join(format!("staticnet_seq_{kind}.safetensors")),
+        fixtures.join(format!("staticnet_seq_{kind}.json")),
+    );
+    let x = Batch::<f32, IN>::from_fn(2, |i, j| ((i * 7 + j * 13) as f32 * 0.37).sin());
+    if std::env::var_os("STATICNET_WRITE_FIXTURES").is_some_and(|v| v == "1") {
+        staticnet::persist::save(&net, &weights).unwrap();
+        let y = net.forward(&x);
+        let steps = |b: &[f32], width: usize| -> Vec<Vec<Vec<f64>>> {
+            b.chunks(b.len() / 2)
+                .map(|s| s.chunks(width).map(|r| r.iter().map(|&v| f64::from(v)).collect()).collect())
+                .collect()
+        };
+        let mut json = serde_json::json!({
+            "generator": "tests/reference_seq.rs (STATICNET_WRITE_FIXTURES=1 cargo test --test reference_seq)",
+            "module": kind,
+            "prefix": extra["prefix"],
+            "x": steps(x.as_slice(), extra["features"].as_u64().unwrap() as usize),
+            "y": steps(y.as_slice(), extra["out_features"].as_u64().unwrap() as usize),
+        });
+        if kind == "attention" {
+            json["heads"] = extra["heads"].clone();
+            json["causal"] = extra["causal"].clone();
+        }
+        std::fs::write(&json_path, serde_json::to_string(&json).unwrap() + "\n").unwrap();
+    }
+    let committed = Fixture::load(json_path.file_name().unwrap().to_str().unwrap());
+    let mut loaded = net.clone();
+    staticnet::persist::load_into(&mut loaded, &weights).unwrap();
+    assert_close(loaded.forward(&x).as_slice(), &Fixture::flat(&committed.0["y"]), 1e-5, kind);
+}
+
+#[test]
+fn models_saved_for_pytorch_give_their_committed_outputs() {
+    let rnn = serde_json::json!({"prefix": "rnn.", "features": 3, "out_features": 5});
+    saved_for_pytorch("lstm", LstmOnly::new(7), rnn.clone());
+    saved_for_pytorch("gru", GruOnly::new(7), rnn);
+    let att =
+        serde_json::json!({"prefix": "att.", "features": 6, "out_features": 6, "heads": 2, "causal": true});
+    saved_for_pytorch("attention", CausalAttentionOnly::new(7), att);
+}
