@@ -70,6 +70,11 @@ network! {
     struct Other { input: [4], fc1: dense(5), relu, out: dense(3) }
 }
 
+network! {
+    /// A language model over 4 token ids of a 6-token vocabulary.
+    struct TokenLm { input: tokens[4], embed: embedding(6 -> 8), rnn: lstm(8), head: dense(6) }
+}
+
 /// A fresh directory, unique per call (tests run in parallel).
 fn scratch(name: &str) -> PathBuf {
     static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -517,6 +522,60 @@ fn label_out_of_range() {
     let labels = idx::IdxArray { dims: vec![3], data: idx::IdxData::U8(vec![1, 12, 3]) };
     let err = mnist::labels_from_idx(&labels, Path::new("l.idx")).unwrap_err();
     assert_eq!(err.to_string(), "label 12 of sample 1 is out of range: the network has 10 classes");
+}
+
+// ---------------------------------------------------------------------------
+// Error::TokenOutOfRange, Error::StepLabelOutOfRange, Error::UnknownCharacter
+
+/// Two windows of 4 token ids with their next-token targets.
+fn token_data(ids: [f32; 8], targets: StepLabels<4>) -> Dataset<f32, 4, StepLabels<4>> {
+    Dataset::new(Batch::from_column_slice(&ids), targets).unwrap()
+}
+
+#[test]
+fn token_out_of_range() {
+    let mut net = TokenLm::new(0);
+    let loss = SequenceCrossEntropy::<4, 6>;
+    let good = vec![[1, 2, 3, 4], [5, 0, 1, 2]];
+    let bad = token_data([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 0.0, 1.0], good.clone());
+    let before = net.clone();
+    let err = quiet(Sgd::new(0.1)).fit(&mut net, &loss, &bad, None).unwrap_err();
+    assert!(matches!(err, Error::TokenOutOfRange { sample: 1, step: 1, vocab: 6, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "token id 6 of sample 1 at step 1 is not in the vocabulary: ids are whole numbers below 6"
+    );
+    assert_eq!(staticnet::persist::to_bytes(&net).unwrap(), staticnet::persist::to_bytes(&before).unwrap());
+    let fractional = token_data([0.0, 1.5, 2.0, 3.0, 4.0, 5.0, 0.0, 1.0], good);
+    let err = evaluate(&net, &loss, &fractional, 8).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "token id 1.5 of sample 0 at step 1 is not in the vocabulary: ids are whole numbers below 6"
+    );
+}
+
+#[test]
+fn step_label_out_of_range() {
+    let data = token_data([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 1.0], vec![[1, 2, 3, 4], [5, 0, 9, 2]]);
+    let err = quiet(Sgd::new(0.1))
+        .fit(&mut TokenLm::new(0), &SequenceCrossEntropy::<4, 6>, &data, None)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::StepLabelOutOfRange { label: 9, sample: 1, step: 2, classes: 6 }),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "label 9 of sample 1 at step 2 is out of range: the network has 6 classes");
+}
+
+#[test]
+fn unknown_character() {
+    let vocab = staticnet::data::text::CharVocab::from_text("in the beginning\n");
+    let err = vocab.encode("the\nearth").unwrap_err();
+    assert!(matches!(err, Error::UnknownCharacter { character: 'a', line: 2, column: 2 }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "character 'a' at line 2, column 2 is not in the vocabulary (the characters of the training text)"
+    );
 }
 
 // ---------------------------------------------------------------------------
