@@ -29,8 +29,8 @@ where
     for chunk in indices.chunks(batch_size) {
         batch.fill_from(data, chunk);
         let out = net.infer(&batch.features, &mut trace);
-        loss_sum += loss.loss(&out, &batch.targets)?.as_f64() * chunk.len() as f64;
-        if let Some((r, n)) = loss.correct(&out, &batch.targets) {
+        loss_sum += loss.loss(out, &batch.targets)?.as_f64() * chunk.len() as f64;
+        if let Some((r, n)) = loss.correct(out, &batch.targets) {
             right += r;
             judged += n;
         }
