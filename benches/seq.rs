@@ -1,0 +1,147 @@
+//! Issue 19's sequence cases: a training step and batch-1 inference of the
+//! character GPT of `examples/charlm.rs`, a training step of its LSTM language
+//! model, and sampling 200 tokens with `generate`. The peers (PyTorch eager,
+//! `torch.compile`, JAX jit) run the same models in `bench/seq_peers.py`.
+//!
+//! - `train/gpt_train_b32_t64/<n>t`: forward, the per-step cross-entropy,
+//!   backward and an AdamW step (lr 1e-3, weight decay 0.01) on 32 windows of
+//!   64 token ids.
+//! - `infer/gpt_infer_b1_t64/<n>t`: `Network::infer` of one window into a
+//!   reused trace.
+//! - `train/lstm_train_b32_t64/<n>t`: the same step for `CharLstm` with a
+//!   plain SGD step (lr 0.1).
+//! - `generate/generate_tokens/<n>t`: `generate` of 200 tokens from a 1-token
+//!   prompt (criterion's throughput is tokens per second).
+//!
+//! Token ids and step labels are drawn once from a fixed seed. Thread counts:
+//! `STATICNET_BENCH_THREADS` (default `1,2`), as in the other benches.
+
+use common::thread_counts;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use staticnet::init::{next_seed, seeded_rng};
+use staticnet::prelude::*;
+use std::hint::black_box;
+
+/// Token ids per window.
+const STEPS: usize = 64;
+/// Distinct tokens (the KJV text's characters).
+const VOCAB: usize = 63;
+/// Logits per window: `[STEPS, VOCAB]`.
+const LOGITS: usize = STEPS * VOCAB;
+/// Windows per training batch.
+const BATCH: usize = 32;
+/// Tokens sampled by `generate_tokens`.
+const TOKENS: usize = 200;
+
+network! {
+    /// A GPT of two pre-LN blocks over 64 characters (issue 19's `CharGpt`, as in `examples/charlm.rs`).
+    pub struct CharGpt {
+        input: tokens[64],                       // 64 token ids per sample
+        embed: embedding(63 -> 128),             // [64] tokens -> [64, 128]
+        pos: positional,                         // learned position embedding, added: [64, 128]
+        att1: residual { layer_norm, attention(heads = 4, causal) },
+        ff1: residual { layer_norm, dense(512), gelu, dense(128) },
+        att2: residual { layer_norm, attention(heads = 4, causal) },
+        ff2: residual { layer_norm, dense(512), gelu, dense(128) },
+        layer_norm,
+        head: dense(63),                         // at every step: [64, 63]
+        output: [64, 63],
+    }
+}
+
+network! {
+    /// A recurrent language model: an LSTM over the embedded characters (`examples/charlm.rs`).
+    pub struct CharLstm {
+        input: tokens[64],
+        embed: embedding(63 -> 64),
+        rnn: lstm(256),
+        head: dense(63),
+        output: [64, 63],
+    }
+}
+
+/// `n` windows of random token ids (whole numbers below `VOCAB`, as f32) and
+/// random next-token labels, from a fixed seed.
+fn windows(n: usize) -> (Batch<f32, STEPS>, StepLabels<STEPS>) {
+    let mut rng = seeded_rng(19);
+    let mut id = || (next_seed(&mut rng) % VOCAB as u64) as usize;
+    let x = Batch::from_fn(n, |_, _| id() as f32);
+    let labels = (0..n).map(|_| std::array::from_fn(|_| id())).collect();
+    (x, labels)
+}
+
+/// Times one training step of `net` with `optimizer` on a fixed batch of `n`
+/// windows: forward, per-step cross-entropy, backward, the optimizer's step.
+fn train_step<N, O>(c: &mut Criterion, name: &str, mut net: N, mut optimizer: O, n: usize)
+where
+    N: Network<f32, STEPS, LOGITS>,
+    O: Optimizer<f32>,
+{
+    let (x, labels) = windows(n);
+    let loss = SequenceCrossEntropy::<STEPS, VOCAB>;
+    let mut trace = N::Trace::default();
+    let mut grads = net.zero_gradients();
+    let mut d_out = Batch::<f32, LOGITS>::zeros(0);
+    let mut group = c.benchmark_group("train");
+    group.throughput(Throughput::Elements(n as u64));
+    for threads in thread_counts() {
+        staticnet::set_threads(threads);
+        group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+            b.iter(|| {
+                let out = net.forward_train(black_box(&x), &mut trace);
+                let value = loss.loss_and_grad(out, &labels, &mut d_out).unwrap();
+                net.backward(&x, &mut trace, &d_out, &mut grads, None);
+                optimizer.step(&mut net, &grads).unwrap();
+                black_box(value)
+            })
+        });
+    }
+    group.finish();
+    staticnet::set_threads(1);
+}
+
+/// Times `infer` of one window into a reused trace.
+fn infer_one<N: Network<f32, STEPS, LOGITS>>(c: &mut Criterion, name: &str, net: &N) {
+    let (x, _) = windows(1);
+    let mut trace = N::Trace::default();
+    let mut group = c.benchmark_group("infer");
+    group.throughput(Throughput::Elements(1));
+    for threads in thread_counts() {
+        staticnet::set_threads(threads);
+        group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+            b.iter(|| black_box(net.infer(black_box(&x), &mut trace)[(0, 0)]))
+        });
+    }
+    group.finish();
+    staticnet::set_threads(1);
+}
+
+/// Times `generate` of `TOKENS` tokens from a 1-token prompt (temperature 1,
+/// every token, seed 0); the throughput is in tokens.
+fn generate_tokens<N: Network<f32, STEPS, LOGITS>>(c: &mut Criterion, name: &str, net: &N) {
+    let sampling = Sampling::default();
+    let mut group = c.benchmark_group("generate");
+    group.throughput(Throughput::Elements(TOKENS as u64));
+    for threads in thread_counts() {
+        staticnet::set_threads(threads);
+        group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+            b.iter(|| {
+                let new = generate(net, black_box(&[0]), TOKENS, &sampling).unwrap();
+                assert_eq!(new.len(), TOKENS);
+                black_box(new)
+            })
+        });
+    }
+    group.finish();
+    staticnet::set_threads(1);
+}
+
+fn benches(c: &mut Criterion) {
+    train_step(c, "gpt_train_b32_t64", CharGpt::new(0), AdamW::new(1e-3, 0.01), BATCH);
+    infer_one(c, "gpt_infer_b1_t64", &CharGpt::new(0));
+    train_step(c, "lstm_train_b32_t64", CharLstm::new(0), Sgd::new(0.1), BATCH);
+    generate_tokens(c, "generate_tokens", &CharGpt::new(0));
+}
+
+criterion_group!(seq, benches);
+criterion_main!(seq);
