@@ -7,10 +7,8 @@ use super::{
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
-use crate::layers::Layer;
-use crate::params::{Param, ParamMut, ParamPath, Params};
-use crate::tensor::{ensure_batch, Batch, MatRef};
-use std::fmt;
+use crate::params::{ParamMut, ParamPath};
+use crate::tensor::{Batch, MatRef};
 
 /// The number of gates: r, z, n.
 const GATES: usize = 3;
@@ -287,83 +285,4 @@ impl<T: Float> Default for GruWorkspace<T> {
     }
 }
 
-impl<T: Float> fmt::Debug for GruWorkspace<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GruWorkspace(batch {})", self.batch)
-    }
-}
-
-impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usize, const OUT: usize>
-    Layer<T, IN, OUT> for Gru<T, STEPS, F, H>
-{
-    type Workspace = GruWorkspace<T>;
-    type Gradients = RecurrentWeights<T>;
-
-    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
-        self.forward_with(x, y, &mut GruWorkspace::default())
-    }
-
-    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut GruWorkspace<T>) {
-        const { assert!(IN == STEPS * F && OUT == STEPS * H, "a Gru takes [STEPS, F] to [STEPS, H]") };
-        ensure_batch(y, x.ncols());
-        self.run(x.as_slice(), y.as_mut_slice(), x.ncols(), ws)
-    }
-
-    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut GruWorkspace<T>) {
-        self.forward_with(x, y, ws)
-    }
-
-    fn backward(
-        &self,
-        x: &Batch<T, IN>,
-        _y: &Batch<T, OUT>,
-        dy: &Batch<T, OUT>,
-        ws: &mut GruWorkspace<T>,
-        grads: &mut RecurrentWeights<T>,
-        dx: Option<&mut Batch<T, IN>>,
-    ) {
-        const { assert!(IN == STEPS * F && OUT == STEPS * H, "a Gru takes [STEPS, F] to [STEPS, H]") };
-        let dx = dx.map(|dx| {
-            ensure_batch(dx, x.ncols());
-            dx.as_mut_slice()
-        });
-        self.backprop(x.as_slice(), dy.as_slice(), x.ncols(), ws, grads, dx)
-    }
-}
-
-impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Params<T> for Gru<T, STEPS, F, H> {
-    type Gradients = RecurrentWeights<T>;
-
-    const PARAM_COUNT: usize = GATES * H * (F + H + 2);
-
-    fn zero_gradients(&self) -> RecurrentWeights<T> {
-        RecurrentWeights::zeros(GATES, F, H)
-    }
-
-    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        self.weights.visit(path, f)
-    }
-
-    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        self.weights.visit_mut(path, f)
-    }
-
-    fn visit_params_with_grads(
-        &mut self,
-        grads: &RecurrentWeights<T>,
-        path: &ParamPath<'_>,
-        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
-    ) {
-        self.weights.visit_with_grads(grads, path, f)
-    }
-
-    fn visit_grads(grads: &RecurrentWeights<T>, f: &mut dyn FnMut(&[T])) {
-        grads.visit_values(f)
-    }
-}
-
-impl<T: Float, const STEPS: usize, const F: usize, const H: usize> fmt::Debug for Gru<T, STEPS, F, H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Gru([{STEPS}, {F}] -> [{STEPS}, {H}])")
-    }
-}
+recurrent_impls!(Gru, GruWorkspace, "a Gru");

@@ -7,10 +7,8 @@ use super::{
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
-use crate::layers::Layer;
-use crate::params::{Param, ParamMut, ParamPath, Params};
-use crate::tensor::{ensure_batch, Batch, MatRef};
-use std::fmt;
+use crate::params::{ParamMut, ParamPath};
+use crate::tensor::{Batch, MatRef};
 
 /// The number of gates: i, f, g, o.
 const GATES: usize = 4;
@@ -282,83 +280,4 @@ impl<T: Float> Default for LstmWorkspace<T> {
     }
 }
 
-impl<T: Float> fmt::Debug for LstmWorkspace<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LstmWorkspace(batch {})", self.batch)
-    }
-}
-
-impl<T: Float, const STEPS: usize, const F: usize, const H: usize, const IN: usize, const OUT: usize>
-    Layer<T, IN, OUT> for Lstm<T, STEPS, F, H>
-{
-    type Workspace = LstmWorkspace<T>;
-    type Gradients = RecurrentWeights<T>;
-
-    fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
-        self.forward_with(x, y, &mut LstmWorkspace::default())
-    }
-
-    fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut LstmWorkspace<T>) {
-        const { assert!(IN == STEPS * F && OUT == STEPS * H, "an Lstm takes [STEPS, F] to [STEPS, H]") };
-        ensure_batch(y, x.ncols());
-        self.run(x.as_slice(), y.as_mut_slice(), x.ncols(), ws)
-    }
-
-    fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut LstmWorkspace<T>) {
-        self.forward_with(x, y, ws)
-    }
-
-    fn backward(
-        &self,
-        x: &Batch<T, IN>,
-        _y: &Batch<T, OUT>,
-        dy: &Batch<T, OUT>,
-        ws: &mut LstmWorkspace<T>,
-        grads: &mut RecurrentWeights<T>,
-        dx: Option<&mut Batch<T, IN>>,
-    ) {
-        const { assert!(IN == STEPS * F && OUT == STEPS * H, "an Lstm takes [STEPS, F] to [STEPS, H]") };
-        let dx = dx.map(|dx| {
-            ensure_batch(dx, x.ncols());
-            dx.as_mut_slice()
-        });
-        self.backprop(x.as_slice(), dy.as_slice(), x.ncols(), ws, grads, dx)
-    }
-}
-
-impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Params<T> for Lstm<T, STEPS, F, H> {
-    type Gradients = RecurrentWeights<T>;
-
-    const PARAM_COUNT: usize = GATES * H * (F + H + 2);
-
-    fn zero_gradients(&self) -> RecurrentWeights<T> {
-        RecurrentWeights::zeros(GATES, F, H)
-    }
-
-    fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(Param<'_, T>)) {
-        self.weights.visit(path, f)
-    }
-
-    fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
-        self.weights.visit_mut(path, f)
-    }
-
-    fn visit_params_with_grads(
-        &mut self,
-        grads: &RecurrentWeights<T>,
-        path: &ParamPath<'_>,
-        f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
-    ) {
-        self.weights.visit_with_grads(grads, path, f)
-    }
-
-    fn visit_grads(grads: &RecurrentWeights<T>, f: &mut dyn FnMut(&[T])) {
-        grads.visit_values(f)
-    }
-}
-
-impl<T: Float, const STEPS: usize, const F: usize, const H: usize> fmt::Debug for Lstm<T, STEPS, F, H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Lstm([{STEPS}, {F}] -> [{STEPS}, {H}])")
-    }
-}
+recurrent_impls!(Lstm, LstmWorkspace, "an Lstm");

@@ -22,6 +22,114 @@
 //! vector kernels of [`crate::kernels`] in f32.
 //! Buffers are sized when the batch size changes, never inside a step.
 
+/// The `Layer`, `Params` and `Debug` impls of a recurrent layer, the same for
+/// both cells but for the names: the passes are the layer's `run` (forward) and
+/// `backprop`, its weights are a [`RecurrentWeights`] of `GATES` gates.
+macro_rules! recurrent_impls {
+    ($layer:ident, $workspace:ident, $a_layer:literal) => {
+        impl<T: Float> std::fmt::Debug for $workspace<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}(batch {})", stringify!($workspace), self.batch)
+            }
+        }
+
+        impl<
+                T: Float,
+                const STEPS: usize,
+                const F: usize,
+                const H: usize,
+                const IN: usize,
+                const OUT: usize,
+            > crate::layers::Layer<T, IN, OUT> for $layer<T, STEPS, F, H>
+        {
+            type Workspace = $workspace<T>;
+            type Gradients = RecurrentWeights<T>;
+
+            fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
+                self.forward_with(x, y, &mut $workspace::default())
+            }
+
+            fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut $workspace<T>) {
+                const {
+                    assert!(
+                        IN == STEPS * F && OUT == STEPS * H,
+                        concat!($a_layer, " takes [STEPS, F] to [STEPS, H]")
+                    )
+                };
+                crate::tensor::ensure_batch(y, x.ncols());
+                self.run(x.as_slice(), y.as_mut_slice(), x.ncols(), ws)
+            }
+
+            fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut $workspace<T>) {
+                self.forward_with(x, y, ws)
+            }
+
+            fn backward(
+                &self,
+                x: &Batch<T, IN>,
+                _y: &Batch<T, OUT>,
+                dy: &Batch<T, OUT>,
+                ws: &mut $workspace<T>,
+                grads: &mut RecurrentWeights<T>,
+                dx: Option<&mut Batch<T, IN>>,
+            ) {
+                const {
+                    assert!(
+                        IN == STEPS * F && OUT == STEPS * H,
+                        concat!($a_layer, " takes [STEPS, F] to [STEPS, H]")
+                    )
+                };
+                let dx = dx.map(|dx| {
+                    crate::tensor::ensure_batch(dx, x.ncols());
+                    dx.as_mut_slice()
+                });
+                self.backprop(x.as_slice(), dy.as_slice(), x.ncols(), ws, grads, dx)
+            }
+        }
+
+        impl<T: Float, const STEPS: usize, const F: usize, const H: usize> crate::params::Params<T>
+            for $layer<T, STEPS, F, H>
+        {
+            type Gradients = RecurrentWeights<T>;
+
+            const PARAM_COUNT: usize = GATES * H * (F + H + 2);
+
+            fn zero_gradients(&self) -> RecurrentWeights<T> {
+                RecurrentWeights::zeros(GATES, F, H)
+            }
+
+            fn visit_params(&self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::params::Param<'_, T>)) {
+                self.weights.visit(path, f)
+            }
+
+            fn visit_params_mut(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamMut<'_, T>)) {
+                self.weights.visit_mut(path, f)
+            }
+
+            fn visit_params_with_grads(
+                &mut self,
+                grads: &RecurrentWeights<T>,
+                path: &ParamPath<'_>,
+                f: &mut dyn FnMut(ParamMut<'_, T>, &[T]),
+            ) {
+                self.weights.visit_with_grads(grads, path, f)
+            }
+
+            fn visit_grads(grads: &RecurrentWeights<T>, f: &mut dyn FnMut(&[T])) {
+                grads.visit_values(f)
+            }
+        }
+
+        impl<T: Float, const STEPS: usize, const F: usize, const H: usize> std::fmt::Debug
+            for $layer<T, STEPS, F, H>
+        {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}([{STEPS}, {F}] -> [{STEPS}, {H}])", stringify!($layer))
+            }
+        }
+    };
+}
+
 mod gru;
 mod lstm;
 mod params;
