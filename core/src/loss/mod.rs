@@ -33,7 +33,9 @@ pub trait Targets: Sized + Send {
 /// Class indices, one per sample.
 pub type Labels = Vec<usize>;
 
-impl Targets for Labels {
+/// Per-sample targets kept in a `Vec`: [`Labels`], [`StepLabels`] (a class
+/// at every step), or any other plain value per sample.
+impl<L: Copy + Send> Targets for Vec<L> {
     fn empty() -> Self {
         Vec::new()
     }

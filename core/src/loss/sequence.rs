@@ -5,7 +5,7 @@
 //! the mean over all `batch · STEPS` rows, as PyTorch's `F.cross_entropy` on
 //! the logits flattened to `[batch · STEPS, CLASSES]`.
 
-use super::{argmax_hits, check_len, cross_entropy, cross_entropy_at, Loss, Targets};
+use super::{argmax_hits, check_len, cross_entropy, cross_entropy_at, Loss};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::Isa;
@@ -14,19 +14,6 @@ use crate::tensor::{ensure_batch, Batch};
 /// Class indices at every step: one `[usize; STEPS]` per sample (the next
 /// token at each position, for a language model).
 pub type StepLabels<const STEPS: usize> = Vec<[usize; STEPS]>;
-
-impl<const STEPS: usize> Targets for StepLabels<STEPS> {
-    fn empty() -> Self {
-        Vec::new()
-    }
-    fn len(&self) -> usize {
-        self.len()
-    }
-    fn gather_into(&self, indices: &[usize], out: &mut Self) {
-        out.clear();
-        out.extend(indices.iter().map(|&i| self[i]));
-    }
-}
 
 /// Softmax cross-entropy at every one of `STEPS` steps over `CLASSES`
 /// classes, averaged over every step of every sample.
@@ -117,6 +104,7 @@ mod tests {
     use super::*;
     use crate::gradcheck::{assert_close, numeric_grad};
     use crate::loss::SoftmaxCrossEntropy;
+    use crate::loss::Targets;
 
     /// Logits of 3 samples of 4 steps of 5 classes, all different.
     fn logits() -> Batch<f64, 20> {
