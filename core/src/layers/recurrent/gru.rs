@@ -15,7 +15,7 @@ const GATES: usize = 3;
 
 /// A GRU layer over `STEPS` steps of `F` features with `H` hidden units:
 /// `[STEPS, F] -> [STEPS, H]`, every step's hidden state (the equations
-/// below). Implements [`Layer`] for `IN = STEPS·F`, `OUT = STEPS·H`.
+/// below). Implements [`Layer`](crate::layers::Layer) for `IN = STEPS·F`, `OUT = STEPS·H`.
 ///
 /// At step `t`, with the gates in PyTorch's order r, z, n:
 ///
