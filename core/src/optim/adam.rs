@@ -189,6 +189,46 @@ impl<T: Float> Rule<T, 2> for AdamWRule<T> {
     }
 }
 
+/// The `Optimizer` impl of [`Adam`] and [`AdamW`]: the same but for the
+/// name their state is saved under and the rule of a step (`self.rule(t)`).
+macro_rules! adam_optimizer {
+    ($name:ident, $key:literal) => {
+        impl<T: Float> Optimizer<T> for $name<T> {
+            fn learning_rate(&self) -> f64 {
+                self.lr
+            }
+            fn set_learning_rate(&mut self, lr: f64) {
+                self.lr = lr;
+            }
+            fn begin_step(&mut self) {
+                self.moments.step = self.moments.step.saturating_add(1);
+            }
+            fn state(&self) -> Result<OptimizerState<T>> {
+                Ok(self.moments.state($key, self.lr, self.weight_decay))
+            }
+            fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+                let (moments, lr, weight_decay) = Moments::from_state(state, $key)?;
+                *self = $name { lr, weight_decay, moments };
+                Ok(())
+            }
+            fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+                let rule = self.rule(self.moments.step)?;
+                self.moments.update(&rule, index, p, grad)
+            }
+            fn step_if_finite<N: Params<T>>(
+                &mut self,
+                net: &mut N,
+                grads: &N::Gradients,
+                _undo: &mut Vec<T>,
+            ) -> Result<Option<NonFiniteUpdate>> {
+                let t = self.moments.step.saturating_add(1);
+                let rule = self.rule(t)?;
+                self.moments.step_if_finite(&rule, t, net, grads)
+            }
+        }
+    };
+}
+
 /// Adam (Kingma & Ba), as `torch.optim.Adam`: weight decay, if any, is added
 /// to the gradient (L2). For decoupled decay use [`AdamW`].
 #[derive(Clone, Debug)]
@@ -224,39 +264,7 @@ impl<T: Float> Adam<T> {
     }
 }
 
-impl<T: Float> Optimizer<T> for Adam<T> {
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn begin_step(&mut self) {
-        self.moments.step = self.moments.step.saturating_add(1);
-    }
-    fn state(&self) -> Result<OptimizerState<T>> {
-        Ok(self.moments.state("adam", self.lr, self.weight_decay))
-    }
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
-        let (moments, lr, weight_decay) = Moments::from_state(state, "adam")?;
-        *self = Adam { lr, weight_decay, moments };
-        Ok(())
-    }
-    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
-        let rule = self.rule(self.moments.step)?;
-        self.moments.update(&rule, index, p, grad)
-    }
-    fn step_if_finite<N: Params<T>>(
-        &mut self,
-        net: &mut N,
-        grads: &N::Gradients,
-        _undo: &mut Vec<T>,
-    ) -> Result<Option<NonFiniteUpdate>> {
-        let t = self.moments.step.saturating_add(1);
-        let rule = self.rule(t)?;
-        self.moments.step_if_finite(&rule, t, net, grads)
-    }
-}
+adam_optimizer!(Adam, "adam");
 
 impl<T: Float> Adam<T> {
     /// The rule of step `t`.
@@ -295,39 +303,7 @@ impl<T: Float> AdamW<T> {
     }
 }
 
-impl<T: Float> Optimizer<T> for AdamW<T> {
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn begin_step(&mut self) {
-        self.moments.step = self.moments.step.saturating_add(1);
-    }
-    fn state(&self) -> Result<OptimizerState<T>> {
-        Ok(self.moments.state("adamw", self.lr, self.weight_decay))
-    }
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
-        let (moments, lr, weight_decay) = Moments::from_state(state, "adamw")?;
-        *self = AdamW { lr, weight_decay, moments };
-        Ok(())
-    }
-    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
-        let rule = self.rule(self.moments.step)?;
-        self.moments.update(&rule, index, p, grad)
-    }
-    fn step_if_finite<N: Params<T>>(
-        &mut self,
-        net: &mut N,
-        grads: &N::Gradients,
-        _undo: &mut Vec<T>,
-    ) -> Result<Option<NonFiniteUpdate>> {
-        let t = self.moments.step.saturating_add(1);
-        let rule = self.rule(t)?;
-        self.moments.step_if_finite(&rule, t, net, grads)
-    }
-}
+adam_optimizer!(AdamW, "adamw");
 
 impl<T: Float> AdamW<T> {
     /// The rule of step `t`.
