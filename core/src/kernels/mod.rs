@@ -24,6 +24,7 @@
 pub(crate) mod conv2d;
 pub(crate) mod cross_entropy;
 pub(crate) mod gates;
+pub(crate) mod gelu;
 mod isa;
 pub(crate) mod pool;
 pub(crate) mod sgemm;

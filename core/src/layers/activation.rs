@@ -4,6 +4,7 @@
 //! batch of `N` features is just `N·batch` numbers.
 
 use crate::float::Float;
+use crate::kernels::{gelu as gelu_kernel, Isa};
 use crate::tensor::{ensure_batch, Batch};
 
 /// An activation function applied to a whole batch.
@@ -103,13 +104,48 @@ elementwise!(
     |_s, _x, y, g| g * (T::one() - y * y)
 );
 
-elementwise!(
-    /// The exact GELU `x·Φ(x)` with the Gaussian CDF `Φ` via erf: PyTorch's default
-    /// (JAX's default is the tanh approximation, which differs by up to ~1e-3).
-    Gelu, "gelu",
-    |_s, x| gelu(x),
-    |_s, x, _y, g| g * gelu_derivative(x)
-);
+/// The exact GELU `x·Φ(x)` with the Gaussian CDF `Φ` via erf: PyTorch's default
+/// (JAX's default is the tanh approximation, which differs by up to ~1e-3).
+/// f32 runs the vector kernels of `kernels::gelu` at the active level (within
+/// a few ulp of the exact values), f64 the scalar erf form.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Gelu;
+
+impl Activation for Gelu {
+    const NAME: &'static str = "gelu";
+
+    fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
+        ensure_batch(y, x.ncols());
+        y.as_mut_slice().copy_from_slice(x.as_slice());
+        self.forward_in_place(y);
+    }
+
+    fn forward_in_place<T: Float, const N: usize>(&self, y: &mut Batch<T, N>) {
+        match T::f32s_mut(y.as_mut_slice()) {
+            Some(v) => gelu_kernel::gelu(Isa::active(), v),
+            None => y.as_mut_slice().iter_mut().for_each(|v| *v = gelu(*v)),
+        }
+    }
+
+    fn backward<T: Float, const N: usize>(
+        &self,
+        x: &Batch<T, N>,
+        _y: &Batch<T, N>,
+        dy: &Batch<T, N>,
+        dx: &mut Batch<T, N>,
+    ) {
+        ensure_batch(dx, x.ncols());
+        dx.as_mut_slice().copy_from_slice(dy.as_slice());
+        match (T::f32s(x.as_slice()), T::f32s_mut(dx.as_mut_slice())) {
+            (Some(x), Some(g)) => gelu_kernel::gelu_backward(Isa::active(), x, g),
+            _ => {
+                for (g, &x) in dx.as_mut_slice().iter_mut().zip(x.as_slice()) {
+                    *g *= gelu_derivative(x);
+                }
+            }
+        }
+    }
+}
 
 elementwise!(
     /// The identity: passes values through. Useful as an explicit marker.
@@ -272,6 +308,25 @@ mod tests {
         assert!((y[0] - -0.04550026389635842).abs() < 1e-15);
         assert!((y[2] - 0.18537342665668578).abs() < 1e-15);
         check_gradient(Gelu);
+    }
+
+    #[test]
+    fn gelu_in_f32_takes_the_kernels_and_matches_f64() {
+        // Within ±4.9, where the f64 erf form (1 + erf) keeps its accuracy.
+        let xs: Vec<f32> = (-700..700).map(|i| i as f32 * 0.007).collect();
+        let x = Batch::<f32, 7>::from_column_slice(&xs);
+        let (mut y, mut in_place, mut dx) = (Batch::zeros(0), x.clone(), Batch::zeros(0));
+        Gelu.forward(&x, &mut y);
+        Gelu.forward_in_place(&mut in_place);
+        assert_eq!(y, in_place);
+        let dy = Batch::<f32, 7>::from_element(x.ncols(), -2.0);
+        Gelu.backward(&x, &y, &dy, &mut dx);
+        for ((&x, &y), &d) in xs.iter().zip(y.as_slice()).zip(dx.as_slice()) {
+            let x64 = x as f64;
+            assert!((y as f64 - gelu(x64)).abs() <= 1e-6 * gelu(x64).abs().max(1e-30), "gelu({x}) = {y}");
+            let want = -2.0 * gelu_derivative(x64);
+            assert!((d as f64 - want).abs() <= 2e-6, "gelu'({x})·−2 = {d}, not {want}");
+        }
     }
 
     #[test]
