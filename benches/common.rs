@@ -32,30 +32,49 @@ pub fn batch<const N: usize>(n: usize, classes: usize) -> (Batch<f32, N>, Labels
     (x, (0..n).map(|j| j % classes).collect())
 }
 
-/// Times one training step of `net` on a fixed batch of `n`.
-pub fn train_step<N, const IN: usize, const OUT: usize>(c: &mut Criterion, name: &str, mut net: N, n: usize)
+/// Times one training step of `net` on a fixed batch of `n`: softmax
+/// cross-entropy and an SGD step.
+pub fn train_step<N, const IN: usize, const OUT: usize>(c: &mut Criterion, name: &str, net: N, n: usize)
 where
     N: Network<f32, IN, OUT>,
 {
     let (x, labels) = batch::<IN>(n, OUT);
+    train_step_with(c, name, net, &SoftmaxCrossEntropy, Sgd::new(0.01), &x, &labels);
+}
+
+/// Times one training step of `net` on `x` and `targets`: forward, `loss`
+/// with its gradient, backward, the `optimizer`'s step.
+pub fn train_step_with<N, L, O, const IN: usize, const OUT: usize>(
+    c: &mut Criterion,
+    name: &str,
+    mut net: N,
+    loss: &L,
+    mut optimizer: O,
+    x: &Batch<f32, IN>,
+    targets: &L::Target,
+) where
+    N: Network<f32, IN, OUT>,
+    L: Loss<f32, OUT>,
+    O: Optimizer<f32>,
+{
     let mut trace = N::Trace::default();
     let mut grads = net.zero_gradients();
     let mut d_out = Batch::<f32, OUT>::zeros(0);
-    let mut sgd = Sgd::new(0.01);
     let mut group = c.benchmark_group("train");
-    group.throughput(Throughput::Elements(n as u64));
+    group.throughput(Throughput::Elements(x.ncols() as u64));
     for threads in thread_counts() {
         staticnet::set_threads(threads);
         group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
             b.iter(|| {
-                let out = net.forward_train(black_box(&x), &mut trace);
-                let loss = SoftmaxCrossEntropy.loss_and_grad(out, &labels, &mut d_out).unwrap();
-                net.backward(&x, &mut trace, &d_out, &mut grads, None);
-                sgd.step(&mut net, &grads).unwrap();
-                black_box(loss)
+                let out = net.forward_train(black_box(x), &mut trace);
+                let value = loss.loss_and_grad(out, targets, &mut d_out).unwrap();
+                net.backward(x, &mut trace, &d_out, &mut grads, None);
+                optimizer.step(&mut net, &grads).unwrap();
+                black_box(value)
             })
         });
     }
+    group.finish();
     staticnet::set_threads(1);
 }
 

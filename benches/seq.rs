@@ -16,7 +16,7 @@
 //! Token ids and step labels are drawn once from a fixed seed. Thread counts:
 //! `STATICNET_BENCH_THREADS` (default `1,2`), as in the other benches.
 
-use common::thread_counts;
+use common::{thread_counts, train_step_with};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use staticnet::init::{next_seed, seeded_rng};
 use staticnet::prelude::*;
@@ -72,32 +72,13 @@ fn windows(n: usize) -> (Batch<f32, STEPS>, StepLabels<STEPS>) {
 
 /// Times one training step of `net` with `optimizer` on a fixed batch of `n`
 /// windows: forward, per-step cross-entropy, backward, the optimizer's step.
-fn train_step<N, O>(c: &mut Criterion, name: &str, mut net: N, mut optimizer: O, n: usize)
+fn train_step<N, O>(c: &mut Criterion, name: &str, net: N, optimizer: O, n: usize)
 where
     N: Network<f32, STEPS, LOGITS>,
     O: Optimizer<f32>,
 {
     let (x, labels) = windows(n);
-    let loss = SequenceCrossEntropy::<STEPS, VOCAB>;
-    let mut trace = N::Trace::default();
-    let mut grads = net.zero_gradients();
-    let mut d_out = Batch::<f32, LOGITS>::zeros(0);
-    let mut group = c.benchmark_group("train");
-    group.throughput(Throughput::Elements(n as u64));
-    for threads in thread_counts() {
-        staticnet::set_threads(threads);
-        group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
-            b.iter(|| {
-                let out = net.forward_train(black_box(&x), &mut trace);
-                let value = loss.loss_and_grad(out, &labels, &mut d_out).unwrap();
-                net.backward(&x, &mut trace, &d_out, &mut grads, None);
-                optimizer.step(&mut net, &grads).unwrap();
-                black_box(value)
-            })
-        });
-    }
-    group.finish();
-    staticnet::set_threads(1);
+    train_step_with(c, name, net, &SequenceCrossEntropy::<STEPS, VOCAB>, optimizer, &x, &labels);
 }
 
 /// Times `infer` of one window into a reused trace.

@@ -50,7 +50,7 @@ where
     check(prompt, vocab, sampling)?;
     let mut tokens = prompt.to_vec();
     let (mut x, mut trace) = (Batch::<T, STEPS>::zeros(1), N::Trace::default());
-    let (mut rng, mut weights) = (seeded_rng(sampling.seed), Vec::with_capacity(vocab));
+    let (mut rng, mut scratch) = (seeded_rng(sampling.seed), Scratch::default());
     for _ in 0..count {
         let window = &tokens[tokens.len().saturating_sub(STEPS)..];
         x.fill(T::zero());
@@ -64,7 +64,7 @@ where
                 logits[bad]
             )));
         }
-        tokens.push(draw(logits, sampling, &mut weights, &mut rng));
+        tokens.push(draw(logits, sampling, &mut scratch, &mut rng));
     }
     Ok(tokens.split_off(prompt.len()))
 }
@@ -84,15 +84,23 @@ fn check(prompt: &[usize], vocab: usize, sampling: &Sampling) -> Result<()> {
     Err(Error::InvalidConfig(format!("generation: {problem}")))
 }
 
+/// The buffers [`draw`] reuses from token to token: the weights, and a copy
+/// to find the `top_k`-th largest in.
+#[derive(Default)]
+struct Scratch {
+    weights: Vec<f64>,
+    ranked: Vec<f64>,
+}
+
 /// One token from `softmax(logits / temperature)` restricted to the `top_k`
-/// largest logits; `weights` is scratch space.
-fn draw<T: Float>(logits: &[T], sampling: &Sampling, weights: &mut Vec<f64>, rng: &mut SeededRng) -> usize {
+/// largest logits.
+fn draw<T: Float>(logits: &[T], sampling: &Sampling, scratch: &mut Scratch, rng: &mut SeededRng) -> usize {
+    let Scratch { weights, ranked } = scratch;
     weights.clear();
     weights.extend(logits.iter().map(|l| l.as_f64() / sampling.temperature));
     if sampling.top_k > 0 && sampling.top_k < weights.len() {
-        let mut sorted = weights.clone();
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-        let threshold = sorted[sampling.top_k - 1];
+        ranked.clone_from(weights);
+        let (_, &mut threshold, _) = ranked.select_nth_unstable_by(sampling.top_k - 1, |a, b| b.total_cmp(a));
         weights.iter_mut().filter(|w| **w < threshold).for_each(|w| *w = f64::NEG_INFINITY);
     }
     let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -115,7 +123,7 @@ mod tests {
     use super::*;
 
     fn counts(logits: &[f64], sampling: Sampling, draws: usize) -> Vec<usize> {
-        let (mut rng, mut scratch) = (seeded_rng(sampling.seed), Vec::new());
+        let (mut rng, mut scratch) = (seeded_rng(sampling.seed), Scratch::default());
         let mut counts = vec![0; logits.len()];
         (0..draws).for_each(|_| counts[draw(logits, &sampling, &mut scratch, &mut rng)] += 1);
         counts

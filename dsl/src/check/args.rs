@@ -228,24 +228,32 @@ pub fn conv2d(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
                 ok &= done.is_some();
             }
             Arg::Keyword { .. } => ok = false,
-            other => {
-                cx.error_at(
-                    other.span(),
-                    "`conv2d` takes the filters first, then keyword arguments such as `kernel = 3`",
-                );
-                ok = false;
-            }
+            other => ok = misplaced_after_filters(call, other, cx),
         }
     }
-    // Only when nothing else is wrong: a misspelt `kernel` is one mistake, reported once.
-    if ok && size.is_some() && !kw.seen.iter().any(|k| k == "kernel") {
-        cx.error_at(call.args_span(), "`conv2d` needs a kernel size, e.g. `conv2d(16, kernel = 3)`");
-        ok = false;
-    }
+    ok = ok && size.is_some() && has_kernel(call, &kw, "conv2d(16, kernel = 3)", cx);
     let (expects, filters) = size?;
     spec.expects = expects;
     spec.filters = filters;
     ok.then_some(Spec::Conv2d(spec))
+}
+
+/// A convolution's argument after its filters that is not a keyword: an error (returns `false`).
+pub(super) fn misplaced_after_filters(call: &Call<'_>, arg: &Arg, cx: &Ctxt) -> bool {
+    let message =
+        format!("`{}` takes the filters first, then keyword arguments such as `kernel = 3`", call.name());
+    cx.error_at(arg.span(), message);
+    false
+}
+
+/// Whether a convolution was given its `kernel`, reporting it if not. Called
+/// only when nothing else is wrong: a misspelt `kernel` is one mistake, reported once.
+pub(super) fn has_kernel(call: &Call<'_>, kw: &Keywords, example: &str, cx: &Ctxt) -> bool {
+    let given = kw.seen.iter().any(|k| k == "kernel");
+    if !given {
+        cx.error_at(call.args_span(), format!("`{}` needs a kernel size, e.g. `{example}`", call.name()));
+    }
+    given
 }
 
 /// `max_pool(window, stride = ..)` and `avg_pool(..)`.

@@ -2,7 +2,7 @@
 //! `attention`): each layer's written arguments to a [`Spec`], with defaults
 //! filled in and every mistake reported, like the plain layers' in `args.rs`.
 
-use super::args::{leading_size, rest, Call, Conv1dSpec, Spec};
+use super::args::{has_kernel, leading_size, misplaced_after_filters, rest, Call, Conv1dSpec, Spec};
 use super::values::{bool_value, padding_value, single_value, size_value};
 use crate::ast::{Arg, Value};
 use crate::ctxt::Ctxt;
@@ -53,19 +53,10 @@ pub fn conv1d(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
                 ok &= done.is_some();
             }
             Arg::Keyword { .. } => ok = false,
-            other => {
-                cx.error_at(
-                    other.span(),
-                    "`conv1d` takes the filters first, then keyword arguments such as `kernel = 3`",
-                );
-                ok = false;
-            }
+            other => ok = misplaced_after_filters(call, other, cx),
         }
     }
-    if ok && size.is_some() && !kw.seen.iter().any(|k| k == "kernel") {
-        cx.error_at(call.args_span(), "`conv1d` needs a kernel size, e.g. `conv1d(32, kernel = 3)`");
-        ok = false;
-    }
+    ok = ok && size.is_some() && has_kernel(call, &kw, "conv1d(32, kernel = 3)", cx);
     let (expects, filters) = size?;
     spec.expects = expects;
     spec.filters = filters;

@@ -277,6 +277,11 @@ impl<const STEPS: usize, const F: usize> GlobalAvgPool1d<STEPS, F> {
     }
 }
 
+impl<const STEPS: usize, const F: usize> GlobalAvgPool1d<STEPS, F> {
+    /// The same passes as one window over every step.
+    const WINDOW: AvgPool1d<STEPS, F, 1> = AvgPool1d::with_window(STEPS, STEPS);
+}
+
 impl<T: Float, const STEPS: usize, const F: usize, const IN: usize, const OUT: usize> Layer<T, IN, OUT>
     for GlobalAvgPool1d<STEPS, F>
 {
@@ -285,15 +290,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const IN: usize, const OUT: u
 
     fn forward(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) {
         assert_sizes!(IN == STEPS * F && STEPS >= 1, OUT == F);
-        ensure_batch(y, x.ncols());
-        let count = T::cast(STEPS as f64);
-        for (xs, ys) in x.as_slice().chunks_exact(IN).zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
-            ys.fill(T::zero());
-            for row in xs.chunks_exact(F) {
-                ys.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-            }
-            ys.iter_mut().for_each(|s| *s /= count);
-        }
+        Layer::<T, IN, OUT>::forward(&Self::WINDOW, x, y)
     }
 
     fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, _: &mut ()) {
@@ -303,20 +300,13 @@ impl<T: Float, const STEPS: usize, const F: usize, const IN: usize, const OUT: u
     fn backward(
         &self,
         x: &Batch<T, IN>,
-        _y: &Batch<T, OUT>,
+        y: &Batch<T, OUT>,
         dy: &Batch<T, OUT>,
-        _: &mut (),
-        _: &mut (),
+        ws: &mut (),
+        grads: &mut (),
         dx: Option<&mut Batch<T, IN>>,
     ) {
         assert_sizes!(IN == STEPS * F && STEPS >= 1, OUT == F);
-        let Some(dx) = dx else { return };
-        ensure_batch(dx, x.ncols());
-        let count = T::cast(STEPS as f64);
-        for (dxs, dys) in dx.as_mut_slice().chunks_exact_mut(IN).zip(dy.as_slice().chunks_exact(OUT)) {
-            for row in dxs.chunks_exact_mut(F) {
-                row.iter_mut().zip(dys).for_each(|(g, &d)| *g = d / count);
-            }
-        }
+        Self::WINDOW.backward(x, y, dy, ws, grads, dx)
     }
 }
