@@ -7,6 +7,7 @@ pub use crate::generate::{generate, Sampling};
 pub use crate::history::{History, Metrics};
 pub use crate::init::{seeded_rng, Init};
 pub use crate::layers::{Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use crate::layers::{Elu, LogSoftmax, Mish, Selu, Silu, Softplus};
 pub use crate::loss::{
     BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
     StepLabels, Targets,
