@@ -29,7 +29,9 @@ mod residual;
 mod seq_check;
 mod softmax;
 
-pub use activation::{Activation, Elu, Gelu, Identity, LeakyRelu, Mish, Relu, Selu, Sigmoid, Silu, Softplus, Tanh};
+pub use activation::{
+    Activation, Elu, Gelu, Identity, LeakyRelu, Mish, Relu, Selu, Sigmoid, Silu, Softplus, Tanh,
+};
 pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};

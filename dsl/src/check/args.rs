@@ -11,6 +11,7 @@ use proc_macro2::Span;
 
 /// PyTorch's defaults.
 const DEFAULT_LEAKY_ALPHA: f64 = 0.01;
+const DEFAULT_ELU_ALPHA: f64 = 1.0;
 const DEFAULT_NORM_EPS: f64 = 1e-5;
 const DEFAULT_BN_MOMENTUM: f64 = 0.1;
 
@@ -375,26 +376,37 @@ pub fn dropout(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
 
 /// `leaky_relu`, `leaky_relu(0.1)` or `leaky_relu(alpha = 0.1)`.
 pub fn leaky_relu(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
-    let mut alpha = DEFAULT_LEAKY_ALPHA;
+    let alpha = alpha(call, DEFAULT_LEAKY_ALPHA, "one slope, e.g. `leaky_relu(0.1)`", cx)?;
+    Some(Spec::Activation(Activation::LeakyRelu(alpha)))
+}
+
+/// `elu`, `elu(0.5)` or `elu(alpha = 0.5)`.
+pub fn elu(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
+    let alpha = alpha(call, DEFAULT_ELU_ALPHA, "one `alpha`, e.g. `elu(0.5)`", cx)?;
+    Some(Spec::Activation(Activation::Elu(alpha)))
+}
+
+/// The one optional `alpha` of `leaky_relu` and `elu`, positional or keyword;
+/// `takes` says what the layer takes when given something else.
+fn alpha(call: &Call<'_>, default: f64, takes: &str, cx: &Ctxt) -> Option<f64> {
+    let mut alpha = default;
+    let name = call.name();
     for (i, arg) in call.args.iter().enumerate() {
         let value = match arg {
             Arg::Positional(v) if i == 0 => v,
             Arg::Keyword { key, value } if key == "alpha" && i == 0 => value,
             Arg::Keyword { key, .. } if key != "alpha" => {
-                cx.error_at(
-                    key.span(),
-                    format!("unknown argument `{key}` for `leaky_relu`; expected `alpha`"),
-                );
+                cx.error_at(key.span(), format!("unknown argument `{key}` for `{name}`; expected `alpha`"));
                 return None;
             }
             _ => {
-                cx.error_at(arg.span(), "`leaky_relu` takes one slope, e.g. `leaky_relu(0.1)`");
+                cx.error_at(arg.span(), format!("`{name}` takes {takes}"));
                 return None;
             }
         };
         alpha = float_value(value, cx)?;
     }
-    Some(Spec::Activation(Activation::LeakyRelu(alpha)))
+    Some(alpha)
 }
 
 /// `residual { .. }` or `residual(projection) { .. }`.

@@ -182,11 +182,12 @@ pub fn dropout(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Sh
     (Some(LayerKind::Dropout { p }), shape.clone())
 }
 
-/// Element-wise activations: any shape; `softmax` on `[T, F]` is over each step's features.
+/// Element-wise activations: any shape; `softmax` and `log_softmax` on `[T, F]` are over each step's features.
 pub fn activation(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Shaped {
     let Spec::Activation(a) = spec else { unreachable!("{PAIRED}") };
-    if let (Activation::Softmax, Some(steps_features)) = (a, shape.steps_features()) {
-        return sequences::softmax(steps_features, shape);
+    if let (Activation::Softmax | Activation::LogSoftmax, Some(steps_features)) = (a, shape.steps_features())
+    {
+        return sequences::softmax(a, steps_features, shape);
     }
     (Some(LayerKind::Activation(a)), shape.clone())
 }
