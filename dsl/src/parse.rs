@@ -224,6 +224,9 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
     }
     if starts_nested(input) {
         let path: syn::Path = input.parse()?;
+        if let Some(habit) = crate::check::hints::capitalised_entry(&path, input) {
+            return Err(habit);
+        }
         let kind = path
             .segments
             .last()
