@@ -9,7 +9,7 @@ use super::types::nested_type;
 use super::Net;
 use crate::model::LayerKind;
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
 /// What only the compiler can check: a nested network's shapes, and for a
 /// network with size parameters, that an instantiation's sizes fit. Without
@@ -26,38 +26,24 @@ impl SizeChecks {
     pub fn of(net: &Net<'_>) -> Self {
         let Net { model, cfg, param_count, .. } = net;
         let name = &model.name;
-        let mut checks: Vec<(TokenStream, String)> = model
+        let mut checks: Vec<TokenStream> = model
             .layers
             .iter()
             .filter_map(|l| match &l.kind {
-                LayerKind::Nested { path } => {
-                    let (i, o) = (l.input.size(), l.output.size());
-                    let nested = nested_type(path, quote!(f32));
-                    let msg = format!(
-                        "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes or gives other sizes",
-                        l.name, l.kind, l.input, l.output, l.kind
-                    );
-                    Some((quote!(<#nested>::INPUT_SIZE == #i && <#nested>::OUTPUT_SIZE == #o), msg))
-                }
+                LayerKind::Nested { path } => Some(nested_sizes_fit(l, path)),
                 _ => None,
             })
             .collect();
         for p in &model.generics {
             let ident = &p.ident;
-            checks.push((
-                quote!(#ident >= 1),
-                format!("`{name}`: the size parameter `{ident}` must be at least 1"),
-            ));
+            let msg = format!("`{name}`: the size parameter `{ident}` must be at least 1");
+            checks.push(quote!(::core::assert!(#ident >= 1, #msg);));
         }
         if !model.generics.is_empty() {
             let max = crate::model::MAX_PARAMS;
-            checks.push((
-                quote!(#param_count <= #max),
-                format!("`{name}`: these sizes give the network too many parameters to allocate"),
-            ));
+            let msg = format!("`{name}`: these sizes give the network too many parameters to allocate");
+            checks.push(quote!(::core::assert!(#param_count <= #max, #msg);));
         }
-        let checks: Vec<TokenStream> =
-            checks.iter().map(|(cond, msg)| quote!(::core::assert!(#cond, #msg);)).collect();
         let (free, instance, on_use) = if checks.is_empty() {
             (quote!(), quote!(), quote!())
         } else if model.generics.is_empty() {
@@ -73,6 +59,38 @@ impl SizeChecks {
             )
         };
         SizeChecks { free, instance, on_use }
+    }
+}
+
+/// That the nested network `path` takes the size coming in and gives the size
+/// declared by `=> [..]`. The message names its real shapes (its constants,
+/// which only the compiler knows, written into the text by `ConstMessage`),
+/// and the check is spanned on the entry, so the error points there.
+fn nested_sizes_fit(l: &crate::model::Layer, path: &syn::Path) -> TokenStream {
+    let (i, o) = (l.input.size(), l.output.size());
+    let nested = nested_type(path, quote!(f32));
+    let prefix = format!(
+        "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes ",
+        l.name, l.kind, l.input, l.output, l.kind
+    );
+
+    let span = path.segments.first().map_or_else(proc_macro2::Span::call_site, |s| s.ident.span());
+    quote_spanned! {span=>
+        ::core::assert!(
+            <#nested>::INPUT_SIZE == #i && <#nested>::OUTPUT_SIZE == #o,
+            "{}",
+            ::staticnet::__private::ConstMessage::new()
+                .text(#prefix)
+                .shape(<#nested>::INPUT_SHAPE)
+                .text(" and gives ")
+                .shape(<#nested>::OUTPUT_SHAPE)
+                .text(": give it ")
+                .shape(<#nested>::INPUT_SHAPE)
+                .text(" and declare `=> ")
+                .shape(<#nested>::OUTPUT_SHAPE)
+                .text("`")
+                .as_str()
+        );
     }
 }
 
