@@ -12,6 +12,7 @@ pub use crate::loss::{
     BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
     StepLabels, Targets,
 };
+pub use crate::network::Build;
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};

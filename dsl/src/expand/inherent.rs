@@ -145,6 +145,13 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
                 #use_checks
                 Self::init(#sn::init::Init::Auto, seed)
             }
+
+            /// Loads an `f32` network saved by `save`, or a PyTorch `state_dict` of the
+            /// same architecture; every name, dtype and shape is checked first. Other
+            /// float types: `Net::<f64>::load` (`staticnet::network::Build`, in the prelude).
+            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+                <Self as #sn::network::Build<f32>>::load(path)
+            }
         }
     }
 }
@@ -233,9 +240,17 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
                 #sn::persist::save(self, path)
             }
 
-            /// Loads a network saved by [`Self::save`], or a PyTorch `state_dict` of the
-            /// same architecture; every name, dtype and shape is checked first.
-            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+        }
+
+        // `Net::<f64>::new(seed)`, `Net::<f64>::load(path)` and generic code; the `f32`
+        // network has both as inherent functions too, so they need no annotation there.
+        #cfg
+        impl<#gp T: #sn::Float> #sn::network::Build<T> for #name<#ga T> {
+            fn new(seed: u64) -> Self {
+                Self::init(#sn::init::Init::Auto, seed)
+            }
+
+            fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
                 let mut net = Self::zeros();
                 #sn::persist::load_into(&mut net, path)?;
                 ::core::result::Result::Ok(net)
