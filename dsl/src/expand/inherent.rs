@@ -11,8 +11,8 @@ use crate::model::LayerKind;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-/// What only the compiler can check: a nested network's shapes, and for a
-/// network with size parameters, that an instantiation's sizes fit. Without
+/// What only the compiler can check for a network with size parameters: that
+/// an instantiation's sizes fit. Without
 /// size parameters the checks run as soon as the network is compiled (`free`);
 /// with them, once per instantiation (`instance`), when `init`/`zeros` is
 /// compiled for it (`on_use`).
@@ -26,22 +26,8 @@ impl SizeChecks {
     pub fn of(net: &Net<'_>) -> Self {
         let Net { model, cfg, param_count, .. } = net;
         let name = &model.name;
-        let mut checks: Vec<(TokenStream, String)> = model
-            .layers
-            .iter()
-            .filter_map(|l| match &l.kind {
-                LayerKind::Nested { path } => {
-                    let (i, o) = (l.input.size(), l.output.size());
-                    let nested = nested_type(path, quote!(f32));
-                    let msg = format!(
-                        "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes or gives other sizes",
-                        l.name, l.kind, l.input, l.output, l.kind
-                    );
-                    Some((quote!(<#nested>::INPUT_SIZE == #i && <#nested>::OUTPUT_SIZE == #o), msg))
-                }
-                _ => None,
-            })
-            .collect();
+        // A type used as a layer is checked by its hidden constructor (`custom.rs`).
+        let mut checks: Vec<(TokenStream, String)> = Vec::new();
         for p in &model.generics {
             let ident = &p.ident;
             checks.push((
@@ -151,17 +137,20 @@ fn layer_infos(net: &Net<'_>) -> Vec<TokenStream> {
                     quote!(<#branch<#ga f32>>::LAYERS)
                 })
                 .collect(),
-            LayerKind::Nested { path } => {
-                let nested = nested_type(path, quote!(f32));
-                vec![quote!(<#nested>::LAYERS)]
-            }
             _ => Vec::new(),
+        };
+        let children = match &l.kind {
+            LayerKind::Nested { path, .. } => {
+                let nested = nested_type(path, quote!(f32));
+                quote!(<#nested as #sn::Params<f32>>::SUBLAYERS)
+            }
+            _ => quote!(&[#(#children),*]),
         };
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
                 input_shape: &[#(#input),*], output_shape: &[#(#output),*], params: #params, buffers: #buffers,
-                children: &[#(#children),*],
+                children: #children,
             }
         }
     }).collect()
@@ -169,9 +158,10 @@ fn layer_infos(net: &Net<'_>) -> Vec<TokenStream> {
 
 /// `init`, `zeros`, `forward`, `save` and `load`, for any scalar type.
 pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
-    let Net { model, sn, gp, ga, cfg, input_size, output_size, .. } = net;
+    let Net { model, sn, gp, ga, cfg, input_size, output_size, trace, grads, .. } = net;
     let name = &model.name;
     let SizeChecks { instance: instance_checks, on_use: use_checks, .. } = checks;
+    let custom_wrappers = super::custom::wrappers(net);
     let fields = net.fields();
     let constructors = fields.iter().map(|l| {
         let ident = &l.ident;
@@ -187,6 +177,7 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
         #cfg
         impl<#gp T: #sn::Float> #name<#ga T> {
             #instance_checks
+            #custom_wrappers
 
             /// A network with weights drawn by `init` from `seed` and zero biases.
             /// The same seed gives the same weights.
@@ -207,6 +198,29 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
             /// The inference pass over a batch (one sample per column).
             pub fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x)
+            }
+
+            /// The training pass ([`Network::forward_train`](#sn::Network::forward_train)), also
+            /// inherent so that the call is unambiguous with `CustomLayer` in scope.
+            pub fn forward_train<'t>(
+                &mut self,
+                x: &#sn::Batch<T, #input_size>,
+                trace: &'t mut #trace<#ga T>,
+            ) -> &'t #sn::Batch<T, #output_size> {
+                <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, trace)
+            }
+
+            /// The backward pass ([`Network::backward`](#sn::Network::backward)), also inherent
+            /// so that the call is unambiguous with `CustomLayer` in scope.
+            pub fn backward(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                trace: &mut #trace<#ga T>,
+                d_out: &#sn::Batch<T, #output_size>,
+                grads: &mut #grads<#ga T>,
+                d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+            ) {
+                <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, trace, d_out, grads, d_input)
             }
 
             /// Saves the parameters and buffers as safetensors under PyTorch

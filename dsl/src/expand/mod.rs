@@ -17,6 +17,7 @@
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
 
 mod composite;
+mod custom;
 mod fused;
 mod inherent;
 mod layers;
@@ -104,6 +105,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let free_checks = &checks.free;
     let layer = passes::layer_impls(&net);
     let network = passes::network_impl(&net);
+    let custom = custom::network_impls(&net);
     quote! {
         #composites
         #network_struct
@@ -116,5 +118,6 @@ pub fn expand(model: &Model) -> TokenStream {
         #free_checks
         #layer
         #network
+        #custom
     }
 }
