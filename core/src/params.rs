@@ -136,7 +136,7 @@ pub trait Params<T: Float> {
 
 /// Implements [`Params`] for a one-field wrapper `Wrapper<Inner>` by handing
 /// every call to the field (`self.0`): its parameters are the inner ones, under
-/// the same path (`layers::Nested`, `layers::Projection`).
+/// the same path (`layers::Projection`).
 macro_rules! params_of_inner {
     ($(#[$doc:meta])* $wrapper:ident<$inner:ident>) => {
         $(#[$doc])*

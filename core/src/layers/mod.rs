@@ -18,7 +18,6 @@ mod embedding;
 mod fused;
 mod last;
 mod layer_norm;
-mod nested;
 mod parallel;
 mod per_step;
 mod pool;
@@ -26,6 +25,7 @@ mod pool1d;
 mod positional;
 mod recurrent;
 mod residual;
+mod same_size;
 #[cfg(test)]
 mod seq_check;
 mod softmax;
@@ -45,7 +45,7 @@ pub use fused::{
 };
 pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
-pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
+pub use same_size::{same_size, same_size_mut};
 pub use parallel::{
     Add, Branch, BranchGrad, BranchParams, BranchWorkspace, Branches, Concat, Join, Parallel,
     ParallelWorkspace,

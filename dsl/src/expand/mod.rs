@@ -13,7 +13,8 @@
 //! - `inherent.rs`: constants (`LAYERS`, shapes), `init`/`zeros`/`save`/`load`, the size checks;
 //! - `params.rs`: the `Params` impl (parameter names and order);
 //! - `passes.rs`: the forward, training, inference and backward passes (with fusions), and the
-//!   `Network`, `Layer` and `NestedNetwork` impls;
+//!   `Network` and `Layer` impls; `custom.rs`: types used as layers (the
+//!   user's own, or networks) and the network's `CustomLayer` impl;
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
 
 mod composite;
