@@ -10,8 +10,8 @@ pub use crate::layers::{
     Activation, CustomLayer, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh,
 };
 pub use crate::loss::{
-    BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
-    StepLabels, Targets,
+    BinaryCrossEntropy, CrossEntropyOnProbabilities, Labels, Loss, MeanSquaredError, SequenceCrossEntropy,
+    SoftmaxCrossEntropy, StepLabels, Targets,
 };
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};

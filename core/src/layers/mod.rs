@@ -45,7 +45,6 @@ pub use fused::{
 };
 pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
-pub use same_size::{same_size, same_size_mut};
 pub use parallel::{
     Add, Branch, BranchGrad, BranchParams, BranchWorkspace, Branches, Concat, Join, Parallel,
     ParallelWorkspace,
@@ -58,6 +57,7 @@ pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
+pub use same_size::{same_size, same_size_mut};
 pub use softmax::Softmax;
 
 pub(crate) use activation::sigmoid;

@@ -26,10 +26,12 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
     let backward = backward_body(model, &steps);
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
     let check_input = check_input(net);
+    let final_activation = final_activation(model);
     quote! {
         #cfg
         impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
             type Trace = #trace<#ga T>;
+            const FINAL_ACTIVATION: ::core::option::Option<&'static str> = #final_activation;
 
             #[allow(non_snake_case)]
             fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
@@ -68,6 +70,25 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
 
             #check_input
         }
+    }
+}
+
+/// `Some("softmax")` when the last layer that computes (past `flatten` and
+/// `dropout`) is an activation, at every step or not; `None` otherwise.
+fn final_activation(model: &Model) -> TokenStream {
+    let last =
+        model.layers.iter().rev().find(|l| !matches!(l.kind, LayerKind::Flatten | LayerKind::Dropout { .. }));
+    let activation = last.filter(|l| match &l.kind {
+        LayerKind::Activation(_) => true,
+        LayerKind::PerStep { inner, .. } => matches!(**inner, LayerKind::Activation(_)),
+        _ => false,
+    });
+    match activation {
+        Some(l) => {
+            let name = l.kind.to_string();
+            quote!(::core::option::Option::Some(#name))
+        }
+        None => quote!(::core::option::Option::None),
     }
 }
 
