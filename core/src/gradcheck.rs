@@ -121,12 +121,13 @@ where
 /// # Examples
 ///
 /// ```
-/// use staticnet::gradcheck::check_layer;
-/// use staticnet::prelude::*;
+/// use staticnet_core::gradcheck::check_layer;
+/// use staticnet_core::layers::CustomLayer;
+/// use staticnet_core::{Batch, Float};
 ///
 /// #[derive(Clone, Debug, Default)]
 /// struct Square<T = f32>(std::marker::PhantomData<T>);
-/// staticnet::no_params!(Square<T>);
+/// staticnet_core::no_params!(Square<T>);
 ///
 /// impl<T: Float, const N: usize> CustomLayer<T, N, N> for Square<T> {
 ///     type Workspace = ();

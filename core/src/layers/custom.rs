@@ -44,15 +44,17 @@ use std::fmt;
 ///
 /// # Examples
 ///
-/// A SiLU, `x·σ(x)`, at every size:
+/// A SiLU, `x·σ(x)`, at every size (in a network: `act: MySilu => [8]`;
+/// the README's "Layers of your own" has a whole program):
 ///
 /// ```
-/// use staticnet::prelude::*;
+/// use staticnet_core::layers::{Custom, CustomLayer, Layer};
+/// use staticnet_core::{gradcheck, Batch, Float};
 /// use std::marker::PhantomData;
 ///
 /// #[derive(Clone, Debug, Default)]
 /// pub struct MySilu<T = f32>(PhantomData<T>);
-/// staticnet::no_params!(MySilu<T>);
+/// staticnet_core::no_params!(MySilu<T>);
 ///
 /// impl<T: Float, const N: usize> CustomLayer<T, N, N> for MySilu<T> {
 ///     type Workspace = ();
@@ -70,12 +72,15 @@ use std::fmt;
 ///     }
 /// }
 ///
-/// network! {
-///     struct Net { input: [4], dense(8), act: MySilu => [8], dense(2) }
-/// }
+/// // Its gradients, by finite differences.
+/// let x = Batch::<f64, 4>::from_fn(3, |i, j| i as f64 - j as f64);
+/// assert!(gradcheck::check_layer(&mut MySilu::<f64>::default(), &x, 1e-6) < 1e-6);
 ///
-/// let net = Net::new(7);
-/// assert_eq!(net.forward(&Batch::zeros(3)).ncols(), 3);
+/// // As the field `network!` makes of it, from 4 values to 4.
+/// let act = Custom::<f32, _, 4, 4>::new(MySilu::<f32>::default());
+/// let mut y = Batch::zeros(0);
+/// Layer::forward(&act, &Batch::<f32, 4>::from_element(2, 1.0), &mut y);
+/// assert!((y[(0, 0)] - 0.7310586).abs() < 1e-6);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a layer from {IN} to {OUT} values per sample",

@@ -22,7 +22,8 @@ pub const PROBABILITY_FLOOR: f64 = 1e-7;
 /// # Examples
 ///
 /// ```
-/// use staticnet::prelude::*;
+/// use staticnet_core::loss::{CrossEntropyOnProbabilities, Loss};
+/// use staticnet_core::Batch;
 ///
 /// let p = Batch::<f64, 2>::from_column_slice(&[0.25, 0.75]);
 /// let loss = CrossEntropyOnProbabilities.loss(&p, &vec![1]).unwrap();
