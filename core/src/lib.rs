@@ -13,7 +13,6 @@
 // consistency established by `network!` are not covered by these lints.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod const_message;
 pub mod data;
 pub mod error;
 pub mod float;
@@ -53,7 +52,6 @@ pub use tensor::{set_threads, threads};
 /// dependency on nalgebra or rand. Not part of the stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::const_message::ConstMessage;
     pub use nalgebra;
 
     /// Unwraps a layer constructor whose arguments `network!` has already

@@ -6,11 +6,13 @@ pub use crate::float::Float;
 pub use crate::generate::{generate, Sampling};
 pub use crate::history::{History, Metrics};
 pub use crate::init::{seeded_rng, Init};
-pub use crate::layers::{Activation, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use crate::layers::{
+    Activation, CustomLayer, Dense, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh,
+};
 pub use crate::layers::{Elu, LogSoftmax, Mish, Selu, Silu, Softplus};
 pub use crate::loss::{
-    BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
-    StepLabels, Targets,
+    BinaryCrossEntropy, CrossEntropyOnProbabilities, Labels, Loss, MeanSquaredError, SequenceCrossEntropy,
+    SoftmaxCrossEntropy, StepLabels, Targets,
 };
 pub use crate::network::Build;
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};

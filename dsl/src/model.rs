@@ -145,9 +145,12 @@ pub enum LayerKind {
         join: Join,
         branches: Vec<Vec<Layer>>,
     },
-    /// A network made by `network!`, used as a layer.
+    /// A type used as a layer: a network made by `network!`, or a layer of
+    /// the user's (`CustomLayer`), built by `Type::new(args)` when `args` are
+    /// written and by `Default::default()` otherwise.
     Nested {
         path: syn::Path,
+        args: Option<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>,
     },
     /// A rank-1 layer (`dense`, `layer_norm`, `softmax`) applied to every step
     /// of a `[steps, inputs]` input, giving `[steps, outputs]`.
@@ -381,7 +384,7 @@ impl fmt::Display for LayerKind {
             LayerKind::Residual { projection: Some(_), .. } => f.write_str("residual(projection)"),
             LayerKind::Parallel { join: Join::Concat, .. } => f.write_str("parallel(concat)"),
             LayerKind::Parallel { join: Join::Add, .. } => f.write_str("parallel(add)"),
-            LayerKind::Nested { path } => {
+            LayerKind::Nested { path, .. } => {
                 let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
                 f.write_str(&names.join("::"))
             }
@@ -432,7 +435,7 @@ pub fn nested_paths(layers: &[Layer]) -> Vec<&syn::Path> {
     let mut out = Vec::new();
     for l in layers {
         match &l.kind {
-            LayerKind::Nested { path } => out.push(path),
+            LayerKind::Nested { path, .. } => out.push(path),
             LayerKind::Residual { body, .. } => out.extend(nested_paths(body)),
             LayerKind::Parallel { branches, .. } => branches.iter().for_each(|b| out.extend(nested_paths(b))),
             _ => {}

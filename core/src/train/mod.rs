@@ -248,6 +248,7 @@ impl<O> Trainer<O> {
                 return Err(Error::InvalidConfig(format!("{what} must be positive, got {limit}")));
             }
         }
+        crate::loss::check_pairing::<T, N, L, IN, OUT>()?;
         loss.validate(train.targets())?;
         N::check_input(train.features())?;
         if let Some(v) = validation {

@@ -11,8 +11,8 @@ use crate::model::LayerKind;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 
-/// What only the compiler can check: a nested network's shapes, and for a
-/// network with size parameters, that an instantiation's sizes fit. Without
+/// What only the compiler can check for a network with size parameters: that
+/// an instantiation's sizes fit. Without
 /// size parameters the checks run as soon as the network is compiled (`free`);
 /// with them, once per instantiation (`instance`), when `init`/`zeros` is
 /// compiled for it (`on_use`).
@@ -26,14 +26,8 @@ impl SizeChecks {
     pub fn of(net: &Net<'_>) -> Self {
         let Net { model, cfg, param_count, .. } = net;
         let name = &model.name;
-        let mut checks: Vec<TokenStream> = model
-            .layers
-            .iter()
-            .filter_map(|l| match &l.kind {
-                LayerKind::Nested { path } => Some(nested_sizes_fit(l, path)),
-                _ => None,
-            })
-            .collect();
+        // A type used as a layer is checked by its hidden constructor (`custom.rs`).
+        let mut checks: Vec<TokenStream> = Vec::new();
         for p in &model.generics {
             let ident = &p.ident;
             let msg = format!("`{name}`: the size parameter `{ident}` must be at least 1");
@@ -59,38 +53,6 @@ impl SizeChecks {
             )
         };
         SizeChecks { free, instance, on_use }
-    }
-}
-
-/// That the nested network `path` takes the size coming in and gives the size
-/// declared by `=> [..]`. The message names its real shapes (its constants,
-/// which only the compiler knows, written into the text by `ConstMessage`),
-/// and the check is spanned on the entry, so the error points there.
-fn nested_sizes_fit(l: &crate::model::Layer, path: &syn::Path) -> TokenStream {
-    let (i, o) = (l.input.size(), l.output.size());
-    let nested = nested_type(path, quote!(f32));
-    let prefix = format!(
-        "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes ",
-        l.name, l.kind, l.input, l.output, l.kind
-    );
-
-    let span = path.segments.first().map_or_else(proc_macro2::Span::call_site, |s| s.ident.span());
-    quote_spanned! {span=>
-        ::core::assert!(
-            <#nested>::INPUT_SIZE == #i && <#nested>::OUTPUT_SIZE == #o,
-            "{}",
-            ::staticnet::__private::ConstMessage::new()
-                .text(#prefix)
-                .shape(<#nested>::INPUT_SHAPE)
-                .text(" and gives ")
-                .shape(<#nested>::OUTPUT_SHAPE)
-                .text(": give it ")
-                .shape(<#nested>::INPUT_SHAPE)
-                .text(" and declare `=> ")
-                .shape(<#nested>::OUTPUT_SHAPE)
-                .text("`")
-                .as_str()
-        );
     }
 }
 
@@ -176,17 +138,20 @@ fn layer_infos(net: &Net<'_>) -> Vec<TokenStream> {
                     quote!(<#branch<#ga f32>>::LAYERS)
                 })
                 .collect(),
-            LayerKind::Nested { path } => {
-                let nested = nested_type(path, quote!(f32));
-                vec![quote!(<#nested>::LAYERS)]
-            }
             _ => Vec::new(),
+        };
+        let children = match &l.kind {
+            LayerKind::Nested { path, .. } => {
+                let nested = nested_type(path, quote!(f32));
+                quote!(<#nested as #sn::Params<f32>>::SUBLAYERS)
+            }
+            _ => quote!(&[#(#children),*]),
         };
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
                 input_shape: &[#(#input),*], output_shape: &[#(#output),*], params: #params, buffers: #buffers,
-                children: &[#(#children),*],
+                children: #children,
             }
         }
     }).collect()
@@ -194,9 +159,10 @@ fn layer_infos(net: &Net<'_>) -> Vec<TokenStream> {
 
 /// `init`, `zeros`, `forward`, `save` and `load`, for any scalar type.
 pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
-    let Net { model, sn, gp, ga, cfg, input_size, output_size, .. } = net;
+    let Net { model, sn, gp, ga, cfg, input_size, output_size, trace, grads, .. } = net;
     let name = &model.name;
     let SizeChecks { instance: instance_checks, on_use: use_checks, .. } = checks;
+    let custom_wrappers = super::custom::wrappers(net);
     let fields = net.fields();
     let constructors = fields.iter().map(|l| {
         let ident = &l.ident;
@@ -212,6 +178,7 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
         #cfg
         impl<#gp T: #sn::Float> #name<#ga T> {
             #instance_checks
+            #custom_wrappers
 
             /// A network with weights drawn by `init` from `seed` and zero biases.
             /// The same seed gives the same weights.
@@ -232,6 +199,29 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
             /// The inference pass over a batch (one sample per column).
             pub fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x)
+            }
+
+            /// The training pass ([`Network::forward_train`](#sn::Network::forward_train)), also
+            /// inherent so that the call is unambiguous with `CustomLayer` in scope.
+            pub fn forward_train<'t>(
+                &mut self,
+                x: &#sn::Batch<T, #input_size>,
+                trace: &'t mut #trace<#ga T>,
+            ) -> &'t #sn::Batch<T, #output_size> {
+                <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, trace)
+            }
+
+            /// The backward pass ([`Network::backward`](#sn::Network::backward)), also inherent
+            /// so that the call is unambiguous with `CustomLayer` in scope.
+            pub fn backward(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                trace: &mut #trace<#ga T>,
+                d_out: &#sn::Batch<T, #output_size>,
+                grads: &mut #grads<#ga T>,
+                d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+            ) {
+                <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, trace, d_out, grads, d_input)
             }
 
             /// Saves the parameters and buffers as safetensors under PyTorch

@@ -3,7 +3,7 @@
 //! a layer through (a field, or a value written inline).
 
 use super::composite;
-use super::types::{layer_type, nested_type};
+use super::types::layer_type;
 use crate::model::{Activation, Cell, ConvGeometry, Layer, LayerKind, Model, PoolGeometry};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -76,14 +76,7 @@ pub fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             checked(quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng))))
         }
         LayerKind::Dropout { p } => checked(quote!(#layers::Dropout::new(#p, 0))),
-        LayerKind::Nested { path } if random => {
-            let ty = nested_type(path, quote!(T));
-            quote!(#layers::Nested(<#ty>::init(init, ::staticnet::init::next_seed(&mut rng))))
-        }
-        LayerKind::Nested { path } => {
-            let ty = nested_type(path, quote!(T));
-            quote!(#layers::Nested(<#ty>::zeros()))
-        }
+        LayerKind::Nested { .. } => super::custom::construct(l, random),
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite::construct(model, l, random),
         LayerKind::PerStep { inputs, inner, .. } => {
             let inner = match &**inner {

@@ -250,9 +250,9 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
         LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #o>),
         LayerKind::Dropout { .. } => quote!(#layers::Dropout),
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite_type(model, l),
-        LayerKind::Nested { path } => {
+        LayerKind::Nested { path, .. } => {
             let ty = nested_type(path, quote!(T));
-            quote!(#layers::Nested<#ty>)
+            quote!(#layers::Custom<T, #ty, #i, #o>)
         }
         LayerKind::PerStep { steps, inputs, outputs, inner } => {
             let inner = match &**inner {
