@@ -71,6 +71,7 @@ impl<O> Trainer<O> {
         loaded.restore.apply(net);
         self.epoch = state.epoch;
         self.step = state.step;
+        self.rng = Some(state.rng.clone());
         self.resumed = Some(Resumed { epoch: state.epoch, rng: state.rng });
         Ok(())
     }

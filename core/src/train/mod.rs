@@ -49,7 +49,7 @@ pub use schedule::Schedule;
 use crate::data::{Dataset, MiniBatch};
 use crate::error::{Error, NonFiniteAt, Result};
 use crate::float::Float;
-use crate::init::seeded_rng;
+use crate::init::{seeded_rng, SeededRng};
 use crate::loss::Loss;
 use crate::network::Network;
 use crate::optim::{NonFiniteUpdate, Optimizer};
@@ -88,6 +88,8 @@ pub struct Trainer<O> {
     epoch: usize,
     /// Optimizer steps taken in the current run.
     step: u64,
+    /// The shuffling generator after the last completed epoch, which the next `fit` continues.
+    rng: Option<SeededRng>,
 }
 
 impl<O> Trainer<O> {
@@ -110,6 +112,7 @@ impl<O> Trainer<O> {
             resumed: None,
             epoch: 0,
             step: 0,
+            rng: None,
         }
     }
 
@@ -215,10 +218,25 @@ impl<O> Trainer<O> {
         &mut self.optimizer
     }
 
+    /// Starts a new run: the next `fit` begins with epoch 1, step 0 and the
+    /// shuffling order of [`Trainer::seed`] again, as a fresh trainer would
+    /// (the optimizer's state is kept: replace it with [`Trainer::optimizer_mut`]).
+    pub fn restart(&mut self) {
+        self.epoch = 0;
+        self.step = 0;
+        self.rng = None;
+        self.resumed = None;
+    }
+
     /// Trains `net` on `train`, evaluating on `validation` after each epoch.
     ///
     /// A fresh trainer runs epochs 1 to [`Trainer::epochs`]; after
-    /// [`Trainer::resume`] it continues from the checkpoint's epoch. With
+    /// [`Trainer::resume`] it continues from the checkpoint's epoch up to
+    /// [`Trainer::epochs`]. Each later `fit` continues the run for
+    /// [`Trainer::epochs`] more epochs: the epoch count, the step count, the
+    /// shuffling generator and the schedule go on where the last completed
+    /// epoch left them, so two fits of one epoch give exactly the weights of
+    /// one fit of two ([`Trainer::restart`] starts over). With
     /// [`Trainer::checkpoint`] set, a checkpoint is saved after every epoch.
     ///
     /// Errors: a zero batch size or a clipping threshold that is not positive
@@ -280,13 +298,15 @@ impl<O> Trainer<O> {
         L: Loss<T, OUT>,
         O: Optimizer<T>,
     {
-        let (first_epoch, mut rng) = match self.resumed.take() {
-            // Saturating: a checkpoint's epoch is bounded by persist, but a count never panics.
-            Some(r) => (r.epoch.saturating_add(1), r.rng),
-            None => {
+        // Saturating: a checkpoint's epoch is bounded by persist, but a count never panics.
+        let (first_epoch, last_epoch, mut rng) = match (self.resumed.take(), self.rng.clone()) {
+            (Some(r), _) => (r.epoch.saturating_add(1), self.epochs, r.rng),
+            // A later `fit` continues the run: `epochs` more epochs, the shuffle and the schedule go on.
+            (None, Some(rng)) => (self.epoch.saturating_add(1), self.epoch.saturating_add(self.epochs), rng),
+            (None, None) => {
                 self.epoch = 0;
                 self.step = 0;
-                (1, seeded_rng(self.seed))
+                (1, self.epochs, seeded_rng(self.seed))
             }
         };
         let mut order: Vec<usize> = (0..train.len()).collect();
@@ -300,7 +320,7 @@ impl<O> Trainer<O> {
         let mut undo = Vec::new();
         let batches = train.len().div_ceil(self.batch_size);
 
-        for epoch in first_epoch..=self.epochs {
+        for epoch in first_epoch..=last_epoch {
             let start = Instant::now();
             self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
             if self.shuffle {
@@ -308,7 +328,7 @@ impl<O> Trainer<O> {
                 order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut rng);
             }
-            let bar = self.progress_bar(batches as u64, epoch);
+            let bar = self.progress_bar(batches as u64, epoch, last_epoch);
             let (mut loss_sum, mut right, mut judged) = (0.0, 0usize, 0usize);
             for (b, indices) in order.chunks(self.batch_size).enumerate() {
                 let stop = |value: f64, at: NonFiniteAt| {
@@ -395,10 +415,11 @@ impl<O> Trainer<O> {
                 seconds: start.elapsed().as_secs_f64(),
             };
             if self.verbose {
-                eprintln!("{}", format_report(&report, self.epochs));
+                eprintln!("{}", format_report(&report, last_epoch));
             }
             history.epochs.push(report);
             self.epoch = epoch;
+            self.rng = Some(rng.clone());
             // Only after a completed epoch: a failed one leaves the last checkpoint as it was.
             if let Some(path) = self.checkpoint.clone() {
                 self.save_checkpoint(net, &rng, base_lr, &path)?;
@@ -407,7 +428,7 @@ impl<O> Trainer<O> {
         Ok(history)
     }
 
-    fn progress_bar(&self, batches: u64, epoch: usize) -> ProgressBar {
+    fn progress_bar(&self, batches: u64, epoch: usize, last_epoch: usize) -> ProgressBar {
         if !self.verbose {
             return ProgressBar::hidden();
         }
@@ -417,7 +438,7 @@ impl<O> Trainer<O> {
         {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+        bar.set_prefix(format!("{epoch}/{last_epoch}"));
         bar
     }
 }

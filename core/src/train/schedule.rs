@@ -27,7 +27,7 @@ impl Schedule {
         match self {
             Schedule::Constant => base,
             Schedule::Cosine { min_factor } => {
-                let progress = epoch as f64 / epochs.max(1) as f64;
+                let progress = (epoch as f64 / epochs.max(1) as f64).min(1.0);
                 let cos = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
                 base * (min_factor + (1.0 - min_factor) * cos)
             }

@@ -1,0 +1,83 @@
+//! The training loop of issue 20: `fit` continuing a run, callbacks (early stopping, saving the best
+//! model), per-step schedules in the trainer, and freezing parameters.
+
+use staticnet::prelude::*;
+
+network! { struct Net { input: [4], backbone: dense(8), relu, dropout(0.2), head: dense(3) } }
+
+/// `n` samples of 4 features in 3 classes, a deterministic function of `seed`.
+fn dataset(seed: u64, n: usize) -> Dataset<f32, 4, Labels> {
+    let mut features = Vec::with_capacity(4 * n);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = (i as u64 * 7 + seed) as usize % 3;
+        for f in 0..4 {
+            let x = ((i * 13 + f * 5) as f32 * 0.37 + seed as f32).sin();
+            features.push(x + if f == class { 1.5 } else { 0.0 });
+        }
+        labels.push(class);
+    }
+    Dataset::new(Batch::from_column_slice(&features), labels).unwrap()
+}
+
+fn bits<N: Params<f32>>(net: &N) -> Vec<u32> {
+    let mut all = Vec::new();
+    net.visit_params(&ParamPath::ROOT, &mut |p| all.extend(p.value.iter().map(|v| v.to_bits())));
+    all
+}
+
+fn trainer<O>(optimizer: O, epochs: usize) -> Trainer<O> {
+    Trainer::new(optimizer).epochs(epochs).batch_size(8).seed(5).verbose(false)
+}
+
+#[test]
+fn two_fits_of_one_epoch_equal_one_fit_of_two() {
+    let data = dataset(1, 40);
+    let schedule = Schedule::Step { every: 1, factor: 0.5 };
+    let mut straight = Net::new(3);
+    let mut one = trainer(Adam::new(0.01), 2).schedule(schedule);
+    let full = one.fit(&mut straight, &SoftmaxCrossEntropy, &data, Some(&data)).unwrap();
+
+    let mut twice = Net::new(3);
+    let mut two = trainer(Adam::new(0.01), 1).schedule(schedule);
+    let first = two.fit(&mut twice, &SoftmaxCrossEntropy, &data, Some(&data)).unwrap();
+    assert_ne!(bits(&twice), bits(&straight));
+    let second = two.fit(&mut twice, &SoftmaxCrossEntropy, &data, Some(&data)).unwrap();
+    assert_eq!(bits(&twice), bits(&straight), "the second fit continues the shuffle and the schedule");
+    assert_eq!((first.epochs[0].epoch, second.epochs[0].epoch), (1, 2));
+    assert_eq!(second.epochs[0].train, full.epochs[1].train);
+    assert_eq!((two.completed_epochs(), two.steps()), (2, 10));
+
+    // A restart replays the first epoch's order (the optimizer keeps its state, so compare SGD).
+    let mut a = Net::new(3);
+    let mut sgd = trainer(Sgd::new(0.1), 1);
+    sgd.fit(&mut a, &SoftmaxCrossEntropy, &data, None).unwrap();
+    let mut b = Net::new(3);
+    sgd.restart();
+    sgd.fit(&mut b, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(sgd.completed_epochs(), 1);
+}
+
+#[test]
+fn a_continued_run_resumes_from_its_checkpoint_exactly() {
+    let dir = std::env::temp_dir().join(format!("staticnet-training-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("continued.safetensors");
+    let data = dataset(2, 24);
+    let mut straight = Net::new(4);
+    trainer(Adam::new(0.01), 3).fit(&mut straight, &SoftmaxCrossEntropy, &data, None).unwrap();
+
+    let mut net = Net::new(4);
+    let mut t = trainer(Adam::new(0.01), 1).checkpoint(&path);
+    t.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap();
+    t.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap();
+    // The checkpoint after epoch 2 of the continued run, resumed for its third epoch.
+    let mut resumed = Net::zeros();
+    let mut r = trainer(Adam::new(0.01), 3);
+    r.resume(&mut resumed, &path).unwrap();
+    let rest = r.fit(&mut resumed, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_eq!(rest.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [3]);
+    assert_eq!(bits(&resumed), bits(&straight));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
