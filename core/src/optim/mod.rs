@@ -1,4 +1,5 @@
-//! Optimizers: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
+//! Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW, RMSprop,
+//! Adagrad and Adadelta.
 //!
 //! Update rules follow PyTorch's `torch.optim` exactly, so hyper-parameters
 //! carry over. State (momentum buffers, moments) is kept per parameter in the
@@ -19,14 +20,18 @@
 //! optimizer; [`Sgd`], [`Adam`] and [`AdamW`] and the two-pass step have files
 //! of their own.
 
+mod adagrad;
 mod adam;
 mod finite;
+mod rmsprop;
 mod sgd;
 #[cfg(test)]
 mod tests;
 
+pub use adagrad::{Adadelta, Adagrad};
 pub use adam::{Adam, AdamW};
 pub use finite::NonFiniteUpdate;
+pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
@@ -40,17 +45,18 @@ const PAR_MIN_ELEMENTS: usize = 1 << 15;
 /// Everything an optimizer carries from step to step, for checkpoints.
 ///
 /// Slots use PyTorch's names: `momentum_buffer` ([`Sgd`]), `exp_avg` and
-/// `exp_avg_sq` ([`Adam`], [`AdamW`]). Each slot holds one vector per
+/// `exp_avg_sq` ([`Adam`], [`AdamW`]), `square_avg`, `momentum_buffer` and
+/// `grad_avg` ([`RmsProp`]), `sum` ([`Adagrad`]), `square_avg` and `acc_delta` ([`Adadelta`]). Each slot holds one vector per
 /// parameter in the network's visiting order, or none before the first step
 /// (and for SGD without momentum).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState<T> {
-    /// Which optimizer: `"sgd"`, `"adam"` or `"adamw"`.
+    /// Which optimizer: `"sgd"`, `"adam"`, `"adamw"`, `"rmsprop"`, `"adagrad"` or `"adadelta"`.
     pub kind: String,
     /// Hyper-parameters by name (`lr`, `momentum`, `nesterov` as 0/1,
     /// `weight_decay`, `beta1`, `beta2`, `eps`).
     pub hyper: BTreeMap<String, f64>,
-    /// Steps taken, for Adam's bias correction (0 for SGD, which needs none).
+    /// Steps taken, for Adam's bias correction and Adagrad's decay (0 for SGD, which needs none).
     pub step: u64,
     /// The per-parameter state vectors by slot name, slots sorted by name.
     pub slots: Vec<(String, Vec<Vec<T>>)>,
@@ -71,7 +77,9 @@ impl<T: Float> OptimizerState<T> {
             let (ok, rule) = match key.as_str() {
                 "nesterov" => (v == 0.0 || v == 1.0, "0 (false) or 1 (true)"),
                 "beta1" | "beta2" if adam => ((0.0..1.0).contains(&v), "in [0, 1)"),
-                "lr" | "momentum" | "weight_decay" | "eps" => {
+                "centered" => (v == 0.0 || v == 1.0, "0 (false) or 1 (true)"),
+                "alpha" | "rho" => ((0.0..=1.0).contains(&v), "in [0, 1]"),
+                "lr" | "momentum" | "weight_decay" | "eps" | "lr_decay" | "initial_accumulator_value" => {
                     (v.is_finite() && v >= 0.0, "finite and non-negative")
                 }
                 _ => (v.is_finite(), "finite"),
@@ -85,9 +93,11 @@ impl<T: Float> OptimizerState<T> {
         }
         for (slot, vectors) in &self.slots {
             for (k, values) in vectors.iter().enumerate() {
-                let bad = |v: &T| !v.is_finite() || (slot == "exp_avg_sq" && *v < T::zero());
+                // The slots a square root is taken of.
+                let square = matches!(slot.as_str(), "exp_avg_sq" | "square_avg" | "sum" | "acc_delta");
+                let bad = |v: &T| !v.is_finite() || (square && *v < T::zero());
                 if let Some(i) = values.iter().position(bad) {
-                    let rule = if slot == "exp_avg_sq" { "finite and non-negative" } else { "finite" };
+                    let rule = if square { "finite and non-negative" } else { "finite" };
                     return Some(format!(
                         "{} holds {:?} at element {i}: optimizer state must be {rule}",
                         tensor(slot, k),
@@ -125,6 +135,18 @@ impl<T> OptimizerState<T> {
             "cannot restore {} optimizer state into {kind}: resume with the optimizer the checkpoint was made with",
             self.kind
         )))
+    }
+
+    /// Refuses state past its first step that lacks one of `slots`: resuming would silently
+    /// restart that state from zero.
+    fn require_slots(&self, slots: &[&str]) -> Result<()> {
+        match slots.iter().find(|s| self.step > 0 && !self.slots.iter().any(|(name, _)| name == *s)) {
+            None => Ok(()),
+            Some(slot) => Err(Error::InvalidConfig(format!(
+                "{} optimizer state at step {} lacks its `{slot}` slot",
+                self.kind, self.step
+            ))),
+        }
     }
 
     /// Checks the kind and that the slots are exactly `names`, all with the same number of
@@ -244,6 +266,14 @@ impl<T: Float> Slots<T> {
         }
     }
 
+    /// Creates the state of parameter `index` with `len` scalars, all `value`, if
+    /// the next [`Slots::get`] would create it.
+    fn fill_missing(&mut self, index: usize, len: usize, value: T) {
+        if index == self.0.len() {
+            self.0.push(vec![value; len]);
+        }
+    }
+
     /// The state of parameter `index` with `len` scalars without creating it:
     /// `None` if the next [`Slots::get`], on parameters visited in order, would
     /// create it (zeros).
@@ -272,6 +302,15 @@ fn check_rate(what: &str, value: f64) -> Result<()> {
         Ok(())
     } else {
         Err(bad_rate(what, value))
+    }
+}
+
+/// Checks a decay constant that must lie in [0, 1] (RMSprop's alpha, Adadelta's rho).
+fn check_unit(what: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!("{what} must be in [0, 1], got {value}")))
     }
 }
 

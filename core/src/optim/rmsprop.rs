@@ -1,0 +1,280 @@
+//! [`RmsProp`]: plain, with momentum, centered, or both, each as one element-wise [`Rule`].
+
+use super::finite::{self, NonFiniteUpdate, Rule};
+use super::{check_rate, check_unit, Optimizer, OptimizerState, Slots};
+use crate::error::Result;
+use crate::float::Float;
+use crate::params::{ParamMut, Params};
+
+/// RMSprop (Hinton), as `torch.optim.RMSprop`: the gradient divided by a running root mean
+/// square of past gradients, optionally centered (minus the running mean's square) and with
+/// momentum. Defaults as PyTorch's: alpha 0.99, eps 1e-8, no momentum, not centered.
+///
+/// ```
+/// use staticnet::optim::RmsProp;
+/// let opt = RmsProp::<f32>::new(1e-3).alpha(0.9).momentum(0.9).centered(true);
+/// # let _ = opt;
+/// ```
+#[derive(Clone, Debug)]
+pub struct RmsProp<T> {
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+    momentum: f64,
+    centered: bool,
+    step: u64,
+    square_avg: Slots<T>,
+    momentum_buffer: Slots<T>,
+    grad_avg: Slots<T>,
+}
+
+impl<T: Float> RmsProp<T> {
+    /// RMSprop with learning rate `lr` (PyTorch's default is 1e-2).
+    pub fn new(lr: f64) -> Self {
+        RmsProp {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+            step: 0,
+            square_avg: Slots(Vec::new()),
+            momentum_buffer: Slots(Vec::new()),
+            grad_avg: Slots(Vec::new()),
+        }
+    }
+
+    /// The smoothing constant of the running averages, in [0, 1].
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// The term added to the denominator for stability.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// Adds `weight_decay · w` to each gradient (L2).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Momentum on the normalised gradient (0 for none).
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Normalises by the running variance (minus the running mean's square) instead of the second moment.
+    pub fn centered(mut self, centered: bool) -> Self {
+        self.centered = centered;
+        self
+    }
+
+    /// This step's rule, once the settings are checked.
+    fn rule(&self) -> Result<RmsRule<T>> {
+        check_rate("learning rate", self.lr)?;
+        check_rate("momentum", self.momentum)?;
+        check_rate("weight decay", self.weight_decay)?;
+        check_rate("eps", self.eps)?;
+        check_unit("alpha", self.alpha)?;
+        Ok(RmsRule {
+            lr: T::cast(self.lr),
+            alpha: T::cast(self.alpha),
+            one_minus_alpha: T::cast(1.0 - self.alpha),
+            eps: T::cast(self.eps),
+            wd: T::cast(self.weight_decay),
+            mu: T::cast(self.momentum),
+        })
+    }
+}
+
+/// The constants of one RMSprop step, shared by the four variants' rules.
+struct RmsRule<T> {
+    lr: T,
+    alpha: T,
+    one_minus_alpha: T,
+    eps: T,
+    wd: T,
+    mu: T,
+}
+
+impl<T: Float> RmsRule<T> {
+    /// The L2-decayed gradient and the new square average.
+    #[inline(always)]
+    fn square(&self, w: T, g: T, sq: T) -> (T, T) {
+        let g = g + self.wd * w;
+        (g, self.alpha * sq + self.one_minus_alpha * g * g)
+    }
+
+    /// `grad_avg.lerp_(g, 1 − alpha)` and the centered denominator `√(sq − ḡ²) + eps`.
+    #[inline(always)]
+    fn centered(&self, g: T, sq: T, ga: T) -> (T, T) {
+        let ga = ga + self.one_minus_alpha * (g - ga);
+        (ga, (sq - ga * ga).sqrt() + self.eps)
+    }
+}
+
+/// RMSprop's four variants, each a rule over its own slots.
+struct Plain<T>(RmsRule<T>);
+struct WithMomentum<T>(RmsRule<T>);
+struct Centered<T>(RmsRule<T>);
+struct CenteredMomentum<T>(RmsRule<T>);
+
+impl<T: Float> Rule<T, 1> for Plain<T> {
+    const SLOTS: [&'static str; 1] = ["square_avg"];
+    #[inline(always)]
+    fn next(&self, w: T, g: T, [sq]: [T; 1]) -> (T, [T; 1]) {
+        let r = &self.0;
+        let (g, sq) = r.square(w, g, sq);
+        (w - r.lr * (g / (sq.sqrt() + r.eps)), [sq])
+    }
+}
+
+impl<T: Float> Rule<T, 2> for WithMomentum<T> {
+    const SLOTS: [&'static str; 2] = ["square_avg", "momentum_buffer"];
+    #[inline(always)]
+    fn next(&self, w: T, g: T, [sq, buf]: [T; 2]) -> (T, [T; 2]) {
+        let r = &self.0;
+        let (g, sq) = r.square(w, g, sq);
+        let buf = r.mu * buf + g / (sq.sqrt() + r.eps);
+        (w - r.lr * buf, [sq, buf])
+    }
+}
+
+impl<T: Float> Rule<T, 2> for Centered<T> {
+    const SLOTS: [&'static str; 2] = ["square_avg", "grad_avg"];
+    #[inline(always)]
+    fn next(&self, w: T, g: T, [sq, ga]: [T; 2]) -> (T, [T; 2]) {
+        let r = &self.0;
+        let (g, sq) = r.square(w, g, sq);
+        let (ga, avg) = r.centered(g, sq, ga);
+        (w - r.lr * (g / avg), [sq, ga])
+    }
+}
+
+impl<T: Float> Rule<T, 3> for CenteredMomentum<T> {
+    const SLOTS: [&'static str; 3] = ["square_avg", "grad_avg", "momentum_buffer"];
+    #[inline(always)]
+    fn next(&self, w: T, g: T, [sq, ga, buf]: [T; 3]) -> (T, [T; 3]) {
+        let r = &self.0;
+        let (g, sq) = r.square(w, g, sq);
+        let (ga, avg) = r.centered(g, sq, ga);
+        let buf = r.mu * buf + g / avg;
+        (w - r.lr * buf, [sq, ga, buf])
+    }
+}
+
+impl<T: Float> Optimizer<T> for RmsProp<T> {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn begin_step(&mut self) {
+        self.step = self.step.saturating_add(1);
+    }
+
+    fn state(&self) -> Result<OptimizerState<T>> {
+        let hyper = [
+            ("lr", self.lr),
+            ("alpha", self.alpha),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("momentum", self.momentum),
+            ("centered", if self.centered { 1.0 } else { 0.0 }),
+        ];
+        let mut slots = vec![("square_avg".to_string(), self.square_avg.0.clone())];
+        if self.momentum != 0.0 {
+            slots.insert(0, ("momentum_buffer".into(), self.momentum_buffer.0.clone()));
+        }
+        if self.centered {
+            slots.insert(0, ("grad_avg".into(), self.grad_avg.0.clone()));
+        }
+        Ok(OptimizerState {
+            kind: "rmsprop".into(),
+            hyper: hyper.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            step: self.step,
+            slots,
+        })
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        state.check_kind("rmsprop")?;
+        state.check_values()?;
+        let (lr, alpha, eps) = (state.hyper("lr")?, state.hyper("alpha")?, state.hyper("eps")?);
+        let (weight_decay, momentum) = (state.hyper("weight_decay")?, state.hyper("momentum")?);
+        let centered = state.hyper("centered")? != 0.0;
+        let mut needed = vec!["square_avg"];
+        needed.extend(centered.then_some("grad_avg"));
+        needed.extend((momentum != 0.0).then_some("momentum_buffer"));
+        state.require_slots(&needed)?;
+        let step = state.step;
+        let mut slots = state.take_slots("rmsprop", &["square_avg", "momentum_buffer", "grad_avg"])?;
+        let grad_avg = Slots(slots.pop().unwrap_or_default());
+        let momentum_buffer = Slots(slots.pop().unwrap_or_default());
+        let square_avg = Slots(slots.pop().unwrap_or_default());
+        *self = RmsProp {
+            lr,
+            alpha,
+            eps,
+            weight_decay,
+            momentum,
+            centered,
+            step,
+            square_avg,
+            momentum_buffer,
+            grad_avg,
+        };
+        Ok(())
+    }
+
+    fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
+        let n = p.value.len().min(grad.len());
+        let rule = self.rule()?;
+        let sq = self.square_avg.get(index, n, &p.name)?;
+        match (self.momentum != 0.0, self.centered) {
+            (false, false) => finite::write_param(&Plain(rule), p.value, grad, [sq]),
+            (true, false) => {
+                let buf = self.momentum_buffer.get(index, n, &p.name)?;
+                finite::write_param(&WithMomentum(rule), p.value, grad, [sq, buf]);
+            }
+            (false, true) => {
+                let ga = self.grad_avg.get(index, n, &p.name)?;
+                finite::write_param(&Centered(rule), p.value, grad, [sq, ga]);
+            }
+            (true, true) => {
+                let ga = self.grad_avg.get(index, n, &p.name)?;
+                let buf = self.momentum_buffer.get(index, n, &p.name)?;
+                finite::write_param(&CenteredMomentum(rule), p.value, grad, [sq, ga, buf]);
+            }
+        }
+        Ok(())
+    }
+
+    fn step_if_finite<N: Params<T>>(
+        &mut self,
+        net: &mut N,
+        grads: &N::Gradients,
+        _undo: &mut Vec<T>,
+    ) -> Result<Option<NonFiniteUpdate>> {
+        let rule = self.rule()?;
+        let (sq, buf, ga) = (&mut self.square_avg, &mut self.momentum_buffer, &mut self.grad_avg);
+        let step = &mut self.step;
+        let count = || *step = step.saturating_add(1);
+        match (self.momentum != 0.0, self.centered) {
+            (false, false) => finite::step(&Plain(rule), [sq], net, grads, count),
+            (true, false) => finite::step(&WithMomentum(rule), [sq, buf], net, grads, count),
+            (false, true) => finite::step(&Centered(rule), [sq, ga], net, grads, count),
+            (true, true) => finite::step(&CenteredMomentum(rule), [sq, ga, buf], net, grads, count),
+        }
+    }
+}
