@@ -4,7 +4,7 @@
 //! (`step_if_finite`, which the trainer takes, and `begin_step` + `update`) replay them to 1e-10.
 
 use serde_json::Value;
-use staticnet::optim::{Adadelta, Adagrad, Optimizer, RmsProp};
+use staticnet::optim::{Adadelta, Adagrad, Adam, AdamW, Optimizer, ParamGroup, RmsProp, Sgd};
 use staticnet::params::{Param, ParamMut, ParamPath, Params};
 use std::path::Path;
 
@@ -142,4 +142,36 @@ fn rmsprop_adagrad_and_adadelta_follow_torch() {
         ran += 1;
     }
     assert_eq!(ran, 8);
+}
+
+#[test]
+fn parameter_groups_follow_torchs_param_groups_for_every_optimizer() {
+    // torch: `fc.bias` in a group of its own with weight_decay 0 and lr · lr_scale.
+    let all = fixtures();
+    let mut ran = 0;
+    for (name, case) in all.as_object().unwrap() {
+        let Some(scale) = case["lr_scale"].as_f64() else { continue };
+        let s = |key: &str| setting(case, key).unwrap_or(0.0);
+        let (lr, wd) = (s("lr"), s("weight_decay"));
+        let group = || ParamGroup::vectors().weight_decay(0.0).lr_scale(scale);
+        match case["optimizer"].as_str().unwrap() {
+            "SGD" => replay(name, case, Sgd::new(lr).momentum(s("momentum")).weight_decay(wd).group(group())),
+            "Adam" => replay(name, case, Adam::new(lr).weight_decay(wd).group(group())),
+            "AdamW" => replay(name, case, AdamW::new(lr, wd).group(group())),
+            "RMSprop" => {
+                replay(name, case, RmsProp::new(lr).momentum(s("momentum")).weight_decay(wd).group(group()))
+            }
+            "Adagrad" => replay(name, case, Adagrad::new(lr).weight_decay(wd).group(group())),
+            "Adadelta" => replay(name, case, Adadelta::new(lr).weight_decay(wd).group(group())),
+            other => panic!("{other}"),
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, 6);
+    // The same group by name, and by prefix, select the bias alike.
+    let case = &all["adamw_groups"];
+    let by_name = ParamGroup::matching(|n| n.ends_with(".bias")).weight_decay(0.0).lr_scale(0.5);
+    replay("adamw by name", case, AdamW::new(0.01, 0.1).group(by_name));
+    let by_prefix = ParamGroup::prefix("fc.bias").weight_decay(0.0).lr_scale(0.5);
+    replay("adamw by prefix", case, AdamW::new(0.01, 0.1).group(by_prefix));
 }

@@ -2,7 +2,8 @@
 //! one element-wise [`Rule`].
 
 use super::finite::{self, NonFiniteUpdate, Rule};
-use super::{check_rate, check_unit, Optimizer, OptimizerState, Slots};
+use super::groups::{Groups, Settings};
+use super::{check_rate, check_unit, Optimizer, OptimizerState, ParamGroup, Slots};
 use crate::error::Result;
 use crate::float::Float;
 use crate::params::{ParamMut, ParamPath, Params};
@@ -25,6 +26,7 @@ pub struct Adagrad<T> {
     eps: f64,
     step: u64,
     sum: Slots<T>,
+    groups: Groups,
 }
 
 impl<T: Float> Adagrad<T> {
@@ -38,6 +40,7 @@ impl<T: Float> Adagrad<T> {
             eps: 1e-10,
             step: 0,
             sum: Slots(Vec::new()),
+            groups: Groups::default(),
         }
     }
 
@@ -65,15 +68,20 @@ impl<T: Float> Adagrad<T> {
         self
     }
 
-    /// The rule of step `t` (from 1), once the settings are checked.
-    fn rule(&self, t: u64) -> Result<AdagradRule<T>> {
-        check_rate("learning rate", self.lr)?;
-        check_rate("lr_decay", self.lr_decay)?;
-        check_rate("weight decay", self.weight_decay)?;
-        check_rate("initial_accumulator_value", self.initial_accumulator_value)?;
-        check_rate("eps", self.eps)?;
-        let clr = self.lr / (1.0 + (t.max(1) - 1) as f64 * self.lr_decay);
-        Ok(AdagradRule { clr: T::cast(clr), wd: T::cast(self.weight_decay), eps: T::cast(self.eps) })
+    /// Other settings for the parameters `group` selects ([`ParamGroup`]).
+    pub fn group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
+        self
+    }
+
+    /// The optimizer's own learning rate and weight decay.
+    fn settings(&self) -> Settings {
+        Settings { lr: self.lr, weight_decay: self.weight_decay }
+    }
+
+    /// The rule of step `t` (from 1) with `settings`, once they are checked.
+    fn rule(&self, t: u64, settings: Settings) -> Result<AdagradRule<T>> {
+        rule_of(self.lr_decay, self.initial_accumulator_value, self.eps, t, settings)
     }
 
     /// Creates the sums a step is about to need at `initial_accumulator_value` (PyTorch creates
@@ -86,6 +94,17 @@ impl<T: Float> Adagrad<T> {
             index += 1;
         });
     }
+}
+
+/// Adagrad's rule of step `t` (from 1) with `settings`, once every setting is checked.
+fn rule_of<T: Float>(lr_decay: f64, init: f64, eps: f64, t: u64, settings: Settings) -> Result<AdagradRule<T>> {
+    check_rate("learning rate", settings.lr)?;
+    check_rate("lr_decay", lr_decay)?;
+    check_rate("weight decay", settings.weight_decay)?;
+    check_rate("initial_accumulator_value", init)?;
+    check_rate("eps", eps)?;
+    let clr = settings.lr / (1.0 + (t.max(1) - 1) as f64 * lr_decay);
+    Ok(AdagradRule { clr: T::cast(clr), wd: T::cast(settings.weight_decay), eps: T::cast(eps) })
 }
 
 /// `sum += g²; w -= clr · g / (√sum + eps)` with `g + wd · w` as the gradient.
@@ -144,13 +163,14 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
         let step = state.step;
         let mut slots = state.take_slots("adagrad", &["sum"])?;
         let sum = Slots(slots.pop().unwrap_or_default());
-        *self = Adagrad { lr, lr_decay, weight_decay, initial_accumulator_value, eps, step, sum };
+        let groups = std::mem::take(&mut self.groups);
+        *self = Adagrad { lr, lr_decay, weight_decay, initial_accumulator_value, eps, step, sum, groups };
         Ok(())
     }
 
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         let n = p.value.len().min(grad.len());
-        let rule = self.rule(self.step)?;
+        let rule = self.rule(self.step, self.groups.settings_of(&p.name, p.shape, self.settings()))?;
         self.sum.fill_missing(index, n, T::cast(self.initial_accumulator_value));
         let sum = self.sum.get(index, n, &p.name)?;
         finite::write_param(&rule, p.value, grad, [sum]);
@@ -164,10 +184,16 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
         _undo: &mut Vec<T>,
     ) -> Result<Option<NonFiniteUpdate>> {
         let t = self.step.saturating_add(1);
-        let rule = self.rule(t)?;
+        self.groups.assign(&*net);
+        let base = self.settings();
+        for settings in self.groups.all(base) {
+            self.rule(t, settings)?;
+        }
         if self.sum.0.is_empty() || self.sum.0.iter().any(Vec::is_empty) {
             self.fill_sums(net, grads);
         }
+        let (decay, init, eps, groups) = (self.lr_decay, self.initial_accumulator_value, self.eps, &self.groups);
+        let rule = |i| rule_of(decay, init, eps, t, groups.settings(i, base));
         let step = &mut self.step;
         finite::step(&rule, [&mut self.sum], net, grads, || *step = t)
     }
@@ -190,6 +216,7 @@ pub struct Adadelta<T> {
     step: u64,
     square_avg: Slots<T>,
     acc_delta: Slots<T>,
+    groups: Groups,
 }
 
 impl<T: Float> Adadelta<T> {
@@ -203,6 +230,7 @@ impl<T: Float> Adadelta<T> {
             step: 0,
             square_avg: Slots(Vec::new()),
             acc_delta: Slots(Vec::new()),
+            groups: Groups::default(),
         }
     }
 
@@ -224,20 +252,36 @@ impl<T: Float> Adadelta<T> {
         self
     }
 
-    /// This step's rule, once the settings are checked.
-    fn rule(&self) -> Result<AdadeltaRule<T>> {
-        check_rate("learning rate", self.lr)?;
-        check_rate("eps", self.eps)?;
-        check_rate("weight decay", self.weight_decay)?;
-        check_unit("rho", self.rho)?;
-        Ok(AdadeltaRule {
-            lr: T::cast(self.lr),
-            rho: T::cast(self.rho),
-            one_minus_rho: T::cast(1.0 - self.rho),
-            eps: T::cast(self.eps),
-            wd: T::cast(self.weight_decay),
-        })
+    /// Other settings for the parameters `group` selects ([`ParamGroup`]).
+    pub fn group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
+        self
     }
+
+    /// The optimizer's own learning rate and weight decay.
+    fn settings(&self) -> Settings {
+        Settings { lr: self.lr, weight_decay: self.weight_decay }
+    }
+
+    /// This step's rule with `settings`, once they are checked.
+    fn rule(&self, settings: Settings) -> Result<AdadeltaRule<T>> {
+        delta_rule(self.rho, self.eps, settings)
+    }
+}
+
+/// Adadelta's rule with `settings`, once every setting is checked.
+fn delta_rule<T: Float>(rho: f64, eps: f64, settings: Settings) -> Result<AdadeltaRule<T>> {
+    check_rate("learning rate", settings.lr)?;
+    check_rate("eps", eps)?;
+    check_rate("weight decay", settings.weight_decay)?;
+    check_unit("rho", rho)?;
+    Ok(AdadeltaRule {
+        lr: T::cast(settings.lr),
+        rho: T::cast(rho),
+        one_minus_rho: T::cast(1.0 - rho),
+        eps: T::cast(eps),
+        wd: T::cast(settings.weight_decay),
+    })
 }
 
 /// `v = ρv + (1−ρ)g²; δ = √(u + eps) / √(v + eps) · g; u = ρu + (1−ρ)δ²; w -= lr · δ`.
@@ -297,13 +341,14 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
         let mut slots = state.take_slots("adadelta", &["square_avg", "acc_delta"])?;
         let acc_delta = Slots(slots.pop().unwrap_or_default());
         let square_avg = Slots(slots.pop().unwrap_or_default());
-        *self = Adadelta { lr, rho, eps, weight_decay, step, square_avg, acc_delta };
+        let groups = std::mem::take(&mut self.groups);
+        *self = Adadelta { lr, rho, eps, weight_decay, step, square_avg, acc_delta, groups };
         Ok(())
     }
 
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         let n = p.value.len().min(grad.len());
-        let rule = self.rule()?;
+        let rule = self.rule(self.groups.settings_of(&p.name, p.shape, self.settings()))?;
         let v = self.square_avg.get(index, n, &p.name)?;
         let u = self.acc_delta.get(index, n, &p.name)?;
         finite::write_param(&rule, p.value, grad, [v, u]);
@@ -316,7 +361,13 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
         grads: &N::Gradients,
         _undo: &mut Vec<T>,
     ) -> Result<Option<NonFiniteUpdate>> {
-        let rule = self.rule()?;
+        self.groups.assign(&*net);
+        let base = self.settings();
+        for settings in self.groups.all(base) {
+            self.rule(settings)?;
+        }
+        let (rho, eps, groups) = (self.rho, self.eps, &self.groups);
+        let rule = |i| delta_rule(rho, eps, groups.settings(i, base));
         let step = &mut self.step;
         let slots = [&mut self.square_avg, &mut self.acc_delta];
         finite::step(&rule, slots, net, grads, || *step = step.saturating_add(1))

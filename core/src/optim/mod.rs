@@ -23,6 +23,7 @@
 mod adagrad;
 mod adam;
 mod finite;
+mod groups;
 mod rmsprop;
 mod sgd;
 #[cfg(test)]
@@ -31,6 +32,7 @@ mod tests;
 pub use adagrad::{Adadelta, Adagrad};
 pub use adam::{Adam, AdamW};
 pub use finite::NonFiniteUpdate;
+pub use groups::ParamGroup;
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
@@ -251,17 +253,20 @@ pub trait Optimizer<T: Float> {
 }
 
 /// Per-parameter state vectors, created zeroed on first use.
+///
+/// A parameter the trainer freezes is visited with no values: its state is
+/// then an empty vector (no memory) if it has none yet, and is kept as it is
+/// otherwise; once unfrozen, an empty state starts from zeros.
 #[derive(Clone, Debug, Default)]
 struct Slots<T>(Vec<Vec<T>>);
 
 impl<T: Float> Slots<T> {
     /// The state of parameter `index` with `len` scalars.
     fn get(&mut self, index: usize, len: usize, name: &ParamPath<'_>) -> Result<&mut [T]> {
-        if index == self.0.len() {
-            self.0.push(vec![T::zero(); len]);
-        }
+        self.fill_missing(index, len, T::zero());
         match self.0.get_mut(index) {
             Some(slot) if slot.len() == len => Ok(slot),
+            Some(slot) if len == 0 => Ok(&mut slot[..0]),
             _ => Err(misfit(name, len)),
         }
     }
@@ -271,6 +276,8 @@ impl<T: Float> Slots<T> {
     fn fill_missing(&mut self, index: usize, len: usize, value: T) {
         if index == self.0.len() {
             self.0.push(vec![value; len]);
+        } else if let Some(slot) = self.0.get_mut(index).filter(|s| s.is_empty() && len > 0) {
+            *slot = vec![value; len];
         }
     }
 
@@ -281,6 +288,8 @@ impl<T: Float> Slots<T> {
         match self.0.get(index) {
             None => Ok(None),
             Some(slot) if slot.len() == len => Ok(Some(slot)),
+            Some(slot) if len == 0 => Ok(Some(&slot[..0])),
+            Some(slot) if slot.is_empty() => Ok(None),
             Some(_) => Err(misfit(name, len)),
         }
     }

@@ -1,7 +1,8 @@
 //! [`RmsProp`]: plain, with momentum, centered, or both, each as one element-wise [`Rule`].
 
 use super::finite::{self, NonFiniteUpdate, Rule};
-use super::{check_rate, check_unit, Optimizer, OptimizerState, Slots};
+use super::groups::{Groups, Settings};
+use super::{check_rate, check_unit, Optimizer, OptimizerState, ParamGroup, Slots};
 use crate::error::Result;
 use crate::float::Float;
 use crate::params::{ParamMut, Params};
@@ -27,6 +28,7 @@ pub struct RmsProp<T> {
     square_avg: Slots<T>,
     momentum_buffer: Slots<T>,
     grad_avg: Slots<T>,
+    groups: Groups,
 }
 
 impl<T: Float> RmsProp<T> {
@@ -43,6 +45,7 @@ impl<T: Float> RmsProp<T> {
             square_avg: Slots(Vec::new()),
             momentum_buffer: Slots(Vec::new()),
             grad_avg: Slots(Vec::new()),
+            groups: Groups::default(),
         }
     }
 
@@ -76,19 +79,50 @@ impl<T: Float> RmsProp<T> {
         self
     }
 
-    /// This step's rule, once the settings are checked.
-    fn rule(&self) -> Result<RmsRule<T>> {
-        check_rate("learning rate", self.lr)?;
+    /// Other settings for the parameters `group` selects ([`ParamGroup`]).
+    pub fn group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
+        self
+    }
+
+    /// The optimizer's own learning rate and weight decay.
+    fn settings(&self) -> Settings {
+        Settings { lr: self.lr, weight_decay: self.weight_decay }
+    }
+
+    /// This step's rule with `settings`, once they are checked.
+    fn rule(&self, settings: Settings) -> Result<RmsRule<T>> {
+        self.hyper().rule(settings)
+    }
+
+    /// The settings every parameter shares.
+    fn hyper(&self) -> Hyper {
+        Hyper { alpha: self.alpha, eps: self.eps, momentum: self.momentum }
+    }
+}
+
+/// RMSprop's settings that no group changes.
+#[derive(Clone, Copy)]
+struct Hyper {
+    alpha: f64,
+    eps: f64,
+    momentum: f64,
+}
+
+impl Hyper {
+    /// The rule with `settings`, once every setting is checked.
+    fn rule<T: Float>(self, settings: Settings) -> Result<RmsRule<T>> {
+        check_rate("learning rate", settings.lr)?;
         check_rate("momentum", self.momentum)?;
-        check_rate("weight decay", self.weight_decay)?;
+        check_rate("weight decay", settings.weight_decay)?;
         check_rate("eps", self.eps)?;
         check_unit("alpha", self.alpha)?;
         Ok(RmsRule {
-            lr: T::cast(self.lr),
+            lr: T::cast(settings.lr),
             alpha: T::cast(self.alpha),
             one_minus_alpha: T::cast(1.0 - self.alpha),
             eps: T::cast(self.eps),
-            wd: T::cast(self.weight_decay),
+            wd: T::cast(settings.weight_decay),
             mu: T::cast(self.momentum),
         })
     }
@@ -233,13 +267,14 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
             square_avg,
             momentum_buffer,
             grad_avg,
+            groups: std::mem::take(&mut self.groups),
         };
         Ok(())
     }
 
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         let n = p.value.len().min(grad.len());
-        let rule = self.rule()?;
+        let rule = self.rule(self.groups.settings_of(&p.name, p.shape, self.settings()))?;
         let sq = self.square_avg.get(index, n, &p.name)?;
         match (self.momentum != 0.0, self.centered) {
             (false, false) => finite::write_param(&Plain(rule), p.value, grad, [sq]),
@@ -266,15 +301,21 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
         grads: &N::Gradients,
         _undo: &mut Vec<T>,
     ) -> Result<Option<NonFiniteUpdate>> {
-        let rule = self.rule()?;
+        self.groups.assign(&*net);
+        let base = self.settings();
+        for settings in self.groups.all(base) {
+            self.rule(settings)?;
+        }
+        let (hyper, groups) = (self.hyper(), &self.groups);
+        let rule = |i| hyper.rule(groups.settings(i, base));
         let (sq, buf, ga) = (&mut self.square_avg, &mut self.momentum_buffer, &mut self.grad_avg);
         let step = &mut self.step;
         let count = || *step = step.saturating_add(1);
         match (self.momentum != 0.0, self.centered) {
-            (false, false) => finite::step(&Plain(rule), [sq], net, grads, count),
-            (true, false) => finite::step(&WithMomentum(rule), [sq, buf], net, grads, count),
-            (false, true) => finite::step(&Centered(rule), [sq, ga], net, grads, count),
-            (true, true) => finite::step(&CenteredMomentum(rule), [sq, ga, buf], net, grads, count),
+            (false, false) => finite::step(&|i| rule(i).map(Plain), [sq], net, grads, count),
+            (true, false) => finite::step(&|i| rule(i).map(WithMomentum), [sq, buf], net, grads, count),
+            (false, true) => finite::step(&|i| rule(i).map(Centered), [sq, ga], net, grads, count),
+            (true, true) => finite::step(&|i| rule(i).map(CenteredMomentum), [sq, ga, buf], net, grads, count),
         }
     }
 }
