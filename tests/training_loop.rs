@@ -81,3 +81,80 @@ fn a_continued_run_resumes_from_its_checkpoint_exactly() {
     assert_eq!(bits(&resumed), bits(&straight));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn param_bits<N: Params<f32>>(net: &N, prefix: &str) -> Vec<u32> {
+    let mut all = Vec::new();
+    net.visit_params(&ParamPath::ROOT, &mut |p| {
+        if p.name.to_string().starts_with(prefix) {
+            all.extend(p.value.iter().map(|v| v.to_bits()));
+        }
+    });
+    all
+}
+
+fn state_size<O: Optimizer<f32>>(opt: &O) -> usize {
+    opt.state().unwrap().slots.iter().flat_map(|(_, v)| v).map(Vec::len).sum()
+}
+
+#[test]
+fn frozen_parameters_stay_bit_identical_and_get_no_optimizer_state() {
+    let data = dataset(3, 32);
+    let mut net = Net::new(6);
+    let backbone = param_bits(&net, "backbone");
+    let head = param_bits(&net, "head");
+    let mut t = trainer(Adam::new(0.01), 2);
+    t.freeze("backbone");
+    assert_eq!(t.frozen(), ["backbone"]);
+    t.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_eq!(param_bits(&net, "backbone"), backbone, "frozen: not one bit changed");
+    assert_ne!(param_bits(&net, "head"), head);
+    // Adam keeps two moments for the head's 3·8 + 3 values only, none for the backbone's 8·4 + 8.
+    assert_eq!(state_size(t.optimizer()), 2 * (3 * 8 + 3));
+    let mut everything = trainer(Adam::<f32>::new(0.01), 1);
+    everything.fit(&mut Net::new(6), &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_eq!(state_size(everything.optimizer()), 2 * (3 * 8 + 3 + 8 * 4 + 8));
+
+    // Unfrozen, the backbone trains and gets its state.
+    t.unfreeze("backbone");
+    assert!(t.frozen().is_empty());
+    t.fit(&mut net, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_ne!(param_bits(&net, "backbone"), backbone);
+    assert_eq!(state_size(t.optimizer()), state_size(everything.optimizer()));
+
+    // A single parameter by its full name; a name that matches nothing is an error.
+    let mut one = Net::new(6);
+    let bias = param_bits(&one, "head.bias");
+    let mut t = trainer(Sgd::new(0.1).momentum(0.9), 1);
+    t.freeze("head.bias").freeze("backbone.weight");
+    t.clip_grad_norm(0.5).fit(&mut one, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_eq!(param_bits(&one, "head.bias"), bias);
+    let mut typo = trainer(Sgd::<f32>::new(0.1), 1);
+    typo.freeze("backbone").freeze("head.baias");
+    let err = typo.fit(&mut Net::new(6), &SoftmaxCrossEntropy, &data, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid setting: freeze(\"head.baias\"): no parameter is named `head.baias` or starts with `head.baias.`"
+    );
+}
+
+#[test]
+fn a_run_with_frozen_parameters_resumes_exactly() {
+    let dir = std::env::temp_dir().join(format!("staticnet-training-loop-frozen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("frozen.safetensors");
+    let data = dataset(4, 24);
+    let run = |epochs| {
+        let mut t = trainer(RmsProp::new(0.01).momentum(0.5), epochs);
+        t.freeze("backbone");
+        t
+    };
+    let mut straight = Net::new(8);
+    run(2).fit(&mut straight, &SoftmaxCrossEntropy, &data, None).unwrap();
+    let mut first = Net::new(8);
+    run(1).checkpoint(&path).fit(&mut first, &SoftmaxCrossEntropy, &data, None).unwrap();
+    let (mut resumed, mut t) = (Net::zeros(), run(2));
+    t.resume(&mut resumed, &path).unwrap();
+    t.fit(&mut resumed, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_eq!(bits(&resumed), bits(&straight));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

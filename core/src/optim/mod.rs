@@ -33,6 +33,7 @@ pub use adagrad::{Adadelta, Adagrad};
 pub use adam::{Adam, AdamW};
 pub use finite::NonFiniteUpdate;
 pub use groups::ParamGroup;
+pub(crate) use groups::under;
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 

@@ -252,10 +252,13 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
         needed.extend((momentum != 0.0).then_some("momentum_buffer"));
         state.require_slots(&needed)?;
         let step = state.step;
-        let mut slots = state.take_slots("rmsprop", &["square_avg", "momentum_buffer", "grad_avg"])?;
-        let grad_avg = Slots(slots.pop().unwrap_or_default());
-        let momentum_buffer = Slots(slots.pop().unwrap_or_default());
-        let square_avg = Slots(slots.pop().unwrap_or_default());
+        // Only the slots this variant keeps (`take_slots` refuses any other).
+        let mut slots: Vec<_> = state.take_slots("rmsprop", &needed)?.into_iter().map(Some).collect();
+        let mut slot = |name| {
+            let k = needed.iter().position(|n| *n == name);
+            Slots(k.and_then(|k| slots.get_mut(k)?.take()).unwrap_or_default())
+        };
+        let (square_avg, momentum_buffer, grad_avg) = (slot("square_avg"), slot("momentum_buffer"), slot("grad_avg"));
         *self = RmsProp {
             lr,
             alpha,

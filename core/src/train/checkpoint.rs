@@ -92,8 +92,12 @@ impl<O> Trainer<O> {
     {
         let current_lr = self.optimizer.learning_rate();
         self.optimizer.set_learning_rate(base_lr);
-        let optimizer = self.optimizer.state();
+        let mut optimizer = self.optimizer.state();
         self.optimizer.set_learning_rate(current_lr);
+        if let Ok(state) = &mut optimizer {
+            // Parameters frozen from the start have no state; a checkpoint holds every one's.
+            super::freeze::pad_state(state, &*net);
+        }
         let mut settings = BTreeMap::from([
             ("epochs".to_string(), self.epochs.to_string()),
             ("batch_size".to_string(), self.batch_size.to_string()),

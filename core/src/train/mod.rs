@@ -39,6 +39,7 @@ mod checkpoint;
 mod clip;
 mod evaluate;
 mod finite;
+mod freeze;
 mod schedule;
 
 pub use crate::history::{format_report, EpochReport, History, Metrics};
@@ -55,7 +56,6 @@ use crate::network::Network;
 use crate::optim::{NonFiniteUpdate, Optimizer};
 use crate::tensor::Batch;
 use checkpoint::Resumed;
-use clip::{clipped_norm, norm_scale, Clipped};
 use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -90,6 +90,10 @@ pub struct Trainer<O> {
     step: u64,
     /// The shuffling generator after the last completed epoch, which the next `fit` continues.
     rng: Option<SeededRng>,
+    /// Name prefixes of the parameters the optimizer leaves alone ([`Trainer::freeze`]).
+    frozen: Vec<String>,
+    /// Which parameters (by visiting index) `frozen` holds, found when `fit` starts.
+    frozen_mask: Vec<bool>,
 }
 
 impl<O> Trainer<O> {
@@ -113,6 +117,8 @@ impl<O> Trainer<O> {
             epoch: 0,
             step: 0,
             rng: None,
+            frozen: Vec::new(),
+            frozen_mask: Vec::new(),
         }
     }
 
@@ -272,6 +278,7 @@ impl<O> Trainer<O> {
             loss.validate(v.targets())?;
             N::check_input(v.features())?;
         }
+        self.frozen_mask = self.frozen_mask(&*net)?;
         if self.checkpoint.is_some() {
             // Fail now rather than after the first epoch.
             self.optimizer.state()?;
@@ -368,17 +375,10 @@ impl<O> Trainer<O> {
                     }
                 }
                 // Taken only if every new weight (and, for the built-in optimizers, state value) is finite.
-                let refused = if self.clip_norm.is_some() || self.clip_value.is_some() {
-                    let value = self.clip_value;
-                    let scale = match self.clip_norm {
-                        Some(max) => norm_scale(clipped_norm::<T, N>(&grads, value), max),
-                        None => 1.0,
-                    };
-                    let mut clipped = Clipped { net: &mut *net, value, scale, scratch: &mut scratch };
-                    self.optimizer.step_if_finite(&mut clipped, &grads, &mut undo)?
-                } else {
-                    self.optimizer.step_if_finite(net, &grads, &mut undo)?
-                };
+                let (clip_value, clip_norm, mask) = (self.clip_value, self.clip_norm, &self.frozen_mask);
+                let optimizer = &mut self.optimizer;
+                let refused =
+                    freeze::step(optimizer, net, &grads, clip_value, clip_norm, mask, &mut scratch, &mut undo)?;
                 if let Some(NonFiniteUpdate { name, index, value, slot }) = refused {
                     let at = match slot {
                         None => NonFiniteAt::Parameter { name, index },
