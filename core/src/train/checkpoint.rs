@@ -66,12 +66,14 @@ impl<O> Trainer<O> {
     {
         let loaded = persist::read_checkpoint::<T, N>(net, bytes, path)?;
         let state = loaded.state;
+        let plateau = super::plateau::PlateauState::from_settings(&state.settings, path)?;
         // The optimizer checks its state before taking it; the network part was checked already.
         self.optimizer.load_state(state.optimizer)?;
         loaded.restore.apply(net);
         self.epoch = state.epoch;
         self.step = state.step;
         self.rng = Some(state.rng.clone());
+        self.plateau = plateau;
         self.resumed = Some(Resumed { epoch: state.epoch, rng: state.rng });
         Ok(())
     }
@@ -110,6 +112,9 @@ impl<O> Trainer<O> {
             if let Some(limit) = limit {
                 settings.insert(key.to_string(), format!("{limit:?}"));
             }
+        }
+        if let Some(plateau) = self.plateau {
+            plateau.to_settings(&mut settings);
         }
         let state = TrainingState {
             epoch: self.epoch,

@@ -35,16 +35,20 @@
 //! and the non-finite checks. What a run achieved, [`History`], lives in
 //! [`crate::history`] and is re-exported here.
 
+mod callbacks;
 mod checkpoint;
 mod clip;
 mod evaluate;
 mod finite;
 mod freeze;
+mod plateau;
 mod schedule;
 
 pub use crate::history::{format_report, EpochReport, History, Metrics};
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use evaluate::evaluate;
+pub use callbacks::{Callback, EarlyStopping, EpochEnd, Flow, Monitor, SaveBest, Snapshot, Weights};
+pub use plateau::{Plateau, PlateauState};
 pub use schedule::Schedule;
 
 use crate::data::{Dataset, MiniBatch};
@@ -54,6 +58,7 @@ use crate::init::{seeded_rng, SeededRng};
 use crate::loss::Loss;
 use crate::network::Network;
 use crate::optim::{NonFiniteUpdate, Optimizer};
+use crate::params::Params;
 use crate::tensor::Batch;
 use checkpoint::Resumed;
 use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
@@ -94,6 +99,10 @@ pub struct Trainer<O> {
     frozen: Vec<String>,
     /// Which parameters (by visiting index) `frozen` holds, found when `fit` starts.
     frozen_mask: Vec<bool>,
+    /// Called at the end of each epoch ([`Trainer::callback`]).
+    callbacks: Vec<Box<dyn Callback + Send>>,
+    /// Where [`Schedule::ReduceOnPlateau`] stands in the run.
+    plateau: Option<PlateauState>,
 }
 
 impl<O> Trainer<O> {
@@ -119,6 +128,8 @@ impl<O> Trainer<O> {
             rng: None,
             frozen: Vec::new(),
             frozen_mask: Vec::new(),
+            callbacks: Vec::new(),
+            plateau: None,
         }
     }
 
@@ -232,6 +243,7 @@ impl<O> Trainer<O> {
         self.step = 0;
         self.rng = None;
         self.resumed = None;
+        self.plateau = None;
     }
 
     /// Trains `net` on `train`, evaluating on `validation` after each epoch.
@@ -278,6 +290,13 @@ impl<O> Trainer<O> {
             loss.validate(v.targets())?;
             N::check_input(v.features())?;
         }
+        self.schedule.check()?;
+        if let (Schedule::ReduceOnPlateau(p), None) = (self.schedule, validation) {
+            if matches!(p.monitor, Monitor::ValLoss | Monitor::ValAccuracy) {
+                let why = "fit was given no validation data";
+                return Err(Error::InvalidConfig(format!("cannot monitor {:?}: {why}", p.monitor)));
+            }
+        }
         self.frozen_mask = self.frozen_mask(&*net)?;
         if self.checkpoint.is_some() {
             // Fail now rather than after the first epoch.
@@ -313,9 +332,11 @@ impl<O> Trainer<O> {
             (None, None) => {
                 self.epoch = 0;
                 self.step = 0;
+                self.plateau = None;
                 (1, self.epochs, seeded_rng(self.seed))
             }
         };
+        self.callbacks.iter_mut().for_each(|c| c.on_train_begin());
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut batch = MiniBatch::new();
         let mut trace = N::Trace::default();
@@ -329,7 +350,11 @@ impl<O> Trainer<O> {
 
         for epoch in first_epoch..=last_epoch {
             let start = Instant::now();
-            self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
+            let lr = match self.plateau.and_then(|p| p.lr) {
+                Some(lr) => lr,
+                None => self.schedule.learning_rate(base_lr, epoch - 1, self.epochs),
+            };
+            self.optimizer.set_learning_rate(lr);
             if self.shuffle {
                 // From the identity each epoch, so the order depends on the generator alone.
                 order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
@@ -342,6 +367,9 @@ impl<O> Trainer<O> {
                     bar.abandon();
                     Error::NonFinite { epoch, batch: b, value, at }
                 };
+                if self.schedule.per_step() {
+                    self.optimizer.set_learning_rate(self.schedule.learning_rate_at(base_lr, self.step));
+                }
                 batch.fill_from(train, indices);
                 if self.check_finite {
                     if let Some((i, value)) = first_non_finite(batch.features.as_slice()) {
@@ -420,12 +448,40 @@ impl<O> Trainer<O> {
             history.epochs.push(report);
             self.epoch = epoch;
             self.rng = Some(rng.clone());
+            if let Schedule::ReduceOnPlateau(plateau) = self.schedule {
+                let value = history.epochs.last().map(|r| plateau.monitor.value(r)).transpose()?;
+                let state = self.plateau.get_or_insert_with(|| PlateauState::new(&plateau));
+                if let Some(value) = value {
+                    state.observe(&plateau, value, self.optimizer.learning_rate());
+                }
+            }
             // Only after a completed epoch: a failed one leaves the last checkpoint as it was.
             if let Some(path) = self.checkpoint.clone() {
                 self.save_checkpoint(net, &rng, base_lr, &path)?;
             }
+            if self.end_epoch::<T, N>(net, &history)? == Flow::Stop {
+                break;
+            }
+        }
+        let mut weights = callbacks::NetWeights(&mut *net, std::marker::PhantomData::<T>);
+        for callback in &mut self.callbacks {
+            callback.on_train_end(&mut weights)?;
         }
         Ok(history)
+    }
+
+    /// Runs every callback at the end of an epoch: [`Flow::Stop`] if any says so.
+    fn end_epoch<T: Float, N: Params<T>>(&mut self, net: &mut N, history: &History) -> Result<Flow> {
+        let mut flow = Flow::Continue;
+        let mut weights = callbacks::NetWeights(net, std::marker::PhantomData::<T>);
+        for callback in &mut self.callbacks {
+            let Some(report) = history.epochs.last() else { break };
+            let mut end = EpochEnd { report, history, weights: &mut weights };
+            if callback.on_epoch_end(&mut end)? == Flow::Stop {
+                flow = Flow::Stop;
+            }
+        }
+        Ok(flow)
     }
 
     fn progress_bar(&self, batches: u64, epoch: usize, last_epoch: usize) -> ProgressBar {
