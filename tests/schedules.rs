@@ -38,8 +38,15 @@ fn schedules_give_torchs_rates() {
 
     let step = Schedule::Step { every: u("step", "every") as usize, factor: f("step", "factor") };
     close("step", &per_epoch(step, 10), &want("step"));
-    close("exponential", &per_epoch(Schedule::Exponential { gamma: f("exponential", "gamma") }, 10), &want("exponential"));
-    let warm = Schedule::LinearWarmup { steps: u("linear_warmup", "steps"), start_factor: f("linear_warmup", "start_factor") };
+    close(
+        "exponential",
+        &per_epoch(Schedule::Exponential { gamma: f("exponential", "gamma") }, 10),
+        &want("exponential"),
+    );
+    let warm = Schedule::LinearWarmup {
+        steps: u("linear_warmup", "steps"),
+        start_factor: f("linear_warmup", "start_factor"),
+    };
     close("linear_warmup", &per_step(warm, 9), &want("linear_warmup"));
     let cosine = Schedule::WarmupCosine {
         warmup_steps: u("warmup_cosine", "warmup_steps"),
@@ -97,11 +104,21 @@ fn bad_schedules_are_errors_before_training() {
         let mut t = Trainer::new(Sgd::new(0.1)).epochs(1).verbose(false).schedule(s);
         t.fit(&mut Tiny::new(0), &SoftmaxCrossEntropy, &data, None).unwrap_err().to_string()
     };
-    let cycle = Schedule::OneCycle { total_steps: 10, pct_start: 0.05, div_factor: 25.0, final_div_factor: 1e4 };
-    assert_eq!(fit(cycle), "invalid setting: schedule: pct_start must be such that 1 < pct_start · 10 < 10, got 0.05");
-    assert_eq!(fit(Schedule::Exponential { gamma: -1.0 }), "invalid setting: schedule: gamma must be finite and non-negative, got -1");
+    let cycle =
+        Schedule::OneCycle { total_steps: 10, pct_start: 0.05, div_factor: 25.0, final_div_factor: 1e4 };
+    assert_eq!(
+        fit(cycle),
+        "invalid setting: schedule: pct_start must be such that 1 < pct_start · 10 < 10, got 0.05"
+    );
+    assert_eq!(
+        fit(Schedule::Exponential { gamma: -1.0 }),
+        "invalid setting: schedule: gamma must be finite and non-negative, got -1"
+    );
     let plateau = Schedule::ReduceOnPlateau(Plateau::new(Monitor::ValLoss).factor(1.5));
     assert_eq!(fit(plateau), "invalid setting: ReduceOnPlateau: factor must be in [0, 1), got 1.5");
     let no_validation = Schedule::ReduceOnPlateau(Plateau::new(Monitor::ValLoss));
-    assert_eq!(fit(no_validation), "invalid setting: cannot monitor ValLoss: fit was given no validation data");
+    assert_eq!(
+        fit(no_validation),
+        "invalid setting: cannot monitor ValLoss: fit was given no validation data"
+    );
 }

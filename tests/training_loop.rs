@@ -158,3 +158,122 @@ fn a_run_with_frozen_parameters_resumes_exactly() {
     assert_eq!(bits(&resumed), bits(&straight));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+use staticnet::train::{EarlyStopping, Flow, Monitor, Plateau, PlateauState, SaveBest, Snapshot};
+use std::sync::{Arc, Mutex};
+
+fn values<N: Params<f32>>(net: &N) -> Vec<f64> {
+    let mut all = Vec::new();
+    net.visit_params(&ParamPath::ROOT, &mut |p| all.extend(p.value.iter().map(|v| f64::from(*v))));
+    all
+}
+
+/// Every epoch's weights and learning rate, recorded by a closure callback.
+type Record = Arc<Mutex<Vec<(Snapshot, f64)>>>;
+
+fn recording<O>(t: Trainer<O>) -> (Trainer<O>, Record) {
+    let record = Record::default();
+    let r = record.clone();
+    let t = t.on_epoch_end(move |end| {
+        r.lock().unwrap().push((end.weights.snapshot(), end.learning_rate));
+        Flow::Continue
+    });
+    (t, record)
+}
+
+#[test]
+fn early_stopping_stops_at_the_right_epoch_and_restores_the_best_weights() {
+    let dir = std::env::temp_dir().join(format!("staticnet-training-loop-best-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let best_path = dir.join("best.safetensors");
+    let (train, validation) = (dataset(5, 12), dataset(9, 60));
+    let stop = EarlyStopping::new(Monitor::ValLoss).patience(2).restore_best_weights(true);
+    let (t, record) = recording(trainer(Sgd::new(0.8).momentum(0.9), 40));
+    let mut t = t.callback(stop).callback(SaveBest::new(&best_path, Monitor::ValLoss));
+    let mut net = Net::new(1);
+    let history = t.fit(&mut net, &SoftmaxCrossEntropy, &train, Some(&validation)).unwrap();
+
+    // The expected stop, from the validation losses by Keras' rule.
+    let losses: Vec<f64> = history.epochs.iter().map(|e| e.validation.unwrap().loss).collect();
+    let (mut best, mut wait, mut stopped) = (0, 0, None);
+    for (i, &l) in losses.iter().enumerate() {
+        if l < losses[best] || i == 0 {
+            (best, wait) = (i, 0);
+        } else {
+            wait += 1;
+            if wait >= 2 {
+                stopped = Some(i + 1);
+                break;
+            }
+        }
+    }
+    assert!(history.epochs.len() < 40, "the validation loss must stop improving: {losses:?}");
+    assert_eq!(stopped, Some(history.epochs.len()), "{losses:?}");
+    let record = record.lock().unwrap();
+    assert_eq!(values(&net), record[best].0.values(), "restored to the best epoch, {}", best + 1);
+    assert_ne!(values(&net), record.last().unwrap().0.values());
+    // The best model's file holds the same weights.
+    let mut saved = Net::zeros();
+    persist::load_into(&mut saved, &best_path).unwrap();
+    assert_eq!(bits(&saved), bits(&net));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reduce_on_plateau_lowers_the_rate_and_resumes_exactly() {
+    let dir = std::env::temp_dir().join(format!("staticnet-training-loop-plateau-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plateau.safetensors");
+    let (train, validation) = (dataset(5, 12), dataset(9, 60));
+    let plateau = Plateau::new(Monitor::ValLoss).patience(0).factor(0.5);
+    let run = |epochs| {
+        recording(trainer(Sgd::new(0.8).momentum(0.9), epochs).schedule(Schedule::ReduceOnPlateau(plateau)))
+    };
+    let (mut t, record) = run(8);
+    let mut straight = Net::new(1);
+    let history = t.fit(&mut straight, &SoftmaxCrossEntropy, &train, Some(&validation)).unwrap();
+    // Replaying the validation losses through the plateau gives the rates each epoch ran at.
+    let (mut state, mut lr, mut expected) = (PlateauState::new(&plateau), 0.8, Vec::new());
+    for e in &history.epochs {
+        expected.push(lr);
+        lr = state.observe(&plateau, e.validation.unwrap().loss, lr);
+    }
+    let rates: Vec<f64> = record.lock().unwrap().iter().map(|r| r.1).collect();
+    assert_eq!(rates, expected);
+    assert!(rates.last() < rates.first(), "{rates:?}");
+
+    let (t, _) = run(4);
+    let mut first = Net::new(1);
+    t.checkpoint(&path).fit(&mut first, &SoftmaxCrossEntropy, &train, Some(&validation)).unwrap();
+    let (mut t, rest) = run(8);
+    let mut resumed = Net::zeros();
+    t.resume(&mut resumed, &path).unwrap();
+    t.fit(&mut resumed, &SoftmaxCrossEntropy, &train, Some(&validation)).unwrap();
+    assert_eq!(bits(&resumed), bits(&straight));
+    assert_eq!(rest.lock().unwrap().iter().map(|r| r.1).collect::<Vec<_>>(), expected[4..]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn per_step_schedules_run_over_the_whole_run() {
+    let data = dataset(6, 40);
+    // 5 batches an epoch, 3 epochs: the cycle ends with the run.
+    let cycle =
+        Schedule::OneCycle { total_steps: 15, pct_start: 0.3, div_factor: 25.0, final_div_factor: 1e4 };
+    let (t, record) = recording(trainer(Adam::new(0.05), 3).schedule(cycle));
+    let mut t = t;
+    let mut straight = Net::new(2);
+    t.fit(&mut straight, &SoftmaxCrossEntropy, &data, None).unwrap();
+    let rates: Vec<f64> = record.lock().unwrap().iter().map(|r| r.1).collect();
+    assert_eq!(rates, [4, 9, 14].map(|s| cycle.learning_rate_at(0.05, s)), "each epoch's last step");
+    assert_eq!(t.optimizer().learning_rate(), 0.05, "the base rate after fit");
+    let mut pieces = Net::new(2);
+    let mut t = trainer(Adam::new(0.05), 1).schedule(cycle);
+    for _ in 0..3 {
+        t.fit(&mut pieces, &SoftmaxCrossEntropy, &data, None).unwrap();
+    }
+    assert_eq!(bits(&pieces), bits(&straight));
+    let mut constant = Net::new(2);
+    trainer(Adam::new(0.05), 3).fit(&mut constant, &SoftmaxCrossEntropy, &data, None).unwrap();
+    assert_ne!(bits(&constant), bits(&straight));
+}

@@ -12,8 +12,8 @@ pub use crate::loss::{
     StepLabels, Targets,
 };
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
-pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::optim::{Adadelta, Adagrad, ParamGroup, RmsProp};
+pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;
 pub use crate::tensor::Batch;

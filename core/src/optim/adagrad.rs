@@ -97,7 +97,13 @@ impl<T: Float> Adagrad<T> {
 }
 
 /// Adagrad's rule of step `t` (from 1) with `settings`, once every setting is checked.
-fn rule_of<T: Float>(lr_decay: f64, init: f64, eps: f64, t: u64, settings: Settings) -> Result<AdagradRule<T>> {
+fn rule_of<T: Float>(
+    lr_decay: f64,
+    init: f64,
+    eps: f64,
+    t: u64,
+    settings: Settings,
+) -> Result<AdagradRule<T>> {
     check_rate("learning rate", settings.lr)?;
     check_rate("lr_decay", lr_decay)?;
     check_rate("weight decay", settings.weight_decay)?;
@@ -192,7 +198,8 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
         if self.sum.0.is_empty() || self.sum.0.iter().any(Vec::is_empty) {
             self.fill_sums(net, grads);
         }
-        let (decay, init, eps, groups) = (self.lr_decay, self.initial_accumulator_value, self.eps, &self.groups);
+        let (decay, init, eps, groups) =
+            (self.lr_decay, self.initial_accumulator_value, self.eps, &self.groups);
         let rule = |i| rule_of(decay, init, eps, t, groups.settings(i, base));
         let step = &mut self.step;
         finite::step(&rule, [&mut self.sum], net, grads, || *step = t)
@@ -319,7 +326,8 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
     }
 
     fn state(&self) -> Result<OptimizerState<T>> {
-        let hyper = [("lr", self.lr), ("rho", self.rho), ("eps", self.eps), ("weight_decay", self.weight_decay)];
+        let hyper =
+            [("lr", self.lr), ("rho", self.rho), ("eps", self.eps), ("weight_decay", self.weight_decay)];
         Ok(OptimizerState {
             kind: "adadelta".into(),
             hyper: hyper.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),

@@ -32,8 +32,8 @@ mod tests;
 pub use adagrad::{Adadelta, Adagrad};
 pub use adam::{Adam, AdamW};
 pub use finite::NonFiniteUpdate;
-pub use groups::ParamGroup;
 pub(crate) use groups::under;
+pub use groups::ParamGroup;
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 

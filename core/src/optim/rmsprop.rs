@@ -258,7 +258,8 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
             let k = needed.iter().position(|n| *n == name);
             Slots(k.and_then(|k| slots.get_mut(k)?.take()).unwrap_or_default())
         };
-        let (square_avg, momentum_buffer, grad_avg) = (slot("square_avg"), slot("momentum_buffer"), slot("grad_avg"));
+        let (square_avg, momentum_buffer, grad_avg) =
+            (slot("square_avg"), slot("momentum_buffer"), slot("grad_avg"));
         *self = RmsProp {
             lr,
             alpha,
@@ -318,7 +319,9 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
             (false, false) => finite::step(&|i| rule(i).map(Plain), [sq], net, grads, count),
             (true, false) => finite::step(&|i| rule(i).map(WithMomentum), [sq, buf], net, grads, count),
             (false, true) => finite::step(&|i| rule(i).map(Centered), [sq, ga], net, grads, count),
-            (true, true) => finite::step(&|i| rule(i).map(CenteredMomentum), [sq, ga, buf], net, grads, count),
+            (true, true) => {
+                finite::step(&|i| rule(i).map(CenteredMomentum), [sq, ga, buf], net, grads, count)
+            }
         }
     }
 }

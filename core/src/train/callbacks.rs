@@ -45,7 +45,11 @@ impl Monitor {
             Monitor::Accuracy | Monitor::ValAccuracy => m.accuracy,
         });
         value.ok_or_else(|| {
-            let why = if metrics.is_none() { "fit was given no validation data" } else { "the loss reports no accuracy" };
+            let why = if metrics.is_none() {
+                "fit was given no validation data"
+            } else {
+                "the loss reports no accuracy"
+            };
             Error::InvalidConfig(format!("cannot monitor {self:?}: {why}"))
         })
     }
@@ -72,6 +76,13 @@ pub enum Flow {
 /// A copy of a network's parameters and buffers ([`Weights::snapshot`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot(Vec<f64>);
+
+impl Snapshot {
+    /// Every parameter, then every buffer, in visiting order.
+    pub fn values(&self) -> &[f64] {
+        &self.0
+    }
+}
 
 /// The network a callback may copy, restore and save, whatever its type and float type.
 pub trait Weights {
@@ -118,6 +129,8 @@ pub struct EpochEnd<'a> {
     pub history: &'a History,
     /// The network being trained.
     pub weights: &'a mut dyn Weights,
+    /// The optimizer's learning rate at the epoch's last step.
+    pub learning_rate: f64,
 }
 
 /// A hook the trainer calls at the start of each `fit` and the end of each epoch and of
@@ -213,7 +226,8 @@ impl EarlyStopping {
         self
     }
 
-    /// Epochs without improvement before stopping.
+    /// How many epochs in a row without improvement stop training (Keras' meaning: 1 stops at
+    /// the first epoch that does not improve; 0 acts as 1).
     pub fn patience(mut self, patience: usize) -> Self {
         self.patience = patience;
         self
@@ -238,7 +252,8 @@ impl EarlyStopping {
 
 impl Callback for EarlyStopping {
     fn on_train_begin(&mut self) {
-        (self.best, self.best_epoch, self.best_weights, self.wait, self.stopped_epoch) = (None, None, None, 0, None);
+        (self.best, self.best_epoch, self.best_weights, self.wait, self.stopped_epoch) =
+            (None, None, None, 0, None);
     }
 
     fn on_epoch_end(&mut self, end: &mut EpochEnd<'_>) -> Result<Flow> {
@@ -251,7 +266,8 @@ impl Callback for EarlyStopping {
             return Ok(Flow::Continue);
         }
         self.wait += 1;
-        if self.wait > self.patience {
+        // Keras: `patience` epochs in a row without improvement stop (patience 0 acts as 1).
+        if self.wait >= self.patience.max(1) {
             self.stopped_epoch = Some(end.report.epoch);
             return Ok(Flow::Stop);
         }
@@ -298,5 +314,106 @@ impl Callback for SaveBest {
             self.saved.push(end.report.epoch);
         }
         Ok(Flow::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Metrics;
+
+    /// Weights that are just the epoch they were taken at, restored by number.
+    struct Epochs {
+        now: f64,
+        saved: std::cell::RefCell<Vec<PathBuf>>,
+    }
+
+    impl Weights for Epochs {
+        fn snapshot(&self) -> Snapshot {
+            Snapshot(vec![self.now])
+        }
+        fn restore(&mut self, snapshot: &Snapshot) {
+            self.now = snapshot.0[0];
+        }
+        fn save(&self, path: &Path) -> Result<()> {
+            self.saved.borrow_mut().push(path.to_path_buf());
+            Ok(())
+        }
+    }
+
+    /// Feeds `values` of `monitor` (val loss, or val accuracy) epoch by epoch until a callback stops.
+    fn drive(callback: &mut dyn Callback, values: &[f64]) -> (usize, Epochs) {
+        let mut history = History::default();
+        let mut weights = Epochs { now: 0.0, saved: Default::default() };
+        callback.on_train_begin();
+        let mut last = 0;
+        for (i, &v) in values.iter().enumerate() {
+            let metrics = Metrics { loss: v, accuracy: Some(v) };
+            history.epochs.push(EpochReport {
+                epoch: i + 1,
+                train: metrics,
+                validation: Some(metrics),
+                seconds: 0.0,
+            });
+            weights.now = (i + 1) as f64;
+            last = i + 1;
+            let report = history.epochs.last().unwrap().clone();
+            let mut end =
+                EpochEnd { report: &report, history: &history, weights: &mut weights, learning_rate: 0.1 };
+            if callback.on_epoch_end(&mut end).unwrap() == Flow::Stop {
+                break;
+            }
+        }
+        callback.on_train_end(&mut weights).unwrap();
+        (last, weights)
+    }
+
+    #[test]
+    fn early_stopping_waits_patience_epochs_and_restores_the_best() {
+        let losses = [1.0, 0.8, 0.7, 0.75, 0.69995, 0.72, 0.6, 0.5];
+        // Patience 1 (Keras): the first epoch without improvement, 4, stops.
+        let mut stop = EarlyStopping::new(Monitor::ValLoss).patience(1).restore_best_weights(true);
+        let (last, weights) = drive(&mut stop, &losses);
+        assert_eq!((last, stop.stopped_epoch(), stop.best()), (4, Some(4), Some((3, 0.7))));
+        assert_eq!(weights.now, 3.0, "the best epoch's weights");
+        // Patience 2: epochs 4 and 5 do not improve on 0.7 by min_delta 1e-3, so 5 stops.
+        let mut stop =
+            EarlyStopping::new(Monitor::ValLoss).patience(2).min_delta(1e-3).restore_best_weights(true);
+        let (last, weights) = drive(&mut stop, &losses);
+        assert_eq!((last, stop.stopped_epoch(), stop.best(), weights.now), (5, Some(5), Some((3, 0.7)), 3.0));
+        // Without min_delta epoch 5 improves, and the run goes to its end; nothing to restore.
+        let mut stop = EarlyStopping::new(Monitor::ValLoss).patience(2);
+        let (last, weights) = drive(&mut stop, &losses);
+        assert_eq!((last, stop.stopped_epoch(), stop.best(), weights.now), (8, None, Some((8, 0.5)), 8.0));
+        // Patience 0 on accuracy (higher is better), and a second fit starts afresh.
+        let mut stop = EarlyStopping::new(Monitor::ValAccuracy).restore_best_weights(true);
+        assert_eq!(drive(&mut stop, &[0.5, 0.6, 0.6]).0, 3);
+        let (last, weights) = drive(&mut stop, &[0.1, 0.2, 0.3, 0.25]);
+        assert_eq!((last, weights.now, stop.best()), (4, 3.0, Some((3, 0.3))));
+        // Never worse: runs to the end and keeps the last (best) weights.
+        let mut stop = EarlyStopping::new(Monitor::ValLoss).patience(2).restore_best_weights(true);
+        assert_eq!(drive(&mut stop, &[3.0, 2.0, 1.0]).1.now, 3.0);
+    }
+
+    #[test]
+    fn save_best_saves_on_improvement_only() {
+        let mut best = SaveBest::new("best.safetensors", Monitor::ValLoss);
+        let (_, weights) = drive(&mut best, &[1.0, 0.8, 0.9, 0.8, 0.5]);
+        assert_eq!(best.saved_epochs(), [1, 2, 5]);
+        assert_eq!(weights.saved.borrow().len(), 3);
+    }
+
+    #[test]
+    fn a_metric_that_is_not_there_is_an_error() {
+        let report = EpochReport {
+            epoch: 1,
+            train: Metrics { loss: 1.0, accuracy: None },
+            validation: None,
+            seconds: 0.0,
+        };
+        let no_val = Monitor::ValLoss.value(&report).unwrap_err().to_string();
+        assert_eq!(no_val, "invalid setting: cannot monitor ValLoss: fit was given no validation data");
+        let no_acc = Monitor::Accuracy.value(&report).unwrap_err().to_string();
+        assert_eq!(no_acc, "invalid setting: cannot monitor Accuracy: the loss reports no accuracy");
     }
 }

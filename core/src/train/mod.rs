@@ -45,9 +45,9 @@ mod plateau;
 mod schedule;
 
 pub use crate::history::{format_report, EpochReport, History, Metrics};
+pub use callbacks::{Callback, EarlyStopping, EpochEnd, Flow, Monitor, SaveBest, Snapshot, Weights};
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use evaluate::evaluate;
-pub use callbacks::{Callback, EarlyStopping, EpochEnd, Flow, Monitor, SaveBest, Snapshot, Weights};
 pub use plateau::{Plateau, PlateauState};
 pub use schedule::Schedule;
 
@@ -405,8 +405,16 @@ impl<O> Trainer<O> {
                 // Taken only if every new weight (and, for the built-in optimizers, state value) is finite.
                 let (clip_value, clip_norm, mask) = (self.clip_value, self.clip_norm, &self.frozen_mask);
                 let optimizer = &mut self.optimizer;
-                let refused =
-                    freeze::step(optimizer, net, &grads, clip_value, clip_norm, mask, &mut scratch, &mut undo)?;
+                let refused = freeze::step(
+                    optimizer,
+                    net,
+                    &grads,
+                    clip_value,
+                    clip_norm,
+                    mask,
+                    &mut scratch,
+                    &mut undo,
+                )?;
                 if let Some(NonFiniteUpdate { name, index, value, slot }) = refused {
                     let at = match slot {
                         None => NonFiniteAt::Parameter { name, index },
@@ -471,12 +479,16 @@ impl<O> Trainer<O> {
     }
 
     /// Runs every callback at the end of an epoch: [`Flow::Stop`] if any says so.
-    fn end_epoch<T: Float, N: Params<T>>(&mut self, net: &mut N, history: &History) -> Result<Flow> {
+    fn end_epoch<T: Float, N: Params<T>>(&mut self, net: &mut N, history: &History) -> Result<Flow>
+    where
+        O: Optimizer<T>,
+    {
         let mut flow = Flow::Continue;
         let mut weights = callbacks::NetWeights(net, std::marker::PhantomData::<T>);
         for callback in &mut self.callbacks {
             let Some(report) = history.epochs.last() else { break };
-            let mut end = EpochEnd { report, history, weights: &mut weights };
+            let learning_rate = self.optimizer.learning_rate();
+            let mut end = EpochEnd { report, history, weights: &mut weights, learning_rate };
             if callback.on_epoch_end(&mut end)? == Flow::Stop {
                 flow = Flow::Stop;
             }

@@ -129,11 +129,17 @@ impl PlateauState {
             reason: format!("checkpoint metadata `trainer.{key}` is not valid"),
         };
         let lr = match settings.get("plateau.lr") {
-            Some(v) => Some(v.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| bad("plateau.lr"))?),
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| bad("plateau.lr"))?,
+            ),
             None => None,
         };
         let best = best.parse::<f64>().ok().filter(|v| !v.is_nan()).ok_or_else(|| bad("plateau.best"))?;
-        let count = |key: &str| settings.get(key).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| bad(key));
+        let count =
+            |key: &str| settings.get(key).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| bad(key));
         let (bad_epochs, cooldown_left) = (count("plateau.bad_epochs")?, count("plateau.cooldown_left")?);
         Ok(Some(PlateauState { lr, best, bad_epochs, cooldown_left }))
     }

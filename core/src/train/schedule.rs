@@ -105,7 +105,10 @@ impl Schedule {
 
     /// Whether the rate changes from optimizer step to step (rather than epoch to epoch).
     pub fn per_step(self) -> bool {
-        matches!(self, Schedule::LinearWarmup { .. } | Schedule::WarmupCosine { .. } | Schedule::OneCycle { .. })
+        matches!(
+            self,
+            Schedule::LinearWarmup { .. } | Schedule::WarmupCosine { .. } | Schedule::OneCycle { .. }
+        )
     }
 
     /// The learning rate of the optimizer step with 0-based index `step` of the run, from the
@@ -161,7 +164,11 @@ impl Schedule {
                 // Both phases must hold at least one step, as in PyTorch.
                 let rise = pct_start * total_steps as f64 - 1.0;
                 if !(rise > 0.0 && rise < total_steps as f64 - 1.0) {
-                    return bad("pct_start", pct_start, &format!("such that 1 < pct_start · {total_steps} < {total_steps}"));
+                    return bad(
+                        "pct_start",
+                        pct_start,
+                        &format!("such that 1 < pct_start · {total_steps} < {total_steps}"),
+                    );
                 }
                 Ok(())
             }
