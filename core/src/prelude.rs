@@ -18,3 +18,4 @@ pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;
 pub use crate::tensor::Batch;
 pub use crate::train::{evaluate, Schedule, Trainer};
+pub use crate::train::{EarlyStopping, Monitor, Plateau, SaveBest};

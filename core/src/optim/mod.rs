@@ -17,8 +17,8 @@
 //! copies the weights and restores them.
 //!
 //! This file holds the [`Optimizer`] trait and the state shared by every
-//! optimizer; [`Sgd`], [`Adam`] and [`AdamW`] and the two-pass step have files
-//! of their own.
+//! optimizer; the optimizers, the two-pass step and parameter groups
+//! ([`ParamGroup`]: other settings for some parameters) have files of their own.
 
 mod adagrad;
 mod adam;
@@ -230,7 +230,7 @@ pub trait Optimizer<T: Float> {
     /// The default copies every parameter into `undo` (memory reused from step
     /// to step), takes [`Optimizer::step`], and copies them back if any became
     /// non-finite or the step failed. It cannot roll back the optimizer's own
-    /// state. [`Sgd`], [`Adam`] and [`AdamW`] override it: they compute every
+    /// state. The built-in optimizers override it: they compute every
     /// new weight and state value first, without writing, and write only if all
     /// are finite, so a refused step leaves their momentum, moments and step
     /// count unchanged too, and `undo` is not used. An error (a setting out of

@@ -29,6 +29,12 @@
 //! gradients between the backward pass and the optimizer step, like
 //! `torch.nn.utils.clip_grad_norm_` and `clip_grad_value_`.
 //!
+//! A trainer is reusable: each [`Trainer::fit`] continues the run (epoch and
+//! step counts, shuffling generator, schedule). [`Trainer::callback`] and
+//! [`Trainer::on_epoch_end`] add hooks that see each epoch's report and may stop
+//! training ([`EarlyStopping`], [`SaveBest`]); [`Trainer::freeze`] keeps
+//! parameters out of the optimizer's reach.
+//!
 //! This file holds the [`Trainer`] and its epochs; files of their own hold the
 //! checkpoints (saving, [`Trainer::resume`]), the learning-rate [`Schedule`],
 //! gradient clipping ([`clip_grad_norm`], [`clip_grad_value`]), [`evaluate`]
