@@ -16,8 +16,10 @@ pub use crate::loss::{
 };
 pub use crate::network::Build;
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
+pub use crate::optim::{Adadelta, Adagrad, ParamGroup, RmsProp};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;
 pub use crate::tensor::Batch;
 pub use crate::train::{evaluate, Schedule, Trainer};
+pub use crate::train::{EarlyStopping, Monitor, Plateau, SaveBest};
