@@ -1,6 +1,6 @@
 //! Everything a typical program needs: `use staticnet::prelude::*;`.
 
-pub use crate::data::{mnist, Dataset, MiniBatch};
+pub use crate::data::{mnist, Classes, CsvReader, Dataset, MiniBatch, Standardizer};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
 pub use crate::generate::{generate, Sampling};
@@ -11,6 +11,7 @@ pub use crate::loss::{
     BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
     StepLabels, Targets,
 };
+pub use crate::metrics::{confusion_matrix, top_k_accuracy, ClassificationReport, ConfusionMatrix};
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
