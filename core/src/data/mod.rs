@@ -7,6 +7,8 @@
 //! [`Dataset::standardize`] prepare it for training.
 
 pub mod csv;
+#[cfg(feature = "image-folder")]
+pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod mnist;
