@@ -11,7 +11,9 @@ pub use crate::loss::{
     BinaryCrossEntropy, Labels, Loss, MeanSquaredError, SequenceCrossEntropy, SoftmaxCrossEntropy,
     StepLabels, Targets,
 };
-pub use crate::metrics::{confusion_matrix, top_k_accuracy, ClassificationReport, ConfusionMatrix};
+pub use crate::metrics::{
+    classification_report, confusion_matrix, top_k_accuracy, ClassificationReport, ConfusionMatrix,
+};
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};

@@ -1,6 +1,6 @@
 //! Classification metrics beyond accuracy: a [`ConfusionMatrix`], per-class
-//! precision, recall and F1 ([`ClassificationReport`], printed like
-//! scikit-learn's `classification_report`), [`top_k_accuracy`], and
+//! precision, recall and F1 ([`classification_report`], printed like
+//! scikit-learn's), [`top_k_accuracy`], and
 //! [`binary_accuracy`] for multi-label outputs.
 //!
 //! They take a network's outputs (logits or probabilities: only their order
@@ -184,6 +184,24 @@ where
         matrix.add_outputs(net.infer(&batch.features, &mut trace), &batch.targets)?;
     }
     Ok(matrix)
+}
+
+/// Per-class precision, recall, F1 and support of `outputs` (each sample's
+/// highest one is its prediction) against `labels`, as scikit-learn's
+/// `classification_report`; print it with `{}` (or `{:.4}` for 4 digits).
+///
+/// ```
+/// # use staticnet_core::{Batch, metrics::classification_report};
+/// let out = Batch::<f32, 2>::from_column_slice(&[0.9, 0.1, 0.2, 0.8, 0.7, 0.3]);
+/// let report = classification_report(&out, &[0, 1, 1])?;
+/// assert_eq!((report.classes[0].precision, report.classes[1].recall), (0.5, 0.5));
+/// # Ok::<(), staticnet_core::Error>(())
+/// ```
+pub fn classification_report<T: Float, const K: usize>(
+    outputs: &Batch<T, K>,
+    labels: &[usize],
+) -> Result<ClassificationReport> {
+    Ok(ConfusionMatrix::from_outputs(outputs, labels)?.report())
 }
 
 /// The fraction of samples whose true class is among the `k` highest outputs,
