@@ -1,6 +1,6 @@
 //! Everything a typical program needs: `use staticnet::prelude::*;`.
 
-pub use crate::data::{mnist, Dataset, MiniBatch};
+pub use crate::data::{mnist, Classes, CsvReader, Dataset, MiniBatch, Standardizer};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
 pub use crate::generate::{generate, Sampling};
@@ -15,6 +15,9 @@ pub use crate::loss::{
     SoftmaxCrossEntropy, StepLabels, Targets,
 };
 pub use crate::network::Build;
+pub use crate::metrics::{
+    classification_report, confusion_matrix, top_k_accuracy, ClassificationReport, ConfusionMatrix,
+};
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adadelta, Adagrad, ParamGroup, RmsProp};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
