@@ -9,7 +9,7 @@ use super::types::nested_type;
 use super::Net;
 use crate::model::LayerKind;
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 
 /// What only the compiler can check for a network with size parameters: that
 /// an instantiation's sizes fit. Without
