@@ -37,6 +37,7 @@ pub mod network;
 pub mod optim;
 pub mod params;
 pub mod persist;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod prelude;
 pub mod tensor;
