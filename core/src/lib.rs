@@ -38,6 +38,7 @@ pub mod params;
 pub mod persist;
 pub mod plot;
 pub mod prelude;
+pub mod quant;
 pub mod tensor;
 pub mod train;
 

@@ -15,5 +15,6 @@ pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;
+pub use crate::quant::{Bf16, Int8, Quantize};
 pub use crate::tensor::Batch;
 pub use crate::train::{evaluate, Schedule, Trainer};

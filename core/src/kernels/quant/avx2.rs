@@ -1,0 +1,134 @@
+//! The compact-weight products with AVX2 and FMA: four rows at a time (each
+//! input vector loaded once for the four), two 8-lane partial sums per row,
+//! the weights widened to f32 in registers (int8: sign-extend and convert;
+//! bfloat16: zero-extend and shift into the high half).
+
+use std::arch::x86_64::*;
+
+/// A compact weight type: eight of them widened to f32 lanes.
+trait Widen: Copy {
+    /// Eight values from `p` as f32 lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `p` points to eight readable values.
+    unsafe fn load8(p: *const Self) -> __m256;
+    /// One value as f32.
+    fn scalar(self) -> f32;
+}
+
+impl Widen for i8 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load8(p: *const i8) -> __m256 {
+        // SAFETY: eight bytes readable from `p` (the caller's contract); unaligned load.
+        let bytes = unsafe { _mm_loadl_epi64(p.cast()) };
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes))
+    }
+    fn scalar(self) -> f32 {
+        f32::from(self)
+    }
+}
+
+impl Widen for u16 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load8(p: *const u16) -> __m256 {
+        // SAFETY: eight u16 (16 bytes) readable from `p` (the caller's contract); unaligned load.
+        let halves = unsafe { _mm_loadu_si128(p.cast()) };
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(halves)))
+    }
+    fn scalar(self) -> f32 {
+        f32::from_bits(u32::from(self) << 16)
+    }
+}
+
+/// The sum of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+}
+
+/// `y[o] = scale[o]·Σ_i w[o, i]·x[i] + bias[o]` (scale 1 without `scales`).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `w` holds `y.len()` rows of `x.len()` values and
+/// `scales`, `bias` (when given) `y.len()` values each.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv<W: Widen>(w: &[W], scales: Option<&[f32]>, x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let (n, rows) = (x.len(), y.len());
+    let pairs = n / 16 * 16;
+    let finish = |o: usize, sum: f32| scales.map_or(sum, |s| s[o] * sum) + bias.map_or(0.0, |b| b[o]);
+    // The scalar tail of row `o` from column `from`.
+    let tail = |o: usize, from: usize| -> f32 {
+        w[o * n + from..(o + 1) * n].iter().zip(&x[from..]).map(|(&w, &x)| w.scalar() * x).sum()
+    };
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let mut o = 0;
+    while o + 4 <= rows {
+        // SAFETY (every pointer below): rows `o..o + 4` exist, and each load reads
+        // columns `i..i + 8` with `i + 8 <= n`, inside its row and inside `x`.
+        let p = [0, 1, 2, 3].map(|r| unsafe { wp.add((o + r) * n) });
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut i = 0;
+        while i < pairs {
+            // SAFETY: see above.
+            let (x0, x1) = unsafe { (_mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(xp.add(i + 8))) };
+            for (a, p) in acc.iter_mut().zip(&p) {
+                // SAFETY: see above.
+                let (w0, w1) = unsafe { (W::load8(p.add(i)), W::load8(p.add(i + 8))) };
+                a[0] = _mm256_fmadd_ps(w0, x0, a[0]);
+                a[1] = _mm256_fmadd_ps(w1, x1, a[1]);
+            }
+            i += 16;
+        }
+        if i + 8 <= n {
+            // SAFETY: see above.
+            let x0 = unsafe { _mm256_loadu_ps(xp.add(i)) };
+            for (a, p) in acc.iter_mut().zip(&p) {
+                // SAFETY: see above.
+                a[0] = _mm256_fmadd_ps(unsafe { W::load8(p.add(i)) }, x0, a[0]);
+            }
+            i += 8;
+        }
+        for (r, a) in acc.iter().enumerate() {
+            y[o + r] = finish(o + r, hsum(_mm256_add_ps(a[0], a[1])) + tail(o + r, i));
+        }
+        o += 4;
+    }
+    while o < rows {
+        // SAFETY: as above, for row `o` alone.
+        let p = unsafe { wp.add(o * n) };
+        let mut a = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: columns `i..i + 8` of row `o` and of `x`.
+            a = unsafe { _mm256_fmadd_ps(W::load8(p.add(i)), _mm256_loadu_ps(xp.add(i)), a) };
+            i += 8;
+        }
+        y[o] = finish(o, hsum(a) + tail(o, i));
+        o += 1;
+    }
+}
+
+/// [`super::int8_gemv`] with AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the sizes agree (`super::check`).
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn int8_gemv(q: &[i8], scales: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { gemv(q, Some(scales), x, bias, y) }
+}
+
+/// [`super::bf16_gemv`] with AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the sizes agree (`super::check`).
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn bf16_gemv(w: &[u16], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { gemv(w, None, x, bias, y) }
+}
