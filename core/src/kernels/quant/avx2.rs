@@ -125,12 +125,61 @@ unsafe fn gemv<W: Widen>(w: &[W], scales: Option<&[f32]>, x: &[f32], bias: Optio
 /// The CPU has AVX2 and FMA; the sizes agree (`super::check`).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn int8_gemv(q: &[i8], scales: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    super::with_fixed_point(x, |fixed| match fixed {
+    // SAFETY (the conversion): the caller's contract (AVX2).
+    super::with_fixed_point(x, |x, xq| unsafe { fixed_point(x, xq) }, |fixed| match fixed {
         // SAFETY: the caller's contract.
         None => unsafe { gemv(q, Some(scales), x, bias, y) },
         // SAFETY: the caller's contract; `xq` has `x.len()` values.
         Some((xq, unit)) => unsafe { int8_fixed(q, scales, xq, unit, bias, y) },
     })
+}
+
+/// `xq = round(x · 2¹⁴ / max |x|)` (`xq` all zero when `x` is), returning
+/// `max |x|`, or `None` (leaving `xq` unspecified) if `x` holds a NaN or an infinity.
+///
+/// # Safety
+/// The CPU has AVX2; `xq.len() == x.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fixed_point(x: &[f32], xq: &mut [i16]) -> Option<f32> {
+    let sign = _mm256_set1_ps(-0.0);
+    let (chunks, tail) = x.as_chunks::<8>();
+    let (mut max, mut bad) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for c in chunks {
+        // SAFETY: eight values of `x`.
+        let a = _mm256_andnot_ps(sign, unsafe { _mm256_loadu_ps(c.as_ptr()) });
+        max = _mm256_max_ps(max, a);
+        // Not less than infinity, or unordered: an infinity or a NaN.
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps::<_CMP_NLT_UQ>(a, _mm256_set1_ps(f32::INFINITY)));
+    }
+    if _mm256_movemask_ps(bad) != 0 || !tail.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let max = tail.iter().fold(hmax(max), |m, v| m.max(v.abs()));
+    if max == 0.0 {
+        xq.fill(0);
+        return Some(0.0);
+    }
+    let scale = super::FIXED_ONE / max;
+    let (qchunks, qtail) = xq.as_chunks_mut::<8>();
+    for (c, q) in chunks.iter().zip(qchunks) {
+        // SAFETY: eight values of `x`; eight of `xq` written.
+        unsafe {
+            let i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_set1_ps(scale)));
+            let packed = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
+            _mm_storeu_si128(q.as_mut_ptr().cast(), packed);
+        }
+    }
+    qtail.iter_mut().zip(tail).for_each(|(q, &v)| *q = (v * scale).round_ties_even() as i16);
+    Some(max)
+}
+
+/// The largest of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hmax(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
 }
 
 /// The eight 32-bit lanes summed, as f32.

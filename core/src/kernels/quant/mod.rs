@@ -80,22 +80,22 @@ thread_local! {
 
 /// `f(Some((xq, unit)))` with `x ≈ unit·xq`, `xq` in 16-bit fixed point (the
 /// largest |x| maps to ±2¹⁴: rounding errs by at most 2⁻¹⁵ of it), or `f(None)`
-/// when `x` holds a NaN or an infinity.
+/// when `x` holds a NaN or an infinity. `convert(x, xq)` writes `xq` and returns
+/// the largest |x|, or `None` for a non-finite `x`.
 #[cfg(target_arch = "x86_64")]
-fn with_fixed_point<R>(x: &[f32], f: impl FnOnce(Option<(&[i16], f32)>) -> R) -> R {
-    let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if !x.iter().all(|v| v.is_finite()) {
-        return f(None);
-    }
+fn with_fixed_point<R>(
+    x: &[f32],
+    convert: impl FnOnce(&[f32], &mut [i16]) -> Option<f32>,
+    f: impl FnOnce(Option<(&[i16], f32)>) -> R,
+) -> R {
     FIXED.with_borrow_mut(|xq| {
-        xq.clear();
-        xq.resize(x.len(), 0);
-        if max == 0.0 {
-            return f(Some((xq, 0.0)));
+        if xq.len() != x.len() {
+            xq.resize(x.len(), 0);
         }
-        let scale = FIXED_ONE / max;
-        xq.iter_mut().zip(x).for_each(|(q, &v)| *q = (v * scale).round() as i16);
-        f(Some((xq, max / FIXED_ONE)))
+        match convert(x, xq) {
+            None => f(None),
+            Some(max) => f(Some((xq, max / FIXED_ONE))),
+        }
     })
 }
 
