@@ -128,7 +128,13 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             // Rows `first..first + rows` of every sample: Y[rows, n] = panel (rows × IN) · X (IN × n).
             let w = DMatrixView::from_slice(panel, IN, rows);
             let x = DMatrixView::from_slice(xs, IN, n);
-            let mut y = DMatrixViewMut::<f32, Dyn, Dyn>::from_slice_with_strides_mut(&mut y[first..], rows, n, 1, OUT);
+            let mut y = DMatrixViewMut::<f32, Dyn, Dyn>::from_slice_with_strides_mut(
+                &mut y[first..],
+                rows,
+                n,
+                1,
+                OUT,
+            );
             gemm(1.0, MatRef::of(&w).t(), MatRef::of(&x), 0.0, &mut y);
         });
         true

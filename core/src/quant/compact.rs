@@ -41,7 +41,8 @@ impl Compact {
         let cols = w.len() / rows.max(1);
         let mut q = vec![0i8; w.len()];
         let mut scales = vec![0.0f32; rows];
-        for ((row, q), s) in w.chunks_exact(cols.max(1)).zip(q.chunks_exact_mut(cols.max(1))).zip(&mut scales) {
+        for ((row, q), s) in w.chunks_exact(cols.max(1)).zip(q.chunks_exact_mut(cols.max(1))).zip(&mut scales)
+        {
             let finite = row.iter().all(|v| v.is_finite());
             let max = if finite { row.iter().fold(0.0f32, |m, &v| m.max(v.abs())) } else { f32::NAN };
             *s = max / 127.0;

@@ -126,12 +126,16 @@ unsafe fn gemv<W: Widen>(w: &[W], scales: Option<&[f32]>, x: &[f32], bias: Optio
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn int8_gemv(q: &[i8], scales: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     // SAFETY (the conversion): the caller's contract (AVX2).
-    super::with_fixed_point(x, |x, xq| unsafe { fixed_point(x, xq) }, |fixed| match fixed {
-        // SAFETY: the caller's contract.
-        None => unsafe { gemv(q, Some(scales), x, bias, y) },
-        // SAFETY: the caller's contract; `xq` has `x.len()` values.
-        Some((xq, unit)) => unsafe { int8_fixed(q, scales, xq, unit, bias, y) },
-    })
+    super::with_fixed_point(
+        x,
+        |x, xq| unsafe { fixed_point(x, xq) },
+        |fixed| match fixed {
+            // SAFETY: the caller's contract.
+            None => unsafe { gemv(q, Some(scales), x, bias, y) },
+            // SAFETY: the caller's contract; `xq` has `x.len()` values.
+            Some((xq, unit)) => unsafe { int8_fixed(q, scales, xq, unit, bias, y) },
+        },
+    )
 }
 
 /// `xq = round(x · 2¹⁴ / max |x|)` (`xq` all zero when `x` is), returning
@@ -243,7 +247,9 @@ unsafe fn int8_fixed(q: &[i8], scales: &[f32], xq: &[i16], unit: f32, bias: Opti
             let mut i = start;
             while i < end {
                 // SAFETY: columns `i..i + 16` of row `o` and of `xq`.
-                let (w, xv) = unsafe { (_mm_loadu_si128(qp.add(o * n + i).cast()), _mm256_loadu_si256(xp.add(i).cast())) };
+                let (w, xv) = unsafe {
+                    (_mm_loadu_si128(qp.add(o * n + i).cast()), _mm256_loadu_si256(xp.add(i).cast()))
+                };
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w), xv));
                 i += 16;
             }

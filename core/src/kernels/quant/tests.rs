@@ -7,7 +7,8 @@ use crate::kernels::tested_levels;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const SIZES: [(usize, usize); 9] = [(1, 1), (3, 7), (4, 8), (5, 16), (7, 33), (9, 64), (10, 128), (13, 100), (256, 784)];
+const SIZES: [(usize, usize); 9] =
+    [(1, 1), (3, 7), (4, 8), (5, 16), (7, 33), (9, 64), (10, 128), (13, 100), (256, 784)];
 
 fn inputs(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
@@ -45,8 +46,11 @@ fn int8_gemv_matches_f64_at_every_level() {
                 let mut y = vec![f32::NAN; rows];
                 let b = with_bias.then_some(&bias[..]);
                 int8_gemv(isa, &q, &scales, &x, b, &mut y);
-                let want: Vec<f64> =
-                    want.iter().zip(&bias).map(|(w, &b)| if with_bias { *w } else { w - f64::from(b) }).collect();
+                let want: Vec<f64> = want
+                    .iter()
+                    .zip(&bias)
+                    .map(|(w, &b)| if with_bias { *w } else { w - f64::from(b) })
+                    .collect();
                 close(&y, &want, &scale, &format!("{isa:?} {rows}×{cols}"));
             }
         }
@@ -57,14 +61,16 @@ fn int8_gemv_matches_f64_at_every_level() {
 fn bf16_gemv_matches_f64_at_every_level() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     for (rows, cols) in SIZES {
-        let w: Vec<u16> = (0..rows * cols).map(|_| half::bf16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
+        let w: Vec<u16> =
+            (0..rows * cols).map(|_| half::bf16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
         let bias = inputs(&mut rng, rows);
         let x = inputs(&mut rng, cols);
         let widen = |w: u16| f64::from(half::bf16::from_bits(w).to_f32());
         let (mut want, mut scale) = (vec![0.0; rows], vec![0.0; rows]);
         for o in 0..rows {
             let row = &w[o * cols..(o + 1) * cols];
-            want[o] = row.iter().zip(&x).map(|(&w, &x)| widen(w) * f64::from(x)).sum::<f64>() + f64::from(bias[o]);
+            want[o] =
+                row.iter().zip(&x).map(|(&w, &x)| widen(w) * f64::from(x)).sum::<f64>() + f64::from(bias[o]);
             scale[o] = row.iter().zip(&x).map(|(&w, &x)| (widen(w) * f64::from(x)).abs()).sum::<f64>();
         }
         for isa in tested_levels("bf16 gemv") {
@@ -92,7 +98,11 @@ fn conversions_are_exact() {
     let mut out = [0.0f32; 3];
     dequantize_int8(&[-127, 0, 5], &[0.5], 3, &mut out);
     assert_eq!(out, [-63.5, 0.0, 2.5]);
-    let w = [half::bf16::from_f32(0.1).to_bits(), half::bf16::from_f32(-3.0).to_bits(), half::bf16::NAN.to_bits()];
+    let w = [
+        half::bf16::from_f32(0.1).to_bits(),
+        half::bf16::from_f32(-3.0).to_bits(),
+        half::bf16::NAN.to_bits(),
+    ];
     bf16_to_f32(&w, &mut out);
     assert_eq!(out[..2], [half::bf16::from_f32(0.1).to_f32(), -3.0]);
     assert!(out[2].is_nan());

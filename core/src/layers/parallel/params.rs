@@ -69,7 +69,13 @@ impl<T: Float> BranchParams<T> for () {
     fn visit_buffers(&self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(Param<'_, T>)) {}
     fn visit_buffers_mut(&mut self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(ParamMut<'_, T>)) {}
     fn visit_rngs(&mut self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {}
-    fn visit_compact(&mut self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {}
+    fn visit_compact(
+        &mut self,
+        _: usize,
+        _: &ParamPath<'_>,
+        _: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>),
+    ) {
+    }
 }
 
 /// A branch's gradients, then the gradients of the branches after it.
