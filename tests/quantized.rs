@@ -3,7 +3,6 @@
 //! percentage points in int8 and 0.1 in bf16; composite networks quantize every
 //! dense and conv2d layer inside their blocks; the per-layer errors are small.
 
-#[allow(dead_code)]
 #[path = "../examples/common/mod.rs"]
 mod common;
 

@@ -44,5 +44,5 @@ fn half_types_convert_exactly_and_f64_rounds_to_nearest() {
     assert!(out[0].is_infinite());
     let t = Tensor::floats_as(vec![1], &[0.1f32], Dtype::BF16);
     decode(Dtype::BF16, &t.data(), &mut out[..1]);
-    assert_eq!(out[0], 0.10009765625);
+    assert_eq!(out[0], 205.0 / 2048.0);
 }

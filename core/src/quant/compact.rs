@@ -28,6 +28,9 @@ pub struct Compact {
 /// the batched products run the f32 kernel on panels of widened rows.
 const PANEL_VALUES: usize = 1 << 18;
 
+/// The f32 product of a batched pass: `(panel, first row, rows, y)`.
+pub(crate) type PanelProduct<'a> = dyn Fn(&[f32], usize, usize, &mut [f32]) + 'a;
+
 thread_local! {
     /// The widened panel of the batched products, per thread, grown once.
     static PANEL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -136,7 +139,7 @@ impl Compact {
         x: &[f32],
         bias: Option<&[f32]>,
         y: &mut [f32],
-        product: &dyn Fn(&[f32], usize, usize, &mut [f32]),
+        product: &PanelProduct<'_>,
     ) {
         let n = y.len() / self.rows.max(1);
         if n < 4 {

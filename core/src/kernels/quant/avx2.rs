@@ -70,9 +70,9 @@ unsafe fn gemv<W: Widen>(w: &[W], scales: Option<&[f32]>, x: &[f32], bias: Optio
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let mut o = 0;
     while o + 4 <= rows {
-        // SAFETY (every pointer below): rows `o..o + 4` exist, and each load reads
+        // Rows `o..o + 4` exist, and every load below reads
         // columns `i..i + 8` with `i + 8 <= n`, inside its row and inside `x`.
-        let p = [0, 1, 2, 3].map(|r| unsafe { wp.add((o + r) * n) });
+        let p = [0, 1, 2, 3].map(|r| wp.wrapping_add((o + r) * n));
         let mut acc = [[_mm256_setzero_ps(); 2]; 4];
         let mut i = 0;
         while i < pairs {
@@ -125,17 +125,16 @@ unsafe fn gemv<W: Widen>(w: &[W], scales: Option<&[f32]>, x: &[f32], bias: Optio
 /// The CPU has AVX2 and FMA; the sizes agree (`super::check`).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn int8_gemv(q: &[i8], scales: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    // SAFETY (the conversion): the caller's contract (AVX2).
-    super::with_fixed_point(
-        x,
-        |x, xq| unsafe { fixed_point(x, xq) },
-        |fixed| match fixed {
-            // SAFETY: the caller's contract.
-            None => unsafe { gemv(q, Some(scales), x, bias, y) },
-            // SAFETY: the caller's contract; `xq` has `x.len()` values.
-            Some((xq, unit)) => unsafe { int8_fixed(q, scales, xq, unit, bias, y) },
-        },
-    )
+    let convert = |x: &[f32], xq: &mut [i16]| {
+        // SAFETY: the caller's contract (AVX2); `with_fixed_point` sizes `xq` as `x`.
+        unsafe { fixed_point(x, xq) }
+    };
+    super::with_fixed_point(x, convert, |fixed| match fixed {
+        // SAFETY: the caller's contract.
+        None => unsafe { gemv(q, Some(scales), x, bias, y) },
+        // SAFETY: the caller's contract; `xq` has `x.len()` values.
+        Some((xq, unit)) => unsafe { int8_fixed(q, scales, xq, unit, bias, y) },
+    })
 }
 
 /// `xq = round(x · 2¹⁴ / max |x|)` (`xq` all zero when `x` is), returning
@@ -209,9 +208,9 @@ unsafe fn int8_fixed(q: &[i8], scales: &[f32], xq: &[i16], unit: f32, bias: Opti
     let full = n / 16 * 16;
     let mut o = 0;
     while o + 4 <= rows {
-        // SAFETY (every pointer below): rows `o..o + 4` exist, and each load reads
+        // Rows `o..o + 4` exist, and every load below reads
         // columns `i..i + 16` with `i + 16 <= n`, inside its row and inside `xq`.
-        let p = [0, 1, 2, 3].map(|r| unsafe { qp.add((o + r) * n) });
+        let p = [0, 1, 2, 3].map(|r| qp.wrapping_add((o + r) * n));
         let mut sums = [0.0f32; 4];
         let mut start = 0;
         while start < full {

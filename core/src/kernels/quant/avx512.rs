@@ -57,9 +57,9 @@ unsafe fn gemv<W: Widen>(w: &[W], scales: Option<&[f32]>, x: &[f32], bias: Optio
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let mut o = 0;
     while o + 4 <= rows {
-        // SAFETY (every pointer below): rows `o..o + 4` exist, and each load reads
+        // Rows `o..o + 4` exist, and every load below reads
         // columns `i..i + 16` with `i + 16 <= n`, inside its row and inside `x`.
-        let p = [0, 1, 2, 3].map(|r| unsafe { wp.add((o + r) * n) });
+        let p = [0, 1, 2, 3].map(|r| wp.wrapping_add((o + r) * n));
         let mut acc = [[_mm512_setzero_ps(); 2]; 4];
         let mut i = 0;
         while i < pairs {
