@@ -25,19 +25,19 @@ type Rename = Box<dyn Fn(&str) -> Option<String>>;
 /// then passed through the [renames](Matching::rename) in the order they were added.
 ///
 /// ```
-/// # fn main() -> staticnet::Result<()> {
-/// use staticnet::persist::{self, Matching};
-/// use staticnet::prelude::*;
-/// network! { struct Backbone { input: [4], features: dense(8), relu, output: [8] } }
-/// network! { struct Classifier { input: [4], features: dense(8), relu, head: dense(3), output: [3] } }
-/// let path = std::env::temp_dir().join(format!("backbone-{}.safetensors", std::process::id()));
-/// Backbone::<f32>::init(Init::Auto, 1).save(&path)?;
-/// let mut net = Classifier::<f32>::init(Init::Auto, 2);
-/// let report = Matching::pytorch().load(&mut net, &path)?;
+/// # fn main() -> staticnet_core::Result<()> {
+/// use staticnet_core::init::{seeded_rng, Init};
+/// use staticnet_core::layers::Dense;
+/// use staticnet_core::persist::{self, Matching};
+/// let layer = Dense::<f32, 4, 3>::new(true, Init::Auto, &mut seeded_rng(1));
+/// let bytes = persist::to_bytes(&layer)?;
+/// let mut net = Dense::<f32, 4, 3>::zeros(true);
+/// let report = Matching::new().load_bytes(&mut net, &bytes)?;
+/// assert!(report.is_complete());
+/// // Renamed on the way in, and reported when nothing matches.
+/// let report = Matching::new().rename_map([("bias", "offset")]).load_bytes(&mut net, &bytes)?;
+/// assert_eq!((report.loaded.as_slice(), report.missing.as_slice()), (&["weight".to_string()][..], &["bias".to_string()][..]));
 /// println!("{report}");
-/// assert_eq!(report.loaded, ["features.weight", "features.bias"]);
-/// assert_eq!(report.missing, ["head.weight", "head.bias"]);
-/// # std::fs::remove_file(&path).ok();
 /// # Ok(())
 /// # }
 /// ```

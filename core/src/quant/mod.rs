@@ -6,16 +6,21 @@
 //! which only infers (`forward`, `infer`, `predict`, `classify`):
 //!
 //! ```
-//! use staticnet::prelude::*;
-//! use staticnet::quant::{Bf16, Int8};
-//! network! { struct Mlp { input: [16], fc1: dense(32), relu, fc2: dense(4), output: [4] } }
-//! let net = Mlp::<f32>::init(Init::Auto, 1);
-//! let q = net.quantized::<Int8>();
+//! use staticnet_core::init::{seeded_rng, Init};
+//! use staticnet_core::layers::Dense;
+//! use staticnet_core::quant::{Bf16, Int8, Quantize};
+//! use staticnet_core::Batch;
+//! let layer = Dense::<f32, 16, 4>::new(true, Init::Auto, &mut seeded_rng(1));
+//! let q = layer.quantized::<Int8>();
 //! let x = Batch::<f32, 16>::from_fn(3, |i, j| ((i + j) as f32).sin());
-//! let (exact, approx) = (net.forward(&x), q.forward(&x));
-//! assert!((exact - &approx).norm() < 0.02 * exact.norm());
-//! assert!(q.weight_bytes() * 3 < net.quantized::<Bf16>().weight_bytes() * 2);
+//! let (mut exact, mut approx) = (Batch::zeros(3), Batch::zeros(3));
+//! layer.forward(&x, &mut exact);
+//! q.network().forward(&x, &mut approx);
+//! assert!((&exact - &approx).norm() < 0.02 * exact.norm());
+//! assert!(q.weight_bytes() * 3 < layer.quantized::<Bf16>().weight_bytes() * 2);
 //! ```
+//!
+//! With a network of `network!`: `let q = net.quantized::<Int8>(); q.classify(&x)`.
 //!
 //! # Design
 //!
