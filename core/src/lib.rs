@@ -40,6 +40,7 @@ pub mod persist;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod prelude;
+pub mod quant;
 pub mod tensor;
 pub mod train;
 

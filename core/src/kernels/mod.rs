@@ -27,6 +27,7 @@ pub(crate) mod gates;
 pub(crate) mod gelu;
 mod isa;
 pub(crate) mod pool;
+pub(crate) mod quant;
 pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod softmax;
