@@ -37,6 +37,9 @@
 
 mod checkpoint;
 mod clip;
+// `Trainer::fit_distributed` (feature `mpi`): the epochs over MPI ranks.
+#[cfg(feature = "mpi")]
+mod distributed;
 mod evaluate;
 mod finite;
 mod schedule;
