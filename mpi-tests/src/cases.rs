@@ -172,6 +172,9 @@ fn poisoned(world: &SimpleCommunicator) -> Dataset<f32, 16, Labels> {
 /// A rank with bad data fails its first step with its own error; every other
 /// rank returns `RankFailed` naming it, at the same step.
 pub fn fault(world: &SimpleCommunicator) -> Check {
+    if world.size() > 1 {
+        lengths_must_agree(world)?;
+    }
     let last = world.size() as usize - 1;
     let mut net = Mlp::new(1);
     let result =
@@ -182,6 +185,17 @@ pub fn fault(world: &SimpleCommunicator) -> Check {
             ensure(during == "in epoch 1, batch 0", || format!("failed {during}"))
         }
         other => Err(format!("expected this rank's own error or RankFailed, got {:?}", other.map(|_| ()))),
+    }
+}
+
+/// Data sets of different lengths on different ranks are refused on every rank, before training.
+fn lengths_must_agree(world: &SimpleCommunicator) -> Check {
+    let n = if world.rank() + 1 == world.size() { 63 } else { 64 };
+    let mut net = Mlp::new(1);
+    match adam_trainer(1, 8).fit_distributed(world, &mut net, &SoftmaxCrossEntropy, &data::<16>(n, 13), None)
+    {
+        Err(Error::InvalidConfig(m)) if m.contains("differs between ranks (from 63 to 64)") => Ok(()),
+        other => Err(format!("expected the lengths to be refused, got {:?}", other.map(|_| ()))),
     }
 }
 
@@ -225,4 +239,43 @@ pub fn crash(world: &SimpleCommunicator) -> Check {
         .fit_distributed(world, &mut net, &SoftmaxCrossEntropy, &train, None)
         .map_err(|e| e.to_string())?;
     Err("the job went on after a rank died".into())
+}
+
+/// Times the all-reduce of `counts` f32 values in the trainer's buckets (after
+/// a barrier, so no rank waits for another's compute), and of one integer
+/// (the per-step status flag): the mean over 50 calls after 5 warm-up calls.
+pub fn bench(world: &SimpleCommunicator, counts: &[String]) -> Check {
+    use staticnet::distributed::mpi::collective::SystemOperation;
+    let time = |f: &mut dyn FnMut()| {
+        (0..5).for_each(|_| f());
+        world.barrier();
+        let start = std::time::Instant::now();
+        (0..50).for_each(|_| f());
+        start.elapsed().as_secs_f64() / 50.0
+    };
+    let (flag, mut out) = (1u64, 0u64);
+    let latency = time(&mut || world.all_reduce_into(&flag, &mut out, SystemOperation::max()));
+    if world.rank() == 0 {
+        println!("{} ranks: all-reduce of one u64: {:.1} µs", world.size(), latency * 1e6);
+    }
+    for count in counts {
+        let count: usize = count.parse().map_err(|e| format!("{count}: {e}"))?;
+        let (send, mut sum) = (vec![1.0f32; count], vec![0.0f32; count]);
+        let per = distributed::BUCKET_BYTES / 4;
+        let seconds = time(&mut || {
+            for (s, r) in send.chunks(per).zip(sum.chunks_mut(per)) {
+                world.all_reduce_into(s, r, SystemOperation::sum());
+            }
+        });
+        if world.rank() == 0 {
+            let bytes = count * 4;
+            let rate = bytes as f64 / seconds / 1e9;
+            println!(
+                "{} ranks: all-reduce of {bytes} bytes: {:.3} ms ({rate:.2} GB/s of buffer)",
+                world.size(),
+                seconds * 1e3
+            );
+        }
+    }
+    Ok(())
 }

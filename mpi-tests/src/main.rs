@@ -4,6 +4,7 @@
 //! exits 0 when the check holds; otherwise it prints why and exits 1, and
 //! `mpirun` fails. The fault cases (`fail-exit`, `panic`, `crash`) must end the
 //! whole job with a failure, quickly, which the launching test checks.
+//! `mpi-check bench COUNT...` times all-reduces of COUNT f32 values (DISTRIBUTED.md).
 
 mod cases;
 mod nets;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         "fail-exit" => cases::fail_exit(&world),
         "panic" => cases::panic(&world),
         "crash" => cases::crash(&world),
+        "bench" => cases::bench(&world, &args[1..]),
         other => Err(format!("unknown case {other:?}")),
     };
     match result {

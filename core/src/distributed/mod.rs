@@ -6,19 +6,20 @@
 //! the [`mpi`] crate (rsmpi), re-exported here, over the system's MPI library.
 //!
 //! ```no_run
-//! # use staticnet::prelude::*;
-//! # network! { struct Net { input: [4], fc: dense(3), output: [3] } }
-//! # fn main() -> staticnet::Result<()> {
-//! # let data: Dataset<f32, 4, Vec<usize>> = Dataset::new(Batch::zeros(0), vec![])?;
-//! use staticnet::distributed::{self, mpi};
-//! let universe = mpi::initialize().ok_or(Error::InvalidConfig("MPI was initialised already".into()))?;
-//! let world = universe.world();
-//! distributed::abort_on_panic(); // a panicking rank takes the job down instead of hanging it
-//! let mut net = Net::new(7); // rank 0's weights are broadcast to every rank anyway
-//! let mut trainer = Trainer::new(Adam::new(1e-3)).batch_size(64).epochs(3);
-//! let run = trainer.fit_distributed(&world, &mut net, &SoftmaxCrossEntropy, &data, None)?;
-//! println!("{}", distributed::weights_line(&world, &net));
-//! # Ok(()) }
+//! use staticnet_core::distributed::{self, mpi};
+//! use staticnet_core::loss::{Labels, SoftmaxCrossEntropy};
+//! use staticnet_core::{data::Dataset, network::Network, optim::Adam, train::Trainer, Error, Result};
+//!
+//! /// Trains `net` (built from the same seed on every rank, or not: rank 0's weights are broadcast).
+//! fn train<N: Network<f32, 784, 10>>(net: &mut N, data: &Dataset<f32, 784, Labels>) -> Result<()> {
+//!     let universe = mpi::initialize().ok_or(Error::InvalidConfig("MPI is initialised already".into()))?;
+//!     let world = universe.world();
+//!     distributed::abort_on_panic(); // a panicking rank takes the job down instead of hanging it
+//!     let mut trainer = Trainer::new(Adam::new(1e-3)).batch_size(128).epochs(3);
+//!     let run = trainer.fit_distributed(&world, net, &SoftmaxCrossEntropy, data, None)?;
+//!     println!("{}", distributed::weights_line(&world, &*net)); // rank R/N weights sha256 HEX
+//!     Ok(())
+//! }
 //! ```
 //! Run it with `mpirun -np 4 target/release/examples/…`; every rank loads the
 //! same data (a shared file system, or its own copy).
@@ -37,7 +38,8 @@
 //!   visiting order, in buckets of [`BUCKET_BYTES`]: the gradient of the mean
 //!   loss over the global batch, as one process would compute it up to the order
 //!   of the sums. With one rank the weight is 1 and training is bit for bit
-//!   [`crate::train::Trainer::fit`]'s.
+//!   [`crate::train::Trainer::fit`]'s (without dropout, whose generators are
+//!   reseeded as below).
 //! - **Identical weights.** After the all-reduce the ranks agree (one small
 //!   all-reduce of three integers) on whether any rank failed and on a 64-bit
 //!   fingerprint of the summed buffer; if the fingerprints differ (an MPI
@@ -127,7 +129,7 @@ impl Communication {
 /// more. The shares of all ranks, in rank order, are `0..len`.
 ///
 /// ```
-/// use staticnet::distributed::shard;
+/// use staticnet_core::distributed::shard;
 /// assert_eq!([shard(7, 0, 3), shard(7, 1, 3), shard(7, 2, 3)], [0..3, 3..5, 5..7]);
 /// assert_eq!(shard(1, 1, 2), 1..1); // an empty share
 /// ```
