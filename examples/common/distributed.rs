@@ -46,7 +46,14 @@ where
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rank {}/{}: error: {e}", world.rank(), world.size());
+            // Another rank failed and is printing its own error: give it a moment, since `mpirun`
+            // ends every rank as soon as one exits with a failure.
+            if matches!(e.downcast_ref::<Error>(), Some(Error::RankFailed { .. })) {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            // One write, so that a rank ended by `mpirun` meanwhile leaves no half line.
+            let line = format!("rank {}/{}: error: {e}\n", world.rank(), world.size());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             ExitCode::FAILURE
         }
     }

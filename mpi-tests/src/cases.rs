@@ -200,12 +200,19 @@ fn lengths_must_agree(world: &SimpleCommunicator) -> Check {
 }
 
 /// As an example would: print the error and fail, so `mpirun` ends the job with a failure.
+/// A rank that reports another's failure waits a moment before exiting (as the examples do), so that
+/// the failing rank's own message is out before `mpirun` ends the job at the first failed exit.
 pub fn fail_exit(world: &SimpleCommunicator) -> Check {
     let mut net = Mlp::new(1);
-    adam_trainer(2, 8)
-        .fit_distributed(world, &mut net, &SoftmaxCrossEntropy, &poisoned(world), None)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    match adam_trainer(2, 8).fit_distributed(world, &mut net, &SoftmaxCrossEntropy, &poisoned(world), None) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if matches!(e, Error::RankFailed { .. }) {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            Err(e.to_string())
+        }
+    }
 }
 
 /// The last rank panics between two fits while the others wait in the second's all-reduce.

@@ -46,7 +46,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("rank {}/{}: {case}: {e}", world.rank(), world.size());
+            // One write, so that a rank ended by `mpirun` meanwhile leaves no half line.
+            let line = format!("rank {}/{}: {case}: {e}\n", world.rank(), world.size());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             ExitCode::FAILURE
         }
     }
