@@ -2,7 +2,7 @@
 """The projection of DISTRIBUTED.md: data-parallel step time on p ranks from the ring all-reduce cost model.
 
 Inputs are measured on this machine (one thread per rank; see DISTRIBUTED.md) and passed on the command line:
-  python3 tools/project_distributed.py MLP_US_PER_SAMPLE CNN_US_PER_SAMPLE [--backward 0.65]
+  python3 tools/project_distributed.py MLP_US_PER_SAMPLE CNN_US_PER_SAMPLE [--backward 0.65]   (DISTRIBUTED.md: 15.5 181)
 No dependencies; prints the Markdown tables DISTRIBUTED.md holds.
 
 Model, per optimizer step with global batch G on p ranks (one rank per node, each link of bandwidth B):
