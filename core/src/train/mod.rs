@@ -44,6 +44,9 @@
 mod callbacks;
 mod checkpoint;
 mod clip;
+// `Trainer::fit_distributed` (feature `mpi`): the epochs over MPI ranks.
+#[cfg(feature = "mpi")]
+mod distributed;
 mod evaluate;
 mod finite;
 mod freeze;
