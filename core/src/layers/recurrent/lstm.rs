@@ -7,8 +7,9 @@ use super::{
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
+use crate::kernels::sgemm::PackedA;
 use crate::params::{ParamMut, ParamPath};
-use crate::tensor::{Batch, MatRef};
+use crate::tensor::{gemm_packed_a, pack_a, Batch, MatRef};
 
 /// The number of gates: i, f, g, o.
 const GATES: usize = 4;
@@ -59,6 +60,10 @@ pub struct LstmWorkspace<T: Float> {
     dh_next: Vec<T>,
     /// What reaches `c_t` through step `t + 1` (`H × B`).
     dc_next: Vec<T>,
+    /// `W_hh` packed once per forward pass for its product at every step (f32).
+    w_hh: PackedA,
+    /// `W_hhᵀ`, likewise for the backward pass.
+    w_hh_t: PackedA,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS, F, H> {
@@ -89,12 +94,14 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
         ws.bias.iter_mut().zip(w.bias_ih().iter().zip(w.bias_hh())).for_each(|(s, (&a, &b))| *s = a + b);
 
+        // W_hh is the same at every step: packed once for the blocked product.
+        pack_a(&mut ws.w_hh, MatRef::of(&w_hh_t).t());
         for t in 0..STEPS {
             if t > 0 {
                 // G_t += W_hh · h_{t−1}, for the whole batch.
                 let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
                 let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
-                product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
+                gemm_packed_a(&ws.w_hh, MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
             }
             let (gates, cells, tanh_cells) =
                 (share(&mut ws.gates), share(&mut ws.cells), share(&mut ws.tanh_cells));
@@ -137,12 +144,13 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
         ws.dc_next.fill(T::zero());
+        pack_a(&mut ws.w_hh_t, MatRef::of(&w_hh_t));
         for t in (0..STEPS).rev() {
             if t + 1 < STEPS {
                 // What reaches h_t through step t + 1: W_hhᵀ · dG_{t+1}.
                 let d_next = step(&ws.d_gates, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
-                product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
+                gemm_packed_a(&ws.w_hh_t, MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
             }
             let (d_gates, dc_next) = (share(&mut ws.d_gates), share(&mut ws.dc_next));
             let (gates, cells, tanh_cells, dh_next, zeros) =
@@ -276,6 +284,8 @@ impl<T: Float> Default for LstmWorkspace<T> {
             d_gates: empty(),
             dh_next: empty(),
             dc_next: empty(),
+            w_hh: PackedA::default(),
+            w_hh_t: PackedA::default(),
         }
     }
 }
