@@ -48,6 +48,16 @@ pub(crate) type Then<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
 
 /// Products below this many multiply-adds stay on one thread.
 const PAR_MIN_MACS: usize = 1 << 20;
+/// Products of fewer than [`FEW_COLUMNS`] columns (a sequence of one sample:
+/// batch-1 inference and generation of a language model) below this many
+/// multiply-adds stay on one thread: each part would do a few tens of
+/// microseconds of work, about what moving its operands and results between
+/// the cores costs (the character GPT's batch-1 pass ran 0.90× as fast on 2
+/// threads with every product over [`PAR_MIN_MACS`] split). An LSTM's step
+/// product, 1024×256 by a batch of 32, is just at this size and still splits.
+const PAR_MIN_NARROW_MACS: usize = 1 << 23;
+/// See [`PAR_MIN_NARROW_MACS`].
+const FEW_COLUMNS: usize = 128;
 /// Matrix-vector products (batch 1) below this many stay on one thread.
 const PAR_MIN_MV_MACS: usize = 1 << 16;
 
@@ -302,7 +312,8 @@ unsafe fn dispatch(
     // writing C: split its columns, the blocks the optimizer's split update
     // reads next on the same cores.
     let outer = k == 1 && n >= 16 * threads && macs >= PAR_MIN_MV_MACS;
-    if threads > 1 && (matrix_vector || outer || (macs >= PAR_MIN_MACS && n != 1)) {
+    let worth_splitting = macs >= PAR_MIN_MACS && n != 1 && (n >= FEW_COLUMNS || macs >= PAR_MIN_NARROW_MACS);
+    if threads > 1 && (matrix_vector || outer || worth_splitting) {
         // Each part packs its own share of one operand and all of the other:
         // splitting C's columns repeats the packing of A (m×k), splitting its
         // rows repeats B's (k×n, unless the kernel reads B in place). Split

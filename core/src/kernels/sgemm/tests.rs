@@ -108,7 +108,7 @@ fn where_a_split_falls_never_changes_a_bit() {
         // Rows split, columns split (a gradient-shaped product), few rows with
         // many columns, whose parts alone would have picked another kernel, and
         // a matrix-vector and an outer product (batch 1, split by rows and columns).
-        for (m, k, n) in [(256, 784, 128), (784, 128, 256), (16, 4096, 48), (1024, 300, 1), (784, 1, 256)] {
+        for (m, k, n) in [(256, 784, 128), (784, 128, 256), (16, 16384, 48), (1024, 300, 1), (784, 1, 256)] {
             let whole = product(isa, m, k, n, 1);
             for share in [1, 200, 512, 900, 1023] {
                 SHARES.iter().for_each(|s| s.store(share, Relaxed));
