@@ -8,6 +8,7 @@ use super::{
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::kernels::sgemm::PackedA;
+use crate::kernels::{gates, Isa};
 use crate::params::{ParamMut, ParamPath};
 use crate::tensor::{gemm_packed_a, pack_a, Batch, MatRef};
 
@@ -209,11 +210,12 @@ fn cell_forward<T: Float>(z: &mut [T], bias: &[T], c_prev: &[T], c: &mut [T], ta
     h.iter_mut().zip(o.iter().zip(tanh_c.iter())).for_each(|(h, (&o, &t))| *h = o * t);
 }
 
-/// One step of one sample backwards. In: the gates i, f, g, o, `c_{t−1}`,
-/// `tanh(c_t)`, the output's gradient `dy` and `dh_next` (what reaches `h_t`
-/// through step `t + 1`), `dc` (what reaches `c_t` through step `t + 1`).
-/// Out: `dz`, the gradient of the gates' pre-activations, and `dc` becomes what
-/// reaches `c_{t−1}`.
+/// One step of one sample backwards ([`gates::lstm_cell_backward`]: in f32 at
+/// the active level, vectorised; in f64 its portable loop). In: the gates
+/// i, f, g, o, `c_{t−1}`, `tanh(c_t)`, the output's gradient `dy` and
+/// `dh_next` (what reaches `h_t` through step `t + 1`), `dc` (what reaches
+/// `c_t` through step `t + 1`). Out: `dz`, the gradient of the gates'
+/// pre-activations, and `dc` becomes what reaches `c_{t−1}`.
 #[inline]
 fn cell_backward<T: Float>(
     gates: &[T],
@@ -224,25 +226,14 @@ fn cell_backward<T: Float>(
     dc: &mut [T],
     dz: &mut [T],
 ) {
-    let n = dc.len();
-    let (i, gates) = gates.split_at(n);
-    let (f, gates) = gates.split_at(n);
-    let (g, o) = gates.split_at(n);
-    let (di, dz) = dz.split_at_mut(n);
-    let (df, dz) = dz.split_at_mut(n);
-    let (dg, d_o) = dz.split_at_mut(n);
-    let (o, d_o, c_prev, tanh_c, dy, dh_next) =
-        (&o[..n], &mut d_o[..n], &c_prev[..n], &tanh_c[..n], &dy[..n], &dh_next[..n]);
-    let one = T::one();
-    for j in 0..n {
-        let dh = dy[j] + dh_next[j];
-        let dc_t = dc[j] + dh * o[j] * (one - tanh_c[j] * tanh_c[j]);
-        di[j] = dc_t * g[j] * i[j] * (one - i[j]);
-        df[j] = dc_t * c_prev[j] * f[j] * (one - f[j]);
-        dg[j] = dc_t * i[j] * (one - g[j] * g[j]);
-        d_o[j] = dh * tanh_c[j] * o[j] * (one - o[j]);
-        dc[j] = dc_t * f[j];
+    let ins = [gates, c_prev, tanh_c, dy, dh_next].map(T::f32s);
+    if let ([Some(g), Some(c), Some(t), Some(d), Some(h)], Some(dc32)) = (ins, T::f32s_mut(dc)) {
+        if let Some(dz32) = T::f32s_mut(dz) {
+            return gates::lstm_cell_backward(Isa::active(), g, c, t, d, h, dc32, dz32);
+        }
+        return;
     }
+    gates::portable::lstm_cell_backward(gates, c_prev, tanh_c, dy, dh_next, dc, dz)
 }
 
 impl<T: Float> LstmWorkspace<T> {
