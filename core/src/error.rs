@@ -112,6 +112,21 @@ pub enum Error {
         /// Where it was found.
         at: NonFiniteAt,
     },
+    /// The network ends in the activation the loss applies itself (`softmax`
+    /// then [`crate::loss::SoftmaxCrossEntropy`], `sigmoid` then
+    /// [`crate::loss::BinaryCrossEntropy`]), which would apply it twice.
+    #[error(
+        "the network ends in `{activation}` and {loss} applies {activation} itself, so training would apply it \
+         twice (and learn badly): remove the final `{activation}` from the network (its outputs become logits; \
+         `predict` still gives probabilities){}",
+        if *activation == "softmax" { ", or train it with `CrossEntropyOnProbabilities`" } else { "" }
+    )]
+    ActivationTwice {
+        /// The network's final activation.
+        activation: &'static str,
+        /// The loss, e.g. `SoftmaxCrossEntropy`.
+        loss: String,
+    },
     /// A row of features or targets given in memory (`Dataset::from_rows`…)
     /// does not hold as many values as a sample has.
     #[error("{what} row {row} holds {found} values, expected {expected}")]

@@ -91,6 +91,11 @@ pub trait Params<T: Float> {
     /// How many scalars the parameters hold.
     const PARAM_COUNT: usize;
 
+    /// The layers inside, as [`crate::network::LayerInfo::children`] lists them:
+    /// a network's own `LAYERS` when it is used as a layer of another (one
+    /// list); none for other layers.
+    const SUBLAYERS: &'static [&'static [crate::network::LayerInfo]] = &[];
+
     /// A gradient structure filled with zeros.
     fn zero_gradients(&self) -> Self::Gradients;
 
@@ -131,13 +136,14 @@ pub trait Params<T: Float> {
 
 /// Implements [`Params`] for a one-field wrapper `Wrapper<Inner>` by handing
 /// every call to the field (`self.0`): its parameters are the inner ones, under
-/// the same path (`layers::Nested`, `layers::Projection`).
+/// the same path (`layers::Projection`).
 macro_rules! params_of_inner {
     ($(#[$doc:meta])* $wrapper:ident<$inner:ident>) => {
         $(#[$doc])*
         impl<T: $crate::float::Float, $inner: $crate::params::Params<T>> $crate::params::Params<T> for $wrapper<$inner> {
             type Gradients = $inner::Gradients;
             const PARAM_COUNT: usize = $inner::PARAM_COUNT;
+            const SUBLAYERS: &'static [&'static [$crate::network::LayerInfo]] = $inner::SUBLAYERS;
 
             fn zero_gradients(&self) -> $inner::Gradients {
                 self.0.zero_gradients()

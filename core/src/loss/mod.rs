@@ -10,8 +10,10 @@ use crate::kernels::Isa;
 use crate::layers::softmax_into;
 use crate::tensor::{ensure_batch, Batch};
 
+mod probabilities;
 mod sequence;
 
+pub use probabilities::{check_pairing, CrossEntropyOnProbabilities, PROBABILITY_FLOOR};
 pub use sequence::{SequenceCrossEntropy, StepLabels};
 
 /// What a loss compares the network's output with, stored for a whole
@@ -67,6 +69,13 @@ impl<T: Float, const N: usize> Targets for Batch<T, N> {
 pub trait Loss<T: Float, const N: usize> {
     /// What the output is compared with.
     type Target: Targets;
+
+    /// The activation the loss applies to the outputs itself (`softmax` for
+    /// [`SoftmaxCrossEntropy`], `sigmoid` for [`BinaryCrossEntropy`]): the
+    /// trainer and [`crate::train::evaluate`] refuse a network whose
+    /// [`crate::Network::FINAL_ACTIVATION`] is the same, which would apply
+    /// it twice ([`crate::Error::ActivationTwice`]).
+    const APPLIES: Option<&'static str> = None;
 
     /// The loss of a batch.
     fn loss(&self, output: &Batch<T, N>, target: &Self::Target) -> Result<T>;
@@ -188,6 +197,7 @@ fn check_labels(labels: &[usize], classes: usize) -> Result<()> {
 
 impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
     type Target = Labels;
+    const APPLIES: Option<&'static str> = Some("softmax");
 
     fn loss(&self, output: &Batch<T, N>, labels: &Labels) -> Result<T> {
         Self::check(output, labels)?;
@@ -256,6 +266,7 @@ pub struct BinaryCrossEntropy;
 
 impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
     type Target = Batch<T, N>;
+    const APPLIES: Option<&'static str> = Some("sigmoid");
 
     fn loss(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Result<T> {
         check_len("binary cross-entropy", output.ncols(), target.ncols())?;

@@ -27,6 +27,7 @@ where
     if batch_size == 0 {
         return Err(Error::InvalidConfig("batch size must be at least 1".into()));
     }
+    crate::loss::check_pairing::<T, N, L, IN, OUT>()?;
     N::check_input(data.features())?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let (mut batch, mut trace) = (MiniBatch::new(), N::Trace::default());

@@ -12,7 +12,7 @@ use quote::quote;
 /// parameters), plus the nested networks' counts, which only the compiler knows.
 pub fn param_count_of(own: &Count, layers: &[Layer]) -> TokenStream {
     let nested = crate::model::nested_paths(layers).into_iter().map(|p| nested_type(p, quote!(f32)));
-    quote!(#own #(+ <#nested>::PARAM_COUNT)*)
+    quote!(#own #(+ <#nested as ::staticnet::Params<f32>>::PARAM_COUNT)*)
 }
 
 /// `impl Params for Net`: the layers with parameters, each under its name.
@@ -53,6 +53,7 @@ pub fn params_impl(net: &Net<'_>) -> TokenStream {
         impl<#gp T: #sn::Float> #sn::Params<T> for #name<#ga T> {
             type Gradients = #grads<#ga T>;
             const PARAM_COUNT: usize = #param_count;
+            const SUBLAYERS: &'static [&'static [#sn::network::LayerInfo]] = &[<#name<#ga f32>>::LAYERS];
 
             fn zero_gradients(&self) -> #grads<#ga T> {
                 #grads { #(#zero_grads,)* __scalar: ::core::marker::PhantomData }
