@@ -232,7 +232,7 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
         let ctor_args = if input.peek(syn::token::Paren) {
             let content;
             parenthesized!(content in input);
-            Some(content.parse_terminated(<syn::Expr as syn::parse::Parse>::parse, Token![,])?)
+            Some(Box::new(content.parse_terminated(<syn::Expr as syn::parse::Parse>::parse, Token![,])?))
         } else {
             None
         };
