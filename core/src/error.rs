@@ -127,6 +127,33 @@ pub enum Error {
         /// The loss, e.g. `SoftmaxCrossEntropy`.
         loss: String,
     },
+    /// A row of features or targets given in memory (`Dataset::from_rows`…)
+    /// does not hold as many values as a sample has.
+    #[error("{what} row {row} holds {found} values, expected {expected}")]
+    RowLength {
+        /// Which rows: `"feature"` or `"target"`.
+        what: &'static str,
+        /// The row's position, from 0.
+        row: usize,
+        /// The values a row must hold.
+        expected: usize,
+        /// The values it holds.
+        found: usize,
+    },
+    /// A cell of a CSV file could not be read as the value its column holds.
+    #[error("{}: line {line}, column {column}: {value:?} {reason}", ShowPath(path))]
+    Cell {
+        /// The file involved.
+        path: PathBuf,
+        /// The cell's line in the file, from 1 (the header, if any, is line 1).
+        line: u64,
+        /// The column: its header name and 1-based position (`` `petal_width` (4) ``), or the position alone.
+        column: String,
+        /// The cell's text.
+        value: String,
+        /// What is wrong with it, e.g. "is not a number".
+        reason: String,
+    },
     /// A setting is outside its valid range (a zero batch size, a negative learning rate…).
     #[error("invalid setting: {0}")]
     InvalidConfig(String),

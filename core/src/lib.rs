@@ -32,6 +32,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod network;
 pub mod optim;
 pub mod params;

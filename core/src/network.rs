@@ -1,5 +1,8 @@
 //! The interface every generated network implements, and composition of networks.
 
+mod build;
+pub use build::Build;
+
 use crate::float::Float;
 use crate::init::SeededRng;
 use crate::params::{Param, ParamMut, ParamPath, Params};

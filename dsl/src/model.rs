@@ -248,6 +248,12 @@ pub enum Activation {
     Gelu,
     Softmax,
     Identity,
+    Silu,
+    Elu(f64),
+    Selu,
+    Softplus,
+    Mish,
+    LogSoftmax,
 }
 
 impl Activation {
@@ -372,6 +378,8 @@ impl fmt::Display for LayerKind {
             LayerKind::LayerNorm { .. } => f.write_str("layer_norm"),
             LayerKind::Dropout { p } => write!(f, "dropout({p})"),
             LayerKind::Activation(Activation::LeakyRelu(a)) => write!(f, "leaky_relu({a})"),
+            LayerKind::Activation(Activation::Elu(a)) => write!(f, "elu({a})"),
+            LayerKind::Activation(Activation::LogSoftmax) => f.write_str("log_softmax"),
             LayerKind::Residual { projection: None, .. } => f.write_str("residual"),
             LayerKind::Residual { projection: Some(_), .. } => f.write_str("residual(projection)"),
             LayerKind::Parallel { join: Join::Concat, .. } => f.write_str("parallel(concat)"),

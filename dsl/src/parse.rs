@@ -224,6 +224,9 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
     }
     if starts_nested(input) {
         let path = parse_type_path(input)?;
+        if let Some(habit) = crate::check::hints::capitalised_entry(&path, input) {
+            return Err(habit);
+        }
         let kind = path
             .segments
             .last()

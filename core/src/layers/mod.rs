@@ -30,7 +30,9 @@ mod same_size;
 mod seq_check;
 mod softmax;
 
-pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use activation::{
+    Activation, Elu, Gelu, Identity, LeakyRelu, Mish, Relu, Selu, Sigmoid, Silu, Softplus, Tanh,
+};
 pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};
@@ -58,7 +60,7 @@ pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
 pub use same_size::{same_size, same_size_mut};
-pub use softmax::Softmax;
+pub use softmax::{LogSoftmax, Softmax};
 
 pub(crate) use activation::sigmoid;
 pub(crate) use softmax::softmax_into;

@@ -27,23 +27,17 @@ impl SizeChecks {
         let Net { model, cfg, param_count, .. } = net;
         let name = &model.name;
         // A type used as a layer is checked by its hidden constructor (`custom.rs`).
-        let mut checks: Vec<(TokenStream, String)> = Vec::new();
+        let mut checks: Vec<TokenStream> = Vec::new();
         for p in &model.generics {
             let ident = &p.ident;
-            checks.push((
-                quote!(#ident >= 1),
-                format!("`{name}`: the size parameter `{ident}` must be at least 1"),
-            ));
+            let msg = format!("`{name}`: the size parameter `{ident}` must be at least 1");
+            checks.push(quote!(::core::assert!(#ident >= 1, #msg);));
         }
         if !model.generics.is_empty() {
             let max = crate::model::MAX_PARAMS;
-            checks.push((
-                quote!(#param_count <= #max),
-                format!("`{name}`: these sizes give the network too many parameters to allocate"),
-            ));
+            let msg = format!("`{name}`: these sizes give the network too many parameters to allocate");
+            checks.push(quote!(::core::assert!(#param_count <= #max, #msg);));
         }
-        let checks: Vec<TokenStream> =
-            checks.iter().map(|(cond, msg)| quote!(::core::assert!(#cond, #msg);)).collect();
         let (free, instance, on_use) = if checks.is_empty() {
             (quote!(), quote!(), quote!())
         } else if model.generics.is_empty() {
@@ -112,6 +106,13 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
             pub fn new(seed: u64) -> Self {
                 #use_checks
                 Self::init(#sn::init::Init::Auto, seed)
+            }
+
+            /// Loads an `f32` network saved by `save`, or a PyTorch `state_dict` of the
+            /// same architecture; every name, dtype and shape is checked first. Other
+            /// float types: `Net::<f64>::load` (`staticnet::network::Build`, in the prelude).
+            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+                <Self as #sn::network::Build<f32>>::load(path)
             }
         }
     }
@@ -229,9 +230,17 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
                 #sn::persist::save(self, path)
             }
 
-            /// Loads a network saved by [`Self::save`], or a PyTorch `state_dict` of the
-            /// same architecture; every name, dtype and shape is checked first.
-            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+        }
+
+        // `Net::<f64>::new(seed)`, `Net::<f64>::load(path)` and generic code; the `f32`
+        // network has both as inherent functions too, so they need no annotation there.
+        #cfg
+        impl<#gp T: #sn::Float> #sn::network::Build<T> for #name<#ga T> {
+            fn new(seed: u64) -> Self {
+                Self::init(#sn::init::Init::Auto, seed)
+            }
+
+            fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
                 let mut net = Self::zeros();
                 #sn::persist::load_into(&mut net, path)?;
                 ::core::result::Result::Ok(net)

@@ -164,9 +164,14 @@ pub fn layer_ref(model: &Model, l: &Layer) -> TokenStream {
             quote!(#layers::GlobalAvgPool { channels: #channels, spatial: #spatial })
         }
         LayerKind::Activation(Activation::LeakyRelu(alpha)) => quote!(#layers::LeakyRelu::new(#alpha)),
-        LayerKind::PerStep { steps, inputs, outputs, .. } => {
-            // Only `softmax` per step is not a field.
-            quote!(#layers::PerStep::<#layers::Softmax, #steps, #inputs, #outputs>::new(#layers::Softmax))
+        LayerKind::Activation(Activation::Elu(alpha)) => quote!(#layers::Elu::new(#alpha)),
+        LayerKind::PerStep { steps, inputs, outputs, inner } => {
+            // Only `softmax` and `log_softmax` per step are not fields.
+            let a = match &**inner {
+                LayerKind::Activation(Activation::LogSoftmax) => quote!(#layers::LogSoftmax),
+                _ => quote!(#layers::Softmax),
+            };
+            quote!(#layers::PerStep::<#a, #steps, #inputs, #outputs>::new(#a))
         }
         LayerKind::MaxPool1d(g) | LayerKind::AvgPool1d(g) => {
             let ty =

@@ -259,7 +259,10 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
                 LayerKind::Dense { .. } => quote!(#layers::Dense<T, #inputs, #outputs>),
                 LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #inputs>),
                 LayerKind::Activation(Activation::Softmax) => quote!(#layers::Softmax),
-                _ => unreachable!("the checker applies only dense, layer_norm and softmax per step"),
+                LayerKind::Activation(Activation::LogSoftmax) => quote!(#layers::LogSoftmax),
+                _ => unreachable!(
+                    "the checker applies only dense, layer_norm, softmax and log_softmax per step"
+                ),
             };
             quote!(#layers::PerStep<#inner, #steps, #inputs, #outputs>)
         }
@@ -294,6 +297,12 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
             Activation::Gelu => quote!(#layers::Gelu),
             Activation::Softmax => quote!(#layers::Softmax),
             Activation::Identity => quote!(#layers::Identity),
+            Activation::Silu => quote!(#layers::Silu),
+            Activation::Elu(_) => quote!(#layers::Elu),
+            Activation::Selu => quote!(#layers::Selu),
+            Activation::Softplus => quote!(#layers::Softplus),
+            Activation::Mish => quote!(#layers::Mish),
+            Activation::LogSoftmax => quote!(#layers::LogSoftmax),
         },
     }
 }
