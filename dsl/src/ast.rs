@@ -16,6 +16,8 @@ pub struct NetworkDef {
 }
 
 /// One comma-separated entry of the body.
+// A network has a handful of entries, parsed once: boxing layers would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Item {
     /// `input: [784]`, or `input: tokens[64]` (`tokens` set): token ids
@@ -63,7 +65,7 @@ pub struct LayerDef {
     pub nested: Option<syn::Path>,
     /// The constructor's arguments after a type (`gate: MyGate(0.5)`): Rust
     /// expressions handed to `MyGate::new`.
-    pub ctor_args: Option<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>,
+    pub ctor_args: Option<Box<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>>,
     pub assert: Option<ShapeLit>,
     /// The whole entry, for errors that concern the layer as a whole.
     pub tokens: TokenStream,

@@ -150,7 +150,7 @@ pub enum LayerKind {
     /// written and by `Default::default()` otherwise.
     Nested {
         path: syn::Path,
-        args: Option<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>,
+        args: Option<Box<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>>,
     },
     /// A rank-1 layer (`dense`, `layer_norm`, `softmax`) applied to every step
     /// of a `[steps, inputs]` input, giving `[steps, outputs]`.

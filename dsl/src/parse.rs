@@ -235,7 +235,7 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
         let ctor_args = if input.peek(syn::token::Paren) {
             let content;
             parenthesized!(content in input);
-            Some(content.parse_terminated(<syn::Expr as syn::parse::Parse>::parse, Token![,])?)
+            Some(Box::new(content.parse_terminated(<syn::Expr as syn::parse::Parse>::parse, Token![,])?))
         } else {
             None
         };
@@ -282,7 +282,7 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
 /// Whether the entry names a type (`Encoder`, `nets::Encoder`, `MyGate<64>(0.5)`):
 /// a network or a layer of the user's, rather than a built-in layer.
 fn starts_nested(input: ParseStream) -> bool {
-    match parse_type_path(&input.fork()) {
+    match syn::Path::parse_mod_style(&input.fork()) {
         Ok(path) => {
             path.segments.len() > 1
                 || path

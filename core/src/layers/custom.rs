@@ -246,10 +246,10 @@ impl<T: Float, L: Params<T>, const I: usize, const O: usize> Layer<T, I, O> for 
         grads: &mut L::Gradients,
         dx: Option<&mut Batch<T, I>>,
     ) {
-        let dx = dx.map(|dx| {
+        let mut dx = dx;
+        if let Some(dx) = dx.as_deref_mut() {
             ensure_batch(dx, x.ncols());
-            dx
-        });
+        }
         (self.backward)(&self.layer, x, y, dy, ws, grads, dx)
     }
 }

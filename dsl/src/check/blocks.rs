@@ -307,6 +307,68 @@ pub fn nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> Sha
 #[cfg(test)]
 mod tests {
     use super::projection_stride;
+    use crate::ctxt::Ctxt;
+    use crate::model::{LayerKind, Model, Shape};
+    use quote::{quote, ToTokens};
+
+    fn run(tokens: proc_macro2::TokenStream) -> (Option<Model>, Vec<String>) {
+        let cx = Ctxt::new();
+        let model = crate::parse::parse(tokens, &cx).and_then(|def| super::super::check(def, &cx));
+        (model, cx.messages())
+    }
+
+    /// A type used as a layer: its path (size arguments kept), its constructor's
+    /// arguments as Rust expressions, and the declared output shape.
+    #[test]
+    fn types_with_constructor_arguments_are_layers() {
+        let (model, errs) = run(quote! {
+            struct Net {
+                input: [8],
+                dense(16),
+                act: MySilu => [16],
+                gate: layers::MyGate<16>(0.5, -1.0, SCALE * 2.0) => [16],
+                encoder: Encoder => [4],
+            }
+        });
+        assert!(errs.is_empty(), "{errs:?}");
+        let m = model.unwrap();
+        let kinds: Vec<(String, Option<String>)> = m.layers[1..]
+            .iter()
+            .map(|l| match &l.kind {
+                LayerKind::Nested { path, args } => (
+                    path.to_token_stream().to_string(),
+                    args.as_ref().map(|a| a.to_token_stream().to_string()),
+                ),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("MySilu".to_string(), None),
+                ("layers :: MyGate < 16 >".to_string(), Some("0.5 , - 1.0 , SCALE * 2.0".to_string())),
+                ("Encoder".to_string(), None),
+            ]
+        );
+        assert_eq!(m.layers[2].input, Shape::Known(vec![16]));
+        assert_eq!(*m.output(), Shape::Known(vec![4]));
+    }
+
+    #[test]
+    fn a_type_needs_its_output_shape_and_well_formed_arguments() {
+        let (_, errs) = run(quote! { struct Net { input: [8], act: MySilu, dense(2) } });
+        assert_eq!(
+            errs,
+            ["a nested network or a layer of your own needs its output shape: write `act: MySilu => [..]`"]
+        );
+        let (_, errs) = run(quote! { struct Net { input: [8], gate: MyGate(0.5,,) => [8] } });
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let (_, errs) = run(quote! { struct Net { input: [8], gate: a::B<1>::C => [8] } });
+        assert_eq!(
+            errs,
+            ["a nested network is its type, with its sizes if it has any: `encoder: Encoder` or `encoder: Encoder<64>`"]
+        );
+    }
 
     /// The closed form gives what the former search over every stride gave.
     #[test]

@@ -11,7 +11,7 @@
 //! - `shapes.rs`: the shape rules of plain layers, written shapes, assertions;
 //! - `sequences.rs`: the rules on rank 2, `[steps, features]` (sequence layers, per-step forms),
 //!   `seq_args.rs` the sequence layers' arguments;
-//! - `blocks.rs`: `residual`, `parallel` and nested networks;
+//! - `blocks.rs`: `residual`, `parallel`, and types used as layers (nested networks, the user's own layers);
 //! - `tokens.rs`: `input: tokens[T]` and `embedding`, the one layer that takes token ids.
 
 mod args;

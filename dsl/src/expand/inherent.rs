@@ -206,7 +206,7 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x)
             }
 
-            /// The training pass ([`Network::forward_train`](#sn::Network::forward_train)), also
+            /// The training pass (`Network::forward_train`), also
             /// inherent so that the call is unambiguous with `CustomLayer` in scope.
             pub fn forward_train<'t>(
                 &mut self,
@@ -216,7 +216,7 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, trace)
             }
 
-            /// The backward pass ([`Network::backward`](#sn::Network::backward)), also inherent
+            /// The backward pass (`Network::backward`), also inherent
             /// so that the call is unambiguous with `CustomLayer` in scope.
             pub fn backward(
                 &self,
