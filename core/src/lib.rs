@@ -34,12 +34,15 @@ pub mod inspect;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod network;
 pub mod optim;
 pub mod params;
 pub mod persist;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod prelude;
+pub mod quant;
 pub mod tensor;
 pub mod train;
 
