@@ -8,6 +8,7 @@ use super::callbacks::{Flow, NetWeights};
 use super::finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
 use super::freeze;
 use super::plateau::PlateauState;
+use super::progress::Progress;
 use super::{format_report, EpochReport, History, Metrics, Schedule, Trainer};
 use crate::data::{Dataset, MiniBatch};
 use crate::distributed::{
@@ -173,7 +174,7 @@ impl<O> Trainer<O> {
                 order.shuffle(&mut rng);
             }
             reseed_dropout(net, self.seed, epoch, rank);
-            let bar = self.progress_bar(batches as u64, epoch, last_epoch);
+            let bar = Progress::new(self.verbose, batches as u64, epoch, last_epoch);
             let mut sums = [0.0f64; 3];
             for (b, global) in order.chunks(self.batch_size).enumerate() {
                 if self.schedule.per_step() {
