@@ -105,7 +105,10 @@ fn capitalised_names_that_are_not_builtins_or_have_a_shape_stay_nested_networks(
     // With `=> [..]` it is a nested network (or a layer type of the user's), whatever its name.
     assert!(errors(quote!(struct N { input: [4], att: Attention => [4], Encoder => [2] })).is_empty());
     let errs = errors(quote!(struct N { input: [4], MyGate }));
-    assert_eq!(errs, ["a nested network needs its output shape: write `net: MyGate => [..]`"]);
+    assert!(
+        errs.len() == 1 && errs[0].ends_with("needs its output shape: write `net: MyGate => [..]`"),
+        "{errs:?}"
+    );
 }
 
 #[test]
