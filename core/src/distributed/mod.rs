@@ -78,7 +78,7 @@
 mod reduce;
 
 pub use mpi;
-pub(crate) use reduce::{agree, Reduced, Reducer};
+pub(crate) use reduce::{agree, Reducer};
 
 use crate::error::{Error, Result};
 use crate::float::Float;

@@ -1,14 +1,18 @@
 //! [`Trainer::fit_distributed`]: the trainer's epochs over MPI ranks, each on
 //! its share of every global batch (see [`crate::distributed`] for what each
-//! rank does). The step's pieces (finite checks, clipping, the optimizer's
-//! checked step, checkpoints, the progress bar) are the trainer's own.
+//! rank does). The step's pieces (finite checks, clipping and freezing with the
+//! optimizer's checked step, schedules, callbacks, checkpoints, the progress
+//! bar) are the trainer's own; a later call continues the run as `fit` does.
 
-use super::clip::{clipped_norm, norm_scale, Clipped};
+use super::callbacks::{Flow, NetWeights};
 use super::finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
-use super::{format_report, EpochReport, History, Metrics, Trainer};
+use super::freeze;
+use super::plateau::PlateauState;
+use super::progress::Progress;
+use super::{format_report, EpochReport, History, Metrics, Schedule, Trainer};
 use crate::data::{Dataset, MiniBatch};
 use crate::distributed::{
-    agree, rank_size, same_everywhere, shard, Communication, DistributedHistory, Reduced, Reducer,
+    agree, rank_size, same_everywhere, shard, Communication, DistributedHistory, Reducer,
 };
 use crate::error::{Error, NonFiniteAt, Result};
 use crate::float::Float;
@@ -58,7 +62,7 @@ impl<O> Trainer<O> {
         L: Loss<T, OUT>,
         O: Optimizer<T>,
     {
-        let checked = self.check_fit::<T, N, L, IN, OUT>(loss, train, validation);
+        let checked = self.check_fit::<T, N, L, IN, OUT>(&*net, loss, train, validation);
         agree(world, checked, || "while checking its settings and data".into())?;
         same_everywhere(world, "the number of training samples", train.len() as u64)?;
         same_everywhere(world, "the number of validation samples", validation.map_or(0, |v| v.len()) as u64)?;
@@ -71,9 +75,10 @@ impl<O> Trainer<O> {
         result
     }
 
-    /// The checks [`Trainer::fit`] makes before training.
+    /// The checks [`Trainer::fit`] makes before training (and its frozen parameters).
     fn check_fit<T, N, L, const IN: usize, const OUT: usize>(
-        &self,
+        &mut self,
+        net: &N,
         loss: &L,
         train: &Dataset<T, IN, L::Target>,
         validation: Option<&Dataset<T, IN, L::Target>>,
@@ -98,6 +103,14 @@ impl<O> Trainer<O> {
             loss.validate(v.targets())?;
             N::check_input(v.features())?;
         }
+        self.schedule.check()?;
+        if let (Schedule::ReduceOnPlateau(p), None) = (self.schedule, validation) {
+            if matches!(p.monitor, super::Monitor::ValLoss | super::Monitor::ValAccuracy) {
+                let why = "fit was given no validation data";
+                return Err(Error::InvalidConfig(format!("cannot monitor {:?}: {why}", p.monitor)));
+            }
+        }
+        self.frozen_mask = self.frozen_mask(net)?;
         if self.checkpoint.is_some() {
             self.optimizer.state()?;
         }
@@ -121,14 +134,18 @@ impl<O> Trainer<O> {
         O: Optimizer<T>,
     {
         let (rank, size) = rank_size(world);
-        let (first_epoch, mut rng) = match self.resumed.take() {
-            Some(r) => (r.epoch.saturating_add(1), r.rng),
-            None => {
+        // As `fit`: after a resume up to `epochs`; a later call continues the run for `epochs` more.
+        let (first_epoch, last_epoch, mut rng) = match (self.resumed.take(), self.rng.clone()) {
+            (Some(r), _) => (r.epoch.saturating_add(1), self.epochs, r.rng),
+            (None, Some(rng)) => (self.epoch.saturating_add(1), self.epoch.saturating_add(self.epochs), rng),
+            (None, None) => {
                 self.epoch = 0;
                 self.step = 0;
-                (1, seeded_rng(self.seed))
+                self.plateau = None;
+                (1, self.epochs, seeded_rng(self.seed))
             }
         };
+        self.callbacks.iter_mut().for_each(|c| c.on_train_begin());
         let mut reducer = Reducer::new(&*net);
         reducer.broadcast_model(world, net);
         let validation = match validation {
@@ -145,17 +162,24 @@ impl<O> Trainer<O> {
         let (mut history, mut scratch, mut undo) = (History::default(), Vec::new(), Vec::new());
         let batches = train.len().div_ceil(self.batch_size);
 
-        for epoch in first_epoch..=self.epochs {
+        for epoch in first_epoch..=last_epoch {
             let start = Instant::now();
-            self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
+            let lr = match self.plateau.and_then(|p| p.lr) {
+                Some(lr) => lr,
+                None => self.schedule.learning_rate(base_lr, epoch - 1, self.epochs),
+            };
+            self.optimizer.set_learning_rate(lr);
             if self.shuffle {
                 order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut rng);
             }
             reseed_dropout(net, self.seed, epoch, rank);
-            let bar = self.progress_bar(batches as u64, epoch);
+            let bar = Progress::new(self.verbose, batches as u64, epoch, last_epoch);
             let mut sums = [0.0f64; 3];
             for (b, global) in order.chunks(self.batch_size).enumerate() {
+                if self.schedule.per_step() {
+                    self.optimizer.set_learning_rate(self.schedule.learning_rate_at(base_lr, self.step));
+                }
                 let mine = global.get(shard(global.len(), rank, size)).unwrap_or(&[]);
                 let local = if mine.is_empty() {
                     Ok(None)
@@ -203,14 +227,36 @@ impl<O> Trainer<O> {
                 seconds: start.elapsed().as_secs_f64(),
             };
             if self.verbose {
-                eprintln!("{}", format_report(&report, self.epochs));
+                eprintln!("{}", format_report(&report, last_epoch));
             }
             history.epochs.push(report);
             self.epoch = epoch;
+            self.rng = Some(rng.clone());
+            if let Schedule::ReduceOnPlateau(plateau) = self.schedule {
+                // The history is the same on every rank, so is every rank's decision.
+                let value = history.epochs.last().map(|r| plateau.monitor.value(r)).transpose()?;
+                let state = self.plateau.get_or_insert_with(|| PlateauState::new(&plateau));
+                if let Some(value) = value {
+                    state.observe(&plateau, value, self.optimizer.learning_rate());
+                }
+            }
             if let Some(path) = self.checkpoint.clone() {
                 let saved = if rank == 0 { self.save_checkpoint(net, &rng, base_lr, &path) } else { Ok(()) };
                 agree(world, saved, || format!("to save the checkpoint after epoch {epoch}"))?;
             }
+            // Callbacks run on every rank; a rank whose callback stops (or fails) stops them all.
+            let flow = agree(world, self.end_epoch::<T, N>(net, &history), || {
+                format!("in a callback after epoch {epoch}")
+            })?;
+            let (stop, mut any) = (u8::from(flow == Flow::Stop), 0u8);
+            world.all_reduce_into(&stop, &mut any, SystemOperation::max());
+            if any > 0 {
+                break;
+            }
+        }
+        let mut weights = NetWeights(&mut *net, std::marker::PhantomData::<T>);
+        for callback in &mut self.callbacks {
+            callback.on_train_end(&mut weights)?;
         }
         let communication = Communication { ..reducer.stats };
         Ok(DistributedHistory { history, communication })
@@ -266,7 +312,7 @@ impl<O> Trainer<O> {
         Ok((value, judged))
     }
 
-    /// The optimizer's checked step on the summed gradients (clipped if set):
+    /// The optimizer's checked step on the summed gradients (clipped and frozen as set):
     /// the same on every rank. `Some` error if it was refused.
     fn reduced_step<T, N>(
         &mut self,
@@ -283,17 +329,9 @@ impl<O> Trainer<O> {
         O: Optimizer<T>,
     {
         let (mut view, grads) = reducer.reduced(net);
-        let refused = if self.clip_norm.is_some() || self.clip_value.is_some() {
-            let value = self.clip_value;
-            let scale = match self.clip_norm {
-                Some(max) => norm_scale(clipped_norm::<T, Reduced<'_, N>>(grads, value), max),
-                None => 1.0,
-            };
-            let mut clipped = Clipped { net: &mut view, value, scale, scratch };
-            self.optimizer.step_if_finite(&mut clipped, grads, undo)?
-        } else {
-            self.optimizer.step_if_finite(&mut view, grads, undo)?
-        };
+        let (clip_value, clip_norm, mask) = (self.clip_value, self.clip_norm, &self.frozen_mask);
+        let refused =
+            freeze::step(&mut self.optimizer, &mut view, grads, clip_value, clip_norm, mask, scratch, undo)?;
         Ok(refused.map(|NonFiniteUpdate { name, index, value, slot }| {
             let at = match slot {
                 None => NonFiniteAt::Parameter { name, index },
