@@ -476,11 +476,15 @@ fn every_mismatch_is_named_and_the_network_is_unchanged() {
         ]
     );
 
-    persist::save(&Mlp::<f64>::init(Init::He, 1), &path).unwrap();
+    // An f64 file converts; integers do not (the header patched to I64, same length).
+    let f64_bytes = persist::to_bytes(&Mlp::<f64>::init(Init::He, 1)).unwrap();
+    let n = 8 + u64::from_le_bytes(f64_bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&f64_bytes[8..n]).unwrap().replace("\"F64\"", "\"I64\"");
+    std::fs::write(&path, [&f64_bytes[..8], header.as_bytes(), &f64_bytes[n..]].concat()).unwrap();
     let problems = mismatch(persist::load_into(&mut net, &path).unwrap_err());
     let names: Vec<&str> = problems.iter().map(TensorProblem::name).collect();
     assert_eq!(names, ["fc1.weight", "fc1.bias", "head.weight", "head.bias"]);
-    assert!(problems.iter().all(|p| matches!(p, TensorProblem::WrongDtype { expected, found, .. } if expected == "F32" && found == "F64")));
+    assert!(problems.iter().all(|p| matches!(p, TensorProblem::WrongDtype { expected, found, .. } if expected == "F32" && found == "I64")));
 
     persist::save(&MlpRenamed::new(1), &path).unwrap();
     let err = persist::load_into(&mut net, &path).unwrap_err();

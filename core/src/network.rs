@@ -213,6 +213,11 @@ impl<T: Float, A: Params<T>, B: Params<T>, const MID: usize> Params<T> for Chain
         self.first.visit_rngs(&path.join("0"), f);
         self.second.visit_rngs(&path.join("1"), f);
     }
+
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        self.first.visit_compact(&path.join("0"), f);
+        self.second.visit_compact(&path.join("1"), f);
+    }
 }
 
 impl<T, A, B, const IN: usize, const MID: usize, const OUT: usize> Network<T, IN, OUT> for Chain<A, B, MID>

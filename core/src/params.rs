@@ -132,6 +132,13 @@ pub trait Params<T: Float> {
     fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
         let _ = (path, f);
     }
+
+    /// Calls `f` on the weight of every dense and conv2d layer with its slot for a
+    /// compact copy ([`crate::quant`]), in visiting order; the default visits none.
+    #[doc(hidden)]
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        let _ = (path, f);
+    }
 }
 
 /// Implements [`Params`] for a one-field wrapper `Wrapper<Inner>` by handing
@@ -173,6 +180,9 @@ macro_rules! params_of_inner {
             }
             fn visit_rngs(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::ParamPath<'_>, &mut $crate::init::SeededRng)) {
                 self.0.visit_rngs(path, f)
+            }
+            fn visit_compact(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::quant::CompactSlot<'_, T>)) {
+                self.0.visit_compact(path, f)
             }
         }
     };

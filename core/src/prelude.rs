@@ -1,6 +1,8 @@
 //! Everything a typical program needs: `use staticnet::prelude::*;`.
 
-pub use crate::data::{mnist, Classes, CsvReader, Dataset, MiniBatch, Standardizer};
+#[cfg(feature = "csv")]
+pub use crate::data::CsvReader;
+pub use crate::data::{mnist, Classes, Dataset, MiniBatch, Standardizer};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
 pub use crate::generate::{generate, Sampling};
@@ -23,6 +25,7 @@ pub use crate::optim::{Adadelta, Adagrad, ParamGroup, RmsProp};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;
+pub use crate::quant::{Bf16, Int8, Quantize};
 pub use crate::tensor::Batch;
 pub use crate::train::{evaluate, Schedule, Trainer};
 pub use crate::train::{EarlyStopping, Monitor, Plateau, SaveBest};

@@ -35,6 +35,7 @@ pub fn params_impl(net: &Net<'_>) -> TokenStream {
     let visit_params_mut = visit(quote!(visit_params_mut), quote!(&mut));
     let visit_buffers = visit(quote!(visit_buffers), quote!(&));
     let visit_buffers_mut = visit(quote!(visit_buffers_mut), quote!(&mut));
+    let visit_compact = visit(quote!(visit_compact), quote!(&mut));
     let visit_rngs =
         net.fields().into_iter().filter(|l| matches!(l.kind, LayerKind::Dropout { .. })).map(|l| {
             let (ident, pname) = (&l.ident, &l.param_name);
@@ -97,6 +98,11 @@ pub fn params_impl(net: &Net<'_>) -> TokenStream {
             fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
                 let _ = (path, &f);
                 #(#visit_rngs)*
+            }
+
+            fn visit_compact(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::quant::CompactSlot<'_, T>)) {
+                let _ = (path, &f);
+                #visit_compact
             }
         }
     }
