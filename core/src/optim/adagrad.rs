@@ -13,7 +13,7 @@ use crate::params::{ParamMut, ParamPath, Params};
 /// weight decay, initial accumulator 0, eps 1e-10.
 ///
 /// ```
-/// use staticnet::optim::Adagrad;
+/// use staticnet_core::optim::Adagrad;
 /// let opt = Adagrad::<f32>::new(1e-2).lr_decay(1e-4).initial_accumulator_value(0.1);
 /// # let _ = opt;
 /// ```
@@ -210,7 +210,7 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
 /// squares of past updates and of gradients. Defaults as PyTorch's: lr 1, rho 0.9, eps 1e-6.
 ///
 /// ```
-/// use staticnet::optim::Adadelta;
+/// use staticnet_core::optim::Adadelta;
 /// let opt = Adadelta::<f32>::new(1.0).rho(0.95).eps(1e-6);
 /// # let _ = opt;
 /// ```

@@ -23,7 +23,7 @@ enum Select {
 /// and the optimizer's own settings if none does.
 ///
 /// ```
-/// use staticnet::optim::{AdamW, ParamGroup};
+/// use staticnet_core::optim::{AdamW, ParamGroup};
 /// // Decoupled weight decay on the weight matrices only, and a slower backbone.
 /// let opt = AdamW::<f32>::new(1e-3, 0.01)
 ///     .group(ParamGroup::vectors().weight_decay(0.0))

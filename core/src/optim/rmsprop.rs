@@ -12,7 +12,7 @@ use crate::params::{ParamMut, Params};
 /// momentum. Defaults as PyTorch's: alpha 0.99, eps 1e-8, no momentum, not centered.
 ///
 /// ```
-/// use staticnet::optim::RmsProp;
+/// use staticnet_core::optim::RmsProp;
 /// let opt = RmsProp::<f32>::new(1e-3).alpha(0.9).momentum(0.9).centered(true);
 /// # let _ = opt;
 /// ```

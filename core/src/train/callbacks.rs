@@ -167,8 +167,8 @@ impl<O> Trainer<O> {
     /// Adds a closure called at the end of each epoch (a [`Callback`]).
     ///
     /// ```
-    /// use staticnet::prelude::*;
-    /// use staticnet::train::Flow;
+    /// use staticnet_core::prelude::*;
+    /// use staticnet_core::train::Flow;
     /// // Stop once the training loss is below 0.1.
     /// let trainer = Trainer::new(Adam::<f32>::new(1e-3)).on_epoch_end(|end| {
     ///     if end.report.train.loss < 0.1 { Flow::Stop } else { Flow::Continue }
@@ -185,8 +185,8 @@ impl<O> Trainer<O> {
 /// with the weights of its best epoch.
 ///
 /// ```
-/// use staticnet::prelude::*;
-/// use staticnet::train::{EarlyStopping, Monitor};
+/// use staticnet_core::prelude::*;
+/// use staticnet_core::train::{EarlyStopping, Monitor};
 /// let stop = EarlyStopping::new(Monitor::ValLoss).patience(3).min_delta(1e-4).restore_best_weights(true);
 /// let trainer = Trainer::new(Adam::<f32>::new(1e-3)).epochs(100).callback(stop);
 /// # let _ = trainer;

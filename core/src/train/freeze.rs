@@ -23,11 +23,10 @@ impl<O> Trainer<O> {
     /// [`Trainer::fit`], which fails ([`Error::InvalidConfig`]) if no parameter matches.
     ///
     /// ```
-    /// use staticnet::prelude::*;
-    /// network! { struct Net { input: [4], backbone: dense(8), relu, head: dense(3) } }
+    /// use staticnet_core::prelude::*;
     /// let mut trainer = Trainer::new(Adam::<f32>::new(1e-3));
-    /// trainer.freeze("backbone"); // fine-tune the head only
-    /// # let _ = Net::<f32>::new(0);
+    /// trainer.freeze("backbone"); // fine-tune the head only: `backbone.*` stays as it is
+    /// assert_eq!(trainer.frozen(), ["backbone"]);
     /// ```
     pub fn freeze(&mut self, prefix: impl Into<String>) -> &mut Self {
         let prefix = prefix.into();

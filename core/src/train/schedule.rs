@@ -12,7 +12,7 @@ use std::f64::consts::PI;
 /// whole run, across repeated calls to `fit`.
 ///
 /// ```
-/// use staticnet::prelude::*;
+/// use staticnet_core::prelude::*;
 /// // 100 warm-up steps from 0.1·lr, then cosine down to 0.01·lr at step 2000.
 /// let schedule = Schedule::WarmupCosine { warmup_steps: 100, total_steps: 2000, start_factor: 0.1, min_factor: 0.01 };
 /// let trainer = Trainer::new(AdamW::<f32>::new(3e-4, 0.1)).schedule(schedule);
