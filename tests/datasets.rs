@@ -57,7 +57,7 @@ fn iris_from_csv_reaches_a_real_accuracy() {
 
 #[test]
 fn confusion_matrix_refuses_labels_the_network_lacks() {
-    let data = Dataset::from_rows(&[[0.0f32; 4], [1.0; 4]], vec![0, 3]).unwrap();
+    let data = Dataset::from_rows([[0.0f32; 4], [1.0; 4]], vec![0, 3]).unwrap();
     let err = confusion_matrix(&Iris::new(0), &data, 8).unwrap_err();
     assert!(matches!(err, Error::LabelOutOfRange { label: 3, sample: 1, classes: 3 }), "{err}");
     assert!(matches!(confusion_matrix(&Iris::new(0), &data, 0), Err(Error::InvalidConfig(_))));

@@ -154,6 +154,20 @@ pub enum Error {
         /// What is wrong with it, e.g. "is not a number".
         reason: String,
     },
+    /// In a distributed run (`Trainer::fit_distributed`, feature `mpi`), another
+    /// rank failed (that rank returned, and printed, its own error), so every rank
+    /// stopped at the same step instead of waiting for it.
+    #[error(
+        "rank {rank} of {size} failed {during}; every rank stopped there (that rank reports its own error)"
+    )]
+    RankFailed {
+        /// The rank that failed (the highest, if several did).
+        rank: usize,
+        /// How many ranks the run has.
+        size: usize,
+        /// When: `in epoch 2, batch 17`, `while validating after epoch 1`…
+        during: String,
+    },
     /// A setting is outside its valid range (a zero batch size, a negative learning rate…).
     #[error("invalid setting: {0}")]
     InvalidConfig(String),

@@ -1,6 +1,8 @@
 //! Everything a typical program needs: `use staticnet::prelude::*;`.
 
-pub use crate::data::{mnist, Classes, CsvReader, Dataset, MiniBatch, Standardizer};
+#[cfg(feature = "csv")]
+pub use crate::data::CsvReader;
+pub use crate::data::{mnist, Classes, Dataset, MiniBatch, Standardizer};
 pub use crate::error::{Error, Result, TensorProblem};
 pub use crate::float::Float;
 pub use crate::generate::{generate, Sampling};

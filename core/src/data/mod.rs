@@ -6,6 +6,8 @@
 //! MNIST and text readers; [`Dataset::shuffled`], [`Dataset::split`] and
 //! [`Dataset::standardize`] prepare it for training.
 
+mod classes;
+#[cfg(feature = "csv")]
 pub mod csv;
 #[cfg(feature = "image-folder")]
 pub mod folder;
@@ -17,7 +19,9 @@ mod split;
 mod standardize;
 pub mod text;
 
-pub use csv::{Classes, Column, CsvReader, LabelKind};
+pub use classes::Classes;
+#[cfg(feature = "csv")]
+pub use csv::{Column, CsvReader, LabelKind};
 pub use rows::{rows_to_batch, Row};
 pub use standardize::Standardizer;
 

@@ -155,7 +155,7 @@ mod tests {
     use super::*;
 
     fn data() -> Dataset<f64, 2, Vec<usize>> {
-        Dataset::from_rows(&[[1.0, 4.0], [2.0, 4.0], [6.0, 4.0]], vec![0, 1, 2]).unwrap()
+        Dataset::from_rows([[1.0, 4.0], [2.0, 4.0], [6.0, 4.0]], vec![0, 1, 2]).unwrap()
     }
 
     #[test]
@@ -172,7 +172,7 @@ mod tests {
         let mean: f64 = x.row(0).iter().sum::<f64>() / 3.0;
         let var: f64 = x.row(0).iter().map(|v| v * v).sum::<f64>() / 3.0;
         assert!(mean.abs() < 1e-15 && (var - 1.0).abs() < 1e-15);
-        let mut test = Dataset::from_rows(&[[9.0, 5.0]], vec![0]).unwrap();
+        let mut test = Dataset::from_rows([[9.0, 5.0]], vec![0]).unwrap();
         scaler.apply(&mut test);
         assert_eq!(test.features().as_slice(), &[6.0 / sd, 1.0]);
     }

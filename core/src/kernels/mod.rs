@@ -26,6 +26,7 @@ pub(crate) mod cross_entropy;
 pub(crate) mod gates;
 pub(crate) mod gelu;
 mod isa;
+pub(crate) mod layer_norm;
 pub(crate) mod pool;
 pub(crate) mod quant;
 pub(crate) mod sgemm;

@@ -44,10 +44,14 @@
 mod callbacks;
 mod checkpoint;
 mod clip;
+// `Trainer::fit_distributed` (feature `mpi`): the epochs over MPI ranks.
+#[cfg(feature = "mpi")]
+mod distributed;
 mod evaluate;
 mod finite;
 mod freeze;
 mod plateau;
+mod progress;
 mod schedule;
 
 pub use crate::history::{format_report, EpochReport, History, Metrics};
@@ -68,7 +72,7 @@ use crate::params::Params;
 use crate::tensor::Batch;
 use checkpoint::Resumed;
 use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use progress::Progress;
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -367,7 +371,7 @@ impl<O> Trainer<O> {
                 order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut rng);
             }
-            let bar = self.progress_bar(batches as u64, epoch, last_epoch);
+            let bar = Progress::new(self.verbose, batches as u64, epoch, last_epoch);
             let (mut loss_sum, mut right, mut judged) = (0.0, 0usize, 0usize);
             for (b, indices) in order.chunks(self.batch_size).enumerate() {
                 let stop = |value: f64, at: NonFiniteAt| {
@@ -501,19 +505,5 @@ impl<O> Trainer<O> {
             }
         }
         Ok(flow)
-    }
-
-    fn progress_bar(&self, batches: u64, epoch: usize, last_epoch: usize) -> ProgressBar {
-        if !self.verbose {
-            return ProgressBar::hidden();
-        }
-        // stderr() draws nothing when stderr is not a terminal (CI, pipes, tests).
-        let bar = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_prefix(format!("{epoch}/{last_epoch}"));
-        bar
     }
 }

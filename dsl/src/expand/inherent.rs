@@ -7,7 +7,7 @@ use super::layers::construct;
 use super::params::param_count_of;
 use super::types::nested_type;
 use super::Net;
-use crate::model::LayerKind;
+use crate::model::{LayerKind, Shape};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -62,6 +62,11 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
     let name = &model.name;
     let (input_shape, output_shape) = (model.input.dims(), model.output().dims());
     let layer_infos = layer_infos(net);
+    // A token network's input shows as `tokens[T]`.
+    let (summary, to_dot) = match model.input {
+        Shape::Tokens(_) => (quote!(token_summary), quote!(token_dot)),
+        _ => (quote!(summary), quote!(to_dot)),
+    };
     let use_checks = &checks.on_use;
     // `Mlp`, or `Mlp<128>` for an instantiation of a network with size parameters.
     let display_name = if model.generics.is_empty() {
@@ -92,13 +97,13 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
             /// A Keras-style table of the layers: name, kind, output shape and
             /// parameter count, with totals (parameters, buffers, bytes as f32).
             pub fn summary() -> ::std::string::String {
-                #sn::inspect::summary(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
+                #sn::inspect::#summary(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
             }
 
             /// The data-flow graph in Graphviz DOT, each node labelled with its
             /// layer and output shape: `dot -Tsvg` draws it.
             pub fn to_dot() -> ::std::string::String {
-                #sn::inspect::to_dot(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
+                #sn::inspect::#to_dot(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
             }
 
             /// An `f32` network initialised from `seed`: He before ReLU-family

@@ -138,13 +138,16 @@ pub fn pass_types(net: &Net<'_>) -> TokenStream {
             pub ws: #workspaces<#ga T>,
         }
 
+        // The trace's parts: reached through its fields, hidden from the user's docs.
         #cfg
+        #[doc(hidden)]
         #[doc = #buffers_doc]
         #vis struct #buffers<#gd T: #sn::Float = f32> {
             #(#buffer_defs,)*
         }
 
         #cfg
+        #[doc(hidden)]
         #[doc = #workspaces_doc]
         #vis struct #workspaces<#gd T: #sn::Float = f32> {
             #(#workspace_defs,)*
