@@ -90,7 +90,8 @@ fn a_compact_dense_layer_computes_what_its_dequantized_weight_does() {
             let (mut a, mut b) = (Batch::zeros(n), Batch::zeros(n));
             q.network().forward(&x, &mut a);
             plain.forward(&x, &mut b);
-            assert!((&a - &b).amax() < 1e-5 * b.amax().max(1.0), "batch {n}: {}", (&a - &b).amax());
+            // The int8 GEMV's input in 16-bit fixed point (kernels::quant) errs by up to 2⁻¹⁵ of max |x| per product.
+            assert!((&a - &b).amax() < 2e-4 * b.amax().max(1.0), "batch {n}: {}", (&a - &b).amax());
             // …and the fused ReLU pass too.
             let mut r = Batch::zeros(n);
             q.network().forward_relu(&x, &mut a, &mut r);

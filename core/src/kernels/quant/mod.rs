@@ -36,12 +36,9 @@ pub(crate) fn int8_gemv(isa: Isa, q: &[i8], scales: &[f32], x: &[f32], bias: Opt
     check(q.len(), x, y, Some(scales), bias);
     match isa.checked() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `checked` asserted AVX-512F (and the level's other features); `check`
-        // asserted the sizes the kernel reads and writes within.
-        Isa::Avx512 => unsafe { avx512::int8_gemv(q, scales, x, bias, y) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above: the CPU has AVX2 and FMA, and the sizes agree.
-        Isa::Avx2 => unsafe { avx2::int8_gemv(q, scales, x, bias, y) },
+        // SAFETY: `checked` asserted the level's features, AVX2 and FMA among them at
+        // both levels (AVX-512 runs AVX2's fixed-point kernel); `check` asserted the sizes.
+        Isa::Avx512 | Isa::Avx2 => unsafe { avx2::int8_gemv(q, scales, x, bias, y) },
         _ => portable::int8_gemv(q, scales, x, bias, y),
     }
 }
