@@ -28,6 +28,7 @@ pub(crate) mod gelu;
 mod isa;
 pub(crate) mod layer_norm;
 pub(crate) mod pool;
+pub(crate) mod quant;
 pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod softmax;

@@ -13,10 +13,12 @@
 //! - `inherent.rs`: constants (`LAYERS`, shapes), `init`/`zeros`/`save`/`load`, the size checks;
 //! - `params.rs`: the `Params` impl (parameter names and order);
 //! - `passes.rs`: the forward, training, inference and backward passes (with fusions), and the
-//!   `Network`, `Layer` and `NestedNetwork` impls;
+//!   `Network` and `Layer` impls; `custom.rs`: types used as layers (the
+//!   user's own, or networks) and the network's `CustomLayer` impl;
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
 
 mod composite;
+mod custom;
 mod fused;
 mod inherent;
 mod layers;
@@ -104,6 +106,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let free_checks = &checks.free;
     let layer = passes::layer_impls(&net);
     let network = passes::network_impl(&net);
+    let custom = custom::network_impls(&net);
     quote! {
         #composites
         #network_struct
@@ -116,5 +119,6 @@ pub fn expand(model: &Model) -> TokenStream {
         #free_checks
         #layer
         #network
+        #custom
     }
 }
