@@ -16,10 +16,10 @@ pub use crate::loss::{
     BinaryCrossEntropy, CrossEntropyOnProbabilities, Labels, Loss, MeanSquaredError, SequenceCrossEntropy,
     SoftmaxCrossEntropy, StepLabels, Targets,
 };
-pub use crate::network::Build;
 pub use crate::metrics::{
     classification_report, confusion_matrix, top_k_accuracy, ClassificationReport, ConfusionMatrix,
 };
+pub use crate::network::Build;
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
 pub use crate::optim::{Adadelta, Adagrad, ParamGroup, RmsProp};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};

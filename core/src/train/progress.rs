@@ -18,7 +18,9 @@ impl Progress {
             }
             // stderr() draws nothing when stderr is not a terminal (CI, pipes, tests).
             let bar = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})") {
+            if let Ok(style) =
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_prefix(format!("{epoch}/{last_epoch}"));
