@@ -42,11 +42,14 @@ impl<L, const STEPS: usize, const F: usize, const H: usize> PerStep<L, STEPS, F,
     }
 }
 
+/// The batches of steps a [`PerStepWorkspace`] is for (a marker: it holds none).
+type Steps<T, const F: usize, const H: usize> = fn() -> (Batch<T, F>, Batch<T, H>);
+
 /// What a [`PerStep`] pass keeps: the inner layer's workspace.
 pub struct PerStepWorkspace<T: Float, W, const F: usize, const H: usize> {
     /// The inner layer's workspace.
     pub inner: W,
-    _steps: std::marker::PhantomData<fn() -> (Batch<T, F>, Batch<T, H>)>,
+    _steps: std::marker::PhantomData<Steps<T, F, H>>,
 }
 
 impl<T: Float, W: Default, const F: usize, const H: usize> Default for PerStepWorkspace<T, W, F, H> {

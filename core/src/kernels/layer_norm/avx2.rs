@@ -1,48 +1,41 @@
 //! Layer normalisation with AVX2 and FMA: 8 features per step, the last step
 //! of a column through AVX's masked loads and stores (masked lanes are
 //! neither read nor written; the masked store is slow on AMD, but only the
-//! tail of a column takes it).
+//! tail of a column takes it). `load` and `store` check their bounds.
 
 use super::Keep;
 use crate::kernels::simd::avx2::first_lanes;
 use std::arch::x86_64::*;
 
-/// The lanes of the step at feature `i` of `n`: all 8, or the `n − i` left.
+/// The values of `s` from `i` on, at most 8 (zeros in the lanes past its end).
+/// Panics if `i > s.len()`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn lanes(n: usize, i: usize) -> Option<__m256i> {
-    let left = n - i;
-    (left < 8).then(|| first_lanes(left))
-}
-
-/// The lanes of `s` from `i` that `m` selects (all 8 for `None`; zeros elsewhere).
-///
-/// # Safety
-/// `i < s.len()` and `m` is [`lanes`]`(s.len(), i)` (or selects fewer); the CPU has AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn load(m: Option<__m256i>, s: &[f32], i: usize) -> __m256 {
-    // SAFETY: the caller's promise: 8 values from `i`, or only the selected lanes, lie inside `s`.
+fn load(s: &[f32], i: usize) -> __m256 {
+    let s = &s[i..];
+    // SAFETY: 8 values from `s`'s start when it holds them, else only the
+    // lanes the mask selects, which it holds; masked lanes are not read.
     unsafe {
-        match m {
-            None => _mm256_loadu_ps(s.as_ptr().add(i)),
-            Some(m) => _mm256_maskload_ps(s.as_ptr().add(i), m),
+        if s.len() >= 8 {
+            _mm256_loadu_ps(s.as_ptr())
+        } else {
+            _mm256_maskload_ps(s.as_ptr(), first_lanes(s.len()))
         }
     }
 }
 
-/// Writes the lanes of `v` that `m` selects to `s` from `i`.
-///
-/// # Safety
-/// As [`load`].
+/// Writes the lanes of `v` to `s` from `i` on, as many as `s` holds (at most 8).
+/// Panics if `i > s.len()`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn store(m: Option<__m256i>, s: &mut [f32], i: usize, v: __m256) {
-    // SAFETY: the caller's promise, as for `load`: masked lanes are not written.
+fn store(s: &mut [f32], i: usize, v: __m256) {
+    let s = &mut s[i..];
+    // SAFETY: as for `load`: masked lanes are not written.
     unsafe {
-        match m {
-            None => _mm256_storeu_ps(s.as_mut_ptr().add(i), v),
-            Some(m) => _mm256_maskstore_ps(s.as_mut_ptr().add(i), m, v),
+        if s.len() >= 8 {
+            _mm256_storeu_ps(s.as_mut_ptr(), v)
+        } else {
+            _mm256_maskstore_ps(s.as_mut_ptr(), first_lanes(s.len()), v)
         }
     }
 }
@@ -72,21 +65,17 @@ pub(super) unsafe fn forward(
     let n = gamma.len();
     let inv_n = 1.0 / n as f32;
     for (b, (xc, yc)) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)).enumerate() {
-        // SAFETY (every `load`/`store` below): `i < n` steps by 8 and `lanes(n, i)`
-        // selects only the features left from `i`; `xc`, `yc`, `γ`, `β` and a
-        // column of `x̂` hold `n` values each; the CPU has AVX2.
         let mut sum = _mm256_setzero_ps();
         for i in (0..n).step_by(8) {
-            sum = _mm256_add_ps(sum, unsafe { load(lanes(n, i), xc, i) });
+            sum = _mm256_add_ps(sum, load(xc, i));
         }
         let mean = sum8(sum) * inv_n;
         let vm = _mm256_set1_ps(mean);
         let mut squares = _mm256_setzero_ps();
         for i in (0..n).step_by(8) {
-            let m = lanes(n, i);
-            let mut d = _mm256_sub_ps(unsafe { load(m, xc, i) }, vm);
-            if let Some(m) = m {
-                d = _mm256_and_ps(d, _mm256_castsi256_ps(m));
+            let mut d = _mm256_sub_ps(load(xc, i), vm);
+            if n - i < 8 {
+                d = _mm256_and_ps(d, _mm256_castsi256_ps(first_lanes(n - i)));
             }
             squares = _mm256_fmadd_ps(d, d, squares);
         }
@@ -97,12 +86,11 @@ pub(super) unsafe fn forward(
             &mut k.x_hat[b * n..(b + 1) * n]
         });
         for i in (0..n).step_by(8) {
-            let m = lanes(n, i);
-            let h = _mm256_mul_ps(_mm256_sub_ps(unsafe { load(m, xc, i) }, vm), s);
-            let out = _mm256_fmadd_ps(h, unsafe { load(m, gamma, i) }, unsafe { load(m, beta, i) });
-            unsafe { store(m, yc, i, out) };
+            let h = _mm256_mul_ps(_mm256_sub_ps(load(xc, i), vm), s);
+            let out = _mm256_fmadd_ps(h, load(gamma, i), load(beta, i));
+            store(yc, i, out);
             if let Some(hc) = x_hat.as_deref_mut() {
-                unsafe { store(m, hc, i, h) };
+                store(hc, i, h);
             }
         }
     }
@@ -127,17 +115,12 @@ pub(super) unsafe fn backward(
     dbeta.fill(0.0);
     let inv_n = 1.0 / n as f32;
     for (b, (dc, hc)) in dy.chunks_exact(n).zip(x_hat.chunks_exact(n)).enumerate() {
-        // SAFETY (every `load`/`store` below): as in `forward`: `dc`, `hc`, `γ`,
-        // `dγ`, `dβ` and a column of `dx` hold `n` values each.
         let (mut sum_g, mut sum_gh) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         for i in (0..n).step_by(8) {
-            let m = lanes(n, i);
-            let (d, h) = unsafe { (load(m, dc, i), load(m, hc, i)) };
-            unsafe {
-                store(m, dgamma, i, _mm256_fmadd_ps(d, h, load(m, dgamma, i)));
-                store(m, dbeta, i, _mm256_add_ps(d, load(m, dbeta, i)));
-            }
-            let g = _mm256_mul_ps(d, unsafe { load(m, gamma, i) });
+            let (d, h) = (load(dc, i), load(hc, i));
+            store(dgamma, i, _mm256_fmadd_ps(d, h, load(dgamma, i)));
+            store(dbeta, i, _mm256_add_ps(d, load(dbeta, i)));
+            let g = _mm256_mul_ps(d, load(gamma, i));
             sum_g = _mm256_add_ps(sum_g, g);
             sum_gh = _mm256_fmadd_ps(g, h, sum_gh);
         }
@@ -147,11 +130,10 @@ pub(super) unsafe fn backward(
         let s = _mm256_set1_ps(inv_std[b]);
         let dxc = &mut dx[b * n..(b + 1) * n];
         for i in (0..n).step_by(8) {
-            let m = lanes(n, i);
-            let (d, h, w) = unsafe { (load(m, dc, i), load(m, hc, i), load(m, gamma, i)) };
+            let (d, h, w) = (load(dc, i), load(hc, i), load(gamma, i));
             // (d·w − mean_g − h·mean_gh)/σ
             let centred = _mm256_fmsub_ps(d, w, _mm256_fmadd_ps(h, mean_gh, mean_g));
-            unsafe { store(m, dxc, i, _mm256_mul_ps(centred, s)) };
+            store(dxc, i, _mm256_mul_ps(centred, s));
         }
     }
 }

@@ -360,7 +360,7 @@ unsafe fn dispatch(
                         single(plan, m, k, size, alpha, a, b, beta, c);
                         then(0..m, start..start + size)
                     } else {
-                        let pre = a.pre.and_then(|p| p.from_row(start));
+                        let pre = a.pre.and_then(|p| p.starting_at_row(start));
                         let a = Mat { ptr: a.ptr.offset(start as isize * a.rs), pre, ..a };
                         let c = MatMut { ptr: c.ptr.offset(start as isize * c.rs), ..c };
                         single(plan, size, k, n, alpha, a, b, beta, c);

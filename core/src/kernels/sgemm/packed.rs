@@ -157,8 +157,10 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
                 // panels in the whole packed A (`ic` is a multiple of `mc_max`,
                 // itself of `mr`; `pc` of `kc_max`).
                 let ap: *const f32 = match pre {
+                    // SAFETY: rows `ic..ic + mc` and the slice at `pc` lie in the packed A.
                     Some(p) => unsafe { p.at(pc, kc, ic) },
                     None => {
+                        // SAFETY: as said above.
                         unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
                         ap
                     }

@@ -32,7 +32,7 @@ pub(super) struct Panels {
 impl Panels {
     /// The panels of the rows from `start` on, for a part of a product split
     /// by rows (`None` unless `start` begins a panel: the part then packs).
-    pub(super) fn from_row(self, start: usize) -> Option<Panels> {
+    pub(super) fn starting_at_row(self, start: usize) -> Option<Panels> {
         start.is_multiple_of(self.mr).then_some(Panels { first: self.first + start / self.mr, ..self })
     }
 
