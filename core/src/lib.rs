@@ -33,6 +33,7 @@ pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod network;
+pub mod onnx;
 pub mod optim;
 pub mod params;
 pub mod persist;

@@ -12,6 +12,8 @@ pub use crate::loss::{
     StepLabels, Targets,
 };
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
+#[cfg(feature = "onnx")]
+pub use crate::onnx::SaveOnnx;
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};
 pub use crate::persist;

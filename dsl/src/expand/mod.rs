@@ -14,12 +14,14 @@
 //! - `params.rs`: the `Params` impl (parameter names and order);
 //! - `passes.rs`: the forward, training, inference and backward passes (with fusions), and the
 //!   `Network`, `Layer` and `NestedNetwork` impls;
-//! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
+//! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks;
+//! - `onnx.rs`: the `onnx::Export` impl, the inference pass as ONNX nodes.
 
 mod composite;
 mod fused;
 mod inherent;
 mod layers;
+mod onnx;
 mod params;
 mod passes;
 mod types;
@@ -104,6 +106,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let free_checks = &checks.free;
     let layer = passes::layer_impls(&net);
     let network = passes::network_impl(&net);
+    let onnx = onnx::export_impl(&net);
     quote! {
         #composites
         #network_struct
@@ -116,5 +119,6 @@ pub fn expand(model: &Model) -> TokenStream {
         #free_checks
         #layer
         #network
+        #onnx
     }
 }
