@@ -19,7 +19,8 @@
 //! running statistics: the file computes what `Network::forward` does.
 //! A network with `input: tokens[T]` takes the ids as floats, like staticnet.
 //!
-//! ```
+//! With the `staticnet` facade (`onnx-tests/` runs this for every kind of layer):
+//! ```ignore
 //! use staticnet::prelude::*;
 //!
 //! network! {
@@ -42,6 +43,8 @@ pub mod ops;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod proto;
 pub mod seq;
+#[cfg(test)]
+mod tests;
 
 pub use graph::{Attr, Data, Graph, Initializer, Node, Tensor};
 

@@ -7,7 +7,7 @@
 use super::composite::projection_layer;
 use super::layers::conv_geometry;
 use super::Net;
-use crate::model::{Activation, Cell, Join, Layer, LayerKind, Model};
+use crate::model::{Activation, Cell, Join, Layer, LayerKind};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -19,7 +19,7 @@ pub fn export_impl(net: &Net<'_>) -> TokenStream {
     let output = model.output().dims();
     let steps = model.layers.iter().map(|l| {
         let (pname, ident) = (&l.param_name, &l.ident);
-        let body = layer(model, l, &quote!(self.#ident));
+        let body = layer(l, &quote!(self.#ident));
         quote! {
             let x = g.scoped(#pname, |g| -> #sn::Result<::std::string::String> { #body })?;
         }
@@ -47,7 +47,7 @@ pub fn export_impl(net: &Net<'_>) -> TokenStream {
 
 /// The body of one layer's closure: reads `g` and `x`, gives `Result<String>`.
 /// `at` reaches the layer's value (`self.fc1`, `self.down.projection.0`).
-fn layer(model: &Model, l: &Layer, at: &TokenStream) -> TokenStream {
+fn layer(l: &Layer, at: &TokenStream) -> TokenStream {
     let o = quote!(::staticnet::onnx);
     let ok = |e: TokenStream| quote!(::core::result::Result::Ok(#e));
     let dims = l.input.dims();
@@ -75,7 +75,7 @@ fn layer(model: &Model, l: &Layer, at: &TokenStream) -> TokenStream {
             let skip = match projection.as_deref() {
                 None => quote!(x.clone()),
                 Some(kind) => {
-                    let p = layer(model, &projection_layer(l, kind), &quote!(#at.projection.0));
+                    let p = layer(&projection_layer(l, kind), &quote!(#at.projection.0));
                     quote!(g.scoped("projection", |g| -> ::staticnet::Result<::std::string::String> { #p })?)
                 }
             };
