@@ -1,9 +1,11 @@
 //! Training steps and inference of the dense reference models of
 //! `../shared/bench`, so results compare as ratios measured in one sitting.
 
-use common::{forward_alloc, infer, train_step};
-use criterion::{criterion_group, criterion_main, Criterion};
+use common::{batch, forward_alloc, infer, thread_counts, train_step};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use staticnet::prelude::*;
+use staticnet::quant::Scheme;
+use std::hint::black_box;
 
 network! {
     /// `tiny_*`: 4 → 16 → 16 → 3.
@@ -31,6 +33,26 @@ fn benches(c: &mut Criterion) {
     }
     infer(c, "tiny_infer_b32", &Tiny::new(0), 32);
     forward_alloc(c, "mlp_infer_b1", &Mlp::new(0), 1);
+    // Issue 21: weight-only quantization (int8 with per-row scales, bf16), activations in f32.
+    infer_quantized::<Int8>(c, "mlp_infer_b1_int8", 1);
+    infer_quantized::<Bf16>(c, "mlp_infer_b1_bf16", 1);
+    infer_quantized::<Int8>(c, "mlp_infer_b128_int8", 128);
+}
+
+/// `infer` of the quantized `Mlp` (its dense weights in `Q`) into a reused trace.
+fn infer_quantized<Q: Scheme>(c: &mut Criterion, name: &str, n: usize) {
+    let net = Mlp::new(0).quantized::<Q>();
+    let (x, _) = batch::<784>(n, 10);
+    let mut trace = Default::default();
+    let mut group = c.benchmark_group("infer");
+    group.throughput(Throughput::Elements(n as u64));
+    for threads in thread_counts() {
+        staticnet::set_threads(threads);
+        group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+            b.iter(|| black_box(net.infer(black_box(&x), &mut trace)[(0, 0)]))
+        });
+    }
+    staticnet::set_threads(1);
 }
 
 criterion_group!(mlp, benches);

@@ -7,21 +7,29 @@
 //! ```
 //! Images are PNG files of 28×28 pixels (a white digit on black, like MNIST) or
 //! IDX image files (every image in the file). Only inference runs: no trace,
-//! no optimizer, no training state.
+//! no optimizer, no training state. `--int8` or `--bf16` (before the files)
+//! quantizes the dense and conv weights first (`staticnet::quant`):
+//!
+//! ```text
+//! cargo run --release --example predict -- --int8 target/mnist/model.safetensors data/samples/*.png
+//! ```
 
 mod common;
 
 use common::{Digits, Mlp};
 use staticnet::data::{idx, image, mnist};
 use staticnet::prelude::*;
+use staticnet::quant::{Bf16, Int8, Quantized};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Whichever of the examples' networks the file holds.
+/// Whichever of the examples' networks the file holds, as saved or quantized.
 enum Model {
     Mlp(Mlp),
     Cnn(Box<Digits>),
+    QuantizedMlp(Quantized<Mlp>),
+    QuantizedCnn(Box<Quantized<Digits>>),
 }
 
 impl Model {
@@ -39,10 +47,23 @@ impl Model {
         }
     }
 
+    /// The model with its weights in int8 (`bf16 == false`) or bf16.
+    fn quantized(self, bf16: bool) -> Model {
+        match (self, bf16) {
+            (Model::Mlp(net), false) => Model::QuantizedMlp(net.quantized::<Int8>()),
+            (Model::Mlp(net), true) => Model::QuantizedMlp(net.quantized::<Bf16>()),
+            (Model::Cnn(net), false) => Model::QuantizedCnn(Box::new(net.quantized::<Int8>())),
+            (Model::Cnn(net), true) => Model::QuantizedCnn(Box::new(net.quantized::<Bf16>())),
+            (quantized, _) => quantized,
+        }
+    }
+
     fn classify(&self, x: &Batch<f32, { mnist::PIXELS }>) -> Vec<Prediction<f32>> {
         match self {
             Model::Mlp(net) => net.classify(x),
             Model::Cnn(net) => net.classify(x),
+            Model::QuantizedMlp(net) => net.classify(x),
+            Model::QuantizedCnn(net) => net.classify(x),
         }
     }
 }
@@ -58,12 +79,14 @@ fn images(path: &Path) -> staticnet::Result<Batch<f32, { mnist::PIXELS }>> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let scheme = args.iter().position(|a| a == "--int8" || a == "--bf16").map(|k| args.remove(k));
     let [model, files @ ..] = args.as_slice() else {
-        eprintln!("usage: predict MODEL.safetensors IMAGE.png|IMAGES.idx[.gz]...");
+        eprintln!("usage: predict [--int8 | --bf16] MODEL.safetensors IMAGE.png|IMAGES.idx[.gz]...");
         return ExitCode::FAILURE;
     };
     let model = match Model::load(Path::new(model)) {
+        Ok(m) if scheme.is_some() => m.quantized(scheme.as_deref() == Some("--bf16")),
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");

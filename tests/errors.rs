@@ -738,16 +738,21 @@ fn mismatch_lists_every_tensor_that_does_not_fit() {
     assert!(matches!(&problems[2], TensorProblem::Missing { name, .. } if name == "out.weight"));
     assert!(matches!(&problems[4], TensorProblem::Unexpected { name, .. } if name == "head.bias"));
     assert_eq!(persist::to_bytes(&other).unwrap(), before, "nothing was loaded");
-    // An f32 file into an f64 network: every tensor has the wrong dtype.
+    // An f32 file loads into an f64 network (converted); an integer dtype does not.
     let mut wide = Mlp::<f64>::init(Init::Auto, 0);
-    let err = persist::load_from_bytes(&mut wide, &bytes).unwrap_err();
+    persist::load_from_bytes(&mut wide, &bytes).unwrap();
+    let n = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..n]).unwrap().replace("\"F32\"", "\"I32\"");
+    let ints = [&bytes[..8], header.as_bytes(), &bytes[n..]].concat();
+    assert_eq!(ints.len(), bytes.len(), "the header keeps its length");
+    let err = persist::load_from_bytes(&mut wide, &ints).unwrap_err();
     let Error::Mismatch { problems, .. } = &err else { panic!("{err}") };
     assert_eq!(problems.len(), 4);
     assert_eq!(
         problems[0],
-        TensorProblem::WrongDtype { name: "fc1.weight".into(), expected: "F64".into(), found: "F32".into() }
+        TensorProblem::WrongDtype { name: "fc1.weight".into(), expected: "F64".into(), found: "I32".into() }
     );
-    assert!(err.to_string().contains("- `fc1.weight` has dtype F32, expected F64"), "{err}");
+    assert!(err.to_string().contains("- `fc1.weight` has dtype I32, expected F64"), "{err}");
 }
 
 // ---------------------------------------------------------------------------

@@ -51,3 +51,11 @@ fn the_seed_fixes_the_draws_and_bad_prompts_are_errors() {
     assert!(matches!(generate(&net, &[1, 6], 1, &sampling), Err(Error::TokenOutOfRange { token: 6.0, .. })));
     assert!(generate(&net, &[], 1, &sampling).is_err());
 }
+
+#[test]
+fn a_token_network_shows_its_input_as_tokens() {
+    let summary = TinyLm::summary();
+    let input = summary.lines().find(|l| l.starts_with("input")).unwrap();
+    assert_eq!(input.split_whitespace().collect::<Vec<_>>(), ["input", "tokens[4]"], "{summary}");
+    assert!(TinyLm::to_dot().contains("\"input\" [label=\"input\\ntokens[4]\""), "{}", TinyLm::to_dot());
+}

@@ -20,6 +20,19 @@ network! {
 }
 
 network! {
+    /// The smooth activations of issue 20, and log_softmax at the end.
+    struct SmoothActivations {
+        input: [5],
+        dense(6), silu,
+        dense(6), elu(0.5),
+        dense(6), selu,
+        dense(6), softplus,
+        dense(6), mish,
+        dense(4), log_softmax,
+    }
+}
+
+network! {
     struct ReluNet { input: [5], fc1: dense(7), relu, fc2: dense(6), relu, head: dense(3) }
 }
 
@@ -46,6 +59,15 @@ fn jitter_biases<N: Params<f64>>(net: &mut N) {
             }
         }
     });
+}
+
+#[test]
+fn smooth_activations_under_mse() {
+    let mut net = SmoothActivations::<f64>::init(Init::Glorot, 5);
+    jitter_biases(&mut net);
+    let target = Batch::<f64, 4>::from_fn(6, |i, j| -1.0 - ((i + j) as f64 * 0.37).cos());
+    let worst = check_network(&mut net, &MeanSquaredError, &inputs(6), &target, TOL);
+    assert!(worst < TOL, "{worst}");
 }
 
 #[test]

@@ -433,7 +433,7 @@ fn a_refused_step_is_as_if_never_tried<O: Optimizer<f32> + Clone>(what: &str, op
     let (epoch, batch, value, at) = non_finite(fit(&mut t, &mut net).unwrap_err());
     assert_eq!(
         (epoch, batch, at),
-        (1, 0, NonFiniteAt::Parameter { name: "fc1.weight".into(), index: 0 }),
+        (2, 0, NonFiniteAt::Parameter { name: "fc1.weight".into(), index: 0 }),
         "{what}"
     );
     assert!(!value.is_finite());

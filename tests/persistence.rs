@@ -476,11 +476,15 @@ fn every_mismatch_is_named_and_the_network_is_unchanged() {
         ]
     );
 
-    persist::save(&Mlp::<f64>::init(Init::He, 1), &path).unwrap();
+    // An f64 file converts; integers do not (the header patched to I64, same length).
+    let f64_bytes = persist::to_bytes(&Mlp::<f64>::init(Init::He, 1)).unwrap();
+    let n = 8 + u64::from_le_bytes(f64_bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&f64_bytes[8..n]).unwrap().replace("\"F64\"", "\"I64\"");
+    std::fs::write(&path, [&f64_bytes[..8], header.as_bytes(), &f64_bytes[n..]].concat()).unwrap();
     let problems = mismatch(persist::load_into(&mut net, &path).unwrap_err());
     let names: Vec<&str> = problems.iter().map(TensorProblem::name).collect();
     assert_eq!(names, ["fc1.weight", "fc1.bias", "head.weight", "head.bias"]);
-    assert!(problems.iter().all(|p| matches!(p, TensorProblem::WrongDtype { expected, found, .. } if expected == "F32" && found == "F64")));
+    assert!(problems.iter().all(|p| matches!(p, TensorProblem::WrongDtype { expected, found, .. } if expected == "F32" && found == "I64")));
 
     persist::save(&MlpRenamed::new(1), &path).unwrap();
     let err = persist::load_into(&mut net, &path).unwrap_err();
@@ -716,4 +720,32 @@ fn a_pytorch_style_file_from_jax_loads_and_agrees() {
     let out = net.forward(&Batch::<f32, 64>::from_column_slice(&input));
     // Eval mode (running statistics); computed by JAX in f64 from the same f32 values.
     staticnet::gradcheck::assert_close(out.as_slice(), &floats(&expected["output"]), 1e-5, "output");
+}
+
+// ---------------------------------------------------------------------------
+// The float type of `new` and `load`
+
+/// `Net::load(path)` and `Net::new(seed)` are `f32` networks without annotation;
+/// `Net::<f64>::new` and `Net::<f64>::load` exist (`Build`), and generic code can call both.
+#[test]
+fn new_and_load_need_no_annotation_for_f32_and_exist_for_f64() {
+    fn rebuilt<T: Float, N: Build<T> + Params<T>>(path: &Path) -> N {
+        N::load(path).unwrap()
+    }
+    let dir = scratch("float-choice");
+    let (p32, p64) = (dir.join("mlp32.safetensors"), dir.join("mlp64.safetensors"));
+    Mlp::new(3).save(&p32).unwrap();
+    let loaded = Mlp::load(&p32).unwrap();
+    let x = batch::<f32, 4>(1, 2);
+    assert_eq!(loaded.forward(&x), Mlp::new(3).forward(&x));
+    let exact = Mlp::<f64>::new(3);
+    exact.save(&p64).unwrap();
+    let back = Mlp::<f64>::load(&p64).unwrap();
+    let x64 = batch::<f64, 4>(1, 2);
+    assert_eq!(back.forward(&x64), exact.forward(&x64));
+    // The same seed draws the same weights in both types.
+    let (a, b) = (Mlp::new(3).forward(&x), exact.forward(&x64));
+    assert!(a.iter().zip(b.iter()).all(|(a, b)| (*a as f64 - b).abs() < 1e-5));
+    let generic: Mlp<f64> = rebuilt(&p64);
+    assert_eq!(generic.forward(&x64), exact.forward(&x64));
 }

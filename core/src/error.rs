@@ -112,6 +112,62 @@ pub enum Error {
         /// Where it was found.
         at: NonFiniteAt,
     },
+    /// The network ends in the activation the loss applies itself (`softmax`
+    /// then [`crate::loss::SoftmaxCrossEntropy`], `sigmoid` then
+    /// [`crate::loss::BinaryCrossEntropy`]), which would apply it twice.
+    #[error(
+        "the network ends in `{activation}` and {loss} applies {activation} itself, so training would apply it \
+         twice (and learn badly): remove the final `{activation}` from the network (its outputs become logits; \
+         `predict` still gives probabilities){}",
+        if *activation == "softmax" { ", or train it with `CrossEntropyOnProbabilities`" } else { "" }
+    )]
+    ActivationTwice {
+        /// The network's final activation.
+        activation: &'static str,
+        /// The loss, e.g. `SoftmaxCrossEntropy`.
+        loss: String,
+    },
+    /// A row of features or targets given in memory (`Dataset::from_rows`…)
+    /// does not hold as many values as a sample has.
+    #[error("{what} row {row} holds {found} values, expected {expected}")]
+    RowLength {
+        /// Which rows: `"feature"` or `"target"`.
+        what: &'static str,
+        /// The row's position, from 0.
+        row: usize,
+        /// The values a row must hold.
+        expected: usize,
+        /// The values it holds.
+        found: usize,
+    },
+    /// A cell of a CSV file could not be read as the value its column holds.
+    #[error("{}: line {line}, column {column}: {value:?} {reason}", ShowPath(path))]
+    Cell {
+        /// The file involved.
+        path: PathBuf,
+        /// The cell's line in the file, from 1 (the header, if any, is line 1).
+        line: u64,
+        /// The column: its header name and 1-based position (`` `petal_width` (4) ``), or the position alone.
+        column: String,
+        /// The cell's text.
+        value: String,
+        /// What is wrong with it, e.g. "is not a number".
+        reason: String,
+    },
+    /// In a distributed run (`Trainer::fit_distributed`, feature `mpi`), another
+    /// rank failed (that rank returned, and printed, its own error), so every rank
+    /// stopped at the same step instead of waiting for it.
+    #[error(
+        "rank {rank} of {size} failed {during}; every rank stopped there (that rank reports its own error)"
+    )]
+    RankFailed {
+        /// The rank that failed (the highest, if several did).
+        rank: usize,
+        /// How many ranks the run has.
+        size: usize,
+        /// When: `in epoch 2, batch 17`, `while validating after epoch 1`…
+        during: String,
+    },
     /// A setting is outside its valid range (a zero batch size, a negative learning rate…).
     #[error("invalid setting: {0}")]
     InvalidConfig(String),

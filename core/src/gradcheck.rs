@@ -5,6 +5,7 @@
 //! of smooth functions agree to about 1e-8 relative.
 
 use crate::float::Float;
+use crate::layers::CustomLayer;
 use crate::loss::Loss;
 use crate::network::Network;
 use crate::params::ParamPath;
@@ -104,6 +105,99 @@ where
             worst = worst.max(err);
             assert!(err <= tol, "{}[{i}]: analytic {a}, numeric {n}", names[k]);
         }
+    }
+    worst
+}
+
+/// Checks a layer of your own ([`CustomLayer`]) against finite differences:
+/// the gradient of every parameter and of the input, under the loss
+/// `Σ r·y` with fixed weights `r` (so every output entry matters), at `x`.
+/// Returns the largest relative error seen.
+///
+/// Panics (it is a test helper) naming the first entry that is off by more
+/// than `tol` (`1e-6` suits smooth layers in `f64`), or when the layer leaves
+/// the output's size or a gradient's length wrong.
+///
+/// # Examples
+///
+/// ```
+/// use staticnet_core::gradcheck::check_layer;
+/// use staticnet_core::layers::CustomLayer;
+/// use staticnet_core::{Batch, Float};
+///
+/// #[derive(Clone, Debug, Default)]
+/// struct Square<T = f32>(std::marker::PhantomData<T>);
+/// staticnet_core::no_params!(Square<T>);
+///
+/// impl<T: Float, const N: usize> CustomLayer<T, N, N> for Square<T> {
+///     type Workspace = ();
+///     fn forward(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
+///         y.zip_apply(x, |y, x| *y = x * x);
+///     }
+///     fn backward(&self, x: &Batch<T, N>, _: &Batch<T, N>, dy: &Batch<T, N>, _: &mut (), _: &mut (),
+///                 dx: Option<&mut Batch<T, N>>) {
+///         if let Some(dx) = dx {
+///             dx.zip_zip_apply(x, dy, |dx, x, dy| *dx = (x + x) * dy);
+///         }
+///     }
+/// }
+///
+/// let x = Batch::<f64, 3>::from_fn(2, |i, j| i as f64 - j as f64 * 0.5);
+/// let worst = check_layer(&mut Square::<f64>::default(), &x, 1e-6);
+/// assert!(worst < 1e-6);
+/// ```
+#[track_caller]
+pub fn check_layer<L, const IN: usize, const OUT: usize>(layer: &mut L, x: &Batch<f64, IN>, tol: f64) -> f64
+where
+    L: CustomLayer<f64, IN, OUT>,
+{
+    let n = x.ncols();
+    let r = Batch::<f64, OUT>::from_fn(n, |i, j| ((i * 7 + j * 3) as f64 * 0.61).sin() + 0.3);
+    let loss_at = |layer: &mut L, x: &Batch<f64, IN>| {
+        let (mut y, mut ws) = (Batch::<f64, OUT>::zeros(n), L::Workspace::default());
+        layer.forward_train(x, &mut y, &mut ws);
+        assert_eq!(y.ncols(), n, "the layer changed the output's batch size");
+        y.dot(&r)
+    };
+    let (mut y, mut ws) = (Batch::<f64, OUT>::zeros(n), L::Workspace::default());
+    layer.forward_train(x, &mut y, &mut ws);
+    let mut grads = layer.zero_gradients();
+    let mut dx = Batch::<f64, IN>::zeros(n);
+    layer.backward(x, &y, &r, &mut ws, &mut grads, Some(&mut dx));
+
+    let mut worst = 0.0f64;
+    let mut compare = |what: &str, analytic: &[f64], numeric: &[f64]| {
+        assert_eq!(analytic.len(), numeric.len(), "{what}: the gradient has the wrong length");
+        for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
+            let err = (a - n).abs() / a.abs().max(n.abs()).max(1.0);
+            worst = worst.max(err);
+            assert!(err <= tol, "{what}[{i}]: analytic {a}, numeric {n}");
+        }
+    };
+    let numeric = numeric_grad(x.as_slice(), |v| loss_at(layer, &Batch::from_column_slice(v)));
+    compare("input", dx.as_slice(), &numeric);
+
+    let mut analytic = Vec::new();
+    L::visit_grads(&grads, &mut |g| analytic.push(g.to_vec()));
+    let mut params = Vec::new();
+    layer.visit_params(&ParamPath::ROOT, &mut |p| params.push((p.name.to_string(), p.value.to_vec())));
+    assert_eq!(analytic.len(), params.len(), "visit_grads and visit_params list different parameters");
+    let set = |layer: &mut L, k: usize, v: &[f64]| {
+        let mut idx = 0;
+        layer.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+            if idx == k {
+                p.value.copy_from_slice(v);
+            }
+            idx += 1;
+        });
+    };
+    for (k, (name, values)) in params.iter().enumerate() {
+        let numeric = numeric_grad(values, |v| {
+            set(layer, k, v);
+            loss_at(layer, x)
+        });
+        set(layer, k, values);
+        compare(name, &analytic[k], &numeric);
     }
     worst
 }

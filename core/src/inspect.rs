@@ -55,11 +55,22 @@ fn rows(layers: &[LayerInfo], depth: usize, out: &mut Vec<(String, &'static str,
 /// A Keras-style table: one row per layer with its name, kind, output shape
 /// and parameter count (blocks show their layers indented), then the totals.
 pub fn summary(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
+    summary_with_input(network, &shape(input), layers)
+}
+
+/// [`summary`] of a network whose input is `T` token ids (`input: tokens[T]`):
+/// the input row reads `tokens[T]`, as the network declares it.
+pub fn token_summary(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
+    summary_with_input(network, &format!("tokens{}", shape(input)), layers)
+}
+
+/// [`summary`] with the input's shape as it is to be shown.
+fn summary_with_input(network: &str, input: &str, layers: &[LayerInfo]) -> String {
     let mut table = Vec::new();
     rows(layers, 0, &mut table);
     let name_w = table.iter().map(|r| r.0.len()).chain([5]).max().unwrap_or(5);
     let kind_w = table.iter().map(|r| r.1.len()).chain([4]).max().unwrap_or(4);
-    let shape_w = table.iter().map(|r| r.2.len()).chain([12, shape(input).len()]).max().unwrap_or(12);
+    let shape_w = table.iter().map(|r| r.2.len()).chain([12, input.len()]).max().unwrap_or(12);
     let params: usize = layers.iter().map(|l| l.params).sum();
     let buffers: usize = layers.iter().map(|l| l.buffers).sum();
     let param_w = thousands(params).len().max(6);
@@ -75,8 +86,7 @@ pub fn summary(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
         "layer", "kind", "output shape", "params"
     );
     let _ = writeln!(out, "{}", rule('-'));
-    let _ =
-        writeln!(out, "{:<name_w$}  {:<kind_w$}  {:<shape_w$}  {:>param_w$}", "input", "", shape(input), "");
+    let _ = writeln!(out, "{:<name_w$}  {:<kind_w$}  {:<shape_w$}  {:>param_w$}", "input", "", input, "");
     for (name, kind, out_shape, count) in &table {
         let count = if kind.is_empty() { String::new() } else { thousands(*count) };
         let _ = writeln!(out, "{name:<name_w$}  {kind:<kind_w$}  {out_shape:<shape_w$}  {count:>param_w$}");
@@ -150,12 +160,22 @@ fn graph(
 /// The data-flow graph in Graphviz DOT: one node per layer, labelled with its
 /// name, kind and output shape; blocks are clusters whose branches meet at a join.
 pub fn to_dot(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
+    dot_with_input(network, &shape(input), layers)
+}
+
+/// [`to_dot`] of a network whose input is `T` token ids: the input node reads `tokens[T]`.
+pub fn token_dot(network: &str, input: &[usize], layers: &[LayerInfo]) -> String {
+    dot_with_input(network, &format!("tokens{}", shape(input)), layers)
+}
+
+/// [`to_dot`] with the input's shape as it is to be shown.
+fn dot_with_input(network: &str, input: &str, layers: &[LayerInfo]) -> String {
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut out = String::new();
     let _ = writeln!(out, "digraph \"{}\" {{", quote(network));
     let _ = writeln!(out, "    rankdir=TB;");
     let _ = writeln!(out, "    node [shape=box, style=rounded, fontname=\"Helvetica\"];");
-    let _ = writeln!(out, "    \"input\" [label=\"input\\n{}\", shape=ellipse];", shape(input));
+    let _ = writeln!(out, "    \"input\" [label=\"input\\n{input}\", shape=ellipse];");
     let mut edges = String::new();
     graph(layers, "", "input".into(), 1, &mut out, &mut edges);
     out.push_str(&edges);

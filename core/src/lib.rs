@@ -14,6 +14,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod error;
 pub mod float;
 mod fs;
@@ -32,13 +34,16 @@ pub mod inspect;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod network;
 pub mod onnx;
 pub mod optim;
 pub mod params;
 pub mod persist;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod prelude;
+pub mod quant;
 pub mod tensor;
 pub mod train;
 

@@ -1,5 +1,8 @@
 //! The interface every generated network implements, and composition of networks.
 
+mod build;
+pub use build::Build;
+
 use crate::float::Float;
 use crate::init::SeededRng;
 use crate::params::{Param, ParamMut, ParamPath, Params};
@@ -44,6 +47,12 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     /// only when the batch size changes.
     type Trace: Default + Send;
 
+    /// The activation the network ends in, when its last layer is one
+    /// (`Some("softmax")`): a loss that applies the same activation itself
+    /// refuses to train or evaluate it, and [`Network::predict`] does not apply
+    /// softmax to outputs that already are probabilities.
+    const FINAL_ACTIVATION: Option<&'static str> = None;
+
     /// The inference pass.
     fn forward(&self, x: &Batch<T, IN>) -> Batch<T, OUT>;
 
@@ -87,11 +96,16 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
         Ok(())
     }
 
-    /// Class probabilities for a batch: the softmax of each sample's outputs.
-    /// For networks that end in logits (trained with `SoftmaxCrossEntropy`);
-    /// the raw outputs are [`Network::forward`].
+    /// Class probabilities for a batch: the softmax of each sample's outputs,
+    /// for networks that end in logits (trained with `SoftmaxCrossEntropy`);
+    /// the outputs themselves for a network that ends in `softmax` (trained
+    /// with [`crate::loss::CrossEntropyOnProbabilities`]). The raw outputs are
+    /// [`Network::forward`].
     fn predict(&self, x: &Batch<T, IN>) -> Batch<T, OUT> {
         let mut probabilities = self.forward(x);
+        if Self::FINAL_ACTIVATION == Some("softmax") {
+            return probabilities;
+        }
         crate::layers::Activation::forward_in_place(&crate::layers::Softmax, &mut probabilities);
         probabilities
     }
@@ -199,6 +213,11 @@ impl<T: Float, A: Params<T>, B: Params<T>, const MID: usize> Params<T> for Chain
         self.first.visit_rngs(&path.join("0"), f);
         self.second.visit_rngs(&path.join("1"), f);
     }
+
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        self.first.visit_compact(&path.join("0"), f);
+        self.second.visit_compact(&path.join("1"), f);
+    }
 }
 
 impl<T, A, B, const IN: usize, const MID: usize, const OUT: usize> Network<T, IN, OUT> for Chain<A, B, MID>
@@ -208,6 +227,7 @@ where
     B: Network<T, MID, OUT>,
 {
     type Trace = ChainTrace<A::Trace, B::Trace, T, MID>;
+    const FINAL_ACTIVATION: Option<&'static str> = B::FINAL_ACTIVATION;
 
     fn forward(&self, x: &Batch<T, IN>) -> Batch<T, OUT> {
         self.second.forward(&self.first.forward(x))

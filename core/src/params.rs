@@ -91,6 +91,11 @@ pub trait Params<T: Float> {
     /// How many scalars the parameters hold.
     const PARAM_COUNT: usize;
 
+    /// The layers inside, as [`crate::network::LayerInfo::children`] lists them:
+    /// a network's own `LAYERS` when it is used as a layer of another (one
+    /// list); none for other layers.
+    const SUBLAYERS: &'static [&'static [crate::network::LayerInfo]] = &[];
+
     /// A gradient structure filled with zeros.
     fn zero_gradients(&self) -> Self::Gradients;
 
@@ -127,17 +132,25 @@ pub trait Params<T: Float> {
     fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
         let _ = (path, f);
     }
+
+    /// Calls `f` on the weight of every dense and conv2d layer with its slot for a
+    /// compact copy ([`crate::quant`]), in visiting order; the default visits none.
+    #[doc(hidden)]
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        let _ = (path, f);
+    }
 }
 
 /// Implements [`Params`] for a one-field wrapper `Wrapper<Inner>` by handing
 /// every call to the field (`self.0`): its parameters are the inner ones, under
-/// the same path (`layers::Nested`, `layers::Projection`).
+/// the same path (`layers::Projection`).
 macro_rules! params_of_inner {
     ($(#[$doc:meta])* $wrapper:ident<$inner:ident>) => {
         $(#[$doc])*
         impl<T: $crate::float::Float, $inner: $crate::params::Params<T>> $crate::params::Params<T> for $wrapper<$inner> {
             type Gradients = $inner::Gradients;
             const PARAM_COUNT: usize = $inner::PARAM_COUNT;
+            const SUBLAYERS: &'static [&'static [$crate::network::LayerInfo]] = $inner::SUBLAYERS;
 
             fn zero_gradients(&self) -> $inner::Gradients {
                 self.0.zero_gradients()
@@ -167,6 +180,9 @@ macro_rules! params_of_inner {
             }
             fn visit_rngs(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::params::ParamPath<'_>, &mut $crate::init::SeededRng)) {
                 self.0.visit_rngs(path, f)
+            }
+            fn visit_compact(&mut self, path: &$crate::params::ParamPath<'_>, f: &mut dyn FnMut($crate::quant::CompactSlot<'_, T>)) {
+                self.0.visit_compact(path, f)
             }
         }
     };

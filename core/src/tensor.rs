@@ -128,6 +128,57 @@ pub(crate) fn gemm<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
     unsafe { product(alpha, a, b, beta, c.data.ptr_mut(), shape, None) }
 }
 
+/// Packs `a` into `packed` for [`gemm_packed_a`] (f32, at the active level;
+/// nothing for f64): once, for many products by the same matrix.
+pub(crate) fn pack_a<T: Float>(packed: &mut crate::kernels::sgemm::PackedA, a: MatRef<'_, T>) {
+    if let Some(data) = T::f32s(a.data) {
+        // SAFETY: `data` spans the `rows×cols` matrix with `a`'s strides (`MatRef::of`);
+        // the active level is one the CPU supports.
+        unsafe { packed.pack(crate::kernels::Isa::active(), a.rows, a.cols, data.as_ptr(), a.rs, a.cs) }
+    }
+}
+
+/// [`gemm`] with `alpha = 1` where `packed` holds `a` ([`pack_a`] of the same
+/// matrix, unchanged since): the f32 product reads the packed panels instead
+/// of packing `a` again, with the same results; f64 takes [`gemm`].
+pub(crate) fn gemm_packed_a<T: Float, R: Dim, C: Dim, S: RawStorageMut<T, R, C>>(
+    packed: &crate::kernels::sgemm::PackedA,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: &mut Matrix<T, R, C, S>,
+) {
+    let ((m, n), (rs, cs)) = (c.shape(), c.strides());
+    assert!(a.rows == m && b.cols == n && a.cols == b.rows, "gemm shape mismatch");
+    let f32s = (T::f32s(a.data), T::f32s(b.data), T::f32s(std::slice::from_ref(&beta)));
+    let (Some(ad), Some(bd), Some(&[beta32])) = f32s else {
+        return gemm(T::one(), a, b, beta, c);
+    };
+    let cp = c.data.ptr_mut().cast::<f32>();
+    // SAFETY: `T` is f32 (its slices converted), so `cp` is C's f32 storage; the
+    // shapes are checked above and the strides are each matrix's own, `c`'s
+    // borrow keeps it apart from `a` and `b`; `packed` is `a` (the caller's promise).
+    unsafe {
+        crate::kernels::sgemm::sgemm_packed_a(
+            packed,
+            m,
+            a.cols,
+            n,
+            1.0,
+            ad.as_ptr(),
+            a.rs,
+            a.cs,
+            bd.as_ptr(),
+            b.rs,
+            b.cs,
+            beta32,
+            cp,
+            rs as isize,
+            cs as isize,
+        )
+    }
+}
+
 /// A block of a product's column-major output that one thread has finished:
 /// rows `rows` of columns `cols`. Blocks of one product never overlap.
 pub(crate) struct Block<'a, T> {

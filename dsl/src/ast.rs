@@ -61,6 +61,9 @@ pub struct LayerDef {
     pub block: Option<Block>,
     /// The type of a nested network (`encoder: Encoder`); `kind` is its last segment.
     pub nested: Option<syn::Path>,
+    /// The constructor's arguments after a type (`gate: MyGate(0.5)`): Rust
+    /// expressions handed to `MyGate::new`.
+    pub ctor_args: Option<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>,
     pub assert: Option<ShapeLit>,
     /// The whole entry, for errors that concern the layer as a whole.
     pub tokens: TokenStream,

@@ -145,9 +145,12 @@ pub enum LayerKind {
         join: Join,
         branches: Vec<Vec<Layer>>,
     },
-    /// A network made by `network!`, used as a layer.
+    /// A type used as a layer: a network made by `network!`, or a layer of
+    /// the user's (`CustomLayer`), built by `Type::new(args)` when `args` are
+    /// written and by `Default::default()` otherwise.
     Nested {
         path: syn::Path,
+        args: Option<syn::punctuated::Punctuated<syn::Expr, syn::Token![,]>>,
     },
     /// A rank-1 layer (`dense`, `layer_norm`, `softmax`) applied to every step
     /// of a `[steps, inputs]` input, giving `[steps, outputs]`.
@@ -245,6 +248,12 @@ pub enum Activation {
     Gelu,
     Softmax,
     Identity,
+    Silu,
+    Elu(f64),
+    Selu,
+    Softplus,
+    Mish,
+    LogSoftmax,
 }
 
 impl Activation {
@@ -369,11 +378,13 @@ impl fmt::Display for LayerKind {
             LayerKind::LayerNorm { .. } => f.write_str("layer_norm"),
             LayerKind::Dropout { p } => write!(f, "dropout({p})"),
             LayerKind::Activation(Activation::LeakyRelu(a)) => write!(f, "leaky_relu({a})"),
+            LayerKind::Activation(Activation::Elu(a)) => write!(f, "elu({a})"),
+            LayerKind::Activation(Activation::LogSoftmax) => f.write_str("log_softmax"),
             LayerKind::Residual { projection: None, .. } => f.write_str("residual"),
             LayerKind::Residual { projection: Some(_), .. } => f.write_str("residual(projection)"),
             LayerKind::Parallel { join: Join::Concat, .. } => f.write_str("parallel(concat)"),
             LayerKind::Parallel { join: Join::Add, .. } => f.write_str("parallel(add)"),
-            LayerKind::Nested { path } => {
+            LayerKind::Nested { path, .. } => {
                 let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
                 f.write_str(&names.join("::"))
             }
@@ -424,7 +435,7 @@ pub fn nested_paths(layers: &[Layer]) -> Vec<&syn::Path> {
     let mut out = Vec::new();
     for l in layers {
         match &l.kind {
-            LayerKind::Nested { path } => out.push(path),
+            LayerKind::Nested { path, .. } => out.push(path),
             LayerKind::Residual { body, .. } => out.extend(nested_paths(body)),
             LayerKind::Parallel { branches, .. } => branches.iter().for_each(|b| out.extend(nested_paths(b))),
             _ => {}

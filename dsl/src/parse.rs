@@ -223,37 +223,36 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
         name = Some(key);
     }
     if starts_nested(input) {
-        let path: syn::Path = input.parse()?;
+        let path = parse_type_path(input)?;
+        if let Some(habit) = crate::check::hints::capitalised_entry(&path, input) {
+            return Err(habit);
+        }
         let kind = path
             .segments
             .last()
             .map(|s| s.ident.clone())
             .ok_or_else(|| input.error("expected a network type"))?;
-        let last = path.segments.len() - 1;
-        let misplaced = path.segments.iter().enumerate().any(|(k, s)| match &s.arguments {
-            syn::PathArguments::None => false,
-            syn::PathArguments::AngleBracketed(_) => k != last,
-            syn::PathArguments::Parenthesized(_) => true,
-        });
-        if misplaced {
-            return Err(syn::Error::new_spanned(
-                &path,
-                "a nested network is its type, with its sizes if it has any: `encoder: Encoder` or `encoder: Encoder<64>`",
-            ));
-        }
+        let ctor_args = if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            Some(content.parse_terminated(<syn::Expr as syn::parse::Parse>::parse, Token![,])?)
+        } else {
+            None
+        };
         let assert = if input.peek(Token![=>]) {
             input.parse::<Token![=>]>()?;
             Some(parse_shape(input, generics)?)
         } else {
             None
         };
-        expect_end(input, "after the nested network")?;
+        expect_end(input, "after the nested network or layer type")?;
         return Ok(Item::Layer(LayerDef {
             name,
             kind,
             args: None,
             block: None,
             nested: Some(path),
+            ctor_args,
             assert,
             tokens,
         }));
@@ -277,13 +276,13 @@ fn parse_item(input: ParseStream, generics: &[Ident], cx: &Ctxt) -> syn::Result<
         None
     };
     expect_end(input, "after the layer")?;
-    Ok(Item::Layer(LayerDef { name, kind, args, block, nested: None, assert, tokens }))
+    Ok(Item::Layer(LayerDef { name, kind, args, block, nested: None, ctor_args: None, assert, tokens }))
 }
 
-/// Whether the entry names a network type (`Encoder`, `nets::Encoder`) rather than a layer.
+/// Whether the entry names a type (`Encoder`, `nets::Encoder`, `MyGate<64>(0.5)`):
+/// a network or a layer of the user's, rather than a built-in layer.
 fn starts_nested(input: ParseStream) -> bool {
-    let fork = input.fork();
-    match fork.parse::<syn::Path>() {
+    match parse_type_path(&input.fork()) {
         Ok(path) => {
             path.segments.len() > 1
                 || path
@@ -293,6 +292,30 @@ fn starts_nested(input: ParseStream) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// A type as an entry names it: `a::B`, with generic arguments on the last
+/// segment only (`Encoder<64>`), so that a parenthesised list after it is the
+/// constructor's arguments (`MyGate(0.5)`), not `Fn(..)` sugar.
+fn parse_type_path(input: ParseStream) -> syn::Result<syn::Path> {
+    let mut path = syn::Path::parse_mod_style(input)?;
+    if input.peek(Token![<]) {
+        let args: syn::AngleBracketedGenericArguments = input.parse()?;
+        if input.peek(Token![::]) {
+            let mut spanned = path.clone();
+            if let Some(last) = spanned.segments.last_mut() {
+                last.arguments = syn::PathArguments::AngleBracketed(args);
+            }
+            return Err(syn::Error::new_spanned(
+                &spanned,
+                "a nested network is its type, with its sizes if it has any: `encoder: Encoder` or `encoder: Encoder<64>`",
+            ));
+        }
+        if let Some(last) = path.segments.last_mut() {
+            last.arguments = syn::PathArguments::AngleBracketed(args);
+        }
+    }
+    Ok(path)
 }
 
 /// `{ layers.. }` after `residual`, or `{ branch { layers.. } branch { .. } }` after `parallel`.

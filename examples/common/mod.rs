@@ -4,6 +4,9 @@
 // Each example uses part of this module.
 #![allow(dead_code)]
 
+#[cfg(feature = "mpi")]
+mod distributed;
+
 use staticnet::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,7 +77,7 @@ pub struct Options {
     pub out: PathBuf,
 }
 
-const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment] [--threads N] [--out DIR]";
+const USAGE: &str = "[--data DIR] [--epochs N] [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--augment | --no-augment] [--threads N] [--out DIR] [--distributed]";
 
 impl Options {
     /// Parses `std::env::args` over `defaults`.
@@ -100,6 +103,8 @@ impl Options {
                 "--out" => opts.out = PathBuf::from(value()?),
                 "--augment" => opts.augment = true,
                 "--no-augment" => opts.augment = false,
+                // Read by `main` (see `distributed_requested`).
+                "--distributed" => {}
                 "-h" | "--help" => return Err(format!("usage: {name} {USAGE}")),
                 other => return Err(format!("unknown argument {other}; usage: {name} {USAGE}")),
             }
@@ -115,6 +120,17 @@ pub fn main<N>(name: &str, defaults: Options, summary: String, build: impl FnOnc
 where
     N: Network<f32, { mnist::PIXELS }, { mnist::CLASSES }>,
 {
+    if distributed_requested() {
+        #[cfg(feature = "mpi")]
+        return distributed::main(name, defaults, summary, build);
+        #[cfg(not(feature = "mpi"))]
+        {
+            eprintln!(
+                "error: --distributed needs MPI: cargo build --release --features mpi --example {name}"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let opts = Options::from_args(name, defaults)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -131,6 +147,12 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `--distributed` was given: data-parallel training over MPI ranks
+/// (`mpirun -np 2 target/release/examples/mnist --distributed`, feature `mpi`).
+pub fn distributed_requested() -> bool {
+    std::env::args().skip(1).any(|a| a == "--distributed")
 }
 
 /// The bundled digits.

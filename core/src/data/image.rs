@@ -1,6 +1,9 @@
-//! Greyscale images from PNG files, for classifying digits drawn or scanned elsewhere.
+//! Greyscale images from PNG files, for classifying digits drawn or scanned elsewhere
+//! (reading them needs the `png` feature, on by default).
 
+#[cfg(feature = "png")]
 use crate::error::{Error, Result};
+#[cfg(feature = "png")]
 use std::path::Path;
 
 /// An 8-bit greyscale image, row-major.
@@ -14,12 +17,15 @@ pub struct GreyImage {
     pub pixels: Vec<u8>,
 }
 
+#[cfg(feature = "png")]
 /// The most pixels an image may declare; larger headers are refused before decoding.
 const MAX_PIXELS: u64 = 1 << 26;
 
+#[cfg(feature = "png")]
 /// The most a deflate stream can expand: 258 bytes from every 2 bits, about 1032:1.
 const MAX_INFLATION: u64 = 1032;
 
+#[cfg(feature = "png")]
 /// Reads a PNG of any colour type and bit depth as 8-bit greyscale
 /// (colour is averaged, alpha composited onto black, 16-bit values rounded).
 pub fn read_png(path: impl AsRef<Path>) -> Result<GreyImage> {
@@ -28,6 +34,7 @@ pub fn read_png(path: impl AsRef<Path>) -> Result<GreyImage> {
     decode_png(&bytes, path)
 }
 
+#[cfg(feature = "png")]
 /// Decodes PNG bytes; `path` only labels errors.
 pub fn decode_png(bytes: &[u8], path: impl AsRef<Path>) -> Result<GreyImage> {
     let path = path.as_ref();
@@ -87,7 +94,7 @@ pub fn decode_png(bytes: &[u8], path: impl AsRef<Path>) -> Result<GreyImage> {
     Ok(GreyImage { width, height, pixels })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "png"))]
 mod tests {
     use super::*;
 

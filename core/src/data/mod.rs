@@ -1,9 +1,29 @@
 //! Datasets in memory, readers for common formats, and mini-batching.
+//!
+//! A [`Dataset`] comes from rows in memory ([`Dataset::from_rows`],
+//! [`Dataset::regression`]), a CSV file ([`csv::CsvReader`]), a folder of
+//! images per class (`folder::ImageFolder`, feature `image-folder`), or the
+//! MNIST and text readers; [`Dataset::shuffled`], [`Dataset::split`] and
+//! [`Dataset::standardize`] prepare it for training.
 
+mod classes;
+#[cfg(feature = "csv")]
+pub mod csv;
+#[cfg(feature = "image-folder")]
+pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod mnist;
+mod rows;
+mod split;
+mod standardize;
 pub mod text;
+
+pub use classes::Classes;
+#[cfg(feature = "csv")]
+pub use csv::{Column, CsvReader, LabelKind};
+pub use rows::{rows_to_batch, Row};
+pub use standardize::Standardizer;
 
 use crate::error::{Error, Result};
 use crate::float::Float;

@@ -1,4 +1,5 @@
-//! Element-wise activations: relu, leaky_relu, sigmoid, tanh, gelu, identity.
+//! Element-wise activations: relu, leaky_relu, sigmoid, tanh, gelu, identity;
+//! `smooth.rs` has silu, elu, selu, softplus and mish.
 //!
 //! They act on every element independently, so they work on any shape: a
 //! batch of `N` features is just `N·batch` numbers.
@@ -79,6 +80,9 @@ macro_rules! elementwise {
         }
     };
 }
+
+mod smooth;
+pub use smooth::{Elu, Mish, Selu, Silu, Softplus};
 
 elementwise!(
     /// `max(0, x)`. The derivative at 0 is taken as 0, as in PyTorch; NaN stays
@@ -233,7 +237,8 @@ mod tests {
 
     const XS: [f64; 6] = [-2.0, -0.5, 0.3, 1.0, 3.0, -7.0];
 
-    fn forward<A: Activation>(a: A) -> Vec<f64> {
+    /// `a` on [`XS`] (also in place, which must agree).
+    pub(super) fn forward<A: Activation>(a: A) -> Vec<f64> {
         let x = Batch::<f64, 3>::from_column_slice(&XS);
         let mut y = Batch::zeros(0);
         a.forward(&x, &mut y);
@@ -243,7 +248,8 @@ mod tests {
         y.as_slice().to_vec()
     }
 
-    fn check_gradient<A: Activation>(a: A) {
+    /// `a`'s backward pass against finite differences on [`XS`].
+    pub(super) fn check_gradient<A: Activation>(a: A) {
         let x = Batch::<f64, 3>::from_column_slice(&XS);
         let c = Batch::<f64, 3>::from_column_slice(&[0.3, -1.2, 0.7, 2.0, -0.4, 1.1]);
         let loss = |xs: &[f64]| {

@@ -4,10 +4,12 @@ use super::Layer;
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::quant::{Compact, CompactSlot};
 use crate::tensor::{
     ensure_batch, gemm, gemm_then, heap_clone, heap_zeros, small_affine, Batch, HeapMatrix, MatRef,
     SharedSlice,
 };
+use nalgebra::{DMatrixView, DMatrixViewMut, Dyn};
 use std::fmt;
 
 /// A fully connected layer from `IN` to `OUT` features.
@@ -21,6 +23,9 @@ pub struct Dense<T: Float, const IN: usize, const OUT: usize> {
     pub weight: HeapMatrix<T, IN, OUT>,
     /// One bias per output, or none for `dense(.., bias = false)`.
     pub bias: Option<HeapMatrix<T, OUT, 1>>,
+    /// The weight in a compact form, which the inference pass then reads
+    /// instead (`crate::quant`; only a `Quantized` network fills it).
+    compact: Option<Box<Compact>>,
 }
 
 /// The gradient of a loss with respect to a [`Dense`] layer's parameters.
@@ -34,7 +39,7 @@ pub struct DenseGrad<T: Float, const IN: usize, const OUT: usize> {
 impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// A layer with zero weights (and zero bias if `bias`), to be filled by loading.
     pub fn zeros(bias: bool) -> Self {
-        Dense { weight: heap_zeros(), bias: bias.then(heap_zeros) }
+        Dense { weight: heap_zeros(), bias: bias.then(heap_zeros), compact: None }
     }
 
     /// A layer with weights drawn by `init` and a zero bias.
@@ -58,6 +63,15 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         relu: Option<(&mut Batch<T, OUT>, Epilogue<T>)>,
     ) {
         ensure_batch(y, x.ncols());
+        if let Some(compact) = &self.compact {
+            if self.forward_compact(compact, x, y) {
+                if let Some((r, relu_of)) = relu {
+                    ensure_batch(r, x.ncols());
+                    relu_of(r.as_mut_slice(), y.as_slice());
+                }
+                return;
+            }
+        }
         let (mut relu, relu_of) = match relu {
             Some((r, f)) => (Some(r), Some(f)),
             None => (None, None),
@@ -100,6 +114,30 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
                 }
             }
         });
+    }
+
+    /// `y = W x + b` from the compact weight (f32 networks; `false`, having
+    /// written nothing, for f64): a GEMV per sample, or f32 panels and the product.
+    fn forward_compact(&self, compact: &Compact, x: &Batch<T, IN>, y: &mut Batch<T, OUT>) -> bool {
+        let (Some(xs), Some(ys)) = (T::f32s(x.as_slice()), T::f32s_mut(y.as_mut_slice())) else {
+            return false;
+        };
+        let bias = self.bias.as_deref().and_then(|b| T::f32s(b.as_slice()));
+        let n = x.ncols();
+        compact.forward_batch(xs, bias, ys, &|panel, first, rows, y| {
+            // Rows `first..first + rows` of every sample: Y[rows, n] = panel (rows × IN) · X (IN × n).
+            let w = DMatrixView::from_slice(panel, IN, rows);
+            let x = DMatrixView::from_slice(xs, IN, n);
+            let mut y = DMatrixViewMut::<f32, Dyn, Dyn>::from_slice_with_strides_mut(
+                &mut y[first..],
+                rows,
+                n,
+                1,
+                OUT,
+            );
+            gemm(1.0, MatRef::of(&w).t(), MatRef::of(&x), 0.0, &mut y);
+        });
+        true
     }
 
     /// Gradients for the parameters into `grad` (overwritten), and for the
@@ -212,7 +250,11 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T,
 impl<T: Float, const IN: usize, const OUT: usize> Clone for Dense<T, IN, OUT> {
     fn clone(&self) -> Self {
         // Deriving would copy the matrices through the stack.
-        Dense { weight: heap_clone(&self.weight), bias: self.bias.as_ref().map(heap_clone) }
+        Dense {
+            weight: heap_clone(&self.weight),
+            bias: self.bias.as_ref().map(heap_clone),
+            compact: self.compact.clone(),
+        }
     }
 }
 
@@ -270,6 +312,11 @@ impl<T: Float, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT
         if let Some(gb) = &grads.bias {
             f(gb.as_slice());
         }
+    }
+
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(CompactSlot<'_, T>)) {
+        let name = path.join("weight");
+        f(CompactSlot { name, weight: self.weight.as_slice(), rows: OUT, slot: &mut self.compact });
     }
 }
 

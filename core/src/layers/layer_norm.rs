@@ -4,6 +4,8 @@
 use super::Layer;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::layer_norm::{self, Keep};
+use crate::kernels::Isa;
 use crate::params::{Param, ParamMut, ParamPath, Params};
 use crate::tensor::{ensure_batch, heap_clone, heap_zeros, Batch, HeapMatrix};
 use std::fmt;
@@ -99,38 +101,20 @@ impl<T: Float, const N: usize> LayerNorm<T, N> {
         &self.shape
     }
 
-    /// Normalises every sample of `x` into `y`, writing `x̂` and `1/σ` too when given.
-    fn normalize(
-        &self,
-        x: &Batch<T, N>,
-        y: &mut Batch<T, N>,
-        mut keep: Option<&mut LayerNormWorkspace<T, N>>,
-    ) {
-        let eps = T::cast(self.eps);
-        let inv_n = T::one() / T::cast(N as f64);
+    /// Normalises every sample of `x` into `y`, writing `x̂` and `1/σ` too when given
+    /// (the vector kernels of [`crate::kernels::layer_norm`] in f32).
+    fn normalize(&self, x: &Batch<T, N>, y: &mut Batch<T, N>, keep: Option<&mut LayerNormWorkspace<T, N>>) {
+        let keep = keep.map(|ws| Keep { x_hat: ws.x_hat.as_mut_slice(), inv_std: &mut ws.inv_std[..] });
         let (gamma, beta) = (self.weight.as_slice(), self.bias.as_slice());
-        for (b, (xc, mut yc)) in x.column_iter().zip(y.column_iter_mut()).enumerate() {
-            let mean = xc.iter().fold(T::zero(), |s, &v| s + v) * inv_n;
-            let var = xc.iter().fold(T::zero(), |s, &v| s + (v - mean) * (v - mean)) * inv_n;
-            let inv_std = T::one() / (var + eps).sqrt();
-            let values = xc.iter().zip(gamma).zip(beta);
-            match keep.as_deref_mut() {
-                Some(ws) => {
-                    ws.inv_std[b] = inv_std;
-                    let hc = &mut ws.x_hat.as_mut_slice()[b * N..(b + 1) * N];
-                    for ((yi, hi), ((&xi, &g), &bt)) in yc.iter_mut().zip(hc).zip(values) {
-                        let h = (xi - mean) * inv_std;
-                        *hi = h;
-                        *yi = g * h + bt;
-                    }
-                }
-                None => {
-                    for (yi, ((&xi, &g), &bt)) in yc.iter_mut().zip(values) {
-                        *yi = g * ((xi - mean) * inv_std) + bt;
-                    }
-                }
-            }
-        }
+        layer_norm::forward(
+            Isa::active(),
+            x.as_slice(),
+            gamma,
+            beta,
+            T::cast(self.eps),
+            y.as_mut_slice(),
+            keep,
+        );
     }
 }
 
@@ -162,35 +146,15 @@ impl<T: Float, const N: usize> Layer<T, N, N> for LayerNorm<T, N> {
         dy: &Batch<T, N>,
         ws: &mut Self::Workspace,
         grads: &mut LayerNormGrad<T, N>,
-        mut dx: Option<&mut Batch<T, N>>,
+        dx: Option<&mut Batch<T, N>>,
     ) {
-        grads.weight.fill(T::zero());
-        grads.bias.fill(T::zero());
-        if let Some(dx) = dx.as_deref_mut() {
+        let dx = dx.map(|dx| {
             ensure_batch(dx, x.ncols());
-        }
-        let inv_n = T::one() / T::cast(N as f64);
-        let gamma = self.weight.as_slice();
-        let samples = dy.as_slice().chunks_exact(N).zip(ws.x_hat.as_slice().chunks_exact(N));
-        for (b, (gc, hc)) in samples.enumerate() {
-            let (dw, db) = (grads.weight.as_mut_slice(), grads.bias.as_mut_slice());
-            let (mut sum_g, mut sum_gh) = (T::zero(), T::zero());
-            for ((((&d, &h), &w), dwi), dbi) in gc.iter().zip(hc).zip(gamma).zip(dw).zip(db) {
-                *dwi += d * h;
-                *dbi += d;
-                let g = d * w;
-                sum_g += g;
-                sum_gh += g * h;
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                let (mean_g, mean_gh) = (sum_g * inv_n, sum_gh * inv_n);
-                let inv_std = ws.inv_std[b];
-                let dc = &mut dx.as_mut_slice()[b * N..(b + 1) * N];
-                for (((di, &d), &h), &w) in dc.iter_mut().zip(gc).zip(hc).zip(gamma) {
-                    *di = inv_std * (d * w - mean_g - h * mean_gh);
-                }
-            }
-        }
+            dx.as_mut_slice()
+        });
+        let (dw, db) = (grads.weight.as_mut_slice(), grads.bias.as_mut_slice());
+        let (x_hat, inv_std, gamma) = (ws.x_hat.as_slice(), &ws.inv_std[..], self.weight.as_slice());
+        layer_norm::backward(Isa::active(), dy.as_slice(), x_hat, inv_std, gamma, dw, db, dx);
     }
 }
 

@@ -11,13 +11,13 @@ mod attention;
 mod batch_norm;
 mod conv1d;
 mod conv2d;
+mod custom;
 mod dense;
 mod dropout;
 mod embedding;
 mod fused;
 mod last;
 mod layer_norm;
-mod nested;
 mod parallel;
 mod per_step;
 mod pool;
@@ -25,15 +25,19 @@ mod pool1d;
 mod positional;
 mod recurrent;
 mod residual;
+mod same_size;
 #[cfg(test)]
 mod seq_check;
 mod softmax;
 
-pub use activation::{Activation, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use activation::{
+    Activation, Elu, Gelu, Identity, LeakyRelu, Mish, Relu, Selu, Sigmoid, Silu, Softplus, Tanh,
+};
 pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};
+pub use custom::{Custom, CustomLayer, CustomWorkspace};
 pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
 pub use embedding::{Embedding, EmbeddingGrad};
@@ -43,7 +47,6 @@ pub use fused::{
 };
 pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
-pub use nested::{same_size, same_size_mut, Nested, NestedNetwork};
 pub use parallel::{
     Add, Branch, BranchGrad, BranchParams, BranchWorkspace, Branches, Concat, Join, Parallel,
     ParallelWorkspace,
@@ -56,7 +59,8 @@ pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };
-pub use softmax::Softmax;
+pub use same_size::{same_size, same_size_mut};
+pub use softmax::{LogSoftmax, Softmax};
 
 pub(crate) use activation::sigmoid;
 pub(crate) use softmax::softmax_into;

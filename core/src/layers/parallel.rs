@@ -229,6 +229,9 @@ impl<T: Float, J, L: BranchParams<T>> Params<T> for Parallel<J, L> {
     fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
         self.branches.visit_rngs(0, path, f)
     }
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        self.branches.visit_compact(0, path, f)
+    }
 }
 
 /// How the layer reads in a network's `Debug`: `parallel(concat)` or `parallel(add)`.

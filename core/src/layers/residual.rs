@@ -265,6 +265,10 @@ impl<T: Float, B: Params<T>, S: Params<T>> Params<T> for Residual<B, S> {
         self.body.visit_rngs(&path.join("body"), f);
         self.projection.visit_rngs(&path.join("projection"), f);
     }
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        self.body.visit_compact(&path.join("body"), f);
+        self.projection.visit_compact(&path.join("projection"), f);
+    }
 }
 
 /// How the block reads in a network's `Debug`: `residual`, as in `network!`.

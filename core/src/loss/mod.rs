@@ -10,8 +10,10 @@ use crate::kernels::Isa;
 use crate::layers::softmax_into;
 use crate::tensor::{ensure_batch, Batch};
 
+mod probabilities;
 mod sequence;
 
+pub use probabilities::{check_pairing, CrossEntropyOnProbabilities, PROBABILITY_FLOOR};
 pub use sequence::{SequenceCrossEntropy, StepLabels};
 
 /// What a loss compares the network's output with, stored for a whole
@@ -67,6 +69,13 @@ impl<T: Float, const N: usize> Targets for Batch<T, N> {
 pub trait Loss<T: Float, const N: usize> {
     /// What the output is compared with.
     type Target: Targets;
+
+    /// The activation the loss applies to the outputs itself (`softmax` for
+    /// [`SoftmaxCrossEntropy`], `sigmoid` for [`BinaryCrossEntropy`]): the
+    /// trainer and [`crate::train::evaluate`] refuse a network whose
+    /// [`crate::Network::FINAL_ACTIVATION`] is the same, which would apply
+    /// it twice ([`crate::Error::ActivationTwice`]).
+    const APPLIES: Option<&'static str> = None;
 
     /// The loss of a batch.
     fn loss(&self, output: &Batch<T, N>, target: &Self::Target) -> Result<T>;
@@ -188,6 +197,7 @@ fn check_labels(labels: &[usize], classes: usize) -> Result<()> {
 
 impl<T: Float, const N: usize> Loss<T, N> for SoftmaxCrossEntropy {
     type Target = Labels;
+    const APPLIES: Option<&'static str> = Some("softmax");
 
     fn loss(&self, output: &Batch<T, N>, labels: &Labels) -> Result<T> {
         Self::check(output, labels)?;
@@ -246,7 +256,8 @@ impl<T: Float, const N: usize> Loss<T, N> for MeanSquaredError {
 }
 
 /// Binary cross-entropy on logits, averaged over every element; targets are
-/// probabilities in [0, 1] (usually 0 or 1).
+/// probabilities in [0, 1] (usually 0 or 1). Training reports an accuracy only
+/// for one output per sample (a binary classifier), not per pixel or label.
 ///
 /// Uses `max(z, 0) − z·t + log(1 + e^{−|z|})`, which never exponentiates a
 /// positive number, so it is finite for logits of any size.
@@ -255,6 +266,7 @@ pub struct BinaryCrossEntropy;
 
 impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
     type Target = Batch<T, N>;
+    const APPLIES: Option<&'static str> = Some("sigmoid");
 
     fn loss(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Result<T> {
         check_len("binary cross-entropy", output.ncols(), target.ncols())?;
@@ -279,7 +291,14 @@ impl<T: Float, const N: usize> Loss<T, N> for BinaryCrossEntropy {
         Ok(loss)
     }
 
+    /// The fraction of samples on the right side of 0.5 for a binary
+    /// classifier (one output, `N == 1`); `None` for several outputs, whose
+    /// per-element "accuracy" (pixels of an autoencoder, say) would mislead.
+    /// Multi-label outputs: [`crate::metrics::binary_accuracy`].
     fn correct(&self, output: &Batch<T, N>, target: &Batch<T, N>) -> Option<(usize, usize)> {
+        if N != 1 {
+            return None;
+        }
         let half = T::cast(0.5);
         let right = output.iter().zip(target.iter()).filter(|(&z, &t)| (z > T::zero()) == (t > half)).count();
         Some((right, output.len()))
@@ -379,7 +398,11 @@ mod tests {
         let l = BinaryCrossEntropy.loss_and_grad(&huge, &t, &mut g).unwrap();
         assert!((l - 1e4 / 3.0).abs() < 1e-2, "{l}");
         assert!(g.iter().all(|v| v.is_finite()));
-        assert_eq!(BinaryCrossEntropy.correct(&huge, &t), Some((2, 3)));
+        // Three outputs per sample (pixels, labels): no accuracy; one output (a binary classifier): one.
+        assert_eq!(BinaryCrossEntropy.correct(&huge, &t), None);
+        let one = Batch::<f32, 1>::from_column_slice(&[2.0, -1.0, 0.5]);
+        let right = Batch::<f32, 1>::from_column_slice(&[1.0, 1.0, 0.0]);
+        assert_eq!(BinaryCrossEntropy.correct(&one, &right), Some((1, 3)));
         assert!(Loss::<f32, 3>::validate(&BinaryCrossEntropy, &Batch::from_column_slice(&[0.0, 1.5, 0.0]))
             .is_err());
     }

@@ -63,6 +63,7 @@ impl<T: Float, const N: usize, const STEPS: usize, const CLASSES: usize> Loss<T,
     for SequenceCrossEntropy<STEPS, CLASSES>
 {
     type Target = StepLabels<STEPS>;
+    const APPLIES: Option<&'static str> = Some("softmax");
 
     fn loss(&self, output: &Batch<T, N>, labels: &StepLabels<STEPS>) -> Result<T> {
         let flat = Self::check(output, labels)?;

@@ -2,7 +2,8 @@
 //! element-wise [`Rule`]s.
 
 use super::finite::{self, NonFiniteUpdate, Rule};
-use super::{check_rate, Optimizer, OptimizerState, Slots};
+use super::groups::{Groups, Settings};
+use super::{check_rate, Optimizer, OptimizerState, ParamGroup, Slots};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{ParamMut, Params};
@@ -50,6 +51,12 @@ impl<T: Float> Moments<T> {
         let second = Slots(slots.pop().unwrap_or_default());
         let first = Slots(slots.pop().unwrap_or_default());
         Ok((Moments { beta1, beta2, eps, step, first, second }, lr, weight_decay))
+    }
+
+    /// The settings without the state, for building rules while the state is borrowed.
+    fn hyper(&self) -> Self {
+        let (first, second) = (Slots(Vec::new()), Slots(Vec::new()));
+        Moments { beta1: self.beta1, beta2: self.beta2, eps: self.eps, step: self.step, first, second }
     }
 
     fn new() -> Self {
@@ -109,9 +116,9 @@ impl<T: Float> Moments<T> {
     }
 
     /// [`Optimizer::step_if_finite`] by `rule`, the rule of step `t`; counts the step if it is taken.
-    fn step_if_finite<N: Params<T>>(
+    fn step_if_finite<N: Params<T>, R: Rule<T, 2>>(
         &mut self,
-        rule: &impl Rule<T, 2>,
+        rule: &dyn Fn(usize) -> Result<R>,
         t: u64,
         net: &mut N,
         grads: &N::Gradients,
@@ -208,11 +215,13 @@ macro_rules! adam_optimizer {
             }
             fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
                 let (moments, lr, weight_decay) = Moments::from_state(state, $key)?;
-                *self = $name { lr, weight_decay, moments };
+                let groups = std::mem::take(&mut self.groups);
+                *self = $name { lr, weight_decay, moments, groups };
                 Ok(())
             }
             fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
-                let rule = self.rule(self.moments.step)?;
+                let settings = self.groups.settings_of(&p.name, p.shape, self.settings());
+                let rule = self.rule(self.moments.step, settings)?;
                 self.moments.update(&rule, index, p, grad)
             }
             fn step_if_finite<N: Params<T>>(
@@ -222,8 +231,27 @@ macro_rules! adam_optimizer {
                 _undo: &mut Vec<T>,
             ) -> Result<Option<NonFiniteUpdate>> {
                 let t = self.moments.step.saturating_add(1);
-                let rule = self.rule(t)?;
+                self.groups.assign(&*net);
+                let base = self.settings();
+                for settings in self.groups.all(base) {
+                    self.rule(t, settings)?;
+                }
+                let (hyper, groups) = (self.moments.hyper(), &self.groups);
+                let rule = |i| Self::rule_of(&hyper, t, groups.settings(i, base));
                 self.moments.step_if_finite(&rule, t, net, grads)
+            }
+        }
+
+        impl<T: Float> $name<T> {
+            /// Other settings for the parameters `group` selects ([`ParamGroup`]).
+            pub fn group(mut self, group: ParamGroup) -> Self {
+                self.groups.push(group);
+                self
+            }
+
+            /// The optimizer's own learning rate and weight decay.
+            fn settings(&self) -> Settings {
+                Settings { lr: self.lr, weight_decay: self.weight_decay }
             }
         }
     };
@@ -236,12 +264,13 @@ pub struct Adam<T> {
     lr: f64,
     weight_decay: f64,
     moments: Moments<T>,
+    groups: Groups,
 }
 
 impl<T: Float> Adam<T> {
     /// Adam with learning rate `lr` (typically 1e-3), betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f64) -> Self {
-        Adam { lr, weight_decay: 0.0, moments: Moments::new() }
+        Adam { lr, weight_decay: 0.0, moments: Moments::new(), groups: Groups::default() }
     }
 
     /// Sets the moment decay rates.
@@ -267,10 +296,15 @@ impl<T: Float> Adam<T> {
 adam_optimizer!(Adam, "adam");
 
 impl<T: Float> Adam<T> {
-    /// The rule of step `t`.
-    fn rule(&self, t: u64) -> Result<AdamRule<T>> {
-        check_rate("weight decay", self.weight_decay)?;
-        self.moments.rule(t, self.lr, self.weight_decay)
+    /// The rule of step `t` with `settings`.
+    fn rule(&self, t: u64, settings: Settings) -> Result<AdamRule<T>> {
+        Self::rule_of(&self.moments, t, settings)
+    }
+
+    /// The rule of step `t` with `settings` and the moments' constants.
+    fn rule_of(moments: &Moments<T>, t: u64, settings: Settings) -> Result<AdamRule<T>> {
+        check_rate("weight decay", settings.weight_decay)?;
+        moments.rule(t, settings.lr, settings.weight_decay)
     }
 }
 
@@ -281,12 +315,13 @@ pub struct AdamW<T> {
     lr: f64,
     weight_decay: f64,
     moments: Moments<T>,
+    groups: Groups,
 }
 
 impl<T: Float> AdamW<T> {
     /// AdamW with learning rate `lr` and decoupled weight decay (PyTorch's default is 0.01).
     pub fn new(lr: f64, weight_decay: f64) -> Self {
-        AdamW { lr, weight_decay, moments: Moments::new() }
+        AdamW { lr, weight_decay, moments: Moments::new(), groups: Groups::default() }
     }
 
     /// Sets the moment decay rates.
@@ -306,11 +341,16 @@ impl<T: Float> AdamW<T> {
 adam_optimizer!(AdamW, "adamw");
 
 impl<T: Float> AdamW<T> {
-    /// The rule of step `t`.
-    fn rule(&self, t: u64) -> Result<AdamWRule<T>> {
-        check_rate("weight decay", self.weight_decay)?;
-        let decay = T::one() - T::cast(self.lr * self.weight_decay);
-        Ok(AdamWRule { decay, adam: self.moments.rule(t, self.lr, 0.0)? })
+    /// The rule of step `t` with `settings`.
+    fn rule(&self, t: u64, settings: Settings) -> Result<AdamWRule<T>> {
+        Self::rule_of(&self.moments, t, settings)
+    }
+
+    /// The rule of step `t` with `settings` and the moments' constants.
+    fn rule_of(moments: &Moments<T>, t: u64, settings: Settings) -> Result<AdamWRule<T>> {
+        check_rate("weight decay", settings.weight_decay)?;
+        let decay = T::one() - T::cast(settings.lr * settings.weight_decay);
+        Ok(AdamWRule { decay, adam: moments.rule(t, settings.lr, 0.0)? })
     }
 }
 

@@ -67,8 +67,12 @@ const BLOCK: usize = 256;
 /// to count the step); otherwise changes nothing and returns the first element
 /// that would not have been. `slots` hold the parameters' state, created
 /// (zeroed) by the writing pass for parameters that have none yet.
+///
+/// `rule` gives the rule of the parameter with each visiting index (they differ between
+/// parameter groups); it is called once per parameter and pass, and an error from it ends
+/// the step before anything is written.
 pub(super) fn step<T, N, R, const S: usize>(
-    rule: &R,
+    rule: &dyn Fn(usize) -> Result<R>,
     mut slots: [&mut Slots<T>; S],
     net: &mut N,
     grads: &N::Gradients,
@@ -95,8 +99,14 @@ where
             }
         }
         if result.is_ok() {
-            let state = slots.each_mut().map(|s| s.0.get_mut(index).map_or(&mut [][..], |v| &mut v[..]));
-            write_param(rule, &mut p.value[..n], &g[..n], state);
+            match rule(index) {
+                Ok(rule) => {
+                    let state =
+                        slots.each_mut().map(|s| s.0.get_mut(index).map_or(&mut [][..], |v| &mut v[..n]));
+                    write_param(&rule, &mut p.value[..n], &g[..n], state);
+                }
+                Err(e) => result = Err(e),
+            }
         }
         index += 1;
     });
@@ -105,7 +115,7 @@ where
 
 /// The first element of `net` whose update by `rule` would not be finite, computed without writing.
 fn check<T, N, R, const S: usize>(
-    rule: &R,
+    rule: &dyn Fn(usize) -> Result<R>,
     slots: [&Slots<T>; S],
     net: &mut N,
     grads: &N::Gradients,
@@ -126,9 +136,10 @@ where
                     Err(e) => result = Err(e),
                 }
             }
-            if result.is_ok() {
+            let rule = if result.is_ok() { rule(index).map_err(|e| result = Err(e)).ok() } else { None };
+            if let Some(rule) = rule {
                 let (w, g) = (&p.value[..n], &g[..n]);
-                result = Ok(first_bad(rule, w, g, state).map(|(index, slot, value)| NonFiniteUpdate {
+                result = Ok(first_bad(&rule, w, g, state).map(|(index, slot, value)| NonFiniteUpdate {
                     name: p.name.to_string(),
                     index,
                     value,

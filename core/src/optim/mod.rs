@@ -1,4 +1,5 @@
-//! Optimizers: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
+//! Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW, RMSprop,
+//! Adagrad and Adadelta.
 //!
 //! Update rules follow PyTorch's `torch.optim` exactly, so hyper-parameters
 //! carry over. State (momentum buffers, moments) is kept per parameter in the
@@ -16,17 +17,24 @@
 //! copies the weights and restores them.
 //!
 //! This file holds the [`Optimizer`] trait and the state shared by every
-//! optimizer; [`Sgd`], [`Adam`] and [`AdamW`] and the two-pass step have files
-//! of their own.
+//! optimizer; the optimizers, the two-pass step and parameter groups
+//! ([`ParamGroup`]: other settings for some parameters) have files of their own.
 
+mod adagrad;
 mod adam;
 mod finite;
+mod groups;
+mod rmsprop;
 mod sgd;
 #[cfg(test)]
 mod tests;
 
+pub use adagrad::{Adadelta, Adagrad};
 pub use adam::{Adam, AdamW};
 pub use finite::NonFiniteUpdate;
+pub(crate) use groups::under;
+pub use groups::ParamGroup;
+pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
@@ -40,17 +48,18 @@ const PAR_MIN_ELEMENTS: usize = 1 << 15;
 /// Everything an optimizer carries from step to step, for checkpoints.
 ///
 /// Slots use PyTorch's names: `momentum_buffer` ([`Sgd`]), `exp_avg` and
-/// `exp_avg_sq` ([`Adam`], [`AdamW`]). Each slot holds one vector per
+/// `exp_avg_sq` ([`Adam`], [`AdamW`]), `square_avg`, `momentum_buffer` and
+/// `grad_avg` ([`RmsProp`]), `sum` ([`Adagrad`]), `square_avg` and `acc_delta` ([`Adadelta`]). Each slot holds one vector per
 /// parameter in the network's visiting order, or none before the first step
 /// (and for SGD without momentum).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState<T> {
-    /// Which optimizer: `"sgd"`, `"adam"` or `"adamw"`.
+    /// Which optimizer: `"sgd"`, `"adam"`, `"adamw"`, `"rmsprop"`, `"adagrad"` or `"adadelta"`.
     pub kind: String,
     /// Hyper-parameters by name (`lr`, `momentum`, `nesterov` as 0/1,
     /// `weight_decay`, `beta1`, `beta2`, `eps`).
     pub hyper: BTreeMap<String, f64>,
-    /// Steps taken, for Adam's bias correction (0 for SGD, which needs none).
+    /// Steps taken, for Adam's bias correction and Adagrad's decay (0 for SGD, which needs none).
     pub step: u64,
     /// The per-parameter state vectors by slot name, slots sorted by name.
     pub slots: Vec<(String, Vec<Vec<T>>)>,
@@ -71,7 +80,9 @@ impl<T: Float> OptimizerState<T> {
             let (ok, rule) = match key.as_str() {
                 "nesterov" => (v == 0.0 || v == 1.0, "0 (false) or 1 (true)"),
                 "beta1" | "beta2" if adam => ((0.0..1.0).contains(&v), "in [0, 1)"),
-                "lr" | "momentum" | "weight_decay" | "eps" => {
+                "centered" => (v == 0.0 || v == 1.0, "0 (false) or 1 (true)"),
+                "alpha" | "rho" => ((0.0..=1.0).contains(&v), "in [0, 1]"),
+                "lr" | "momentum" | "weight_decay" | "eps" | "lr_decay" | "initial_accumulator_value" => {
                     (v.is_finite() && v >= 0.0, "finite and non-negative")
                 }
                 _ => (v.is_finite(), "finite"),
@@ -85,9 +96,11 @@ impl<T: Float> OptimizerState<T> {
         }
         for (slot, vectors) in &self.slots {
             for (k, values) in vectors.iter().enumerate() {
-                let bad = |v: &T| !v.is_finite() || (slot == "exp_avg_sq" && *v < T::zero());
+                // The slots a square root is taken of.
+                let square = matches!(slot.as_str(), "exp_avg_sq" | "square_avg" | "sum" | "acc_delta");
+                let bad = |v: &T| !v.is_finite() || (square && *v < T::zero());
                 if let Some(i) = values.iter().position(bad) {
-                    let rule = if slot == "exp_avg_sq" { "finite and non-negative" } else { "finite" };
+                    let rule = if square { "finite and non-negative" } else { "finite" };
                     return Some(format!(
                         "{} holds {:?} at element {i}: optimizer state must be {rule}",
                         tensor(slot, k),
@@ -125,6 +138,18 @@ impl<T> OptimizerState<T> {
             "cannot restore {} optimizer state into {kind}: resume with the optimizer the checkpoint was made with",
             self.kind
         )))
+    }
+
+    /// Refuses state past its first step that lacks one of `slots`: resuming would silently
+    /// restart that state from zero.
+    fn require_slots(&self, slots: &[&str]) -> Result<()> {
+        match slots.iter().find(|s| self.step > 0 && !self.slots.iter().any(|(name, _)| name == *s)) {
+            None => Ok(()),
+            Some(slot) => Err(Error::InvalidConfig(format!(
+                "{} optimizer state at step {} lacks its `{slot}` slot",
+                self.kind, self.step
+            ))),
+        }
     }
 
     /// Checks the kind and that the slots are exactly `names`, all with the same number of
@@ -205,7 +230,7 @@ pub trait Optimizer<T: Float> {
     /// The default copies every parameter into `undo` (memory reused from step
     /// to step), takes [`Optimizer::step`], and copies them back if any became
     /// non-finite or the step failed. It cannot roll back the optimizer's own
-    /// state. [`Sgd`], [`Adam`] and [`AdamW`] override it: they compute every
+    /// state. The built-in optimizers override it: they compute every
     /// new weight and state value first, without writing, and write only if all
     /// are finite, so a refused step leaves their momentum, moments and step
     /// count unchanged too, and `undo` is not used. An error (a setting out of
@@ -229,18 +254,31 @@ pub trait Optimizer<T: Float> {
 }
 
 /// Per-parameter state vectors, created zeroed on first use.
+///
+/// A parameter the trainer freezes is visited with no values: its state is
+/// then an empty vector (no memory) if it has none yet, and is kept as it is
+/// otherwise; once unfrozen, an empty state starts from zeros.
 #[derive(Clone, Debug, Default)]
 struct Slots<T>(Vec<Vec<T>>);
 
 impl<T: Float> Slots<T> {
     /// The state of parameter `index` with `len` scalars.
     fn get(&mut self, index: usize, len: usize, name: &ParamPath<'_>) -> Result<&mut [T]> {
-        if index == self.0.len() {
-            self.0.push(vec![T::zero(); len]);
-        }
+        self.fill_missing(index, len, T::zero());
         match self.0.get_mut(index) {
             Some(slot) if slot.len() == len => Ok(slot),
+            Some(slot) if len == 0 => Ok(&mut slot[..0]),
             _ => Err(misfit(name, len)),
+        }
+    }
+
+    /// Creates the state of parameter `index` with `len` scalars, all `value`, if
+    /// the next [`Slots::get`] would create it.
+    fn fill_missing(&mut self, index: usize, len: usize, value: T) {
+        if index == self.0.len() {
+            self.0.push(vec![value; len]);
+        } else if let Some(slot) = self.0.get_mut(index).filter(|s| s.is_empty() && len > 0) {
+            *slot = vec![value; len];
         }
     }
 
@@ -251,6 +289,8 @@ impl<T: Float> Slots<T> {
         match self.0.get(index) {
             None => Ok(None),
             Some(slot) if slot.len() == len => Ok(Some(slot)),
+            Some(slot) if len == 0 => Ok(Some(&slot[..0])),
+            Some(slot) if slot.is_empty() => Ok(None),
             Some(_) => Err(misfit(name, len)),
         }
     }
@@ -272,6 +312,15 @@ fn check_rate(what: &str, value: f64) -> Result<()> {
         Ok(())
     } else {
         Err(bad_rate(what, value))
+    }
+}
+
+/// Checks a decay constant that must lie in [0, 1] (RMSprop's alpha, Adadelta's rho).
+fn check_unit(what: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!("{what} must be in [0, 1], got {value}")))
     }
 }
 

@@ -2,7 +2,8 @@
 //! momentum, and with L2 weight decay, each as one element-wise [`Rule`].
 
 use super::finite::{self, NonFiniteUpdate, Rule};
-use super::{check_rate, Optimizer, OptimizerState, Slots};
+use super::groups::{Groups, Settings};
+use super::{check_rate, Optimizer, OptimizerState, ParamGroup, Slots};
 use crate::error::Result;
 use crate::float::Float;
 use crate::params::{ParamMut, Params};
@@ -16,12 +17,20 @@ pub struct Sgd<T> {
     nesterov: bool,
     weight_decay: f64,
     velocity: Slots<T>,
+    groups: Groups,
 }
 
 impl<T: Float> Sgd<T> {
     /// Plain SGD with learning rate `lr`.
     pub fn new(lr: f64) -> Self {
-        Sgd { lr, momentum: 0.0, nesterov: false, weight_decay: 0.0, velocity: Slots(Vec::new()) }
+        Sgd {
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            velocity: Slots(Vec::new()),
+            groups: Groups::default(),
+        }
     }
 
     /// Adds heavy-ball momentum (typically 0.9).
@@ -39,6 +48,12 @@ impl<T: Float> Sgd<T> {
     /// Adds `weight_decay · w` to each gradient (L2 regularisation).
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Other settings for the parameters `group` selects ([`ParamGroup`]).
+    pub fn group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
         self
     }
 }
@@ -75,14 +90,15 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         let (lr, momentum) = (state.hyper("lr")?, state.hyper("momentum")?);
         let (nesterov, weight_decay) = (state.hyper("nesterov")?, state.hyper("weight_decay")?);
         let mut slots = state.take_slots("sgd", &["momentum_buffer"])?;
-        *self =
-            Sgd { lr, momentum, nesterov: nesterov != 0.0, weight_decay, velocity: Slots(slots.remove(0)) };
+        let velocity = Slots(slots.remove(0));
+        let groups = std::mem::take(&mut self.groups);
+        *self = Sgd { lr, momentum, nesterov: nesterov != 0.0, weight_decay, velocity, groups };
         Ok(())
     }
 
     fn update(&mut self, index: usize, p: ParamMut<'_, T>, grad: &[T]) -> Result<()> {
         let n = p.value.len().min(grad.len());
-        match self.rule()? {
+        match self.rule(self.groups.settings_of(&p.name, p.shape, self.settings()))? {
             Step::Plain(rule) => finite::write_param(&rule, p.value, grad, []),
             Step::Momentum(rule) => {
                 let v = self.velocity.get(index, n, &p.name)?;
@@ -98,26 +114,46 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         grads: &N::Gradients,
         _undo: &mut Vec<T>,
     ) -> Result<Option<NonFiniteUpdate>> {
-        match self.rule()? {
-            Step::Plain(rule) => finite::step(&rule, [], net, grads, || ()),
-            Step::Momentum(rule) => finite::step(&rule, [&mut self.velocity], net, grads, || ()),
+        self.groups.assign(&*net);
+        let base = self.settings();
+        for settings in self.groups.all(base) {
+            self.rule(settings)?;
+        }
+        let (momentum, groups) = (self.momentum, &self.groups);
+        let rates = |i| rates(momentum, groups.settings(i, base));
+        if self.momentum == 0.0 {
+            finite::step(&|i| rates(i).map(|(lr, wd)| Plain { lr, wd }), [], net, grads, || ())
+        } else {
+            let (mu, nesterov) = (T::cast(self.momentum), self.nesterov);
+            let rule = |i| rates(i).map(|(lr, wd)| Momentum { lr, wd, mu, nesterov });
+            finite::step(&rule, [&mut self.velocity], net, grads, || ())
         }
     }
 }
 
 impl<T: Float> Sgd<T> {
     /// This step's rule, once the settings are checked (a schedule may change the rate between steps).
-    fn rule(&self) -> Result<Step<T>> {
-        check_rate("learning rate", self.lr)?;
-        check_rate("momentum", self.momentum)?;
-        check_rate("weight decay", self.weight_decay)?;
-        let (lr, wd) = (T::cast(self.lr), T::cast(self.weight_decay));
+    fn rule(&self, settings: Settings) -> Result<Step<T>> {
+        let (lr, wd) = rates(self.momentum, settings)?;
         Ok(if self.momentum == 0.0 {
             Step::Plain(Plain { lr, wd })
         } else {
             Step::Momentum(Momentum { lr, wd, mu: T::cast(self.momentum), nesterov: self.nesterov })
         })
     }
+
+    /// The optimizer's own learning rate and weight decay.
+    fn settings(&self) -> Settings {
+        Settings { lr: self.lr, weight_decay: self.weight_decay }
+    }
+}
+
+/// The learning rate and weight decay of `settings`, once every setting is checked.
+fn rates<T: Float>(momentum: f64, settings: Settings) -> Result<(T, T)> {
+    check_rate("learning rate", settings.lr)?;
+    check_rate("momentum", momentum)?;
+    check_rate("weight decay", settings.weight_decay)?;
+    Ok((T::cast(settings.lr), T::cast(settings.weight_decay)))
 }
 
 /// SGD's rule for this step: with or without a momentum buffer.

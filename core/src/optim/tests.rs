@@ -150,6 +150,9 @@ fn every_optimizer_exports_and_restores_its_whole_state() {
     state_carries_over(Sgd::new(0.05).momentum(0.9).nesterov(true).weight_decay(0.01), Sgd::new(1.0));
     state_carries_over(Adam::new(0.01).betas(0.8, 0.99).eps(1e-6).weight_decay(0.1), Adam::new(1.0));
     state_carries_over(AdamW::new(0.01, 0.05), AdamW::new(1.0, 0.0));
+    state_carries_over(RmsProp::new(0.01).momentum(0.9).centered(true).weight_decay(0.1), RmsProp::new(1.0));
+    state_carries_over(Adagrad::new(0.1).lr_decay(0.1).initial_accumulator_value(0.5), Adagrad::new(1.0));
+    state_carries_over(Adadelta::new(0.5).rho(0.8).weight_decay(0.1), Adadelta::new(1.0));
     let adam = Adam::<f64>::new(0.01).state().unwrap();
     assert_eq!(adam.kind, "adam");
     assert_eq!(adam.slots.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["exp_avg", "exp_avg_sq"]);
@@ -299,6 +302,9 @@ fn a_refused_step_leaves_weights_and_optimizer_state_unchanged() {
         a_refused_step_changes_nothing("nesterov", Sgd::new(0.05).momentum(0.9).nesterov(true));
         a_refused_step_changes_nothing("adam", Adam::new(0.01).weight_decay(0.1));
         a_refused_step_changes_nothing("adamw", AdamW::new(0.01, 0.05).betas(0.8, 0.99));
+        a_refused_step_changes_nothing("rmsprop", RmsProp::new(0.01).momentum(0.9).centered(true));
+        a_refused_step_changes_nothing("adagrad", Adagrad::new(0.1).initial_accumulator_value(0.1));
+        a_refused_step_changes_nothing("adadelta", Adadelta::new(1.0).weight_decay(0.01));
     }
     crate::tensor::set_threads(1);
 }
@@ -411,4 +417,25 @@ fn weights_the_quick_test_is_unsure_of_are_checked_exactly() {
             assert_ne!(net.bits(), before, "the step was taken");
         }
     }
+}
+
+#[test]
+fn new_optimizers_refuse_bad_settings_and_state_missing_a_slot() {
+    let mut w = [0.0];
+    fn p(w: &mut [f64; 1]) -> ParamMut<'_, f64> {
+        ParamMut { name: ParamPath::ROOT, shape: &[1], value: &mut w[..] }
+    }
+    let err = RmsProp::<f64>::new(0.1).alpha(1.5).update(0, p(&mut w), &[1.0]).unwrap_err();
+    assert_eq!(err.to_string(), "invalid setting: alpha must be in [0, 1], got 1.5");
+    assert!(Adadelta::<f64>::new(0.1).rho(-0.1).update(0, p(&mut w), &[1.0]).is_err());
+    assert!(Adagrad::<f64>::new(0.1).lr_decay(-1.0).update(0, p(&mut w), &[1.0]).is_err());
+    let mut opt = Adagrad::new(0.1);
+    run(&mut opt, &mut [1.0, 2.0], 2, |w| w.to_vec());
+    let mut state = opt.state().unwrap();
+    state.slots.clear();
+    let err = Adagrad::<f64>::new(0.1).load_state(state).unwrap_err();
+    assert_eq!(err.to_string(), "invalid setting: adagrad optimizer state at step 2 lacks its `sum` slot");
+    let mut negative = opt.state().unwrap();
+    negative.slots[0].1[0][1] = -1.0;
+    assert!(Adagrad::<f64>::new(0.1).load_state(negative).unwrap_err().to_string().contains("non-negative"));
 }

@@ -4,8 +4,8 @@
 use super::file::{read_file, write_atomic};
 use super::generator::{rng_from_str, rng_to_string};
 use super::tensors::{
-    check_expected, decode, is_num_batches_tracked, network_entries, network_tensors, param_entries,
-    serialize, Entry, Stored, Tensor,
+    check_expected, is_num_batches_tracked, network_entries, network_tensors, param_entries, serialize,
+    Entry, Stored, Tensor,
 };
 use super::{MEMORY, OPTIMIZER_PREFIX};
 use crate::error::{Error, Result};
@@ -312,9 +312,7 @@ pub(crate) fn read_checkpoint<'a, T: Float, N: Params<T>>(
             .iter()
             .map(|e| {
                 let mut values = vec![T::zero(); e.len()];
-                if let Some(bytes) = stored.tensor_bytes(&e.name) {
-                    decode(bytes, &mut values);
-                }
+                stored.decode_into(&e.name, &mut values);
                 values
             })
             .collect();

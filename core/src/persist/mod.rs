@@ -30,6 +30,20 @@
 //! writes it. Tensors are stored in the safetensors crate's canonical order (by
 //! dtype, then by name), so the same network always gives the same bytes.
 //!
+//! # Other dtypes: [`save_as`]
+//!
+//! Loading converts: F16, BF16 and F64 files load into an f32 network (F64
+//! rounded to nearest), F32, F16 and BF16 files into an f64 one, so a PyTorch
+//! model saved in half precision loads as it is. [`save_as`] stores a network's
+//! floats in another [`Dtype`] (`Dtype::BF16` halves an f32 file).
+//!
+//! # Partial loading: [`load_matching`] and [`Matching`]
+//!
+//! [`load_matching`] loads every stored tensor whose name and shape fit the network,
+//! after stripping PyTorch's wrapper prefixes (`module.`, `_orig_mod.`), and returns a
+//! [`LoadReport`] (loaded, skipped with the reason, missing) instead of failing;
+//! [`Matching`] adds prefixes and renames (a closure or a table).
+//!
 //! Loading checks every expected tensor's name, dtype and shape, and reports
 //! every problem at once as [`Error::Mismatch`] ([`TensorProblem`]: missing,
 //! unexpected, wrong dtype, wrong shape, each by name). A truncated, corrupted
@@ -81,6 +95,9 @@
 mod checkpoint;
 mod file;
 mod generator;
+mod matching;
+#[cfg(test)]
+mod matching_tests;
 mod tensors;
 #[cfg(test)]
 mod tests;
@@ -92,7 +109,8 @@ pub use checkpoint::{
 };
 pub(crate) use file::read_file;
 pub use file::write_atomic;
-pub use weights::{load_from_bytes, load_into, save, to_bytes};
+pub use matching::{load_matching, LoadReport, Matching, SkipReason, Skipped, PYTORCH_PREFIXES};
+pub use weights::{load_from_bytes, load_into, save, save_as, to_bytes, to_bytes_as, Dtype};
 
 /// The path reported in errors about in-memory bytes.
 const MEMORY: &str = "<memory>";

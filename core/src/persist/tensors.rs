@@ -6,6 +6,7 @@ use super::MEMORY;
 use crate::error::{Error, Result, TensorProblem};
 use crate::float::Float;
 use crate::params::{ParamPath, Params};
+use half::{bf16, f16};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
@@ -60,7 +61,12 @@ pub(super) struct Tensor {
 
 impl Tensor {
     pub(super) fn floats<T: Float>(shape: Vec<usize>, values: &[T]) -> Self {
-        Tensor { dtype: dtype_of::<T>(), shape, data: encode(values) }
+        Self::floats_as(shape, values, dtype_of::<T>())
+    }
+
+    /// `values` stored as `dtype` (one of [`is_convertible`]'s).
+    pub(super) fn floats_as<T: Float>(shape: Vec<usize>, values: &[T], dtype: Dtype) -> Self {
+        Tensor { dtype, shape, data: encode(values, dtype) }
     }
 }
 
@@ -82,9 +88,17 @@ impl View for Tensor {
 /// The tensors of a weights file: parameters, buffers and, for every batch
 /// norm, `num_batches_tracked` (I64 scalar 0).
 pub(super) fn network_tensors<T: Float, N: Params<T>>(net: &N) -> Result<Vec<(String, Tensor)>> {
+    network_tensors_as(net, dtype_of::<T>())
+}
+
+/// [`network_tensors`] with the floats stored as `dtype` (one of [`is_convertible`]'s).
+pub(super) fn network_tensors_as<T: Float, N: Params<T>>(
+    net: &N,
+    dtype: Dtype,
+) -> Result<Vec<(String, Tensor)>> {
     let mut tensors = Vec::new();
     net.visit_params(&ParamPath::ROOT, &mut |p| {
-        tensors.push((p.name.to_string(), Tensor::floats(p.shape.to_vec(), p.value)))
+        tensors.push((p.name.to_string(), Tensor::floats_as(p.shape.to_vec(), p.value, dtype)))
     });
     net.visit_buffers(&ParamPath::ROOT, &mut |b| {
         let name = b.name.to_string();
@@ -95,7 +109,7 @@ pub(super) fn network_tensors<T: Float, N: Params<T>>(net: &N) -> Result<Vec<(St
                 tensors.push((format!("{prefix}num_batches_tracked"), count));
             }
         }
-        tensors.push((name, Tensor::floats(b.shape.to_vec(), b.value)));
+        tensors.push((name, Tensor::floats_as(b.shape.to_vec(), b.value, dtype)));
     });
     let mut seen = HashSet::new();
     for (name, _) in &tensors {
@@ -125,30 +139,42 @@ fn dtype_of<T: Float>() -> Dtype {
     }
 }
 
-/// Little-endian bytes of `values` in `T`'s own width (F32 or F64).
-fn encode<T: Float>(values: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(std::mem::size_of_val(values));
-    match dtype_of::<T>() {
-        Dtype::F64 => values.iter().for_each(|v| out.extend_from_slice(&v.as_f64().to_le_bytes())),
-        // Exact: an f32 widened to f64 and back is the same f32.
-        _ => values.iter().for_each(|v| out.extend_from_slice(&(v.as_f64() as f32).to_le_bytes())),
+/// Whether values stored as `dtype` load into any network (converted to its
+/// scalar): the four float dtypes do, integers and the rest do not.
+pub(super) fn is_convertible(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16)
+}
+
+/// Little-endian bytes of `values` stored as `dtype` (one of
+/// [`is_convertible`]'s; F16 and BF16 round to nearest, ties to even).
+fn encode<T: Float>(values: &[T], dtype: Dtype) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * dtype.bitsize() / 8);
+    for v in values {
+        let v = v.as_f64();
+        match dtype {
+            Dtype::F64 => out.extend_from_slice(&v.to_le_bytes()),
+            Dtype::F16 => out.extend_from_slice(&f16::from_f64(v).to_le_bytes()),
+            Dtype::BF16 => out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()),
+            // Exact for an f32 network: an f32 widened to f64 and back is the same f32.
+            _ => out.extend_from_slice(&(v as f32).to_le_bytes()),
+        }
     }
     out
 }
 
-/// The inverse of [`encode`]; `bytes` holds `out.len()` values of `T`'s dtype.
-pub(super) fn decode<T: Float>(bytes: &[u8], out: &mut [T]) {
-    match dtype_of::<T>() {
-        Dtype::F64 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-                *o = T::cast(f64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-            }
+/// The inverse of [`encode`]: `bytes` holds `out.len()` values stored as
+/// `dtype`, converted to `T` (F16 and BF16 exactly, F64 into f32 rounding to nearest).
+pub(super) fn decode<T: Float>(dtype: Dtype, bytes: &[u8], out: &mut [T]) {
+    fn each<T: Float, const W: usize>(bytes: &[u8], out: &mut [T], f: impl Fn([u8; W]) -> f64) {
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(W)) {
+            *o = T::cast(f(b.try_into().unwrap_or([0; W])));
         }
-        _ => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = T::cast(f64::from(f32::from_le_bytes(b.try_into().unwrap_or([0; 4]))));
-            }
-        }
+    }
+    match dtype {
+        Dtype::F64 => each(bytes, out, f64::from_le_bytes),
+        Dtype::F16 => each(bytes, out, |b| f16::from_le_bytes(b).to_f64()),
+        Dtype::BF16 => each(bytes, out, |b| bf16::from_le_bytes(b).to_f64()),
+        _ => each(bytes, out, |b| f64::from(f32::from_le_bytes(b))),
     }
 }
 
@@ -206,7 +232,7 @@ impl<'a> Stored<'a> {
         self.names.iter().map(String::as_str)
     }
 
-    fn info(&self, name: &str) -> Option<&TensorInfo> {
+    pub(super) fn info(&self, name: &str) -> Option<&TensorInfo> {
         self.metadata.info(name)
     }
 
@@ -223,23 +249,23 @@ impl<'a> Stored<'a> {
         TensorProblem::Unexpected { name: name.to_string(), dtype, shape }
     }
 
+    /// Converts the stored tensor `name` into `out` (same length: [`check_expected`]
+    /// checked its shape); leaves `out` as it is if the file has no such tensor.
+    pub(super) fn decode_into<T: Float>(&self, name: &str, out: &mut [T]) {
+        if let (Some(info), Some(bytes)) = (self.info(name), self.tensor_bytes(name)) {
+            decode(info.dtype, bytes, out);
+        }
+    }
+
     /// Copies every parameter and buffer of `net` from the file; [`check_expected`] found no problem.
     pub(super) fn apply<T: Float, N: Params<T>>(&self, net: &mut N) {
-        net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
-            if let Some(bytes) = self.tensor_bytes(&p.name.to_string()) {
-                decode(bytes, p.value);
-            }
-        });
-        net.visit_buffers_mut(&ParamPath::ROOT, &mut |b| {
-            if let Some(bytes) = self.tensor_bytes(&b.name.to_string()) {
-                decode(bytes, b.value);
-            }
-        });
+        net.visit_params_mut(&ParamPath::ROOT, &mut |p| self.decode_into(&p.name.to_string(), p.value));
+        net.visit_buffers_mut(&ParamPath::ROOT, &mut |b| self.decode_into(&b.name.to_string(), b.value));
     }
 }
 
 /// Records a problem for every entry of `expected` that `stored` lacks or holds
-/// with another dtype or shape.
+/// with another shape, or with a dtype that does not convert to `T` ([`is_convertible`]).
 pub(super) fn check_expected<T: Float>(
     stored: &Stored<'_>,
     expected: &[Entry],
@@ -255,7 +281,7 @@ pub(super) fn check_expected<T: Float>(
             });
             continue;
         };
-        if info.dtype != dtype {
+        if !is_convertible(info.dtype) {
             problems.push(TensorProblem::WrongDtype {
                 name: entry.name.clone(),
                 expected: dtype.to_string(),

@@ -169,8 +169,8 @@ fn files_hold_pytorch_names_dtypes_and_num_batches_tracked() {
 fn every_mismatch_is_reported_by_name_and_nothing_is_loaded() {
     let bytes = file(&[
         ("fc.weight", Dtype::F32, &[3, 2]), // transposed
-        ("fc.bias", Dtype::F64, &[2]),      // wrong dtype
-        ("bn.weight", Dtype::F64, &[3]),    // wrong dtype and shape
+        ("fc.bias", Dtype::I32, &[2]),      // wrong dtype
+        ("bn.weight", Dtype::I64, &[3]),    // wrong dtype and shape
         ("bn.running_mean", Dtype::F32, &[2]),
         ("bn.running_var", Dtype::F32, &[2]),
         ("bn.num_batches_tracked", Dtype::I64, &[]),
@@ -186,8 +186,8 @@ fn every_mismatch_is_reported_by_name_and_nothing_is_loaded() {
         found,
         vec![
             TensorProblem::WrongShape { name: s("fc.weight"), expected: vec![2, 3], found: vec![3, 2] },
-            TensorProblem::WrongDtype { name: s("fc.bias"), expected: s("F32"), found: s("F64") },
-            TensorProblem::WrongDtype { name: s("bn.weight"), expected: s("F32"), found: s("F64") },
+            TensorProblem::WrongDtype { name: s("fc.bias"), expected: s("F32"), found: s("I32") },
+            TensorProblem::WrongDtype { name: s("bn.weight"), expected: s("F32"), found: s("I64") },
             TensorProblem::WrongShape { name: s("bn.weight"), expected: vec![2], found: vec![3] },
             TensorProblem::Missing { name: s("bn.bias"), dtype: s("F32"), shape: vec![2] },
             TensorProblem::Unexpected { name: s("extra"), dtype: s("F32"), shape: vec![1] },
@@ -199,8 +199,8 @@ fn every_mismatch_is_reported_by_name_and_nothing_is_loaded() {
         message,
         "<memory>: the stored tensors do not fit the network (7 problems):\n  \
          - `fc.weight` has shape [3, 2], expected [2, 3]\n  \
-         - `fc.bias` has dtype F64, expected F32\n  \
-         - `bn.weight` has dtype F64, expected F32\n  \
+         - `fc.bias` has dtype I32, expected F32\n  \
+         - `bn.weight` has dtype I64, expected F32\n  \
          - `bn.weight` has shape [3], expected [2]\n  \
          - missing tensor `bn.bias`: expected F32 [2]\n  \
          - unexpected tensor `extra` (F32 [1]): the network has no such parameter\n  \

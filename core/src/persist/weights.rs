@@ -2,7 +2,8 @@
 
 use super::file::{read_file, write_atomic};
 use super::tensors::{
-    check_expected, is_num_batches_tracked, network_entries, network_tensors, serialize, Stored,
+    check_expected, is_num_batches_tracked, network_entries, network_tensors, network_tensors_as, serialize,
+    Stored,
 };
 use super::{MEMORY, OPTIMIZER_PREFIX};
 use crate::error::{Error, Result};
@@ -24,9 +25,69 @@ pub fn to_bytes<T: Float, N: Params<T>>(net: &N) -> Result<Vec<u8>> {
     serialize(network_tensors(net)?, BTreeMap::from([("format".to_string(), "pt".to_string())]))
 }
 
+/// The float type [`save_as`] stores a network's tensors in.
+///
+/// Loading accepts all four whatever the network's scalar: an f32 network loads
+/// F16, BF16 and F64 files (F64 rounded to nearest), an f64 network F32, F16 and BF16 ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    /// IEEE single precision, 4 bytes (what an f32 network saves).
+    F32,
+    /// IEEE double precision, 8 bytes (what an f64 network saves).
+    F64,
+    /// IEEE half precision, 2 bytes: 11 significant bits, finite up to 65504.
+    F16,
+    /// bfloat16, 2 bytes: f32's exponent range with 8 significant bits.
+    BF16,
+}
+
+impl Dtype {
+    fn safetensors(self) -> safetensors::Dtype {
+        match self {
+            Dtype::F32 => safetensors::Dtype::F32,
+            Dtype::F64 => safetensors::Dtype::F64,
+            Dtype::F16 => safetensors::Dtype::F16,
+            Dtype::BF16 => safetensors::Dtype::BF16,
+        }
+    }
+}
+
+/// [`save`] with every float tensor stored as `dtype` (rounded to nearest, ties
+/// to even): `Dtype::BF16` halves an f32 network's file. PyTorch loads it with
+/// `load_state_dict`, which converts to the module's dtype; so does [`load_into`].
+///
+/// ```
+/// # fn main() -> staticnet_core::Result<()> {
+/// use staticnet_core::init::{seeded_rng, Init};
+/// use staticnet_core::layers::Dense;
+/// use staticnet_core::persist::{self, Dtype};
+/// let layer = Dense::<f32, 4, 3>::new(true, Init::Auto, &mut seeded_rng(1));
+/// let path = std::env::temp_dir().join(format!("dense-bf16-{}.safetensors", std::process::id()));
+/// persist::save_as(&layer, &path, Dtype::BF16)?;
+/// let mut back = Dense::<f32, 4, 3>::zeros(true);
+/// persist::load_into(&mut back, &path)?;
+/// let (w, b) = (layer.weight_at(0, 0), back.weight_at(0, 0));
+/// assert!(w != b && (w - b).abs() <= w.abs() / 256.0);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
+pub fn save_as<T: Float, N: Params<T>>(net: &N, path: impl AsRef<Path>, dtype: Dtype) -> Result<()> {
+    write_atomic(path, &to_bytes_as(net, dtype)?)
+}
+
+/// The bytes [`save_as`] writes.
+pub fn to_bytes_as<T: Float, N: Params<T>>(net: &N, dtype: Dtype) -> Result<Vec<u8>> {
+    serialize(
+        network_tensors_as(net, dtype.safetensors())?,
+        BTreeMap::from([("format".to_string(), "pt".to_string())]),
+    )
+}
+
 /// Loads the parameters and buffers of `net` from the safetensors file at `path`.
 ///
-/// Every tensor of the network must be present with its dtype and shape, and the
+/// Every tensor of the network must be present with its shape and a float dtype
+/// (F32, F64, F16 or BF16, converted to the network's scalar), and the
 /// file must hold nothing else, except `*.num_batches_tracked` of batch-norm
 /// layers (ignored) and, in a checkpoint, the `optimizer.*` tensors (ignored).
 ///

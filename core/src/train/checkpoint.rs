@@ -66,11 +66,14 @@ impl<O> Trainer<O> {
     {
         let loaded = persist::read_checkpoint::<T, N>(net, bytes, path)?;
         let state = loaded.state;
+        let plateau = super::plateau::PlateauState::from_settings(&state.settings, path)?;
         // The optimizer checks its state before taking it; the network part was checked already.
         self.optimizer.load_state(state.optimizer)?;
         loaded.restore.apply(net);
         self.epoch = state.epoch;
         self.step = state.step;
+        self.rng = Some(state.rng.clone());
+        self.plateau = plateau;
         self.resumed = Some(Resumed { epoch: state.epoch, rng: state.rng });
         Ok(())
     }
@@ -91,8 +94,12 @@ impl<O> Trainer<O> {
     {
         let current_lr = self.optimizer.learning_rate();
         self.optimizer.set_learning_rate(base_lr);
-        let optimizer = self.optimizer.state();
+        let mut optimizer = self.optimizer.state();
         self.optimizer.set_learning_rate(current_lr);
+        if let Ok(state) = &mut optimizer {
+            // Parameters frozen from the start have no state; a checkpoint holds every one's.
+            super::freeze::pad_state(state, &*net);
+        }
         let mut settings = BTreeMap::from([
             ("epochs".to_string(), self.epochs.to_string()),
             ("batch_size".to_string(), self.batch_size.to_string()),
@@ -105,6 +112,9 @@ impl<O> Trainer<O> {
             if let Some(limit) = limit {
                 settings.insert(key.to_string(), format!("{limit:?}"));
             }
+        }
+        if let Some(plateau) = self.plateau {
+            plateau.to_settings(&mut settings);
         }
         let state = TrainingState {
             epoch: self.epoch,

@@ -33,10 +33,20 @@ pub(super) fn norm_scale(norm: f64, max_norm: f64) -> f64 {
 }
 
 /// The global L2 norm of the gradients, after clipping their values to
-/// `value` if given, accumulated in f64.
-pub(super) fn clipped_norm<T: Float, N: Params<T>>(grads: &N::Gradients, value: Option<f64>) -> f64 {
-    let mut sum = 0.0;
+/// `value` if given, accumulated in f64; gradients of parameters marked in `frozen` (by
+/// visiting index) are left out, as PyTorch leaves out parameters without a gradient.
+pub(super) fn clipped_norm<T: Float, N: Params<T>>(
+    grads: &N::Gradients,
+    value: Option<f64>,
+    frozen: &[bool],
+) -> f64 {
+    let (mut sum, mut index) = (0.0, 0);
     N::visit_grads(grads, &mut |g| {
+        let skip = frozen.get(index).copied().unwrap_or(false);
+        index += 1;
+        if skip {
+            return;
+        }
         sum += match value {
             Some(v) => {
                 let v = T::cast(v);
@@ -185,8 +195,8 @@ mod tests {
         let mut layer = Dense::<f64, 2, 1>::zeros(true);
         let mut grads = layer.zero_gradients();
         grads.weight.as_mut_slice().copy_from_slice(&grad);
-        let scale =
-            max_norm.map_or(1.0, |m| norm_scale(clipped_norm::<f64, Dense<f64, 2, 1>>(&grads, value), m));
+        let scale = max_norm
+            .map_or(1.0, |m| norm_scale(clipped_norm::<f64, Dense<f64, 2, 1>>(&grads, value, &[]), m));
         let mut scratch = Vec::new();
         let mut view = Clipped { net: &mut layer, value, scale, scratch: &mut scratch };
         let mut sgd = Sgd::new(1.0);

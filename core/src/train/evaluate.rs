@@ -1,4 +1,5 @@
-//! [`evaluate`]: a network's loss and accuracy on a dataset, in inference mode.
+//! [`evaluate`]: a network's loss and accuracy on a dataset, in inference mode
+//! (per class: [`crate::metrics::confusion_matrix`]).
 
 use crate::data::{Dataset, MiniBatch};
 use crate::error::{Error, Result};
@@ -8,6 +9,10 @@ use crate::loss::Loss;
 use crate::network::Network;
 
 /// The loss and accuracy of `net` on `data`, computed in batches of `batch_size`.
+///
+/// The accuracy is `None` for losses where it means nothing: regression
+/// ([`crate::loss::MeanSquaredError`]) and [`crate::loss::BinaryCrossEntropy`]
+/// on more than one output per sample (an autoencoder's pixels).
 pub fn evaluate<T, N, L, const IN: usize, const OUT: usize>(
     net: &N,
     loss: &L,
@@ -22,6 +27,7 @@ where
     if batch_size == 0 {
         return Err(Error::InvalidConfig("batch size must be at least 1".into()));
     }
+    crate::loss::check_pairing::<T, N, L, IN, OUT>()?;
     N::check_input(data.features())?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let (mut batch, mut trace) = (MiniBatch::new(), N::Trace::default());

@@ -29,35 +29,50 @@
 //! gradients between the backward pass and the optimizer step, like
 //! `torch.nn.utils.clip_grad_norm_` and `clip_grad_value_`.
 //!
+//! A trainer is reusable: each [`Trainer::fit`] continues the run (epoch and
+//! step counts, shuffling generator, schedule). [`Trainer::callback`] and
+//! [`Trainer::on_epoch_end`] add hooks that see each epoch's report and may stop
+//! training ([`EarlyStopping`], [`SaveBest`]); [`Trainer::freeze`] keeps
+//! parameters out of the optimizer's reach.
+//!
 //! This file holds the [`Trainer`] and its epochs; files of their own hold the
 //! checkpoints (saving, [`Trainer::resume`]), the learning-rate [`Schedule`],
 //! gradient clipping ([`clip_grad_norm`], [`clip_grad_value`]), [`evaluate`]
 //! and the non-finite checks. What a run achieved, [`History`], lives in
 //! [`crate::history`] and is re-exported here.
 
+mod callbacks;
 mod checkpoint;
 mod clip;
+// `Trainer::fit_distributed` (feature `mpi`): the epochs over MPI ranks.
+#[cfg(feature = "mpi")]
+mod distributed;
 mod evaluate;
 mod finite;
+mod freeze;
+mod plateau;
+mod progress;
 mod schedule;
 
 pub use crate::history::{format_report, EpochReport, History, Metrics};
+pub use callbacks::{Callback, EarlyStopping, EpochEnd, Flow, Monitor, SaveBest, Snapshot, Weights};
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use evaluate::evaluate;
+pub use plateau::{Plateau, PlateauState};
 pub use schedule::Schedule;
 
 use crate::data::{Dataset, MiniBatch};
 use crate::error::{Error, NonFiniteAt, Result};
 use crate::float::Float;
-use crate::init::seeded_rng;
+use crate::init::{seeded_rng, SeededRng};
 use crate::loss::Loss;
 use crate::network::Network;
 use crate::optim::{NonFiniteUpdate, Optimizer};
+use crate::params::Params;
 use crate::tensor::Batch;
 use checkpoint::Resumed;
-use clip::{clipped_norm, norm_scale, Clipped};
 use finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use progress::Progress;
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -88,6 +103,16 @@ pub struct Trainer<O> {
     epoch: usize,
     /// Optimizer steps taken in the current run.
     step: u64,
+    /// The shuffling generator after the last completed epoch, which the next `fit` continues.
+    rng: Option<SeededRng>,
+    /// Name prefixes of the parameters the optimizer leaves alone ([`Trainer::freeze`]).
+    frozen: Vec<String>,
+    /// Which parameters (by visiting index) `frozen` holds, found when `fit` starts.
+    frozen_mask: Vec<bool>,
+    /// Called at the end of each epoch ([`Trainer::callback`]).
+    callbacks: Vec<Box<dyn Callback + Send>>,
+    /// Where [`Schedule::ReduceOnPlateau`] stands in the run.
+    plateau: Option<PlateauState>,
 }
 
 impl<O> Trainer<O> {
@@ -110,6 +135,11 @@ impl<O> Trainer<O> {
             resumed: None,
             epoch: 0,
             step: 0,
+            rng: None,
+            frozen: Vec::new(),
+            frozen_mask: Vec::new(),
+            callbacks: Vec::new(),
+            plateau: None,
         }
     }
 
@@ -215,10 +245,26 @@ impl<O> Trainer<O> {
         &mut self.optimizer
     }
 
+    /// Starts a new run: the next `fit` begins with epoch 1, step 0 and the
+    /// shuffling order of [`Trainer::seed`] again, as a fresh trainer would
+    /// (the optimizer's state is kept: replace it with [`Trainer::optimizer_mut`]).
+    pub fn restart(&mut self) {
+        self.epoch = 0;
+        self.step = 0;
+        self.rng = None;
+        self.resumed = None;
+        self.plateau = None;
+    }
+
     /// Trains `net` on `train`, evaluating on `validation` after each epoch.
     ///
     /// A fresh trainer runs epochs 1 to [`Trainer::epochs`]; after
-    /// [`Trainer::resume`] it continues from the checkpoint's epoch. With
+    /// [`Trainer::resume`] it continues from the checkpoint's epoch up to
+    /// [`Trainer::epochs`]. Each later `fit` continues the run for
+    /// [`Trainer::epochs`] more epochs: the epoch count, the step count, the
+    /// shuffling generator and the schedule go on where the last completed
+    /// epoch left them, so two fits of one epoch give exactly the weights of
+    /// one fit of two ([`Trainer::restart`] starts over). With
     /// [`Trainer::checkpoint`] set, a checkpoint is saved after every epoch.
     ///
     /// Errors: a zero batch size or a clipping threshold that is not positive
@@ -248,12 +294,21 @@ impl<O> Trainer<O> {
                 return Err(Error::InvalidConfig(format!("{what} must be positive, got {limit}")));
             }
         }
+        crate::loss::check_pairing::<T, N, L, IN, OUT>()?;
         loss.validate(train.targets())?;
         N::check_input(train.features())?;
         if let Some(v) = validation {
             loss.validate(v.targets())?;
             N::check_input(v.features())?;
         }
+        self.schedule.check()?;
+        if let (Schedule::ReduceOnPlateau(p), None) = (self.schedule, validation) {
+            if matches!(p.monitor, Monitor::ValLoss | Monitor::ValAccuracy) {
+                let why = "fit was given no validation data";
+                return Err(Error::InvalidConfig(format!("cannot monitor {:?}: {why}", p.monitor)));
+            }
+        }
+        self.frozen_mask = self.frozen_mask(&*net)?;
         if self.checkpoint.is_some() {
             // Fail now rather than after the first epoch.
             self.optimizer.state()?;
@@ -280,15 +335,19 @@ impl<O> Trainer<O> {
         L: Loss<T, OUT>,
         O: Optimizer<T>,
     {
-        let (first_epoch, mut rng) = match self.resumed.take() {
-            // Saturating: a checkpoint's epoch is bounded by persist, but a count never panics.
-            Some(r) => (r.epoch.saturating_add(1), r.rng),
-            None => {
+        // Saturating: a checkpoint's epoch is bounded by persist, but a count never panics.
+        let (first_epoch, last_epoch, mut rng) = match (self.resumed.take(), self.rng.clone()) {
+            (Some(r), _) => (r.epoch.saturating_add(1), self.epochs, r.rng),
+            // A later `fit` continues the run: `epochs` more epochs, the shuffle and the schedule go on.
+            (None, Some(rng)) => (self.epoch.saturating_add(1), self.epoch.saturating_add(self.epochs), rng),
+            (None, None) => {
                 self.epoch = 0;
                 self.step = 0;
-                (1, seeded_rng(self.seed))
+                self.plateau = None;
+                (1, self.epochs, seeded_rng(self.seed))
             }
         };
+        self.callbacks.iter_mut().for_each(|c| c.on_train_begin());
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut batch = MiniBatch::new();
         let mut trace = N::Trace::default();
@@ -300,21 +359,28 @@ impl<O> Trainer<O> {
         let mut undo = Vec::new();
         let batches = train.len().div_ceil(self.batch_size);
 
-        for epoch in first_epoch..=self.epochs {
+        for epoch in first_epoch..=last_epoch {
             let start = Instant::now();
-            self.optimizer.set_learning_rate(self.schedule.learning_rate(base_lr, epoch - 1, self.epochs));
+            let lr = match self.plateau.and_then(|p| p.lr) {
+                Some(lr) => lr,
+                None => self.schedule.learning_rate(base_lr, epoch - 1, self.epochs),
+            };
+            self.optimizer.set_learning_rate(lr);
             if self.shuffle {
                 // From the identity each epoch, so the order depends on the generator alone.
                 order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut rng);
             }
-            let bar = self.progress_bar(batches as u64, epoch);
+            let bar = Progress::new(self.verbose, batches as u64, epoch, last_epoch);
             let (mut loss_sum, mut right, mut judged) = (0.0, 0usize, 0usize);
             for (b, indices) in order.chunks(self.batch_size).enumerate() {
                 let stop = |value: f64, at: NonFiniteAt| {
                     bar.abandon();
                     Error::NonFinite { epoch, batch: b, value, at }
                 };
+                if self.schedule.per_step() {
+                    self.optimizer.set_learning_rate(self.schedule.learning_rate_at(base_lr, self.step));
+                }
                 batch.fill_from(train, indices);
                 if self.check_finite {
                     if let Some((i, value)) = first_non_finite(batch.features.as_slice()) {
@@ -348,17 +414,18 @@ impl<O> Trainer<O> {
                     }
                 }
                 // Taken only if every new weight (and, for the built-in optimizers, state value) is finite.
-                let refused = if self.clip_norm.is_some() || self.clip_value.is_some() {
-                    let value = self.clip_value;
-                    let scale = match self.clip_norm {
-                        Some(max) => norm_scale(clipped_norm::<T, N>(&grads, value), max),
-                        None => 1.0,
-                    };
-                    let mut clipped = Clipped { net: &mut *net, value, scale, scratch: &mut scratch };
-                    self.optimizer.step_if_finite(&mut clipped, &grads, &mut undo)?
-                } else {
-                    self.optimizer.step_if_finite(net, &grads, &mut undo)?
-                };
+                let (clip_value, clip_norm, mask) = (self.clip_value, self.clip_norm, &self.frozen_mask);
+                let optimizer = &mut self.optimizer;
+                let refused = freeze::step(
+                    optimizer,
+                    net,
+                    &grads,
+                    clip_value,
+                    clip_norm,
+                    mask,
+                    &mut scratch,
+                    &mut undo,
+                )?;
                 if let Some(NonFiniteUpdate { name, index, value, slot }) = refused {
                     let at = match slot {
                         None => NonFiniteAt::Parameter { name, index },
@@ -395,29 +462,48 @@ impl<O> Trainer<O> {
                 seconds: start.elapsed().as_secs_f64(),
             };
             if self.verbose {
-                eprintln!("{}", format_report(&report, self.epochs));
+                eprintln!("{}", format_report(&report, last_epoch));
             }
             history.epochs.push(report);
             self.epoch = epoch;
+            self.rng = Some(rng.clone());
+            if let Schedule::ReduceOnPlateau(plateau) = self.schedule {
+                let value = history.epochs.last().map(|r| plateau.monitor.value(r)).transpose()?;
+                let state = self.plateau.get_or_insert_with(|| PlateauState::new(&plateau));
+                if let Some(value) = value {
+                    state.observe(&plateau, value, self.optimizer.learning_rate());
+                }
+            }
             // Only after a completed epoch: a failed one leaves the last checkpoint as it was.
             if let Some(path) = self.checkpoint.clone() {
                 self.save_checkpoint(net, &rng, base_lr, &path)?;
             }
+            if self.end_epoch::<T, N>(net, &history)? == Flow::Stop {
+                break;
+            }
+        }
+        let mut weights = callbacks::NetWeights(&mut *net, std::marker::PhantomData::<T>);
+        for callback in &mut self.callbacks {
+            callback.on_train_end(&mut weights)?;
         }
         Ok(history)
     }
 
-    fn progress_bar(&self, batches: u64, epoch: usize) -> ProgressBar {
-        if !self.verbose {
-            return ProgressBar::hidden();
+    /// Runs every callback at the end of an epoch: [`Flow::Stop`] if any says so.
+    fn end_epoch<T: Float, N: Params<T>>(&mut self, net: &mut N, history: &History) -> Result<Flow>
+    where
+        O: Optimizer<T>,
+    {
+        let mut flow = Flow::Continue;
+        let mut weights = callbacks::NetWeights(net, std::marker::PhantomData::<T>);
+        for callback in &mut self.callbacks {
+            let Some(report) = history.epochs.last() else { break };
+            let learning_rate = self.optimizer.learning_rate();
+            let mut end = EpochEnd { report, history, weights: &mut weights, learning_rate };
+            if callback.on_epoch_end(&mut end)? == Flow::Stop {
+                flow = Flow::Stop;
+            }
         }
-        // stderr() draws nothing when stderr is not a terminal (CI, pipes, tests).
-        let bar = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_prefix(format!("{epoch}/{}", self.epochs));
-        bar
+        Ok(flow)
     }
 }

@@ -2,6 +2,7 @@
 //! to a [`Spec`], with defaults filled in and every mistake reported. Shapes
 //! are not known here; `shapes.rs` and `blocks.rs` apply the spec to them.
 
+use super::hints;
 use super::table::{closest, Entry};
 use super::values::{bool_value, feature_value, float_value, padding_value, pair_value, size_value};
 use crate::ast::{Arg, LayerDef, Value};
@@ -11,6 +12,7 @@ use proc_macro2::Span;
 
 /// PyTorch's defaults.
 const DEFAULT_LEAKY_ALPHA: f64 = 0.01;
+const DEFAULT_ELU_ALPHA: f64 = 1.0;
 const DEFAULT_NORM_EPS: f64 = 1e-5;
 const DEFAULT_BN_MOMENTUM: f64 = 0.1;
 
@@ -82,8 +84,8 @@ impl Call<'_> {
     }
 
     /// A checker for the keyword arguments the table allows this kind.
-    pub(super) fn keywords(&self) -> Keywords {
-        Keywords { layer: self.entry.name, allowed: self.entry.keywords, seen: Vec::new() }
+    pub(super) fn keywords(&self) -> Keywords<'_> {
+        Keywords { layer: self.entry.name, allowed: self.entry.keywords, seen: Vec::new(), args: self.args }
     }
 
     /// Where a missing argument is reported: the parentheses, or the kind's name.
@@ -93,13 +95,15 @@ impl Call<'_> {
 }
 
 /// Keyword arguments, each used at most once; unknown and repeated ones are errors.
-pub(super) struct Keywords {
+pub(super) struct Keywords<'a> {
     layer: &'static str,
     allowed: &'static [&'static str],
     pub(super) seen: Vec<String>,
+    /// The written arguments, for the values in Keras and PyTorch hints.
+    args: &'a [Arg],
 }
 
-impl Keywords {
+impl Keywords<'_> {
     /// Whether `key` may be used here; reports why not.
     pub(super) fn accept(&mut self, key: &syn::Ident, cx: &Ctxt) -> bool {
         let name = key.to_string();
@@ -109,9 +113,14 @@ impl Keywords {
                 0 => "it takes no keyword arguments".to_string(),
                 _ => format!("expected {}", expected.join(", ")),
             };
-            let hint = match self.allowed.len() {
-                0 | 1 => String::new(),
-                _ => {
+            let value = self.args.iter().find_map(|a| match a {
+                Arg::Keyword { key: k, value } if k == key => Some(value),
+                _ => None,
+            });
+            let hint = match (hints::keyword(self.layer, &name, value), self.allowed.len()) {
+                (Some(hint), _) => format!("; {hint}"),
+                (None, 0 | 1) => String::new(),
+                (None, _) => {
                     closest(&name, self.allowed).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default()
                 }
             };
@@ -161,6 +170,8 @@ pub(super) fn leading_size<S>(
             let (i, o) = (value(from, cx), value(to, cx));
             Some((Some((i?, from.span())), o?))
         }
+        // `units = 128`: its own error says how to write it.
+        _ if hints::size_given_by_keyword(call.name(), call.args) => None,
         _ => {
             cx.error_at(call.args_span(), format!("`{}` needs its {what}, e.g. {example}", call.name()));
             None
@@ -248,7 +259,7 @@ pub(super) fn misplaced_after_filters(call: &Call<'_>, arg: &Arg, cx: &Ctxt) -> 
 
 /// Whether a convolution was given its `kernel`, reporting it if not. Called
 /// only when nothing else is wrong: a misspelt `kernel` is one mistake, reported once.
-pub(super) fn has_kernel(call: &Call<'_>, kw: &Keywords, example: &str, cx: &Ctxt) -> bool {
+pub(super) fn has_kernel(call: &Call<'_>, kw: &Keywords<'_>, example: &str, cx: &Ctxt) -> bool {
     let given = kw.seen.iter().any(|k| k == "kernel");
     if !given {
         cx.error_at(call.args_span(), format!("`{}` needs a kernel size, e.g. `{example}`", call.name()));
@@ -261,6 +272,8 @@ pub fn pool(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
     let kind = call.name();
     let kernel = match call.args.iter().find(|a| !matches!(a, Arg::Keyword { .. })) {
         Some(Arg::Positional(v)) => pair_value(v, false, cx),
+        // `pool_size = 2`: its own error says how to write it.
+        _ if hints::size_given_by_keyword(kind, call.args) => None,
         _ => {
             cx.error_at(call.args_span(), format!("`{kind}` needs a window size, e.g. `{kind}(2)`"));
             None
@@ -375,26 +388,42 @@ pub fn dropout(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
 
 /// `leaky_relu`, `leaky_relu(0.1)` or `leaky_relu(alpha = 0.1)`.
 pub fn leaky_relu(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
-    let mut alpha = DEFAULT_LEAKY_ALPHA;
+    let alpha = alpha(call, DEFAULT_LEAKY_ALPHA, "one slope, e.g. `leaky_relu(0.1)`", cx)?;
+    Some(Spec::Activation(Activation::LeakyRelu(alpha)))
+}
+
+/// `elu`, `elu(0.5)` or `elu(alpha = 0.5)`.
+pub fn elu(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
+    let alpha = alpha(call, DEFAULT_ELU_ALPHA, "one `alpha`, e.g. `elu(0.5)`", cx)?;
+    Some(Spec::Activation(Activation::Elu(alpha)))
+}
+
+/// The one optional `alpha` of `leaky_relu` and `elu`, positional or keyword;
+/// `takes` says what the layer takes when given something else.
+fn alpha(call: &Call<'_>, default: f64, takes: &str, cx: &Ctxt) -> Option<f64> {
+    let mut alpha = default;
+    let name = call.name();
     for (i, arg) in call.args.iter().enumerate() {
         let value = match arg {
             Arg::Positional(v) if i == 0 => v,
             Arg::Keyword { key, value } if key == "alpha" && i == 0 => value,
-            Arg::Keyword { key, .. } if key != "alpha" => {
+            Arg::Keyword { key, value } if key != "alpha" => {
+                let hint = hints::keyword(name, &key.to_string(), Some(value)).map(|h| format!("; {h}"));
+                let hint = hint.unwrap_or_default();
                 cx.error_at(
                     key.span(),
-                    format!("unknown argument `{key}` for `leaky_relu`; expected `alpha`"),
+                    format!("unknown argument `{key}` for `{name}`; expected `alpha`{hint}"),
                 );
                 return None;
             }
             _ => {
-                cx.error_at(arg.span(), "`leaky_relu` takes one slope, e.g. `leaky_relu(0.1)`");
+                cx.error_at(arg.span(), format!("`{name}` takes {takes}"));
                 return None;
             }
         };
         alpha = float_value(value, cx)?;
     }
-    Some(Spec::Activation(Activation::LeakyRelu(alpha)))
+    Some(alpha)
 }
 
 /// `residual { .. }` or `residual(projection) { .. }`.

@@ -272,22 +272,27 @@ fn joined_shape(join: Join, outs: &[&Shape], name: &str, span: Span, cx: &Ctxt) 
     }
 }
 
-/// A network used as a layer. Its shapes live in another macro invocation, so
-/// the output shape is declared with `=>` and both ends are checked by the
-/// compiler (the generated `Layer` bound and a constant assertion).
+/// A network or a layer of the user's (`CustomLayer`) used as a layer. Its
+/// shapes live in another macro invocation or in Rust code, so the output
+/// shape is declared with `=>` and the compiler checks both ends (the
+/// `CustomLayer<T, IN, OUT>` bound of `expand::layers::custom_wrappers`).
 pub fn nested(path: &syn::Path, shape: &Shape, def: &LayerDef, cx: &Ctxt) -> Shaped {
     let Some(assert) = &def.assert else {
         let name = def.name.as_ref().map_or_else(|| "net".to_string(), |n| n.unraw().to_string());
         cx.error_spanned_by(
             &def.tokens,
-            format!("a nested network needs its output shape: write `{name}: {} => [..]`", def.kind),
+            format!(
+                "a nested network or a layer of your own needs its output shape: write `{name}: {} => [..]`",
+                def.kind
+            ),
         );
         return (None, Shape::Unknown);
     };
     match shape_of(assert, cx) {
-        Some(out) if out.rank().is_some_and(|r| (1..=3).contains(&r)) => {
-            (shape.is_known().then(|| LayerKind::Nested { path: path.clone() }), out)
-        }
+        Some(out) if out.rank().is_some_and(|r| (1..=3).contains(&r)) => (
+            shape.is_known().then(|| LayerKind::Nested { path: path.clone(), args: def.ctor_args.clone() }),
+            out,
+        ),
         Some(out) => {
             cx.error_at(
                 assert.span,

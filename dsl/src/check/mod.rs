@@ -18,6 +18,9 @@ mod args;
 mod blocks;
 #[cfg(test)]
 mod geometry;
+#[cfg(test)]
+mod hint_tests;
+pub(crate) mod hints;
 mod seq_args;
 #[cfg(test)]
 mod sequence_tests;
@@ -248,7 +251,11 @@ fn check_layer(
         return None;
     };
     let args = def.args.as_ref().map_or(&[][..], |a| &a.list);
-    let spec = (entry.resolve)(&args::Call { entry, def, args }, cx)?;
+    let call = args::Call { entry, def, args };
+    if hints::positional(&call, cx) {
+        return None;
+    }
+    let spec = (entry.resolve)(&call, cx)?;
     Some((entry.shape)(spec, shape, def, producer, cx))
 }
 

@@ -3,6 +3,7 @@
 //! filled in and every mistake reported, like the plain layers' in `args.rs`.
 
 use super::args::{has_kernel, leading_size, misplaced_after_filters, rest, Call, Conv1dSpec, Spec};
+use super::hints;
 use super::values::{bool_value, padding_value, single_value, size_value};
 use crate::ast::{Arg, Value};
 use crate::ctxt::Ctxt;
@@ -70,8 +71,14 @@ pub fn recurrent(call: &Call<'_>, cx: &Ctxt) -> Option<Spec> {
     let mut ok = true;
     for arg in rest(call.args) {
         let message = match arg {
-            Arg::Keyword { key, .. } => {
-                format!("unknown argument `{key}` for `{}`; it takes no keyword arguments", cell.name())
+            Arg::Keyword { key, value } => {
+                let hint =
+                    hints::keyword(cell.name(), &key.to_string(), Some(value)).map(|h| format!("; {h}"));
+                let name = cell.name();
+                format!(
+                    "unknown argument `{key}` for `{name}`; it takes no keyword arguments{}",
+                    hint.unwrap_or_default()
+                )
             }
             _ => format!("`{}` takes one size (or `in -> hidden`); unexpected argument", cell.name()),
         };

@@ -104,9 +104,9 @@ pub fn per_step(inner: LayerKind, [steps, features]: [usize; 2], shape: &Shape) 
     (Some(kind), shape.clone())
 }
 
-/// `softmax` on `[T, F]`: a softmax over each step's features.
-pub fn softmax([steps, features]: [usize; 2], shape: &Shape) -> Shaped {
-    per_step(LayerKind::Activation(Activation::Softmax), [steps, features], shape)
+/// `softmax` (or `log_softmax`, the activation `a`) on `[T, F]`: over each step's features.
+pub fn softmax(a: Activation, [steps, features]: [usize; 2], shape: &Shape) -> Shaped {
+    per_step(LayerKind::Activation(a), [steps, features], shape)
 }
 
 /// `max_pool(k)` and `avg_pool(k)` on `[T, F]`: over the steps, each feature alone.

@@ -5,7 +5,7 @@
 //! only ever see literal sizes.
 
 use super::args::{ConvSpec, Padding, Spec};
-use super::{sequences, table};
+use super::{hints, sequences, table};
 use crate::ast::{LayerDef, ShapeLit};
 use crate::ctxt::Ctxt;
 use crate::model::{Activation, ConvGeometry, LayerKind, PoolGeometry, Shape, Size};
@@ -74,10 +74,15 @@ pub fn conv2d(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ct
         if expected != channels {
             let plural = if expected == 1 { "" } else { "s" };
             let msg = format!(
-                "{} expects {expected} channel{plural} but {producer} gives {shape}",
-                describe(def, "conv2d")
+                "{} expects {expected} channel{plural} but {producer} gives {shape}{}",
+                describe(def, "conv2d"),
+                hints::channels_last(shape)
             );
             cx.error_at(span, msg);
+            if !hints::channels_last(shape).is_empty() {
+                // One mistake, the layout: the kernel that does not fit the width is not a second one.
+                return (None, Shape::Unknown);
+            }
         }
     }
     conv_geometry(&c, [channels, h, w], def, producer, shape, cx)
@@ -96,8 +101,10 @@ pub fn pool(spec: Spec, shape: &Shape, def: &LayerDef, producer: &str, cx: &Ctxt
         cx.error_spanned_by(
             &def.tokens,
             format!(
-                "`{name}` window {}×{} does not fit the input {shape} from {producer}",
-                kernel[0], kernel[1]
+                "`{name}` window {}×{} does not fit the input {shape} from {producer}{}",
+                kernel[0],
+                kernel[1],
+                hints::channels_last(shape)
             ),
         );
         return (None, Shape::Unknown);
@@ -182,11 +189,12 @@ pub fn dropout(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Sh
     (Some(LayerKind::Dropout { p }), shape.clone())
 }
 
-/// Element-wise activations: any shape; `softmax` on `[T, F]` is over each step's features.
+/// Element-wise activations: any shape; `softmax` and `log_softmax` on `[T, F]` are over each step's features.
 pub fn activation(spec: Spec, shape: &Shape, _: &LayerDef, _: &str, _: &Ctxt) -> Shaped {
     let Spec::Activation(a) = spec else { unreachable!("{PAIRED}") };
-    if let (Activation::Softmax, Some(steps_features)) = (a, shape.steps_features()) {
-        return sequences::softmax(steps_features, shape);
+    if let (Activation::Softmax | Activation::LogSoftmax, Some(steps_features)) = (a, shape.steps_features())
+    {
+        return sequences::softmax(a, steps_features, shape);
     }
     (Some(LayerKind::Activation(a)), shape.clone())
 }
@@ -240,10 +248,11 @@ fn conv_geometry(
         cx.error_spanned_by(
             &def.tokens,
             format!(
-                "{} kernel {}×{}{dilated} does not fit the padded input {ph}×{pw}: {producer} gives {shape}",
+                "{} kernel {}×{}{dilated} does not fit the padded input {ph}×{pw}: {producer} gives {shape}{}",
                 describe(def, "conv2d"),
                 c.kernel[0],
-                c.kernel[1]
+                c.kernel[1],
+                hints::channels_last(shape)
             ),
         );
         return (None, Shape::Unknown);

@@ -126,7 +126,8 @@ fn malformed_layers_are_spanned_errors() {
         (quote! { struct N { input: [2], dense } }, "`dense` needs its output size"),
         (quote! { struct N { input: [2], dense(x) } }, "expected a size"),
         (quote! { struct N { input: [2], dense(-3) } }, "positive whole number"),
-        (quote! { struct N { input: [2], dense(3, 4) } }, "takes one size"),
+        (quote! { struct N { input: [2], dense(3, 4) } }, "write `dense(3 -> 4)`"),
+        (quote! { struct N { input: [2], dense(3, 4, 5) } }, "takes one size"),
         (quote! { struct N { input: [2], dense(3, biass = false) } }, "unknown argument `biass` for `dense`"),
         (quote! { struct N { input: [2], dense(3, bias = 1) } }, "expected `true` or `false`"),
         (quote! { struct N { input: [2], dense(3, bias = true, bias = false) } }, "`bias` is given twice"),
@@ -329,6 +330,21 @@ fn leaky_relu_defaults_to_pytorchs_slope() {
 }
 
 #[test]
+fn elu_defaults_to_alpha_1_and_log_softmax_works_per_step() {
+    let (m, errs) = run(quote! { struct N { input: [3, 2], elu, elu(alpha = 0.5), swish, log_softmax } });
+    assert!(errs.is_empty(), "{errs:?}");
+    let m = m.unwrap();
+    assert_eq!(m.layers[0].kind, LayerKind::Activation(Activation::Elu(1.0)));
+    assert_eq!(m.layers[1].kind.to_string(), "elu(0.5)");
+    assert_eq!(m.layers[2].kind, LayerKind::Activation(Activation::Silu));
+    let LayerKind::PerStep { steps: 3, inputs: 2, inner, .. } = &m.layers[3].kind else { panic!("per step") };
+    assert_eq!(**inner, LayerKind::Activation(Activation::LogSoftmax));
+    assert_eq!(m.layers[3].kind.to_string(), "log_softmax");
+    let errs = errors(quote! { struct N { input: [2], elu(0.5, 2.0), selu(1) } });
+    assert_eq!(errs, ["`elu` takes one `alpha`, e.g. `elu(0.5)`", "`selu` takes no arguments"]);
+}
+
+#[test]
 fn edit_distance_suggests_close_names_only() {
     let names: Vec<&str> = LAYERS.iter().map(|e| e.name).collect();
     assert_eq!(closest("rlu", &names), Some("relu"));
@@ -355,6 +371,13 @@ fn every_table_entry_resolves_and_shapes_an_example() {
         ("tanh", "[4]", "tanh"),
         ("gelu", "[4]", "gelu"),
         ("softmax", "[4]", "softmax"),
+        ("log_softmax", "[4]", "log_softmax"),
+        ("silu", "[4]", "silu"),
+        ("swish", "[4]", "swish"),
+        ("elu", "[4]", "elu(0.5)"),
+        ("selu", "[4]", "selu"),
+        ("softplus", "[4]", "softplus"),
+        ("mish", "[4]", "mish"),
         ("identity", "[4]", "identity"),
         ("conv1d", "[5, 4]", "conv1d(2, kernel = 3)"),
         ("lstm", "[5, 4]", "lstm(3)"),
@@ -372,7 +395,9 @@ fn every_table_entry_resolves_and_shapes_an_example() {
         let tokens: TokenStream = format!("struct N {{ input: {input}, {layers} }}").parse().unwrap();
         let (model, errs) = run(tokens);
         assert!(errs.is_empty(), "{name}: {errs:?}");
-        assert_eq!(model.unwrap().layers[0].kind.to_string().split('(').next(), Some(name), "{name}");
+        // `swish` is another name of `silu`, and shows as it.
+        let shown = if name == "swish" { "silu" } else { name };
+        assert_eq!(model.unwrap().layers[0].kind.to_string().split('(').next(), Some(shown), "{name}");
     }
 }
 

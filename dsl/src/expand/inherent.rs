@@ -7,12 +7,12 @@ use super::layers::construct;
 use super::params::param_count_of;
 use super::types::nested_type;
 use super::Net;
-use crate::model::LayerKind;
+use crate::model::{LayerKind, Shape};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-/// What only the compiler can check: a nested network's shapes, and for a
-/// network with size parameters, that an instantiation's sizes fit. Without
+/// What only the compiler can check for a network with size parameters: that
+/// an instantiation's sizes fit. Without
 /// size parameters the checks run as soon as the network is compiled (`free`);
 /// with them, once per instantiation (`instance`), when `init`/`zeros` is
 /// compiled for it (`on_use`).
@@ -26,38 +26,18 @@ impl SizeChecks {
     pub fn of(net: &Net<'_>) -> Self {
         let Net { model, cfg, param_count, .. } = net;
         let name = &model.name;
-        let mut checks: Vec<(TokenStream, String)> = model
-            .layers
-            .iter()
-            .filter_map(|l| match &l.kind {
-                LayerKind::Nested { path } => {
-                    let (i, o) = (l.input.size(), l.output.size());
-                    let nested = nested_type(path, quote!(f32));
-                    let msg = format!(
-                        "`{}: {}` gets {} ({i} values) and is declared to give {} ({o} values), but `{}` takes or gives other sizes",
-                        l.name, l.kind, l.input, l.output, l.kind
-                    );
-                    Some((quote!(<#nested>::INPUT_SIZE == #i && <#nested>::OUTPUT_SIZE == #o), msg))
-                }
-                _ => None,
-            })
-            .collect();
+        // A type used as a layer is checked by its hidden constructor (`custom.rs`).
+        let mut checks: Vec<TokenStream> = Vec::new();
         for p in &model.generics {
             let ident = &p.ident;
-            checks.push((
-                quote!(#ident >= 1),
-                format!("`{name}`: the size parameter `{ident}` must be at least 1"),
-            ));
+            let msg = format!("`{name}`: the size parameter `{ident}` must be at least 1");
+            checks.push(quote!(::core::assert!(#ident >= 1, #msg);));
         }
         if !model.generics.is_empty() {
             let max = crate::model::MAX_PARAMS;
-            checks.push((
-                quote!(#param_count <= #max),
-                format!("`{name}`: these sizes give the network too many parameters to allocate"),
-            ));
+            let msg = format!("`{name}`: these sizes give the network too many parameters to allocate");
+            checks.push(quote!(::core::assert!(#param_count <= #max, #msg);));
         }
-        let checks: Vec<TokenStream> =
-            checks.iter().map(|(cond, msg)| quote!(::core::assert!(#cond, #msg);)).collect();
         let (free, instance, on_use) = if checks.is_empty() {
             (quote!(), quote!(), quote!())
         } else if model.generics.is_empty() {
@@ -82,6 +62,11 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
     let name = &model.name;
     let (input_shape, output_shape) = (model.input.dims(), model.output().dims());
     let layer_infos = layer_infos(net);
+    // A token network's input shows as `tokens[T]`.
+    let (summary, to_dot) = match model.input {
+        Shape::Tokens(_) => (quote!(token_summary), quote!(token_dot)),
+        _ => (quote!(summary), quote!(to_dot)),
+    };
     let use_checks = &checks.on_use;
     // `Mlp`, or `Mlp<128>` for an instantiation of a network with size parameters.
     let display_name = if model.generics.is_empty() {
@@ -112,13 +97,13 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
             /// A Keras-style table of the layers: name, kind, output shape and
             /// parameter count, with totals (parameters, buffers, bytes as f32).
             pub fn summary() -> ::std::string::String {
-                #sn::inspect::summary(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
+                #sn::inspect::#summary(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
             }
 
             /// The data-flow graph in Graphviz DOT, each node labelled with its
             /// layer and output shape: `dot -Tsvg` draws it.
             pub fn to_dot() -> ::std::string::String {
-                #sn::inspect::to_dot(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
+                #sn::inspect::#to_dot(#display_name, Self::INPUT_SHAPE, Self::LAYERS)
             }
 
             /// An `f32` network initialised from `seed`: He before ReLU-family
@@ -126,6 +111,13 @@ pub fn constants(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
             pub fn new(seed: u64) -> Self {
                 #use_checks
                 Self::init(#sn::init::Init::Auto, seed)
+            }
+
+            /// Loads an `f32` network saved by `save`, or a PyTorch `state_dict` of the
+            /// same architecture; every name, dtype and shape is checked first. Other
+            /// float types: `Net::<f64>::load` (`staticnet::network::Build`, in the prelude).
+            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+                <Self as #sn::network::Build<f32>>::load(path)
             }
         }
     }
@@ -151,17 +143,20 @@ fn layer_infos(net: &Net<'_>) -> Vec<TokenStream> {
                     quote!(<#branch<#ga f32>>::LAYERS)
                 })
                 .collect(),
-            LayerKind::Nested { path } => {
-                let nested = nested_type(path, quote!(f32));
-                vec![quote!(<#nested>::LAYERS)]
-            }
             _ => Vec::new(),
+        };
+        let children = match &l.kind {
+            LayerKind::Nested { path, .. } => {
+                let nested = nested_type(path, quote!(f32));
+                quote!(<#nested as #sn::Params<f32>>::SUBLAYERS)
+            }
+            _ => quote!(&[#(#children),*]),
         };
         quote! {
             #sn::network::LayerInfo {
                 name: #name, param_name: #pname, kind: #kind,
                 input_shape: &[#(#input),*], output_shape: &[#(#output),*], params: #params, buffers: #buffers,
-                children: &[#(#children),*],
+                children: #children,
             }
         }
     }).collect()
@@ -169,9 +164,10 @@ fn layer_infos(net: &Net<'_>) -> Vec<TokenStream> {
 
 /// `init`, `zeros`, `forward`, `save` and `load`, for any scalar type.
 pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
-    let Net { model, sn, gp, ga, cfg, input_size, output_size, .. } = net;
+    let Net { model, sn, gp, ga, cfg, input_size, output_size, trace, grads, .. } = net;
     let name = &model.name;
     let SizeChecks { instance: instance_checks, on_use: use_checks, .. } = checks;
+    let custom_wrappers = super::custom::wrappers(net);
     let fields = net.fields();
     let constructors = fields.iter().map(|l| {
         let ident = &l.ident;
@@ -187,6 +183,7 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
         #cfg
         impl<#gp T: #sn::Float> #name<#ga T> {
             #instance_checks
+            #custom_wrappers
 
             /// A network with weights drawn by `init` from `seed` and zero biases.
             /// The same seed gives the same weights.
@@ -209,15 +206,46 @@ pub fn methods(net: &Net<'_>, checks: &SizeChecks) -> TokenStream {
                 <Self as #sn::Network<T, #input_size, #output_size>>::forward(self, x)
             }
 
+            /// The training pass ([`Network::forward_train`](#sn::Network::forward_train)), also
+            /// inherent so that the call is unambiguous with `CustomLayer` in scope.
+            pub fn forward_train<'t>(
+                &mut self,
+                x: &#sn::Batch<T, #input_size>,
+                trace: &'t mut #trace<#ga T>,
+            ) -> &'t #sn::Batch<T, #output_size> {
+                <Self as #sn::Network<T, #input_size, #output_size>>::forward_train(self, x, trace)
+            }
+
+            /// The backward pass ([`Network::backward`](#sn::Network::backward)), also inherent
+            /// so that the call is unambiguous with `CustomLayer` in scope.
+            pub fn backward(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                trace: &mut #trace<#ga T>,
+                d_out: &#sn::Batch<T, #output_size>,
+                grads: &mut #grads<#ga T>,
+                d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+            ) {
+                <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, trace, d_out, grads, d_input)
+            }
+
             /// Saves the parameters and buffers as safetensors under PyTorch
             /// `state_dict` names, atomically (see `staticnet::persist`).
             pub fn save(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<()> {
                 #sn::persist::save(self, path)
             }
 
-            /// Loads a network saved by [`Self::save`], or a PyTorch `state_dict` of the
-            /// same architecture; every name, dtype and shape is checked first.
-            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
+        }
+
+        // `Net::<f64>::new(seed)`, `Net::<f64>::load(path)` and generic code; the `f32`
+        // network has both as inherent functions too, so they need no annotation there.
+        #cfg
+        impl<#gp T: #sn::Float> #sn::network::Build<T> for #name<#ga T> {
+            fn new(seed: u64) -> Self {
+                Self::init(#sn::init::Init::Auto, seed)
+            }
+
+            fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> #sn::Result<Self> {
                 let mut net = Self::zeros();
                 #sn::persist::load_into(&mut net, path)?;
                 ::core::result::Result::Ok(net)

@@ -3,7 +3,7 @@
 //! a layer through (a field, or a value written inline).
 
 use super::composite;
-use super::types::{layer_type, nested_type};
+use super::types::layer_type;
 use crate::model::{Activation, Cell, ConvGeometry, Layer, LayerKind, Model, PoolGeometry};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -76,14 +76,7 @@ pub fn construct(model: &Model, l: &Layer, random: bool) -> TokenStream {
             checked(quote!(#layers::Dropout::new(#p, ::staticnet::init::next_seed(&mut rng))))
         }
         LayerKind::Dropout { p } => checked(quote!(#layers::Dropout::new(#p, 0))),
-        LayerKind::Nested { path } if random => {
-            let ty = nested_type(path, quote!(T));
-            quote!(#layers::Nested(<#ty>::init(init, ::staticnet::init::next_seed(&mut rng))))
-        }
-        LayerKind::Nested { path } => {
-            let ty = nested_type(path, quote!(T));
-            quote!(#layers::Nested(<#ty>::zeros()))
-        }
+        LayerKind::Nested { .. } => super::custom::construct(l, random),
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite::construct(model, l, random),
         LayerKind::PerStep { inputs, inner, .. } => {
             let inner = match &**inner {
@@ -171,9 +164,14 @@ pub fn layer_ref(model: &Model, l: &Layer) -> TokenStream {
             quote!(#layers::GlobalAvgPool { channels: #channels, spatial: #spatial })
         }
         LayerKind::Activation(Activation::LeakyRelu(alpha)) => quote!(#layers::LeakyRelu::new(#alpha)),
-        LayerKind::PerStep { steps, inputs, outputs, .. } => {
-            // Only `softmax` per step is not a field.
-            quote!(#layers::PerStep::<#layers::Softmax, #steps, #inputs, #outputs>::new(#layers::Softmax))
+        LayerKind::Activation(Activation::Elu(alpha)) => quote!(#layers::Elu::new(#alpha)),
+        LayerKind::PerStep { steps, inputs, outputs, inner } => {
+            // Only `softmax` and `log_softmax` per step are not fields.
+            let a = match &**inner {
+                LayerKind::Activation(Activation::LogSoftmax) => quote!(#layers::LogSoftmax),
+                _ => quote!(#layers::Softmax),
+            };
+            quote!(#layers::PerStep::<#a, #steps, #inputs, #outputs>::new(#a))
         }
         LayerKind::MaxPool1d(g) | LayerKind::AvgPool1d(g) => {
             let ty =

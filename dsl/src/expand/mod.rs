@@ -16,8 +16,12 @@
 //!   `Network`, `Layer` and `NestedNetwork` impls;
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks;
 //! - `onnx.rs`: the `onnx::Export` impl, the inference pass as ONNX nodes.
+//!   `Network` and `Layer` impls; `custom.rs`: types used as layers (the
+//!   user's own, or networks) and the network's `CustomLayer` impl;
+//! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
 
 mod composite;
+mod custom;
 mod fused;
 mod inherent;
 mod layers;
@@ -107,6 +111,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let layer = passes::layer_impls(&net);
     let network = passes::network_impl(&net);
     let onnx = onnx::export_impl(&net);
+    let custom = custom::network_impls(&net);
     quote! {
         #composites
         #network_struct
@@ -120,5 +125,6 @@ pub fn expand(model: &Model) -> TokenStream {
         #layer
         #network
         #onnx
+        #custom
     }
 }

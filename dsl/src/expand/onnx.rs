@@ -97,7 +97,7 @@ fn layer(l: &Layer, at: &TokenStream) -> TokenStream {
                 ::core::result::Result::Ok(#o::ops::join(g, &outs, #concat))
             }}
         }
-        LayerKind::Nested { .. } => quote!(#o::Export::<T>::onnx_layers(&#at.0, g, &x)),
+        LayerKind::Nested { .. } => quote!(#at.to_onnx(g, &x)),
         LayerKind::PerStep { inner, .. } => match &**inner {
             LayerKind::Dense { .. } => quote!(#o::ops::dense(g, &x, &#at.inner, true)),
             LayerKind::LayerNorm { eps } => quote!(#o::ops::layer_norm(g, &x, &#at.inner, #eps, 1)),
@@ -140,5 +140,11 @@ fn activation(a: Activation, dims: &TokenStream, per_step: bool) -> TokenStream 
         Activation::Gelu => quote!(#ops::gelu(g, &x)),
         Activation::Softmax => quote!(#ops::softmax(g, &x, #dims, #per_step)),
         Activation::Identity => unary("Identity"),
+        Activation::Silu => quote!(#ops::silu(g, &x)),
+        Activation::Elu(alpha) => quote!(#ops::elu(g, &x, #alpha)),
+        Activation::Selu => unary("Selu"),
+        Activation::Softplus => unary("Softplus"),
+        Activation::Mish => quote!(#ops::mish(g, &x)),
+        Activation::LogSoftmax => quote!(#ops::log_softmax(g, &x, #dims, #per_step)),
     }
 }

@@ -12,7 +12,7 @@ use quote::quote;
 /// parameters), plus the nested networks' counts, which only the compiler knows.
 pub fn param_count_of(own: &Count, layers: &[Layer]) -> TokenStream {
     let nested = crate::model::nested_paths(layers).into_iter().map(|p| nested_type(p, quote!(f32)));
-    quote!(#own #(+ <#nested>::PARAM_COUNT)*)
+    quote!(#own #(+ <#nested as ::staticnet::Params<f32>>::PARAM_COUNT)*)
 }
 
 /// `impl Params for Net`: the layers with parameters, each under its name.
@@ -35,6 +35,7 @@ pub fn params_impl(net: &Net<'_>) -> TokenStream {
     let visit_params_mut = visit(quote!(visit_params_mut), quote!(&mut));
     let visit_buffers = visit(quote!(visit_buffers), quote!(&));
     let visit_buffers_mut = visit(quote!(visit_buffers_mut), quote!(&mut));
+    let visit_compact = visit(quote!(visit_compact), quote!(&mut));
     let visit_rngs =
         net.fields().into_iter().filter(|l| matches!(l.kind, LayerKind::Dropout { .. })).map(|l| {
             let (ident, pname) = (&l.ident, &l.param_name);
@@ -53,6 +54,7 @@ pub fn params_impl(net: &Net<'_>) -> TokenStream {
         impl<#gp T: #sn::Float> #sn::Params<T> for #name<#ga T> {
             type Gradients = #grads<#ga T>;
             const PARAM_COUNT: usize = #param_count;
+            const SUBLAYERS: &'static [&'static [#sn::network::LayerInfo]] = &[<#name<#ga f32>>::LAYERS];
 
             fn zero_gradients(&self) -> #grads<#ga T> {
                 #grads { #(#zero_grads,)* __scalar: ::core::marker::PhantomData }
@@ -96,6 +98,11 @@ pub fn params_impl(net: &Net<'_>) -> TokenStream {
             fn visit_rngs(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::params::ParamPath<'_>, &mut #sn::init::SeededRng)) {
                 let _ = (path, &f);
                 #(#visit_rngs)*
+            }
+
+            fn visit_compact(&mut self, path: &#sn::params::ParamPath<'_>, f: &mut dyn FnMut(#sn::quant::CompactSlot<'_, T>)) {
+                let _ = (path, &f);
+                #visit_compact
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The passes: inference (`forward`, and `infer` into the trace's buffers),
 //! the training forward pass and the backward pass, each straight-line code
 //! over the layers, some of them fused (`fused.rs`); and the impls that carry
-//! them: `Network`, `Layer` (a network is a layer too) and `NestedNetwork`.
+//! them: `Network` and `Layer` (a network is a layer too).
 
 use super::fused::{fused_steps, Fused, Pass};
 use super::layers::layer_ref;
@@ -26,10 +26,12 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
     let backward = backward_body(model, &steps);
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
     let check_input = check_input(net);
+    let final_activation = final_activation(model);
     quote! {
         #cfg
         impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
             type Trace = #trace<#ga T>;
+            const FINAL_ACTIVATION: ::core::option::Option<&'static str> = #final_activation;
 
             #[allow(non_snake_case)]
             fn forward(&self, x: &#sn::Batch<T, #input_size>) -> #sn::Batch<T, #output_size> {
@@ -71,6 +73,25 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
     }
 }
 
+/// `Some("softmax")` when the last layer that computes (past `flatten` and
+/// `dropout`) is an activation, at every step or not; `None` otherwise.
+fn final_activation(model: &Model) -> TokenStream {
+    let last =
+        model.layers.iter().rev().find(|l| !matches!(l.kind, LayerKind::Flatten | LayerKind::Dropout { .. }));
+    let activation = last.filter(|l| match &l.kind {
+        LayerKind::Activation(_) => true,
+        LayerKind::PerStep { inner, .. } => matches!(**inner, LayerKind::Activation(_)),
+        _ => false,
+    });
+    match activation {
+        Some(l) => {
+            let name = l.kind.to_string();
+            quote!(::core::option::Option::Some(#name))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
 /// A network of token ids (`input: tokens[T]`) checks them with its first
 /// layer, the embedding (the checker allows no other); others take any input.
 fn check_input(net: &Net<'_>) -> TokenStream {
@@ -88,7 +109,7 @@ fn check_input(net: &Net<'_>) -> TokenStream {
     }
 }
 
-/// `Layer` and `NestedNetwork` for the network, so another can use it as a layer.
+/// `Layer` for the network, which its `CustomLayer` impl (`custom.rs`) hands on to.
 pub fn layer_impls(net: &Net<'_>) -> TokenStream {
     let Net { model, sn, gp, ga, cfg, input_size, output_size, trace, grads, .. } = net;
     let name = &model.name;
@@ -125,42 +146,6 @@ pub fn layer_impls(net: &Net<'_>) -> TokenStream {
                 dx: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
             ) {
                 <Self as #sn::Network<T, #input_size, #output_size>>::backward(self, x, ws, dy, g, dx)
-            }
-        }
-
-        #cfg
-        /// Nesting: the `Layer` passes over batches of any size, which a `const`
-        /// assertion of the outer network has checked to be this network's.
-        impl<#gp T: #sn::Float> #sn::layers::NestedNetwork<T> for #name<#ga T> {
-            type Trace = #trace<#ga T>;
-
-            fn nested_forward<const __I: usize, const __O: usize>(&self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>) {
-                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
-                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward(self, x, y)
-            }
-
-            fn nested_forward_with<const __I: usize, const __O: usize>(&self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>, ws: &mut #trace<#ga T>) {
-                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
-                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward_with(self, x, y, ws)
-            }
-
-            fn nested_forward_train<const __I: usize, const __O: usize>(&mut self, x: &#sn::Batch<T, __I>, y: &mut #sn::Batch<T, __O>, ws: &mut #trace<#ga T>) {
-                let (x, y) = (#sn::layers::same_size(x), #sn::layers::same_size_mut(y));
-                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::forward_train(self, x, y, ws)
-            }
-
-            fn nested_backward<const __I: usize, const __O: usize>(
-                &self,
-                x: &#sn::Batch<T, __I>,
-                y: &#sn::Batch<T, __O>,
-                dy: &#sn::Batch<T, __O>,
-                ws: &mut #trace<#ga T>,
-                g: &mut #grads<#ga T>,
-                dx: ::core::option::Option<&mut #sn::Batch<T, __I>>,
-            ) {
-                let (x, y, dy) = (#sn::layers::same_size(x), #sn::layers::same_size(y), #sn::layers::same_size(dy));
-                let dx = dx.map(|dx| #sn::layers::same_size_mut(dx));
-                <Self as #sn::layers::Layer<T, #input_size, #output_size>>::backward(self, x, y, dy, ws, g, dx)
             }
         }
     }

@@ -138,13 +138,16 @@ pub fn pass_types(net: &Net<'_>) -> TokenStream {
             pub ws: #workspaces<#ga T>,
         }
 
+        // The trace's parts: reached through its fields, hidden from the user's docs.
         #cfg
+        #[doc(hidden)]
         #[doc = #buffers_doc]
         #vis struct #buffers<#gd T: #sn::Float = f32> {
             #(#buffer_defs,)*
         }
 
         #cfg
+        #[doc(hidden)]
         #[doc = #workspaces_doc]
         #vis struct #workspaces<#gd T: #sn::Float = f32> {
             #(#workspace_defs,)*
@@ -250,16 +253,19 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
         LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #o>),
         LayerKind::Dropout { .. } => quote!(#layers::Dropout),
         LayerKind::Residual { .. } | LayerKind::Parallel { .. } => composite_type(model, l),
-        LayerKind::Nested { path } => {
+        LayerKind::Nested { path, .. } => {
             let ty = nested_type(path, quote!(T));
-            quote!(#layers::Nested<#ty>)
+            quote!(#layers::Custom<T, #ty, #i, #o>)
         }
         LayerKind::PerStep { steps, inputs, outputs, inner } => {
             let inner = match &**inner {
                 LayerKind::Dense { .. } => quote!(#layers::Dense<T, #inputs, #outputs>),
                 LayerKind::LayerNorm { .. } => quote!(#layers::LayerNorm<T, #inputs>),
                 LayerKind::Activation(Activation::Softmax) => quote!(#layers::Softmax),
-                _ => unreachable!("the checker applies only dense, layer_norm and softmax per step"),
+                LayerKind::Activation(Activation::LogSoftmax) => quote!(#layers::LogSoftmax),
+                _ => unreachable!(
+                    "the checker applies only dense, layer_norm, softmax and log_softmax per step"
+                ),
             };
             quote!(#layers::PerStep<#inner, #steps, #inputs, #outputs>)
         }
@@ -294,6 +300,12 @@ pub fn layer_type(model: &Model, l: &Layer) -> TokenStream {
             Activation::Gelu => quote!(#layers::Gelu),
             Activation::Softmax => quote!(#layers::Softmax),
             Activation::Identity => quote!(#layers::Identity),
+            Activation::Silu => quote!(#layers::Silu),
+            Activation::Elu(_) => quote!(#layers::Elu),
+            Activation::Selu => quote!(#layers::Selu),
+            Activation::Softplus => quote!(#layers::Softplus),
+            Activation::Mish => quote!(#layers::Mish),
+            Activation::LogSoftmax => quote!(#layers::LogSoftmax),
         },
     }
 }

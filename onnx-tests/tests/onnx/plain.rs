@@ -59,11 +59,24 @@ network! {
     }
 }
 
+network! {
+    /// The smooth activations and log_softmax (on features and on `[C, H, W]`).
+    struct Smooth {
+        input: [2, 3, 2],
+        silu, elu(0.5), log_softmax,
+        flatten, dense(8), selu, softplus, mish,
+        dense(4), log_softmax,
+    }
+}
+
 #[test]
 fn every_activation_and_norm_on_features() {
     let mut net = Activations::<f32>::init(Init::Auto, 4);
     perturb(&mut net, 4);
     check(&net, &random_batch::<12>(5, 5));
+    let mut smooth = Smooth::<f32>::init(Init::Auto, 5);
+    perturb(&mut smooth, 5);
+    check(&smooth, &random_batch::<12>(5, 6));
 }
 
 network! {

@@ -71,3 +71,22 @@ pub(super) unsafe fn sigmoid(v: &mut [f32]) {
 pub(super) unsafe fn tanh(v: &mut [f32]) {
     map8(v, |x| tanh8(x))
 }
+
+/// [`super::lstm_cell_backward`] compiled for AVX2: the portable loop,
+/// vectorised by the compiler for this level's registers (the same bits).
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; the lengths agree as [`super::lstm_cell_backward`] asserts.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn lstm_cell_backward(
+    gates: &[f32],
+    c_prev: &[f32],
+    tanh_c: &[f32],
+    dy: &[f32],
+    dh_next: &[f32],
+    dc: &mut [f32],
+    dz: &mut [f32],
+) {
+    super::portable::lstm_cell_backward(gates, c_prev, tanh_c, dy, dh_next, dc, dz)
+}

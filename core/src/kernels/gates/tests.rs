@@ -75,3 +75,42 @@ fn every_level_gives_the_same_bits_on_every_run() {
         );
     }
 }
+
+#[test]
+fn the_lstm_cell_backward_gives_the_same_bits_at_every_level() {
+    for n in (1..=40).chain([256]) {
+        let v = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len).map(|i| (((i * 7 + seed * 13) % 23) as f32 - 11.0) * 0.07).collect()
+        };
+        let (gates, c_prev, tanh_c, dy, dh_next, dc0) =
+            (v(4 * n, 1), v(n, 2), v(n, 3), v(n, 4), v(n, 5), v(n, 6));
+        // The formulas in f64 (the portable loop in f64).
+        let f64s = |s: &[f32]| s.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let (mut want_dc, mut want_dz) = (f64s(&dc0), vec![0.0; 4 * n]);
+        let args = [&gates, &c_prev, &tanh_c, &dy, &dh_next].map(|s| f64s(s));
+        portable::lstm_cell_backward(
+            &args[0],
+            &args[1],
+            &args[2],
+            &args[3],
+            &args[4],
+            &mut want_dc,
+            &mut want_dz,
+        );
+        let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+        for isa in tested_levels("lstm cell backward") {
+            let (mut dc, mut dz) = (dc0.clone(), vec![f32::NAN; 4 * n]);
+            lstm_cell_backward(isa, &gates, &c_prev, &tanh_c, &dy, &dh_next, &mut dc, &mut dz);
+            for (got, want) in dc.iter().chain(&dz).zip(want_dc.iter().chain(&want_dz)) {
+                assert!(
+                    (*got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{isa:?}, {n}: {got} vs {want}"
+                );
+            }
+            match &first {
+                None => first = Some((dc, dz)),
+                Some(bits) => assert!(bits == &(dc, dz), "{isa:?}, {n}: not the portable level's bits"),
+            }
+        }
+    }
+}

@@ -20,6 +20,7 @@ mod balance;
 mod micro;
 mod packed;
 mod plan;
+mod prepacked;
 mod small;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,8 @@ use crate::tensor::threads;
 use balance::Balance;
 use packed::reserve_pack_buffer;
 use plan::{plan, single};
+pub(crate) use prepacked::PackedA;
+use prepacked::Panels;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Once;
@@ -45,6 +48,16 @@ pub(crate) type Then<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
 
 /// Products below this many multiply-adds stay on one thread.
 const PAR_MIN_MACS: usize = 1 << 20;
+/// Products of fewer than [`FEW_COLUMNS`] columns (a sequence of one sample:
+/// batch-1 inference and generation of a language model) below this many
+/// multiply-adds stay on one thread: each part would do a few tens of
+/// microseconds of work, about what moving its operands and results between
+/// the cores costs (the character GPT's batch-1 pass ran 0.90× as fast on 2
+/// threads with every product over [`PAR_MIN_MACS`] split). An LSTM's step
+/// product, 1024×256 by a batch of 32, is just at this size and still splits.
+const PAR_MIN_NARROW_MACS: usize = 1 << 23;
+/// See [`PAR_MIN_NARROW_MACS`].
+const FEW_COLUMNS: usize = 128;
 /// Matrix-vector products (batch 1) below this many stay on one thread.
 const PAR_MIN_MV_MACS: usize = 1 << 16;
 
@@ -54,6 +67,8 @@ struct Mat {
     ptr: *const f32,
     rs: isize,
     cs: isize,
+    /// The same matrix packed ahead, when the caller has it (`A` only).
+    pre: Option<Panels>,
 }
 
 #[derive(Clone, Copy)]
@@ -130,6 +145,34 @@ pub(crate) unsafe fn sgemm_with(
     csc: isize,
     then: Option<Then<'_>>,
 ) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { entry(isa, None, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, then) }
+}
+
+/// [`sgemm_with`], with `A`'s panels packed ahead when `pre` has them.
+///
+/// # Safety
+/// As [`sgemm`]; `pre` is `A` packed at level `isa`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn entry(
+    isa: Isa,
+    pre: Option<Panels>,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    then: Option<Then<'_>>,
+) {
     let isa = isa.checked();
     // Worker threads size their packing buffers before their first part.
     static WORKER_HOOK: Once = Once::new();
@@ -144,16 +187,49 @@ pub(crate) unsafe fn sgemm_with(
                 f(cols, rows)
             }
         };
-        let (a, b) = (Mat { ptr: b, rs: csb, cs: rsb }, Mat { ptr: a, rs: csa, cs: rsa });
+        let (a, b) =
+            (Mat { ptr: b, rs: csb, cs: rsb, pre: None }, Mat { ptr: a, rs: csa, cs: rsa, pre: None });
         let c = MatMut { ptr: c, rs: csc, cs: rsc };
         let then = then.map(|_| &swapped as Then<'_>);
         // SAFETY: the same matrices (the caller's promise), transposed by swapping strides.
         return unsafe { dispatch(isa, n, k, m, alpha, a, b, beta, c, then) };
     }
-    let (a, b) = (Mat { ptr: a, rs: rsa, cs: csa }, Mat { ptr: b, rs: rsb, cs: csb });
+    let (a, b) = (Mat { ptr: a, rs: rsa, cs: csa, pre }, Mat { ptr: b, rs: rsb, cs: csb, pre: None });
     let c = MatMut { ptr: c, rs: rsc, cs: csc };
     // SAFETY: the caller's promise, passed on.
     unsafe { dispatch(isa, m, k, n, alpha, a, b, beta, c, then) }
+}
+
+/// [`sgemm`] where `packed` holds `A` packed ahead ([`PackedA::pack`] of the
+/// same matrix at the active level, not changed since): the blocked product
+/// reads its panels instead of packing `A` again, with the same results, bit
+/// for bit. A `packed` of another level or shape is ignored (`A` is packed
+/// as usual).
+///
+/// # Safety
+/// As [`sgemm`]; `packed` holds this `A`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_packed_a(
+    packed: &PackedA,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let isa = Isa::active();
+    let pre = packed.panels(isa, m, k);
+    // SAFETY: the caller's promise, passed on; the active level is one the CPU supports.
+    unsafe { entry(isa, pre, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, None) }
 }
 
 /// `y = A·x + bias` and, when `relu` is given, `relu = max(y, 0)`: one sample
@@ -236,7 +312,8 @@ unsafe fn dispatch(
     // writing C: split its columns, the blocks the optimizer's split update
     // reads next on the same cores.
     let outer = k == 1 && n >= 16 * threads && macs >= PAR_MIN_MV_MACS;
-    if threads > 1 && (matrix_vector || outer || (macs >= PAR_MIN_MACS && n != 1)) {
+    let worth_splitting = macs >= PAR_MIN_MACS && n != 1 && (n >= FEW_COLUMNS || macs >= PAR_MIN_NARROW_MACS);
+    if threads > 1 && (matrix_vector || outer || worth_splitting) {
         // Each part packs its own share of one operand and all of the other:
         // splitting C's columns repeats the packing of A (m×k), splitting its
         // rows repeats B's (k×n, unless the kernel reads B in place). Split
@@ -283,7 +360,8 @@ unsafe fn dispatch(
                         single(plan, m, k, size, alpha, a, b, beta, c);
                         then(0..m, start..start + size)
                     } else {
-                        let a = Mat { ptr: a.ptr.offset(start as isize * a.rs), ..a };
+                        let pre = a.pre.and_then(|p| p.from_row(start));
+                        let a = Mat { ptr: a.ptr.offset(start as isize * a.rs), pre, ..a };
                         let c = MatMut { ptr: c.ptr.offset(start as isize * c.rs), ..c };
                         single(plan, size, k, n, alpha, a, b, beta, c);
                         then(start..start + size, 0..n)

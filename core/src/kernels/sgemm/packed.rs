@@ -129,6 +129,8 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
     };
     let mut tile = [0.0f32; 32 * 16];
     let in_place = K::B_IN_PLACE && b.rs == 1 && b.cs > 0;
+    // A packed ahead (`prepacked.rs`) for this kernel and blocking is read where it lies.
+    let pre = a.pre.filter(|p| p.mr == mr && p.kc_max == kc_max);
     let mut jc = 0;
     while jc < n {
         let nc = (n - jc).min(nc_max);
@@ -151,8 +153,16 @@ unsafe fn packed<K: Kernel>(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b:
             while ic < m {
                 let mc = (m - ic).min(mc_max);
                 // SAFETY: as for B: rows `ic..ic + mc` of A by `kc` columns, into
-                // the `mc_max·kc_max` values at `ap`.
-                unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
+                // the `mc_max·kc_max` values at `ap`; or, packed ahead, the same
+                // panels in the whole packed A (`ic` is a multiple of `mc_max`,
+                // itself of `mr`; `pc` of `kc_max`).
+                let ap: *const f32 = match pre {
+                    Some(p) => unsafe { p.at(pc, kc, ic) },
+                    None => {
+                        unsafe { pack_a(mc, kc, mr, a, ic, pc, ap, K::AVX) };
+                        ap
+                    }
+                };
                 let mut jr = 0;
                 while jr < nc {
                     let nr_ = (nc - jr).min(nr);
@@ -247,7 +257,7 @@ fn pack_buffer(need: usize) -> (*mut f32, Option<Vec<f32>>) {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, bp: *mut f32, avx: bool) {
-    let bt = Mat { ptr: b.ptr, rs: b.cs, cs: b.rs };
+    let bt = Mat { ptr: b.ptr, rs: b.cs, cs: b.rs, pre: None };
     // SAFETY: the caller's promise for B is `pack_a`'s for `Bᵀ`, the same memory.
     unsafe { pack_a(nc, kc, nr, bt, jc, pc, bp, avx) }
 }
@@ -259,7 +269,16 @@ unsafe fn pack_b(kc: usize, nc: usize, nr: usize, b: Mat, pc: usize, jc: usize, 
 /// `mc` rounded up to `mr`, by `kc`; with `avx`, the CPU supports AVX.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pack_a(mc: usize, kc: usize, mr: usize, a: Mat, ic: usize, pc: usize, ap: *mut f32, avx: bool) {
+pub(super) unsafe fn pack_a(
+    mc: usize,
+    kc: usize,
+    mr: usize,
+    a: Mat,
+    ic: usize,
+    pc: usize,
+    ap: *mut f32,
+    avx: bool,
+) {
     let mut i0 = 0;
     let mut dst = ap;
     while i0 < mc {

@@ -142,6 +142,6 @@ pub(super) unsafe fn single(
 /// the same memory with strides swapped.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn transposed(m: usize, n: usize, a: Mat, b: Mat, c: MatMut) -> (usize, usize, Mat, Mat, MatMut) {
-    let t = |x: Mat| Mat { ptr: x.ptr, rs: x.cs, cs: x.rs };
+    let t = |x: Mat| Mat { ptr: x.ptr, rs: x.cs, cs: x.rs, pre: None };
     (n, m, t(b), t(a), MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs })
 }

@@ -108,7 +108,7 @@ fn where_a_split_falls_never_changes_a_bit() {
         // Rows split, columns split (a gradient-shaped product), few rows with
         // many columns, whose parts alone would have picked another kernel, and
         // a matrix-vector and an outer product (batch 1, split by rows and columns).
-        for (m, k, n) in [(256, 784, 128), (784, 128, 256), (16, 4096, 48), (1024, 300, 1), (784, 1, 256)] {
+        for (m, k, n) in [(256, 784, 128), (784, 128, 256), (16, 16384, 48), (1024, 300, 1), (784, 1, 256)] {
             let whole = product(isa, m, k, n, 1);
             for share in [1, 200, 512, 900, 1023] {
                 SHARES.iter().for_each(|s| s.store(share, Relaxed));
@@ -302,5 +302,61 @@ fn small_affine_is_the_product_plus_bias_and_its_relu() {
     // AVX-512 CPUs run AVX2's kernel: the same bits.
     if let [(_, avx2), (_, avx512)] = &by_level[..] {
         assert!(same_bits(avx2, avx512), "small_affine: AVX2 and AVX-512 differ");
+    }
+}
+
+#[test]
+fn a_prepacked_a_gives_the_bits_of_one_packed_per_product() {
+    let _lock = thread_count_lock();
+    // An LSTM's step products (W_hh·h: many rows, a batch of columns; W_hhᵀ·dG:
+    // a deep inner dimension over several slices), odd sizes with padded
+    // panels, A in both layouts, C accumulated (beta = 1) and overwritten.
+    let shapes = [(1024, 256, 32, true), (256, 1024, 32, false), (70, 300, 9, true), (33, 17, 40, false)];
+    for isa in tested_levels("sgemm with A packed ahead") {
+        for (m, k, n, a_rows) in shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5).collect();
+            let (rsa, csa) = if a_rows { (k as isize, 1) } else { (1, m as isize) };
+            let mut packed = PackedA::default();
+            // SAFETY: `a` holds the m×k matrix with these strides; the CPU has `isa`.
+            unsafe { packed.pack(isa, m, k, a.as_ptr(), rsa, csa) };
+            let pre = packed.panels(isa, m, k);
+            assert!(pre.is_some());
+            for (threads, beta) in [(1, 0.0), (2, 0.0), (1, 1.0), (2, 1.0)] {
+                threads::set_threads(threads);
+                let mut c = [vec![0.5f32; m * n], vec![0.5f32; m * n]];
+                for (c, pre) in c.iter_mut().zip([None, pre]) {
+                    let (bp, cp) = (b.as_ptr(), c.as_mut_ptr());
+                    let mi = m as isize;
+                    // SAFETY: each slice holds its matrix (A as packed, B column-major k×n,
+                    // C column-major m×n), and C aliases neither; `pre` is `a` packed at `isa`.
+                    unsafe {
+                        entry(
+                            isa,
+                            pre,
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            a.as_ptr(),
+                            rsa,
+                            csa,
+                            bp,
+                            1,
+                            k as isize,
+                            beta,
+                            cp,
+                            1,
+                            mi,
+                            None,
+                        )
+                    };
+                }
+                assert!(same_bits(&c[0], &c[1]), "{isa:?} {m}×{k}×{n}, {threads} threads, beta {beta}");
+            }
+            threads::set_threads(1);
+            // Packed for another shape or level: ignored.
+            assert!(packed.panels(isa, m + 1, k).is_none());
+        }
     }
 }

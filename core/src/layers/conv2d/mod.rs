@@ -24,6 +24,7 @@
 //! `params.rs` (the parameters under PyTorch's names); the pass fused with a
 //! ReLU and a max pooling is in `layers/fused.rs`.
 
+mod compact;
 mod im2col;
 mod params;
 mod products;
@@ -59,6 +60,9 @@ pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usiz
     /// Whether the products go through `tensor::gemm` (large layers) or the
     /// small kernels; see `products::products_through_gemm`.
     gemm: bool,
+    /// The weight in a compact form, which the inference pass then reads
+    /// instead (`crate::quant`; only a `Quantized` network fills it).
+    compact: Option<Box<crate::quant::Compact>>,
 }
 
 /// The gradient of a loss with respect to a [`Conv2d`] layer's parameters.
@@ -145,6 +149,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             bias: bias.then(heap_zeros),
             geometry,
             gemm: products_through_gemm::<T>(Isa::active(), PATCH * COUT),
+            compact: None,
         })
     }
 
@@ -192,6 +197,11 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     /// `ws.cols` for its backward pass stay intact.
     pub fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
         ensure_batch(y, x.ncols());
+        if let Some(compact) = &self.compact {
+            if self.forward_compact(compact, x, y, ws) {
+                return;
+            }
+        }
         let g = &self.geometry;
         if let Some(direct) = self.direct() {
             return self.forward_direct_split(&direct, x.as_slice(), y.as_mut_slice(), &mut ws.padded);
@@ -404,6 +414,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             bias: self.bias.as_ref().map(heap_clone),
             geometry: self.geometry,
             gemm: self.gemm,
+            compact: self.compact.clone(),
         }
     }
 }

@@ -70,4 +70,9 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             f(gb.as_slice());
         }
     }
+
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        let (name, weight) = (path.join("weight"), self.weight.as_slice());
+        f(crate::quant::CompactSlot { name, weight, rows: COUT, slot: &mut self.compact });
+    }
 }

@@ -40,6 +40,13 @@ pub trait BranchParams<T: Float> {
         path: &ParamPath<'_>,
         f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng),
     );
+    /// [`Params::visit_compact`] over the branches.
+    fn visit_compact(
+        &mut self,
+        index: usize,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>),
+    );
 }
 
 /// The end of a branch list.
@@ -62,6 +69,13 @@ impl<T: Float> BranchParams<T> for () {
     fn visit_buffers(&self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(Param<'_, T>)) {}
     fn visit_buffers_mut(&mut self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(ParamMut<'_, T>)) {}
     fn visit_rngs(&mut self, _: usize, _: &ParamPath<'_>, _: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {}
+    fn visit_compact(
+        &mut self,
+        _: usize,
+        _: &ParamPath<'_>,
+        _: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>),
+    ) {
+    }
 }
 
 /// A branch's gradients, then the gradients of the branches after it.
@@ -138,6 +152,15 @@ impl<T: Float, N: Params<T>, R: BranchParams<T>, const K: usize> BranchParams<T>
     ) {
         self.net.visit_rngs(&path.join(label(index, &mut [0; 20])), f);
         self.rest.visit_rngs(index + 1, path, f);
+    }
+    fn visit_compact(
+        &mut self,
+        index: usize,
+        path: &ParamPath<'_>,
+        f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>),
+    ) {
+        self.net.visit_compact(&path.join(label(index, &mut [0; 20])), f);
+        self.rest.visit_compact(index + 1, path, f);
     }
 }
 

@@ -7,8 +7,9 @@ use super::{
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
+use crate::kernels::sgemm::PackedA;
 use crate::params::{ParamMut, ParamPath};
-use crate::tensor::{Batch, MatRef};
+use crate::tensor::{gemm_packed_a, pack_a, Batch, MatRef};
 
 /// The number of gates: r, z, n.
 const GATES: usize = 3;
@@ -53,6 +54,10 @@ pub struct GruWorkspace<T: Float> {
     d_recurrent: Vec<T>,
     /// What reaches `h_t` through step `t + 1` (`H × B`).
     dh_next: Vec<T>,
+    /// `W_hh` packed once per forward pass for its product at every step (f32).
+    w_hh: PackedA,
+    /// `W_hhᵀ`, likewise for the backward pass.
+    w_hh_t: PackedA,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS, F, H> {
@@ -82,6 +87,8 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         let x = view(x, F, n, F);
         product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
 
+        // W_hh is the same at every step: packed once for the blocked product.
+        pack_a(&mut ws.w_hh, MatRef::of(&w_hh_t).t());
         for t in 0..STEPS {
             if t == 0 {
                 ws.recurrent.fill(T::zero());
@@ -89,7 +96,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
                 // The recurrent side, W_hh · h_{t−1}, for the whole batch.
                 let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
                 let mut r = view_mut(&mut ws.recurrent, g, batch, g);
-                product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::zero(), &mut r);
+                gemm_packed_a(&ws.w_hh, MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::zero(), &mut r);
             }
             let (gates, hn, h_out, h_prev) =
                 (share(&mut ws.gates), share(&mut ws.hn), share(y), share(&mut ws.h_prev));
@@ -131,12 +138,13 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         let w = &self.weights;
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
+        pack_a(&mut ws.w_hh_t, MatRef::of(&w_hh_t));
         for t in (0..STEPS).rev() {
             if t + 1 < STEPS {
                 // dh_next (z_{t+1} ⊙ dh_{t+1} so far) += W_hhᵀ · dG^h_{t+1}.
                 let d_next = step(&ws.d_recurrent, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
-                product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::one(), &mut dh);
+                gemm_packed_a(&ws.w_hh_t, MatRef::of(&w_hh_t), MatRef::of(&d_next), T::one(), &mut dh);
             }
             let (dh_next, d_input, d_recurrent) =
                 (share(&mut ws.dh_next), share(&mut ws.d_input), share(&mut ws.d_recurrent));
@@ -281,6 +289,8 @@ impl<T: Float> Default for GruWorkspace<T> {
             d_input: empty(),
             d_recurrent: empty(),
             dh_next: empty(),
+            w_hh: PackedA::default(),
+            w_hh_t: PackedA::default(),
         }
     }
 }

@@ -7,8 +7,10 @@ use super::{
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
+use crate::kernels::sgemm::PackedA;
+use crate::kernels::{gates, Isa};
 use crate::params::{ParamMut, ParamPath};
-use crate::tensor::{Batch, MatRef};
+use crate::tensor::{gemm_packed_a, pack_a, Batch, MatRef};
 
 /// The number of gates: i, f, g, o.
 const GATES: usize = 4;
@@ -59,6 +61,10 @@ pub struct LstmWorkspace<T: Float> {
     dh_next: Vec<T>,
     /// What reaches `c_t` through step `t + 1` (`H × B`).
     dc_next: Vec<T>,
+    /// `W_hh` packed once per forward pass for its product at every step (f32).
+    w_hh: PackedA,
+    /// `W_hhᵀ`, likewise for the backward pass.
+    w_hh_t: PackedA,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS, F, H> {
@@ -89,12 +95,14 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
         ws.bias.iter_mut().zip(w.bias_ih().iter().zip(w.bias_hh())).for_each(|(s, (&a, &b))| *s = a + b);
 
+        // W_hh is the same at every step: packed once for the blocked product.
+        pack_a(&mut ws.w_hh, MatRef::of(&w_hh_t).t());
         for t in 0..STEPS {
             if t > 0 {
                 // G_t += W_hh · h_{t−1}, for the whole batch.
                 let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
                 let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
-                product(MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
+                gemm_packed_a(&ws.w_hh, MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
             }
             let (gates, cells, tanh_cells) =
                 (share(&mut ws.gates), share(&mut ws.cells), share(&mut ws.tanh_cells));
@@ -137,12 +145,13 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
         ws.dh_next.fill(T::zero());
         ws.dc_next.fill(T::zero());
+        pack_a(&mut ws.w_hh_t, MatRef::of(&w_hh_t));
         for t in (0..STEPS).rev() {
             if t + 1 < STEPS {
                 // What reaches h_t through step t + 1: W_hhᵀ · dG_{t+1}.
                 let d_next = step(&ws.d_gates, g, STEPS, batch, t + 1);
                 let mut dh = view_mut(&mut ws.dh_next, H, batch, H);
-                product(MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
+                gemm_packed_a(&ws.w_hh_t, MatRef::of(&w_hh_t), MatRef::of(&d_next), T::zero(), &mut dh);
             }
             let (d_gates, dc_next) = (share(&mut ws.d_gates), share(&mut ws.dc_next));
             let (gates, cells, tanh_cells, dh_next, zeros) =
@@ -201,11 +210,12 @@ fn cell_forward<T: Float>(z: &mut [T], bias: &[T], c_prev: &[T], c: &mut [T], ta
     h.iter_mut().zip(o.iter().zip(tanh_c.iter())).for_each(|(h, (&o, &t))| *h = o * t);
 }
 
-/// One step of one sample backwards. In: the gates i, f, g, o, `c_{t−1}`,
-/// `tanh(c_t)`, the output's gradient `dy` and `dh_next` (what reaches `h_t`
-/// through step `t + 1`), `dc` (what reaches `c_t` through step `t + 1`).
-/// Out: `dz`, the gradient of the gates' pre-activations, and `dc` becomes what
-/// reaches `c_{t−1}`.
+/// One step of one sample backwards ([`gates::lstm_cell_backward`]: in f32 at
+/// the active level, vectorised; in f64 its portable loop). In: the gates
+/// i, f, g, o, `c_{t−1}`, `tanh(c_t)`, the output's gradient `dy` and
+/// `dh_next` (what reaches `h_t` through step `t + 1`), `dc` (what reaches
+/// `c_t` through step `t + 1`). Out: `dz`, the gradient of the gates'
+/// pre-activations, and `dc` becomes what reaches `c_{t−1}`.
 #[inline]
 fn cell_backward<T: Float>(
     gates: &[T],
@@ -216,25 +226,14 @@ fn cell_backward<T: Float>(
     dc: &mut [T],
     dz: &mut [T],
 ) {
-    let n = dc.len();
-    let (i, gates) = gates.split_at(n);
-    let (f, gates) = gates.split_at(n);
-    let (g, o) = gates.split_at(n);
-    let (di, dz) = dz.split_at_mut(n);
-    let (df, dz) = dz.split_at_mut(n);
-    let (dg, d_o) = dz.split_at_mut(n);
-    let (o, d_o, c_prev, tanh_c, dy, dh_next) =
-        (&o[..n], &mut d_o[..n], &c_prev[..n], &tanh_c[..n], &dy[..n], &dh_next[..n]);
-    let one = T::one();
-    for j in 0..n {
-        let dh = dy[j] + dh_next[j];
-        let dc_t = dc[j] + dh * o[j] * (one - tanh_c[j] * tanh_c[j]);
-        di[j] = dc_t * g[j] * i[j] * (one - i[j]);
-        df[j] = dc_t * c_prev[j] * f[j] * (one - f[j]);
-        dg[j] = dc_t * i[j] * (one - g[j] * g[j]);
-        d_o[j] = dh * tanh_c[j] * o[j] * (one - o[j]);
-        dc[j] = dc_t * f[j];
+    let ins = [gates, c_prev, tanh_c, dy, dh_next].map(T::f32s);
+    if let ([Some(g), Some(c), Some(t), Some(d), Some(h)], Some(dc32)) = (ins, T::f32s_mut(dc)) {
+        if let Some(dz32) = T::f32s_mut(dz) {
+            return gates::lstm_cell_backward(Isa::active(), g, c, t, d, h, dc32, dz32);
+        }
+        return;
     }
+    gates::portable::lstm_cell_backward(gates, c_prev, tanh_c, dy, dh_next, dc, dz)
 }
 
 impl<T: Float> LstmWorkspace<T> {
@@ -276,6 +275,8 @@ impl<T: Float> Default for LstmWorkspace<T> {
             d_gates: empty(),
             dh_next: empty(),
             dc_next: empty(),
+            w_hh: PackedA::default(),
+            w_hh_t: PackedA::default(),
         }
     }
 }

@@ -88,6 +88,24 @@ fn product_timing() {
             product(MatRef::of(&w_hh_t).t(), MatRef::of(&hp), 1.0, &mut step_mut(o, 4 * h, t, b, s));
         }
     });
+    let mut packed = crate::kernels::sgemm::PackedA::default();
+    crate::tensor::pack_a(&mut packed, MatRef::of(&w_hh_t).t());
+    time("forward 64 × W_hh·h, W_hh packed ahead", 2.0 * (4 * h * h * n) as f64, 3, &mut |o| {
+        for s in 1..t {
+            let hp = step(&hs, h, t, b, s);
+            let mut g_t = step_mut(o, 4 * h, t, b, s);
+            crate::tensor::gemm_packed_a(&packed, MatRef::of(&w_hh_t).t(), MatRef::of(&hp), 1.0, &mut g_t);
+        }
+    });
+    let mut packed_t = crate::kernels::sgemm::PackedA::default();
+    crate::tensor::pack_a(&mut packed_t, MatRef::of(&w_hh_t));
+    time("backward 64 × W_hhᵀ·dG, W_hhᵀ packed ahead", 2.0 * (4 * h * h * n) as f64, 3, &mut |o| {
+        for s in 1..t {
+            let dg = step(&g, 4 * h, t, b, s);
+            let mut dh = view_mut(&mut o[..h * b], h, b, h);
+            crate::tensor::gemm_packed_a(&packed_t, MatRef::of(&w_hh_t), MatRef::of(&dg), 0.0, &mut dh);
+        }
+    });
     time("backward 64 × W_hhᵀ·dG", 2.0 * (4 * h * h * n) as f64, 3, &mut |o| {
         for s in 1..t {
             let dg = step(&g, 4 * h, t, b, s);
