@@ -125,7 +125,7 @@ network! {
         dense(6),
         inner: Inner => [6],
         block: residual { dense(6), relu, dense(6) },
-        sum: parallel(add) { branch { dense(5) } branch { inner2: Inner, dense(5) } },
+        sum: parallel(add) { branch { dense(5) } branch { inner2: Inner => [6], dense(5) } },
         proj: residual(projection) { dense(3), sigmoid },
         cat: parallel(concat) { branch { dense(2) } branch { identity } },
     }

@@ -48,7 +48,7 @@ pub fn run_tract(bytes: &[u8], dims: &[usize], input: &[f32], batch: usize) -> T
         .into_runnable()?;
     let x = Tensor::from_shape(&shape, input)?;
     let out = model.run(tvec!(x.into_tvalue()))?;
-    Ok(out[0].to_array_view::<f32>()?.iter().copied().collect())
+    Ok(out[0].to_plain_array_view::<f32>()?.iter().copied().collect())
 }
 
 /// Exports `net`, runs it in tract on `x`, and checks every output against
