@@ -754,3 +754,26 @@ fn mismatch_lists_every_tensor_that_does_not_fit() {
     );
     assert!(err.to_string().contains("- `fc1.weight` has dtype I32, expected F64"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// Error::OnnxExport
+
+#[test]
+fn onnx_export_refuses_weights_beyond_f32_and_writes_nothing() {
+    let mut net = Mlp::<f64>::init(Init::Auto, 0);
+    net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
+        if p.name.to_string() == "head.weight" {
+            p.value[1] = 1e300;
+        }
+    });
+    let path = scratch("onnx").join("mlp.onnx");
+    let err = net.save_onnx(&path).unwrap_err();
+    assert!(matches!(&err, Error::OnnxExport { layer, .. } if layer == "head"), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "cannot export `head` to ONNX: `weight` holds 1e300, beyond the range of f32"
+    );
+    assert!(!path.exists(), "nothing is written");
+    net.visit_params_mut(&ParamPath::ROOT, &mut |p| p.value.iter_mut().for_each(|v| *v = v.clamp(-1.0, 1.0)));
+    assert!(net.save_onnx(&path).is_ok(), "an f64 network within f32's range exports");
+}

@@ -171,6 +171,14 @@ pub enum Error {
     /// A setting is outside its valid range (a zero batch size, a negative learning rate…).
     #[error("invalid setting: {0}")]
     InvalidConfig(String),
+    /// A network holds a layer that ONNX export does not handle (yet): nothing was written.
+    #[error("cannot export `{layer}` to ONNX: {reason}")]
+    OnnxExport {
+        /// The layer, by its name in the network (`block1.body.0`).
+        layer: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// A weights or checkpoint file is well formed but does not fit the network:
     /// every tensor that is missing, unexpected, or of the wrong dtype or shape,
     /// each by name. Nothing was loaded.

@@ -36,6 +36,7 @@ pub mod layers;
 pub mod loss;
 pub mod metrics;
 pub mod network;
+pub mod onnx;
 pub mod optim;
 pub mod params;
 pub mod persist;

@@ -21,6 +21,8 @@ pub use crate::metrics::{
 };
 pub use crate::network::Build;
 pub use crate::network::{Chain, LayerInfo, Network, Prediction};
+#[cfg(feature = "onnx")]
+pub use crate::onnx::SaveOnnx;
 pub use crate::optim::{Adadelta, Adagrad, ParamGroup, RmsProp};
 pub use crate::optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd};
 pub use crate::params::{Param, ParamMut, ParamPath, Params};

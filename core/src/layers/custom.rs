@@ -128,6 +128,16 @@ pub trait CustomLayer<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     fn init_params(&mut self, init: Init, rng: &mut SeededRng) {
         let _ = (init, rng);
     }
+
+    /// Adds the layer's inference pass to an ONNX graph reading the value `x`
+    /// (`[N, ..]`) and returns its output's name (see `crate::onnx::ops` for
+    /// helpers). Networks used as layers export themselves; by default a layer
+    /// of the user's is [`crate::Error::OnnxExport`], so no file is written without it.
+    fn to_onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> crate::Result<String> {
+        let _ = x;
+        let reason = "a layer of the user's has no ONNX form: implement `CustomLayer::to_onnx`".to_string();
+        Err(crate::Error::OnnxExport { layer: g.layer_name(), reason })
+    }
 }
 
 /// The workspace of a [`Custom`] layer: its [`CustomLayer::Workspace`],
@@ -184,6 +194,7 @@ pub struct Custom<T: Float, L: Params<T>, const I: usize, const O: usize> {
     forward_train: ForwardTrain<T, L, I, O>,
     backward: Backward<T, L, I, O>,
     init: fn(&mut L, Init, &mut SeededRng),
+    onnx: fn(&L, &mut crate::onnx::Graph, &str) -> crate::Result<String>,
 }
 
 impl<T: Float, L: CustomLayer<T, I, O>, const I: usize, const O: usize> Custom<T, L, I, O> {
@@ -195,6 +206,7 @@ impl<T: Float, L: CustomLayer<T, I, O>, const I: usize, const O: usize> Custom<T
             forward_train: |l, x, y, ws| l.forward_train(x, y, ws.get()),
             backward: |l, x, y, dy, ws, g, dx| l.backward(x, y, dy, ws.get(), g, dx),
             init: L::init_params,
+            onnx: L::to_onnx,
         }
     }
 }
@@ -204,6 +216,14 @@ impl<T: Float, L: Params<T>, const I: usize, const O: usize> Custom<T, L, I, O> 
     pub fn init_params(mut self, init: Init, rng: &mut SeededRng) -> Self {
         (self.init)(&mut self.layer, init, rng);
         self
+    }
+
+    /// The layer's inference pass in an ONNX graph ([`CustomLayer::to_onnx`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::OnnxExport`] if the layer has no ONNX form.
+    pub fn to_onnx(&self, g: &mut crate::onnx::Graph, x: &str) -> crate::Result<String> {
+        (self.onnx)(&self.layer, g, x)
     }
 }
 

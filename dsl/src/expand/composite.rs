@@ -62,7 +62,7 @@ fn sub_model(parent: &Model, name: syn::Ident, input: &Shape, layers: &[Layer]) 
 }
 
 /// A residual block's projection as a layer of its own, from the block's input to its output.
-fn projection_layer(l: &Layer, kind: &LayerKind) -> Layer {
+pub fn projection_layer(l: &Layer, kind: &LayerKind) -> Layer {
     Layer {
         ident: format_ident!("projection"),
         name: "projection".into(),

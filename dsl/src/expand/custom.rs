@@ -124,6 +124,10 @@ pub fn network_impls(net: &Net<'_>) -> TokenStream {
             fn init_params(&mut self, init: #sn::init::Init, rng: &mut #sn::init::SeededRng) {
                 *self = Self::init(init, #sn::init::next_seed(rng));
             }
+
+            fn to_onnx(&self, g: &mut #sn::onnx::Graph, x: &str) -> #sn::Result<::std::string::String> {
+                #sn::onnx::Export::<T>::onnx_layers(self, g, x)
+            }
         }
 
         #cfg

@@ -13,6 +13,9 @@
 //! - `inherent.rs`: constants (`LAYERS`, shapes), `init`/`zeros`/`save`/`load`, the size checks;
 //! - `params.rs`: the `Params` impl (parameter names and order);
 //! - `passes.rs`: the forward, training, inference and backward passes (with fusions), and the
+//!   `Network`, `Layer` and `NestedNetwork` impls;
+//! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks;
+//! - `onnx.rs`: the `onnx::Export` impl, the inference pass as ONNX nodes.
 //!   `Network` and `Layer` impls; `custom.rs`: types used as layers (the
 //!   user's own, or networks) and the network's `CustomLayer` impl;
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
@@ -22,6 +25,7 @@ mod custom;
 mod fused;
 mod inherent;
 mod layers;
+mod onnx;
 mod params;
 mod passes;
 mod types;
@@ -106,6 +110,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let free_checks = &checks.free;
     let layer = passes::layer_impls(&net);
     let network = passes::network_impl(&net);
+    let onnx = onnx::export_impl(&net);
     let custom = custom::network_impls(&net);
     quote! {
         #composites
@@ -119,6 +124,7 @@ pub fn expand(model: &Model) -> TokenStream {
         #free_checks
         #layer
         #network
+        #onnx
         #custom
     }
 }
