@@ -6,7 +6,7 @@ use staticnet::onnx::Export;
 use staticnet::prelude::*;
 use std::path::Path;
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../../../examples/common/mod.rs"]
 mod common;
 use common::{Digits, Mlp, SmallResNet};
