@@ -31,6 +31,21 @@ use crate::loss::Targets;
 use crate::tensor::Batch;
 
 /// Samples of `N` features (one per column) with their targets.
+///
+/// # Examples
+///
+/// ```
+/// use staticnet::prelude::*;
+///
+/// // Six samples of 2 features, one per column, with class labels.
+/// let x = Batch::<f32, 2>::from_fn(6, |feature, sample| (sample * 2 + feature) as f32);
+/// let data = Dataset::new(x, vec![0, 1, 0, 1, 0, 1])?;
+/// let (train, test) = data.shuffled(7).split(0.5, 7)?;
+/// assert_eq!((train.len(), test.len()), (3, 3));
+/// // A mismatched number of labels is an error, not a panic.
+/// assert!(Dataset::new(Batch::<f32, 2>::zeros(3), vec![0, 1]).is_err());
+/// # Ok::<(), staticnet::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Dataset<T: Float, const N: usize, Y> {
     features: Batch<T, N>,

@@ -15,6 +15,27 @@ use std::path::Path;
 /// Saves every parameter and buffer of `net` to a safetensors file at `path`,
 /// atomically (see the [module documentation](super) for names, layout and the
 /// atomic write).
+///
+/// # Examples
+///
+/// ```
+/// use staticnet::prelude::*;
+///
+/// network! { struct Mlp { input: [4], fc1: dense(8), relu, head: dense(3) } }
+///
+/// let path = std::env::temp_dir().join("staticnet-doc-save.safetensors");
+/// let net = Mlp::new(3);
+/// persist::save(&net, &path)?; // or net.save(&path)
+/// let mut other = Mlp::<f32>::zeros();
+/// persist::load_into(&mut other, &path)?; // or Mlp::load(&path)
+/// let x = Batch::<f32, 4>::from_element(1, 0.5);
+/// assert_eq!(net.forward(&x), other.forward(&x));
+/// // A file of another network is refused, naming what does not fit, and changes nothing.
+/// network! { struct Wider { input: [4], fc1: dense(16), relu, head: dense(3) } }
+/// assert!(Wider::load(&path).is_err());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), staticnet::Error>(())
+/// ```
 pub fn save<T: Float, N: Params<T>>(net: &N, path: impl AsRef<Path>) -> Result<()> {
     write_atomic(path, &to_bytes(net)?)
 }

@@ -82,6 +82,27 @@ use std::time::Instant;
 /// Each epoch visits the samples in an order drawn afresh from the trainer's
 /// generator (seeded by [`Trainer::seed`]), so an epoch's order depends only on
 /// the generator's state, which checkpoints save.
+///
+/// # Examples
+///
+/// ```
+/// use staticnet::prelude::*;
+///
+/// network! { struct Xor { input: [2], fc: dense(16), tanh, head: dense(2) } }
+///
+/// let rows = vec![[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+/// let data = Dataset::from_rows(&rows, vec![0, 1, 1, 0])?;
+/// let mut net = Xor::new(1);
+/// let mut trainer = Trainer::new(Adam::new(0.05)).epochs(200).batch_size(4).verbose(false);
+/// let history = trainer.fit(&mut net, &SoftmaxCrossEntropy, &data, None)?;
+/// assert_eq!(history.epochs.len(), 200);
+/// assert_eq!(history.last().unwrap().train.accuracy, Some(1.0));
+/// // A later `fit` continues the same run: epochs 201 to 210.
+/// trainer = trainer.epochs(10);
+/// trainer.fit(&mut net, &SoftmaxCrossEntropy, &data, None)?;
+/// assert_eq!(trainer.completed_epochs(), 210);
+/// # Ok::<(), staticnet::Error>(())
+/// ```
 pub struct Trainer<O> {
     optimizer: O,
     epochs: usize,
