@@ -7,9 +7,8 @@
 use super::callbacks::{Flow, NetWeights};
 use super::finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
 use super::freeze;
-use super::plateau::PlateauState;
 use super::progress::Progress;
-use super::{format_report, EpochReport, History, Metrics, Schedule, Trainer};
+use super::{EpochReport, History, Metrics, Schedule, Trainer};
 use crate::data::{Dataset, MiniBatch};
 use crate::distributed::{
     agree, rank_size, same_everywhere, shard, Communication, DistributedHistory, Reducer,
@@ -226,20 +225,7 @@ impl<O> Trainer<O> {
                 validation,
                 seconds: start.elapsed().as_secs_f64(),
             };
-            if self.verbose {
-                eprintln!("{}", format_report(&report, last_epoch));
-            }
-            history.epochs.push(report);
-            self.epoch = epoch;
-            self.rng = Some(rng.clone());
-            if let Schedule::ReduceOnPlateau(plateau) = self.schedule {
-                // The history is the same on every rank, so is every rank's decision.
-                let value = history.epochs.last().map(|r| plateau.monitor.value(r)).transpose()?;
-                let state = self.plateau.get_or_insert_with(|| PlateauState::new(&plateau));
-                if let Some(value) = value {
-                    state.observe(&plateau, value, self.optimizer.learning_rate());
-                }
-            }
+            self.record_epoch::<T>(&mut history, report, last_epoch, &rng)?;
             if let Some(path) = self.checkpoint.clone() {
                 let saved = if rank == 0 { self.save_checkpoint(net, &rng, base_lr, &path) } else { Ok(()) };
                 agree(world, saved, || format!("to save the checkpoint after epoch {epoch}"))?;

@@ -482,19 +482,7 @@ impl<O> Trainer<O> {
                 validation,
                 seconds: start.elapsed().as_secs_f64(),
             };
-            if self.verbose {
-                eprintln!("{}", format_report(&report, last_epoch));
-            }
-            history.epochs.push(report);
-            self.epoch = epoch;
-            self.rng = Some(rng.clone());
-            if let Schedule::ReduceOnPlateau(plateau) = self.schedule {
-                let value = history.epochs.last().map(|r| plateau.monitor.value(r)).transpose()?;
-                let state = self.plateau.get_or_insert_with(|| PlateauState::new(&plateau));
-                if let Some(value) = value {
-                    state.observe(&plateau, value, self.optimizer.learning_rate());
-                }
-            }
+            self.record_epoch::<T>(&mut history, report, last_epoch, &rng)?;
             // Only after a completed epoch: a failed one leaves the last checkpoint as it was.
             if let Some(path) = self.checkpoint.clone() {
                 self.save_checkpoint(net, &rng, base_lr, &path)?;
@@ -508,6 +496,35 @@ impl<O> Trainer<O> {
             callback.on_train_end(&mut weights)?;
         }
         Ok(history)
+    }
+
+    /// Closes epoch `report.epoch` (in `fit` and `fit_distributed`): prints its line, records it, keeps the
+    /// shuffling generator for the next `fit`, and lets a plateau schedule see it.
+    fn record_epoch<T: Float>(
+        &mut self,
+        history: &mut History,
+        report: EpochReport,
+        last_epoch: usize,
+        rng: &SeededRng,
+    ) -> Result<()>
+    where
+        O: Optimizer<T>,
+    {
+        if self.verbose {
+            eprintln!("{}", format_report(&report, last_epoch));
+        }
+        self.epoch = report.epoch;
+        history.epochs.push(report);
+        self.rng = Some(rng.clone());
+        if let Schedule::ReduceOnPlateau(plateau) = self.schedule {
+            // In a distributed run the history is the same on every rank, so is every rank's decision.
+            let value = history.epochs.last().map(|r| plateau.monitor.value(r)).transpose()?;
+            let state = self.plateau.get_or_insert_with(|| PlateauState::new(&plateau));
+            if let Some(value) = value {
+                state.observe(&plateau, value, self.optimizer.learning_rate());
+            }
+        }
+        Ok(())
     }
 
     /// Runs every callback at the end of an epoch: [`Flow::Stop`] if any says so.
