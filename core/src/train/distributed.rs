@@ -8,7 +8,7 @@ use super::callbacks::{Flow, NetWeights};
 use super::finite::{first_non_finite, first_non_finite_grad, first_non_finite_output, param_name};
 use super::freeze;
 use super::progress::Progress;
-use super::{EpochReport, History, Metrics, Schedule, Trainer};
+use super::{EpochReport, History, Metrics, Trainer};
 use crate::data::{Dataset, MiniBatch};
 use crate::distributed::{
     agree, rank_size, same_everywhere, shard, Communication, DistributedHistory, Reducer,
@@ -72,48 +72,6 @@ impl<O> Trainer<O> {
         self.optimizer.set_learning_rate(base_lr);
         self.verbose = verbose;
         result
-    }
-
-    /// The checks [`Trainer::fit`] makes before training (and its frozen parameters).
-    fn check_fit<T, N, L, const IN: usize, const OUT: usize>(
-        &mut self,
-        net: &N,
-        loss: &L,
-        train: &Dataset<T, IN, L::Target>,
-        validation: Option<&Dataset<T, IN, L::Target>>,
-    ) -> Result<()>
-    where
-        T: Float,
-        N: Network<T, IN, OUT>,
-        L: Loss<T, OUT>,
-        O: Optimizer<T>,
-    {
-        if self.batch_size == 0 {
-            return Err(Error::InvalidConfig("batch size must be at least 1".into()));
-        }
-        for (what, limit) in [("clip_grad_norm", self.clip_norm), ("clip_grad_value", self.clip_value)] {
-            if let Some(limit) = limit.filter(|l| l.is_nan() || *l <= 0.0) {
-                return Err(Error::InvalidConfig(format!("{what} must be positive, got {limit}")));
-            }
-        }
-        loss.validate(train.targets())?;
-        N::check_input(train.features())?;
-        if let Some(v) = validation {
-            loss.validate(v.targets())?;
-            N::check_input(v.features())?;
-        }
-        self.schedule.check()?;
-        if let (Schedule::ReduceOnPlateau(p), None) = (self.schedule, validation) {
-            if matches!(p.monitor, super::Monitor::ValLoss | super::Monitor::ValAccuracy) {
-                let why = "fit was given no validation data";
-                return Err(Error::InvalidConfig(format!("cannot monitor {:?}: {why}", p.monitor)));
-            }
-        }
-        self.frozen_mask = self.frozen_mask(net)?;
-        if self.checkpoint.is_some() {
-            self.optimizer.state()?;
-        }
-        Ok(())
     }
 
     fn run_distributed<C, T, N, L, const IN: usize, const OUT: usize>(

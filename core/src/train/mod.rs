@@ -307,33 +307,7 @@ impl<O> Trainer<O> {
         L: Loss<T, OUT>,
         O: Optimizer<T>,
     {
-        if self.batch_size == 0 {
-            return Err(Error::InvalidConfig("batch size must be at least 1".into()));
-        }
-        for (what, limit) in [("clip_grad_norm", self.clip_norm), ("clip_grad_value", self.clip_value)] {
-            if let Some(limit) = limit.filter(|l| l.is_nan() || *l <= 0.0) {
-                return Err(Error::InvalidConfig(format!("{what} must be positive, got {limit}")));
-            }
-        }
-        crate::loss::check_pairing::<T, N, L, IN, OUT>()?;
-        loss.validate(train.targets())?;
-        N::check_input(train.features())?;
-        if let Some(v) = validation {
-            loss.validate(v.targets())?;
-            N::check_input(v.features())?;
-        }
-        self.schedule.check()?;
-        if let (Schedule::ReduceOnPlateau(p), None) = (self.schedule, validation) {
-            if matches!(p.monitor, Monitor::ValLoss | Monitor::ValAccuracy) {
-                let why = "fit was given no validation data";
-                return Err(Error::InvalidConfig(format!("cannot monitor {:?}: {why}", p.monitor)));
-            }
-        }
-        self.frozen_mask = self.frozen_mask(&*net)?;
-        if self.checkpoint.is_some() {
-            // Fail now rather than after the first epoch.
-            self.optimizer.state()?;
-        }
+        self.check_fit::<T, N, L, IN, OUT>(&*net, loss, train, validation)?;
         let base_lr = self.optimizer.learning_rate();
         let result = self.run(net, loss, train, validation, base_lr);
         // Leave the optimizer as it came, so a second `fit` starts from the same rate.
@@ -496,6 +470,51 @@ impl<O> Trainer<O> {
             callback.on_train_end(&mut weights)?;
         }
         Ok(history)
+    }
+
+    /// The checks `fit` and `fit_distributed` make before training (settings, the loss against the network,
+    /// the data), and the frozen parameters' mask.
+    fn check_fit<T, N, L, const IN: usize, const OUT: usize>(
+        &mut self,
+        net: &N,
+        loss: &L,
+        train: &Dataset<T, IN, L::Target>,
+        validation: Option<&Dataset<T, IN, L::Target>>,
+    ) -> Result<()>
+    where
+        T: Float,
+        N: Network<T, IN, OUT>,
+        L: Loss<T, OUT>,
+        O: Optimizer<T>,
+    {
+        if self.batch_size == 0 {
+            return Err(Error::InvalidConfig("batch size must be at least 1".into()));
+        }
+        for (what, limit) in [("clip_grad_norm", self.clip_norm), ("clip_grad_value", self.clip_value)] {
+            if let Some(limit) = limit.filter(|l| l.is_nan() || *l <= 0.0) {
+                return Err(Error::InvalidConfig(format!("{what} must be positive, got {limit}")));
+            }
+        }
+        crate::loss::check_pairing::<T, N, L, IN, OUT>()?;
+        loss.validate(train.targets())?;
+        N::check_input(train.features())?;
+        if let Some(v) = validation {
+            loss.validate(v.targets())?;
+            N::check_input(v.features())?;
+        }
+        self.schedule.check()?;
+        if let (Schedule::ReduceOnPlateau(p), None) = (self.schedule, validation) {
+            if matches!(p.monitor, Monitor::ValLoss | Monitor::ValAccuracy) {
+                let why = "fit was given no validation data";
+                return Err(Error::InvalidConfig(format!("cannot monitor {:?}: {why}", p.monitor)));
+            }
+        }
+        self.frozen_mask = self.frozen_mask(net)?;
+        if self.checkpoint.is_some() {
+            // Fail now rather than after the first epoch.
+            self.optimizer.state()?;
+        }
+        Ok(())
     }
 
     /// Closes epoch `report.epoch` (in `fit` and `fit_distributed`): prints its line, records it, keeps the
