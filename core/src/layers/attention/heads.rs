@@ -16,7 +16,6 @@
 //! results do not depend on the thread count).
 
 use crate::float::Float;
-use crate::kernels::attention::{self as head_kernels, HeadShape};
 use crate::kernels::softmax::softmax_prefix;
 use crate::kernels::Isa;
 use crate::tensor::threads::{for_ranges, SharedSlice};
@@ -100,12 +99,6 @@ impl Core {
         })
     }
 
-    /// The shape the f32 head kernels take.
-    fn head_shape(&self) -> HeadShape {
-        let (steps, dim, head_dim, causal) = (self.steps, self.dim, self.head_dim(), self.causal);
-        HeadShape { steps, dim, head_dim, causal, scale: self.scale() }
-    }
-
     /// `1/sqrt(D/HEADS)`.
     fn scale<T: Float>(&self) -> T {
         T::one() / T::cast(self.head_dim() as f64).sqrt()
@@ -137,16 +130,6 @@ impl Core {
     fn forward_sample<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) {
         let (s, d, dh) = (self.steps, self.dim, self.head_dim());
         let isa = Isa::active();
-        // f32 heads of whole tiles: the head kernels, every product in register tiles.
-        if let (Some(qkv), Some(probs), Some(ctx)) = (T::f32s(qkv), T::f32s_mut(probs), T::f32s_mut(ctx)) {
-            let shape = self.head_shape();
-            if shape.supported(isa) {
-                for (h, p) in probs.chunks_exact_mut(s * s).enumerate() {
-                    head_kernels::forward(isa, &shape, h, qkv, p, ctx);
-                }
-                return;
-            }
-        }
         let qkv = DMatrixView::from_slice(qkv, 3 * d, s);
         let mut ctx = DMatrixViewMut::from_slice(ctx, d, s);
         for (h, p) in probs.chunks_exact_mut(s * s).enumerate() {
@@ -206,18 +189,6 @@ impl Core {
         dqkv: &mut [T],
     ) {
         let (s, d, dh) = (self.steps, self.dim, self.head_dim());
-        let isa = Isa::active();
-        let f32s = (T::f32s(qkv), T::f32s(probs), T::f32s(dctx), T::f32s_mut(dprobs), T::f32s_mut(dqkv));
-        if let (Some(qkv), Some(probs), Some(dctx), Some(dprobs), Some(dqkv)) = f32s {
-            let shape = self.head_shape();
-            if shape.supported(isa) {
-                let heads = probs.chunks_exact(s * s).zip(dprobs.chunks_exact_mut(s * s));
-                for (h, (p, dp)) in heads.enumerate() {
-                    head_kernels::backward(isa, &shape, h, qkv, p, dctx, dp, dqkv);
-                }
-                return;
-            }
-        }
         let qkv = DMatrixView::from_slice(qkv, 3 * d, s);
         let dctx = DMatrixView::from_slice(dctx, d, s);
         let mut dqkv = DMatrixViewMut::from_slice(dqkv, 3 * d, s);
