@@ -96,6 +96,14 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
         Ok(())
     }
 
+    /// An incremental decoder of this network, when it is a causal token
+    /// model that `network!` can run one step at a time
+    /// ([`crate::decode`]): each new id costs one position, not the window.
+    /// `None` for every other network (the default).
+    fn decoder(&self) -> Option<Box<dyn crate::decode::Decoder<T> + '_>> {
+        None
+    }
+
     /// Class probabilities for a batch: the softmax of each sample's outputs,
     /// for networks that end in logits (trained with `SoftmaxCrossEntropy`);
     /// the outputs themselves for a network that ends in `softmax` (trained

@@ -33,7 +33,7 @@ mod softmax;
 pub use activation::{
     Activation, Elu, Gelu, Identity, LeakyRelu, Mish, Relu, Selu, Sigmoid, Silu, Softplus, Tanh,
 };
-pub use attention::{Attention, AttentionGrad, AttentionWorkspace};
+pub use attention::{Attention, AttentionCache, AttentionGrad, AttentionWorkspace};
 pub use batch_norm::{BatchNorm, BatchNormGrad, BatchNormWorkspace};
 pub use conv1d::{Conv1d, Conv1dGeometry, Conv1dGrad, Conv1dWorkspace};
 pub use conv2d::{Conv2d, Conv2dGeometry, Conv2dGrad, Conv2dWorkspace};

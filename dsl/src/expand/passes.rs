@@ -27,6 +27,7 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
     let check_input = check_input(net);
     let final_activation = final_activation(model);
+    let decoder = super::decode::decoder_method(net);
     quote! {
         #cfg
         impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
@@ -69,6 +70,7 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
             }
 
             #check_input
+            #decoder
         }
     }
 }
