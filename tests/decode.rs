@@ -2,7 +2,8 @@
 //! token at a time gives, at every position, the logits of the whole window's
 //! pass (1e-12 in f64, 1e-5 in f32), and `generate` with the decoder draws the
 //! same ids as the full-window path, also once the text outgrows the window
-//! and with a prompt longer than it. Networks that cannot decode have no decoder.
+//! and with a prompt longer than it; likewise LSTM and GRU layers, whose state
+//! is their cache. Networks that cannot decode have no decoder.
 
 use staticnet::decode::StepLayer;
 use staticnet::generate::generate_full_window;
@@ -34,7 +35,19 @@ network! {
 }
 
 network! {
-    struct Recurrent { input: tokens[6], embed: embedding(7 -> 8), rnn: lstm(8), head: dense(7) }
+    /// Recurrent layers decode too: their state is the cache.
+    struct Recurrent {
+        input: tokens[6],
+        embed: embedding(7 -> 8),
+        rnn: lstm(8),
+        gru: gru(6), tanh,
+        head: dense(7),
+    }
+}
+
+network! {
+    /// `last` needs the whole window.
+    struct Classifier { input: tokens[6], embed: embedding(7 -> 8), rnn: lstm(8), last, head: dense(7) }
 }
 
 network! {
@@ -49,19 +62,24 @@ network! {
 }
 
 /// The whole window's logits for `ids` (padded with zeros), `[6, 7]` row-major.
-fn full<T: Float>(net: &Gpt<T>, ids: &[usize]) -> Vec<T> {
+fn full<T: Float, N: Network<T, 6, 42>>(net: &N, ids: &[usize]) -> Vec<T> {
     let mut x = Batch::<T, 6>::zeros(1);
     ids.iter().enumerate().for_each(|(t, &id)| x[t] = T::cast(id as f64));
     net.forward(&x).as_slice().to_vec()
 }
 
 fn logits_match<T: Float>(tolerance: f64) {
-    let net = Gpt::<T>::init(Init::Auto, 5);
+    decoder_matches(&Gpt::<T>::init(Init::Auto, 5), tolerance);
+    decoder_matches(&Recurrent::<T>::init(Init::Auto, 5), tolerance);
+}
+
+/// `net`'s decoder against its full pass at every position of two windows.
+fn decoder_matches<T: Float, N: Network<T, 6, 42>>(net: &N, tolerance: f64) {
     let mut decoder = net.decoder().expect("a causal token network decodes");
     assert_eq!((decoder.window(), decoder.vocab()), (6, 7));
     for ids in [[3, 1, 4, 1, 5, 6], [0, 6, 2, 2, 5, 0]] {
         decoder.reset();
-        let expected = full(&net, &ids);
+        let expected = full(net, &ids);
         for (p, &id) in ids.iter().enumerate() {
             let got = decoder.push(id).unwrap();
             for (v, (&g, &e)) in got.iter().zip(&expected[p * 7..(p + 1) * 7]).enumerate() {
@@ -115,7 +133,7 @@ fn generate_draws_what_the_full_window_draws() {
 #[test]
 fn only_causal_networks_decode() {
     assert!(Bidirectional::<f32>::init(Init::Auto, 1).decoder().is_none());
-    assert!(Recurrent::<f32>::init(Init::Auto, 1).decoder().is_none());
+    assert!(Classifier::<f32>::init(Init::Auto, 1).decoder().is_none());
     // Their generation is the full window's.
     let net = Bidirectional::<f32>::init(Init::Auto, 1);
     let sampling = Sampling { seed: 3, ..Sampling::default() };

@@ -25,6 +25,11 @@ network! {
     }
 }
 
+network! {
+    /// Issue 19's LSTM language model, smaller, with a GRU after it.
+    struct Rnn { input: tokens[16], embed: embedding(11 -> 16), rnn: lstm(64), gru: gru(32), head: dense(11) }
+}
+
 #[test]
 fn decoding_a_token_allocates_nothing() {
     let net = Gpt::<f32>::init(Init::Auto, 1);
@@ -37,4 +42,14 @@ fn decoding_a_token_allocates_nothing() {
         }
     });
     assert_eq!(allocations, 0, "allocations while decoding 16 tokens");
+    let net = Rnn::<f32>::init(Init::Auto, 1);
+    let mut decoder = net.decoder().expect("a recurrent token network decodes");
+    decoder.push(3).unwrap();
+    decoder.reset();
+    let allocations = allocations_in(|| {
+        for p in 0..16 {
+            decoder.push(p % 11).unwrap();
+        }
+    });
+    assert_eq!(allocations, 0, "allocations while decoding 16 tokens through an LSTM and a GRU");
 }

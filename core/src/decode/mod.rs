@@ -6,10 +6,11 @@
 //! (a one-column batch), `y` its output. Layers that act on each step alone
 //! (embedding, positional, `dense` and `layer_norm` per step, activations,
 //! dropout at inference) need no cache; a causal [`Attention`] keeps every
-//! step's `[q k v]` ([`AttentionCache`]); `residual` blocks and networks chain
-//! their layers' steps. `network!` implements `StepLayer` for every network
-//! whose layers all have one (a sequence or token input, and no non-causal
-//! attention, convolution, pooling, recurrent layer, `last` or nested type):
+//! step's `[q k v]` ([`AttentionCache`]); an LSTM or GRU keeps its state
+//! ([`RecurrentCache`]); `residual` blocks and networks chain their layers'
+//! steps. `network!` implements `StepLayer` for every network whose layers all
+//! have one (a sequence or token input, and no non-causal attention,
+//! convolution, pooling, `last`, `parallel` or nested type):
 //! the choice is made at compile time, so no network decodes to a wrong answer.
 //!
 //! A token network (`input: tokens[T]`) also gets [`Network::decoder`]: a
@@ -23,6 +24,7 @@
 //!
 //! [`Attention`]: crate::layers::Attention
 //! [`AttentionCache`]: crate::layers::AttentionCache
+//! [`RecurrentCache`]: crate::layers::RecurrentCache
 //! [`Network::decoder`]: crate::network::Network::decoder
 
 mod decoder;

@@ -55,7 +55,7 @@ pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
 pub use positional::{Positional, PositionalGrad};
-pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentWeights};
+pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentCache, RecurrentWeights};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };

@@ -6,8 +6,8 @@
 //! keeps `[T, ..]` and acts on each step alone or looks only back (embedding,
 //! positional, `dense`/`layer_norm`/`softmax` per step, element-wise
 //! activations, dropout, `residual` blocks without projection whose bodies
-//! decode, causal attention). Anything else (non-causal attention, `conv1d`,
-//! pooling, `lstm`/`gru`, `last`, nested types, `parallel`) and the network
+//! decode, causal attention, `lstm`/`gru`). Anything else (non-causal attention,
+//! `conv1d`, pooling, `last`, nested types, `parallel`) and the network
 //! gets neither impl: decoding it is a compile error, never a wrong answer.
 
 use super::layers::layer_ref;
@@ -44,6 +44,8 @@ fn kind_decodes(kind: &LayerKind) -> bool {
         // Softmax over a whole `[T, V]` sample mixes the steps.
         LayerKind::Activation(a) => !matches!(a, Activation::Softmax | Activation::LogSoftmax),
         LayerKind::Attention { causal, .. } => *causal,
+        // The state is the cache.
+        LayerKind::Recurrent { .. } => true,
         LayerKind::Residual { body, projection: None } => steps_alone(body),
         _ => false,
     }
