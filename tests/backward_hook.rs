@@ -28,11 +28,14 @@ network! {
     struct Bare { input: [6], relu, output: [6] }
 }
 
+/// A reported range with the values its gradients held when reported.
+type Report = (Range<usize>, Vec<f32>);
+
 /// Each reported range with its gradients' values when reported, then the final gradients.
 fn hooked<N: Network<f32, IN, OUT> + Clone, const IN: usize, const OUT: usize>(
     net: &mut N,
     x: &Batch<f32, IN>,
-) -> (Vec<(Range<usize>, Vec<f32>)>, Vec<f32>) {
+) -> (Vec<Report>, Vec<f32>) {
     let mut twin = net.clone(); // the same dropout generators: the same masks
     let mut trace = N::Trace::default();
     let d_out = Batch::<f32, OUT>::from_fn(x.ncols(), |r, c| ((r * 7 + c * 3) % 5) as f32 * 0.1 - 0.2);
