@@ -5,7 +5,7 @@
 //! `mpirun` fails. The fault cases (`fail-exit`, `panic`, `crash`) must end the
 //! whole job with a failure, quickly, which the launching test checks.
 //! `mpi-check bench COUNT...` times all-reduces of COUNT f32 values, `mpi-check
-//! overlap-bench STEPS ROUNDS [BUCKET_MIB]` a step of a 42 MB model with the
+//! overlap-bench STEPS ROUNDS [BUCKET_MIB [FIRST_MIB]]` a step of a 42 MB model with the
 //! all-reduce overlapped with backward and not (DISTRIBUTED.md).
 
 mod cases;

@@ -100,7 +100,7 @@ network! {
     }
 }
 
-/// `overlap-bench STEPS ROUNDS [BUCKET_MIB]`: [`BigMlp`] on a global batch of
+/// `overlap-bench STEPS ROUNDS [BUCKET_MIB [FIRST_MIB]]`: [`BigMlp`] on a global batch of
 /// 128, one epoch of STEPS steps with overlap on, one with it off, alternating
 /// which goes first, ROUNDS times after a warm-up; rank 0 prints each epoch's
 /// milliseconds per step and the exchange's (MPI calls, waiting included), then the medians.
@@ -108,11 +108,11 @@ pub fn bench(world: &SimpleCommunicator, args: &[String]) -> Check {
     let number = |i: usize, default: usize| {
         args.get(i).map_or(Ok(default), |a| a.parse().map_err(|e| format!("{a}: {e}")))
     };
-    let (steps, rounds, mib) = (number(0, 20)?, number(1, 5)?, number(2, 25)?);
+    let (steps, rounds, mib, first) = (number(0, 20)?, number(1, 5)?, number(2, 25)?, number(3, 1)?);
     let train = data::<1024>(128 * steps, 21);
     let mut net = BigMlp::new(1);
     let options =
-        |overlap| DistributedOptions { bucket_bytes: mib << 20, overlap, ..DistributedOptions::default() };
+        |overlap| DistributedOptions { bucket_bytes: mib << 20, first_bucket_bytes: first << 20, overlap };
     let mut epoch = |overlap: bool| -> Result<(f64, f64, usize, u64), String> {
         world.barrier();
         let start = Instant::now();
@@ -150,7 +150,7 @@ pub fn bench(world: &SimpleCommunicator, args: &[String]) -> Check {
     if world.rank() == 0 {
         let bytes = <BigMlp as Params<f32>>::PARAM_COUNT * 4;
         println!(
-            "{} ranks, {bytes} bytes, buckets of {mib} MiB: median step overlap on {:.1} ms (exchange {:.2}), off {:.1} ms (exchange {:.2})",
+            "{} ranks, {bytes} bytes, buckets of {mib} MiB (first {first} MiB): median step overlap on {:.1} ms (exchange {:.2}), off {:.1} ms (exchange {:.2})",
             world.size(),
             median(&mut on, |x| x.0),
             median(&mut on, |x| x.1),
