@@ -126,6 +126,15 @@ fn quantized_networks_hold_only_their_compact_weights() {
     check::<_, Int8, 144, 10>("cnn int8", || Cnn::new(2), 0.25, 0.35);
     check::<_, Int8, 768, 4>("sequence int8", || Steps::new(3), 0.25, 0.28);
 
+    // A network loaded from a quantized file holds as little (its f32 weights are
+    // only ever allocated zeroed, untouched, and freed as the compact ones arrive).
+    let bytes = Mlp::new(5).quantized::<Int8>().to_bytes().unwrap();
+    let start = live();
+    let mut loaded = Quantized::<Mlp>::from_bytes(&bytes).unwrap();
+    let loaded_bytes = live() - start;
+    assert!(loaded_bytes < 4 * 234_752 / 4 + 8_000, "loaded: {loaded_bytes} bytes");
+    assert_eq!(loaded.held_bytes(), 234_752 + 4 * (256 + 128 + 10));
+
     // Reading a compact weight as a matrix gives its dequantized values (kept beside it).
     let mut q = Mlp::new(4).into_quantized::<Int8>();
     let held = q.held_bytes();

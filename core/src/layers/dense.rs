@@ -310,7 +310,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT
     }
 
     fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(CompactSlot<'_, T>)) {
-        f(CompactSlot::new(path.join("weight"), OUT, &mut self.weight));
+        f(CompactSlot::new(path.join("weight"), &[OUT, IN], &mut self.weight));
     }
 }
 

@@ -20,7 +20,10 @@
 //! assert!(q.weight_bytes() * 3 < layer.quantized::<Bf16>().weight_bytes() * 2);
 //! ```
 //!
-//! With a network of `network!`: `let q = net.quantized::<Int8>(); q.classify(&x)`.
+//! With a network of `network!`: `let q = net.quantized::<Int8>(); q.classify(&x)`;
+//! `q.save(path)` writes it as safetensors with the compact weights, and
+//! `Quantized::<Net>::load(path)` serves it without ever computing an f32 weight
+//! (the format in [`Quantized::save`]).
 //!
 //! # Design
 //!
@@ -38,6 +41,7 @@
 //! so the compact weights can never go stale under training.
 
 mod compact;
+mod file;
 #[cfg(test)]
 mod tests;
 mod weight;
@@ -87,6 +91,8 @@ impl Scheme for Bf16 {
 pub struct CompactSlot<'a, T> {
     /// The weight's `state_dict` name (`fc1.weight`).
     pub name: ParamPath<'a>,
+    /// Its PyTorch shape (`[out, in]`, `[out, in, kh, kw]`).
+    pub shape: &'a [usize],
     /// Its number of output rows (channels).
     pub rows: usize,
     weight: &'a mut dyn Slot<T>,
@@ -97,6 +103,7 @@ trait Slot<T> {
     fn values(&self) -> &[T];
     fn compact(&self) -> Option<&Compact>;
     fn store(&mut self, compact: Compact);
+    fn clear(&mut self);
     fn bytes(&self) -> usize;
 }
 
@@ -110,22 +117,25 @@ impl<T: crate::float::Float, const R: usize, const C: usize> Slot<T> for Weight<
     fn store(&mut self, compact: Compact) {
         self.set_compact(compact)
     }
+    fn clear(&mut self) {
+        Weight::clear(self)
+    }
     fn bytes(&self) -> usize {
         Weight::bytes(self)
     }
 }
 
 impl<'a, T> CompactSlot<'a, T> {
-    /// The slot of `weight` (`rows` output rows), named `name`.
+    /// The slot of `weight` named `name`, of PyTorch shape `shape` (output rows first).
     pub(crate) fn new<const R: usize, const C: usize>(
         name: ParamPath<'a>,
-        rows: usize,
+        shape: &'a [usize],
         weight: &'a mut Weight<T, R, C>,
     ) -> Self
     where
         T: crate::float::Float,
     {
-        CompactSlot { name, rows, weight }
+        CompactSlot { name, shape, rows: shape.first().copied().unwrap_or(0), weight }
     }
 
     /// The weight's values, PyTorch's row-major `[out, in…]` (the dequantized
@@ -147,6 +157,11 @@ impl<'a, T> CompactSlot<'a, T> {
     /// Replaces the weight's matrix by `compact`, freeing the matrix.
     fn store(&mut self, compact: Compact) {
         self.weight.store(compact)
+    }
+
+    /// Replaces the weight by a zero matrix (`Weight::clear`).
+    fn clear(&mut self) {
+        self.weight.clear()
     }
 }
 
@@ -201,6 +216,11 @@ pub trait Quantize: Params<f32> + Clone + Sized {
 }
 
 impl<N: Params<f32> + Clone> Quantize for N {}
+
+/// The metadata key under which a saved network keeps a weight's relative error.
+fn relative_error_key(name: &str) -> String {
+    format!("staticnet.relative_error.{name}")
+}
 
 fn relative_error(w: &[f32], d: &[f32]) -> f64 {
     let (mut diff, mut norm) = (0.0f64, 0.0f64);

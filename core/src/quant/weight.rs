@@ -60,6 +60,12 @@ impl<T: Float, const R: usize, const C: usize> Weight<T, R, C> {
         self.form = Form::Compact { compact: Box::new(compact), widened: OnceLock::new() };
     }
 
+    /// Drops the compact form for a zero matrix (allocated zeroed, so untouched
+    /// pages of a large one are never resident): a scratch copy being saved.
+    pub(crate) fn clear(&mut self) {
+        self.form = Form::Full(heap_zeros());
+    }
+
     /// The compact form's values as a matrix.
     fn widen(compact: &Compact) -> HeapMatrix<T, R, C> {
         let mut m: HeapMatrix<T, R, C> = heap_zeros();
