@@ -38,7 +38,10 @@
 //! pass from it: one sample through a GEMV that widens the weights in registers
 //! (`kernels::quant`), a batch through panels widened to f32 once per call and
 //! the f32 product. [`Quantized`] owns that network and exposes only inference,
-//! so the compact weights can never go stale under training.
+//! so the compact weights can never go stale under training. Memory beyond the
+//! compact weights: batches of 4 samples or more widen their panels into a
+//! per-thread buffer of up to 1 MB (2¹⁸ values, or a layer's whole weight if
+//! smaller: 784 KB for the reference MLP's first layer); batches of 1 to 3 use none.
 
 mod compact;
 mod file;
@@ -179,7 +182,8 @@ pub struct LayerReport {
 }
 
 /// An f32 network whose dense and conv2d layers infer from compact weights;
-/// built by [`Quantize::quantized`]. Inference only.
+/// built by [`Quantize::quantized`], [`Quantize::into_quantized`] or
+/// [`Quantized::load`]. Inference only.
 #[derive(Clone, Debug)]
 pub struct Quantized<N> {
     net: N,
