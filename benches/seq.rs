@@ -10,8 +10,14 @@
 //!   reused trace.
 //! - `train/lstm_train_b32_t64/<n>t`: the same step for `CharLstm` with a
 //!   plain SGD step (lr 0.1).
-//! - `generate/generate_tokens/<n>t`: `generate` of 200 tokens from a 1-token
-//!   prompt (criterion's throughput is tokens per second).
+//! - `generate/generate_tokens/<n>t`: 200 tokens from a 1-token prompt, each a
+//!   pass over the whole window (`generate_full_window`; criterion's throughput
+//!   is tokens per second).
+//! - `generate/generate_tokens_kv/<n>t`: the same with `generate`, which
+//!   decodes incrementally (a key/value cache) for the first 64 positions and
+//!   passes over the whole window after them; `generate_tokens_kv63` and
+//!   `generate_tokens63`: 63 tokens, all within the window, with and without
+//!   the cache (the peers' `generate_tokens_kv` case).
 //!
 //! Token ids and step labels are drawn once from a fixed seed. Thread counts:
 //! `STATICNET_BENCH_THREADS` (default `1,2`), as in the other benches.
@@ -19,6 +25,7 @@
 use common::{thread_counts, train_step_with};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use seq_nets::*;
+use staticnet::generate::generate_full_window;
 use staticnet::prelude::*;
 use std::hint::black_box;
 
@@ -52,18 +59,25 @@ fn infer_one<N: Network<f32, STEPS, LOGITS>>(c: &mut Criterion, name: &str, net:
     staticnet::set_threads(1);
 }
 
-/// Times `generate` of `TOKENS` tokens from a 1-token prompt (temperature 1,
+/// How a generation case samples: `generate` (with the incremental decoder)
+/// or `generate_full_window`.
+type Generator<N> = fn(&N, &[usize], usize, &Sampling) -> staticnet::Result<Vec<usize>>;
+
+/// Times `generator` of `tokens` tokens from a 1-token prompt (temperature 1,
 /// every token, seed 0); the throughput is in tokens.
-fn generate_tokens<N: Network<f32, STEPS, LOGITS>>(c: &mut Criterion, name: &str, net: &N) {
+fn generate_tokens<N>(c: &mut Criterion, name: &str, net: &N, tokens: usize, generator: Generator<N>)
+where
+    N: Network<f32, STEPS, LOGITS>,
+{
     let sampling = Sampling::default();
     let mut group = c.benchmark_group("generate");
-    group.throughput(Throughput::Elements(TOKENS as u64));
+    group.throughput(Throughput::Elements(tokens as u64));
     for threads in thread_counts() {
         staticnet::set_threads(threads);
         group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
             b.iter(|| {
-                let new = generate(net, black_box(&[0]), TOKENS, &sampling).unwrap();
-                assert_eq!(new.len(), TOKENS);
+                let new = generator(net, black_box(&[0]), tokens, &sampling).unwrap();
+                assert_eq!(new.len(), tokens);
                 black_box(new)
             })
         });
@@ -76,7 +90,11 @@ fn benches(c: &mut Criterion) {
     train_step(c, "gpt_train_b32_t64", CharGpt::new(0), AdamW::new(1e-3, 0.01), BATCH);
     infer_one(c, "gpt_infer_b1_t64", &CharGpt::new(0));
     train_step(c, "lstm_train_b32_t64", CharLstm::new(0), Sgd::new(0.1), BATCH);
-    generate_tokens(c, "generate_tokens", &CharGpt::new(0));
+    let gpt = CharGpt::new(0);
+    generate_tokens(c, "generate_tokens", &gpt, TOKENS, generate_full_window);
+    generate_tokens(c, "generate_tokens_kv", &gpt, TOKENS, generate);
+    generate_tokens(c, "generate_tokens63", &gpt, STEPS - 1, generate_full_window);
+    generate_tokens(c, "generate_tokens_kv63", &gpt, STEPS - 1, generate);
 }
 
 criterion_group!(seq, benches);

@@ -7,7 +7,8 @@
 //! valgrind --tool=callgrind target/release/examples/seq_steps gpt 3
 //! ```
 //!
-//! Arguments: the case (`gpt`, `lstm`, `infer`, `generate`), the number of
+//! Arguments: the case (`gpt`, `lstm`, `infer`, `generate`, `generate63`,
+//! `generate_kv63`: 63 tokens without and with the decoder), the number of
 //! timed repetitions after one untimed warm-up (default 3), and the thread
 //! count (default 1). It prints the wall time per repetition, a rough hint only.
 
@@ -82,6 +83,20 @@ fn main() {
                 black_box(generate(&net, &[0], TOKENS, &Sampling::default()).expect("a valid prompt"));
             });
         }
-        other => eprintln!("unknown case {other}: gpt, lstm, infer or generate"),
+        // The peers' key/value case: 63 tokens from a 1-token prompt, with and without the decoder.
+        "generate63" | "generate_kv63" => {
+            let net = CharGpt::new(0);
+            let full = case == "generate63";
+            run(case, reps, || {
+                let sampling = Sampling::default();
+                let new = if full {
+                    staticnet::generate::generate_full_window(&net, &[0], STEPS - 1, &sampling)
+                } else {
+                    generate(&net, &[0], STEPS - 1, &sampling)
+                };
+                black_box(new.expect("a valid prompt"));
+            });
+        }
+        other => eprintln!("unknown case {other}: gpt, lstm, infer, generate, generate63 or generate_kv63"),
     }
 }

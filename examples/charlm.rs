@@ -171,8 +171,17 @@ where
         }
         if let Some(prompt) = &opts.generate {
             let sampling = Sampling { temperature: opts.temperature, top_k: opts.top_k, seed: opts.seed };
+            let start = Instant::now();
             let new = generate(&net, &vocab.encode(prompt)?, opts.tokens, &sampling)?;
+            let seconds = start.elapsed().as_secs_f64();
             println!("{prompt}{}", vocab.decode(&new)?);
+            // The transformer decodes incrementally (a key/value cache) while the text fits its window.
+            let how = if net.decoder().is_some() {
+                "key/value cache within the window"
+            } else {
+                "whole window per token"
+            };
+            eprintln!("{} tokens in {:.1} ms ({how})", new.len(), seconds * 1e3);
         }
         return Ok(());
     }

@@ -10,10 +10,17 @@ Model, per optimizer step with global batch G on p ranks (one rank per node, eac
   ring     = 2 (p-1)/p * S / B + 2 (p-1) * a   (S: gradient bytes; a: latency per message)
   flag     = 2 ceil(log2 p) * a                (the per-step status and fingerprint, 24 bytes)
   step     = compute + ring + flag             (what staticnet does: all-reduce after backward)
-  overlap  = compute + max(ringk - f c G/p, ringk / k) + flag
-                                               (DDP-style: k = max(2, S / 25 MiB) buckets, DDP's default cap, all-reduced
-                                               while backward runs; ringk = ring with k times the latency term;
-                                               f: backward's share of the compute)
+  overlap  = compute + exposed + flag          (what fit_distributed does with overlap: DDP's bucket plan, a first
+                                               bucket of 1 MiB, then at most 25 MiB each, from the last parameters
+                                               down; the gradients become ready at an even rate over backward
+                                               (f c G/p, f: backward's share of the compute), a bucket's ring starts
+                                               when its last gradient is ready and the link is free, each bucket
+                                               pays the ring's latency term; exposed = the time from the end of
+                                               backward until the last bucket is summed. A model within the
+                                               first bucket (the MLP and CNN here) gains nothing. It assumes the
+                                               transfers progress while the core computes: a NIC or an MPI with
+                                               asynchronous progress; Open MPI over shared memory or TCP moves
+                                               data only inside MPI calls, which fit_distributed makes once per layer)
   rabenseifner = 2 (p-1)/p * S / B + 2 log2(p) * a   (reduce-scatter + all-gather by recursive halving and
                                                doubling, which MPI libraries pick for large messages at many ranks:
                                                the same bandwidth term, logarithmic latency)
@@ -34,6 +41,29 @@ def ring(p, size, bandwidth, latency):
 
 def flag(p, latency):
     return 2 * math.ceil(math.log2(p)) * latency
+
+
+FIRST_BUCKET, BUCKET_CAP = 1 << 20, 25 << 20
+
+
+def bucket_sizes(size):
+    """DDP's default buckets (and fit_distributed's), in the order they are sent."""
+    sizes, left, cap = [], size, FIRST_BUCKET
+    while left > 0:
+        sizes.append(min(cap, left))
+        left -= sizes[-1]
+        cap = BUCKET_CAP
+    return sizes
+
+
+def exposed_overlap(p, size, bandwidth, latency, backward):
+    """Communication left after a backward pass of `backward` seconds, buckets started as they become ready."""
+    done, link_free = 0, 0.0
+    for b in bucket_sizes(size):
+        done += b
+        ready = backward * done / size
+        link_free = max(ready, link_free) + ring(p, b, bandwidth, latency)
+    return link_free - backward
 
 
 def main():
@@ -57,9 +87,7 @@ def main():
                 per_rank = 128
                 compute = c * per_rank
                 step = compute + comm
-                k = max(2, math.ceil(size / (25 << 20)))
-                ringk = ring(p, size, bandwidth, latency) + (k - 1) * 2 * (p - 1) * latency
-                exposed = max(ringk - backward * compute, ringk / k)
+                exposed = exposed_overlap(p, size, bandwidth, latency, backward * compute)
                 step_overlap = compute + exposed + flag(p, latency)
                 g_star = comm / (c * (1 - 1 / p))
                 rab = 2 * (p - 1) / p * size / bandwidth + 2 * math.log2(p) * latency + flag(p, latency)

@@ -1,6 +1,17 @@
 //! Sampling from a language model: one token at a time, each drawn from the
 //! network's prediction at the last step of the window so far.
+//!
+//! A network with an incremental decoder ([`Network::decoder`]: a causal token
+//! model, see [`crate::decode`]) computes only the new position while the text
+//! fits in its window of `T` positions: token `p` costs one step through the
+//! layers and `p + 1` attention scores per head, with every earlier position's
+//! keys and values kept. Past `T` tokens the window slides, and since positions
+//! are absolute (a `positional` table) every position of the new window moves:
+//! nothing in the cache holds, so each further token is one pass over the whole
+//! window, as PyTorch's plain generator does when it truncates the context.
+//! Both ways give the same logits (to rounding) and so the same draws.
 
+use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, SeededRng};
@@ -31,6 +42,9 @@ impl Default for Sampling {
 /// window is the last `STEPS` ids; a shorter one is padded after its end,
 /// which a causal network never looks at. Returns only the new ids.
 ///
+/// While the text fits the window, a network with a [`Network::decoder`]
+/// computes only the new position of each token (see the module docs).
+///
 /// Errors: an empty prompt, an id `>= V`, a temperature that is not positive
 /// and finite, `top_k > V`, or logits that are not finite.
 pub fn generate<T, N, const STEPS: usize, const OUT: usize>(
@@ -48,25 +62,86 @@ where
         OUT / STEPS
     };
     check(prompt, vocab, sampling)?;
+    sample(net, net.decoder(), prompt, count, sampling)
+}
+
+/// [`generate`] without the incremental decoder: every token is one pass over
+/// the whole window. The same ids as [`generate`] (to the rounding of the
+/// logits); for checking it, and for measuring what the decoder saves.
+///
+/// Errors: as [`generate`].
+pub fn generate_full_window<T, N, const STEPS: usize, const OUT: usize>(
+    net: &N,
+    prompt: &[usize],
+    count: usize,
+    sampling: &Sampling,
+) -> Result<Vec<usize>>
+where
+    T: Float,
+    N: Network<T, STEPS, OUT>,
+{
+    let vocab = const {
+        assert!(STEPS > 0 && OUT.is_multiple_of(STEPS), "a language model gives [STEPS, V] logits");
+        OUT / STEPS
+    };
+    check(prompt, vocab, sampling)?;
+    sample(net, None, prompt, count, sampling)
+}
+
+/// The loop of [`generate`], with `decoder` while the text fits the window
+/// and the whole window's pass otherwise; `prompt` and `sampling` are checked.
+fn sample<T, N, const STEPS: usize, const OUT: usize>(
+    net: &N,
+    mut decoder: Option<Box<dyn Decoder<T> + '_>>,
+    prompt: &[usize],
+    count: usize,
+    sampling: &Sampling,
+) -> Result<Vec<usize>>
+where
+    T: Float,
+    N: Network<T, STEPS, OUT>,
+{
+    let vocab = OUT / STEPS;
     let mut tokens = prompt.to_vec();
     let (mut x, mut trace) = (Batch::<T, STEPS>::zeros(1), N::Trace::default());
     let (mut rng, mut scratch) = (seeded_rng(sampling.seed), Scratch::default());
     for _ in 0..count {
-        let window = &tokens[tokens.len().saturating_sub(STEPS)..];
-        x.fill(T::zero());
-        x.iter_mut().zip(window).for_each(|(x, &id)| *x = T::cast(id as f64));
-        let y = net.infer(&x, &mut trace);
-        let last = window.len() - 1;
-        let logits = &y.as_slice()[last * vocab..(last + 1) * vocab];
-        if let Some(bad) = logits.iter().position(|l| !l.is_finite()) {
-            return Err(Error::InvalidConfig(format!(
-                "generation: the model's logit for token {bad} at step {last} is {} (not finite)",
-                logits[bad]
-            )));
-        }
-        tokens.push(draw(logits, sampling, &mut scratch, &mut rng));
+        let id = match decoder.as_deref_mut() {
+            // The window still starts at position 0: the cache has every earlier position.
+            Some(decoder) if tokens.len() <= STEPS => {
+                for &id in &tokens[decoder.len()..tokens.len() - 1] {
+                    decoder.push(id)?;
+                }
+                let logits = decoder.push(tokens[tokens.len() - 1])?;
+                finite(logits, tokens.len() - 1)?;
+                draw(logits, sampling, &mut scratch, &mut rng)
+            }
+            // The whole window: every position moved, nothing can be reused.
+            _ => {
+                let window = &tokens[tokens.len().saturating_sub(STEPS)..];
+                x.fill(T::zero());
+                x.iter_mut().zip(window).for_each(|(x, &id)| *x = T::cast(id as f64));
+                let y = net.infer(&x, &mut trace);
+                let last = window.len() - 1;
+                let logits = &y.as_slice()[last * vocab..(last + 1) * vocab];
+                finite(logits, last)?;
+                draw(logits, sampling, &mut scratch, &mut rng)
+            }
+        };
+        tokens.push(id);
     }
     Ok(tokens.split_off(prompt.len()))
+}
+
+/// Refuses logits that are not all finite, naming the first and its step.
+fn finite<T: Float>(logits: &[T], step: usize) -> Result<()> {
+    match logits.iter().position(|l| !l.is_finite()) {
+        None => Ok(()),
+        Some(bad) => Err(Error::InvalidConfig(format!(
+            "generation: the model's logit for token {bad} at step {step} is {} (not finite)",
+            logits[bad]
+        ))),
+    }
 }
 
 fn check(prompt: &[usize], vocab: usize, sampling: &Sampling) -> Result<()> {

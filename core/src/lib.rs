@@ -14,6 +14,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod data;
+pub mod decode;
 #[cfg(feature = "mpi")]
 pub mod distributed;
 pub mod error;

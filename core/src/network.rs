@@ -74,6 +74,43 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
         d_input: Option<&mut Batch<T, IN>>,
     );
 
+    /// [`Network::backward`], calling `on_ready(range, grads)` as soon as the
+    /// gradients of `range` are final: `range` indexes the flat parameter
+    /// order of [`Params::visit_grads`] (visiting order, `0..PARAM_COUNT`).
+    /// Generated networks call it after each top-level layer with parameters,
+    /// in backward order (so the ranges come from the last parameters down,
+    /// adjacent, and cover `0..PARAM_COUNT` once); this default calls it once,
+    /// with the whole range, after the whole pass. Data-parallel training
+    /// starts summing a bucket of gradients while the earlier layers still run
+    /// (PyTorch DDP's gradient hooks); [`Network::backward`] is this with a
+    /// hook that does nothing, which the compiler removes.
+    ///
+    /// ```
+    /// # use staticnet_core::{network::Network, params::Params, tensor::Batch, Float};
+    /// /// The ranges a backward pass reports, in order.
+    /// fn ready_order<T: Float, N: Network<T, 4, 2>>(net: &mut N, x: &Batch<T, 4>, d: &Batch<T, 2>) -> Vec<std::ops::Range<usize>> {
+    ///     let (mut trace, mut grads, mut ranges) = (N::Trace::default(), net.zero_gradients(), Vec::new());
+    ///     net.forward_train(x, &mut trace);
+    ///     net.backward_with(x, &mut trace, d, &mut grads, None, &mut |range, _grads: &N::Gradients| ranges.push(range));
+    ///     ranges
+    /// }
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    fn backward_with<H>(
+        &self,
+        x: &Batch<T, IN>,
+        trace: &mut Self::Trace,
+        d_out: &Batch<T, OUT>,
+        grads: &mut Self::Gradients,
+        d_input: Option<&mut Batch<T, IN>>,
+        on_ready: &mut H,
+    ) where
+        H: FnMut(core::ops::Range<usize>, &Self::Gradients),
+    {
+        self.backward(x, trace, d_out, grads, d_input);
+        on_ready(0..Self::PARAM_COUNT, grads);
+    }
+
     /// The inference pass into the buffers of `trace`, which it reuses: once
     /// they exist for a batch size, a call allocates nothing. Same values as
     /// [`Network::forward`].
@@ -94,6 +131,14 @@ pub trait Network<T: Float, const IN: usize, const OUT: usize>: Params<T> {
     fn check_input(x: &Batch<T, IN>) -> crate::error::Result<()> {
         let _ = x;
         Ok(())
+    }
+
+    /// An incremental decoder of this network, when it is a causal token
+    /// model that `network!` can run one step at a time
+    /// ([`crate::decode`]): each new id costs one position, not the window.
+    /// `None` for every other network (the default).
+    fn decoder(&self) -> Option<Box<dyn crate::decode::Decoder<T> + '_>> {
+        None
     }
 
     /// Class probabilities for a batch: the softmax of each sample's outputs,
@@ -249,6 +294,26 @@ where
         let mid = A::trace_output(&trace.first);
         self.second.backward(mid, &mut trace.second, d_out, &mut grads.1, Some(&mut trace.d_mid));
         self.first.backward(x, &mut trace.first, &trace.d_mid, &mut grads.0, d_input);
+    }
+
+    fn backward_with<H>(
+        &self,
+        x: &Batch<T, IN>,
+        trace: &mut Self::Trace,
+        d_out: &Batch<T, OUT>,
+        grads: &mut Self::Gradients,
+        d_input: Option<&mut Batch<T, IN>>,
+        on_ready: &mut H,
+    ) where
+        H: FnMut(core::ops::Range<usize>, &Self::Gradients),
+    {
+        // The second network's parameters follow the first's in visiting order;
+        // each network's gradients are reported whole (the hook sees the pair).
+        let mid = A::trace_output(&trace.first);
+        self.second.backward(mid, &mut trace.second, d_out, &mut grads.1, Some(&mut trace.d_mid));
+        on_ready(A::PARAM_COUNT..Self::PARAM_COUNT, grads);
+        self.first.backward(x, &mut trace.first, &trace.d_mid, &mut grads.0, d_input);
+        on_ready(0..A::PARAM_COUNT, grads);
     }
 
     fn infer<'t>(&self, x: &Batch<T, IN>, trace: &'t mut Self::Trace) -> &'t Batch<T, OUT> {

@@ -4,10 +4,13 @@
 //! exits 0 when the check holds; otherwise it prints why and exits 1, and
 //! `mpirun` fails. The fault cases (`fail-exit`, `panic`, `crash`) must end the
 //! whole job with a failure, quickly, which the launching test checks.
-//! `mpi-check bench COUNT...` times all-reduces of COUNT f32 values (DISTRIBUTED.md).
+//! `mpi-check bench COUNT...` times all-reduces of COUNT f32 values, `mpi-check
+//! overlap-bench STEPS ROUNDS [BUCKET_MIB [FIRST_MIB]]` a step of a 42 MB model with the
+//! all-reduce overlapped with backward and not (DISTRIBUTED.md).
 
 mod cases;
 mod nets;
+mod overlap;
 
 use staticnet::distributed::{self, mpi};
 use std::path::PathBuf;
@@ -36,6 +39,8 @@ fn main() -> ExitCode {
         "panic" => cases::panic(&world),
         "crash" => cases::crash(&world),
         "bench" => cases::bench(&world, &args[1..]),
+        "overlap" => overlap::overlap(&world),
+        "overlap-bench" => overlap::bench(&world, &args[1..]),
         other => Err(format!("unknown case {other:?}")),
     };
     match result {

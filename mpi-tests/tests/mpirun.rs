@@ -74,6 +74,12 @@ fn ranks_on_a_global_batch_match_one_process_on_it() {
 }
 
 #[test]
+fn overlapped_buckets_give_the_bits_of_blocking_all_reduces() {
+    passes(2, "overlap");
+    passes(3, "overlap");
+}
+
+#[test]
 fn checkpoints_resume_exactly_on_as_many_ranks_and_on_one_process() {
     passes(2, "resume");
     passes(3, "resume");

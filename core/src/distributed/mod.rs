@@ -35,9 +35,13 @@
 //! - **Gradients.** Rank `r`'s gradient of its mean loss is weighted by
 //!   `n_r / n` (its share of the `n` samples) and the weighted gradients are
 //!   summed with `MPI_Allreduce` over one flat buffer of every parameter in
-//!   visiting order, in buckets of [`BUCKET_BYTES`]: the gradient of the mean
-//!   loss over the global batch, as one process would compute it up to the order
-//!   of the sums. With one rank the weight is 1 and training is bit for bit
+//!   visiting order (then the buffers): the gradient of the mean loss over the
+//!   global batch, as one process would compute it up to the order of the sums.
+//!   The buffer is cut from its end down into buckets, a first of
+//!   [`FIRST_BUCKET_BYTES`] and then of at most [`BUCKET_BYTES`], and each
+//!   bucket's `MPI_Iallreduce` starts while the backward pass still runs, as
+//!   soon as its gradients are final (PyTorch DDP's scheme; [`DistributedOptions`]
+//!   sets the sizes, or blocking all-reduces after the pass). With one rank the weight is 1 and training is bit for bit
 //!   [`crate::train::Trainer::fit`]'s (without dropout, whose generators are
 //!   reseeded as below).
 //! - **Identical weights.** After the all-reduce the ranks agree (one small
@@ -75,10 +79,12 @@
 //!
 //! [`Trainer::batch_size`]: crate::train::Trainer::batch_size
 
+mod buckets;
 mod reduce;
 
+pub use buckets::{DistributedOptions, BUCKET_BYTES, FIRST_BUCKET_BYTES};
 pub use mpi;
-pub(crate) use reduce::{agree, Reducer};
+pub(crate) use reduce::{agree, Pass, Reducer};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -87,9 +93,6 @@ use crate::params::{ParamPath, Params};
 use mpi::traits::*;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
-
-/// The largest message of the gradient all-reduce (1 MiB, PyTorch DDP's first bucket).
-pub const BUCKET_BYTES: usize = 1 << 20;
 
 /// What a distributed `fit` reports: the history (the same on every rank) and
 /// this rank's communication.
@@ -113,6 +116,10 @@ pub struct Communication {
     pub bytes_per_step: usize,
     /// All-reduce calls per step (buckets).
     pub buckets: usize,
+    /// Buckets whose all-reduce started while the backward pass still had
+    /// gradients to compute, over all steps (0 without overlap, or when the
+    /// whole exchange fits the first bucket).
+    pub early_buckets: u64,
     /// Steps whose summed gradients differed between ranks and were broadcast from rank 0.
     pub fallbacks: u64,
 }

@@ -7,14 +7,18 @@
 //! The gradients are copied out ([`Params`] visits them read-only): one pass
 //! over `PARAM_COUNT` values per step, small next to the all-reduce itself.
 
-use super::{rank_failed, rank_size, Communication, BUCKET_BYTES};
+use super::buckets::{plan, DistributedOptions, Inflight};
+use super::{rank_failed, rank_size, Communication};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::SeededRng;
+use crate::network::Network;
 use crate::params::{Param, ParamMut, ParamPath, Params};
+use crate::tensor::Batch;
 use mpi::collective::SystemOperation;
 use mpi::datatype::Equivalence;
 use mpi::traits::*;
+use std::ops::Range;
 use std::time::Instant;
 
 /// Summed gradients, flat in visiting order: `lens` are the parameters'
@@ -24,33 +28,46 @@ pub(crate) struct FlatGrads<T> {
     lens: Vec<usize>,
 }
 
-/// Per-rank exchange state: the outgoing buffer, the summed one, and the costs.
+/// Per-rank exchange state: the outgoing buffer, the summed one, the
+/// buckets (in the order they are sent) and the costs.
 pub(crate) struct Reducer<T> {
     send: Vec<T>,
     summed: FlatGrads<T>,
     params: usize,
+    buckets: Vec<Range<usize>>,
+    overlap: bool,
     pub(crate) stats: Communication,
 }
 
+/// What a rank's backward pass reads and writes (the trainer's buffers).
+pub(crate) struct Pass<'w, T: Float, N: Network<T, IN, OUT>, const IN: usize, const OUT: usize> {
+    pub(crate) x: &'w Batch<T, IN>,
+    pub(crate) trace: &'w mut N::Trace,
+    pub(crate) d_out: &'w Batch<T, OUT>,
+    pub(crate) grads: &'w mut N::Gradients,
+}
+
 impl<T: Float + Equivalence> Reducer<T> {
-    /// Buffers sized for `net`'s parameters and buffers.
-    pub(crate) fn new<N: Params<T>>(net: &N) -> Self {
+    /// Buffers sized for `net`'s parameters and buffers, cut into buckets as `options` say.
+    pub(crate) fn new<N: Params<T>>(net: &N, options: &DistributedOptions) -> Self {
         let mut lens = Vec::new();
         net.visit_params(&ParamPath::ROOT, &mut |p| lens.push(p.value.len()));
         let params: usize = lens.iter().sum();
         let mut buffers = 0;
         net.visit_buffers(&ParamPath::ROOT, &mut |b| buffers += b.value.len());
         let total = params + buffers;
-        let per_bucket = (BUCKET_BYTES / std::mem::size_of::<T>()).max(1);
+        let buckets = plan(total, std::mem::size_of::<T>(), options);
         let stats = Communication {
             bytes_per_step: total * std::mem::size_of::<T>(),
-            buckets: total.div_ceil(per_bucket),
+            buckets: buckets.len(),
             ..Communication::default()
         };
         Reducer {
             send: vec![T::zero(); total],
             summed: FlatGrads { values: vec![T::zero(); total], lens },
             params,
+            buckets,
+            overlap: options.overlap,
             stats,
         }
     }
@@ -70,7 +87,7 @@ impl<T: Float + Equivalence> Reducer<T> {
 
     /// Copies this rank's gradients and buffers, times `weight`, into the
     /// outgoing buffer; `None` (an empty share or a failed step) sends zeros.
-    pub(crate) fn gather<N: Params<T>>(&mut self, net: &N, grads: &N::Gradients, weight: Option<f64>) {
+    fn gather<N: Params<T>>(&mut self, net: &N, grads: &N::Gradients, weight: Option<f64>) {
         let Some(weight) = weight else {
             self.send.iter_mut().for_each(|v| *v = T::zero());
             return;
@@ -80,11 +97,82 @@ impl<T: Float + Equivalence> Reducer<T> {
         net.visit_buffers(&ParamPath::ROOT, &mut |b| copy_at(send, &mut at, b.value, w));
     }
 
-    /// Sums the outgoing buffers of all ranks, agrees on whether a rank
-    /// `failed` (returning that rank's error on the others) and on the sum's
-    /// fingerprint (broadcasting rank 0's sum if they differ), and writes the
-    /// summed buffers into `net`. `during` names the step for the error.
-    pub(crate) fn reduce<C: Communicator, N: Params<T>>(
+    /// This rank's backward pass when `weight` is some (then its gradients
+    /// and buffers times `weight` are sent; `None`, an empty share or a failed
+    /// forward pass, sends zeros), and the sum of every rank's flat buffer,
+    /// bucket by bucket: started during the pass with overlap, after it without.
+    pub(crate) fn backward_and_sum<C, N, const IN: usize, const OUT: usize>(
+        &mut self,
+        comm: &C,
+        net: &N,
+        pass: Pass<'_, T, N, IN, OUT>,
+        weight: Option<f64>,
+    ) where
+        C: Communicator,
+        N: Network<T, IN, OUT>,
+    {
+        if self.overlap {
+            return self.overlapped(comm, net, pass, weight);
+        }
+        if weight.is_some() {
+            net.backward(pass.x, pass.trace, pass.d_out, pass.grads, None);
+        }
+        self.gather(net, pass.grads, weight);
+        let start = Instant::now();
+        for bucket in &self.buckets {
+            let (send, summed) = (&self.send[bucket.clone()], &mut self.summed.values[bucket.clone()]);
+            comm.all_reduce_into(send, summed, SystemOperation::sum());
+        }
+        self.stats.seconds += start.elapsed().as_secs_f64();
+    }
+
+    /// [`Reducer::backward_and_sum`] with each bucket's all-reduce started as
+    /// soon as the backward pass has made its values final.
+    fn overlapped<C, N, const IN: usize, const OUT: usize>(
+        &mut self,
+        comm: &C,
+        net: &N,
+        pass: Pass<'_, T, N, IN, OUT>,
+        weight: Option<f64>,
+    ) where
+        C: Communicator,
+        N: Network<T, IN, OUT>,
+    {
+        let (params, buckets) = (self.params, &self.buckets);
+        let (send, summed) = (&mut self.send[..], &mut self.summed.values[..]);
+        let (seconds, early) = mpi::request::scope(|scope| {
+            let mut flight = Inflight::new(comm, scope, buckets, send, summed);
+            let Some(weight) = weight.map(T::cast) else {
+                flight.pending().iter_mut().for_each(|v| *v = T::zero());
+                return flight.finish();
+            };
+            // The buffers (running statistics) are final since the forward pass.
+            let mut at = params;
+            net.visit_buffers(&ParamPath::ROOT, &mut |b| {
+                copy_at(flight.pending(), &mut at, b.value, Some(weight))
+            });
+            flight.ready(params);
+            net.backward_with(pass.x, pass.trace, pass.d_out, pass.grads, None, &mut |range, grads| {
+                // Only a range adjacent to the final values extends them (the generated pass's are).
+                if range.end >= flight.ready_from() && range.start < flight.ready_from() {
+                    let from = range.start..flight.ready_from();
+                    copy_range::<T, N>(grads, from.clone(), flight.pending(), weight);
+                    flight.ready(from.start);
+                }
+            });
+            let rest = 0..flight.ready_from();
+            copy_range::<T, N>(pass.grads, rest, flight.pending(), weight);
+            flight.finish()
+        });
+        self.stats.seconds += seconds;
+        self.stats.early_buckets += early;
+    }
+
+    /// Agrees on whether a rank `failed` (returning that rank's error on the
+    /// others) and on the fingerprint of the sum (broadcasting rank 0's sum if
+    /// they differ), and writes the summed buffers into `net`. `during` names
+    /// the step for the error.
+    pub(crate) fn agree_on_sum<C: Communicator, N: Params<T>>(
         &mut self,
         comm: &C,
         net: &mut N,
@@ -92,10 +180,6 @@ impl<T: Float + Equivalence> Reducer<T> {
         during: impl FnOnce() -> String,
     ) -> Result<()> {
         let start = Instant::now();
-        let per_bucket = (BUCKET_BYTES / std::mem::size_of::<T>()).max(1);
-        for (send, summed) in self.send.chunks(per_bucket).zip(self.summed.values.chunks_mut(per_bucket)) {
-            comm.all_reduce_into(send, summed, SystemOperation::sum());
-        }
         let print = fingerprint(&self.summed.values);
         let (rank, size) = rank_size(comm);
         let mine = [if failed { rank as u64 + 1 } else { 0 }, print, !print];
@@ -132,6 +216,20 @@ fn copy_at<T: Float>(to: &mut [T], at: &mut usize, from: &[T], weight: Option<T>
         }
     }
     *at += from.len();
+}
+
+/// Copies the values of `range` (flat visiting order) of `grads`, times
+/// `weight`, to the same places of `to`.
+fn copy_range<T: Float, N: Params<T>>(grads: &N::Gradients, range: Range<usize>, to: &mut [T], weight: T) {
+    let mut at = 0;
+    N::visit_grads(grads, &mut |g| {
+        let (lo, hi) = (range.start.max(at), range.end.min(at + g.len()));
+        if let (Some(to), Some(from)) = (to.get_mut(lo..hi), g.get(lo.wrapping_sub(at)..hi.wrapping_sub(at)))
+        {
+            to.iter_mut().zip(from).for_each(|(t, &f)| *t = f * weight);
+        }
+        at += g.len();
+    });
 }
 
 /// Fills `to` from `from` at `*at`, advancing it.

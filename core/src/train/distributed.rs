@@ -11,7 +11,8 @@ use super::progress::Progress;
 use super::{EpochReport, History, Metrics, Trainer};
 use crate::data::{Dataset, MiniBatch};
 use crate::distributed::{
-    agree, rank_size, same_everywhere, shard, Communication, DistributedHistory, Reducer,
+    agree, rank_size, same_everywhere, shard, Communication, DistributedHistory, DistributedOptions, Pass,
+    Reducer,
 };
 use crate::error::{Error, NonFiniteAt, Result};
 use crate::float::Float;
@@ -103,7 +104,7 @@ impl<O> Trainer<O> {
             }
         };
         self.callbacks.iter_mut().for_each(|c| c.on_train_begin());
-        let mut reducer = Reducer::new(&*net);
+        let mut reducer = Reducer::new(&*net, &self.distributed);
         reducer.broadcast_model(world, net);
         let validation = match validation {
             Some(v) => Some(v.select(&shard(v.len(), rank, size).collect::<Vec<_>>())?),
@@ -138,18 +139,29 @@ impl<O> Trainer<O> {
                     self.optimizer.set_learning_rate(self.schedule.learning_rate_at(base_lr, self.step));
                 }
                 let mine = global.get(shard(global.len(), rank, size)).unwrap_or(&[]);
-                let local = if mine.is_empty() {
+                let forward = if mine.is_empty() {
                     Ok(None)
                 } else {
-                    self.local_step(net, loss, train, mine, &mut work, epoch, b).map(Some)
+                    self.local_forward(net, loss, train, mine, &mut work, epoch, b).map(Some)
                 };
-                let weight = match &local {
+                let weight = match &forward {
                     Ok(Some(_)) => Some(mine.len() as f64 / global.len() as f64),
                     _ => None,
                 };
-                reducer.gather(&*net, &work.grads, weight);
-                let reduced =
-                    reducer.reduce(world, net, local.is_err(), || format!("in epoch {epoch}, batch {b}"));
+                // Backward (when the forward pass succeeded) and the gradients' sum, overlapped as set.
+                let pass = Pass {
+                    x: &work.batch.features,
+                    trace: &mut work.trace,
+                    d_out: &work.d_out,
+                    grads: &mut work.grads,
+                };
+                reducer.backward_and_sum(world, &*net, pass, weight);
+                let local = match forward {
+                    Ok(Some(step)) => self.check_grads(&*net, &work.grads, epoch, b).map(|()| Some(step)),
+                    other => other,
+                };
+                let reduced = reducer
+                    .agree_on_sum(world, net, local.is_err(), || format!("in epoch {epoch}, batch {b}"));
                 let (value, judged) = match local.and_then(|l| reduced.map(|()| l)) {
                     Ok(step) => step.unwrap_or((0.0, None)),
                     Err(e) => {
@@ -206,10 +218,19 @@ impl<O> Trainer<O> {
         Ok(DistributedHistory { history, communication })
     }
 
-    /// Forward and backward on this rank's share `mine` of batch `b`: its mean
-    /// loss and correct count, the gradients left in `work.grads`.
+    /// How [`Trainer::fit_distributed`] cuts the gradient exchange into
+    /// buckets and whether it starts them while the backward pass runs
+    /// ([`DistributedOptions`]; by default PyTorch DDP's 25 MiB buckets after a
+    /// 1 MiB first one, overlapped). The weights are the same bits either way.
+    pub fn distributed(mut self, options: DistributedOptions) -> Self {
+        self.distributed = options;
+        self
+    }
+
+    /// The forward pass and loss on this rank's share `mine` of batch `b`: its
+    /// mean loss and correct count, the loss gradient left in `work.d_out`.
     #[allow(clippy::too_many_arguments)]
-    fn local_step<T, N, L, const IN: usize, const OUT: usize>(
+    fn local_forward<T, N, L, const IN: usize, const OUT: usize>(
         &self,
         net: &mut N,
         loss: &L,
@@ -246,14 +267,29 @@ impl<O> Trainer<O> {
             return Err(stop(value, NonFiniteAt::Loss));
         }
         let judged = loss.correct(out, &work.batch.targets);
-        net.backward(&work.batch.features, &mut work.trace, &work.d_out, &mut work.grads, None);
+        Ok((value, judged))
+    }
+
+    /// With [`Trainer::check_finite`], fails on this rank's first non-finite gradient.
+    fn check_grads<T: Float, N: Params<T>>(
+        &self,
+        net: &N,
+        grads: &N::Gradients,
+        epoch: usize,
+        batch: usize,
+    ) -> Result<()> {
         if self.check_finite {
-            if let Some((param, index, value)) = first_non_finite_grad::<T, N>(&work.grads) {
-                let name = param_name(&*net, param);
-                return Err(stop(value, NonFiniteAt::Gradient { name, index }));
+            if let Some((param, index, value)) = first_non_finite_grad::<T, N>(grads) {
+                let name = param_name(net, param);
+                return Err(Error::NonFinite {
+                    epoch,
+                    batch,
+                    value,
+                    at: NonFiniteAt::Gradient { name, index },
+                });
             }
         }
-        Ok((value, judged))
+        Ok(())
     }
 
     /// The optimizer's checked step on the summed gradients (clipped and frozen as set):

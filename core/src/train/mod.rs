@@ -134,6 +134,9 @@ pub struct Trainer<O> {
     callbacks: Vec<Box<dyn Callback + Send>>,
     /// Where [`Schedule::ReduceOnPlateau`] stands in the run.
     plateau: Option<PlateauState>,
+    /// The gradient exchange's buckets and overlap (`Trainer::distributed`).
+    #[cfg(feature = "mpi")]
+    distributed: crate::distributed::DistributedOptions,
 }
 
 impl<O> Trainer<O> {
@@ -161,6 +164,8 @@ impl<O> Trainer<O> {
             frozen_mask: Vec::new(),
             callbacks: Vec::new(),
             plateau: None,
+            #[cfg(feature = "mpi")]
+            distributed: Default::default(),
         }
     }
 

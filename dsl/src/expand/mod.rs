@@ -16,12 +16,14 @@
 //!   `Network`, `Layer` and `NestedNetwork` impls;
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks;
 //! - `onnx.rs`: the `onnx::Export` impl, the inference pass as ONNX nodes.
+//! - `decode.rs`: incremental decoding (`decode::StepLayer`, `Network::decoder`) for networks that can.
 //!   `Network` and `Layer` impls; `custom.rs`: types used as layers (the
 //!   user's own, or networks) and the network's `CustomLayer` impl;
 //! - `composite.rs`: `residual` and `parallel` blocks, their bodies expanded as hidden networks.
 
 mod composite;
 mod custom;
+mod decode;
 mod fused;
 mod inherent;
 mod layers;
@@ -112,6 +114,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let network = passes::network_impl(&net);
     let onnx = onnx::export_impl(&net);
     let custom = custom::network_impls(&net);
+    let decode = decode::step_impl(&net);
     quote! {
         #composites
         #network_struct
@@ -126,5 +129,6 @@ pub fn expand(model: &Model) -> TokenStream {
         #network
         #onnx
         #custom
+        #decode
     }
 }

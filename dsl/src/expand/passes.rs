@@ -27,6 +27,7 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
     let last = &steps.last().expect("checked: a layer besides flatten").ident;
     let check_input = check_input(net);
     let final_activation = final_activation(model);
+    let decoder = super::decode::decoder_method(net);
     quote! {
         #cfg
         impl<#gp T: #sn::Float> #sn::Network<T, #input_size, #output_size> for #name<#ga T> {
@@ -51,7 +52,23 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
                 g: &mut #grads<#ga T>,
                 d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
             ) {
-                let _ = &g;
+                // The hooked pass with a hook that does nothing: the same code once inlined.
+                <Self as #sn::Network<T, #input_size, #output_size>>::backward_with(self, x, t, d_out, g, d_input, &mut |_, _| {})
+            }
+
+            #[allow(unused_assignments)]
+            fn backward_with<H>(
+                &self,
+                x: &#sn::Batch<T, #input_size>,
+                t: &mut #trace<#ga T>,
+                d_out: &#sn::Batch<T, #output_size>,
+                g: &mut #grads<#ga T>,
+                d_input: ::core::option::Option<&mut #sn::Batch<T, #input_size>>,
+                on_ready: &mut H,
+            ) where
+                H: ::core::ops::FnMut(::core::ops::Range<usize>, &#grads<#ga T>),
+            {
+                let _ = (&g, &on_ready);
                 #backward
             }
 
@@ -69,6 +86,7 @@ pub fn network_impl(net: &Net<'_>) -> TokenStream {
             }
 
             #check_input
+            #decoder
         }
     }
 }
@@ -278,6 +296,8 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             quote!(&t.d.#ident)
         }
     };
+    let ready = |group: &Fused| grads_ready(model, steps, group);
+    let hooks: Vec<TokenStream> = fused_steps(steps, Pass::Backward).iter().rev().map(ready).collect();
     let code = fused_steps(steps, Pass::Backward).into_iter().rev().map(|group| match group {
         Fused::Single(k) => {
             let l = steps[k];
@@ -331,5 +351,30 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
         }
         Fused::DenseRelu(_) => unreachable!("a forward group"),
     });
-    quote! { #(#code)* }
+    let start = match steps.iter().any(|l| l.kind.has_params()) {
+        true => quote! { let mut __grads_ready_from: usize = <Self as ::staticnet::Params<T>>::PARAM_COUNT; },
+        false => TokenStream::new(),
+    };
+    quote! { #start #(#code #hooks)* }
+}
+
+/// After a backward group: `on_ready` with the visiting-order range of each
+/// of its layers with parameters, whose gradients are now final. The ranges
+/// are counted down from `PARAM_COUNT` by each layer's own count.
+fn grads_ready(model: &Model, steps: &[&Layer], group: &Fused) -> TokenStream {
+    let with_params = match *group {
+        Fused::Single(k) => vec![k],
+        Fused::ConvReluPool(k) => vec![k],
+        Fused::ReluDense(k) => vec![k + 1],
+        Fused::ReluPool(_) | Fused::DenseRelu(_) => vec![],
+    };
+    let calls = with_params.into_iter().filter(|&k| steps[k].kind.has_params()).map(|k| {
+        let ty = layer_type(model, steps[k]);
+        quote! {
+            let __from = __grads_ready_from.saturating_sub(<#ty as ::staticnet::Params<T>>::PARAM_COUNT);
+            on_ready(__from..__grads_ready_from, &*g);
+            __grads_ready_from = __from;
+        }
+    });
+    quote! { #(#calls)* }
 }

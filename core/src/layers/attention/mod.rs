@@ -8,6 +8,7 @@
 
 mod heads;
 mod params;
+mod step;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,7 @@ use crate::tensor::{gemm, heap_zeros, Batch, HeapMatrix, MatRef};
 use heads::Core;
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use rand_distr::{Distribution, Uniform};
+pub use step::AttentionCache;
 
 /// Multi-head self-attention `[STEPS, D] -> [STEPS, D]` with `HEADS` heads of
 /// `D/HEADS` features each; with `causal`, step `t` attends to steps `≤ t` only.

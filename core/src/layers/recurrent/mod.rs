@@ -133,6 +133,7 @@ macro_rules! recurrent_impls {
 mod gru;
 mod lstm;
 mod params;
+mod step;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -141,6 +142,7 @@ mod timing;
 pub use gru::{Gru, GruWorkspace};
 pub use lstm::{Lstm, LstmWorkspace};
 pub use params::RecurrentWeights;
+pub use step::RecurrentCache;
 
 use crate::float::Float;
 use crate::kernels::{gates, Isa};
