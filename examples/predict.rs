@@ -50,10 +50,10 @@ impl Model {
     /// The model with its weights in int8 (`bf16 == false`) or bf16.
     fn quantized(self, bf16: bool) -> Model {
         match (self, bf16) {
-            (Model::Mlp(net), false) => Model::QuantizedMlp(net.quantized::<Int8>()),
-            (Model::Mlp(net), true) => Model::QuantizedMlp(net.quantized::<Bf16>()),
-            (Model::Cnn(net), false) => Model::QuantizedCnn(Box::new(net.quantized::<Int8>())),
-            (Model::Cnn(net), true) => Model::QuantizedCnn(Box::new(net.quantized::<Bf16>())),
+            (Model::Mlp(net), false) => Model::QuantizedMlp(net.into_quantized::<Int8>()),
+            (Model::Mlp(net), true) => Model::QuantizedMlp(net.into_quantized::<Bf16>()),
+            (Model::Cnn(net), false) => Model::QuantizedCnn(Box::new(net.into_quantized::<Int8>())),
+            (Model::Cnn(net), true) => Model::QuantizedCnn(Box::new(net.into_quantized::<Bf16>())),
             (quantized, _) => quantized,
         }
     }

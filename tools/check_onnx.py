@@ -9,6 +9,11 @@ and ONNX Runtime's output against staticnet's (1e-5 of the output's scale).
     tools/.venv/bin/pip install -r tools/requirements-onnx.txt
     tools/.venv/bin/python tools/check_onnx.py [--dir DIR] [--no-run]
 
+With `--examples`, checks instead the exports of the examples' trained models
+(target/mnist, target/mnist_cnn, target/mnist_resnet: train them first, e.g.
+`cargo run --release --example mnist -- --epochs 1`): `export_onnx --reference 64`
+writes each file with the first 64 test digits and staticnet's outputs.
+
 Not needed by the tests (tract runs the exports inside `cargo test`).
 """
 
@@ -33,6 +38,20 @@ def export(directory: pathlib.Path) -> None:
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
 
+EXAMPLES = {"mlp": "mnist", "cnn": "mnist_cnn", "resnet": "mnist_resnet"}
+
+
+def export_examples(directory: pathlib.Path) -> None:
+    for network, example in EXAMPLES.items():
+        model = ROOT / "target" / example / "model.safetensors"
+        if not model.exists():
+            sys.exit(f"{model} is missing: cargo run --release --example {example} -- --epochs 1")
+        out = directory / f"example_{network}.onnx"
+        cmd = ["cargo", "run", "-j", "1", "--release", "--quiet", "--example", "export_onnx", "--",
+               str(model), str(out), "--network", network, "--reference", "64"]
+        subprocess.run(cmd, cwd=ROOT, check=True)
+
+
 def check(onnx_path: pathlib.Path) -> float:
     """Returns the largest error relative to the output's scale."""
     model = onnx.load(str(onnx_path))
@@ -53,10 +72,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=pathlib.Path, help="where the exports go (default: a temporary directory)")
     parser.add_argument("--no-run", action="store_true", help="check the files already in --dir")
+    parser.add_argument("--examples", action="store_true",
+                        help="export and check the examples' trained models instead of the tests' networks")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.dir or pathlib.Path(tmp)
-        if not args.no_run:
+        if args.examples:
+            export_examples(directory)
+        elif not args.no_run:
             export(directory)
         files = sorted(directory.glob("*.onnx"))
         if not files:

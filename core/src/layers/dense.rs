@@ -4,7 +4,7 @@ use super::Layer;
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::params::{Param, ParamMut, ParamPath, Params};
-use crate::quant::{Compact, CompactSlot};
+use crate::quant::{Compact, CompactSlot, Weight};
 use crate::tensor::{
     ensure_batch, gemm, gemm_then, heap_clone, heap_zeros, small_affine, Batch, HeapMatrix, MatRef,
     SharedSlice,
@@ -19,13 +19,12 @@ use std::fmt;
 /// `[out, in]` `weight`, which makes saving, loading and optimizer updates a
 /// straight copy; the products use strides, so the orientation costs nothing.
 pub struct Dense<T: Float, const IN: usize, const OUT: usize> {
-    /// `weight[(i, o)]` connects input `i` to output `o`.
-    pub weight: HeapMatrix<T, IN, OUT>,
+    /// `weight[(i, o)]` connects input `i` to output `o`. A `Quantized`
+    /// network's holds only a compact form, which the inference pass reads
+    /// ([`Weight`], `crate::quant`).
+    pub weight: Weight<T, IN, OUT>,
     /// One bias per output, or none for `dense(.., bias = false)`.
     pub bias: Option<HeapMatrix<T, OUT, 1>>,
-    /// The weight in a compact form, which the inference pass then reads
-    /// instead (`crate::quant`; only a `Quantized` network fills it).
-    compact: Option<Box<Compact>>,
 }
 
 /// The gradient of a loss with respect to a [`Dense`] layer's parameters.
@@ -39,7 +38,7 @@ pub struct DenseGrad<T: Float, const IN: usize, const OUT: usize> {
 impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// A layer with zero weights (and zero bias if `bias`), to be filled by loading.
     pub fn zeros(bias: bool) -> Self {
-        Dense { weight: heap_zeros(), bias: bias.then(heap_zeros), compact: None }
+        Dense { weight: Weight::zeros(), bias: bias.then(heap_zeros) }
     }
 
     /// A layer with weights drawn by `init` and a zero bias.
@@ -63,7 +62,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         relu: Option<(&mut Batch<T, OUT>, Epilogue<T>)>,
     ) {
         ensure_batch(y, x.ncols());
-        if let Some(compact) = &self.compact {
+        if let Some(compact) = self.weight.compact() {
             if self.forward_compact(compact, x, y) {
                 if let Some((r, relu_of)) = relu {
                     ensure_batch(r, x.ncols());
@@ -250,11 +249,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T,
 impl<T: Float, const IN: usize, const OUT: usize> Clone for Dense<T, IN, OUT> {
     fn clone(&self) -> Self {
         // Deriving would copy the matrices through the stack.
-        Dense {
-            weight: heap_clone(&self.weight),
-            bias: self.bias.as_ref().map(heap_clone),
-            compact: self.compact.clone(),
-        }
+        Dense { weight: self.weight.clone(), bias: self.bias.as_ref().map(heap_clone) }
     }
 }
 
@@ -315,8 +310,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT
     }
 
     fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(CompactSlot<'_, T>)) {
-        let name = path.join("weight");
-        f(CompactSlot { name, weight: self.weight.as_slice(), rows: OUT, slot: &mut self.compact });
+        f(CompactSlot::new(path.join("weight"), &[OUT, IN], &mut self.weight));
     }
 }
 

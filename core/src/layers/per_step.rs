@@ -197,6 +197,10 @@ impl<T: Float, L: Params<T>, const STEPS: usize, const F: usize, const H: usize>
     fn visit_rngs(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(ParamPath<'_>, &mut SeededRng)) {
         self.inner.visit_rngs(path, f)
     }
+
+    fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
+        self.inner.visit_compact(path, f)
+    }
 }
 
 #[cfg(test)]

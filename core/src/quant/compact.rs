@@ -64,6 +64,31 @@ impl Compact {
         Compact { rows, cols: w.len() / rows.max(1), store: Store::Bf16(bits) }
     }
 
+    /// `rows` rows of int8 values with one scale each; `None` unless `q` holds
+    /// `rows` whole rows and `scales` one value per row.
+    pub(crate) fn from_int8(q: Vec<i8>, scales: Vec<f32>, rows: usize) -> Option<Self> {
+        let cols = q.len().checked_div(rows)?;
+        (scales.len() == rows && cols * rows == q.len()).then_some(Compact {
+            rows,
+            cols,
+            store: Store::Int8 { q, scales },
+        })
+    }
+
+    /// `rows` rows of bfloat16 values (as bits); `None` unless `bits` holds whole rows.
+    pub(crate) fn from_bf16(bits: Vec<u16>, rows: usize) -> Option<Self> {
+        let cols = bits.len().checked_div(rows)?;
+        (cols * rows == bits.len()).then_some(Compact { rows, cols, store: Store::Bf16(bits) })
+    }
+
+    /// The bfloat16 values as bits, for the bf16 form.
+    pub fn bf16_bits(&self) -> Option<&[u16]> {
+        match &self.store {
+            Store::Int8 { .. } => None,
+            Store::Bf16(w) => Some(w),
+        }
+    }
+
     /// The number of output rows (channels).
     pub fn rows(&self) -> usize {
         self.rows

@@ -20,28 +20,37 @@
 //! assert!(q.weight_bytes() * 3 < layer.quantized::<Bf16>().weight_bytes() * 2);
 //! ```
 //!
-//! With a network of `network!`: `let q = net.quantized::<Int8>(); q.classify(&x)`.
+//! With a network of `network!`: `let q = net.quantized::<Int8>(); q.classify(&x)`;
+//! `q.save(path)` writes it as safetensors with the compact weights, and
+//! `Quantized::<Net>::load(path)` serves it without ever computing an f32 weight
+//! (the format in [`Quantized::save`]).
 //!
 //! # Design
 //!
 //! A network stays one type: every [`Dense`](crate::layers::Dense) and
-//! [`Conv2d`](crate::layers::Conv2d) has a slot for a [`Compact`] copy of its
-//! weight, empty in a network you train. [`Quantize::quantized`] clones the
-//! network and fills every slot (`Params::visit_compact`, which generated
-//! networks and the composite layers forward to their layers); a layer with a
-//! filled slot computes its inference pass from the compact weight: one sample
-//! through a GEMV that widens the weights in registers (`kernels::quant`), a
-//! batch through panels widened to f32 once per call and the f32 product.
-//! [`Quantized`] owns that network and exposes only inference, so the compact
-//! weights can never go stale under training. The f32 weights stay in memory
-//! (the layers keep their types); the passes read only the compact ones. A
-//! `dense` inside a sequence network (`PerStep`) stays f32.
+//! [`Conv2d`](crate::layers::Conv2d) holds its weight as a [`Weight`]: a full
+//! matrix, or only a [`Compact`] form. [`Quantize::into_quantized`] replaces
+//! every dense and conv2d weight by its compact form and frees the f32 matrix
+//! (`Params::visit_compact`, which generated networks and the composite layers
+//! forward to their layers, `PerStep` too), so an int8 network holds about a
+//! quarter of the f32 weight bytes ([`Quantized::held_bytes`]); `quantized(&self)`
+//! does the same to a clone. A layer with a compact weight computes its inference
+//! pass from it: one sample through a GEMV that widens the weights in registers
+//! (`kernels::quant`), a batch through panels widened to f32 once per call and
+//! the f32 product. [`Quantized`] owns that network and exposes only inference,
+//! so the compact weights can never go stale under training. Memory beyond the
+//! compact weights: batches of 4 samples or more widen their panels into a
+//! per-thread buffer of up to 1 MB (2¹⁸ values, or a layer's whole weight if
+//! smaller: 784 KB for the reference MLP's first layer); batches of 1 to 3 use none.
 
 mod compact;
+mod file;
 #[cfg(test)]
 mod tests;
+mod weight;
 
 pub use compact::Compact;
+pub use weight::Weight;
 
 use crate::network::{Network, Prediction};
 use crate::params::{ParamPath, Params};
@@ -81,16 +90,82 @@ impl Scheme for Bf16 {
     }
 }
 
-/// A layer's weight and its slot for a [`Compact`] copy (see `Params::visit_compact`).
+/// A dense or conv2d layer's weight, handed to `Params::visit_compact`'s visitor.
 pub struct CompactSlot<'a, T> {
     /// The weight's `state_dict` name (`fc1.weight`).
     pub name: ParamPath<'a>,
-    /// The weight, PyTorch's row-major `[out, in…]`.
-    pub weight: &'a [T],
+    /// Its PyTorch shape (`[out, in]`, `[out, in, kh, kw]`).
+    pub shape: &'a [usize],
     /// Its number of output rows (channels).
     pub rows: usize,
-    /// The compact copy the layer's inference pass reads when present.
-    pub slot: &'a mut Option<Box<Compact>>,
+    weight: &'a mut dyn Slot<T>,
+}
+
+/// What a [`CompactSlot`] reaches: a [`Weight`] of any size.
+trait Slot<T> {
+    fn values(&self) -> &[T];
+    fn compact(&self) -> Option<&Compact>;
+    fn store(&mut self, compact: Compact);
+    fn clear(&mut self);
+    fn bytes(&self) -> usize;
+}
+
+impl<T: crate::float::Float, const R: usize, const C: usize> Slot<T> for Weight<T, R, C> {
+    fn values(&self) -> &[T] {
+        self.as_slice()
+    }
+    fn compact(&self) -> Option<&Compact> {
+        Weight::compact(self)
+    }
+    fn store(&mut self, compact: Compact) {
+        self.set_compact(compact)
+    }
+    fn clear(&mut self) {
+        Weight::clear(self)
+    }
+    fn bytes(&self) -> usize {
+        Weight::bytes(self)
+    }
+}
+
+impl<'a, T> CompactSlot<'a, T> {
+    /// The slot of `weight` named `name`, of PyTorch shape `shape` (output rows first).
+    pub(crate) fn new<const R: usize, const C: usize>(
+        name: ParamPath<'a>,
+        shape: &'a [usize],
+        weight: &'a mut Weight<T, R, C>,
+    ) -> Self
+    where
+        T: crate::float::Float,
+    {
+        CompactSlot { name, shape, rows: shape.first().copied().unwrap_or(0), weight }
+    }
+
+    /// The weight's values, PyTorch's row-major `[out, in…]` (the dequantized
+    /// ones, widened, if it is already compact).
+    pub fn values(&self) -> &[T] {
+        self.weight.values()
+    }
+
+    /// Its compact form, if it has one.
+    pub fn compact(&self) -> Option<&Compact> {
+        self.weight.compact()
+    }
+
+    /// The heap bytes the weight holds ([`Weight::bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.weight.bytes()
+    }
+
+    /// Replaces the weight's matrix by `compact`, freeing the matrix.
+    fn store(&mut self, compact: Compact) {
+        self.weight.store(compact)
+    }
+
+    /// Replaces the weight by a zero matrix (`Weight::clear`).
+    fn clear(&mut self) {
+        self.weight.clear()
+    }
 }
 
 /// How one layer's weight came out of quantization.
@@ -107,7 +182,8 @@ pub struct LayerReport {
 }
 
 /// An f32 network whose dense and conv2d layers infer from compact weights;
-/// built by [`Quantize::quantized`]. Inference only.
+/// built by [`Quantize::quantized`], [`Quantize::into_quantized`] or
+/// [`Quantized::load`]. Inference only.
 #[derive(Clone, Debug)]
 pub struct Quantized<N> {
     net: N,
@@ -118,23 +194,37 @@ pub struct Quantized<N> {
 pub trait Quantize: Params<f32> + Clone + Sized {
     /// A copy of this network that infers from `Q` weights (see the [module docs](self)).
     fn quantized<Q: Scheme>(&self) -> Quantized<Self> {
-        let mut net = self.clone();
+        self.clone().into_quantized::<Q>()
+    }
+
+    /// This network, inferring from `Q` weights: each dense and conv2d weight's
+    /// f32 matrix is freed as soon as its compact form is made, so the f32
+    /// weights are never held twice.
+    fn into_quantized<Q: Scheme>(mut self) -> Quantized<Self> {
         let mut layers = Vec::new();
-        net.visit_compact(&ParamPath::ROOT, &mut |s| {
-            let compact = Q::compact(s.weight, s.rows);
+        self.visit_compact(&ParamPath::ROOT, &mut |mut s| {
+            if s.compact().is_some() {
+                return;
+            }
+            let compact = Q::compact(s.values(), s.rows);
             layers.push(LayerReport {
                 name: s.name.to_string(),
                 shape: [compact.rows(), compact.cols()],
                 bytes: compact.bytes(),
-                relative_error: relative_error(s.weight, &compact.dequantized()),
+                relative_error: relative_error(s.values(), &compact.dequantized()),
             });
-            *s.slot = Some(Box::new(compact));
+            s.store(compact);
         });
-        Quantized { net, layers }
+        Quantized { net: self, layers }
     }
 }
 
 impl<N: Params<f32> + Clone> Quantize for N {}
+
+/// The metadata key under which a saved network keeps a weight's relative error.
+fn relative_error_key(name: &str) -> String {
+    format!("staticnet.relative_error.{name}")
+}
 
 fn relative_error(w: &[f32], d: &[f32]) -> f64 {
     let (mut diff, mut norm) = (0.0f64, 0.0f64);
@@ -150,9 +240,22 @@ fn relative_error(w: &[f32], d: &[f32]) -> f64 {
 }
 
 impl<N> Quantized<N> {
-    /// The network (its f32 weights and its layers' compact copies), read-only.
+    /// The network, read-only. Its dense and conv2d weights hold only their
+    /// compact forms: reading one as a matrix widens it ([`Weight`]).
     pub fn network(&self) -> &N {
         &self.net
+    }
+
+    /// The heap bytes the network's dense and conv2d weights hold (biases and
+    /// other layers' parameters are not counted): about a quarter of the f32
+    /// weights' in int8, half in bf16.
+    pub fn held_bytes(&mut self) -> usize
+    where
+        N: Params<f32>,
+    {
+        let mut bytes = 0;
+        self.net.visit_compact(&ParamPath::ROOT, &mut |s| bytes += s.bytes());
+        bytes
     }
 
     /// Every quantized weight, in visiting order: name, shape, bytes, relative error.

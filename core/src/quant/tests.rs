@@ -62,21 +62,35 @@ fn zero_rows_and_non_finite_weights() {
     assert!(y[0] == 0.0 && y[1] == 2.0 && y[2].is_nan(), "{y:?}");
 }
 
-/// `net` with its dense and conv2d weights replaced by their dequantized values.
+/// `net` with its dense and conv2d weights replaced by their dequantized values:
+/// writing a compact weight turns it back into a full matrix (`Weight`).
 fn dequantized_copy<N: Params<f32> + Clone>(q: &Quantized<N>) -> N {
     let mut net = q.network().clone();
-    let mut compacts = Vec::new();
-    net.visit_compact(&ParamPath::ROOT, &mut |s| {
-        compacts.push(s.slot.take().unwrap().dequantized());
-    });
-    let mut k = 0;
-    net.visit_params_mut(&ParamPath::ROOT, &mut |p| {
-        if p.name.last() == "weight" {
-            p.value.copy_from_slice(&compacts[k]);
-            k += 1;
-        }
-    });
+    net.visit_params_mut(&ParamPath::ROOT, &mut |_| {});
+    let mut compact = 0;
+    net.visit_compact(&ParamPath::ROOT, &mut |s| compact += usize::from(s.compact().is_some()));
+    assert_eq!(compact, 0, "every weight is a full matrix again");
     net
+}
+
+#[test]
+fn a_compact_weight_reads_as_its_dequantized_values_and_frees_the_matrix() {
+    let mut rng = seeded_rng(6);
+    let mut layer = Dense::<f32, 40, 9>::new(true, Init::Auto, &mut rng);
+    assert_eq!((layer.weight.compact().is_none(), layer.weight.bytes()), (true, 4 * 40 * 9));
+    let compact = Compact::int8(layer.weight.as_slice(), 9);
+    let values = compact.dequantized();
+    layer.weight.set_compact(compact);
+    assert_eq!(layer.weight.bytes(), 40 * 9 + 4 * 9, "only the int8 values and scales");
+    let copy = layer.clone();
+    assert_eq!(layer.weight.as_slice(), &values[..], "read as the dequantized matrix");
+    assert_eq!(layer.weight.bytes(), 40 * 9 + 4 * 9 + 4 * 40 * 9, "…widened once, kept beside it");
+    assert_eq!(copy.weight.bytes(), 40 * 9 + 4 * 9, "a clone holds no widened copy");
+    layer.weight[(3, 2)] = 5.0;
+    assert!(layer.weight.compact().is_none(), "written: a full matrix again");
+    assert_eq!(layer.weight.bytes(), 4 * 40 * 9);
+    assert_eq!(layer.weight_at(2, 3), 5.0);
+    assert_eq!(layer.weight_at(2, 4), values[2 * 40 + 4]);
 }
 
 #[test]

@@ -40,6 +40,7 @@ use crate::float::Float;
 use crate::init::{Init, SeededRng};
 use crate::kernels::conv2d::portable;
 use crate::kernels::Isa;
+use crate::quant::Weight;
 use crate::tensor::threads::SharedSlice;
 use crate::tensor::{ensure_batch, gemm, heap_clone, heap_zeros, Batch, HeapMatrix, MatRef};
 use im2col::{col2im, im2col};
@@ -53,16 +54,14 @@ use threads::ensure_len;
 pub struct Conv2d<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize> {
     /// PyTorch's `[out, in, kh, kw]` weight, row-major: column `o` of this
     /// `PATCH×COUT` matrix is filter `o`, its rows ordered `(c, i, j)`.
-    pub weight: HeapMatrix<T, PATCH, COUT>,
+    /// A `Quantized` network's holds only a compact form ([`Weight`], `crate::quant`).
+    pub weight: Weight<T, PATCH, COUT>,
     /// One bias per output channel, or none for `conv2d(.., bias = false)`.
     pub bias: Option<HeapMatrix<T, COUT, 1>>,
     geometry: Conv2dGeometry,
     /// Whether the products go through `tensor::gemm` (large layers) or the
     /// small kernels; see `products::products_through_gemm`.
     gemm: bool,
-    /// The weight in a compact form, which the inference pass then reads
-    /// instead (`crate::quant`; only a `Quantized` network fills it).
-    compact: Option<Box<crate::quant::Compact>>,
 }
 
 /// The gradient of a loss with respect to a [`Conv2d`] layer's parameters.
@@ -145,11 +144,10 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
             )));
         }
         Ok(Conv2d {
-            weight: heap_zeros(),
+            weight: Weight::zeros(),
             bias: bias.then(heap_zeros),
             geometry,
             gemm: products_through_gemm::<T>(Isa::active(), PATCH * COUT),
-            compact: None,
         })
     }
 
@@ -197,7 +195,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     /// `ws.cols` for its backward pass stay intact.
     pub fn forward_with(&self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut Conv2dWorkspace<T>) {
         ensure_batch(y, x.ncols());
-        if let Some(compact) = &self.compact {
+        if let Some(compact) = self.weight.compact() {
             if self.forward_compact(compact, x, y, ws) {
                 return;
             }
@@ -410,11 +408,10 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     fn clone(&self) -> Self {
         // Deriving would copy the matrices through the stack.
         Conv2d {
-            weight: heap_clone(&self.weight),
+            weight: self.weight.clone(),
             bias: self.bias.as_ref().map(heap_clone),
             geometry: self.geometry,
             gemm: self.gemm,
-            compact: self.compact.clone(),
         }
     }
 }

@@ -72,7 +72,7 @@ impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT
     }
 
     fn visit_compact(&mut self, path: &ParamPath<'_>, f: &mut dyn FnMut(crate::quant::CompactSlot<'_, T>)) {
-        let (name, weight) = (path.join("weight"), self.weight.as_slice());
-        f(crate::quant::CompactSlot { name, weight, rows: COUT, slot: &mut self.compact });
+        let shape = self.weight_shape();
+        f(crate::quant::CompactSlot::new(path.join("weight"), &shape, &mut self.weight));
     }
 }
