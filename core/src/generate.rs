@@ -57,11 +57,6 @@ where
     T: Float,
     N: Network<T, STEPS, OUT>,
 {
-    let vocab = const {
-        assert!(STEPS > 0 && OUT.is_multiple_of(STEPS), "a language model gives [STEPS, V] logits");
-        OUT / STEPS
-    };
-    check(prompt, vocab, sampling)?;
     sample(net, net.decoder(), prompt, count, sampling)
 }
 
@@ -80,16 +75,11 @@ where
     T: Float,
     N: Network<T, STEPS, OUT>,
 {
-    let vocab = const {
-        assert!(STEPS > 0 && OUT.is_multiple_of(STEPS), "a language model gives [STEPS, V] logits");
-        OUT / STEPS
-    };
-    check(prompt, vocab, sampling)?;
     sample(net, None, prompt, count, sampling)
 }
 
 /// The loop of [`generate`], with `decoder` while the text fits the window
-/// and the whole window's pass otherwise; `prompt` and `sampling` are checked.
+/// and the whole window's pass otherwise; checks `prompt` and `sampling` first.
 fn sample<T, N, const STEPS: usize, const OUT: usize>(
     net: &N,
     mut decoder: Option<Box<dyn Decoder<T> + '_>>,
@@ -101,7 +91,11 @@ where
     T: Float,
     N: Network<T, STEPS, OUT>,
 {
-    let vocab = OUT / STEPS;
+    let vocab = const {
+        assert!(STEPS > 0 && OUT.is_multiple_of(STEPS), "a language model gives [STEPS, V] logits");
+        OUT / STEPS
+    };
+    check(prompt, vocab, sampling)?;
     let mut tokens = prompt.to_vec();
     let (mut x, mut trace) = (Batch::<T, STEPS>::zeros(1), N::Trace::default());
     let (mut rng, mut scratch) = (seeded_rng(sampling.seed), Scratch::default());

@@ -98,7 +98,7 @@ mod generator;
 mod matching;
 #[cfg(test)]
 mod matching_tests;
-mod tensors;
+pub(crate) mod tensors;
 #[cfg(test)]
 mod tests;
 mod weights;

@@ -52,15 +52,15 @@ pub(super) fn is_num_batches_tracked(name: &str, known: &HashSet<&str>) -> bool 
     })
 }
 
-/// An owned tensor to serialize.
-pub(super) struct Tensor {
-    pub(super) dtype: Dtype,
-    pub(super) shape: Vec<usize>,
-    pub(super) data: Vec<u8>,
+/// An owned tensor to serialize (also the quantized files', `quant::file`).
+pub(crate) struct Tensor {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Vec<u8>,
 }
 
 impl Tensor {
-    pub(super) fn floats<T: Float>(shape: Vec<usize>, values: &[T]) -> Self {
+    pub(crate) fn floats<T: Float>(shape: Vec<usize>, values: &[T]) -> Self {
         Self::floats_as(shape, values, dtype_of::<T>())
     }
 

@@ -9,49 +9,23 @@
 use super::{relative_error_key, Compact, LayerReport, Quantized};
 use crate::error::{Error, Result, TensorProblem};
 use crate::params::{ParamPath, Params};
+use crate::persist::tensors::Tensor;
 use crate::persist::write_atomic;
-use safetensors::{Dtype, SafeTensors, View};
-use std::borrow::Cow;
+use safetensors::{Dtype, SafeTensors};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// The path errors name for bytes in memory (as `persist`'s).
 const MEMORY: &str = "<memory>";
 
-/// An owned tensor to serialize.
-struct Owned {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl View for Owned {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-fn f32_tensor(shape: Vec<usize>, values: &[f32]) -> Owned {
-    Owned { dtype: Dtype::F32, shape, data: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
-}
-
-fn compact_tensors(name: &str, shape: &[usize], c: &Compact, out: &mut Vec<(String, Owned)>) {
+fn compact_tensors(name: &str, shape: &[usize], c: &Compact, out: &mut Vec<(String, Tensor)>) {
     if let Some((q, scales)) = c.int8_parts() {
         let data = q.iter().map(|&v| v as u8).collect();
-        out.push((name.to_string(), Owned { dtype: Dtype::I8, shape: shape.to_vec(), data }));
-        out.push((format!("{name}_scale"), f32_tensor(vec![c.rows()], scales)));
+        out.push((name.to_string(), Tensor { dtype: Dtype::I8, shape: shape.to_vec(), data }));
+        out.push((format!("{name}_scale"), Tensor::floats(vec![c.rows()], scales)));
     } else if let Some(bits) = c.bf16_bits() {
         let data = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
-        out.push((name.to_string(), Owned { dtype: Dtype::BF16, shape: shape.to_vec(), data }));
+        out.push((name.to_string(), Tensor { dtype: Dtype::BF16, shape: shape.to_vec(), data }));
     }
 }
 
@@ -84,11 +58,11 @@ impl<N: Params<f32> + Clone> Quantized<N> {
         net.visit_params(&ParamPath::ROOT, &mut |p| {
             let name = p.name.to_string();
             if !compact.contains(&name) {
-                tensors.push((name, f32_tensor(p.shape.to_vec(), p.value)));
+                tensors.push((name, Tensor::floats(p.shape.to_vec(), p.value)));
             }
         });
         net.visit_buffers(&ParamPath::ROOT, &mut |b| {
-            tensors.push((b.name.to_string(), f32_tensor(b.shape.to_vec(), b.value)))
+            tensors.push((b.name.to_string(), Tensor::floats(b.shape.to_vec(), b.value)))
         });
         let mut metadata = HashMap::from([
             ("format".to_string(), "pt".to_string()),
