@@ -51,9 +51,6 @@ pub struct AttributeProto {
     /// graph
     #[prost(message, optional, tag = "6")]
     pub g: ::core::option::Option<GraphProto>,
-    /// sparse tensor value
-    #[prost(message, optional, tag = "22")]
-    pub sparse_tensor: ::core::option::Option<SparseTensorProto>,
     /// Do not use field below, it's deprecated.
     /// optional ValueProto v = 12;         // value - subsumes everything but graph
     ///
@@ -75,9 +72,6 @@ pub struct AttributeProto {
     /// list of graph
     #[prost(message, repeated, tag = "11")]
     pub graphs: ::prost::alloc::vec::Vec<GraphProto>,
-    /// list of sparse tensors
-    #[prost(message, repeated, tag = "23")]
-    pub sparse_tensors: ::prost::alloc::vec::Vec<SparseTensorProto>,
     /// list of type protos
     #[prost(message, repeated, tag = "15")]
     pub type_protos: ::prost::alloc::vec::Vec<TypeProto>,
@@ -215,218 +209,6 @@ pub struct NodeProto {
     /// Named metadata values; keys should be distinct.
     #[prost(message, repeated, tag = "9")]
     pub metadata_props: ::prost::alloc::vec::Vec<StringStringEntryProto>,
-    /// Configuration of multi-device annotations.
-    #[prost(message, repeated, tag = "10")]
-    pub device_configurations: ::prost::alloc::vec::Vec<NodeDeviceConfigurationProto>,
-}
-/// IntIntListEntryProto follows the pattern for cross-proto-version maps.
-/// See <https://developers.google.com/protocol-buffers/docs/proto3#maps>
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct IntIntListEntryProto {
-    #[prost(int64, optional, tag = "1")]
-    pub key: ::core::option::Option<i64>,
-    #[prost(int64, repeated, packed = "false", tag = "2")]
-    pub value: ::prost::alloc::vec::Vec<i64>,
-}
-/// Multi-device configuration proto for NodeProto.
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct NodeDeviceConfigurationProto {
-    /// This field MUST be present for this version of the IR.
-    /// ID of the configuration. MUST match the name of a DeviceConfigurationProto.
-    #[prost(string, optional, tag = "1")]
-    pub configuration_id: ::core::option::Option<::prost::alloc::string::String>,
-    /// Sharding spec for the node.
-    #[prost(message, repeated, tag = "2")]
-    pub sharding_spec: ::prost::alloc::vec::Vec<ShardingSpecProto>,
-    /// Pipeline stage of this node.
-    #[prost(int32, optional, tag = "3")]
-    pub pipeline_stage: ::core::option::Option<i32>,
-}
-/// ShardingSpecProto: This describes the sharding spec for a specific
-/// input or output tensor of a node.
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct ShardingSpecProto {
-    /// This field MUST be present for this version of the IR.
-    /// Identifies the input or output of the node that is being sharded.
-    /// Required to match a name specified in the node's input or output list of ValueInfoProtos.
-    /// It is called `logical tensor` in subsequent descriptions.
-    #[prost(string, optional, tag = "1")]
-    pub tensor_name: ::core::option::Option<::prost::alloc::string::String>,
-    /// The following is the list of devices across which the logical
-    /// tensor is sharded or replicated.
-    #[prost(int64, repeated, packed = "false", tag = "2")]
-    pub device: ::prost::alloc::vec::Vec<i64>,
-    /// Each element v in above field devices may represent either a
-    /// device or a set of devices (when we want the same shard/tensor
-    /// to be replicated across a subset of devices), as indicated by
-    /// the following optional map. If the map contains an entry for v,
-    /// then v represents a device group, and the map indicates the set
-    /// of devices in that group.
-    #[prost(message, repeated, tag = "3")]
-    pub index_to_device_group_map: ::prost::alloc::vec::Vec<IntIntListEntryProto>,
-    /// The following is the sharded-shape of the tensor, consisting of
-    /// the sharding-spec for each axis of the tensor.
-    #[prost(message, repeated, tag = "4")]
-    pub sharded_dim: ::prost::alloc::vec::Vec<ShardedDimProto>,
-}
-/// ShardedDimProto: This describes the sharding spec for a single
-/// axis of a sharded tensor.
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct ShardedDimProto {
-    /// This field MUST be present for this version of the IR.
-    /// The axis this sharding corresponds to. Must be in the range of
-    /// \[-r, r - 1\], where r is the rank of the tensor. Negative axis values means
-    /// counting from the back.
-    #[prost(int64, optional, tag = "1")]
-    pub axis: ::core::option::Option<i64>,
-    /// Describes how the tensor on the provided axis is sharded.
-    /// The common-case is described by a single instance of SimpleShardedDimProto.
-    /// Multiple instances can be used to handle cases where a sharded
-    /// tensor is reshaped, fusing multiple axes into one.
-    #[prost(message, repeated, tag = "2")]
-    pub simple_sharding: ::prost::alloc::vec::Vec<SimpleShardedDimProto>,
-}
-/// SimpleShardedDimProto: Indicates that N blocks are divided into M shards.
-/// N is allowed to be symbolic where M is required to be a constant.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct SimpleShardedDimProto {
-    /// This field MUST be present for this version of the IR.
-    /// Number of shards to split dim into.
-    #[prost(int64, optional, tag = "3")]
-    pub num_shards: ::core::option::Option<i64>,
-    /// Dimension value to be sharded.
-    #[prost(oneof = "simple_sharded_dim_proto::Dim", tags = "1, 2")]
-    pub dim: ::core::option::Option<simple_sharded_dim_proto::Dim>,
-}
-/// Nested message and enum types in `SimpleShardedDimProto`.
-pub mod simple_sharded_dim_proto {
-    /// Dimension value to be sharded.
-    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
-    pub enum Dim {
-        #[prost(int64, tag = "1")]
-        DimValue(i64),
-        #[prost(string, tag = "2")]
-        DimParam(::prost::alloc::string::String),
-    }
-}
-/// Training information
-/// TrainingInfoProto stores information for training a model.
-/// In particular, this defines two functionalities: an initialization-step
-/// and a training-algorithm-step. Initialization resets the model
-/// back to its original state as if no training has been performed.
-/// Training algorithm improves the model based on input data.
-///
-/// The semantics of the initialization-step is that the initializers
-/// in ModelProto.graph and in TrainingInfoProto.algorithm are first
-/// initialized as specified by the initializers in the graph, and then
-/// updated by the "initialization_binding" in every instance in
-/// ModelProto.training_info.
-///
-/// The field "algorithm" defines a computation graph which represents a
-/// training algorithm's step. After the execution of a
-/// TrainingInfoProto.algorithm, the initializers specified by "update_binding"
-/// may be immediately updated. If the targeted training algorithm contains
-/// consecutive update steps (such as block coordinate descent methods),
-/// the user needs to create a TrainingInfoProto for each step.
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct TrainingInfoProto {
-    /// This field describes a graph to compute the initial tensors
-    /// upon starting the training process. Initialization graph has no input
-    /// and can have multiple outputs. Usually, trainable tensors in neural
-    /// networks are randomly initialized. To achieve that, for each tensor,
-    /// the user can put a random number operator such as RandomNormal or
-    /// RandomUniform in TrainingInfoProto.initialization.node and assign its
-    /// random output to the specific tensor using "initialization_binding".
-    /// This graph can also set the initializers in "algorithm" in the same
-    /// TrainingInfoProto; a use case is resetting the number of training
-    /// iteration to zero.
-    ///
-    /// By default, this field is an empty graph and its evaluation does not
-    /// produce any output. Thus, no initializer would be changed by default.
-    #[prost(message, optional, tag = "1")]
-    pub initialization: ::core::option::Option<GraphProto>,
-    /// This field represents a training algorithm step. Given required inputs,
-    /// it computes outputs to update initializers in its own or inference graph's
-    /// initializer lists. In general, this field contains loss node, gradient node,
-    /// optimizer node, increment of iteration count.
-    ///
-    /// An execution of the training algorithm step is performed by executing the
-    /// graph obtained by combining the inference graph (namely "ModelProto.graph")
-    /// and the "algorithm" graph. That is, the actual
-    /// input/initializer/output/node/value_info/sparse_initializer list of
-    /// the training graph is the concatenation of
-    /// "ModelProto.graph.input/initializer/output/node/value_info/sparse_initializer"
-    /// and "algorithm.input/initializer/output/node/value_info/sparse_initializer"
-    /// in that order. This combined graph must satisfy the normal ONNX conditions.
-    /// Now, let's provide a visualization of graph combination for clarity.
-    /// Let the inference graph (i.e., "ModelProto.graph") be
-    ///     tensor_a, tensor_b -> MatMul -> tensor_c -> Sigmoid -> tensor_d
-    /// and the "algorithm" graph be
-    ///     tensor_d -> Add -> tensor_e
-    /// The combination process results
-    ///     tensor_a, tensor_b -> MatMul -> tensor_c -> Sigmoid -> tensor_d -> Add -> tensor_e
-    ///
-    /// Notice that an input of a node in the "algorithm" graph may reference the
-    /// output of a node in the inference graph (but not the other way round). Also, inference
-    /// node cannot reference inputs of "algorithm". With these restrictions, inference graph
-    /// can always be run independently without training information.
-    ///
-    /// By default, this field is an empty graph and its evaluation does not
-    /// produce any output. Evaluating the default training step never
-    /// update any initializers.
-    #[prost(message, optional, tag = "2")]
-    pub algorithm: ::core::option::Option<GraphProto>,
-    /// This field specifies the bindings from the outputs of "initialization" to
-    /// some initializers in "ModelProto.graph.initializer" and
-    /// the "algorithm.initializer" in the same TrainingInfoProto.
-    /// See "update_binding" below for details.
-    ///
-    /// By default, this field is empty and no initializer would be changed
-    /// by the execution of "initialization".
-    #[prost(message, repeated, tag = "3")]
-    pub initialization_binding: ::prost::alloc::vec::Vec<StringStringEntryProto>,
-    /// Gradient-based training is usually an iterative procedure. In one gradient
-    /// descent iteration, we apply
-    ///
-    /// x = x - r * g
-    ///
-    /// where "x" is the optimized tensor, "r" stands for learning rate, and "g" is
-    /// gradient of "x" with respect to a chosen loss. To avoid adding assignments
-    /// into the training graph, we split the update equation into
-    ///
-    /// y = x - r * g
-    /// x = y
-    ///
-    /// The user needs to save "y = x - r * g" into TrainingInfoProto.algorithm. To
-    /// tell that "y" should be assigned to "x", the field "update_binding" may
-    /// contain a key-value pair of strings, "x" (key of StringStringEntryProto)
-    /// and "y" (value of StringStringEntryProto).
-    /// For a neural network with multiple trainable (mutable) tensors, there can
-    /// be multiple key-value pairs in "update_binding".
-    ///
-    /// The initializers appears as keys in "update_binding" are considered
-    /// mutable variables. This implies some behaviors
-    /// as described below.
-    ///
-    ///   1. We have only unique keys in all "update_binding"s so that two
-    ///      variables may not have the same name. This ensures that one
-    ///      variable is assigned up to once.
-    ///   2. The keys must appear in names of "ModelProto.graph.initializer" or
-    ///      "TrainingInfoProto.algorithm.initializer".
-    ///   3. The values must be output names of "algorithm" or "ModelProto.graph.output".
-    ///   4. Mutable variables are initialized to the value specified by the
-    ///      corresponding initializer, and then potentially updated by
-    ///      "initializer_binding"s and "update_binding"s in "TrainingInfoProto"s.
-    ///
-    /// This field usually contains names of trainable tensors
-    /// (in ModelProto.graph), optimizer states such as momentums in advanced
-    /// stochastic gradient methods (in TrainingInfoProto.graph),
-    /// and number of training iterations (in TrainingInfoProto.graph).
-    ///
-    /// By default, this field is empty and no initializer would be changed
-    /// by the execution of "algorithm".
-    #[prost(message, repeated, tag = "4")]
-    pub update_binding: ::prost::alloc::vec::Vec<StringStringEntryProto>,
 }
 /// Models
 ///
@@ -480,54 +262,6 @@ pub struct ModelProto {
     /// Named metadata values; keys should be distinct.
     #[prost(message, repeated, tag = "14")]
     pub metadata_props: ::prost::alloc::vec::Vec<StringStringEntryProto>,
-    /// Training-specific information. Sequentially executing all stored
-    /// `TrainingInfoProto.algorithm`s and assigning their outputs following
-    /// the corresponding `TrainingInfoProto.update_binding`s is one training
-    /// iteration. Similarly, to initialize the model
-    /// (as if training hasn't happened), the user should sequentially execute
-    /// all stored `TrainingInfoProto.initialization`s and assigns their outputs
-    /// using `TrainingInfoProto.initialization_binding`s.
-    ///
-    /// If this field is empty, the training behavior of the model is undefined.
-    #[prost(message, repeated, tag = "20")]
-    pub training_info: ::prost::alloc::vec::Vec<TrainingInfoProto>,
-    /// A list of function protos local to the model.
-    ///
-    /// The (domain, name, overload) tuple must be unique across the function protos in this list.
-    /// In case of any conflicts the behavior (whether the model local functions are given higher priority,
-    /// or standard operator sets are given higher priority or this is treated as error) is defined by
-    /// the runtimes.
-    ///
-    /// The operator sets imported by FunctionProto should be compatible with the ones
-    /// imported by ModelProto and other model local FunctionProtos.
-    /// Example, if same operator set say 'A' is imported by a FunctionProto and ModelProto
-    /// or by 2 FunctionProtos then versions for the operator set may be different but,
-    /// the operator schema returned for op_type, domain, version combination
-    /// for both the versions should be same for every node in the function body.
-    ///
-    /// One FunctionProto can reference other FunctionProto in the model, however, recursive reference
-    /// is not allowed.
-    #[prost(message, repeated, tag = "25")]
-    pub functions: ::prost::alloc::vec::Vec<FunctionProto>,
-    /// Describes different target configurations for a multi-device use case.
-    /// A model MAY describe multiple multi-device configurations for execution.
-    #[prost(message, repeated, tag = "26")]
-    pub configuration: ::prost::alloc::vec::Vec<DeviceConfigurationProto>,
-}
-/// DeviceConfigurationProto describes a multi-device configuration for a model.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct DeviceConfigurationProto {
-    /// This field MUST be present for this version of the IR.
-    /// Name of the configuration.
-    #[prost(string, optional, tag = "1")]
-    pub name: ::core::option::Option<::prost::alloc::string::String>,
-    /// This field MUST be present for this version of the IR.
-    /// Number of devices inside this configuration.
-    #[prost(int32, optional, tag = "2")]
-    pub num_devices: ::core::option::Option<i32>,
-    /// Optional names of the devices. MUST be length of num_devices if provided.
-    #[prost(string, repeated, tag = "3")]
-    pub device: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// StringStringEntryProto follows the pattern for cross-proto-version maps.
 /// See <https://developers.google.com/protocol-buffers/docs/proto3#maps>
@@ -537,17 +271,6 @@ pub struct StringStringEntryProto {
     pub key: ::core::option::Option<::prost::alloc::string::String>,
     #[prost(string, optional, tag = "2")]
     pub value: ::core::option::Option<::prost::alloc::string::String>,
-}
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct TensorAnnotation {
-    #[prost(string, optional, tag = "1")]
-    pub tensor_name: ::core::option::Option<::prost::alloc::string::String>,
-    /// <key, value> pairs to annotate tensor specified by <tensor_name> above.
-    /// The keys used in the mapping below must be pre-defined in ONNX spec.
-    /// For example, for 8-bit linear quantization case, 'SCALE_TENSOR', 'ZERO_POINT_TENSOR' will be pre-defined as
-    /// quantization parameter keys.
-    #[prost(message, repeated, tag = "2")]
-    pub quant_parameter_tensor_names: ::prost::alloc::vec::Vec<StringStringEntryProto>,
 }
 /// Graphs
 ///
@@ -571,9 +294,6 @@ pub struct GraphProto {
     /// but the name MAY also appear in the input list.
     #[prost(message, repeated, tag = "5")]
     pub initializer: ::prost::alloc::vec::Vec<TensorProto>,
-    /// Initializers (see above) stored in sparse format.
-    #[prost(message, repeated, tag = "15")]
-    pub sparse_initializer: ::prost::alloc::vec::Vec<SparseTensorProto>,
     /// A human-readable documentation for this graph. Markdown is allowed.
     #[prost(string, optional, tag = "10")]
     pub doc_string: ::core::option::Option<::prost::alloc::string::String>,
@@ -586,12 +306,6 @@ pub struct GraphProto {
     /// must be distinct. It is optional for a value to appear in value_info list.
     #[prost(message, repeated, tag = "13")]
     pub value_info: ::prost::alloc::vec::Vec<ValueInfoProto>,
-    /// This field carries information to indicate the mapping among a tensor and its
-    /// quantization parameter tensors. For example:
-    /// For tensor 'a', it may have {'SCALE_TENSOR', 'a_scale'} and {'ZERO_POINT_TENSOR', 'a_zero_point'} annotated,
-    /// which means, tensor 'a_scale' and tensor 'a_zero_point' are scale and zero point of tensor 'a' in the model.
-    #[prost(message, repeated, tag = "14")]
-    pub quantization_annotation: ::prost::alloc::vec::Vec<TensorAnnotation>,
     /// Named metadata values; keys should be distinct.
     #[prost(message, repeated, tag = "16")]
     pub metadata_props: ::prost::alloc::vec::Vec<StringStringEntryProto>,
@@ -911,31 +625,6 @@ pub mod tensor_proto {
         }
     }
 }
-/// A serialized sparse-tensor value
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct SparseTensorProto {
-    /// The sequence of non-default values are encoded as a tensor of shape \[NNZ\].
-    /// The default-value is zero for numeric tensors, and empty-string for string tensors.
-    /// values must have a non-empty name present which serves as a name for SparseTensorProto
-    /// when used in sparse_initializer list.
-    #[prost(message, optional, tag = "1")]
-    pub values: ::core::option::Option<TensorProto>,
-    /// The indices of the non-default values, which may be stored in one of two formats.
-    /// (a) Indices can be a tensor of shape \[NNZ, rank\] with the \[i,j\]-th value
-    /// corresponding to the j-th index of the i-th value (in the values tensor).
-    /// (b) Indices can be a tensor of shape \[NNZ\], in which case the i-th value
-    /// must be the linearized-index of the i-th value (in the values tensor).
-    /// The linearized-index can be converted into an index tuple (k_1,...,k_rank)
-    /// using the shape provided below.
-    /// The indices must appear in ascending order without duplication.
-    /// In the first format, the ordering is lexicographic-ordering:
-    /// e.g., index-value \[1,4\] must appear before \[2,1\]
-    #[prost(message, optional, tag = "2")]
-    pub indices: ::core::option::Option<TensorProto>,
-    /// The shape of the underlying dense-tensor: \[dim_1, dim_2, ... dim_rank\]
-    #[prost(int64, repeated, packed = "false", tag = "3")]
-    pub dims: ::prost::alloc::vec::Vec<i64>,
-}
 /// Defines a tensor shape. A dimension can be either an integer value
 /// or a symbolic variable. A symbolic variable represents an unknown
 /// dimension.
@@ -981,7 +670,7 @@ pub struct TypeProto {
     /// for pre-defined type denotations.
     #[prost(string, optional, tag = "6")]
     pub denotation: ::core::option::Option<::prost::alloc::string::String>,
-    #[prost(oneof = "type_proto::Value", tags = "1, 4, 5, 9, 8, 7")]
+    #[prost(oneof = "type_proto::Value", tags = "1")]
     pub value: ::core::option::Option<type_proto::Value>,
 }
 /// Nested message and enum types in `TypeProto`.
@@ -996,73 +685,11 @@ pub mod type_proto {
         #[prost(message, optional, tag = "2")]
         pub shape: ::core::option::Option<super::TensorShapeProto>,
     }
-    /// repeated T
-    #[derive(Clone, PartialEq, ::prost::Message)]
-    pub struct Sequence {
-        /// The type and optional shape of each element of the sequence.
-        /// This field MUST be present for this version of the IR.
-        #[prost(message, optional, boxed, tag = "1")]
-        pub elem_type: ::core::option::Option<::prost::alloc::boxed::Box<super::TypeProto>>,
-    }
-    /// map<K,V>
-    #[derive(Clone, PartialEq, ::prost::Message)]
-    pub struct Map {
-        /// This field MUST have a valid TensorProto.DataType value
-        /// This field MUST be present for this version of the IR.
-        /// This field MUST refer to an integral type (\[U\]INT{8|16|32|64}) or STRING
-        #[prost(int32, optional, tag = "1")]
-        pub key_type: ::core::option::Option<i32>,
-        /// This field MUST be present for this version of the IR.
-        #[prost(message, optional, boxed, tag = "2")]
-        pub value_type: ::core::option::Option<::prost::alloc::boxed::Box<super::TypeProto>>,
-    }
-    /// wrapper for Tensor, Sequence, or Map
-    #[derive(Clone, PartialEq, ::prost::Message)]
-    pub struct Optional {
-        /// The type and optional shape of the element wrapped.
-        /// This field MUST be present for this version of the IR.
-        /// Possible values correspond to OptionalProto.DataType enum
-        #[prost(message, optional, boxed, tag = "1")]
-        pub elem_type: ::core::option::Option<::prost::alloc::boxed::Box<super::TypeProto>>,
-    }
-    #[derive(Clone, PartialEq, ::prost::Message)]
-    pub struct SparseTensor {
-        /// This field MUST NOT have the value of UNDEFINED
-        /// This field MUST have a valid TensorProto.DataType value
-        /// This field MUST be present for this version of the IR.
-        #[prost(int32, optional, tag = "1")]
-        pub elem_type: ::core::option::Option<i32>,
-        #[prost(message, optional, tag = "2")]
-        pub shape: ::core::option::Option<super::TensorShapeProto>,
-    }
-    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-    pub struct Opaque {
-        /// When missing, the domain is the same as the model's.
-        #[prost(string, optional, tag = "1")]
-        pub domain: ::core::option::Option<::prost::alloc::string::String>,
-        /// The name is optional but significant when provided.
-        #[prost(string, optional, tag = "2")]
-        pub name: ::core::option::Option<::prost::alloc::string::String>,
-    }
     #[derive(Clone, PartialEq, ::prost::Oneof)]
     pub enum Value {
         /// The type of a tensor.
         #[prost(message, tag = "1")]
         TensorType(Tensor),
-        /// The type of a sequence.
-        #[prost(message, tag = "4")]
-        SequenceType(::prost::alloc::boxed::Box<Sequence>),
-        /// The type of a map.
-        #[prost(message, tag = "5")]
-        MapType(::prost::alloc::boxed::Box<Map>),
-        /// The type of an optional.
-        #[prost(message, tag = "9")]
-        OptionalType(::prost::alloc::boxed::Box<Optional>),
-        /// Type of the sparse tensor
-        #[prost(message, tag = "8")]
-        SparseTensorType(SparseTensor),
-        #[prost(message, tag = "7")]
-        OpaqueType(Opaque),
     }
 }
 /// Operator Sets
@@ -1080,53 +707,6 @@ pub struct OperatorSetIdProto {
     /// This field MUST be present in this version of the IR.
     #[prost(int64, optional, tag = "2")]
     pub version: ::core::option::Option<i64>,
-}
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct FunctionProto {
-    /// The name of the function, similar to op_type in NodeProto.
-    /// This is part of the unique-id (domain, name, overload) of FunctionProtos in a model.
-    #[prost(string, optional, tag = "1")]
-    pub name: ::core::option::Option<::prost::alloc::string::String>,
-    /// The inputs and outputs of the function.
-    #[prost(string, repeated, tag = "4")]
-    pub input: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    #[prost(string, repeated, tag = "5")]
-    pub output: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// The attribute parameters of the function.
-    /// It is for function parameters without default values.
-    #[prost(string, repeated, tag = "6")]
-    pub attribute: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// The attribute protos of the function.
-    /// It is for function attributes with default values.
-    /// A function attribute shall be represented either as
-    /// a string attribute or an AttributeProto, not both.
-    #[prost(message, repeated, tag = "11")]
-    pub attribute_proto: ::prost::alloc::vec::Vec<AttributeProto>,
-    /// The nodes in the function.
-    #[prost(message, repeated, tag = "7")]
-    pub node: ::prost::alloc::vec::Vec<NodeProto>,
-    /// A human-readable documentation for this function. Markdown is allowed.
-    #[prost(string, optional, tag = "8")]
-    pub doc_string: ::core::option::Option<::prost::alloc::string::String>,
-    #[prost(message, repeated, tag = "9")]
-    pub opset_import: ::prost::alloc::vec::Vec<OperatorSetIdProto>,
-    /// The domain which this function belongs to.
-    /// This is part of the unique-id (domain, name, overload) of FunctionProtos in a model.
-    #[prost(string, optional, tag = "10")]
-    pub domain: ::core::option::Option<::prost::alloc::string::String>,
-    /// The overload identifier of the function.
-    /// This is part of the unique-id (domain, name, overload) of FunctionProtos in a model.
-    #[prost(string, optional, tag = "13")]
-    pub overload: ::core::option::Option<::prost::alloc::string::String>,
-    /// Information for the values in the function. The ValueInfoProto.name's
-    /// must be distinct and refer to names in the function (including inputs,
-    /// outputs, and intermediate values). It is optional for a value to appear
-    /// in value_info list.
-    #[prost(message, repeated, tag = "12")]
-    pub value_info: ::prost::alloc::vec::Vec<ValueInfoProto>,
-    /// Named metadata values; keys should be distinct.
-    #[prost(message, repeated, tag = "14")]
-    pub metadata_props: ::prost::alloc::vec::Vec<StringStringEntryProto>,
 }
 /// Versioning
 ///
@@ -1246,33 +826,6 @@ impl Version {
             "IR_VERSION_2025_08_26" => Some(Self::IrVersion20250826),
             "IR_VERSION_2025_11_06" => Some(Self::IrVersion20251106),
             "IR_VERSION" => Some(Self::IrVersion),
-            _ => None,
-        }
-    }
-}
-/// Operator/function status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
-#[repr(i32)]
-pub enum OperatorStatus {
-    Experimental = 0,
-    Stable = 1,
-}
-impl OperatorStatus {
-    /// String value of the enum field names used in the ProtoBuf definition.
-    ///
-    /// The values are not transformed in any way and thus are considered stable
-    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
-    pub fn as_str_name(&self) -> &'static str {
-        match self {
-            Self::Experimental => "EXPERIMENTAL",
-            Self::Stable => "STABLE",
-        }
-    }
-    /// Creates an enum from field names used in the ProtoBuf definition.
-    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
-        match value {
-            "EXPERIMENTAL" => Some(Self::Experimental),
-            "STABLE" => Some(Self::Stable),
             _ => None,
         }
     }
