@@ -5,14 +5,14 @@ use staticnet::distributed::{self, mpi::topology::SimpleCommunicator, mpi::trait
 use staticnet::prelude::*;
 use std::path::Path;
 
-type Check = Result<(), String>;
+pub type Check = Result<(), String>;
 
 /// The largest relative weight difference allowed between 2 or 3 ranks and one
 /// process on the same global batch after 20 Adam steps: only the order of the
 /// gradient sums differs (observed: 7e-8 on 2 ranks, 1.4e-7 on 3; see DISTRIBUTED.md).
 const TOLERANCE: f32 = 1e-5;
 
-fn ensure(ok: bool, why: impl FnOnce() -> String) -> Check {
+pub fn ensure(ok: bool, why: impl FnOnce() -> String) -> Check {
     if ok {
         Ok(())
     } else {
@@ -21,7 +21,7 @@ fn ensure(ok: bool, why: impl FnOnce() -> String) -> Check {
 }
 
 /// Whether `values` holds the same bits on every rank.
-fn same_on_every_rank(world: &SimpleCommunicator, values: &[f32]) -> bool {
+pub fn same_on_every_rank(world: &SimpleCommunicator, values: &[f32]) -> bool {
     let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
     let mut all = vec![0u32; bits.len() * world.size() as usize];
     world.all_gather_into(&bits[..], &mut all[..]);

@@ -3,28 +3,11 @@
 //! it (`overlap`), and a bench of a model of tens of MB with overlap on and off
 //! (`overlap-bench`, DISTRIBUTED.md).
 
+use crate::cases::{ensure, same_on_every_rank, Check};
 use crate::nets::{buffers, data, flat, Cnn, Mlp};
 use staticnet::distributed::{mpi::topology::SimpleCommunicator, mpi::traits::*, DistributedOptions};
 use staticnet::prelude::*;
 use std::time::Instant;
-
-type Check = Result<(), String>;
-
-fn ensure(ok: bool, why: impl FnOnce() -> String) -> Check {
-    if ok {
-        Ok(())
-    } else {
-        Err(why())
-    }
-}
-
-/// Whether `values` holds the same bits on every rank.
-fn same_on_every_rank(world: &SimpleCommunicator, values: &[f32]) -> bool {
-    let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
-    let mut all = vec![0u32; bits.len() * world.size() as usize];
-    world.all_gather_into(&bits[..], &mut all[..]);
-    all.chunks(bits.len().max(1)).all(|c| c == &bits[..])
-}
 
 fn trainer(options: DistributedOptions) -> Trainer<Adam<f32>> {
     Trainer::new(Adam::new(1e-2)).epochs(2).batch_size(16).seed(3).verbose(false).distributed(options)
