@@ -45,7 +45,7 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
     }
 
     /// The id at `value`, if it is one: a whole number below `V`.
-    fn id(value: T) -> Option<usize> {
+    pub(super) fn id(value: T) -> Option<usize> {
         let v = value.as_f64();
         (v >= 0.0 && v < V as f64 && v.fract() == 0.0).then_some(v as usize)
     }

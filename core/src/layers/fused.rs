@@ -7,7 +7,11 @@
 //! - `relu, max_pool` ([`MaxPool2d::forward_train_after_relu`]): the ReLU in the
 //!   pooling's pass over its input;
 //! - `dense, relu` ([`Dense::forward_relu`]) and, backward, `relu, dense`
-//!   ([`Dense::backward_through_relu`]): the ReLU in the product's epilogue.
+//!   ([`Dense::backward_through_relu`]): the ReLU in the product's epilogue;
+//! - `embedding, lstm | gru` ([`Embedding::forward_into_recurrent`](super::Embedding::forward_into_recurrent),
+//!   [`…::backward_through_recurrent`](super::Embedding::backward_through_recurrent), in `embed_recurrent.rs`): the
+//!   recurrent layer's input projection from a table of one column per token
+//!   id (not bit for bit the layers' values: the same sums in another order).
 //!
 //! The fusions live here so that no layer file depends on another. Their
 //! arguments come grouped in small structs of borrowed values named after the
@@ -23,8 +27,11 @@ use crate::float::Float;
 use crate::tensor::threads::SharedSlice;
 use crate::tensor::{ensure_batch, gemm_then, Batch, MatRef};
 
+mod embed_recurrent;
 #[cfg(test)]
 mod tests;
+
+pub use embed_recurrent::{EmbedRecurrentGrads, EmbedRecurrentTrace};
 
 /// The values a training pass of `conv2d, relu, max_pool` keeps and its
 /// backward pass reads: the convolution's input and each layer's output.

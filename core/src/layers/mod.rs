@@ -42,8 +42,8 @@ pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
 pub use embedding::{Embedding, EmbeddingGrad};
 pub use fused::{
-    ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
-    ReluPoolTrace,
+    ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, EmbedRecurrentGrads,
+    EmbedRecurrentTrace, ReluDenseTrace, ReluPoolTrace,
 };
 pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
@@ -55,7 +55,9 @@ pub use per_step::{PerStep, PerStepWorkspace};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeometry};
 pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
 pub use positional::{Positional, PositionalGrad};
-pub use recurrent::{Gru, GruWorkspace, Lstm, LstmWorkspace, RecurrentCache, RecurrentWeights};
+pub use recurrent::{
+    Gru, GruWorkspace, InputSide, Lstm, LstmWorkspace, Recurrent, RecurrentCache, RecurrentWeights,
+};
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,
 };

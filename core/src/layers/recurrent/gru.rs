@@ -2,8 +2,8 @@
 //! layer, `h_0 = 0`, every step's `h_t` out.
 
 use super::{
-    col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, sum_columns, tanh_in_place,
-    transposed, view, view_mut, RecurrentWeights,
+    col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
+    step, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -58,6 +58,8 @@ pub struct GruWorkspace<T: Float> {
     w_hh: PackedA,
     /// `W_hhᵀ`, likewise for the backward pass.
     w_hh_t: PackedA,
+    /// [`InputSide::scratch`].
+    scratch: Vec<T>,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS, F, H> {
@@ -74,18 +76,15 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         Gru { weights: RecurrentWeights::uniform(GATES, F, H, rng) }
     }
 
-    /// The layer over a batch: `x` is `F × (B·STEPS)`, `y` `H × (B·STEPS)` (see the module docs).
-    fn run(&self, x: &[T], y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>) {
-        ws.resize(batch, STEPS, H);
+    /// The recurrence over a batch ([`Recurrent::recur`]): `ws.gates` holds the
+    /// input side `W_ih · x_t` of every step (no bias); `y` is `H × (B·STEPS)`.
+    fn run(&self, y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>) {
         if batch == 0 {
             return;
         }
-        let (n, g) = (batch * STEPS, GATES * H);
+        let g = GATES * H;
         let w = &self.weights;
-        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
-        // The input side of every step of every sample: W_ih · X.
-        let x = view(x, F, n, F);
-        product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
+        let w_hh_t = transposed(w.weight_hh(), g, H);
 
         // W_hh is the same at every step: packed once for the blocked product.
         pack_a(&mut ws.w_hh, MatRef::of(&w_hh_t).t());
@@ -119,16 +118,10 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         }
     }
 
-    /// Backpropagation through time after [`Gru::run`] on `x` with `ws`.
-    fn backprop(
-        &self,
-        x: &[T],
-        dy: &[T],
-        batch: usize,
-        ws: &mut GruWorkspace<T>,
-        grads: &mut RecurrentWeights<T>,
-        dx: Option<&mut [T]>,
-    ) {
+    /// Backpropagation through time after [`Gru::run`] with `ws`
+    /// ([`Recurrent::backprop_to_input`]): every gradient but `weight_ih`'s,
+    /// and `ws.d_input`, the input side's.
+    fn backprop(&self, dy: &[T], batch: usize, ws: &mut GruWorkspace<T>, grads: &mut RecurrentWeights<T>) {
         assert_eq!(ws.batch, batch, "Gru::backward needs the workspace of forward_train on this batch");
         if batch == 0 {
             grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
@@ -136,7 +129,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         }
         let (n, g) = (batch * STEPS, GATES * H);
         let w = &self.weights;
-        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
+        let w_hh_t = transposed(w.weight_hh(), g, H);
         ws.dh_next.fill(T::zero());
         pack_a(&mut ws.w_hh_t, MatRef::of(&w_hh_t));
         for t in (0..STEPS).rev() {
@@ -166,23 +159,13 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
             });
         }
 
-        // Every step of every sample at once: dW_ih = X · dG^iᵀ, dW_hh = H_prev · dG^hᵀ,
-        // db_ih = Σ dG^i, db_hh = Σ dG^h, dX = W_ihᵀ · dG^i.
-        let (x, h_prev) = (view(x, F, n, F), view(&ws.h_prev, H, n, H));
-        let (d_in, d_rec) = (view(&ws.d_input, g, n, g), view(&ws.d_recurrent, g, n, g));
-        product(
-            MatRef::of(&x),
-            MatRef::of(&d_in).t(),
-            T::zero(),
-            &mut view_mut(grads.weight_ih_mut(), F, g, F),
-        );
+        // Every step of every sample at once: dW_hh = H_prev · dG^hᵀ, db_ih = Σ dG^i,
+        // db_hh = Σ dG^h (dW_ih and dX come from dG^i: `Layer::backward`, or a fused pass).
+        let (h_prev, d_rec) = (view(&ws.h_prev, H, n, H), view(&ws.d_recurrent, g, n, g));
         let dw_hh = &mut view_mut(grads.weight_hh_mut(), H, g, H);
         product(MatRef::of(&h_prev), MatRef::of(&d_rec).t(), T::zero(), dw_hh);
         sum_columns(grads.bias_ih_mut(), &ws.d_input);
         sum_columns(grads.bias_hh_mut(), &ws.d_recurrent);
-        if let Some(dx) = dx {
-            product(MatRef::of(&w_ih_t), MatRef::of(&d_in), T::zero(), &mut view_mut(dx, F, n, F));
-        }
     }
 }
 
@@ -256,6 +239,11 @@ fn cell_backward<T: Float>(
 }
 
 impl<T: Float> GruWorkspace<T> {
+    /// The input side: the gates' buffer (the projection, then the gates) and `dG^i`.
+    fn input_side(&mut self) -> InputSide<'_, T> {
+        InputSide { projection: &mut self.gates, gradient: &self.d_input, scratch: &mut self.scratch }
+    }
+
     /// Sizes every buffer for `batch` samples (allocating only when it changes)
     /// and zeroes `h_{−1}`.
     fn resize(&mut self, batch: usize, steps: usize, hidden: usize) {
@@ -291,6 +279,7 @@ impl<T: Float> Default for GruWorkspace<T> {
             dh_next: empty(),
             w_hh: PackedA::default(),
             w_hh_t: PackedA::default(),
+            scratch: empty(),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! layer, `h_0 = c_0 = 0`, every step's `h_t` out.
 
 use super::{
-    col, column, ensure_len, per_sample, product, share, sigmoid_in_place, step, step_mut, sum_columns,
-    tanh_in_place, transposed, view, view_mut, RecurrentWeights,
+    col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
+    step, step_mut, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent,
+    RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -65,6 +66,8 @@ pub struct LstmWorkspace<T: Float> {
     w_hh: PackedA,
     /// `W_hhᵀ`, likewise for the backward pass.
     w_hh_t: PackedA,
+    /// [`InputSide::scratch`].
+    scratch: Vec<T>,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS, F, H> {
@@ -81,18 +84,15 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         Lstm { weights: RecurrentWeights::uniform(GATES, F, H, rng) }
     }
 
-    /// The layer over a batch: `x` is `F × (B·STEPS)`, `y` `H × (B·STEPS)` (see the module docs).
-    fn run(&self, x: &[T], y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>) {
-        ws.resize(batch, STEPS, H);
+    /// The recurrence over a batch ([`Recurrent::recur`]): `ws.gates` holds the
+    /// input projection `W_ih · x_t` of every step; `y` is `H × (B·STEPS)`.
+    fn run(&self, y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>) {
         if batch == 0 {
             return;
         }
-        let (n, g) = (batch * STEPS, GATES * H);
+        let g = GATES * H;
         let w = &self.weights;
-        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
-        // The input projection of every step of every sample: G = W_ih · X.
-        let x = view(x, F, n, F);
-        product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(&mut ws.gates, g, n, g));
+        let w_hh_t = transposed(w.weight_hh(), g, H);
         ws.bias.iter_mut().zip(w.bias_ih().iter().zip(w.bias_hh())).for_each(|(s, (&a, &b))| *s = a + b);
 
         // W_hh is the same at every step: packed once for the blocked product.
@@ -125,16 +125,10 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         }
     }
 
-    /// Backpropagation through time after [`Lstm::run`] on `x` with `ws`.
-    fn backprop(
-        &self,
-        x: &[T],
-        dy: &[T],
-        batch: usize,
-        ws: &mut LstmWorkspace<T>,
-        grads: &mut RecurrentWeights<T>,
-        dx: Option<&mut [T]>,
-    ) {
+    /// Backpropagation through time after [`Lstm::run`] with `ws`
+    /// ([`Recurrent::backprop_to_input`]): every gradient but `weight_ih`'s,
+    /// and `ws.d_gates`, the input projection's.
+    fn backprop(&self, dy: &[T], batch: usize, ws: &mut LstmWorkspace<T>, grads: &mut RecurrentWeights<T>) {
         assert_eq!(ws.batch, batch, "Lstm::backward needs the workspace of forward_train on this batch");
         if batch == 0 {
             grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
@@ -142,7 +136,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         }
         let (n, g) = (batch * STEPS, GATES * H);
         let w = &self.weights;
-        let (w_ih_t, w_hh_t) = (transposed(w.weight_ih(), g, F), transposed(w.weight_hh(), g, H));
+        let w_hh_t = transposed(w.weight_hh(), g, H);
         ws.dh_next.fill(T::zero());
         ws.dc_next.fill(T::zero());
         pack_a(&mut ws.w_hh_t, MatRef::of(&w_hh_t));
@@ -173,19 +167,14 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
             });
         }
 
-        // Every step of every sample at once: dW_ih = X · dGᵀ, dW_hh = H_prev · dGᵀ,
-        // both biases Σ dG, dX = W_ihᵀ · dG.
-        let (x, d_gates) = (view(x, F, n, F), view(&ws.d_gates, g, n, g));
-        let h_prev = view(&ws.h_prev, H, n, H);
+        // Every step of every sample at once: dW_hh = H_prev · dGᵀ, both biases Σ dG
+        // (dW_ih and dX come from dG on the input side: `Layer::backward`, or a fused pass).
+        let (d_gates, h_prev) = (view(&ws.d_gates, g, n, g), view(&ws.h_prev, H, n, H));
         let dg_t = MatRef::of(&d_gates).t();
-        product(MatRef::of(&x), dg_t, T::zero(), &mut view_mut(grads.weight_ih_mut(), F, g, F));
         product(MatRef::of(&h_prev), dg_t, T::zero(), &mut view_mut(grads.weight_hh_mut(), H, g, H));
         sum_columns(grads.bias_ih_mut(), &ws.d_gates);
         let [_, _, db_ih, db_hh] = grads.tensors_mut();
         db_hh.copy_from_slice(db_ih);
-        if let Some(dx) = dx {
-            product(MatRef::of(&w_ih_t), MatRef::of(&d_gates), T::zero(), &mut view_mut(dx, F, n, F));
-        }
     }
 }
 
@@ -237,6 +226,11 @@ fn cell_backward<T: Float>(
 }
 
 impl<T: Float> LstmWorkspace<T> {
+    /// The input side: the gates' buffer (the projection, then the gates) and `dG`.
+    fn input_side(&mut self) -> InputSide<'_, T> {
+        InputSide { projection: &mut self.gates, gradient: &self.d_gates, scratch: &mut self.scratch }
+    }
+
     /// Sizes every buffer for `batch` samples (allocating only when it changes)
     /// and zeroes `h_{−1}`.
     fn resize(&mut self, batch: usize, steps: usize, hidden: usize) {
@@ -277,6 +271,7 @@ impl<T: Float> Default for LstmWorkspace<T> {
             dc_next: empty(),
             w_hh: PackedA::default(),
             w_hh_t: PackedA::default(),
+            scratch: empty(),
         }
     }
 }

@@ -56,8 +56,11 @@ macro_rules! recurrent_impls {
                         concat!($a_layer, " takes [STEPS, F] to [STEPS, H]")
                     )
                 };
-                crate::tensor::ensure_batch(y, x.ncols());
-                self.run(x.as_slice(), y.as_mut_slice(), x.ncols(), ws)
+                let batch = x.ncols();
+                crate::tensor::ensure_batch(y, batch);
+                let side = <Self as Recurrent<T, IN, OUT>>::prepare(ws, batch);
+                project_input(&self.weights, x.as_slice(), F, batch * STEPS, side.projection);
+                <Self as Recurrent<T, IN, OUT>>::recur(self, y.as_mut_slice(), batch, ws)
             }
 
             fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut $workspace<T>) {
@@ -79,11 +82,54 @@ macro_rules! recurrent_impls {
                         concat!($a_layer, " takes [STEPS, F] to [STEPS, H]")
                     )
                 };
+                let batch = x.ncols();
                 let dx = dx.map(|dx| {
-                    crate::tensor::ensure_batch(dx, x.ncols());
+                    crate::tensor::ensure_batch(dx, batch);
                     dx.as_mut_slice()
                 });
-                self.backprop(x.as_slice(), dy.as_slice(), x.ncols(), ws, grads, dx)
+                let side =
+                    <Self as Recurrent<T, IN, OUT>>::backprop_to_input(self, dy.as_slice(), batch, ws, grads);
+                let n = batch * STEPS;
+                input_gradients(&self.weights, x.as_slice(), F, n, side.gradient, grads.weight_ih_mut(), dx)
+            }
+        }
+
+        impl<
+                T: Float,
+                const STEPS: usize,
+                const F: usize,
+                const H: usize,
+                const IN: usize,
+                const OUT: usize,
+            > Recurrent<T, IN, OUT> for $layer<T, STEPS, F, H>
+        {
+            const STEPS: usize = STEPS;
+            const INPUTS: usize = F;
+            const HIDDEN: usize = H;
+            const GATES: usize = GATES;
+
+            fn weights(&self) -> &RecurrentWeights<T> {
+                &self.weights
+            }
+
+            fn prepare(ws: &mut $workspace<T>, batch: usize) -> InputSide<'_, T> {
+                ws.resize(batch, STEPS, H);
+                ws.input_side()
+            }
+
+            fn recur(&self, y: &mut [T], batch: usize, ws: &mut $workspace<T>) {
+                self.run(y, batch, ws)
+            }
+
+            fn backprop_to_input<'w>(
+                &self,
+                dy: &[T],
+                batch: usize,
+                ws: &'w mut $workspace<T>,
+                grads: &mut RecurrentWeights<T>,
+            ) -> InputSide<'w, T> {
+                self.backprop(dy, batch, ws, grads);
+                ws.input_side()
             }
         }
 
@@ -146,22 +192,111 @@ pub use step::RecurrentCache;
 
 use crate::float::Float;
 use crate::kernels::{gates, Isa};
+use crate::layers::Layer;
 use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{gemm, MatRef};
 use nalgebra::{Const, Dyn, MatrixView, MatrixViewMut};
 
+/// A recurrent layer as two parts: its input projection `W_ih·x_t` (one linear
+/// map of each step's input, the same at every step) and the recurrence that
+/// reads it. The layer's own passes compute the projection as one product
+/// ([`Layer`]); the fused `embedding → lstm | gru` passes
+/// ([`Embedding::forward_into_recurrent`](crate::layers::Embedding::forward_into_recurrent))
+/// gather it from a table of one column per token id instead.
+pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
+    Layer<T, IN, OUT, Gradients = RecurrentWeights<T>>
+{
+    /// Steps per sample.
+    const STEPS: usize;
+    /// Input features per step (`F`).
+    const INPUTS: usize;
+    /// Hidden units (`H`).
+    const HIDDEN: usize;
+    /// Gates: the projection has `GATES·H` rows (LSTM 4, GRU 3).
+    const GATES: usize;
+
+    /// The parameters, in PyTorch's layouts.
+    fn weights(&self) -> &RecurrentWeights<T>;
+
+    /// Sizes `ws` for a forward pass over `batch` samples (allocating only when
+    /// the batch size changes) and hands out its input side, whose `projection`
+    /// the caller fills with `W_ih·x` (no bias) before [`Recurrent::recur`].
+    fn prepare(ws: &mut Self::Workspace, batch: usize) -> InputSide<'_, T>;
+
+    /// The recurrence over `batch` samples, the input projection already in
+    /// `ws` ([`Recurrent::prepare`]): `y` is `H × (B·STEPS)` (the module docs).
+    fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace);
+
+    /// Backpropagation through time after [`Recurrent::recur`] on `ws`, down to
+    /// the input projection: `grads`' `weight_hh` and both biases (its
+    /// `weight_ih` is left to the caller) and the input side's `gradient`, the
+    /// loss's gradient with respect to the projection.
+    fn backprop_to_input<'w>(
+        &self,
+        dy: &[T],
+        batch: usize,
+        ws: &'w mut Self::Workspace,
+        grads: &mut RecurrentWeights<T>,
+    ) -> InputSide<'w, T>;
+}
+
+/// The input side of a recurrent layer's workspace: its buffers of
+/// `GATES·H × (B·STEPS)` values (the module docs' layout).
+pub struct InputSide<'a, T> {
+    /// `W_ih·x_t` in column `(b, t)`, filled before the recurrence.
+    pub projection: &'a mut [T],
+    /// After [`Recurrent::backprop_to_input`]: the loss's gradient with respect to `projection`.
+    pub gradient: &'a [T],
+    /// Memory for the caller, kept with the workspace so a pass allocates only
+    /// once (the fused passes' per-token tables).
+    pub scratch: &'a mut Vec<T>,
+}
+
+/// The input projection of every step of every sample, `G = W_ih · X`
+/// (`w.weight_ih()` `[g, f]`, `x` `f × n`, `g` `g × n`): one product.
+fn project_input<T: Float>(w: &RecurrentWeights<T>, x: &[T], f: usize, n: usize, g: &mut [T]) {
+    let rows = w.bias_ih().len();
+    if n > 0 {
+        let (w_ih_t, x) = (transposed(w.weight_ih(), rows, f), view(x, f, n, f));
+        product(MatRef::of(&w_ih_t).t(), MatRef::of(&x), T::zero(), &mut view_mut(g, rows, n, rows));
+    }
+}
+
+/// What the input projection's gradient `dG` (`g × n`) gives: `dW_ih = dG · Xᵀ`
+/// (written as PyTorch's `[g, f]`) and, if asked for, `dX = W_ihᵀ · dG` (`f × n`).
+fn input_gradients<T: Float>(
+    w: &RecurrentWeights<T>,
+    x: &[T],
+    f: usize,
+    n: usize,
+    d_g: &[T],
+    dw_ih: &mut [T],
+    dx: Option<&mut [T]>,
+) {
+    let rows = w.bias_ih().len();
+    if n == 0 {
+        return dw_ih.fill(T::zero());
+    }
+    let (x, d_g) = (view(x, f, n, f), view(d_g, rows, n, rows));
+    product(MatRef::of(&x), MatRef::of(&d_g).t(), T::zero(), &mut view_mut(dw_ih, f, rows, f));
+    if let Some(dx) = dx {
+        let w_ih_t = transposed(w.weight_ih(), rows, f);
+        product(MatRef::of(&w_ih_t), MatRef::of(&d_g), T::zero(), &mut view_mut(dx, f, n, f));
+    }
+}
+
 /// A column-major `rows × cols` view of `data` with columns `stride` apart.
-type View<'a, T> = MatrixView<'a, T, Dyn, Dyn, Const<1>, Dyn>;
+pub(super) type View<'a, T> = MatrixView<'a, T, Dyn, Dyn, Const<1>, Dyn>;
 /// [`View`], writable.
-type ViewMut<'a, T> = MatrixViewMut<'a, T, Dyn, Dyn, Const<1>, Dyn>;
+pub(super) type ViewMut<'a, T> = MatrixViewMut<'a, T, Dyn, Dyn, Const<1>, Dyn>;
 
 /// `data` as `rows × cols`, column `j` starting at `j·stride`.
-fn view<T: Float>(data: &[T], rows: usize, cols: usize, stride: usize) -> View<'_, T> {
+pub(super) fn view<T: Float>(data: &[T], rows: usize, cols: usize, stride: usize) -> View<'_, T> {
     View::from_slice_with_strides_generic(data, Dyn(rows), Dyn(cols), Const::<1>, Dyn(stride))
 }
 
 /// [`view`], writable.
-fn view_mut<T: Float>(data: &mut [T], rows: usize, cols: usize, stride: usize) -> ViewMut<'_, T> {
+pub(super) fn view_mut<T: Float>(data: &mut [T], rows: usize, cols: usize, stride: usize) -> ViewMut<'_, T> {
     ViewMut::from_slice_with_strides_generic(data, Dyn(rows), Dyn(cols), Const::<1>, Dyn(stride))
 }
 
@@ -183,12 +318,12 @@ fn step_mut<T: Float>(seq: &mut [T], rows: usize, steps: usize, batch: usize, t:
 
 /// The transpose `Wᵀ` (`cols × rows`, no copy) of a PyTorch row-major `[rows, cols]`
 /// weight `W`: row-major `W` is column-major `Wᵀ`. A product takes `W` as its `.t()`.
-fn transposed<T: Float>(w: &[T], rows: usize, cols: usize) -> View<'_, T> {
+pub(super) fn transposed<T: Float>(w: &[T], rows: usize, cols: usize) -> View<'_, T> {
     view(w, cols, rows, cols)
 }
 
 /// `c = alpha·a·b + beta·c` on views (the crate's product, which takes any strides).
-fn product<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: &mut ViewMut<'_, T>) {
+pub(super) fn product<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: &mut ViewMut<'_, T>) {
     gemm(T::one(), a, b, beta, c)
 }
 
