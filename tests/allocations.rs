@@ -76,6 +76,11 @@ network! {
     }
 }
 
+network! {
+    /// An embedding right before an LSTM (one fused call) and before a GRU.
+    struct Tokens { input: tokens[8], embed: embedding(11 -> 16), rnn: lstm(16), gru1: gru(8), last, head: dense(5) }
+}
+
 /// A deterministic batch of `n` samples and labels below `classes`.
 fn batch<const N: usize>(n: usize, classes: usize) -> (Batch<f32, N>, Labels) {
     let x = Batch::from_fn(n, |i, j| ((i * 31 + j * 17) % 97) as f32 / 97.0 - 0.3);
@@ -84,12 +89,25 @@ fn batch<const N: usize>(n: usize, classes: usize) -> (Batch<f32, N>, Labels) {
 
 /// Asserts that training steps after the first, and inference calls after the
 /// first, allocate nothing.
-fn check<N, O, const IN: usize, const OUT: usize>(what: &str, mut net: N, mut opt: O, n: usize) -> Vec<String>
+fn check<N, O, const IN: usize, const OUT: usize>(what: &str, net: N, opt: O, n: usize) -> Vec<String>
 where
     N: Network<f32, IN, OUT>,
     O: Optimizer<f32>,
 {
-    let (x, labels) = batch::<IN>(n, OUT);
+    check_on(what, net, opt, batch::<IN>(n, OUT))
+}
+
+/// [`check`] on the batch `(x, labels)`.
+fn check_on<N, O, const IN: usize, const OUT: usize>(
+    what: &str,
+    mut net: N,
+    mut opt: O,
+    (x, labels): (Batch<f32, IN>, Labels),
+) -> Vec<String>
+where
+    N: Network<f32, IN, OUT>,
+    O: Optimizer<f32>,
+{
     let mut trace = N::Trace::default();
     let mut grads = net.zero_gradients();
     let mut d_out = Batch::<f32, OUT>::zeros(0);
@@ -146,6 +164,12 @@ fn check_all(threads: usize) -> Vec<String> {
     for n in [1, 16] {
         run(check(&format!("rows b{n}, adam, {t}"), Rows::new(0), adam(), n));
         run(check(&format!("transformer block b{n}, adamw, {t}"), Block::new(0), AdamW::new(1e-3, 0.01), n));
+    }
+    // 1 window: fewer tokens than ids, the layers one by one; 16: the fused per-token path.
+    for n in [1, 16] {
+        let ids = Batch::from_fn(n, |i, j| ((i * 5 + j * 3) % 11) as f32);
+        let labels = (0..n).map(|j| j % 5).collect();
+        run(check_on(&format!("tokens b{n}, adam, {t}"), Tokens::new(0), adam(), (ids, labels)));
     }
     failures
 }

@@ -115,3 +115,25 @@ network! {
     /// The second network of the chain.
     struct Hooked2 { input: [4], fc: dense(3) }
 }
+
+network! {
+    /// `embedding, lstm` run as one backward group (`Embedding::backward_through_recurrent`).
+    struct HookedTokens { input: tokens[4], embed: embedding(6 -> 3), rnn: lstm(4), head: dense(6) }
+}
+
+#[test]
+fn a_fused_embedding_and_recurrent_layer_are_reported_one_after_the_other() {
+    let mut net = HookedTokens::<f32>::new(5);
+    // 12 tokens for 6 ids: the per-token path; 4 tokens: the layers one by one.
+    for batch in [3, 1] {
+        let x = Batch::<f32, 4>::from_fn(batch, |r, c| ((r * 5 + c * 2) % 6) as f32);
+        let (seen, last) = hooked(&mut net, &x);
+        let expected: Vec<Range<usize>> = layer_ranges(&net).into_iter().rev().map(|(_, r)| r).collect();
+        assert_eq!(expected.len(), 3, "head, rnn, embed");
+        assert_eq!(seen.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(), expected);
+        for (range, values) in &seen {
+            assert!(values.iter().any(|v| *v != 0.0), "{range:?} is all zeros");
+            assert_eq!(values[..], last[range.clone()], "{range:?} changed after it was reported");
+        }
+    }
+}

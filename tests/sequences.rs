@@ -486,3 +486,43 @@ fn a_sequence_network_takes_size_parameters_after_its_steps() {
     let target = Batch::<f64, 2>::from_fn(2, |i, j| (i + j) as f64);
     check_network(&mut net, &MeanSquaredError, &inputs::<20>(2), &target, TOL);
 }
+
+network! {
+    /// An embedding right before an LSTM: `network!` runs the two as one call
+    /// (the input projection from a table of one column per token id).
+    struct TokenLstm { input: tokens[4], embed: embedding(6 -> 3), rnn: lstm(4), head: dense(6) }
+}
+
+network! {
+    /// The same with a GRU, and a layer between the recurrent layer and the head.
+    struct TokenGru { input: tokens[4], embed: embedding(6 -> 3), rnn: gru(4), tanh, head: dense(6) }
+}
+
+/// `batch` windows of 4 ids below 6, some repeated, some never used (5).
+fn token_ids(batch: usize) -> Batch<f64, 4> {
+    Batch::from_fn(batch, |i, j| ((i * 3 + j * 2 + i * j) % 5) as f64)
+}
+
+/// The finite-difference check of every parameter (the embedding table's too)
+/// on a batch of 3 windows (12 tokens for 6 ids: the fused per-token path) and
+/// of 1 (4 tokens: the layers one by one); `forward`, `infer` and
+/// `forward_train` give the same bits.
+fn check_token_network<N: Network<f64, 4, 24> + Params<f64>>(mut net: N, what: &str) {
+    jitter_biases(&mut net);
+    for batch in [3, 1] {
+        let x = token_ids(batch);
+        let labels: StepLabels<4> = (0..batch).map(|b| std::array::from_fn(|t| (b + 2 * t) % 6)).collect();
+        let worst = check_network(&mut net, &SequenceCrossEntropy::<4, 6>, &x, &labels, TOL);
+        assert!(worst > 0.0, "{what}: nothing was compared");
+        let (mut trace, mut train) = (N::Trace::default(), N::Trace::default());
+        let inferred = net.infer(&x, &mut trace).clone();
+        assert_eq!(net.forward(&x), inferred, "{what}: forward and infer differ");
+        assert_eq!(net.forward_train(&x, &mut train), &inferred, "{what}: forward_train and infer differ");
+    }
+}
+
+#[test]
+fn an_embedding_fused_into_a_recurrent_layer_backpropagates() {
+    check_token_network(TokenLstm::<f64>::new(3), "embedding, lstm");
+    check_token_network(TokenGru::<f64>::new(4), "embedding, gru");
+}

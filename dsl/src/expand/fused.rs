@@ -9,7 +9,10 @@ use crate::model::{Activation, Layer, LayerKind};
 /// the ReLU's gate in the epilogue of the dense layer's input gradient
 /// (`Dense::backward_through_relu`); in training, `relu, max_pool` in one pass
 /// over the ReLU's input (`MaxPool2d::forward_train_after_relu`) and
-/// `conv2d, relu, max_pool` sample by sample (`Conv2d::forward_train_relu_max_pool`).
+/// `conv2d, relu, max_pool` sample by sample (`Conv2d::forward_train_relu_max_pool`);
+/// in every pass, `embedding, lstm | gru` with the recurrent layer's input
+/// projection from a table of one column per token (`Embedding::forward_into_recurrent`,
+/// `Embedding::backward_through_recurrent`: the same sums in another order).
 #[derive(Clone, Copy)]
 pub enum Fused {
     /// Step `k` alone.
@@ -22,6 +25,8 @@ pub enum Fused {
     DenseRelu(usize),
     /// A ReLU at step `k > 0`, a dense layer after it (the backward pass).
     ReluDense(usize),
+    /// An embedding at step `k`, an LSTM or GRU right after it (every pass).
+    EmbedRecurrent(usize),
 }
 
 /// Which pass [`fused_steps`] groups for.
@@ -39,11 +44,15 @@ pub fn fused_steps(steps: &[&Layer], pass: Pass) -> Vec<Fused> {
     let is_pool = |k| matches!(kind(k), Some(LayerKind::MaxPool(_)));
     let is_conv = |k| matches!(kind(k), Some(LayerKind::Conv2d { .. }));
     let is_dense = |k| matches!(kind(k), Some(LayerKind::Dense { .. }));
+    let is_embedding = |k| matches!(kind(k), Some(LayerKind::Embedding { .. }));
+    let is_recurrent = |k| matches!(kind(k), Some(LayerKind::Recurrent { .. }));
     let training = pass != Pass::Infer;
     let mut groups = Vec::new();
     let mut k = 0;
     while k < steps.len() {
-        let (group, len) = if training && is_conv(k) && is_relu(k + 1) && is_pool(k + 2) {
+        let (group, len) = if is_embedding(k) && is_recurrent(k + 1) {
+            (Fused::EmbedRecurrent(k), 2)
+        } else if training && is_conv(k) && is_relu(k + 1) && is_pool(k + 2) {
             (Fused::ConvReluPool(k), 3)
         } else if training && is_relu(k) && is_pool(k + 1) {
             (Fused::ReluPool(k), 2)
@@ -86,6 +95,7 @@ mod tests {
                 Fused::ConvReluPool(k) => ("conv_relu_pool", k),
                 Fused::DenseRelu(k) => ("dense_relu", k),
                 Fused::ReluDense(k) => ("relu_dense", k),
+                Fused::EmbedRecurrent(k) => ("embed_recurrent", k),
             })
             .collect()
     }
@@ -139,5 +149,25 @@ mod tests {
         assert_eq!(groups(cnn, Pass::Train), train);
         assert_eq!(groups(cnn, Pass::Backward), train);
         assert_eq!(groups(cnn, Pass::Infer), (0..6).map(|k| ("single", k)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_embedding_right_before_a_recurrent_layer_fuses_in_every_pass() {
+        for cell in ["lstm", "gru"] {
+            let net = format!("input: tokens[6], embedding(9 -> 4), {cell}(5), dense(9)");
+            for pass in [Pass::Infer, Pass::Train, Pass::Backward] {
+                assert_eq!(groups(&net, pass), [("embed_recurrent", 0), ("single", 2)], "{cell}");
+            }
+            // Anything between the two (here dropout) keeps them apart.
+            let apart = format!("input: tokens[6], embedding(9 -> 4), dropout(0.1), {cell}(5), dense(9)");
+            for pass in [Pass::Infer, Pass::Train, Pass::Backward] {
+                assert_eq!(groups(&apart, pass), (0..4).map(|k| ("single", k)).collect::<Vec<_>>(), "{cell}");
+            }
+        }
+        // An embedding before another layer, or a recurrent layer on features, is alone.
+        let gpt = "input: tokens[6], embedding(9 -> 4), positional, lstm(5), dense(9)";
+        assert_eq!(groups(gpt, Pass::Train), (0..4).map(|k| ("single", k)).collect::<Vec<_>>());
+        let rows = "input: [6, 4], lstm(5), gru(3), last, dense(2)";
+        assert_eq!(groups(rows, Pass::Backward), (0..4).map(|k| ("single", k)).collect::<Vec<_>>());
     }
 }

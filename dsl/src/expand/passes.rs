@@ -169,12 +169,41 @@ pub fn layer_impls(net: &Net<'_>) -> TokenStream {
     }
 }
 
-/// Inference: a fresh buffer per layer; activations work in place and dropout is skipped.
+/// The local variable holding a layer's output in [`forward_body`].
+fn local_of(l: &Layer) -> syn::Ident {
+    format_ident!("__{}", l.ident.to_string().trim_start_matches("r#"))
+}
+
+/// Inference: a fresh buffer per layer; activations work in place and dropout
+/// is skipped. Of the fused groups only `embedding, lstm | gru` runs as one
+/// call (the others give the layers' values bit for bit; this one does not,
+/// and `forward` must agree with `infer`).
 fn forward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let mut current: Option<syn::Ident> = None;
     let mut code = Vec::new();
-    for l in steps {
-        let local = format_ident!("__{}", l.ident.to_string().trim_start_matches("r#"));
+    let embed_recurrent: Vec<usize> = fused_steps(steps, Pass::Infer)
+        .into_iter()
+        .filter_map(|g| match g {
+            Fused::EmbedRecurrent(k) => Some(k),
+            _ => None,
+        })
+        .collect();
+    for (k, l) in steps.iter().enumerate() {
+        if embed_recurrent.contains(&k) || (k > 0 && embed_recurrent.contains(&(k - 1))) {
+            if embed_recurrent.contains(&k) {
+                let (embedded, local) = (local_of(l), local_of(steps[k + 1]));
+                let (e, n) = (l.output.size(), steps[k + 1].output.size());
+                let (embedding, rnn) = (layer_ref(model, l), layer_ref(model, steps[k + 1]));
+                code.push(quote! {
+                    let mut #embedded = ::staticnet::Batch::<T, #e>::zeros(0);
+                    let mut #local = ::staticnet::Batch::<T, #n>::zeros(0);
+                    #embedding.forward_into_recurrent(&#rnn, x, &mut #embedded, &mut #local, &mut ::core::default::Default::default());
+                });
+                current = Some(local);
+            }
+            continue;
+        }
+        let local = local_of(l);
         let input = match &current {
             Some(c) => quote!(&#c),
             None => quote!(x),
@@ -227,6 +256,15 @@ fn dense_relu(model: &Model, steps: &[&Layer], k: usize) -> TokenStream {
     quote! { #layer.forward_relu(#input, &mut t.out.#dense, &mut t.out.#relu); }
 }
 
+/// `Embedding::forward_into_recurrent` for the embedding at step `k` (the
+/// network's first layer: its input is `x`) and the LSTM or GRU after it.
+fn embed_recurrent(model: &Model, steps: &[&Layer], k: usize) -> TokenStream {
+    let (embedded, rnn) = (&steps[k].ident, &steps[k + 1].ident);
+    let (input, embedding, rnn_layer) =
+        (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 1]));
+    quote! { #embedding.forward_into_recurrent(&#rnn_layer, #input, &mut t.out.#embedded, &mut t.out.#rnn, &mut t.ws.#rnn); }
+}
+
 /// Training forward: every layer's output is kept in `t.out` for the backward pass.
 fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
     let code = fused_steps(steps, Pass::Train).into_iter().map(|group| match group {
@@ -256,6 +294,7 @@ fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             }
         }
         Fused::DenseRelu(k) => dense_relu(model, steps, k),
+        Fused::EmbedRecurrent(k) => embed_recurrent(model, steps, k),
         Fused::ReluDense(_) => unreachable!("a backward group"),
     });
     quote! { #(#code)* }
@@ -271,6 +310,7 @@ fn infer_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             }
         }
         Fused::DenseRelu(k) => dense_relu(model, steps, k),
+        Fused::EmbedRecurrent(k) => embed_recurrent(model, steps, k),
         _ => unreachable!("a training group"),
     });
     quote! { #(#code)* }
@@ -349,6 +389,20 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
                 );
             }
         }
+        Fused::EmbedRecurrent(k) => {
+            let (embedded, rnn) = (&steps[k].ident, &steps[k + 1].ident);
+            let (input, embedding, rnn_layer) = (step_input(steps, k), layer_ref(model, steps[k]), layer_ref(model, steps[k + 1]));
+            let (d_output, d_input) = (d_output_of(k + 1), d_input_of(k));
+            quote! {
+                #embedding.backward_through_recurrent(
+                    &#rnn_layer,
+                    ::staticnet::layers::EmbedRecurrentTrace { x: #input, embedded: &t.out.#embedded, y: &t.out.#rnn },
+                    #d_output,
+                    &mut t.ws.#rnn,
+                    ::staticnet::layers::EmbedRecurrentGrads { embedding: &mut g.#embedded, recurrent: &mut g.#rnn, embedded: &mut t.d.#embedded, x: #d_input },
+                );
+            }
+        }
         Fused::DenseRelu(_) => unreachable!("a forward group"),
     });
     let start = match steps.iter().any(|l| l.kind.has_params()) {
@@ -366,6 +420,8 @@ fn grads_ready(model: &Model, steps: &[&Layer], group: &Fused) -> TokenStream {
         Fused::Single(k) => vec![k],
         Fused::ConvReluPool(k) => vec![k],
         Fused::ReluDense(k) => vec![k + 1],
+        // The recurrent layer's parameters come after the embedding's: counted down, its range first.
+        Fused::EmbedRecurrent(k) => vec![k + 1, k],
         Fused::ReluPool(_) | Fused::DenseRelu(_) => vec![],
     };
     let calls = with_params.into_iter().filter(|&k| steps[k].kind.has_params()).map(|k| {
