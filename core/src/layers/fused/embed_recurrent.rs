@@ -7,7 +7,8 @@
 //! `W_ih·e_v`, column `v` of `P = W_ih·Eᵀ` (`G·H × V`). So:
 //!
 //! - forward: `P` once (`G·H·V·D` multiply-adds instead of `G·H·(B·STEPS)·D`),
-//!   then each step's projection is a copy of its token's column;
+//!   whose column for each step's token the recurrence reads as it forms the
+//!   step's gates ([`Input::ByToken`]: the projection is never copied out);
 //! - backward: the projection's gradient `dG` (`G·H × B·STEPS`) is added up by
 //!   token into `dG_v` (`G·H × V`), then `dW_ih = dG_v·E` and the table's
 //!   gradient `dE = dG_vᵀ·W_ih`, instead of `dW_ih = dG·Xᵀ`, `dX = W_ihᵀ·dG`
@@ -21,7 +22,7 @@
 //! is written only by the layer-by-layer path, since no layer reads it.
 
 use crate::float::Float;
-use crate::layers::recurrent::{product, transposed, view, view_mut, Recurrent, RecurrentWeights};
+use crate::layers::recurrent::{product, transposed, view, view_mut, Input, Recurrent, RecurrentWeights};
 use crate::layers::{Embedding, EmbeddingGrad, Layer};
 use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{ensure_batch, Batch, MatRef};
@@ -68,7 +69,7 @@ fn by_token(batch: usize, steps: usize, vocab: usize) -> bool {
     batch > 0 && vocab <= batch.saturating_mul(steps)
 }
 
-/// Values moved per thread at least, for the copies and sums by token.
+/// Values added per thread at least, for the sums by token.
 const MIN_VALUES: usize = 1 << 15;
 
 impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, STEPS, V, D> {
@@ -97,14 +98,14 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
         ensure_batch(y, batch);
         let g = R::GATES * R::HIDDEN;
         let side = R::prepare(ws, batch);
-        ensure_len(side.scratch, g * V);
-        // P = W_ih · Eᵀ: column v is the projection of token v.
+        ensure_len(side.by_token, g * V);
+        // P = W_ih · Eᵀ: column v is the projection of token v, which the recurrence reads.
         let (w_ih, table) =
             (transposed(rnn.weights().weight_ih(), g, D), view(self.weight.as_slice(), D, V, D));
-        let mut p = view_mut(side.scratch, g, V, g);
+        let mut p = view_mut(side.by_token, g, V, g);
         product(MatRef::of(&w_ih).t(), MatRef::of(&table), T::zero(), &mut p);
-        gather(x.as_slice(), side.scratch, side.projection, g, |v| Self::id(v));
-        rnn.recur(y.as_mut_slice(), batch, ws);
+        let ids = x.as_slice();
+        rnn.recur(y.as_mut_slice(), batch, ws, Input::ByToken(&|c| Self::id(ids[c])));
     }
 
     /// The backward pass of [`Embedding::forward_into_recurrent`]: the
@@ -130,10 +131,10 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
         }
         let g = R::GATES * R::HIDDEN;
         let side = rnn.backprop_to_input(dy.as_slice(), batch, ws, recurrent);
-        ensure_len(side.scratch, g * V);
+        ensure_len(side.by_token, g * V);
         // dG_v: the projection's gradient added up by token.
-        scatter_add(x.as_slice(), side.gradient, side.scratch, g, |v| Self::id(v));
-        let (d_by_token, table) = (view(side.scratch, g, V, g), view(self.weight.as_slice(), D, V, D));
+        scatter_add(x.as_slice(), side.gradient, side.by_token, g, |v| Self::id(v));
+        let (d_by_token, table) = (view(side.by_token, g, V, g), view(self.weight.as_slice(), D, V, D));
         // dW_ih = dG_v · E, written as PyTorch's [G·H, D] (a D × G·H column-major matrix: E · dG_vᵀ).
         let mut dw_ih = view_mut(recurrent.weight_ih_mut(), D, g, D);
         product(MatRef::of(&table), MatRef::of(&d_by_token).t(), T::zero(), &mut dw_ih);
@@ -146,29 +147,6 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
             dx.fill(T::zero());
         }
     }
-}
-
-/// `projection[:, c] = table[:, id(ids[c])]` for every column `c` (`g` rows
-/// each), NaN for a value that is not an id (as the product of the layer's
-/// NaN input would give); the columns split between threads.
-fn gather<T: Float>(
-    ids: &[T],
-    table: &[T],
-    projection: &mut [T],
-    g: usize,
-    id: impl Fn(T) -> Option<usize> + Sync,
-) {
-    let out = SharedSlice::new(projection);
-    for_ranges(ids.len(), MIN_VALUES.div_ceil(g.max(1)), &|cols| {
-        for c in cols {
-            // SAFETY: column `c`, which lies in the buffer (`g` rows per id) and belongs to this range alone.
-            let column = unsafe { out.range(c * g..(c + 1) * g) };
-            match id(ids[c]) {
-                Some(v) => column.copy_from_slice(&table[v * g..(v + 1) * g]),
-                None => column.fill(T::cast(f64::NAN)),
-            }
-        }
-    });
 }
 
 /// `by_token[:, v] = Σ_{c: id(ids[c]) = v} d[:, c]` (`g` rows each; values

@@ -3,7 +3,8 @@
 
 use super::{
     col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
-    step, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent, RecurrentWeights,
+    step, sum_columns, tanh_in_place, transposed, view, view_mut, Input, InputSide, Recurrent,
+    RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -58,8 +59,8 @@ pub struct GruWorkspace<T: Float> {
     w_hh: PackedA,
     /// `W_hhᵀ`, likewise for the backward pass.
     w_hh_t: PackedA,
-    /// [`InputSide::scratch`].
-    scratch: Vec<T>,
+    /// [`InputSide::by_token`].
+    by_token: Vec<T>,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS, F, H> {
@@ -76,9 +77,9 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
         Gru { weights: RecurrentWeights::uniform(GATES, F, H, rng) }
     }
 
-    /// The recurrence over a batch ([`Recurrent::recur`]): `ws.gates` holds the
-    /// input side `W_ih · x_t` of every step (no bias); `y` is `H × (B·STEPS)`.
-    fn run(&self, y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>) {
+    /// The recurrence over a batch ([`Recurrent::recur`]), the input side
+    /// `W_ih · x_t` of every step (no bias) where `input` says; `y` is `H × (B·STEPS)`.
+    fn run(&self, y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>, input: Input<'_>) {
         if batch == 0 {
             return;
         }
@@ -99,7 +100,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
             }
             let (gates, hn, h_out, h_prev) =
                 (share(&mut ws.gates), share(&mut ws.hn), share(y), share(&mut ws.h_prev));
-            let recurrent = &ws.recurrent;
+            let (recurrent, table) = (&ws.recurrent, &ws.by_token[..]);
             per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
                 // SAFETY: columns of sample `b` (steps t and t + 1 of it), which
@@ -109,6 +110,12 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
                 let (b_ih, b_hh) = (w.bias_ih(), w.bias_hh());
                 // SAFETY: as above.
                 let gi = unsafe { column(&gates, g, c) };
+                if let Input::ByToken(id) = input {
+                    match id(c) {
+                        Some(v) => gi.copy_from_slice(&table[v * g..(v + 1) * g]),
+                        None => gi.fill(T::cast(f64::NAN)),
+                    }
+                }
                 cell_forward(gi, &recurrent[b * g..(b + 1) * g], b_ih, b_hh, h_before, hn, h);
                 if t + 1 < STEPS {
                     // SAFETY: as above.
@@ -241,7 +248,7 @@ fn cell_backward<T: Float>(
 impl<T: Float> GruWorkspace<T> {
     /// The input side: the gates' buffer (the projection, then the gates) and `dG^i`.
     fn input_side(&mut self) -> InputSide<'_, T> {
-        InputSide { projection: &mut self.gates, gradient: &self.d_input, scratch: &mut self.scratch }
+        InputSide { projection: &mut self.gates, gradient: &self.d_input, by_token: &mut self.by_token }
     }
 
     /// Sizes every buffer for `batch` samples (allocating only when it changes)
@@ -279,7 +286,7 @@ impl<T: Float> Default for GruWorkspace<T> {
             dh_next: empty(),
             w_hh: PackedA::default(),
             w_hh_t: PackedA::default(),
-            scratch: empty(),
+            by_token: empty(),
         }
     }
 }

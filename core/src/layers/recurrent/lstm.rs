@@ -3,7 +3,7 @@
 
 use super::{
     col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
-    step, step_mut, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent,
+    step, step_mut, sum_columns, tanh_in_place, transposed, view, view_mut, Input, InputSide, Recurrent,
     RecurrentWeights,
 };
 use crate::float::Float;
@@ -66,8 +66,8 @@ pub struct LstmWorkspace<T: Float> {
     w_hh: PackedA,
     /// `W_hhᵀ`, likewise for the backward pass.
     w_hh_t: PackedA,
-    /// [`InputSide::scratch`].
-    scratch: Vec<T>,
+    /// [`InputSide::by_token`].
+    by_token: Vec<T>,
 }
 
 impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS, F, H> {
@@ -84,9 +84,9 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         Lstm { weights: RecurrentWeights::uniform(GATES, F, H, rng) }
     }
 
-    /// The recurrence over a batch ([`Recurrent::recur`]): `ws.gates` holds the
-    /// input projection `W_ih · x_t` of every step; `y` is `H × (B·STEPS)`.
-    fn run(&self, y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>) {
+    /// The recurrence over a batch ([`Recurrent::recur`]), the input projection
+    /// `W_ih · x_t` of every step where `input` says; `y` is `H × (B·STEPS)`.
+    fn run(&self, y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>, input: Input<'_>) {
         if batch == 0 {
             return;
         }
@@ -97,16 +97,19 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
 
         // W_hh is the same at every step: packed once for the blocked product.
         pack_a(&mut ws.w_hh, MatRef::of(&w_hh_t).t());
+        // G_t = W_ih · x_t (already there, or added from the table by the cell) + W_hh · h_{t−1}.
+        let beta = if let Input::Projected = input { T::one() } else { T::zero() };
         for t in 0..STEPS {
             if t > 0 {
-                // G_t += W_hh · h_{t−1}, for the whole batch.
+                // The recurrent part, for the whole batch.
                 let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
                 let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
-                gemm_packed_a(&ws.w_hh, MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), T::one(), &mut g_t);
+                gemm_packed_a(&ws.w_hh, MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), beta, &mut g_t);
             }
             let (gates, cells, tanh_cells) =
                 (share(&mut ws.gates), share(&mut ws.cells), share(&mut ws.tanh_cells));
             let (h_out, h_prev, bias, zeros) = (share(y), share(&mut ws.h_prev), &ws.bias[..], &ws.zeros[..]);
+            let table = &ws.by_token[..];
             per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
                 // SAFETY: columns of sample `b` (steps t − 1, t and t + 1 of it), which
@@ -116,7 +119,23 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                 // SAFETY: as above.
                 let c_prev = if t == 0 { zeros } else { unsafe { column(&cells, H, c - 1) } };
                 // SAFETY: as above.
-                cell_forward(unsafe { column(&gates, g, c) }, bias, c_prev, c_now, tanh_c, h);
+                let z = unsafe { column(&gates, g, c) };
+                let projection = match input {
+                    Input::Projected => None,
+                    Input::ByToken(id) => {
+                        if t == 0 {
+                            z.fill(T::zero()); // no recurrent part yet
+                        }
+                        match id(c) {
+                            Some(v) => Some(&table[v * g..(v + 1) * g]),
+                            None => {
+                                z.fill(T::cast(f64::NAN)); // and NaN plus the bias stays NaN
+                                None
+                            }
+                        }
+                    }
+                };
+                cell_forward(z, projection, bias, c_prev, c_now, tanh_c, h);
                 if t + 1 < STEPS {
                     // SAFETY: as above.
                     unsafe { column(&h_prev, H, c + 1) }.copy_from_slice(h);
@@ -179,11 +198,23 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
 }
 
 /// One step of one sample: the gates' pre-activations `z` (without the biases
-/// `bias`) become i, f, g, o in place; `c = f⊙c_prev + i⊙g`, `h = o⊙tanh(c)`.
+/// `bias`, and without the input projection if it comes as `projection`) become
+/// i, f, g, o in place; `c = f⊙c_prev + i⊙g`, `h = o⊙tanh(c)`.
 #[inline]
-fn cell_forward<T: Float>(z: &mut [T], bias: &[T], c_prev: &[T], c: &mut [T], tanh_c: &mut [T], h: &mut [T]) {
+fn cell_forward<T: Float>(
+    z: &mut [T],
+    projection: Option<&[T]>,
+    bias: &[T],
+    c_prev: &[T],
+    c: &mut [T],
+    tanh_c: &mut [T],
+    h: &mut [T],
+) {
     let n = c.len();
-    z.iter_mut().zip(bias).for_each(|(z, &b)| *z += b);
+    match projection {
+        Some(p) => z.iter_mut().zip(p.iter().zip(bias)).for_each(|(z, (&p, &b))| *z += p + b),
+        None => z.iter_mut().zip(bias).for_each(|(z, &b)| *z += b),
+    }
     let (i_f, z) = z.split_at_mut(2 * n);
     let (g, o) = z.split_at_mut(n);
     sigmoid_in_place(i_f);
@@ -228,7 +259,7 @@ fn cell_backward<T: Float>(
 impl<T: Float> LstmWorkspace<T> {
     /// The input side: the gates' buffer (the projection, then the gates) and `dG`.
     fn input_side(&mut self) -> InputSide<'_, T> {
-        InputSide { projection: &mut self.gates, gradient: &self.d_gates, scratch: &mut self.scratch }
+        InputSide { projection: &mut self.gates, gradient: &self.d_gates, by_token: &mut self.by_token }
     }
 
     /// Sizes every buffer for `batch` samples (allocating only when it changes)
@@ -271,7 +302,7 @@ impl<T: Float> Default for LstmWorkspace<T> {
             dc_next: empty(),
             w_hh: PackedA::default(),
             w_hh_t: PackedA::default(),
-            scratch: empty(),
+            by_token: empty(),
         }
     }
 }

@@ -60,7 +60,7 @@ macro_rules! recurrent_impls {
                 crate::tensor::ensure_batch(y, batch);
                 let side = <Self as Recurrent<T, IN, OUT>>::prepare(ws, batch);
                 project_input(&self.weights, x.as_slice(), F, batch * STEPS, side.projection);
-                <Self as Recurrent<T, IN, OUT>>::recur(self, y.as_mut_slice(), batch, ws)
+                <Self as Recurrent<T, IN, OUT>>::recur(self, y.as_mut_slice(), batch, ws, Input::Projected)
             }
 
             fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut $workspace<T>) {
@@ -117,8 +117,8 @@ macro_rules! recurrent_impls {
                 ws.input_side()
             }
 
-            fn recur(&self, y: &mut [T], batch: usize, ws: &mut $workspace<T>) {
-                self.run(y, batch, ws)
+            fn recur(&self, y: &mut [T], batch: usize, ws: &mut $workspace<T>, input: Input<'_>) {
+                self.run(y, batch, ws, input)
             }
 
             fn backprop_to_input<'w>(
@@ -219,13 +219,14 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
     fn weights(&self) -> &RecurrentWeights<T>;
 
     /// Sizes `ws` for a forward pass over `batch` samples (allocating only when
-    /// the batch size changes) and hands out its input side, whose `projection`
-    /// the caller fills with `W_ih·x` (no bias) before [`Recurrent::recur`].
+    /// the batch size changes) and hands out its input side, which the caller
+    /// fills before [`Recurrent::recur`]: `projection` with `W_ih·x` (no bias)
+    /// for [`Input::Projected`], `by_token` with the table of [`Input::ByToken`].
     fn prepare(ws: &mut Self::Workspace, batch: usize) -> InputSide<'_, T>;
 
-    /// The recurrence over `batch` samples, the input projection already in
-    /// `ws` ([`Recurrent::prepare`]): `y` is `H × (B·STEPS)` (the module docs).
-    fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace);
+    /// The recurrence over `batch` samples, the input projection in `ws` as
+    /// `input` says ([`Recurrent::prepare`]): `y` is `H × (B·STEPS)` (the module docs).
+    fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace, input: Input<'_>);
 
     /// Backpropagation through time after [`Recurrent::recur`] on `ws`, down to
     /// the input projection: `grads`' `weight_hh` and both biases (its
@@ -241,15 +242,29 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
 }
 
 /// The input side of a recurrent layer's workspace: its buffers of
-/// `GATES·H × (B·STEPS)` values (the module docs' layout).
+/// `GATES·H × (B·STEPS)` values (the module docs' layout), and a table by token.
 pub struct InputSide<'a, T> {
-    /// `W_ih·x_t` in column `(b, t)`, filled before the recurrence.
+    /// `W_ih·x_t` in column `(b, t)`, filled before the recurrence ([`Input::Projected`]).
     pub projection: &'a mut [T],
     /// After [`Recurrent::backprop_to_input`]: the loss's gradient with respect to `projection`.
     pub gradient: &'a [T],
-    /// Memory for the caller, kept with the workspace so a pass allocates only
-    /// once (the fused passes' per-token tables).
-    pub scratch: &'a mut Vec<T>,
+    /// `GATES·H × V` values in column-major order, sized by the caller and kept
+    /// with the workspace (so a pass allocates only once): before the
+    /// recurrence, the projection `W_ih·e_v` of each token `v` ([`Input::ByToken`]);
+    /// the fused backward pass sums the gradient by token there.
+    pub by_token: &'a mut Vec<T>,
+}
+
+/// Where [`Recurrent::recur`] finds each step's input projection `W_ih·x_t` (no bias).
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// In [`InputSide::projection`], column `(b, t)`.
+    Projected,
+    /// Column `v` of the table [`InputSide::by_token`] (`GATES·H × V`) for the
+    /// column `(b, t)` the function maps to `Some(v)`; NaN where it gives `None`
+    /// (as the product of a NaN input would). The recurrence reads the table
+    /// as each step's gates are formed, so the projection is never copied out.
+    ByToken(&'a (dyn Fn(usize) -> Option<usize> + Sync)),
 }
 
 /// The input projection of every step of every sample, `G = W_ih · X`
