@@ -21,10 +21,21 @@
 //! The gate nonlinearities run over one sample's gates at a time, through the
 //! vector kernels of [`crate::kernels`] in f32.
 //! Buffers are sized when the batch size changes, never inside a step.
+//!
+//! # Input side and recurrence
+//!
+//! Each layer is two parts ([`Recurrent`]): the input projection `W_ih·x_t`,
+//! a linear map of each step's input alone, and the recurrence that reads it.
+//! [`Layer`]'s passes compute the projection as the one product above (and
+//! its gradients, `dW_ih` and `dX`, from the projection's gradient). After an
+//! embedding the input is a one-hot token, so the fused `embedding, lstm | gru`
+//! passes (`layers/fused/embed_recurrent.rs`) make a table of one projection
+//! per token instead and hand it to the recurrence ([`Input::ByToken`]).
 
-/// The `Layer`, `Params` and `Debug` impls of a recurrent layer, the same for
-/// both cells but for the names: the passes are the layer's `run` (forward) and
-/// `backprop`, its weights are a [`RecurrentWeights`] of `GATES` gates.
+/// The `Layer`, `Recurrent`, `Params` and `Debug` impls of a recurrent layer,
+/// the same for both cells but for the names: the recurrence is the layer's
+/// `run` (forward) and `backprop` (down to the input projection), its weights
+/// are a [`RecurrentWeights`] of `GATES` gates.
 macro_rules! recurrent_impls {
     ($layer:ident, $workspace:ident, $a_layer:literal) => {
         impl<T: Float> std::fmt::Debug for $workspace<T> {
