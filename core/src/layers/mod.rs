@@ -56,7 +56,8 @@ pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, MaxPoolWorkspace, PoolGeomet
 pub use pool1d::{AvgPool1d, GlobalAvgPool1d, MaxPool1d, MaxPool1dWorkspace};
 pub use positional::{Positional, PositionalGrad};
 pub use recurrent::{
-    Gru, GruWorkspace, InputSide, Lstm, LstmWorkspace, Recurrent, RecurrentCache, RecurrentWeights,
+    Gru, GruWorkspace, InputSide, Lstm, LstmWorkspace, Recurrent, RecurrentCache, RecurrentInput,
+    RecurrentWeights,
 };
 pub use residual::{
     NoProjection, Projection, ProjectionWorkspace, Residual, ResidualGrad, ResidualWorkspace, Skip,

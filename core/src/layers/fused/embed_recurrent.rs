@@ -8,7 +8,7 @@
 //!
 //! - forward: `P` once (`G·H·V·D` multiply-adds instead of `G·H·(B·STEPS)·D`),
 //!   whose column for each step's token the recurrence reads as it forms the
-//!   step's gates ([`Input::ByToken`]: the projection is never copied out);
+//!   step's gates ([`RecurrentInput::ByToken`]: the projection is never copied out);
 //! - backward: the projection's gradient `dG` (`G·H × B·STEPS`) is added up by
 //!   token into `dG_v` (`G·H × V`), then `dW_ih = dG_v·E` and the table's
 //!   gradient `dE = dG_vᵀ·W_ih`, instead of `dW_ih = dG·Xᵀ`, `dX = W_ihᵀ·dG`
@@ -22,7 +22,9 @@
 //! is written only by the layer-by-layer path, since no layer reads it.
 
 use crate::float::Float;
-use crate::layers::recurrent::{product, transposed, view, view_mut, Input, Recurrent, RecurrentWeights};
+use crate::layers::recurrent::{
+    product, transposed, view, view_mut, Recurrent, RecurrentInput, RecurrentWeights,
+};
 use crate::layers::{Embedding, EmbeddingGrad, Layer};
 use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{ensure_batch, Batch, MatRef};
@@ -105,7 +107,7 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
         let mut p = view_mut(side.by_token, g, V, g);
         product(MatRef::of(&w_ih).t(), MatRef::of(&table), T::zero(), &mut p);
         let ids = x.as_slice();
-        rnn.recur(y.as_mut_slice(), batch, ws, Input::ByToken(&|c| Self::id(ids[c])));
+        rnn.recur(y.as_mut_slice(), batch, ws, RecurrentInput::ByToken(&|c| Self::id(ids[c])));
     }
 
     /// The backward pass of [`Embedding::forward_into_recurrent`]: the

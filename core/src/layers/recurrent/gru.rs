@@ -3,7 +3,7 @@
 
 use super::{
     col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
-    step, sum_columns, tanh_in_place, transposed, view, view_mut, Input, InputSide, Recurrent,
+    step, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent, RecurrentInput,
     RecurrentWeights,
 };
 use crate::float::Float;
@@ -79,7 +79,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
 
     /// The recurrence over a batch ([`Recurrent::recur`]), the input side
     /// `W_ih · x_t` of every step (no bias) where `input` says; `y` is `H × (B·STEPS)`.
-    fn run(&self, y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>, input: Input<'_>) {
+    fn run(&self, y: &mut [T], batch: usize, ws: &mut GruWorkspace<T>, input: RecurrentInput<'_>) {
         if batch == 0 {
             return;
         }
@@ -110,7 +110,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
                 let (b_ih, b_hh) = (w.bias_ih(), w.bias_hh());
                 // SAFETY: as above.
                 let gi = unsafe { column(&gates, g, c) };
-                if let Input::ByToken(id) = input {
+                if let RecurrentInput::ByToken(id) = input {
                     match id(c) {
                         Some(v) => gi.copy_from_slice(&table[v * g..(v + 1) * g]),
                         None => gi.fill(T::cast(f64::NAN)),

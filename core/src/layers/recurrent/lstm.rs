@@ -3,8 +3,8 @@
 
 use super::{
     col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
-    step, step_mut, sum_columns, tanh_in_place, transposed, view, view_mut, Input, InputSide, Recurrent,
-    RecurrentWeights,
+    step, step_mut, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent,
+    RecurrentInput, RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -86,7 +86,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
 
     /// The recurrence over a batch ([`Recurrent::recur`]), the input projection
     /// `W_ih · x_t` of every step where `input` says; `y` is `H × (B·STEPS)`.
-    fn run(&self, y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>, input: Input<'_>) {
+    fn run(&self, y: &mut [T], batch: usize, ws: &mut LstmWorkspace<T>, input: RecurrentInput<'_>) {
         if batch == 0 {
             return;
         }
@@ -98,7 +98,7 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         // W_hh is the same at every step: packed once for the blocked product.
         pack_a(&mut ws.w_hh, MatRef::of(&w_hh_t).t());
         // G_t = W_ih · x_t (already there, or added from the table by the cell) + W_hh · h_{t−1}.
-        let beta = if let Input::Projected = input { T::one() } else { T::zero() };
+        let beta = if let RecurrentInput::Projected = input { T::one() } else { T::zero() };
         for t in 0..STEPS {
             if t > 0 {
                 // The recurrent part, for the whole batch.
@@ -121,8 +121,8 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                 // SAFETY: as above.
                 let z = unsafe { column(&gates, g, c) };
                 let projection = match input {
-                    Input::Projected => None,
-                    Input::ByToken(id) => {
+                    RecurrentInput::Projected => None,
+                    RecurrentInput::ByToken(id) => {
                         if t == 0 {
                             z.fill(T::zero()); // no recurrent part yet
                         }

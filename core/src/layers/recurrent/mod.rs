@@ -30,7 +30,7 @@
 //! its gradients, `dW_ih` and `dX`, from the projection's gradient). After an
 //! embedding the input is a one-hot token, so the fused `embedding, lstm | gru`
 //! passes (`layers/fused/embed_recurrent.rs`) make a table of one projection
-//! per token instead and hand it to the recurrence ([`Input::ByToken`]).
+//! per token instead and hand it to the recurrence ([`RecurrentInput::ByToken`]).
 
 /// The `Layer`, `Recurrent`, `Params` and `Debug` impls of a recurrent layer,
 /// the same for both cells but for the names: the recurrence is the layer's
@@ -71,7 +71,13 @@ macro_rules! recurrent_impls {
                 crate::tensor::ensure_batch(y, batch);
                 let side = <Self as Recurrent<T, IN, OUT>>::prepare(ws, batch);
                 project_input(&self.weights, x.as_slice(), F, batch * STEPS, side.projection);
-                <Self as Recurrent<T, IN, OUT>>::recur(self, y.as_mut_slice(), batch, ws, Input::Projected)
+                <Self as Recurrent<T, IN, OUT>>::recur(
+                    self,
+                    y.as_mut_slice(),
+                    batch,
+                    ws,
+                    RecurrentInput::Projected,
+                )
             }
 
             fn forward_train(&mut self, x: &Batch<T, IN>, y: &mut Batch<T, OUT>, ws: &mut $workspace<T>) {
@@ -128,7 +134,7 @@ macro_rules! recurrent_impls {
                 ws.input_side()
             }
 
-            fn recur(&self, y: &mut [T], batch: usize, ws: &mut $workspace<T>, input: Input<'_>) {
+            fn recur(&self, y: &mut [T], batch: usize, ws: &mut $workspace<T>, input: RecurrentInput<'_>) {
                 self.run(y, batch, ws, input)
             }
 
@@ -232,12 +238,12 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
     /// Sizes `ws` for a forward pass over `batch` samples (allocating only when
     /// the batch size changes) and hands out its input side, which the caller
     /// fills before [`Recurrent::recur`]: `projection` with `W_ih·x` (no bias)
-    /// for [`Input::Projected`], `by_token` with the table of [`Input::ByToken`].
+    /// for [`RecurrentInput::Projected`], `by_token` with the table of [`RecurrentInput::ByToken`].
     fn prepare(ws: &mut Self::Workspace, batch: usize) -> InputSide<'_, T>;
 
     /// The recurrence over `batch` samples, the input projection in `ws` as
     /// `input` says ([`Recurrent::prepare`]): `y` is `H × (B·STEPS)` (the module docs).
-    fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace, input: Input<'_>);
+    fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace, input: RecurrentInput<'_>);
 
     /// Backpropagation through time after [`Recurrent::recur`] on `ws`, down to
     /// the input projection: `grads`' `weight_hh` and both biases (its
@@ -255,20 +261,20 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
 /// The input side of a recurrent layer's workspace: its buffers of
 /// `GATES·H × (B·STEPS)` values (the module docs' layout), and a table by token.
 pub struct InputSide<'a, T> {
-    /// `W_ih·x_t` in column `(b, t)`, filled before the recurrence ([`Input::Projected`]).
+    /// `W_ih·x_t` in column `(b, t)`, filled before the recurrence ([`RecurrentInput::Projected`]).
     pub projection: &'a mut [T],
     /// After [`Recurrent::backprop_to_input`]: the loss's gradient with respect to `projection`.
     pub gradient: &'a [T],
     /// `GATES·H × V` values in column-major order, sized by the caller and kept
     /// with the workspace (so a pass allocates only once): before the
-    /// recurrence, the projection `W_ih·e_v` of each token `v` ([`Input::ByToken`]);
+    /// recurrence, the projection `W_ih·e_v` of each token `v` ([`RecurrentInput::ByToken`]);
     /// the fused backward pass sums the gradient by token there.
     pub by_token: &'a mut Vec<T>,
 }
 
 /// Where [`Recurrent::recur`] finds each step's input projection `W_ih·x_t` (no bias).
 #[derive(Clone, Copy)]
-pub enum Input<'a> {
+pub enum RecurrentInput<'a> {
     /// In [`InputSide::projection`], column `(b, t)`.
     Projected,
     /// Column `v` of the table [`InputSide::by_token`] (`GATES·H × V`) for the
