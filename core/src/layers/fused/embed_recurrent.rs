@@ -10,9 +10,10 @@
 //!   whose column for each step's token the recurrence reads as it forms the
 //!   step's gates ([`RecurrentInput::ByToken`]: the projection is never copied out);
 //! - backward: the projection's gradient `dG` (`G·H × B·STEPS`) is added up by
-//!   token into `dG_v` (`G·H × V`), then `dW_ih = dG_v·E` and the table's
-//!   gradient `dE = dG_vᵀ·W_ih`, instead of `dW_ih = dG·Xᵀ`, `dX = W_ihᵀ·dG`
-//!   and the embedding's own scatter of `dX`.
+//!   token into `dG_v` (`G·H × V`), then `dW_ih = dG_v·E`, the table's
+//!   gradient `dE = dG_vᵀ·W_ih` and `db_ih` the sum of `dG_v`'s `V` columns,
+//!   instead of `dW_ih = dG·Xᵀ`, `dX = W_ihᵀ·dG`, the embedding's own scatter
+//!   of `dX` and a sum over every column of `dG`.
 //!
 //! The same sums in another order: the results agree with the layers one by
 //! one to rounding. A batch with fewer tokens than `V` (where the table costs
@@ -23,7 +24,7 @@
 
 use crate::float::Float;
 use crate::layers::recurrent::{
-    product, transposed, view, view_mut, Recurrent, RecurrentInput, RecurrentWeights,
+    product, sum_columns, transposed, view, view_mut, Recurrent, RecurrentInput, RecurrentWeights,
 };
 use crate::layers::{Embedding, EmbeddingGrad, Layer};
 use crate::tensor::threads::{for_ranges, SharedSlice};
@@ -136,6 +137,9 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
         ensure_len(side.by_token, g * V);
         // dG_v: the projection's gradient added up by token.
         scatter_add(x.as_slice(), side.gradient, side.by_token, g, |v| Self::id(v));
+        // db_ih = Σ dG over every column: the sum over V columns of dG_v.
+        sum_columns(recurrent.bias_ih_mut(), side.by_token);
+        R::complete_bias_gradients(recurrent);
         let (d_by_token, table) = (view(side.by_token, g, V, g), view(self.weight.as_slice(), D, V, D));
         // dW_ih = dG_v · E, written as PyTorch's [G·H, D] (a D × G·H column-major matrix: E · dG_vᵀ).
         let mut dw_ih = view_mut(recurrent.weight_ih_mut(), D, g, D);

@@ -166,14 +166,17 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
             });
         }
 
-        // Every step of every sample at once: dW_hh = H_prev · dG^hᵀ, db_ih = Σ dG^i,
-        // db_hh = Σ dG^h (dW_ih and dX come from dG^i: `Layer::backward`, or a fused pass).
+        // Every step of every sample at once: dW_hh = H_prev · dG^hᵀ, db_hh = Σ dG^h
+        // (dW_ih, db_ih and dX come from dG^i: `Layer::backward`, or a fused pass).
         let (h_prev, d_rec) = (view(&ws.h_prev, H, n, H), view(&ws.d_recurrent, g, n, g));
         let dw_hh = &mut view_mut(grads.weight_hh_mut(), H, g, H);
         product(MatRef::of(&h_prev), MatRef::of(&d_rec).t(), T::zero(), dw_hh);
-        sum_columns(grads.bias_ih_mut(), &ws.d_input);
         sum_columns(grads.bias_hh_mut(), &ws.d_recurrent);
     }
+
+    /// `bias_hh` has its own gradient (`r` scales `b_hn`), from [`Gru::backprop`]:
+    /// nothing to share ([`Recurrent::complete_bias_gradients`]).
+    fn shared_bias_gradient(_: &mut RecurrentWeights<T>) {}
 }
 
 /// One step of one sample: the input side `gi` (`W_ih x_t`, without bias)

@@ -3,8 +3,8 @@
 
 use super::{
     col, column, ensure_len, input_gradients, per_sample, product, project_input, share, sigmoid_in_place,
-    step, step_mut, sum_columns, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent,
-    RecurrentInput, RecurrentWeights,
+    step, step_mut, tanh_in_place, transposed, view, view_mut, InputSide, Recurrent, RecurrentInput,
+    RecurrentWeights,
 };
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -186,12 +186,15 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
             });
         }
 
-        // Every step of every sample at once: dW_hh = H_prev · dGᵀ, both biases Σ dG
-        // (dW_ih and dX come from dG on the input side: `Layer::backward`, or a fused pass).
+        // Every step of every sample at once: dW_hh = H_prev · dGᵀ (dW_ih, dX and
+        // both biases come from dG on the input side: `Layer::backward`, or a fused pass).
         let (d_gates, h_prev) = (view(&ws.d_gates, g, n, g), view(&ws.h_prev, H, n, H));
         let dg_t = MatRef::of(&d_gates).t();
         product(MatRef::of(&h_prev), dg_t, T::zero(), &mut view_mut(grads.weight_hh_mut(), H, g, H));
-        sum_columns(grads.bias_ih_mut(), &ws.d_gates);
+    }
+
+    /// Both biases add to the same pre-activations: `db_hh = db_ih` ([`Recurrent::complete_bias_gradients`]).
+    fn shared_bias_gradient(grads: &mut RecurrentWeights<T>) {
         let [_, _, db_ih, db_hh] = grads.tensors_mut();
         db_hh.copy_from_slice(db_ih);
     }

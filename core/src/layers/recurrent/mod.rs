@@ -107,7 +107,8 @@ macro_rules! recurrent_impls {
                 let side =
                     <Self as Recurrent<T, IN, OUT>>::backprop_to_input(self, dy.as_slice(), batch, ws, grads);
                 let n = batch * STEPS;
-                input_gradients(&self.weights, x.as_slice(), F, n, side.gradient, grads.weight_ih_mut(), dx)
+                input_gradients(&self.weights, x.as_slice(), F, n, side.gradient, grads, dx);
+                Self::shared_bias_gradient(grads)
             }
         }
 
@@ -147,6 +148,10 @@ macro_rules! recurrent_impls {
             ) -> InputSide<'w, T> {
                 self.backprop(dy, batch, ws, grads);
                 ws.input_side()
+            }
+
+            fn complete_bias_gradients(grads: &mut RecurrentWeights<T>) {
+                Self::shared_bias_gradient(grads)
             }
         }
 
@@ -246,9 +251,11 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
     fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace, input: RecurrentInput<'_>);
 
     /// Backpropagation through time after [`Recurrent::recur`] on `ws`, down to
-    /// the input projection: `grads`' `weight_hh` and both biases (its
-    /// `weight_ih` is left to the caller) and the input side's `gradient`, the
-    /// loss's gradient with respect to the projection.
+    /// the input projection: the input side's `gradient`, the loss's gradient
+    /// with respect to the projection, and `grads`' `weight_hh` (and the GRU's
+    /// `bias_hh`). What comes from the input side's gradient is left to the
+    /// caller: `weight_ih`, `bias_ih` (its sum over every column), then
+    /// [`Recurrent::complete_bias_gradients`].
     fn backprop_to_input<'w>(
         &self,
         dy: &[T],
@@ -256,6 +263,11 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
         ws: &'w mut Self::Workspace,
         grads: &mut RecurrentWeights<T>,
     ) -> InputSide<'w, T>;
+
+    /// Once the caller has written `bias_ih`'s gradient: the LSTM's `bias_hh`
+    /// gets the same (both biases add to the same pre-activations); the GRU's
+    /// has its own, from [`Recurrent::backprop_to_input`].
+    fn complete_bias_gradients(grads: &mut RecurrentWeights<T>);
 }
 
 /// The input side of a recurrent layer's workspace: its buffers of
@@ -295,22 +307,29 @@ fn project_input<T: Float>(w: &RecurrentWeights<T>, x: &[T], f: usize, n: usize,
 }
 
 /// What the input projection's gradient `dG` (`g × n`) gives: `dW_ih = dG · Xᵀ`
-/// (written as PyTorch's `[g, f]`) and, if asked for, `dX = W_ihᵀ · dG` (`f × n`).
+/// (written as PyTorch's `[g, f]`), `db_ih = Σ dG` and, if asked for,
+/// `dX = W_ihᵀ · dG` (`f × n`).
 fn input_gradients<T: Float>(
     w: &RecurrentWeights<T>,
     x: &[T],
     f: usize,
     n: usize,
     d_g: &[T],
-    dw_ih: &mut [T],
+    grads: &mut RecurrentWeights<T>,
     dx: Option<&mut [T]>,
 ) {
     let rows = w.bias_ih().len();
+    sum_columns(grads.bias_ih_mut(), &d_g[..rows * n]);
     if n == 0 {
-        return dw_ih.fill(T::zero());
+        return grads.weight_ih_mut().fill(T::zero());
     }
     let (x, d_g) = (view(x, f, n, f), view(d_g, rows, n, rows));
-    product(MatRef::of(&x), MatRef::of(&d_g).t(), T::zero(), &mut view_mut(dw_ih, f, rows, f));
+    product(
+        MatRef::of(&x),
+        MatRef::of(&d_g).t(),
+        T::zero(),
+        &mut view_mut(grads.weight_ih_mut(), f, rows, f),
+    );
     if let Some(dx) = dx {
         let w_ih_t = transposed(w.weight_ih(), rows, f);
         product(MatRef::of(&w_ih_t), MatRef::of(&d_g), T::zero(), &mut view_mut(dx, f, n, f));
@@ -360,7 +379,7 @@ pub(super) fn product<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
 }
 
 /// `out[r] = Σ_j seq[r + j·rows]`: a bias gradient, the sum of every column.
-fn sum_columns<T: Float>(out: &mut [T], seq: &[T]) {
+pub(super) fn sum_columns<T: Float>(out: &mut [T], seq: &[T]) {
     out.fill(T::zero());
     for column in seq.chunks_exact(out.len()) {
         out.iter_mut().zip(column).for_each(|(o, &v)| *o += v);

@@ -129,6 +129,14 @@ fn product_timing() {
             &mut view_mut(&mut o[..h * 4 * h], h, 4 * h, h),
         )
     });
+    time("dW_hhᵀ = dG·Hᵀ (the other orientation)", 2.0 * (4 * h * h * n) as f64, 3, &mut |o| {
+        product(
+            MatRef::of(&dg),
+            MatRef::of(&view(&hs, h, n, h)).t(),
+            0.0,
+            &mut view_mut(&mut o[..h * 4 * h], 4 * h, h, 4 * h),
+        )
+    });
     time("dX = W_ihᵀ·dG", 2.0 * (4 * h * f * n) as f64, 5, &mut |o| {
         product(MatRef::of(&w_ih_t), MatRef::of(&dg), 0.0, &mut view_mut(&mut o[..f * n], f, n, f))
     });
