@@ -42,8 +42,8 @@ pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
 pub use embedding::{Embedding, EmbeddingGrad};
 pub use fused::{
-    ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
-    ReluPoolTrace,
+    BackwardScaled, ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces,
+    ReluDenseTrace, ReluPoolTrace,
 };
 pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
