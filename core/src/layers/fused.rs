@@ -8,6 +8,9 @@
 //!   pooling's pass over its input;
 //! - `dense, relu` ([`Dense::forward_relu`]) and, backward, `relu, dense`
 //!   ([`Dense::backward_through_relu`]): the ReLU in the product's epilogue;
+//! - backward, `gelu, dense` (and `gelu` before a dense layer at every step,
+//!   [`BackwardScaled`], `gelu_dense.rs`): the GELU's kept derivative scales the
+//!   dense layer's input gradient in the product's epilogue;
 //! - `embedding, lstm | gru` ([`Embedding::forward_into_recurrent`](super::Embedding::forward_into_recurrent),
 //!   [`…::backward_through_recurrent`](super::Embedding::backward_through_recurrent), in `embed_recurrent.rs`): the
 //!   recurrent layer's input projection from a table of one column per token
@@ -28,10 +31,12 @@ use crate::tensor::threads::SharedSlice;
 use crate::tensor::{ensure_batch, gemm_then, Batch, MatRef};
 
 mod embed_recurrent;
+mod gelu_dense;
 #[cfg(test)]
 mod tests;
 
 pub use embed_recurrent::{EmbedRecurrentGrads, EmbedRecurrentTrace};
+pub use gelu_dense::BackwardScaled;
 
 /// The values a training pass of `conv2d, relu, max_pool` keeps and its
 /// backward pass reads: the convolution's input and each layer's output.
