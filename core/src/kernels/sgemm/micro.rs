@@ -1,6 +1,6 @@
 //! The micro-kernels of the blocked product: each accumulates one register
-//! tile of `C` from a packed `A` panel and a packed (or, for AVX2, in-place)
-//! `B` panel, with the same arithmetic per element whichever way `B` is read.
+//! tile of `C` from a packed `A` panel and a packed (or, for AVX2 and
+//! AVX-512, in-place) `B` panel, with the same arithmetic per element whichever way `B` is read.
 
 /// A micro-kernel: `out[i + j·ld] (+)= Σ_p a[p·MR + i]·b[p·NR + j]` for an
 /// `MR×NR` tile whose columns are `ld` apart (rows contiguous): either a scratch
@@ -76,33 +76,67 @@ impl Kernel for Avx512Kernel {
     const AVX: bool = true;
     #[inline(always)]
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, accumulate: bool) {
-        use std::arch::x86_64::*;
-        // SAFETY: reads `kc` steps of 32 values of `a` and 8 of `b`, and the 32×8
-        // tile at `out`, as `run`'s contract allows; AVX-512F is its promise too.
-        unsafe {
-            let mut c0 = [_mm512_setzero_ps(); 8];
-            let mut c1 = [_mm512_setzero_ps(); 8];
-            let (mut a, mut b) = (a, b);
-            for _ in 0..kc {
-                let a0 = _mm512_loadu_ps(a);
-                let a1 = _mm512_loadu_ps(a.add(16));
-                for j in 0..8 {
-                    let bj = _mm512_set1_ps(*b.add(j));
-                    c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
-                    c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
-                }
-                a = a.add(32);
-                b = b.add(8);
-            }
+        // SAFETY: `run`'s contract: the packed panel's column `j` is at `b + j`, step 8.
+        unsafe { avx512_tile::<8>(kc, a, b, 1, out, ld, accumulate) }
+    }
+    const B_IN_PLACE: bool = true;
+    #[inline(always)]
+    unsafe fn run_in_place(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        out: *mut f32,
+        ld: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY: `run_in_place`'s contract: column `j` is `kc` values at `b + j·ldb`.
+        unsafe { avx512_tile::<1>(kc, a, b, ldb, out, ld, accumulate) }
+    }
+}
+
+/// The body of [`Avx512Kernel`]: element `p` of the B panel's column `j` at
+/// `b + j·ldb + p·STEP` (packed: `STEP` 8, `ldb` 1; in place: `STEP` 1).
+///
+/// # Safety
+/// As [`Kernel::run`], with the B panel laid out as above; the CPU supports AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn avx512_tile<const STEP: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    out: *mut f32,
+    ld: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: reads `kc` steps of 32 values of `a` and 8 of B's columns, and the
+    // 32×8 tile at `out`, as the caller promises; AVX-512F too.
+    unsafe {
+        let mut c0 = [_mm512_setzero_ps(); 8];
+        let mut c1 = [_mm512_setzero_ps(); 8];
+        let cols: [*const f32; 8] = std::array::from_fn(|j| b.add(j * ldb));
+        let mut a = a;
+        for p in 0..kc {
+            let a0 = _mm512_loadu_ps(a);
+            let a1 = _mm512_loadu_ps(a.add(16));
             for j in 0..8 {
-                let (p0, p1) = (out.add(j * ld), out.add(j * ld + 16));
-                if accumulate {
-                    c0[j] = _mm512_add_ps(c0[j], _mm512_loadu_ps(p0));
-                    c1[j] = _mm512_add_ps(c1[j], _mm512_loadu_ps(p1));
-                }
-                _mm512_storeu_ps(p0, c0[j]);
-                _mm512_storeu_ps(p1, c1[j]);
+                let bj = _mm512_set1_ps(*cols[j].add(p * STEP));
+                c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
+                c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
             }
+            a = a.add(32);
+        }
+        for j in 0..8 {
+            let (p0, p1) = (out.add(j * ld), out.add(j * ld + 16));
+            if accumulate {
+                c0[j] = _mm512_add_ps(c0[j], _mm512_loadu_ps(p0));
+                c1[j] = _mm512_add_ps(c1[j], _mm512_loadu_ps(p1));
+            }
+            _mm512_storeu_ps(p0, c0[j]);
+            _mm512_storeu_ps(p1, c1[j]);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! each `KC`-deep slice of the inner dimension, `B` is packed into `NR`-wide
 //! panels and `A` into `MR`-tall panels (zero-padded, per thread, into a reused
 //! buffer), and an `MR×NR` register tile of `C` is accumulated by the
-//! micro-kernel (`micro.rs`: AVX-512, AVX2, or portable). The AVX2 kernel reads
+//! micro-kernel (`micro.rs`: AVX-512, AVX2, or portable). The AVX-512 and AVX2 kernels read
 //! a `B` whose columns are contiguous (a batch of samples) where it lies
 //! instead: `Kernel::run_in_place`, the same bits.
 

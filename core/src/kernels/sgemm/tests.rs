@@ -147,9 +147,10 @@ fn the_balance_learns_the_share_that_evens_the_parts_out() {
 #[test]
 fn a_b_read_in_place_gives_the_bits_of_a_packed_one() {
     let _lock = thread_count_lock();
-    // The same values of B column-major (contiguous columns: AVX2's kernel reads
-    // them in place, the others pack them) and row-major (always packed), on 1
-    // and 2 threads; n = 128 leaves a last panel narrower than AVX2's 6 columns.
+    // The same values of B column-major (contiguous columns: the AVX2 and AVX-512
+    // kernels read them in place, the portable one packs them) and row-major
+    // (always packed), on 1 and 2 threads; n = 128 leaves a last panel narrower
+    // than AVX2's 6 columns, n = 13 one narrower than AVX-512's 8.
     for isa in tested_levels("sgemm") {
         for (m, k, n) in [(256, 784, 128), (64, 50, 13), (16, 900, 12)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.37).collect();
