@@ -101,14 +101,14 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
         let beta = if let RecurrentInput::Projected = input { T::one() } else { T::zero() };
         for t in 0..STEPS {
             if t > 0 {
-                // The recurrent part, for the whole batch.
-                let h_prev = step(&ws.h_prev, H, STEPS, batch, t);
+                // The recurrent part, for the whole batch: h_{t−1} read from the output.
+                let h_prev = step(y, H, STEPS, batch, t - 1);
                 let mut g_t = step_mut(&mut ws.gates, g, STEPS, batch, t);
                 gemm_packed_a(&ws.w_hh, MatRef::of(&w_hh_t).t(), MatRef::of(&h_prev), beta, &mut g_t);
             }
             let (gates, cells, tanh_cells) =
                 (share(&mut ws.gates), share(&mut ws.cells), share(&mut ws.tanh_cells));
-            let (h_out, h_prev, bias, zeros) = (share(y), share(&mut ws.h_prev), &ws.bias[..], &ws.zeros[..]);
+            let (h_out, bias, zeros) = (share(y), &ws.bias[..], &ws.zeros[..]);
             let table = &ws.by_token[..];
             per_sample(batch, g, &|b| {
                 let c = col(STEPS, b, t);
@@ -136,11 +136,14 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                     }
                 };
                 cell_forward(z, projection, bias, c_prev, c_now, tanh_c, h);
-                if t + 1 < STEPS {
-                    // SAFETY: as above.
-                    unsafe { column(&h_prev, H, c + 1) }.copy_from_slice(h);
-                }
             });
+        }
+        // For the weight gradient's one product: `h_{t−1}` in column (b, t), the
+        // output moved by one column in one copy, zero at every sample's `t = 0`.
+        let n = batch * STEPS;
+        ws.h_prev[H..n * H].copy_from_slice(&y[..(n - 1) * H]);
+        for b in 0..batch {
+            ws.h_prev[col(STEPS, b, 0) * H..(col(STEPS, b, 0) + 1) * H].fill(T::zero());
         }
     }
 
@@ -227,8 +230,8 @@ fn cell_forward<T: Float>(
     let (f, g, c_prev) = (&f[..n], &g[..n], &c_prev[..n]);
     for j in 0..n {
         c[j] = f[j] * c_prev[j] + i[j] * g[j];
+        tanh_c[j] = c[j];
     }
-    tanh_c.copy_from_slice(c);
     tanh_in_place(tanh_c);
     h.iter_mut().zip(o.iter().zip(tanh_c.iter())).for_each(|(h, (&o, &t))| *h = o * t);
 }
@@ -265,8 +268,7 @@ impl<T: Float> LstmWorkspace<T> {
         InputSide { projection: &mut self.gates, gradient: &self.d_gates, by_token: &mut self.by_token }
     }
 
-    /// Sizes every buffer for `batch` samples (allocating only when it changes)
-    /// and zeroes `h_{−1}`.
+    /// Sizes every buffer for `batch` samples (allocating only when it changes).
     fn resize(&mut self, batch: usize, steps: usize, hidden: usize) {
         let (n, g) = (batch * steps, GATES * hidden);
         if self.batch != batch || self.zeros.len() != hidden {
@@ -281,10 +283,6 @@ impl<T: Float> LstmWorkspace<T> {
             ensure_len(&mut self.bias, g);
             ensure_len(&mut self.zeros, hidden);
             self.batch = batch;
-        }
-        for b in 0..batch {
-            let c = col(steps, b, 0);
-            self.h_prev[c * hidden..(c + 1) * hidden].fill(T::zero());
         }
     }
 }
