@@ -16,6 +16,7 @@
 //! results do not depend on the thread count).
 
 use crate::float::Float;
+use crate::kernels::attention::{self, HeadShape};
 use crate::kernels::softmax::softmax_prefix;
 use crate::kernels::Isa;
 use crate::tensor::threads::{for_ranges, SharedSlice};
@@ -123,8 +124,45 @@ impl Core {
             let (p, c) = unsafe {
                 (probs.range(b * per_probs..(b + 1) * per_probs), ctx.range(b * per_ctx..(b + 1) * per_ctx))
             };
-            self.forward_sample(&qkv[b * per_qkv..(b + 1) * per_qkv], p, c);
+            let qkv = &qkv[b * per_qkv..(b + 1) * per_qkv];
+            if !self.kernel_forward(qkv, p, c) {
+                self.forward_sample(qkv, p, c);
+            }
         });
+    }
+
+    /// The shape as `kernels::attention` sees it.
+    fn kernel_shape(&self) -> HeadShape {
+        HeadShape { steps: self.steps, dim: self.dim, heads: self.heads, causal: self.causal }
+    }
+
+    /// One sample's forward pass through `kernels::attention` (f32, the
+    /// shapes and levels it takes); `false`, having written nothing, otherwise.
+    fn kernel_forward<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) -> bool {
+        match (T::f32s(qkv), T::f32s_mut(probs), T::f32s_mut(ctx)) {
+            (Some(qkv), Some(p), Some(c)) => {
+                attention::forward(Isa::active(), &self.kernel_shape(), qkv, p, c)
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Core::kernel_forward`] for one sample's backward pass.
+    fn kernel_backward<T: Float>(
+        &self,
+        qkv: &[T],
+        probs: &[T],
+        dctx: &[T],
+        dprobs: &mut [T],
+        dqkv: &mut [T],
+    ) -> bool {
+        let shape = self.kernel_shape();
+        match (T::f32s(qkv), T::f32s(probs), T::f32s(dctx), T::f32s_mut(dprobs), T::f32s_mut(dqkv)) {
+            (Some(x), Some(p), Some(dc), Some(dp), Some(dx)) => {
+                attention::backward(Isa::active(), &shape, x, p, dc, dp, dx)
+            }
+            _ => false,
+        }
     }
 
     fn forward_sample<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) {
@@ -176,7 +214,10 @@ impl Core {
             };
             let qkv = &qkv[b * per_qkv..(b + 1) * per_qkv];
             let probs = &probs[b * per_probs..(b + 1) * per_probs];
-            self.backward_sample(qkv, probs, &dctx[b * per_ctx..(b + 1) * per_ctx], dp, dq);
+            let dctx = &dctx[b * per_ctx..(b + 1) * per_ctx];
+            if !self.kernel_backward(qkv, probs, dctx, dp, dq) {
+                self.backward_sample(qkv, probs, dctx, dp, dq);
+            }
         });
     }
 
