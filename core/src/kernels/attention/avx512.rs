@@ -51,6 +51,42 @@ unsafe fn pack_transposed(src: &[f32], stride: usize, off: usize, dh: usize, ste
     }
 }
 
+/// `dst[t·dh + i] = src[t·stride + off + i]` for `t < steps`, `i < dh`: one
+/// head's rows, contiguous (the strided columns of `[q k v]`, 1,536 bytes
+/// apart at `D = 128`, fall on a quarter of L1's sets).
+///
+/// # Safety
+/// AVX-512F; `dh` is a multiple of 16.
+#[inline(always)]
+unsafe fn pack_rows(src: &[f32], stride: usize, off: usize, dh: usize, steps: usize, dst: &mut [f32]) {
+    assert!(src.len() >= (steps - 1) * stride + off + dh && dst.len() >= steps * dh);
+    /// [`pack_rows`] with `dh = 16R`: a copy of known size, in registers
+    /// (with `dh` unknown, LLVM turns the loop into a `memmove` call per step).
+    #[inline(always)]
+    unsafe fn copy<const R: usize>(src: *const f32, stride: usize, steps: usize, dst: *mut f32) {
+        for t in 0..steps {
+            for r in 0..R {
+                // SAFETY: the caller's promise: 16R values at `src + t·stride` and `dst + t·16R`.
+                unsafe {
+                    let x = _mm512_loadu_ps(src.add(t * stride + LANES * r));
+                    _mm512_storeu_ps(dst.add(t * LANES * R + LANES * r), x);
+                }
+            }
+        }
+    }
+    let (src, dst) = (src[off..].as_ptr(), dst.as_mut_ptr());
+    // SAFETY: by the assertion, `src` holds `dh` values at `off + t·stride` and
+    // `dst` `dh` values at `t·dh` for every `t < steps`; `dh` is a multiple of 16.
+    unsafe {
+        match dh / LANES {
+            1 => copy::<1>(src, stride, steps, dst),
+            2 => copy::<2>(src, stride, steps, dst),
+            3 => copy::<3>(src, stride, steps, dst),
+            _ => copy::<4>(src, stride, steps, dst),
+        }
+    }
+}
+
 /// The transpose of the 16 × 16 matrix whose rows are `r`.
 ///
 /// # Safety
@@ -169,10 +205,8 @@ unsafe fn step_tile<const R: usize, const J: usize>(
 
 /// Which sums a features-in-lanes pass makes (see [`steps`]).
 struct StepPass<'a> {
-    /// The rows summed: step `p`'s `dh` values at `a0 + p·lda`.
+    /// The rows summed, `S × dh`: step `p`'s `dh` values at `p·dh`.
     a: &'a [f32],
-    a0: usize,
-    lda: usize,
     /// The head's `M` (or `dS`).
     b: &'a [f32],
     /// Whether the sum runs over the keys of queries (`M`'s columns: the
@@ -187,7 +221,7 @@ struct StepPass<'a> {
 /// One features-in-lanes pass over every step: tiles of `J` steps.
 ///
 /// # Safety
-/// AVX-512F; `pass.a` holds `16R` values at `a0 + p·lda` for every `p < S`, `pass.b` `S × S`, and `c`
+/// AVX-512F; `pass.a` holds `S × 16R` values, `pass.b` `S × S`, and `c`
 /// the `16R` values at `c0 + t·ldc` for every step `t < S`.
 #[inline(always)]
 unsafe fn steps<const R: usize, const J: usize>(shape: &HeadShape, pass: &StepPass<'_>, c: &mut [f32]) {
@@ -203,14 +237,14 @@ unsafe fn steps<const R: usize, const J: usize>(shape: &HeadShape, pass: &StepPa
             let first = if shape.causal { t0 } else { 0 };
             (pass.b[t0..].as_ptr(), s, std::array::from_fn(|j| j.min(n - 1)), first..s)
         };
-        // SAFETY: AVX-512F is the caller's promise. Reads: `a + a0 + p·lda` for
+        // SAFETY: AVX-512F is the caller's promise. Reads: `a + p·16R` for
         // `p < S`; `b + p·bp + col` is `M[key ≤ p, col]` (columns `< S`) or
         // `M[t0 + j, p]` with `t0 + j < S`: inside `S × S`. Writes: the
         // `16R` values at `c0 + (t0 + j)·ldc` for `t0 + j < S`, in `c`, which
         // is borrowed mutably and so aliases neither.
         unsafe {
             let c = c.as_mut_ptr().add(pass.c0 + t0 * pass.ldc);
-            let a = (pass.a.as_ptr().add(pass.a0), pass.lda);
+            let a = (pass.a.as_ptr(), LANES * R);
             step_tile::<R, J>(a, range, b, bp, cols, pass.alpha, c, pass.ldc, n);
         }
     }
@@ -364,20 +398,22 @@ pub(super) unsafe fn forward(
     packed: &mut [f32],
 ) {
     let (s, d, dh) = (shape.steps, shape.dim, shape.head_dim());
-    let kt = packed;
+    let (kt, v) = packed.split_at_mut(dh * MAX_STEPS);
     for (h, m) in probs.chunks_exact_mut(s * s).enumerate() {
         // SAFETY: AVX-512F and the slices' sizes are our caller's promise.
-        unsafe { pack_transposed(qkv, 3 * d, d + h * dh, dh, s, kt) };
+        unsafe {
+            pack_transposed(qkv, 3 * d, d + h * dh, dh, s, kt);
+            pack_rows(qkv, 3 * d, 2 * d + h * dh, dh, s, v);
+        }
         for t0 in (0..s).step_by(QUERIES) {
             let (cols, n) = query_cols(s, t0, 3 * d, h * dh);
             // SAFETY: AVX-512F is our caller's promise; `kt` is `dh × 64`, each
             // query column `t·3D + h·dh` has `dh` values in `qkv` (`t < S`), `m` is `S × S`.
             unsafe { by_key_registers!(shape, t0, n, softmax_tile(shape, kt, qkv, (t0, cols, n), m)) };
         }
-        let (a0, lda) = (2 * d + h * dh, 3 * d);
-        let pass = StepPass { a: qkv, a0, lda, b: m, over_keys: true, alpha: 1.0, c0: h * dh, ldc: d };
-        // SAFETY: `qkv` (`3D × S`) holds the values `v_t` at `a0 + t·3D`, `m` is
-        // `S × S`, and `ctx` (`D × S`) holds `dh` values at `h·dh + t·D` for every step.
+        let pass = StepPass { a: v, b: m, over_keys: true, alpha: 1.0, c0: h * dh, ldc: d };
+        // SAFETY: `v` holds the values `v_t` at `t·dh`, `m` is `S × S`, and
+        // `ctx` (`D × S`) holds `dh` values at `h·dh + t·D` for every step.
         unsafe { steps_for(shape, &pass, ctx) };
     }
 }
@@ -397,57 +433,38 @@ pub(super) unsafe fn backward(
     packed: &mut [f32],
 ) {
     let (s, d, dh) = (shape.steps, shape.dim, shape.head_dim());
-    let vt = packed;
+    let (vt, rest) = packed.split_at_mut(dh * MAX_STEPS);
+    let (k, rest) = rest.split_at_mut(s * dh);
+    let (q, dc) = rest.split_at_mut(s * dh);
     let heads = probs.chunks_exact(s * s).zip(dprobs.chunks_exact_mut(s * s));
     for (h, (m, ds)) in heads.enumerate() {
         // SAFETY: AVX-512F and the slices' sizes are our caller's promise.
-        unsafe { pack_transposed(qkv, 3 * d, 2 * d + h * dh, dh, s, vt) };
+        unsafe {
+            pack_transposed(qkv, 3 * d, 2 * d + h * dh, dh, s, vt);
+            pack_rows(qkv, 3 * d, d + h * dh, dh, s, k);
+            pack_rows(qkv, 3 * d, h * dh, dh, s, q);
+            pack_rows(dctx, d, h * dh, dh, s, dc);
+        }
         for t0 in (0..s).step_by(QUERIES) {
-            let (cols, n) = query_cols(s, t0, d, h * dh);
+            let (cols, n) = query_cols(s, t0, dh, 0);
             // SAFETY: AVX-512F is our caller's promise; `vt` is `dh × 64`, each
-            // column `t·D + h·dh` has `dh` values in `dctx` (`t < S`), `m` and `ds` are `S × S`.
+            // row `t·dh` has `dh` values in `dc` (`t < S`), `m` and `ds` are `S × S`.
             unsafe {
-                by_key_registers!(shape, t0, n, softmax_backward_tile(shape, vt, dctx, (t0, cols, n), m, ds))
+                by_key_registers!(shape, t0, n, softmax_backward_tile(shape, vt, dc, (t0, cols, n), m, ds))
             };
         }
         let (scale, ds) = (shape.scale(), &*ds);
+        let (dq, dk, dv) = (h * dh, d + h * dh, 2 * d + h * dh);
         let passes = [
             // dq_t = Σ_key dS[key, t] k_key / √dh.
-            StepPass {
-                a: qkv,
-                a0: d + h * dh,
-                lda: 3 * d,
-                b: ds,
-                over_keys: true,
-                alpha: scale,
-                c0: h * dh,
-                ldc: 3 * d,
-            },
+            StepPass { a: k, b: ds, over_keys: true, alpha: scale, c0: dq, ldc: 3 * d },
             // dk_key = Σ_t dS[key, t] q_t / √dh.
-            StepPass {
-                a: qkv,
-                a0: h * dh,
-                lda: 3 * d,
-                b: ds,
-                over_keys: false,
-                alpha: scale,
-                c0: d + h * dh,
-                ldc: 3 * d,
-            },
+            StepPass { a: q, b: ds, over_keys: false, alpha: scale, c0: dk, ldc: 3 * d },
             // dv_key = Σ_t M[key, t] dctx_t.
-            StepPass {
-                a: dctx,
-                a0: h * dh,
-                lda: d,
-                b: m,
-                over_keys: false,
-                alpha: 1.0,
-                c0: 2 * d + h * dh,
-                ldc: 3 * d,
-            },
+            StepPass { a: dc, b: m, over_keys: false, alpha: 1.0, c0: dv, ldc: 3 * d },
         ];
         for pass in &passes {
-            // SAFETY: `qkv` and `dctx` hold each step's `dh` values at `a0 + t·lda`, `ds` and `m` are `S × S`, and
+            // SAFETY: the packed rows hold each step's `dh` values at `t·dh`, `ds` and `m` are `S × S`, and
             // `dqkv` (`3D × S`) holds `dh` values at `c0 + t·3D` for every step.
             unsafe { steps_for(shape, pass, dqkv) };
         }

@@ -111,9 +111,10 @@ impl HeadShape {
         1.0 / (self.head_dim() as f32).sqrt()
     }
 
-    /// Values of one head's packed operand: the transposed keys or values (`dh × 64`).
+    /// Values of one head's packed operands: the transposed keys or values
+    /// (`dh × 64`) and three `S × dh` copies.
     fn scratch_len(&self) -> usize {
-        self.head_dim() * MAX_STEPS
+        self.head_dim() * (MAX_STEPS + 3 * self.steps)
     }
 
     /// Panics unless the slices hold one sample at this shape.
