@@ -124,3 +124,42 @@ fn unsupported_shapes_are_left_to_the_caller() {
         assert!(probs.iter().chain(&ctx).all(|&x| x == 7.0), "nothing written");
     }
 }
+
+/// Timing, not a check: `cargo test --release -p staticnet-core --lib attention_core_timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn attention_core_timing() {
+    let shape = HeadShape { steps: 64, dim: 128, heads: 4, causal: true };
+    let isa = Isa::active();
+    for batch in [1usize, 32] {
+        let reps = 3200 / batch;
+        let (s, d) = (64, 128);
+        let qkv = values(3 * d * s * batch, 1, 2.0);
+        let dctx = values(d * s * batch, 2, 1.0);
+        let (mut probs, mut ctx) = (vec![0.0; 4 * s * s * batch], vec![0.0; d * s * batch]);
+        let (mut dprobs, mut dqkv) = (vec![0.0; probs.len()], vec![0.0; qkv.len()]);
+        let (mut fwd, mut bwd) = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                for b in 0..batch {
+                    let (p, c) = (&mut probs[b * 4 * s * s..][..4 * s * s], &mut ctx[b * d * s..][..d * s]);
+                    forward(isa, &shape, &qkv[b * 3 * d * s..][..3 * d * s], p, c);
+                }
+            }
+            fwd = fwd.min(start.elapsed().as_secs_f64() / (reps * batch) as f64);
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                for b in 0..batch {
+                    let x = &qkv[b * 3 * d * s..][..3 * d * s];
+                    let (p, dc) = (&probs[b * 4 * s * s..][..4 * s * s], &dctx[b * d * s..][..d * s]);
+                    let (dp, dx) =
+                        (&mut dprobs[b * 4 * s * s..][..4 * s * s], &mut dqkv[b * 3 * d * s..][..3 * d * s]);
+                    backward(isa, &shape, x, p, dc, dp, dx);
+                }
+            }
+            bwd = bwd.min(start.elapsed().as_secs_f64() / (reps * batch) as f64);
+        }
+        println!("batch {batch}: forward {:.2} us, backward {:.2} us per sample", fwd * 1e6, bwd * 1e6);
+    }
+}
