@@ -15,11 +15,8 @@ const QUERIES: usize = 4;
 /// The lanes `l` of the register starting at key `base` with `base + l < n`.
 #[inline(always)]
 fn below(n: usize, base: usize) -> __mmask16 {
-    match n.saturating_sub(base) {
-        0 => 0,
-        left if left >= LANES => !0,
-        left => ((1u32 << left) - 1) as __mmask16,
-    }
+    let left = n.saturating_sub(base).min(LANES) as u32;
+    ((1u32 << left) - 1) as __mmask16
 }
 
 /// `dst[i·64 + t] = src[t·stride + off + i]` for `t < steps`, `i < dh`, and
