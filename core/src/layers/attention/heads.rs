@@ -14,6 +14,12 @@
 //! query sees (no `−inf`, no `exp` of it) and writes zeros over the rest, so
 //! the products after it add nothing from them. Samples are split between threads (whole samples, so the
 //! results do not depend on the thread count).
+//!
+//! In f32, a sample whose shape `kernels::attention` takes (up to 64 steps,
+//! heads of 16, 32, 48 or 64 features, at AVX-512 or the portable level) goes
+//! through that kernel instead: the same sums in register tiles, the causal
+//! mask's upper triangle skipped, the softmax and its backward in registers.
+//! f64, AVX2 and other shapes take the products below.
 
 use crate::float::Float;
 use crate::kernels::attention::{self, HeadShape};
@@ -279,4 +285,51 @@ fn softmax_prefix_backward<T: Float>(p: &[T], dp: &mut [T], seen: usize) {
     let dot = lane_sum(std::iter::once((&*live, &p[..seen])), |g, p| g * p);
     live.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
     masked.fill(T::zero());
+}
+
+/// Timing, not a check: the core through `kernels::attention` against the
+/// products, alternating on the same batch (GPT's `[64, 128]`, 4 causal heads,
+/// 32 samples, one thread), the best of many short rounds:
+/// `cargo test -p staticnet-core --lib heads_timing -- --ignored --nocapture`.
+#[cfg(test)]
+#[test]
+#[ignore]
+fn heads_timing() {
+    use std::time::Instant;
+    crate::tensor::threads::set_threads(1);
+    let core = Core { steps: 64, dim: 128, heads: 4, causal: true };
+    let (s, d, batch) = (64, 128, 32);
+    let qkv: Vec<f32> = (0..3 * d * s * batch).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let dctx: Vec<f32> = (0..d * s * batch).map(|i| ((i * 104_729) % 1000) as f32 / 500.0 - 1.0).collect();
+    let (mut probs, mut ctx) = (vec![0.0; 4 * s * s * batch], vec![0.0; d * s * batch]);
+    let (mut dprobs, mut dqkv) = (vec![0.0; probs.len()], vec![0.0; qkv.len()]);
+    let mut best = [[f64::MAX; 2]; 2];
+    for round in 0..60 {
+        let kernel = round % 2 == 0;
+        let start = Instant::now();
+        for b in 0..batch {
+            let x = &qkv[b * 3 * d * s..][..3 * d * s];
+            let (p, c) = (&mut probs[b * 4 * s * s..][..4 * s * s], &mut ctx[b * d * s..][..d * s]);
+            if !(kernel && core.kernel_forward(x, p, c)) {
+                core.forward_sample(x, p, c);
+            }
+        }
+        let forward = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        for b in 0..batch {
+            let x = &qkv[b * 3 * d * s..][..3 * d * s];
+            let (p, dc) = (&probs[b * 4 * s * s..][..4 * s * s], &dctx[b * d * s..][..d * s]);
+            let (dp, dx) = (&mut dprobs[b * 4 * s * s..][..4 * s * s], &mut dqkv[b * 3 * d * s..][..3 * d * s]);
+            if !(kernel && core.kernel_backward(x, p, dc, dp, dx)) {
+                core.backward_sample(x, p, dc, dp, dx);
+            }
+        }
+        let backward = start.elapsed().as_secs_f64();
+        let best = &mut best[usize::from(kernel)];
+        best[0] = best[0].min(forward);
+        best[1] = best[1].min(backward);
+    }
+    for (name, [f, b]) in ["products", "kernel"].iter().zip(best) {
+        println!("{name}: forward {:.3} ms, backward {:.3} ms per batch of {batch}", f * 1e3, b * 1e3);
+    }
 }
