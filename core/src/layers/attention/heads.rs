@@ -319,7 +319,8 @@ fn heads_timing() {
         for b in 0..batch {
             let x = &qkv[b * 3 * d * s..][..3 * d * s];
             let (p, dc) = (&probs[b * 4 * s * s..][..4 * s * s], &dctx[b * d * s..][..d * s]);
-            let (dp, dx) = (&mut dprobs[b * 4 * s * s..][..4 * s * s], &mut dqkv[b * 3 * d * s..][..3 * d * s]);
+            let (dp, dx) =
+                (&mut dprobs[b * 4 * s * s..][..4 * s * s], &mut dqkv[b * 3 * d * s..][..3 * d * s]);
             if !(kernel && core.kernel_backward(x, p, dc, dp, dx)) {
                 core.backward_sample(x, p, dc, dp, dx);
             }
