@@ -425,16 +425,16 @@ pub(super) unsafe fn backward(
     qkv: &[f32],
     probs: &[f32],
     dctx: &[f32],
-    dprobs: &mut [f32],
     dqkv: &mut [f32],
     packed: &mut [f32],
 ) {
     let (s, d, dh) = (shape.steps, shape.dim, shape.head_dim());
     let (vt, rest) = packed.split_at_mut(dh * MAX_STEPS);
     let (k, rest) = rest.split_at_mut(s * dh);
-    let (q, dc) = rest.split_at_mut(s * dh);
-    let heads = probs.chunks_exact(s * s).zip(dprobs.chunks_exact_mut(s * s));
-    for (h, (m, ds)) in heads.enumerate() {
+    let (q, rest) = rest.split_at_mut(s * dh);
+    let (dc, ds) = rest.split_at_mut(s * dh);
+    let ds = &mut ds[..s * s];
+    for (h, m) in probs.chunks_exact(s * s).enumerate() {
         // SAFETY: AVX-512F and the slices' sizes are our caller's promise.
         unsafe {
             pack_transposed(qkv, 3 * d, 2 * d + h * dh, dh, s, vt);
@@ -450,7 +450,8 @@ pub(super) unsafe fn backward(
                 by_key_registers!(shape, t0, n, softmax_backward_tile(shape, vt, dc, (t0, cols, n), m, ds))
             };
         }
-        let (scale, ds) = (shape.scale(), &*ds);
+        let scale = shape.scale();
+        let ds = &*ds;
         let (dq, dk, dv) = (h * dh, d + h * dh, 2 * d + h * dh);
         let passes = [
             // dq_t = Σ_key dS[key, t] k_key / √dh.

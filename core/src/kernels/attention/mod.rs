@@ -112,9 +112,10 @@ impl HeadShape {
     }
 
     /// Values of one head's packed operands: the transposed keys or values
-    /// (`dh × 64`) and three `S × dh` copies.
+    /// (`dh × 64`), three `S × dh` copies, and the score gradients `dS` (`S × S`,
+    /// kept here rather than in a batch-sized buffer, so they stay in cache).
     fn scratch_len(&self) -> usize {
-        self.head_dim() * (MAX_STEPS + 3 * self.steps)
+        self.head_dim() * (MAX_STEPS + 3 * self.steps) + self.steps * self.steps
     }
 
     /// Panics unless the slices hold one sample at this shape.
@@ -154,8 +155,7 @@ pub(crate) fn forward(isa: Isa, shape: &HeadShape, qkv: &[f32], probs: &mut [f32
 }
 
 /// The backward pass of one sample: `dqkv` (`3D × S`) from `qkv`, the forward
-/// pass's `probs` and `dctx` (`D × S`); `dprobs` (shaped like `probs`) is
-/// scratch, left holding the scores' gradients. Returns `false`, having
+/// pass's `probs` and `dctx` (`D × S`). Returns `false`, having
 /// written nothing, when the shape or level is not supported. Panics as
 /// [`forward`] does.
 pub(crate) fn backward(
@@ -164,22 +164,19 @@ pub(crate) fn backward(
     qkv: &[f32],
     probs: &[f32],
     dctx: &[f32],
-    dprobs: &mut [f32],
     dqkv: &mut [f32],
 ) -> bool {
     if !shape.supported(isa) {
         return false;
     }
     shape.check(qkv.len(), probs.len(), dctx.len());
-    shape.check(dqkv.len(), dprobs.len(), dctx.len());
-    match isa.checked() {
+    shape.check(dqkv.len(), probs.len(), dctx.len());
+    with_scratch(shape.scratch_len(), |packed| match isa.checked() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => with_scratch(shape.scratch_len(), |packed| {
-            // SAFETY: as in `forward`: AVX-512F checked, every slice checked
-            // to hold one sample at this supported shape, `packed` of `scratch_len`.
-            unsafe { avx512::backward(shape, qkv, probs, dctx, dprobs, dqkv, packed) }
-        }),
-        _ => portable::backward(shape, qkv, probs, dctx, dprobs, dqkv),
-    }
+        // SAFETY: as in `forward`: AVX-512F checked, every slice checked to
+        // hold one sample at this supported shape, `packed` of `scratch_len`.
+        Isa::Avx512 => unsafe { avx512::backward(shape, qkv, probs, dctx, dqkv, packed) },
+        _ => portable::backward(shape, qkv, probs, dctx, dqkv, &mut packed[..shape.steps * shape.steps]),
+    });
     true
 }

@@ -40,17 +40,17 @@ pub(super) fn forward(shape: &HeadShape, qkv: &[f32], probs: &mut [f32], ctx: &m
     }
 }
 
-/// [`super::backward`] at the portable level.
+/// [`super::backward`] at the portable level, each head's score gradients in `ds` (`S × S`).
 pub(super) fn backward(
     shape: &HeadShape,
     qkv: &[f32],
     probs: &[f32],
     dctx: &[f32],
-    dprobs: &mut [f32],
     dqkv: &mut [f32],
+    ds: &mut [f32],
 ) {
     let (s, d, dh, scale) = (shape.steps, shape.dim, shape.head_dim(), shape.scale());
-    for (h, (m, ds)) in probs.chunks_exact(s * s).zip(dprobs.chunks_exact_mut(s * s)).enumerate() {
+    for (h, m) in probs.chunks_exact(s * s).enumerate() {
         let (q, k, v) = (h * dh, d + h * dh, 2 * d + h * dh);
         // dS = M ⊙ (dM − ⟨dM, M⟩) per query, with dM[key, t] = v_key · dctx_t.
         for (t, (p, g)) in m.chunks_exact(s).zip(ds.chunks_exact_mut(s)).enumerate() {

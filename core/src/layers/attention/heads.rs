@@ -153,19 +153,13 @@ impl Core {
         }
     }
 
-    /// [`Core::kernel_forward`] for one sample's backward pass.
-    fn kernel_backward<T: Float>(
-        &self,
-        qkv: &[T],
-        probs: &[T],
-        dctx: &[T],
-        dprobs: &mut [T],
-        dqkv: &mut [T],
-    ) -> bool {
+    /// [`Core::kernel_forward`] for one sample's backward pass (which keeps
+    /// the score gradients in its own per-thread buffer, not in `dprobs`).
+    fn kernel_backward<T: Float>(&self, qkv: &[T], probs: &[T], dctx: &[T], dqkv: &mut [T]) -> bool {
         let shape = self.kernel_shape();
-        match (T::f32s(qkv), T::f32s(probs), T::f32s(dctx), T::f32s_mut(dprobs), T::f32s_mut(dqkv)) {
-            (Some(x), Some(p), Some(dc), Some(dp), Some(dx)) => {
-                attention::backward(Isa::active(), &shape, x, p, dc, dp, dx)
+        match (T::f32s(qkv), T::f32s(probs), T::f32s(dctx), T::f32s_mut(dqkv)) {
+            (Some(x), Some(p), Some(dc), Some(dx)) => {
+                attention::backward(Isa::active(), &shape, x, p, dc, dx)
             }
             _ => false,
         }
@@ -221,7 +215,7 @@ impl Core {
             let qkv = &qkv[b * per_qkv..(b + 1) * per_qkv];
             let probs = &probs[b * per_probs..(b + 1) * per_probs];
             let dctx = &dctx[b * per_ctx..(b + 1) * per_ctx];
-            if !self.kernel_backward(qkv, probs, dctx, dp, dq) {
+            if !self.kernel_backward(qkv, probs, dctx, dq) {
                 self.backward_sample(qkv, probs, dctx, dp, dq);
             }
         });
@@ -321,7 +315,7 @@ fn heads_timing() {
             let (p, dc) = (&probs[b * 4 * s * s..][..4 * s * s], &dctx[b * d * s..][..d * s]);
             let (dp, dx) =
                 (&mut dprobs[b * 4 * s * s..][..4 * s * s], &mut dqkv[b * 3 * d * s..][..3 * d * s]);
-            if !(kernel && core.kernel_backward(x, p, dc, dp, dx)) {
+            if !(kernel && core.kernel_backward(x, p, dc, dx)) {
                 core.backward_sample(x, p, dc, dp, dx);
             }
         }
