@@ -324,6 +324,19 @@ fn heads_timing() {
         best[0] = best[0].min(forward);
         best[1] = best[1].min(backward);
     }
+    // A calibration: one large product's rate on this machine now.
+    let (n, mut best_gemm) = (512, f64::MAX);
+    let (a, bm) = (
+        nalgebra::DMatrix::<f32>::from_element(n, n, 0.5),
+        nalgebra::DMatrix::<f32>::from_element(n, n, 0.25),
+    );
+    let mut c = nalgebra::DMatrix::<f32>::zeros(n, n);
+    for _ in 0..20 {
+        let start = Instant::now();
+        gemm(1.0, MatRef::of(&a), MatRef::of(&bm), 0.0, &mut c);
+        best_gemm = best_gemm.min(start.elapsed().as_secs_f64());
+    }
+    println!("sgemm {n}³: {:.1} GFLOP/s", 2.0 * (n * n * n) as f64 / best_gemm / 1e9);
     for (name, [f, b]) in ["products", "kernel"].iter().zip(best) {
         println!("{name}: forward {:.3} ms, backward {:.3} ms per batch of {batch}", f * 1e3, b * 1e3);
     }
