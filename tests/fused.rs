@@ -1,6 +1,7 @@
 //! Layers the passes run as one call (`relu, max_pool` and
 //! `conv2d, relu, max_pool`, see `Conv2d::forward_train_relu_max_pool`;
-//! `dense, relu` and, backward, `relu, dense`, see `Dense::forward_relu`) give
+//! `dense, relu` and, backward, `relu, dense`, see `Dense::forward_relu`;
+//! backward, `gelu, dense`, see `BackwardScaled`) give
 //! what the layers give one by one.
 //!
 //! Convolutions: the f32 network runs the fused kernels (vectorised, sample by
@@ -250,4 +251,40 @@ fn plain_convolutions_give_the_same_bits_on_one_and_two_threads() {
     let one = run(1);
     assert!(one[0].iter().any(|&v| v != 0.0), "the input gradient is computed");
     assert!(one == run(2), "results depend on the thread count");
+}
+
+network! {
+    /// A transformer's feed-forward body at every step, large enough that its
+    /// products are split on two threads: backward, `gelu, dense` runs as one call.
+    struct FeedForward { input: [16, 32], ln: layer_norm, up: dense(128), gelu, down: dense(32) }
+}
+
+#[test]
+fn gelu_dense_backward_gives_the_bits_of_the_layers_one_by_one() {
+    let _threads = thread_count_lock();
+    use staticnet::layers::{Activation, Gelu, Layer};
+    let mut net = FeedForward::new(5);
+    let x = Batch::<f32, 512>::from_fn(64, |i, j| ((i * 5 + j * 3) as f32 * 0.13).sin());
+    let d_out = Batch::<f32, 512>::from_fn(64, |i, j| ((i + 2 * j) as f32 * 0.07).cos());
+    // The layers one by one, through their public methods, on one thread.
+    let mut t = FeedForwardTrace::default();
+    net.forward_train(&x, &mut t);
+    let (mut d_gelu, mut d_up, mut g) = (Batch::zeros(0), Batch::zeros(0), net.zero_gradients());
+    let (down_in, down_out, ws) = (&t.out.gelu_2, &t.out.down, &mut Default::default());
+    Layer::backward(&net.down, down_in, down_out, &d_out, ws, &mut g.down, Some(&mut d_gelu));
+    Activation::backward(&Gelu, &t.out.up, &t.out.gelu_2, &d_gelu, &mut d_up);
+    let (up_in, up_out, ws) = (&t.out.ln, &t.out.up, &mut Default::default());
+    Layer::backward(&net.up, up_in, up_out, &d_up, ws, &mut g.up, None);
+    let mut expected = Vec::new();
+    FeedForward::visit_grads(&g, &mut |v| expected.push(v.to_vec()));
+    for threads in [1, 2] {
+        staticnet::set_threads(threads);
+        let mut g2 = net.zero_gradients();
+        net.backward(&x, &mut t, &d_out, &mut g2, None);
+        staticnet::set_threads(1);
+        assert!(t.d.up == d_up, "gradient at the GELU's input, {threads} threads");
+        let mut grads = Vec::new();
+        FeedForward::visit_grads(&g2, &mut |v| grads.push(v.to_vec()));
+        assert!(grads[2..] == expected[2..], "the dense layers' gradients, {threads} threads");
+    }
 }

@@ -30,6 +30,35 @@ pub trait Activation: Copy {
         dy: &Batch<T, N>,
         dx: &mut Batch<T, N>,
     );
+
+    /// What a training pass keeps for its backward pass: `()` for most, GELU's
+    /// derivative (cheaper to keep than to compute again).
+    type Cache<T: Float>: Default + Send;
+
+    /// The training pass: [`Activation::forward`], keeping in `cache` what
+    /// [`Activation::backward_cached`] reads.
+    fn forward_train<T: Float, const N: usize>(
+        &self,
+        x: &Batch<T, N>,
+        y: &mut Batch<T, N>,
+        cache: &mut Self::Cache<T>,
+    ) {
+        let _ = cache;
+        self.forward(x, y)
+    }
+
+    /// [`Activation::backward`] after [`Activation::forward_train`] on `x` kept `cache`.
+    fn backward_cached<T: Float, const N: usize>(
+        &self,
+        x: &Batch<T, N>,
+        y: &Batch<T, N>,
+        dy: &Batch<T, N>,
+        dx: &mut Batch<T, N>,
+        cache: &Self::Cache<T>,
+    ) {
+        let _ = cache;
+        self.backward(x, y, dy, dx)
+    }
 }
 
 /// Defines an element-wise activation from its value and its backward rule:
@@ -44,6 +73,7 @@ macro_rules! elementwise {
     (@impl $name:ident, $lang:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $dx:ident, $dy:ident, $g:ident| $df:expr) => {
         impl Activation for $name {
             const NAME: &'static str = $lang;
+            type Cache<T: Float> = ();
 
             fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
                 ensure_batch(y, x.ncols());
@@ -111,12 +141,15 @@ elementwise!(
 /// The exact GELU `x·Φ(x)` with the Gaussian CDF `Φ` via erf: PyTorch's default
 /// (JAX's default is the tanh approximation, which differs by up to ~1e-3).
 /// f32 runs the vector kernels of `kernels::gelu` at the active level (within
-/// a few ulp of the exact values), f64 the scalar erf form.
+/// a few ulp of the exact values), f64 the scalar erf form. A training pass
+/// keeps `gelu'(x)` (one value per input) so that its backward pass is one product.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Gelu;
 
 impl Activation for Gelu {
     const NAME: &'static str = "gelu";
+    /// `gelu'(x)` for every input of the training pass.
+    type Cache<T: Float> = Vec<T>;
 
     fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
         ensure_batch(y, x.ncols());
@@ -147,6 +180,44 @@ impl Activation for Gelu {
                     *g *= gelu_derivative(x);
                 }
             }
+        }
+    }
+
+    fn forward_train<T: Float, const N: usize>(
+        &self,
+        x: &Batch<T, N>,
+        y: &mut Batch<T, N>,
+        derivative: &mut Vec<T>,
+    ) {
+        ensure_batch(y, x.ncols());
+        derivative.resize(x.len(), T::zero());
+        match (T::f32s(x.as_slice()), T::f32s_mut(y.as_mut_slice()), T::f32s_mut(derivative)) {
+            (Some(x), Some(y), Some(d)) => gelu_kernel::gelu_and_derivative(Isa::active(), x, y, d),
+            _ => {
+                let outputs = y.as_mut_slice().iter_mut().zip(derivative.iter_mut());
+                for ((y, d), &x) in outputs.zip(x.as_slice()) {
+                    (*y, *d) = (gelu(x), gelu_derivative(x));
+                }
+            }
+        }
+    }
+
+    /// `dx = gelu'(x) ⊙ dy` from the derivative the training pass kept (computed
+    /// again from `x` if it kept none for this batch).
+    fn backward_cached<T: Float, const N: usize>(
+        &self,
+        x: &Batch<T, N>,
+        y: &Batch<T, N>,
+        dy: &Batch<T, N>,
+        dx: &mut Batch<T, N>,
+        derivative: &Vec<T>,
+    ) {
+        if derivative.len() != x.len() {
+            return self.backward(x, y, dy, dx);
+        }
+        ensure_batch(dx, x.ncols());
+        for ((d, &g), &slope) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(derivative) {
+            *d = g * slope;
         }
     }
 }
@@ -333,6 +404,31 @@ mod tests {
             let want = -2.0 * gelu_derivative(x64);
             assert!((d as f64 - want).abs() <= 2e-6, "gelu'({x})·−2 = {d}, not {want}");
         }
+    }
+
+    /// The training pass keeps `gelu'(x)`; its backward pass gives the bits of
+    /// the one that computes it from `x`, in f32 (the kernels) and f64, and
+    /// without a kept derivative for the batch it computes it again.
+    fn gelu_training_pass_keeps_the_derivative<T: Float>(xs: &[T]) {
+        let x = Batch::<T, 5>::from_column_slice(xs);
+        let dy = Batch::<T, 5>::from_fn(x.ncols(), |i, j| T::cast((i + 3 * j) as f64 * 0.25 - 2.0));
+        let (mut y, mut y_train, mut cache) = (Batch::zeros(0), Batch::zeros(0), Vec::new());
+        Gelu.forward(&x, &mut y);
+        Gelu.forward_train(&x, &mut y_train, &mut cache);
+        assert_eq!(y, y_train);
+        let (mut from_x, mut from_cache, mut no_cache) = (Batch::zeros(0), Batch::zeros(0), Batch::zeros(0));
+        Gelu.backward(&x, &y, &dy, &mut from_x);
+        Gelu.backward_cached(&x, &y, &dy, &mut from_cache, &cache);
+        Gelu.backward_cached(&x, &y, &dy, &mut no_cache, &Vec::new());
+        assert_eq!(from_x, from_cache);
+        assert_eq!(from_x, no_cache);
+    }
+
+    #[test]
+    fn gelu_keeps_its_derivative_for_the_backward_pass() {
+        let xs: Vec<f64> = (-40..40).map(|i| i as f64 * 0.17).collect();
+        gelu_training_pass_keeps_the_derivative(&xs);
+        gelu_training_pass_keeps_the_derivative(&xs.iter().map(|&x| x as f32).collect::<Vec<_>>());
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! - `relu, max_pool` ([`MaxPool2d::forward_train_after_relu`]): the ReLU in the
 //!   pooling's pass over its input;
 //! - `dense, relu` ([`Dense::forward_relu`]) and, backward, `relu, dense`
-//!   ([`Dense::backward_through_relu`]): the ReLU in the product's epilogue.
+//!   ([`Dense::backward_through_relu`]): the ReLU in the product's epilogue;
+//! - backward, `gelu, dense` (and `gelu` before a dense layer at every step,
+//!   [`BackwardScaled`], `gelu_dense.rs`): the GELU's kept derivative scales the
+//!   dense layer's input gradient in the product's epilogue.
 //!
 //! The fusions live here so that no layer file depends on another. Their
 //! arguments come grouped in small structs of borrowed values named after the
@@ -23,8 +26,11 @@ use crate::float::Float;
 use crate::tensor::threads::SharedSlice;
 use crate::tensor::{ensure_batch, gemm_then, Batch, MatRef};
 
+mod gelu_dense;
 #[cfg(test)]
 mod tests;
+
+pub use gelu_dense::BackwardScaled;
 
 /// The values a training pass of `conv2d, relu, max_pool` keeps and its
 /// backward pass reads: the convolution's input and each layer's output.

@@ -42,8 +42,8 @@ pub use dense::{Dense, DenseGrad};
 pub use dropout::{Dropout, DropoutWorkspace};
 pub use embedding::{Embedding, EmbeddingGrad};
 pub use fused::{
-    ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces, ReluDenseTrace,
-    ReluPoolTrace,
+    BackwardScaled, ConvReluPoolGrads, ConvReluPoolOutputs, ConvReluPoolTrace, ConvReluPoolWorkspaces,
+    ReluDenseTrace, ReluPoolTrace,
 };
 pub use last::Last;
 pub use layer_norm::{LayerNorm, LayerNormGrad, LayerNormWorkspace};
@@ -117,15 +117,15 @@ pub trait Layer<T: Float, const IN: usize, const OUT: usize> {
 }
 
 impl<T: Float, A: Activation, const N: usize> Layer<T, N, N> for A {
-    type Workspace = ();
+    type Workspace = A::Cache<T>;
     type Gradients = ();
 
     fn forward(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
         Activation::forward(self, x, y)
     }
 
-    fn forward_train(&mut self, x: &Batch<T, N>, y: &mut Batch<T, N>, _: &mut ()) {
-        Activation::forward(self, x, y)
+    fn forward_train(&mut self, x: &Batch<T, N>, y: &mut Batch<T, N>, cache: &mut A::Cache<T>) {
+        Activation::forward_train(self, x, y, cache)
     }
 
     fn backward(
@@ -133,12 +133,12 @@ impl<T: Float, A: Activation, const N: usize> Layer<T, N, N> for A {
         x: &Batch<T, N>,
         y: &Batch<T, N>,
         dy: &Batch<T, N>,
-        _: &mut (),
+        cache: &mut A::Cache<T>,
         _: &mut (),
         dx: Option<&mut Batch<T, N>>,
     ) {
         if let Some(dx) = dx {
-            Activation::backward(self, x, y, dy, dx)
+            Activation::backward_cached(self, x, y, dy, dx, cache)
         }
     }
 }

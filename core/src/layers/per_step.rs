@@ -74,7 +74,7 @@ fn reshape<T: Float, const N: usize, const M: usize>(m: Batch<T, N>) -> Batch<T,
 
 /// Calls `f` with `m`'s values viewed as a batch of `M` features per column
 /// (`N·cols` must be a multiple of `M`), in place: no copy, no allocation.
-fn with_steps<T: Float, const N: usize, const M: usize, R>(
+pub(super) fn with_steps<T: Float, const N: usize, const M: usize, R>(
     m: &Batch<T, N>,
     f: impl FnOnce(&Batch<T, M>) -> R,
 ) -> R {
@@ -96,7 +96,7 @@ fn with_steps<T: Float, const N: usize, const M: usize, R>(
 /// Runs `f` on `m` viewed as a batch of `M` features per column, then puts the
 /// values back: `m` has `cols` columns of `N` afterwards (allocated only if it
 /// had another batch size).
-fn as_steps<T: Float, const N: usize, const M: usize>(
+pub(super) fn as_steps<T: Float, const N: usize, const M: usize>(
     m: &mut Batch<T, N>,
     cols: usize,
     f: impl FnOnce(&mut Batch<T, M>),

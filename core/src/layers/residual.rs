@@ -58,11 +58,24 @@ pub trait Skip<T: Float, const I: usize, const O: usize>: Params<T> {
     /// Adds the skip path's output for `x` to `y` (inference).
     fn add_forward(&self, x: &Batch<T, I>, y: &mut Batch<T, O>);
 
-    /// [`Skip::add_forward`] with a workspace to reuse, allocation-free once it exists.
-    fn add_forward_with(&self, x: &Batch<T, I>, y: &mut Batch<T, O>, ws: &mut Self::Workspace);
+    /// `y = body + skip(x)` in one pass over `y` (inference), with a workspace
+    /// to reuse, allocation-free once it exists; `y` has the batch of `body`.
+    fn sum_forward_with(
+        &self,
+        body: &Batch<T, O>,
+        x: &Batch<T, I>,
+        y: &mut Batch<T, O>,
+        ws: &mut Self::Workspace,
+    );
 
-    /// Adds the skip path's output for `x` to `y` (training).
-    fn add_forward_train(&mut self, x: &Batch<T, I>, y: &mut Batch<T, O>, ws: &mut Self::Workspace);
+    /// `y = body + skip(x)` in one pass over `y` (training).
+    fn sum_forward_train(
+        &mut self,
+        body: &Batch<T, O>,
+        x: &Batch<T, I>,
+        y: &mut Batch<T, O>,
+        ws: &mut Self::Workspace,
+    );
 
     /// The parameter gradients from `dy` into `grads`, and the skip path's
     /// input gradient added to `dx` when asked for.
@@ -83,12 +96,12 @@ impl<T: Float, const N: usize> Skip<T, N, N> for NoProjection {
         *y += x;
     }
 
-    fn add_forward_with(&self, x: &Batch<T, N>, y: &mut Batch<T, N>, _: &mut ()) {
-        *y += x;
+    fn sum_forward_with(&self, body: &Batch<T, N>, x: &Batch<T, N>, y: &mut Batch<T, N>, _: &mut ()) {
+        sum_into(y, body, x);
     }
 
-    fn add_forward_train(&mut self, x: &Batch<T, N>, y: &mut Batch<T, N>, _: &mut ()) {
-        *y += x;
+    fn sum_forward_train(&mut self, body: &Batch<T, N>, x: &Batch<T, N>, y: &mut Batch<T, N>, _: &mut ()) {
+        sum_into(y, body, x);
     }
 
     fn add_backward(
@@ -103,6 +116,13 @@ impl<T: Float, const N: usize> Skip<T, N, N> for NoProjection {
             *dx += dy;
         }
     }
+}
+
+/// `y = a + b`, one pass, `y` resized to their batch if needed.
+fn sum_into<T: Float, const N: usize>(y: &mut Batch<T, N>, a: &Batch<T, N>, b: &Batch<T, N>) {
+    ensure_batch(y, a.ncols());
+    let (a, b) = (&a.as_slice()[..y.len()], &b.as_slice()[..y.len()]);
+    y.as_mut_slice().iter_mut().zip(a.iter().zip(b)).for_each(|(y, (&a, &b))| *y = a + b);
 }
 
 /// A projection's workspace: its output, its layer's workspace and its input gradient.
@@ -131,14 +151,26 @@ where
         *y += &projected;
     }
 
-    fn add_forward_with(&self, x: &Batch<T, I>, y: &mut Batch<T, O>, ws: &mut Self::Workspace) {
+    fn sum_forward_with(
+        &self,
+        body: &Batch<T, O>,
+        x: &Batch<T, I>,
+        y: &mut Batch<T, O>,
+        ws: &mut Self::Workspace,
+    ) {
         self.0.forward_with(x, &mut ws.projected, &mut ws.layer);
-        *y += &ws.projected;
+        sum_into(y, body, &ws.projected);
     }
 
-    fn add_forward_train(&mut self, x: &Batch<T, I>, y: &mut Batch<T, O>, ws: &mut Self::Workspace) {
+    fn sum_forward_train(
+        &mut self,
+        body: &Batch<T, O>,
+        x: &Batch<T, I>,
+        y: &mut Batch<T, O>,
+        ws: &mut Self::Workspace,
+    ) {
         self.0.forward_train(x, &mut ws.projected, &mut ws.layer);
-        *y += &ws.projected;
+        sum_into(y, body, &ws.projected);
     }
 
     fn add_backward(
@@ -175,16 +207,12 @@ where
 
     fn forward_with(&self, x: &Batch<T, I>, y: &mut Batch<T, O>, ws: &mut Self::Workspace) {
         let out = self.body.infer(x, &mut ws.body);
-        ensure_batch(y, x.ncols());
-        y.copy_from(out);
-        self.projection.add_forward_with(x, y, &mut ws.skip);
+        self.projection.sum_forward_with(out, x, y, &mut ws.skip);
     }
 
     fn forward_train(&mut self, x: &Batch<T, I>, y: &mut Batch<T, O>, ws: &mut Self::Workspace) {
         let out = Network::forward_train(&mut self.body, x, &mut ws.body);
-        ensure_batch(y, x.ncols());
-        y.copy_from(out);
-        self.projection.add_forward_train(x, y, &mut ws.skip);
+        self.projection.sum_forward_train(out, x, y, &mut ws.skip);
     }
 
     fn backward(

@@ -13,6 +13,7 @@ pub struct Softmax;
 
 impl Activation for Softmax {
     const NAME: &'static str = "softmax";
+    type Cache<T: Float> = ();
 
     fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
         ensure_batch(y, x.ncols());
@@ -57,6 +58,7 @@ pub struct LogSoftmax;
 
 impl Activation for LogSoftmax {
     const NAME: &'static str = "log_softmax";
+    type Cache<T: Float> = ();
 
     fn forward<T: Float, const N: usize>(&self, x: &Batch<T, N>, y: &mut Batch<T, N>) {
         ensure_batch(y, x.ncols());

@@ -7,7 +7,8 @@ use crate::model::{Activation, Layer, LayerKind};
 /// fewer passes over memory: `dense, relu` with the bias and the ReLU in the
 /// product's epilogue (`Dense::forward_relu`) and, backward, `relu, dense` with
 /// the ReLU's gate in the epilogue of the dense layer's input gradient
-/// (`Dense::backward_through_relu`); in training, `relu, max_pool` in one pass
+/// (`Dense::backward_through_relu`), likewise `gelu, dense` with the GELU's
+/// kept derivative (`BackwardScaled`; a dense layer at every step too); in training, `relu, max_pool` in one pass
 /// over the ReLU's input (`MaxPool2d::forward_train_after_relu`) and
 /// `conv2d, relu, max_pool` sample by sample (`Conv2d::forward_train_relu_max_pool`).
 #[derive(Clone, Copy)]
@@ -22,6 +23,8 @@ pub enum Fused {
     DenseRelu(usize),
     /// A ReLU at step `k > 0`, a dense layer after it (the backward pass).
     ReluDense(usize),
+    /// A GELU at step `k > 0`, a dense layer after it, at every step or not (the backward pass).
+    GeluDense(usize),
 }
 
 /// Which pass [`fused_steps`] groups for.
@@ -39,6 +42,11 @@ pub fn fused_steps(steps: &[&Layer], pass: Pass) -> Vec<Fused> {
     let is_pool = |k| matches!(kind(k), Some(LayerKind::MaxPool(_)));
     let is_conv = |k| matches!(kind(k), Some(LayerKind::Conv2d { .. }));
     let is_dense = |k| matches!(kind(k), Some(LayerKind::Dense { .. }));
+    let is_gelu = |k| matches!(kind(k), Some(LayerKind::Activation(Activation::Gelu)));
+    let is_any_dense = |k| match kind(k) {
+        Some(LayerKind::PerStep { inner, .. }) => matches!(**inner, LayerKind::Dense { .. }),
+        other => matches!(other, Some(LayerKind::Dense { .. })),
+    };
     let training = pass != Pass::Infer;
     let mut groups = Vec::new();
     let mut k = 0;
@@ -51,6 +59,8 @@ pub fn fused_steps(steps: &[&Layer], pass: Pass) -> Vec<Fused> {
             (Fused::DenseRelu(k), 2)
         } else if pass == Pass::Backward && k > 0 && is_relu(k) && is_dense(k + 1) {
             (Fused::ReluDense(k), 2)
+        } else if pass == Pass::Backward && k > 0 && is_gelu(k) && is_any_dense(k + 1) {
+            (Fused::GeluDense(k), 2)
         } else {
             (Fused::Single(k), 1)
         };
@@ -86,6 +96,7 @@ mod tests {
                 Fused::ConvReluPool(k) => ("conv_relu_pool", k),
                 Fused::DenseRelu(k) => ("dense_relu", k),
                 Fused::ReluDense(k) => ("relu_dense", k),
+                Fused::GeluDense(k) => ("gelu_dense", k),
             })
             .collect()
     }
@@ -130,6 +141,27 @@ mod tests {
         assert_eq!(backward[6..], [("relu_dense", 6)]);
         let pools = "input: [8, 3], relu, max_pool(2), conv1d(2, kernel = 1), relu, max_pool(2)";
         assert_eq!(groups(pools, Pass::Train), (0..5).map(|k| ("single", k)).collect::<Vec<_>>());
+    }
+
+    /// Backward, a GELU hands its derivative to the dense layer after it, at every step or not.
+    #[test]
+    fn gelu_and_the_dense_layer_after_it_pair_backward() {
+        let ff = "input: [4, 8], layer_norm, dense(16), gelu, dense(8), last, dense(6), gelu, dense(2)";
+        let backward = groups(ff, Pass::Backward);
+        let expected = [
+            ("single", 0),
+            ("single", 1),
+            ("gelu_dense", 2),
+            ("single", 4),
+            ("single", 5),
+            ("gelu_dense", 6),
+        ];
+        assert_eq!(backward, expected);
+        for pass in [Pass::Train, Pass::Infer] {
+            assert_eq!(groups(ff, pass), (0..8).map(|k| ("single", k)).collect::<Vec<_>>());
+        }
+        // A leading GELU has no previous layer to hand its gradient to.
+        assert_eq!(groups("input: [8], gelu, dense(4)", Pass::Backward), [("single", 0), ("single", 1)]);
     }
 
     #[test]

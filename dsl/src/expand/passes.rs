@@ -256,7 +256,7 @@ fn forward_train_body(model: &Model, steps: &[&Layer]) -> TokenStream {
             }
         }
         Fused::DenseRelu(k) => dense_relu(model, steps, k),
-        Fused::ReluDense(_) => unreachable!("a backward group"),
+        Fused::ReluDense(_) | Fused::GeluDense(_) => unreachable!("a backward group"),
     });
     quote! { #(#code)* }
 }
@@ -349,6 +349,15 @@ fn backward_body(model: &Model, steps: &[&Layer]) -> TokenStream {
                 );
             }
         }
+        Fused::GeluDense(k) => {
+            let (pre, gelu, dense) = (&steps[k - 1].ident, &steps[k].ident, &steps[k + 1].ident);
+            let (layer, d_output) = (layer_ref(model, steps[k + 1]), d_output_of(k + 1));
+            quote! {
+                ::staticnet::layers::BackwardScaled::backward_scaled(
+                    &#layer, &t.out.#gelu, #d_output, &mut g.#dense, &t.ws.#gelu, &mut t.d.#pre,
+                );
+            }
+        }
         Fused::DenseRelu(_) => unreachable!("a forward group"),
     });
     let start = match steps.iter().any(|l| l.kind.has_params()) {
@@ -365,7 +374,7 @@ fn grads_ready(model: &Model, steps: &[&Layer], group: &Fused) -> TokenStream {
     let with_params = match *group {
         Fused::Single(k) => vec![k],
         Fused::ConvReluPool(k) => vec![k],
-        Fused::ReluDense(k) => vec![k + 1],
+        Fused::ReluDense(k) | Fused::GeluDense(k) => vec![k + 1],
         Fused::ReluPool(_) | Fused::DenseRelu(_) => vec![],
     };
     let calls = with_params.into_iter().filter(|&k| steps[k].kind.has_params()).map(|k| {

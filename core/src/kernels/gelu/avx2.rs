@@ -53,6 +53,16 @@ fn gelu8(x: __m256) -> __m256 {
     _mm256_mul_ps(_mm256_max_ps(_mm256_set1_ps(-LIMIT), x), cdf)
 }
 
+/// `(gelu(x), gelu'(x))` lane by lane, from one `Φ` and `φ`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn gelu_and_derivative8(x: __m256) -> (__m256, __m256) {
+    let clamped = clamp(x);
+    let (cdf, density) = cdf_and_density(clamped);
+    let y = _mm256_mul_ps(_mm256_max_ps(_mm256_set1_ps(-LIMIT), x), cdf);
+    (y, _mm256_fmadd_ps(clamped, density, cdf))
+}
+
 /// `g·gelu'(x)` lane by lane.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -115,4 +125,37 @@ pub(super) unsafe fn gelu(v: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn gelu_backward(x: &[f32], g: &mut [f32]) {
     zip8(x, g, |x, g| gelu_backward8(x, g))
+}
+
+/// [`super::gelu_and_derivative`] with AVX2; the three slices have equal lengths.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn gelu_and_derivative(x: &[f32], y: &mut [f32], d: &mut [f32]) {
+    debug_assert!(x.len() == y.len() && x.len() == d.len());
+    let (x_chunks, x_tail) = x.as_chunks::<8>();
+    let (y_chunks, y_tail) = y.as_chunks_mut::<8>();
+    let (d_chunks, d_tail) = d.as_chunks_mut::<8>();
+    for ((x, y), d) in x_chunks.iter().zip(y_chunks).zip(d_chunks) {
+        // SAFETY: 8 values each, one whole register; the CPU has AVX2 (this function's contract).
+        unsafe {
+            let (value, slope) = gelu_and_derivative8(_mm256_loadu_ps(x.as_ptr()));
+            _mm256_storeu_ps(y.as_mut_ptr(), value);
+            _mm256_storeu_ps(d.as_mut_ptr(), slope);
+        }
+    }
+    if !x_tail.is_empty() {
+        let len = x_tail.len();
+        let (mut xs, mut ys, mut ds) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+        xs[..len].copy_from_slice(x_tail);
+        // SAFETY: 8 values each, one whole register, as above.
+        unsafe {
+            let (value, slope) = gelu_and_derivative8(_mm256_loadu_ps(xs.as_ptr()));
+            _mm256_storeu_ps(ys.as_mut_ptr(), value);
+            _mm256_storeu_ps(ds.as_mut_ptr(), slope);
+        }
+        y_tail.copy_from_slice(&ys[..len]);
+        d_tail.copy_from_slice(&ds[..len]);
+    }
 }

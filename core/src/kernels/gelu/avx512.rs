@@ -52,6 +52,16 @@ fn gelu16(x: __m512) -> __m512 {
     _mm512_mul_ps(_mm512_max_ps(_mm512_set1_ps(-LIMIT), x), cdf)
 }
 
+/// `(gelu(x), gelu'(x))` lane by lane, from one `Φ` and `φ`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn gelu_and_derivative16(x: __m512) -> (__m512, __m512) {
+    let clamped = clamp(x);
+    let (cdf, density) = cdf_and_density(clamped);
+    let y = _mm512_mul_ps(_mm512_max_ps(_mm512_set1_ps(-LIMIT), x), cdf);
+    (y, _mm512_fmadd_ps(clamped, density, cdf))
+}
+
 /// `g·gelu'(x)` lane by lane.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -112,5 +122,36 @@ pub(super) unsafe fn gelu_backward(x: &[f32], g: &mut [f32]) {
             );
             _mm512_mask_storeu_ps(g_tail.as_mut_ptr(), m, got)
         };
+    }
+}
+
+/// [`super::gelu_and_derivative`] with AVX-512; the three slices have equal lengths.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn gelu_and_derivative(x: &[f32], y: &mut [f32], d: &mut [f32]) {
+    debug_assert!(x.len() == y.len() && x.len() == d.len());
+    let (x_chunks, x_tail) = x.as_chunks::<16>();
+    let (y_chunks, y_tail) = y.as_chunks_mut::<16>();
+    let (d_chunks, d_tail) = d.as_chunks_mut::<16>();
+    for ((x, y), d) in x_chunks.iter().zip(y_chunks).zip(d_chunks) {
+        // SAFETY: 16 values each, one whole register; the CPU has AVX-512F.
+        unsafe {
+            let (value, slope) = gelu_and_derivative16(_mm512_loadu_ps(x.as_ptr()));
+            _mm512_storeu_ps(y.as_mut_ptr(), value);
+            _mm512_storeu_ps(d.as_mut_ptr(), slope);
+        }
+    }
+    if !x_tail.is_empty() {
+        let m = ((1u32 << x_tail.len()) - 1) as __mmask16;
+        // SAFETY: the mask selects the first `x_tail.len()` lanes, so the load and
+        // the stores touch exactly `x_tail`, `y_tail` and `d_tail` (equal lengths:
+        // the caller asserted it); the CPU has AVX-512F.
+        unsafe {
+            let (value, slope) = gelu_and_derivative16(_mm512_maskz_loadu_ps(m, x_tail.as_ptr()));
+            _mm512_mask_storeu_ps(y_tail.as_mut_ptr(), m, value);
+            _mm512_mask_storeu_ps(d_tail.as_mut_ptr(), m, slope);
+        }
     }
 }

@@ -63,6 +63,25 @@ pub(crate) fn gelu_backward(isa: Isa, x: &[f32], g: &mut [f32]) {
     }
 }
 
+/// `y = gelu(x)` and `d = gelu'(x)` in one pass, element by element, at level
+/// `isa`: a training pass keeps `d`, so its backward pass is one product
+/// (`y` and `d` have the bits [`gelu`] and [`gelu_backward`] with `g = 1` give).
+///
+/// Panics if the lengths differ or the CPU lacks `isa`.
+pub(crate) fn gelu_and_derivative(isa: Isa, x: &[f32], y: &mut [f32], d: &mut [f32]) {
+    assert!(x.len() == y.len() && x.len() == d.len(), "gelu_and_derivative: x, y and d differ in length");
+    match isa.checked() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `checked` asserted the level's CPU features (AVX-512F among them);
+        // the kernel reaches memory only through the three slices, of equal lengths (asserted).
+        Isa::Avx512 => unsafe { avx512::gelu_and_derivative(x, y, d) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above: the CPU has AVX2 and FMA; equal lengths asserted.
+        Isa::Avx2 => unsafe { avx2::gelu_and_derivative(x, y, d) },
+        _ => portable::gelu_and_derivative(x, y, d),
+    }
+}
+
 /// Inputs are clamped to ±`LIMIT`: `e^{−LIMIT²/2}` is 0 in f32, so `gelu` and
 /// its derivative have their limits there, and `LIMIT²` splits exactly.
 const LIMIT: f32 = 16.0;

@@ -47,3 +47,13 @@ pub(super) fn gelu_backward(x: &[f32], g: &mut [f32]) {
         *g *= cdf + x * density;
     }
 }
+
+/// [`super::gelu_and_derivative`] at the portable level.
+pub(super) fn gelu_and_derivative(x: &[f32], y: &mut [f32], d: &mut [f32]) {
+    for ((&x, y), d) in x.iter().zip(y).zip(d) {
+        let clamped = x.clamp(-LIMIT, LIMIT);
+        let (cdf, density) = cdf_and_density(clamped);
+        *y = x.max(-LIMIT) * cdf;
+        *d = cdf + clamped * density;
+    }
+}

@@ -103,6 +103,29 @@ fn gelu_backward_matches_the_derivative_at_every_level() {
 }
 
 #[test]
+fn the_training_pass_gives_the_bits_of_gelu_and_of_its_backward_pass() {
+    let v = values();
+    for isa in tested_levels("gelu and derivative") {
+        let (mut y, mut d) = (vec![0.0; v.len()], vec![0.0; v.len()]);
+        // Pieces of every length 0..=40, as `in_pieces` cuts them.
+        let (mut at, mut len) = (0, 0);
+        while at < v.len() {
+            let end = (at + len).min(v.len());
+            gelu_and_derivative(isa, &v[at..end], &mut y[at..end], &mut d[at..end]);
+            at = end;
+            len = (len + 1) % 41;
+        }
+        let mut value = v.clone();
+        gelu(isa, &mut value);
+        let mut slope = vec![1.0; v.len()];
+        gelu_backward(isa, &v, &mut slope);
+        let bits = |s: &[f32]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&value), "{isa:?}: gelu");
+        assert_eq!(bits(&d), bits(&slope), "{isa:?}: gelu'");
+    }
+}
+
+#[test]
 #[should_panic(expected = "differ in length")]
 fn gelu_backward_rejects_slices_of_different_lengths() {
     gelu_backward(Isa::active(), &[1.0, 2.0], &mut [1.0]);
