@@ -43,6 +43,8 @@ mod portable;
 mod tests;
 
 use super::Isa;
+use crate::tensor::threads;
+use std::sync::Once;
 
 /// The most steps a sample may have: one query's keys fill at most four registers.
 pub(crate) const MAX_STEPS: usize = 64;
@@ -54,12 +56,31 @@ thread_local! {
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Calls `f` with this thread's room for `len` values.
+/// The most values a head's packed operands take (any supported shape: see
+/// [`HeadShape::scratch_len`] at 64 steps and 64 features): 80 KiB.
+const CAPACITY: usize = MAX_STEPS * (MAX_STEPS + 3 * MAX_STEPS) + MAX_STEPS * MAX_STEPS;
+
+/// Gives this thread its packing buffer now, sized for any shape, and has every
+/// worker thread do the same when it starts (`threads::on_worker_start`), so
+/// which thread runs which sample never makes a later step allocate. The layer
+/// calls it before it splits a pass's samples between threads.
+pub(crate) fn reserve_scratch() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| threads::on_worker_start(reserve_this_thread));
+    reserve_this_thread();
+}
+
+fn reserve_this_thread() {
+    with_scratch(CAPACITY, |_| ());
+}
+
+/// Calls `f` with this thread's room for `len` values (the buffer grows to
+/// at least [`CAPACITY`] the first time).
 fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     PACKED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => {
             if v.len() < len {
-                v.resize(len, 0.0);
+                v.resize(len.max(CAPACITY), 0.0);
             }
             f(&mut v[..len])
         }

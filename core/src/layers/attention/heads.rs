@@ -124,6 +124,7 @@ impl Core {
         let (s, d) = (self.steps, self.dim);
         let (per_qkv, per_probs, per_ctx) = (3 * d * s, self.heads * s * s, d * s);
         let batch = ctx.len() / per_ctx;
+        self.reserve_kernel_scratch();
         let (probs, ctx) = (SharedSlice::new(probs), SharedSlice::new(ctx));
         self.per_sample(batch, &|b| {
             // SAFETY: sample `b`'s parts of the buffers; every sample goes to one thread only.
@@ -135,6 +136,14 @@ impl Core {
                 self.forward_sample(qkv, p, c);
             }
         });
+    }
+
+    /// Before samples are split between threads: every thread's buffer for
+    /// `kernels::attention`, when it takes this shape (once; a check afterwards).
+    fn reserve_kernel_scratch(&self) {
+        if self.kernel_shape().supported(Isa::active()) {
+            attention::reserve_scratch();
+        }
     }
 
     /// The shape as `kernels::attention` sees it.
@@ -206,6 +215,7 @@ impl Core {
         let (s, d) = (self.steps, self.dim);
         let (per_qkv, per_probs, per_ctx) = (3 * d * s, self.heads * s * s, d * s);
         let batch = dctx.len() / per_ctx;
+        self.reserve_kernel_scratch();
         let (dprobs, dqkv) = (SharedSlice::new(dprobs), SharedSlice::new(dqkv));
         self.per_sample(batch, &|b| {
             // SAFETY: sample `b`'s parts of the buffers; every sample goes to one thread only.
