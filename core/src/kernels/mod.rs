@@ -21,6 +21,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub(crate) mod attention;
 pub(crate) mod conv2d;
 pub(crate) mod cross_entropy;
 pub(crate) mod gates;

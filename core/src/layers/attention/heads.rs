@@ -14,8 +14,15 @@
 //! query sees (no `−inf`, no `exp` of it) and writes zeros over the rest, so
 //! the products after it add nothing from them. Samples are split between threads (whole samples, so the
 //! results do not depend on the thread count).
+//!
+//! In f32, a sample whose shape `kernels::attention` takes (up to 64 steps,
+//! heads of 16, 32, 48 or 64 features, at AVX-512 or the portable level) goes
+//! through that kernel instead: the same sums in register tiles, the causal
+//! mask's upper triangle skipped, the softmax and its backward in registers.
+//! f64, AVX2 and other shapes take the products below.
 
 use crate::float::Float;
+use crate::kernels::attention::{self, HeadShape};
 use crate::kernels::softmax::softmax_prefix;
 use crate::kernels::Isa;
 use crate::tensor::threads::{for_ranges, SharedSlice};
@@ -117,14 +124,54 @@ impl Core {
         let (s, d) = (self.steps, self.dim);
         let (per_qkv, per_probs, per_ctx) = (3 * d * s, self.heads * s * s, d * s);
         let batch = ctx.len() / per_ctx;
+        self.reserve_kernel_scratch();
         let (probs, ctx) = (SharedSlice::new(probs), SharedSlice::new(ctx));
         self.per_sample(batch, &|b| {
             // SAFETY: sample `b`'s parts of the buffers; every sample goes to one thread only.
             let (p, c) = unsafe {
                 (probs.range(b * per_probs..(b + 1) * per_probs), ctx.range(b * per_ctx..(b + 1) * per_ctx))
             };
-            self.forward_sample(&qkv[b * per_qkv..(b + 1) * per_qkv], p, c);
+            let qkv = &qkv[b * per_qkv..(b + 1) * per_qkv];
+            if !self.kernel_forward(qkv, p, c) {
+                self.forward_sample(qkv, p, c);
+            }
         });
+    }
+
+    /// Before samples are split between threads: every thread's buffer for
+    /// `kernels::attention`, when it takes this shape (once; a check afterwards).
+    fn reserve_kernel_scratch(&self) {
+        if self.kernel_shape().supported(Isa::active()) {
+            attention::reserve_scratch();
+        }
+    }
+
+    /// The shape as `kernels::attention` sees it.
+    fn kernel_shape(&self) -> HeadShape {
+        HeadShape { steps: self.steps, dim: self.dim, heads: self.heads, causal: self.causal }
+    }
+
+    /// One sample's forward pass through `kernels::attention` (f32, the
+    /// shapes and levels it takes); `false`, having written nothing, otherwise.
+    fn kernel_forward<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) -> bool {
+        match (T::f32s(qkv), T::f32s_mut(probs), T::f32s_mut(ctx)) {
+            (Some(qkv), Some(p), Some(c)) => {
+                attention::forward(Isa::active(), &self.kernel_shape(), qkv, p, c)
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Core::kernel_forward`] for one sample's backward pass (which keeps
+    /// the score gradients in its own per-thread buffer, not in `dprobs`).
+    fn kernel_backward<T: Float>(&self, qkv: &[T], probs: &[T], dctx: &[T], dqkv: &mut [T]) -> bool {
+        let shape = self.kernel_shape();
+        match (T::f32s(qkv), T::f32s(probs), T::f32s(dctx), T::f32s_mut(dqkv)) {
+            (Some(x), Some(p), Some(dc), Some(dx)) => {
+                attention::backward(Isa::active(), &shape, x, p, dc, dx)
+            }
+            _ => false,
+        }
     }
 
     fn forward_sample<T: Float>(&self, qkv: &[T], probs: &mut [T], ctx: &mut [T]) {
@@ -168,6 +215,7 @@ impl Core {
         let (s, d) = (self.steps, self.dim);
         let (per_qkv, per_probs, per_ctx) = (3 * d * s, self.heads * s * s, d * s);
         let batch = dctx.len() / per_ctx;
+        self.reserve_kernel_scratch();
         let (dprobs, dqkv) = (SharedSlice::new(dprobs), SharedSlice::new(dqkv));
         self.per_sample(batch, &|b| {
             // SAFETY: sample `b`'s parts of the buffers; every sample goes to one thread only.
@@ -176,7 +224,10 @@ impl Core {
             };
             let qkv = &qkv[b * per_qkv..(b + 1) * per_qkv];
             let probs = &probs[b * per_probs..(b + 1) * per_probs];
-            self.backward_sample(qkv, probs, &dctx[b * per_ctx..(b + 1) * per_ctx], dp, dq);
+            let dctx = &dctx[b * per_ctx..(b + 1) * per_ctx];
+            if !self.kernel_backward(qkv, probs, dctx, dq) {
+                self.backward_sample(qkv, probs, dctx, dp, dq);
+            }
         });
     }
 
@@ -238,4 +289,65 @@ fn softmax_prefix_backward<T: Float>(p: &[T], dp: &mut [T], seen: usize) {
     let dot = lane_sum(std::iter::once((&*live, &p[..seen])), |g, p| g * p);
     live.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
     masked.fill(T::zero());
+}
+
+/// Timing, not a check: the core through `kernels::attention` against the
+/// products, alternating on the same batch (GPT's `[64, 128]`, 4 causal heads,
+/// 32 samples, one thread), the best of many short rounds:
+/// `cargo test -p staticnet-core --lib heads_timing -- --ignored --nocapture`.
+#[cfg(test)]
+#[test]
+#[ignore]
+fn heads_timing() {
+    use std::time::Instant;
+    crate::tensor::threads::set_threads(1);
+    let core = Core { steps: 64, dim: 128, heads: 4, causal: true };
+    let (s, d, batch) = (64, 128, 32);
+    let qkv: Vec<f32> = (0..3 * d * s * batch).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let dctx: Vec<f32> = (0..d * s * batch).map(|i| ((i * 104_729) % 1000) as f32 / 500.0 - 1.0).collect();
+    let (mut probs, mut ctx) = (vec![0.0; 4 * s * s * batch], vec![0.0; d * s * batch]);
+    let (mut dprobs, mut dqkv) = (vec![0.0; probs.len()], vec![0.0; qkv.len()]);
+    let mut best = [[f64::MAX; 2]; 2];
+    for round in 0..60 {
+        let kernel = round % 2 == 0;
+        let start = Instant::now();
+        for b in 0..batch {
+            let x = &qkv[b * 3 * d * s..][..3 * d * s];
+            let (p, c) = (&mut probs[b * 4 * s * s..][..4 * s * s], &mut ctx[b * d * s..][..d * s]);
+            if !(kernel && core.kernel_forward(x, p, c)) {
+                core.forward_sample(x, p, c);
+            }
+        }
+        let forward = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        for b in 0..batch {
+            let x = &qkv[b * 3 * d * s..][..3 * d * s];
+            let (p, dc) = (&probs[b * 4 * s * s..][..4 * s * s], &dctx[b * d * s..][..d * s]);
+            let (dp, dx) =
+                (&mut dprobs[b * 4 * s * s..][..4 * s * s], &mut dqkv[b * 3 * d * s..][..3 * d * s]);
+            if !(kernel && core.kernel_backward(x, p, dc, dx)) {
+                core.backward_sample(x, p, dc, dp, dx);
+            }
+        }
+        let backward = start.elapsed().as_secs_f64();
+        let best = &mut best[usize::from(kernel)];
+        best[0] = best[0].min(forward);
+        best[1] = best[1].min(backward);
+    }
+    // A calibration: one large product's rate on this machine now.
+    let (n, mut best_gemm) = (512, f64::MAX);
+    let (a, bm) = (
+        nalgebra::DMatrix::<f32>::from_element(n, n, 0.5),
+        nalgebra::DMatrix::<f32>::from_element(n, n, 0.25),
+    );
+    let mut c = nalgebra::DMatrix::<f32>::zeros(n, n);
+    for _ in 0..20 {
+        let start = Instant::now();
+        gemm(1.0, MatRef::of(&a), MatRef::of(&bm), 0.0, &mut c);
+        best_gemm = best_gemm.min(start.elapsed().as_secs_f64());
+    }
+    println!("sgemm {n}³: {:.1} GFLOP/s", 2.0 * (n * n * n) as f64 / best_gemm / 1e9);
+    for (name, [f, b]) in ["products", "kernel"].iter().zip(best) {
+        println!("{name}: forward {:.3} ms, backward {:.3} ms per batch of {batch}", f * 1e3, b * 1e3);
+    }
 }
