@@ -145,3 +145,13 @@ impl<T: Float, A: Activation, const N: usize> Layer<T, N, N> for A {
         }
     }
 }
+
+/// Makes `v` hold `len` values, reallocating only when the length changes
+/// (the contents are then unspecified; callers overwrite them): a workspace
+/// buffer sized for a batch, allocation-free while the batch size stays.
+pub(crate) fn ensure_len<T: Float>(v: &mut Vec<T>, len: usize) {
+    if v.len() != len {
+        v.clear();
+        v.resize(len, T::zero());
+    }
+}

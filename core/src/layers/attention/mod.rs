@@ -12,7 +12,7 @@ mod step;
 #[cfg(test)]
 mod tests;
 
-use super::Layer;
+use super::{ensure_len, Layer};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -93,13 +93,6 @@ impl<T: Float> AttentionWorkspace<T> {
     /// `average_attn_weights = False`). Masked entries are zero.
     pub fn probabilities(&self) -> &[T] {
         &self.probs
-    }
-}
-
-/// Makes `v` hold `len` values, reallocating only when the length changes.
-fn ensure_len<T: Float>(v: &mut Vec<T>, len: usize) {
-    if v.len() != len {
-        *v = vec![T::zero(); len];
     }
 }
 

@@ -19,7 +19,7 @@ mod unfold;
 
 pub use crate::geometry::Conv1dGeometry;
 
-use super::Layer;
+use super::{ensure_len, Layer};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, SeededRng};
@@ -76,15 +76,6 @@ pub struct Conv1dWorkspace<T> {
 impl<T> fmt::Debug for Conv1dWorkspace<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Conv1dWorkspace(cols: {}, dcols: {})", self.cols.len(), self.dcols.len())
-    }
-}
-
-/// Makes `v` hold `len` values, reallocating only when the length changes
-/// (contents unspecified).
-fn ensure_len<T: Float>(v: &mut Vec<T>, len: usize) {
-    if v.len() != len {
-        v.clear();
-        v.resize(len, T::zero());
     }
 }
 

@@ -4,9 +4,9 @@
 
 use super::im2col::im2col;
 use super::products::product;
-use super::threads::ensure_len;
 use super::{Conv2d, Conv2dWorkspace};
 use crate::float::Float;
+use crate::layers::ensure_len;
 use crate::quant::Compact;
 use crate::tensor::Batch;
 

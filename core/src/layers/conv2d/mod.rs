@@ -34,6 +34,7 @@ mod threads;
 
 pub use crate::geometry::Conv2dGeometry;
 
+use super::ensure_len;
 use super::Layer;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -47,7 +48,6 @@ use im2col::{col2im, im2col};
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use products::{gram_add, product, products_through_gemm};
 use std::fmt;
-use threads::ensure_len;
 
 /// A 2-D convolution from `IN = CIN·H·W` to `OUT = COUT·OH·OW` features, with
 /// `PATCH = CIN·kh·kw` inputs per filter; see [`Conv2dGeometry`] for the sizes.

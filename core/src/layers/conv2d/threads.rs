@@ -4,6 +4,7 @@
 
 use super::{Conv2d, Conv2dGrad, Conv2dWorkspace};
 use crate::float::Float;
+use crate::layers::ensure_len;
 use crate::tensor::threads::{self, SharedSlice};
 use std::ops::Range;
 
@@ -14,14 +15,6 @@ pub(super) const GRAD_CHUNK: usize = 8;
 
 /// The fewest samples worth a thread of their own in the sample-by-sample passes.
 const MIN_SAMPLES_PER_THREAD: usize = 4;
-
-/// Makes `v` hold `len` elements; a no-op (no allocation) when it already does.
-pub(super) fn ensure_len<T: Float>(v: &mut Vec<T>, len: usize) {
-    if v.len() != len {
-        v.clear();
-        v.resize(len, T::zero());
-    }
-}
 
 impl<T: Float, const IN: usize, const OUT: usize, const PATCH: usize, const COUT: usize>
     Conv2d<T, IN, OUT, PATCH, COUT>

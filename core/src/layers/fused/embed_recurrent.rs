@@ -26,7 +26,7 @@ use crate::float::Float;
 use crate::layers::recurrent::{
     product, sum_columns, transposed, view, view_mut, Recurrent, RecurrentInput, RecurrentWeights,
 };
-use crate::layers::{Embedding, EmbeddingGrad, Layer};
+use crate::layers::{ensure_len, Embedding, EmbeddingGrad, Layer};
 use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{ensure_batch, Batch, MatRef};
 
@@ -177,11 +177,4 @@ fn scatter_add<T: Float>(
             }
         }
     });
-}
-
-/// Makes `buf` hold `len` values, reallocating only when the length changes.
-fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
-    if buf.len() != len {
-        *buf = vec![T::zero(); len];
-    }
 }

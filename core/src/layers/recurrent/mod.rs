@@ -214,7 +214,7 @@ pub use step::RecurrentCache;
 
 use crate::float::Float;
 use crate::kernels::{gates, Isa};
-use crate::layers::Layer;
+use crate::layers::{ensure_len, Layer};
 use crate::tensor::threads::{for_ranges, SharedSlice};
 use crate::tensor::{gemm, MatRef};
 use nalgebra::{Const, Dyn, MatrixView, MatrixViewMut};
@@ -409,14 +409,6 @@ fn share<T>(buf: &mut [T]) -> SharedSlice<T> {
 unsafe fn column<T>(buf: &SharedSlice<T>, rows: usize, j: usize) -> &mut [T] {
     // SAFETY: the caller's promise.
     unsafe { buf.range(j * rows..(j + 1) * rows) }
-}
-
-/// Makes `buf` hold `len` values, reallocating only when the length changes
-/// (the contents are then unspecified; callers overwrite them).
-fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
-    if buf.len() != len {
-        *buf = vec![T::zero(); len];
-    }
 }
 
 /// `v = σ(v) = 1/(1 + e^−v)` in place: f32 through the vector kernels at the
