@@ -133,7 +133,7 @@ impl<T: Float, const STEPS: usize, const V: usize, const D: usize> Embedding<T, 
             return Layer::backward(self, x, embedded, d_embedded, &mut (), embedding, dx);
         }
         let g = R::GATES * R::HIDDEN;
-        let side = rnn.backprop_to_input(dy.as_slice(), batch, ws, recurrent);
+        let side = rnn.backprop_to_input(y.as_slice(), dy.as_slice(), batch, ws, recurrent);
         ensure_len(side.by_token, g * V);
         // dG_v: the projection's gradient added up by token.
         scatter_add(x.as_slice(), side.gradient, side.by_token, g, |v| Self::id(v));

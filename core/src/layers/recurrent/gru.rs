@@ -128,7 +128,14 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Gru<T, STEPS,
     /// Backpropagation through time after [`Gru::run`] with `ws`
     /// ([`Recurrent::backprop_to_input`]): every gradient but `weight_ih`'s,
     /// and `ws.d_input`, the input side's.
-    fn backprop(&self, dy: &[T], batch: usize, ws: &mut GruWorkspace<T>, grads: &mut RecurrentWeights<T>) {
+    fn backprop(
+        &self,
+        _y: &[T],
+        dy: &[T],
+        batch: usize,
+        ws: &mut GruWorkspace<T>,
+        grads: &mut RecurrentWeights<T>,
+    ) {
         assert_eq!(ws.batch, batch, "Gru::backward needs the workspace of forward_train on this batch");
         if batch == 0 {
             grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));

@@ -54,7 +54,7 @@ pub struct LstmWorkspace<T: Float> {
     cells: Vec<T>,
     /// `tanh(c_t)`.
     tanh_cells: Vec<T>,
-    /// `h_{t−1}` in column `(b, t)` (zero at `t = 0`).
+    /// `h_{t−1}` in column `(b, t)` (zero at `t = 0`), from the output, for the backward pass.
     h_prev: Vec<T>,
     /// The loss's gradient with respect to the gates' pre-activations (`4H` rows).
     d_gates: Vec<T>,
@@ -138,19 +138,19 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
                 cell_forward(z, projection, bias, c_prev, c_now, tanh_c, h);
             });
         }
-        // For the weight gradient's one product: `h_{t−1}` in column (b, t), the
-        // output moved by one column in one copy, zero at every sample's `t = 0`.
-        let n = batch * STEPS;
-        ws.h_prev[H..n * H].copy_from_slice(&y[..(n - 1) * H]);
-        for b in 0..batch {
-            ws.h_prev[col(STEPS, b, 0) * H..(col(STEPS, b, 0) + 1) * H].fill(T::zero());
-        }
     }
 
     /// Backpropagation through time after [`Lstm::run`] with `ws`
     /// ([`Recurrent::backprop_to_input`]): every gradient but `weight_ih`'s,
     /// and `ws.d_gates`, the input projection's.
-    fn backprop(&self, dy: &[T], batch: usize, ws: &mut LstmWorkspace<T>, grads: &mut RecurrentWeights<T>) {
+    fn backprop(
+        &self,
+        y: &[T],
+        dy: &[T],
+        batch: usize,
+        ws: &mut LstmWorkspace<T>,
+        grads: &mut RecurrentWeights<T>,
+    ) {
         assert_eq!(ws.batch, batch, "Lstm::backward needs the workspace of forward_train on this batch");
         if batch == 0 {
             grads.tensors_mut().into_iter().for_each(|t| t.fill(T::zero()));
@@ -189,6 +189,12 @@ impl<T: Float, const STEPS: usize, const F: usize, const H: usize> Lstm<T, STEPS
             });
         }
 
+        // For the weight gradient's one product: `h_{t−1}` in column (b, t), the
+        // output `y` moved by one column in one copy, zero at every sample's `t = 0`.
+        ws.h_prev[H..n * H].copy_from_slice(&y[..(n - 1) * H]);
+        for b in 0..batch {
+            ws.h_prev[col(STEPS, b, 0) * H..(col(STEPS, b, 0) + 1) * H].fill(T::zero());
+        }
         // Every step of every sample at once: dW_hh = H_prev · dGᵀ (dW_ih, dX and
         // both biases come from dG on the input side: `Layer::backward`, or a fused pass).
         let (d_gates, h_prev) = (view(&ws.d_gates, g, n, g), view(&ws.h_prev, H, n, H));

@@ -87,7 +87,7 @@ macro_rules! recurrent_impls {
             fn backward(
                 &self,
                 x: &Batch<T, IN>,
-                _y: &Batch<T, OUT>,
+                y: &Batch<T, OUT>,
                 dy: &Batch<T, OUT>,
                 ws: &mut $workspace<T>,
                 grads: &mut RecurrentWeights<T>,
@@ -104,8 +104,14 @@ macro_rules! recurrent_impls {
                     crate::tensor::ensure_batch(dx, batch);
                     dx.as_mut_slice()
                 });
-                let side =
-                    <Self as Recurrent<T, IN, OUT>>::backprop_to_input(self, dy.as_slice(), batch, ws, grads);
+                let side = <Self as Recurrent<T, IN, OUT>>::backprop_to_input(
+                    self,
+                    y.as_slice(),
+                    dy.as_slice(),
+                    batch,
+                    ws,
+                    grads,
+                );
                 let n = batch * STEPS;
                 input_gradients(&self.weights, x.as_slice(), F, n, side.gradient, grads, dx);
                 Self::shared_bias_gradient(grads)
@@ -141,12 +147,13 @@ macro_rules! recurrent_impls {
 
             fn backprop_to_input<'w>(
                 &self,
+                y: &[T],
                 dy: &[T],
                 batch: usize,
                 ws: &'w mut $workspace<T>,
                 grads: &mut RecurrentWeights<T>,
             ) -> InputSide<'w, T> {
-                self.backprop(dy, batch, ws, grads);
+                self.backprop(y, dy, batch, ws, grads);
                 ws.input_side()
             }
 
@@ -250,7 +257,7 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
     /// `input` says ([`Recurrent::prepare`]): `y` is `H × (B·STEPS)` (the module docs).
     fn recur(&self, y: &mut [T], batch: usize, ws: &mut Self::Workspace, input: RecurrentInput<'_>);
 
-    /// Backpropagation through time after [`Recurrent::recur`] on `ws`, down to
+    /// Backpropagation through time after [`Recurrent::recur`] on `ws` gave `y`, down to
     /// the input projection: the input side's `gradient`, the loss's gradient
     /// with respect to the projection, and `grads`' `weight_hh` (and the GRU's
     /// `bias_hh`). What comes from the input side's gradient is left to the
@@ -258,6 +265,7 @@ pub trait Recurrent<T: Float, const IN: usize, const OUT: usize>:
     /// [`Recurrent::complete_bias_gradients`].
     fn backprop_to_input<'w>(
         &self,
+        y: &[T],
         dy: &[T],
         batch: usize,
         ws: &'w mut Self::Workspace,
